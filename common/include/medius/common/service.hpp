@@ -1,0 +1,72 @@
+// What every Medius service has in common: the settings block of its config file,
+// the gRPC server (with grpc.health.v1 and reflection), and orderly shutdown on
+// SIGTERM/SIGINT (health NOT_SERVING first, in-flight work finishes, bounded).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "medius/common/config.hpp"
+#include "medius/common/logging.hpp"
+
+namespace grpc {
+class Server;
+class Service;
+}  // namespace grpc
+
+namespace medius {
+
+struct ServiceSettings {
+  // gRPC listen address, "host:port". Env MEDIUS_GRPC_LISTEN.
+  std::string grpcListen;
+  // Prometheus /metrics listen address. Env MEDIUS_METRICS_LISTEN.
+  std::string metricsListen;
+  // Longest wait for in-flight work at shutdown, milliseconds. Env MEDIUS_SHUTDOWN_TIMEOUT_MS.
+  std::int64_t shutdownTimeoutMs = 5000;
+  // Logging (level env MEDIUS_LOG_LEVEL, format env MEDIUS_LOG_FORMAT).
+  log::Settings log;
+};
+
+// Reads the "service" block of a config root:
+//   "service": {"grpc_listen": "...", "metrics_listen": "...", "shutdown_timeout_ms": 5000,
+//               "log": {"level": "info", "format": "text", "levels": {"sip": "debug"}}}
+ServiceSettings readServiceSettings(config::Object& root, const std::string& defaultGrpc,
+                                    const std::string& defaultMetrics);
+
+class GrpcServer {
+ public:
+  // Starts serving `services` (not owned; they must outlive the server) on `listen`.
+  // `healthNames` are the fully qualified service names reported SERVING.
+  // Throws std::runtime_error when the address cannot be bound.
+  GrpcServer(const std::string& listen, const std::vector<grpc::Service*>& services,
+             std::vector<std::string> healthNames);
+  ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  int port() const { return port_; }
+  // Overall and per-service health.
+  void setServing(bool serving);
+  // Health NOT_SERVING, stop accepting calls, let in-flight calls finish until `grace`
+  // has passed, then cancel the rest. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> healthNames_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts
+// afterwards; create it first thing in main. wait() returns the next of them.
+class ShutdownSignals {
+ public:
+  ShutdownSignals();
+  int wait();
+};
+
+}  // namespace medius
