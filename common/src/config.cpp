@@ -101,6 +101,13 @@ Document Document::parse(std::string_view text, std::string name) {
     std::string problem = pos == std::string::npos ? what : what.substr(pos);
     throw ConfigError(doc.file_, "line " + std::to_string(line) + ", column " + std::to_string(col),
                       "invalid JSON: " + problem);
+  } catch (const json::exception& e) {
+    // Not a syntax error but still unusable, e.g. "number overflow parsing '1e900'" (found by
+    // fuzz/config_fuzz; regression seed fuzz/corpus/config_fuzz/number-overflow.json).
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    throw ConfigError(doc.file_, "", "invalid JSON: " +
+                                         (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
   if (!doc.impl_->value.is_object()) {
     throw ConfigError(doc.file_, "$", "expected an object at the top level, got " +
