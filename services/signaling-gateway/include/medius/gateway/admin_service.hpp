@@ -1,0 +1,49 @@
+// medius.v1.GatewayAdmin: what this gateway is doing, for medctl and orchestration.
+//
+// GetInfo reports identity, listeners, draining and pending REGISTERs (from atomics in
+// GatewayState, never from Sofia objects). ListCalls and ListTrunkStatus are empty until
+// calls (INVITE) and trunk probing exist. Drain marks the gateway draining and turns its
+// health NOT_SERVING so the load balancer sends new traffic elsewhere; REGISTERs still
+// arriving are still relayed (they hold no state here, refusing them would only make
+// clients fail over later than the load balancer does).
+//
+// Thread: gRPC threads.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "medius/gateway/gateway.hpp"
+#include "medius/v1/gateway.grpc.pb.h"
+
+namespace medius::gateway {
+
+class GatewayAdminService final : public v1::GatewayAdmin::Service {
+ public:
+  GatewayAdminService(std::string gatewayId, GatewayState& state);
+
+  // Called by Drain (once per Drain call) to turn health NOT_SERVING. Set before serving.
+  void setOnDrain(std::function<void()> onDrain);
+
+  grpc::Status GetInfo(grpc::ServerContext* ctx, const v1::GetInfoRequest* request,
+                       v1::GatewayInfo* response) override;
+  grpc::Status ListCalls(grpc::ServerContext* ctx, const v1::ListCallsRequest* request,
+                         v1::ListCallsResponse* response) override;
+  grpc::Status ListTrunkStatus(grpc::ServerContext* ctx,
+                               const v1::ListTrunkStatusRequest* request,
+                               v1::ListTrunkStatusResponse* response) override;
+  grpc::Status Drain(grpc::ServerContext* ctx, const v1::GatewayDrainRequest* request,
+                     v1::GatewayDrainResponse* response) override;
+
+ private:
+  std::string gatewayId_;
+  GatewayState& state_;
+  std::mutex mutex_;
+  std::function<void()> onDrain_;  // guarded by mutex_
+};
+
+// The version string reported by GetInfo.
+std::string gatewayVersion();
+
+}  // namespace medius::gateway

@@ -1,0 +1,46 @@
+// The gateway's configuration (gateway.json), read once at start-up, then immutable.
+//
+// Keys (defaults; environment override):
+//   service            common block (grpc_listen 127.0.0.1:50054, metrics_listen 127.0.0.1:9104,
+//                      shutdown_timeout_ms, log), see medius/common/service.hpp
+//   gateway_id         "gw1"; MEDIUS_GATEWAY_ID. Identifies this replica to the registrar.
+//   domain             required. Realm of the Authorization header relayed to the registrar.
+//   internal.listen    ["sip:127.0.0.1:5062"]; MEDIUS_INTERNAL_LISTEN (comma-separated URLs).
+//   trunk.listen       ["sip:127.0.0.1:5060"]; MEDIUS_TRUNK_LISTEN (comma-separated URLs).
+//                      A sip: URL opens UDP and TCP; ";transport=udp" narrows it.
+//   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
+//   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
+//   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
+//   user_agent         "Medius/0.1": Server header of every response.
+//
+// Thread: plain values, read-only after loading.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "medius/common/config.hpp"
+#include "medius/common/service.hpp"
+
+namespace medius::gateway {
+
+struct GatewayConfig {
+  ServiceSettings service;
+  std::string gatewayId = "gw1";
+  std::string domain;
+  std::vector<std::string> internalListen{"sip:127.0.0.1:5062"};
+  std::vector<std::string> trunkListen{"sip:127.0.0.1:5060"};
+  std::string registrarAddress = "127.0.0.1:50051";
+  std::int64_t registrarTimeoutMs = 2000;
+  std::int64_t retryAfterSeconds = 5;
+  std::string userAgent = "Medius/0.1";
+};
+
+// Reads and validates a document; throws config::ConfigError naming file and path.
+GatewayConfig loadConfig(const config::Document& doc);
+
+// True for a SIP URL Sofia can bind ("sip:host[:port][;params]"); used by loadConfig.
+bool isListenUrl(const std::string& url);
+
+}  // namespace medius::gateway

@@ -1,0 +1,99 @@
+// Gateway: the SIP front end. Owns the nta agent with the internal-side and trunk-side
+// listeners and answers every request received on them:
+//   REGISTER (internal)  validated, relayed to the registrar (async gRPC), answered later
+//   REGISTER (trunk)     403
+//   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
+//   ACK                  never answered
+//   in-dialog requests   481 (no dialogs exist yet), unmatched CANCEL 481
+//   anything else        501 with Allow (INVITE comes in a later issue)
+//
+// Life of a REGISTER: onRequest (leg callback, loop) -> buildRegisterRequest ->
+// RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post -> completeRegister
+// (loop) -> registerReply -> nta_incoming_treply.
+//
+// Thread: construct, use and destroy on the SipLoop thread only (SipLoop::invoke). The
+// few values other threads read are in GatewayState (atomics).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <sofia-sip/nta.h>
+
+#include "medius/gateway/config.hpp"
+#include "medius/gateway/metrics.hpp"
+#include "medius/gateway/register_request.hpp"
+#include "medius/gateway/registrar_client.hpp"
+#include "medius/gateway/sip_loop.hpp"
+#include "medius/v1/common.pb.h"
+
+namespace medius::gateway {
+
+// What the admin service may read from any thread.
+struct GatewayState {
+  std::atomic<bool> draining{false};
+  std::atomic<std::uint32_t> pendingRegisters{0};
+  // Set once by Gateway's constructor, before the admin server starts; read-only after.
+  std::vector<v1::SocketAddress> listeners;
+};
+
+class Gateway {
+ public:
+  // Binds every listener. Throws std::runtime_error naming the URL on a bind failure.
+  // All references must outlive the Gateway.
+  Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& registrar,
+          GatewayMetrics& metrics, GatewayState& state);
+  // Answers pending REGISTERs with 503, destroys the agent.
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Stop taking new work: new REGISTERs get 503 with Retry-After.
+  void stopAccepting();
+  std::size_t pendingRegisters() const { return pending_.size(); }
+  // Answers every pending REGISTER with 503 now.
+  void failPending();
+
+  // The bound port of the first listener of a side ("udp"), for tests using port 0.
+  std::uint16_t boundPort(Side side) const;
+
+ private:
+  struct Pending {
+    nta_incoming_t* irq;
+    Side side;
+  };
+
+  static int legCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
+                         const sip_t* sip) noexcept;
+  int onRequest(nta_incoming_t* irq, const sip_t* sip);
+  int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
+  void completeRegister(std::uint64_t id, const grpc::Status& status,
+                        const v1::RegisterResponse& response);
+  // Sends `reply` (plus Server) on `irq`, counts it. Does not destroy irq.
+  void respond(nta_incoming_t* irq, Method method, Side side, const SipReply& reply);
+  Side sideOf(nta_incoming_t* irq) const;
+  RequestSource sourceOf(nta_incoming_t* irq) const;
+  SipReply optionsReply(Side side) const;
+  SipReply notImplementedReply(Side side) const;
+  std::string allowFor(Side side) const;
+
+  SipLoop& loop_;
+  const GatewayConfig& config_;
+  RegistrarClient& registrar_;
+  GatewayMetrics& metrics_;
+  GatewayState& state_;
+  nta_agent_t* agent_ = nullptr;  // owned; destroyed after leg_
+  nta_leg_t* leg_ = nullptr;      // owned default leg (NTATAG_NO_DIALOG)
+  bool accepting_ = true;
+  std::uint64_t nextId_ = 1;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after
+  // the Gateway is gone finds it expired (checked and used on the loop thread only).
+  std::shared_ptr<Gateway*> self_;
+};
+
+}  // namespace medius::gateway

@@ -1,0 +1,70 @@
+// Every metric of the gateway, declared once and passed by reference (docs/metrics.md):
+//   medius_gateway_sip_requests_total{method,side}              requests received
+//   medius_gateway_sip_responses_total{method,code_class,side}  responses WE sent
+//   medius_gateway_grpc_client_seconds{service,method}          gRPC client latency
+//   medius_gateway_grpc_client_errors_total{service,method,code} gRPC client failures
+//   medius_gateway_register_pending                             REGISTERs awaiting the registrar
+// Labels are bounded: methods outside the known list are "other", sides are
+// "internal"/"trunk", codes are gRPC code names.
+//
+// Thread: the SIP counters are cached lazily without locks and are used on the SIP loop
+// only; the gRPC metrics are safe from any thread.
+#pragma once
+
+#include <array>
+#include <mutex>
+#include <string_view>
+
+#include <grpcpp/support/status.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace medius::gateway {
+
+enum class Side { Internal = 0, Trunk = 1 };
+std::string_view sideName(Side side);
+
+// Methods that get their own label value; everything else is "other".
+enum class Method {
+  Register, Options, Invite, Ack, Bye, Cancel, Subscribe, Notify, Message, Refer, Info,
+  Update, Prack, Publish, Other
+};
+inline constexpr std::size_t kMethodCount = 15;
+std::string_view methodLabel(Method method);
+// Case-sensitive, as SIP method names are (RFC 3261 7.1).
+Method methodFromName(std::string_view name);
+
+class GatewayMetrics {
+ public:
+  explicit GatewayMetrics(prometheus::Registry& registry);
+  GatewayMetrics(const GatewayMetrics&) = delete;
+  GatewayMetrics& operator=(const GatewayMetrics&) = delete;
+
+  // SIP loop only.
+  void countRequest(Method method, Side side);
+  void countResponse(Method method, int status, Side side);
+
+  // Any thread.
+  prometheus::Histogram& registrarRegisterSeconds() { return registerSeconds_; }
+  void countGrpcError(std::string_view service, std::string_view method, grpc::StatusCode code);
+  prometheus::Gauge& registerPending() { return registerPending_; }
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Counter>& responses_;
+  prometheus::Family<prometheus::Histogram>& grpcSeconds_;
+  prometheus::Family<prometheus::Counter>& grpcErrors_;
+  prometheus::Gauge& registerPending_;
+  prometheus::Histogram& registerSeconds_;
+  std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
+  std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
+  std::mutex errorMutex_;
+};
+
+// "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).
+std::string_view grpcCodeName(grpc::StatusCode code);
+
+}  // namespace medius::gateway

@@ -1,0 +1,57 @@
+// The gateway's view of the registrar: one asynchronous Register call.
+//
+// RegistrarClient is the seam tests may fake; GrpcRegistrarClient is the real one
+// (gRPC callback API, a deadline on every call, latency and error metrics).
+//
+// Thread: registerAsync() may be called from any thread; `done` runs on a gRPC thread
+// (never on the caller's stack), exactly once. The caller posts its result back to the
+// SIP loop.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "medius/gateway/metrics.hpp"
+#include "medius/v1/registrar.grpc.pb.h"
+
+namespace medius::gateway {
+
+class RegistrarClient {
+ public:
+  using RegisterDone = std::function<void(const grpc::Status&, v1::RegisterResponse)>;
+  virtual ~RegistrarClient() = default;
+  virtual void registerAsync(v1::RegisterRequest request, RegisterDone done) = 0;
+};
+
+class GrpcRegistrarClient final : public RegistrarClient {
+ public:
+  // `metrics` must outlive this client. The channel connects lazily.
+  GrpcRegistrarClient(const std::string& address, std::chrono::milliseconds timeout,
+                      GatewayMetrics& metrics);
+  // Cancels calls still in flight and waits for their callbacks (they run `done` with
+  // CANCELLED).
+  ~GrpcRegistrarClient() override;
+
+  void registerAsync(v1::RegisterRequest request, RegisterDone done) override;
+
+ private:
+  struct Call;
+  void finish(Call* call, const grpc::Status& status);
+
+  std::unique_ptr<v1::Registrar::Stub> stub_;
+  std::chrono::milliseconds timeout_;
+  GatewayMetrics& metrics_;
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::set<Call*> inFlight_;  // guarded by mutex_
+};
+
+}  // namespace medius::gateway

@@ -1,0 +1,97 @@
+// signaling-gateway: flags, config, objects, run, orderly shutdown. Logic is in
+// medius_gateway (see include/medius/gateway/gateway.hpp for the life of a REGISTER).
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "medius/common/config.hpp"
+#include "medius/common/logging.hpp"
+#include "medius/common/metrics.hpp"
+#include "medius/common/service.hpp"
+#include "medius/gateway/admin_service.hpp"
+#include "medius/gateway/config.hpp"
+#include "medius/gateway/gateway.hpp"
+#include "medius/gateway/metrics.hpp"
+#include "medius/gateway/registrar_client.hpp"
+#include "medius/gateway/sip_loop.hpp"
+
+using namespace medius;
+using namespace medius::gateway;
+
+int main(int argc, char** argv) {
+  ShutdownSignals signals;  // first: every thread started later inherits the mask
+
+  CLI::App app{"Medius signaling gateway"};
+  std::string configFile;
+  app.add_option("--config", configFile, "gateway.json")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  GatewayConfig cfg;
+  try {
+    cfg = loadConfig(config::Document::load(configFile));
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "config error: %s\n", e.what());
+    return 2;
+  }
+  log::init("signaling-gateway", cfg.service.log);
+  auto logger = log::get("main");
+  logger->info("gateway {} domain {} registrar {} (timeout {} ms), user agent \"{}\"",
+               cfg.gatewayId, cfg.domain, cfg.registrarAddress, cfg.registrarTimeoutMs,
+               cfg.userAgent);
+
+  try {
+    metrics::MetricsServer metricsServer(cfg.service.metricsListen);
+    GatewayMetrics gatewayMetrics(metricsServer.registry());
+    GatewayState state;
+
+    // Destruction order matters: the gateway (on the loop) first, then the registrar
+    // client (cancels and waits for its calls, whose completions post to the loop),
+    // then the loop.
+    SipLoop loop;
+    auto registrar = std::make_unique<GrpcRegistrarClient>(
+        cfg.registrarAddress, std::chrono::milliseconds(cfg.registrarTimeoutMs), gatewayMetrics);
+    std::unique_ptr<Gateway> gateway;
+    try {
+      loop.invoke([&] {
+        gateway = std::make_unique<Gateway>(loop, cfg, *registrar, gatewayMetrics, state);
+      });
+    } catch (const std::exception& e) {
+      logger->critical("{}", e.what());
+      return 1;
+    }
+
+    GatewayAdminService admin(cfg.gatewayId, state);
+    GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"});
+    admin.setOnDrain([&grpcServer] { grpcServer.setServing(false); });
+    logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
+                 metricsServer.port());
+
+    int sig = signals.wait();
+    logger->info("signal {}: shutting down", sig);
+    grpcServer.setServing(false);
+    loop.invoke([&] { gateway->stopAccepting(); });
+    // In-flight REGISTERs finish (their gRPC deadline bounds them), up to the timeout.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(cfg.service.shutdownTimeoutMs);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::size_t pending = 0;
+      loop.invoke([&] { pending = gateway->pendingRegisters(); });
+      if (pending == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    loop.invoke([&] { gateway.reset(); });  // answers what is left with 503
+    grpcServer.shutdown(std::chrono::milliseconds(cfg.service.shutdownTimeoutMs));
+    registrar.reset();
+    loop.stop();
+    logger->info("stopped");
+  } catch (const std::exception& e) {
+    logger->critical("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

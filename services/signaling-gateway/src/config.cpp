@@ -1,0 +1,110 @@
+#include "medius/gateway/config.hpp"
+
+#include <cstdlib>
+
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
+
+namespace medius::gateway {
+
+namespace {
+
+std::vector<std::string> splitComma(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    auto first = item.find_first_not_of(" \t");
+    auto last = item.find_last_not_of(" \t");
+    if (first != std::string::npos) out.push_back(item.substr(first, last - first + 1));
+    start = end + 1;
+  }
+  return out;
+}
+
+// "listen": [...] of a side block, with a comma-separated env override.
+std::vector<std::string> readListen(config::Object& root, const char* side,
+                                    std::vector<std::string> fallback, const char* env) {
+  std::vector<std::string> urls = std::move(fallback);
+  if (auto block = root.optionalObject(side)) {
+    urls = block->strings("listen", urls);
+    if (const char* value = std::getenv(env); value && *value) {
+      urls = splitComma(value);
+      if (urls.empty()) throw config::ConfigError(std::string("environment variable ") + env, "",
+                                                  "no listen URL");
+      for (const auto& url : urls) {
+        if (!isListenUrl(url)) {
+          throw config::ConfigError(std::string("environment variable ") + env, "",
+                                    "\"" + url + "\" is not a sip: URL with a host");
+        }
+      }
+      block->finish();
+      return urls;
+    }
+    if (urls.empty()) block->fail("listen", "at least one URL is required");
+    for (const auto& url : urls) {
+      if (!isListenUrl(url)) {
+        block->fail("listen", "\"" + url + "\" is not a sip: URL with a host");
+      }
+    }
+    block->finish();
+    return urls;
+  }
+  if (const char* value = std::getenv(env); value && *value) {
+    urls = splitComma(value);
+    for (const auto& url : urls) {
+      if (!isListenUrl(url)) {
+        throw config::ConfigError(std::string("environment variable ") + env, "",
+                                  "\"" + url + "\" is not a sip: URL with a host");
+      }
+    }
+  }
+  return urls;
+}
+
+}  // namespace
+
+bool isListenUrl(const std::string& url) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  url_t* parsed = url_make(home, url.c_str());
+  // TLS (sips:) needs certificate handling that comes in a later issue.
+  bool ok = parsed && parsed->url_type == url_sip && parsed->url_host && *parsed->url_host &&
+            !parsed->url_user;
+  su_home_deinit(home);
+  return ok;
+}
+
+GatewayConfig loadConfig(const config::Document& doc) {
+  GatewayConfig c;
+  config::Object root = doc.root();
+  c.service = readServiceSettings(root, "127.0.0.1:50054", "127.0.0.1:9104");
+  c.gatewayId = root.string("gateway_id", "gw1", "MEDIUS_GATEWAY_ID");
+  if (c.gatewayId.empty()) root.fail("gateway_id", "must not be empty");
+  c.domain = root.requireString("domain");
+  if (c.domain.empty()) root.fail("domain", "must not be empty");
+  c.internalListen = readListen(root, "internal", c.internalListen, "MEDIUS_INTERNAL_LISTEN");
+  c.trunkListen = readListen(root, "trunk", c.trunkListen, "MEDIUS_TRUNK_LISTEN");
+  if (auto registrar = root.optionalObject("registrar")) {
+    c.registrarAddress = registrar->string("address", c.registrarAddress, "MEDIUS_REGISTRAR_ADDRESS");
+    try {
+      config::parseHostPort(c.registrarAddress);
+    } catch (const std::invalid_argument& e) {
+      registrar->fail("address", e.what());
+    }
+    c.registrarTimeoutMs = registrar->integer("timeout_ms", 2000, 1, 60000);
+    registrar->finish();
+  } else if (const char* value = std::getenv("MEDIUS_REGISTRAR_ADDRESS"); value && *value) {
+    c.registrarAddress = value;
+  }
+  c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
+  c.userAgent = root.string("user_agent", "Medius/0.1");
+  for (char ch : c.userAgent) {
+    if (ch == '\r' || ch == '\n') root.fail("user_agent", "must be one line");
+  }
+  root.finish();
+  return c;
+}
+
+}  // namespace medius::gateway

@@ -1,0 +1,336 @@
+#include "medius/gateway/gateway.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_tag.h>
+#include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
+
+#include "medius/common/logging.hpp"
+
+namespace medius::gateway {
+
+namespace {
+
+constexpr const char* kInternal = "internal";
+constexpr const char* kTrunk = "trunk";
+
+v1::Transport transportOf(const char* proto) {
+  if (!proto) return v1::TRANSPORT_UNSPECIFIED;
+  if (strcasecmp(proto, "udp") == 0) return v1::TRANSPORT_UDP;
+  if (strcasecmp(proto, "tcp") == 0) return v1::TRANSPORT_TCP;
+  if (strcasecmp(proto, "tls") == 0) return v1::TRANSPORT_TLS;
+  if (strcasecmp(proto, "ws") == 0) return v1::TRANSPORT_WS;
+  if (strcasecmp(proto, "wss") == 0) return v1::TRANSPORT_WSS;
+  return v1::TRANSPORT_UNSPECIFIED;
+}
+
+std::string errnoText() { return std::strerror(errno); }
+
+}  // namespace
+
+Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& registrar,
+                 GatewayMetrics& metrics, GatewayState& state)
+    : loop_(loop),
+      config_(config),
+      registrar_(registrar),
+      metrics_(metrics),
+      state_(state),
+      self_(std::make_shared<Gateway*>(this)) {
+  assert(loop_.isLoopThread());
+  redirectSofiaLogs();
+  const std::string& first = config_.internalListen.at(0);
+  // NTATAG_SERVER_RPORT(2): answer to the source address and port of every request, as
+  // if it had asked for rport (RFC 3581). Internal clients sit behind NATs and the load
+  // balancer; the sent-by port in their Via is often unreachable. nta already does this
+  // on TCP. The default (1) would only do it for clients that asked.
+  // NTATAG_BAD_REQ_MASK(0): requests with unparsable headers reach us instead of getting
+  // nta's stateless "400 Bad X Header" (no Server header, not counted). Fatal errors and
+  // missing essential headers (sip_sanity_check) are still answered by nta.
+  agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), nullptr, nullptr,
+                            TPTAG_IDENT(kInternal), NTATAG_SERVER_RPORT(2),
+                            NTATAG_BAD_REQ_MASK(0), TAG_END());
+  if (!agent_) {
+    throw std::runtime_error("cannot listen on " + first + " (internal side): " + errnoText());
+  }
+  auto addTport = [this](const std::string& url, const char* ident) {
+    if (nta_agent_add_tport(agent_, URL_STRING_MAKE(url.c_str()), TPTAG_IDENT(ident),
+                            TAG_END()) < 0) {
+      std::string why = errnoText();
+      nta_agent_destroy(agent_);
+      agent_ = nullptr;
+      throw std::runtime_error("cannot listen on " + url + " (" + ident + " side): " + why);
+    }
+  };
+  for (std::size_t i = 1; i < config_.internalListen.size(); ++i) {
+    addTport(config_.internalListen[i], kInternal);
+  }
+  for (const auto& url : config_.trunkListen) addTport(url, kTrunk);
+
+  // A default leg without a dialog: every request that matches no transaction becomes a
+  // server transaction (nta_incoming_t) delivered to legCallback.
+  leg_ = nta_leg_tcreate(agent_, &Gateway::legCallback,
+                         reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
+                         TAG_END());
+  if (!leg_) {
+    nta_agent_destroy(agent_);
+    agent_ = nullptr;
+    throw std::runtime_error("cannot create the default nta leg");
+  }
+
+  state_.listeners.clear();
+  for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
+    const tp_name_t* name = tport_name(tp);
+    v1::SocketAddress address;
+    address.set_host(name->tpn_host ? name->tpn_host : "");
+    address.set_port(static_cast<std::uint32_t>(name->tpn_port ? std::atoi(name->tpn_port) : 0));
+    address.set_transport(transportOf(name->tpn_proto));
+    state_.listeners.push_back(address);
+    log::get("sip")->info("listening on {}:{}/{} ({} side)", address.host(), address.port(),
+                          name->tpn_proto ? name->tpn_proto : "?",
+                          name->tpn_ident ? name->tpn_ident : "?");
+  }
+}
+
+Gateway::~Gateway() {
+  assert(loop_.isLoopThread());
+  failPending();
+  self_.reset();
+  if (leg_) nta_leg_destroy(leg_);
+  // Destroying the agent drops transactions still retransmitting; it must come after
+  // the leg and before the root.
+  if (agent_) nta_agent_destroy(agent_);
+}
+
+void Gateway::stopAccepting() {
+  assert(loop_.isLoopThread());
+  accepting_ = false;
+}
+
+std::uint16_t Gateway::boundPort(Side side) const {
+  const char* ident = side == Side::Internal ? kInternal : kTrunk;
+  for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
+    const tp_name_t* name = tport_name(tp);
+    if (name->tpn_ident && std::strcmp(name->tpn_ident, ident) == 0 && name->tpn_port) {
+      return static_cast<std::uint16_t>(std::atoi(name->tpn_port));
+    }
+  }
+  return 0;
+}
+
+int Gateway::legCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                         const sip_t* sip) noexcept {
+  auto* self = reinterpret_cast<Gateway*>(magic);
+  try {
+    return self->onRequest(irq, sip);
+  } catch (const std::exception& e) {
+    log::get("sip")->error("request handling failed: {}", e.what());
+  } catch (...) {
+    log::get("sip")->error("request handling failed");
+  }
+  // Let nta answer 500 (it does so for a returned status when nothing was sent yet).
+  return 500;
+}
+
+Side Gateway::sideOf(nta_incoming_t* irq) const {
+  tport_t* tp = nta_incoming_transport(agent_, irq, nullptr);
+  if (!tp) {
+    // ACK transactions keep no transport: ask the transport that delivers the message.
+    msg_t* msg = nta_incoming_getrequest(irq);
+    tp = nta_incoming_transport(agent_, nullptr, msg);
+    msg_destroy(msg);
+  }
+  Side side = Side::Internal;
+  if (tp) {
+    const tp_name_t* name = tport_name(tp);
+    if (name && name->tpn_ident && std::strcmp(name->tpn_ident, kTrunk) == 0) side = Side::Trunk;
+    tport_unref(tp);
+  }
+  return side;
+}
+
+RequestSource Gateway::sourceOf(nta_incoming_t* irq) const {
+  RequestSource source;
+  msg_t* msg = nta_incoming_getrequest(irq);
+  if (!msg) return source;
+  if (su_addrinfo_t* ai = msg_addrinfo(msg); ai && ai->ai_addr) {
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ai->ai_addr->sa_family == AF_INET) {
+      sockaddr_in sin{};
+      std::memcpy(&sin, ai->ai_addr, sizeof sin);
+      inet_ntop(AF_INET, &sin.sin_addr, host, sizeof host);
+      source.port = ntohs(sin.sin_port);
+    } else if (ai->ai_addr->sa_family == AF_INET6) {
+      sockaddr_in6 sin6{};
+      std::memcpy(&sin6, ai->ai_addr, sizeof sin6);
+      inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof host);
+      source.port = ntohs(sin6.sin6_port);
+    }
+    source.host = host;
+    source.transport = ai->ai_protocol == IPPROTO_TCP ? v1::TRANSPORT_TCP : v1::TRANSPORT_UDP;
+  }
+  if (tport_t* tp = nta_incoming_transport(agent_, irq, nullptr)) {
+    if (const tp_name_t* name = tport_name(tp); name && name->tpn_proto) {
+      v1::Transport t = transportOf(name->tpn_proto);
+      if (t != v1::TRANSPORT_UNSPECIFIED) source.transport = t;
+    }
+    tport_unref(tp);
+  }
+  msg_destroy(msg);
+  return source;
+}
+
+std::string Gateway::allowFor(Side side) const {
+  // INVITE, ACK, CANCEL and BYE join when calls are implemented.
+  return side == Side::Internal ? "REGISTER, OPTIONS" : "OPTIONS";
+}
+
+SipReply Gateway::optionsReply(Side side) const {
+  SipReply r;
+  r.status = 200;
+  r.phrase = "OK";
+  r.headers = {{"Allow", allowFor(side)},
+               {"Accept", "application/sdp"},
+               {"Accept-Language", "en"},
+               {"Supported", "path"}};
+  return r;
+}
+
+SipReply Gateway::notImplementedReply(Side side) const {
+  SipReply r;
+  r.status = 501;
+  r.phrase = "Not Implemented";
+  r.headers = {{"Allow", allowFor(side)}};
+  return r;
+}
+
+void Gateway::respond(nta_incoming_t* irq, Method method, Side side, const SipReply& reply) {
+  std::string extra = reply.headerText();
+  int rc = nta_incoming_treply(irq, reply.status, reply.phrase.c_str(),
+                               SIPTAG_SERVER_STR(config_.userAgent.c_str()),
+                               TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())),
+                               TAG_END());
+  if (rc < 0) {
+    log::get("sip")->warn("could not send {} to {}", reply.status, methodLabel(method));
+    return;
+  }
+  metrics_.countResponse(method, reply.status, side);
+}
+
+int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
+  const sip_request_t* rq = sip->sip_request;
+  Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
+  Side side = sideOf(irq);
+  metrics_.countRequest(method, side);
+  log::get("sip")->debug("{} from the {} side, Call-ID {}", rq->rq_method_name, sideName(side),
+                         sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+
+  if (rq->rq_method == sip_method_ack) {
+    // Never answered. An ACK transaction is already terminated: destroying it here
+    // frees it when the callback returns (nta leg_recv).
+    nta_incoming_destroy(irq);
+    return 0;
+  }
+  if (auto bad = headerErrorReply(sip)) {
+    respond(irq, method, side, *bad);
+    return bad->status;
+  }
+  if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
+
+  SipReply reply;
+  bool inDialog = sip->sip_to && sip->sip_to->a_tag;
+  if (inDialog || rq->rq_method == sip_method_cancel || rq->rq_method == sip_method_bye) {
+    // RFC 3261 12.2.2: no dialog exists here yet (a CANCEL that matched a transaction
+    // never reaches this leg).
+    reply.status = 481;
+    reply.phrase = "Call/Transaction Does Not Exist";
+  } else if (rq->rq_method == sip_method_options) {
+    reply = optionsReply(side);
+  } else {
+    reply = notImplementedReply(side);
+  }
+  respond(irq, method, side, reply);
+  // A final status returned to nta destroys the transaction after our reply.
+  return reply.status;
+}
+
+int Gateway::onRegister(nta_incoming_t* irq, const sip_t* sip, Side side) {
+  SipReply reply;
+  if (side == Side::Trunk) {
+    reply.status = 403;
+    reply.phrase = "Registration not accepted on the trunk side";
+  } else if (!accepting_) {
+    reply.status = 503;
+    reply.phrase = "Shutting Down";
+    reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
+  } else {
+    RegisterContext ctx{sourceOf(irq), config_.gatewayId, config_.domain};
+    auto parsed = buildRegisterRequest(sip, ctx);
+    if (auto* rejection = std::get_if<SipReply>(&parsed)) {
+      log::get("sip")->info("REGISTER rejected: {} {}", rejection->status, rejection->phrase);
+      reply = std::move(*rejection);
+    } else {
+      auto& request = std::get<v1::RegisterRequest>(parsed);
+      std::uint64_t id = nextId_++;
+      pending_.emplace(id, Pending{irq, side});
+      state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
+      metrics_.registerPending().Increment();
+      log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
+      std::weak_ptr<Gateway*> weak = self_;
+      SipLoop* loop = &loop_;
+      registrar_.registerAsync(
+          std::move(request),
+          [weak, loop, id](const grpc::Status& status, v1::RegisterResponse response) {
+            // gRPC thread: only hand the result over; a stopped loop drops it.
+            loop->post([weak, id, status, response = std::move(response)] {
+              if (auto self = weak.lock()) (*self)->completeRegister(id, status, response);
+            });
+          });
+      return 0;  // answered in completeRegister
+    }
+  }
+  respond(irq, Method::Register, side, reply);
+  return reply.status;
+}
+
+void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
+                               const v1::RegisterResponse& response) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // answered already (shutdown)
+  Pending p = it->second;
+  pending_.erase(it);
+  state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
+  metrics_.registerPending().Decrement();
+  SipReply reply = status.ok() ? registerReply(response, std::time(nullptr))
+                               : registrarFailureReply(status, config_.retryAfterSeconds);
+  respond(p.irq, Method::Register, p.side, reply);
+  nta_incoming_destroy(p.irq);
+}
+
+void Gateway::failPending() {
+  assert(loop_.isLoopThread());
+  for (auto& [id, p] : pending_) {
+    SipReply reply;
+    reply.status = 503;
+    reply.phrase = "Shutting Down";
+    reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
+    respond(p.irq, Method::Register, p.side, reply);
+    nta_incoming_destroy(p.irq);
+    metrics_.registerPending().Decrement();
+  }
+  pending_.clear();
+  state_.pendingRegisters = 0;
+}
+
+}  // namespace medius::gateway

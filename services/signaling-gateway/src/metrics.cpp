@@ -1,0 +1,113 @@
+#include "medius/gateway/metrics.hpp"
+
+#include <string>
+
+#include "medius/common/metrics.hpp"
+
+namespace medius::gateway {
+
+namespace {
+constexpr std::array<std::string_view, kMethodCount> kMethodNames{
+    "REGISTER", "OPTIONS", "INVITE", "ACK",    "BYE",   "CANCEL",  "SUBSCRIBE", "NOTIFY",
+    "MESSAGE",  "REFER",   "INFO",   "UPDATE", "PRACK", "PUBLISH", "other"};
+constexpr std::array<std::string_view, 6> kCodeClasses{"1xx", "2xx", "3xx", "4xx", "5xx", "6xx"};
+}  // namespace
+
+std::string_view sideName(Side side) { return side == Side::Internal ? "internal" : "trunk"; }
+
+std::string_view methodLabel(Method method) {
+  return kMethodNames[static_cast<std::size_t>(method)];
+}
+
+Method methodFromName(std::string_view name) {
+  for (std::size_t i = 0; i + 1 < kMethodCount; ++i) {
+    if (kMethodNames[i] == name) return static_cast<Method>(i);
+  }
+  return Method::Other;
+}
+
+std::string_view grpcCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::DO_NOT_USE: break;
+  }
+  return "UNKNOWN";
+}
+
+GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
+    : requests_(prometheus::BuildCounter()
+                    .Name("medius_gateway_sip_requests_total")
+                    .Help("SIP requests received, by method and side")
+                    .Register(registry)),
+      responses_(prometheus::BuildCounter()
+                     .Name("medius_gateway_sip_responses_total")
+                     .Help("SIP responses sent by the gateway, by method, status class and side")
+                     .Register(registry)),
+      grpcSeconds_(prometheus::BuildHistogram()
+                       .Name("medius_gateway_grpc_client_seconds")
+                       .Help("Latency of gRPC calls made by the gateway")
+                       .Register(registry)),
+      grpcErrors_(prometheus::BuildCounter()
+                      .Name("medius_gateway_grpc_client_errors_total")
+                      .Help("gRPC calls made by the gateway that failed, by status code")
+                      .Register(registry)),
+      registerPending_(prometheus::BuildGauge()
+                           .Name("medius_gateway_register_pending")
+                           .Help("REGISTER requests waiting for the registrar")
+                           .Register(registry)
+                           .Add({})),
+      registerSeconds_(grpcSeconds_.Add({{"service", "registrar"}, {"method", "Register"}},
+                                        metrics::latencyBuckets())) {}
+
+void GatewayMetrics::countRequest(Method method, Side side) {
+  std::size_t index = static_cast<std::size_t>(method) * 2 + static_cast<std::size_t>(side);
+  auto*& counter = requestCache_[index];
+  if (!counter) {
+    counter = &requests_.Add(
+        {{"method", std::string(methodLabel(method))}, {"side", std::string(sideName(side))}});
+  }
+  counter->Increment();
+}
+
+void GatewayMetrics::countResponse(Method method, int status, Side side) {
+  int cls = status / 100;
+  if (cls < 1 || cls > 6) return;
+  std::size_t index = (static_cast<std::size_t>(method) * 6 + static_cast<std::size_t>(cls - 1)) * 2 +
+                      static_cast<std::size_t>(side);
+  auto*& counter = responseCache_[index];
+  if (!counter) {
+    counter = &responses_.Add({{"method", std::string(methodLabel(method))},
+                               {"code_class", std::string(kCodeClasses[cls - 1])},
+                               {"side", std::string(sideName(side))}});
+  }
+  counter->Increment();
+}
+
+void GatewayMetrics::countGrpcError(std::string_view service, std::string_view method,
+                                    grpc::StatusCode code) {
+  // Rare path; Family::Add is thread-safe and returns the existing series.
+  std::lock_guard lock(errorMutex_);
+  grpcErrors_
+      .Add({{"service", std::string(service)},
+            {"method", std::string(method)},
+            {"code", std::string(grpcCodeName(code))}})
+      .Increment();
+}
+
+}  // namespace medius::gateway
