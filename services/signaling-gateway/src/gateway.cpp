@@ -36,7 +36,10 @@ v1::Transport transportOf(const char* proto) {
   return v1::TRANSPORT_UNSPECIFIED;
 }
 
-std::string errnoText() { return std::strerror(errno); }
+// nta reports a bind failure with whatever errno its last attempt left (often EFAULT).
+std::string errnoText() {
+  return std::string(std::strerror(errno)) + " (is the address local and the port free?)";
+}
 
 }  // namespace
 

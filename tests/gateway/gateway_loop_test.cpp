@@ -1,0 +1,432 @@
+// The real gateway library on 127.0.0.1 (free ports) with a fake registrar: the
+// generated medius.v1.Registrar service implemented in-process. A UDP socket plays the
+// SIP client.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
+#include "medius/common/metrics.hpp"
+#include "medius/gateway/admin_service.hpp"
+#include "medius/gateway/gateway.hpp"
+#include "medius/gateway/registrar_client.hpp"
+#include "medius/gateway/sip_loop.hpp"
+#include "medius/v1/registrar.grpc.pb.h"
+
+namespace medius::gateway {
+namespace {
+
+// Behaviour keyed by the AOR user: "alice" 401 without credentials, 200 with;
+// "brief" 423; anything else 404.
+class FakeRegistrar final : public v1::Registrar::Service {
+ public:
+  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* req,
+                        v1::RegisterResponse* resp) override {
+    {
+      std::lock_guard lock(mutex_);
+      last_ = *req;
+    }
+    if (req->aor() == "sip:brief@example.com") {
+      resp->set_result(v1::RegisterResponse::RESULT_INTERVAL_TOO_BRIEF);
+      resp->set_min_expires(60);
+    } else if (req->aor() != "sip:alice@example.com") {
+      resp->set_result(v1::RegisterResponse::RESULT_NOT_FOUND);
+    } else if (!req->has_credentials()) {
+      resp->set_result(v1::RegisterResponse::RESULT_UNAUTHORIZED);
+      resp->add_challenges()->set_header_value(
+          "Digest realm=\"example.com\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"");
+      resp->add_challenges()->set_header_value(
+          "Digest realm=\"example.com\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"");
+    } else {
+      resp->set_result(v1::RegisterResponse::RESULT_OK);
+      for (const auto& c : req->contacts()) {
+        auto* b = resp->add_bindings();
+        b->set_aor(req->aor());
+        b->set_contact_uri(c.uri());
+        b->set_expires_in(c.has_expires() ? c.expires() : req->expires());
+      }
+      auto* other = resp->add_bindings();  // a binding made earlier by another device
+      other->set_aor(req->aor());
+      other->set_contact_uri("sip:alice@10.9.9.9:5060");
+      other->set_expires_in(42);
+    }
+    return grpc::Status::OK;
+  }
+  v1::RegisterRequest last() {
+    std::lock_guard lock(mutex_);
+    return last_;
+  }
+
+ private:
+  std::mutex mutex_;
+  v1::RegisterRequest last_;
+};
+
+// A port free for both UDP and TCP on 127.0.0.1.
+std::uint16_t freePort() {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(t);
+    close(u);
+    if (ok) return ntohs(a.sin_port);
+  }
+  return 0;
+}
+
+class UdpClient {
+ public:
+  UdpClient() {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    timeval tv{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~UdpClient() { close(fd_); }
+  std::uint16_t port() const { return port_; }
+
+  // Sends and returns the first final response ("" on timeout).
+  std::string exchange(std::uint16_t to, const std::string& text) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(to);
+    sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    return receive();
+  }
+  std::string receive() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      std::string r(buf, static_cast<std::size_t>(n));
+      if (r.rfind("SIP/2.0 1", 0) != 0) return r;
+    }
+  }
+  // Sends without waiting (ACK).
+  void send(std::uint16_t to, const std::string& text) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(to);
+    sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+int statusOf(const std::string& response) {
+  if (response.size() < 12 || response.rfind("SIP/2.0 ", 0) != 0) return 0;
+  return std::stoi(response.substr(8, 3));
+}
+
+std::size_t countHeader(const std::string& response, const std::string& name) {
+  std::size_t n = 0;
+  for (std::size_t pos = 0; (pos = response.find("\r\n" + name + ":", pos)) != std::string::npos; ++pos) ++n;
+  return n;
+}
+
+std::optional<std::string> headerValue(const std::string& response, const std::string& name) {
+  auto pos = response.find("\r\n" + name + ": ");
+  if (pos == std::string::npos) return std::nullopt;
+  pos += name.size() + 4;
+  return response.substr(pos, response.find("\r\n", pos) - pos);
+}
+
+// Value of one series in the text exposition; labels as printed (sorted by name).
+double metric(prometheus::Registry& registry, const std::string& series) {
+  std::string text = metrics::serialize(registry);
+  auto pos = text.find("\n" + series + " ");
+  if (pos == std::string::npos) return 0;
+  pos += series.size() + 2;
+  return std::stod(text.substr(pos, text.find('\n', pos) - pos));
+}
+
+class GatewayLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &registrarPort_);
+    builder.RegisterService(&fake_);
+    registrarServer_ = builder.BuildAndStart();
+    ASSERT_TRUE(registrarServer_);
+
+    internalPort_ = freePort();
+    trunkPort_ = freePort();
+    ASSERT_NE(internalPort_, 0);
+    ASSERT_NE(trunkPort_, 0);
+    config_.domain = "example.com";
+    config_.gatewayId = "gw-test";
+    config_.internalListen = {"sip:127.0.0.1:" + std::to_string(internalPort_)};
+    config_.trunkListen = {"sip:127.0.0.1:" + std::to_string(trunkPort_)};
+    config_.registrarAddress = "127.0.0.1:" + std::to_string(registrarPort_);
+    config_.registrarTimeoutMs = 1000;
+    config_.retryAfterSeconds = 7;
+    config_.userAgent = "Medius-Test/1";
+
+    metrics_ = std::make_unique<GatewayMetrics>(registry_);
+    loop_ = std::make_unique<SipLoop>();
+    client_ = std::make_unique<GrpcRegistrarClient>(
+        config_.registrarAddress, std::chrono::milliseconds(config_.registrarTimeoutMs), *metrics_);
+    loop_->invoke([&] {
+      gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+    });
+  }
+
+  void TearDown() override {
+    if (loop_) loop_->invoke([&] { gateway_.reset(); });
+    client_.reset();
+    loop_.reset();
+    if (registrarServer_) registrarServer_->Shutdown();
+  }
+
+  std::string request(const std::string& method, const std::string& user,
+                      const std::string& extra, const std::string& contact = "") {
+    static std::atomic<int> seq{0};
+    int n = ++seq;
+    std::string c = contact.empty()
+                        ? "<sip:" + user + "@127.0.0.1:" + std::to_string(sip_.port()) + ">"
+                        : contact;
+    return method + " sip:example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:" + std::to_string(sip_.port()) +
+           ";rport;branch=z9hG4bK-test-" + std::to_string(n) + "\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:" + user + "@example.com>;tag=t" + std::to_string(n) + "\r\n"
+           "To: <sip:" + user + "@example.com>\r\n"
+           "Call-ID: call-" + std::to_string(n) + "@test\r\n"
+           "CSeq: 1 " + method + "\r\n"
+           "Contact: " + c + "\r\n" + extra + "Content-Length: 0\r\n\r\n";
+  }
+
+  // A metric after the loop finished what it was doing (counters move on the loop,
+  // right after the datagram left).
+  double m(const std::string& series) {
+    loop_->invoke([] {});
+    return metric(registry_, series);
+  }
+
+  FakeRegistrar fake_;
+  int registrarPort_ = 0;
+  std::unique_ptr<grpc::Server> registrarServer_;
+  std::uint16_t internalPort_ = 0;
+  std::uint16_t trunkPort_ = 0;
+  GatewayConfig config_;
+  prometheus::Registry registry_;
+  std::unique_ptr<GatewayMetrics> metrics_;
+  GatewayState state_;
+  std::unique_ptr<SipLoop> loop_;
+  std::unique_ptr<GrpcRegistrarClient> client_;
+  std::unique_ptr<Gateway> gateway_;
+  UdpClient sip_;
+};
+
+TEST_F(GatewayLoopTest, RegisterIsChallengedThenAccepted) {
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 3600\r\n"));
+  EXPECT_EQ(statusOf(r), 401) << r;
+  EXPECT_EQ(countHeader(r, "WWW-Authenticate"), 2u) << r;
+  EXPECT_EQ(headerValue(r, "Server").value_or(""), "Medius-Test/1");
+
+  r = sip_.exchange(internalPort_,
+                    request("REGISTER", "alice",
+                            "Expires: 3600\r\nUser-Agent: TestPhone\r\nAuthorization: Digest username=\"alice\", "
+                            "realm=\"example.com\", nonce=\"n1\", uri=\"sip:example.com\", "
+                            "response=\"0123\", qop=auth, nc=00000001, cnonce=\"c\"\r\n"));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_EQ(countHeader(r, "Contact"), 2u) << r;
+  EXPECT_NE(r.find(";expires=3600"), std::string::npos) << r;
+  EXPECT_NE(r.find("<sip:alice@10.9.9.9:5060>;expires=42"), std::string::npos) << r;
+  EXPECT_TRUE(headerValue(r, "Date").has_value()) << r;
+
+  v1::RegisterRequest seen = fake_.last();
+  EXPECT_EQ(seen.aor(), "sip:alice@example.com");
+  EXPECT_EQ(seen.credentials().username(), "alice");
+  EXPECT_EQ(seen.user_agent(), "TestPhone");
+  EXPECT_EQ(seen.gateway_id(), "gw-test");
+  EXPECT_EQ(seen.received().host(), "127.0.0.1");
+  EXPECT_EQ(seen.received().port(), sip_.port());
+  EXPECT_EQ(seen.received().transport(), v1::TRANSPORT_UDP);
+
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"REGISTER\",side=\"internal\"}"), 2);
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"4xx\",method=\"REGISTER\",side=\"internal\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"2xx\",method=\"REGISTER\",side=\"internal\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_grpc_client_seconds_count{method=\"Register\",service=\"registrar\"}"), 2);
+  EXPECT_EQ(m("medius_gateway_register_pending"), 0);
+  EXPECT_EQ(state_.pendingRegisters.load(), 0u);
+}
+
+TEST_F(GatewayLoopTest, IntervalTooBriefCarriesMinExpires) {
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "brief", "Expires: 5\r\n"));
+  EXPECT_EQ(statusOf(r), 423) << r;
+  EXPECT_EQ(headerValue(r, "Min-Expires").value_or(""), "60") << r;
+}
+
+TEST_F(GatewayLoopTest, RegistrarDownGives503WithRetryAfter) {
+  registrarServer_->Shutdown();
+  registrarServer_.reset();
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "7") << r;
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"5xx\",method=\"REGISTER\",side=\"internal\"}"), 1);
+  loop_->invoke([] {});
+  std::string errors = metrics::serialize(registry_);
+  EXPECT_NE(errors.find("medius_gateway_grpc_client_errors_total{code=\""), std::string::npos);
+}
+
+TEST_F(GatewayLoopTest, MalformedRegistersGet4xxAndTheGatewayKeepsServing) {
+  struct Case {
+    std::string extra;
+    std::string contact;
+  };
+  const Case cases[] = {
+      {"Expires: abc\r\n", ""},
+      {"Expires: 99999999999999999999\r\n", ""},
+      {"Expires: 60\r\n", "<sip:alice@>"},
+      {"Expires: 60\r\n", "<<<garbage"},
+      {"Expires: 60\r\n", "<sip:alice@h>;expires=zz"},
+      {"Expires: 10\r\nExpires: 20\r\n", ""},
+      {"Authorization: \"\r\n", ""},
+  };
+  for (const auto& c : cases) {
+    std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", c.extra, c.contact));
+    int status = statusOf(r);
+    EXPECT_GE(status, 400) << c.extra << c.contact << "\n" << r;
+    EXPECT_LT(status, 500) << r;
+  }
+  // Garbage that is not SIP at all: nothing to answer, nothing may break.
+  sip_.send(internalPort_, "\x01\x02 not sip at all\r\n\r\n");
+  std::string r = sip_.exchange(internalPort_, request("OPTIONS", "alice", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+}
+
+TEST_F(GatewayLoopTest, OptionsAdvertisesCapabilities) {
+  std::string r = sip_.exchange(trunkPort_, request("OPTIONS", "pstn", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_TRUE(headerValue(r, "Allow").has_value()) << r;
+  EXPECT_EQ(headerValue(r, "Accept").value_or(""), "application/sdp") << r;
+  EXPECT_TRUE(headerValue(r, "Supported").has_value()) << r;
+  EXPECT_EQ(headerValue(r, "Server").value_or(""), "Medius-Test/1") << r;
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"OPTIONS\",side=\"trunk\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"2xx\",method=\"OPTIONS\",side=\"trunk\"}"), 1);
+}
+
+TEST_F(GatewayLoopTest, UnimplementedMethodsGet501AndTrunkRegister403) {
+  std::string r = sip_.exchange(trunkPort_, request("INVITE", "bob", ""));
+  EXPECT_EQ(statusOf(r), 501) << r;
+  EXPECT_TRUE(headerValue(r, "Allow").has_value()) << r;
+  r = sip_.exchange(internalPort_, request("FROBNICATE", "bob", ""));
+  EXPECT_EQ(statusOf(r), 501) << r;
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"other\",side=\"internal\"}"), 1);
+  r = sip_.exchange(internalPort_, request("BYE", "bob", ""));
+  EXPECT_EQ(statusOf(r), 481) << r;
+  r = sip_.exchange(trunkPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
+  EXPECT_EQ(statusOf(r), 403) << r;
+  EXPECT_NE(r.find("Registration not accepted on the trunk side"), std::string::npos);
+  // A stray ACK is never answered: the next answer is the OPTIONS'.
+  sip_.send(internalPort_, request("ACK", "bob", ""));
+  r = sip_.exchange(internalPort_, request("OPTIONS", "bob", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_NE(r.find("CSeq: 1 OPTIONS"), std::string::npos) << r;
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"ACK\",side=\"internal\"}"), 1);
+}
+
+TEST_F(GatewayLoopTest, AdminReportsStateAndDrain) {
+  GatewayAdminService admin("gw-test", state_);
+  bool drained = false;
+  admin.setOnDrain([&] { drained = true; });
+  v1::GatewayInfo info;
+  ASSERT_TRUE(admin.GetInfo(nullptr, nullptr, &info).ok());
+  EXPECT_EQ(info.gateway_id(), "gw-test");
+  EXPECT_EQ(info.listeners_size(), 4);  // UDP and TCP per side
+  EXPECT_FALSE(info.draining());
+  v1::GatewayDrainResponse drain;
+  ASSERT_TRUE(admin.Drain(nullptr, nullptr, &drain).ok());
+  EXPECT_TRUE(drained);
+  ASSERT_TRUE(admin.GetInfo(nullptr, nullptr, &info).ok());
+  EXPECT_TRUE(info.draining());
+  // Draining still relays REGISTERs (documented in admin_service.hpp).
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
+  EXPECT_EQ(statusOf(r), 401) << r;
+}
+
+TEST_F(GatewayLoopTest, StoppedGatewayAnswers503) {
+  loop_->invoke([&] { gateway_->stopAccepting(); });
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "7") << r;
+}
+
+TEST(SipLoop, PostRunsOnTheLoopThreadAndInvokeRethrows) {
+  SipLoop loop;
+  EXPECT_FALSE(loop.isLoopThread());
+  bool onLoop = false;
+  loop.invoke([&] { onLoop = loop.isLoopThread(); });
+  EXPECT_TRUE(onLoop);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(loop.post([&] { ++ran; }));
+  loop.invoke([] {});
+  EXPECT_EQ(ran.load(), 1000);
+  EXPECT_THROW(loop.invoke([] { throw std::runtime_error("x"); }), std::runtime_error);
+  loop.stop();
+  EXPECT_FALSE(loop.post([] {}));
+}
+
+TEST(GatewayBind, PortInUseIsAClearError) {
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+  GatewayConfig cfg;
+  cfg.domain = "example.com";
+  cfg.internalListen = {"sip:127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + ";transport=udp"};
+  cfg.trunkListen = {"sip:127.0.0.1:" + std::to_string(freePort())};
+  prometheus::Registry registry;
+  GatewayMetrics m(registry);
+  GatewayState state;
+  SipLoop loop;
+  GrpcRegistrarClient client("127.0.0.1:1", std::chrono::milliseconds(100), m);
+  std::unique_ptr<Gateway> gw;
+  try {
+    loop.invoke([&] { gw = std::make_unique<Gateway>(loop, cfg, client, m, state); });
+    FAIL() << "bound a port in use";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on sip:127.0.0.1:"), std::string::npos)
+        << e.what();
+  }
+  close(u);
+}
+
+}  // namespace
+}  // namespace medius::gateway
