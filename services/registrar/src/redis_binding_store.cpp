@@ -130,7 +130,14 @@ UpdateResult RedisBindingStore::update(const std::string& aor, std::int64_t nowM
       return true;
     });
     Bindings working = live;
-    if (!mutator(working)) {
+    bool commit = false;
+    try {
+      commit = mutator(working);
+    } catch (...) {
+      ctx_.reset();  // still WATCHing: drop the connection rather than leak the state
+      throw;
+    }
+    if (!commit) {
       command({"UNWATCH"});
       UpdateResult r;
       r.bindings = std::move(live);
