@@ -34,9 +34,9 @@ def stat(stdout, name):
     return int(values[-1]) if values else 0
 
 
-def run(target, workdir, csv, calls, rate, limit, transport):
+def run(target, workdir, csv, calls, rate, limit, transport, port):
     argv = [harness.sipp_path(), target, "-sf", os.path.join(harness.SCENARIOS, "register.xml"),
-            "-t", transport, "-i", "127.0.0.1", "-p", str(harness.free_port()),
+            "-t", transport, "-i", "127.0.0.1", "-p", str(port),
             "-mp", str(harness.free_port()), "-key", "domain", harness.DOMAIN,
             "-auth_uri", harness.DOMAIN, "-key", "expires", "3600", "-inf", csv,
             "-m", str(calls), "-r", str(rate), "-l", str(limit), "-nostdin",
@@ -87,9 +87,12 @@ def main():
         csv = args.csv or harness.write_users_csv(os.path.join(workdir, "users.csv"), users)
         print("gateway %s, %d users, %d registrations per run, binaries %s"
               % (target, args.users, args.calls, os.environ["MEDIUS_BIN_DIR"]))
+        # One local port for every run: the Contacts stay the same, so later runs refresh
+        # the bindings instead of adding contacts (max_contacts_per_aor).
+        port = harness.free_port()
         for rate in rates:
             argv, rc, ok, failed, elapsed = run(target, workdir, csv, args.calls, rate,
-                                                args.limit, args.transport)
+                                                args.limit, args.transport, port)
             print("\nsipp command: %s" % " ".join(argv))
             print("rate %5d/s: exit %d, %d ok, %d failed, %.2f s wall -> %.0f registrations/s"
                   % (rate, rc, ok, failed, elapsed, ok / elapsed if elapsed else 0))
