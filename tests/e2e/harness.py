@@ -14,6 +14,7 @@ temp dirs, SIPP (path of sipp, default "sipp").
 import hashlib
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -44,21 +45,32 @@ def sipp_path():
 
 # ---------------------------------------------------------------- ports
 
+_given_ports = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A port free for both TCP and UDP on host (SIP listens on both)."""
-    for _ in range(200):
+    """A port free for both TCP and UDP on host (SIP listens on both).
+
+    Chosen at random below the kernel's ephemeral range (32768-60999 on Linux), so that
+    the client sockets of SIPp, gRPC and redis never take it between this check and the
+    service's bind, and test processes running in parallel rarely pick the same one
+    (Cluster.start retries with new ports when that happens)."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randrange(20000, 32000)
+        if port in _given_ports:
+            continue
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((host, 0))
-        port = tcp.getsockname()[1]
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            tcp.bind((host, port))
             udp.bind((host, port))
         except OSError:
             continue
         finally:
             udp.close()
             tcp.close()
+        _given_ports.add(port)
         return port
     raise RuntimeError("no free port")
 
@@ -160,7 +172,9 @@ class Service:
         return self.proc.poll() is None
 
     def stop(self, timeout=10):
-        """SIGTERM, wait, SIGKILL after timeout. Returns the exit code."""
+        """SIGTERM, wait, SIGKILL after timeout. Returns the exit code (-9 when it had to
+        be killed). A service must exit 0 on SIGTERM: under ASan a leak at exit makes it
+        non-zero, so E2ETestCase checks every code."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -168,7 +182,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.proc.returncode
 
     def log_text(self):
@@ -185,25 +200,31 @@ class Cluster:
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster"):
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
         self.algorithms = algorithms
+        self.nonce_ttl = nonce_ttl
+        self.registrar_config = os.path.join(self.dir, "registrar.json")
+        self.gateway_config = os.path.join(self.dir, "gateway.json")
+        self.pick_ports()
+        self.with_gateway = with_gateway
+        self.registrar = None
+        self.gateway = None
+        self.services = []
+
+    def pick_ports(self):
+        """Fresh free ports, written into the generated configs (a test may point the
+        config paths at other files: the env overrides carry the ports anyway)."""
         self.registrar_grpc = free_port()
         self.registrar_metrics = free_port()
         self.gateway_grpc = free_port()
         self.gateway_metrics = free_port()
         self.internal_port = free_port()
         self.trunk_port = free_port()
-        self.registrar_config = os.path.join(self.dir, "registrar.json")
-        self.gateway_config = os.path.join(self.dir, "gateway.json")
-        with open(self.registrar_config, "w") as f:
+        with open(os.path.join(self.dir, "registrar.json"), "w") as f:
             json.dump(registrar_config(self.registrar_grpc, self.registrar_metrics,
-                                       algorithms, nonce_ttl), f, indent=2)
-        with open(self.gateway_config, "w") as f:
+                                       self.algorithms, self.nonce_ttl), f, indent=2)
+        with open(os.path.join(self.dir, "gateway.json"), "w") as f:
             json.dump(gateway_config(self.gateway_grpc, self.gateway_metrics,
                                      self.internal_port, self.trunk_port,
                                      self.registrar_grpc), f, indent=2)
-        self.with_gateway = with_gateway
-        self.registrar = None
-        self.gateway = None
-        self.services = []
 
     # The same addresses as in the files, through the documented overrides.
     def registrar_env(self):
@@ -217,15 +238,26 @@ class Cluster:
                 "MEDIUS_TRUNK_LISTEN": "sip:127.0.0.1:%d" % self.trunk_port,
                 "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc}
 
-    def start(self):
-        try:
-            self.start_registrar()
-            if self.with_gateway:
-                self.start_gateway()
-        except Exception:
-            self.dump_logs()
-            self.stop()
-            raise
+    def start(self, attempts=3):
+        """Starts the services. A port taken by someone else between free_port() and the
+        service's bind (tests run in parallel) makes the service exit: then everything
+        is stopped and started again on new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.start_registrar()
+                if self.with_gateway:
+                    self.start_gateway()
+                return self
+            except Exception:
+                # A bind failure ends the process (gRPC, SIP or metrics port).
+                exited = any(not svc.alive() for svc in self.services)
+                if not exited or attempt == attempts:
+                    self.dump_logs()
+                    self.stop()
+                    raise
+                self.stop()
+                self.services = []
+                self.pick_ports()
         return self
 
     def start_registrar(self):
@@ -256,15 +288,22 @@ class Cluster:
             self.registrar.stop()
 
     def stop(self):
+        """Stops every service (also those stopped before); {"name.N": exit code}."""
         codes = {}
-        for svc in reversed(self.services):
-            codes[svc.name] = svc.stop()
+        for i, svc in reversed(list(enumerate(self.services))):
+            codes["%s.%d" % (svc.name, i)] = svc.stop()
         return codes
 
     def cleanup(self):
-        self.stop()
-        if not os.environ.get("MEDIUS_E2E_KEEP"):
+        """Stops everything; returns the exit codes that were not 0 (the logs are kept
+        and printed when there are any)."""
+        codes = self.stop()
+        bad = {name: code for name, code in codes.items() if code != 0}
+        if bad:
+            self.dump_logs()
+        elif not os.environ.get("MEDIUS_E2E_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
+        return bad
 
     def dump_logs(self, out=sys.stderr):
         for svc in self.services:
@@ -510,8 +549,10 @@ class E2ETestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.cluster is not None:
-            cls.cluster.cleanup()
+            bad = cls.cluster.cleanup()
             cls.cluster = None
+            if bad:
+                raise AssertionError("services did not exit cleanly on SIGTERM: %s" % bad)
 
 
 def main():

@@ -176,6 +176,7 @@ UpdateResult RedisBindingStore::update(const std::string& aor, std::int64_t nowM
       if (reply->type == REDIS_REPLY_ERROR) fail("transaction: " + replyString(reply.get()));
       if (i + 1 == ops.size()) exec = std::move(reply);
     }
+    if (!exec) fail("EXEC: no reply");
     if (exec->type == REDIS_REPLY_NIL) continue;  // another replica changed the AOR: retry
     UpdateResult r;
     r.committed = true;
