@@ -34,6 +34,13 @@ def stat(stdout, name):
     return int(values[-1]) if values else 0
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, seconds (/proc/PID/stat fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(target, workdir, csv, calls, rate, limit, transport, port):
     argv = [harness.sipp_path(), target, "-sf", os.path.join(harness.SCENARIOS, "register.xml"),
             "-t", transport, "-i", "127.0.0.1", "-p", str(port),
@@ -91,11 +98,17 @@ def main():
         # the bindings instead of adding contacts (max_contacts_per_aor).
         port = harness.free_port()
         for rate in rates:
+            services = cluster.services if cluster is not None else []
+            before = {svc.name: cpu_seconds(svc.pid) for svc in services}
             argv, rc, ok, failed, elapsed = run(target, workdir, csv, args.calls, rate,
                                                 args.limit, args.transport, port)
             print("\nsipp command: %s" % " ".join(argv))
             print("rate %5d/s: exit %d, %d ok, %d failed, %.2f s wall -> %.0f registrations/s"
                   % (rate, rc, ok, failed, elapsed, ok / elapsed if elapsed else 0))
+            for svc in services:
+                used = cpu_seconds(svc.pid) - before[svc.name]
+                print("  %-18s CPU %.2f s = %.0f us per registration"
+                      % (svc.name, used, 1e6 * used / ok if ok else 0))
             sys.stdout.flush()
         if cluster is not None:
             print("\nregistrar bindings: %s" % harness.metric_value(
