@@ -25,6 +25,7 @@
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
 #include "medius/v1/registrar.grpc.pb.h"
+#include "net.hpp"
 
 namespace medius::gateway {
 namespace {
@@ -75,26 +76,7 @@ class FakeRegistrar final : public v1::Registrar::Service {
   v1::RegisterRequest last_;
 };
 
-// A port free for both UDP and TCP on 127.0.0.1.
-std::uint16_t freePort() {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(t);
-    close(u);
-    if (ok) return ntohs(a.sin_port);
-  }
-  return 0;
-}
+using medius::testing::freeLoopbackPort;
 
 class UdpClient {
  public:
@@ -181,8 +163,8 @@ class GatewayLoopTest : public ::testing::Test {
     registrarServer_ = builder.BuildAndStart();
     ASSERT_TRUE(registrarServer_);
 
-    internalPort_ = freePort();
-    trunkPort_ = freePort();
+    internalPort_ = freeLoopbackPort();
+    trunkPort_ = freeLoopbackPort();
     ASSERT_NE(internalPort_, 0);
     ASSERT_NE(trunkPort_, 0);
     config_.domain = "example.com";
@@ -411,7 +393,7 @@ TEST(GatewayBind, PortInUseIsAClearError) {
   GatewayConfig cfg;
   cfg.domain = "example.com";
   cfg.internalListen = {"sip:127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + ";transport=udp"};
-  cfg.trunkListen = {"sip:127.0.0.1:" + std::to_string(freePort())};
+  cfg.trunkListen = {"sip:127.0.0.1:" + std::to_string(freeLoopbackPort())};
   prometheus::Registry registry;
   GatewayMetrics m(registry);
   GatewayState state;

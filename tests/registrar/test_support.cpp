@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "medius/common/digest.hpp"
+#include "net.hpp"
 
 namespace medius::registrar::test {
 
@@ -32,21 +33,7 @@ bool canConnect(int port) {
 
 }  // namespace
 
-int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+int freePort() { return medius::testing::freeLoopbackPort(); }
 
 RedisServer::RedisServer() {
   for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
