@@ -61,7 +61,7 @@ class FakeRegistrar final : public v1::Registrar::Service {
       }
       auto* other = resp->add_bindings();  // a binding made earlier by another device
       other->set_aor(req->aor());
-      other->set_contact_uri("sip:alice@10.9.9.9:5060");
+      other->set_contact_uri("sip:alice@192.0.2.99:5060");
       other->set_expires_in(42);
     }
     return grpc::Status::OK;
@@ -246,7 +246,7 @@ TEST_F(GatewayLoopTest, RegisterIsChallengedThenAccepted) {
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_EQ(countHeader(r, "Contact"), 2u) << r;
   EXPECT_NE(r.find(";expires=3600"), std::string::npos) << r;
-  EXPECT_NE(r.find("<sip:alice@10.9.9.9:5060>;expires=42"), std::string::npos) << r;
+  EXPECT_NE(r.find("<sip:alice@192.0.2.99:5060>;expires=42"), std::string::npos) << r;
   EXPECT_TRUE(headerValue(r, "Date").has_value()) << r;
 
   v1::RegisterRequest seen = fake_.last();

@@ -27,11 +27,11 @@ MsgPtr parse(const std::string& text) {
   return MsgPtr(msg_make(sip_default_mclass(), 0, text.data(), static_cast<ssize_t>(text.size())));
 }
 
-std::string registerText(const std::string& headers, const std::string& contact = "<sip:alice@10.0.0.5:5070;transport=tcp>",
+std::string registerText(const std::string& headers, const std::string& contact = "<sip:alice@192.0.2.5:5070;transport=tcp>",
                          const std::string& to = "<sip:alice@Example.COM>",
                          const std::string& cseq = "7 REGISTER") {
   std::string t = "REGISTER sip:example.com SIP/2.0\r\n"
-                  "Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK1\r\n"
+                  "Via: SIP/2.0/UDP 192.0.2.5:5070;branch=z9hG4bK1\r\n"
                   "From: <sip:alice@example.com>;tag=1\r\n"
                   "To: " + to + "\r\n"
                   "Call-ID: call-1\r\n"
@@ -68,18 +68,18 @@ TEST(RegisterRequest, ConvertsAValidRegister) {
       "Authorization: Digest username=\"ali\\\"ce\", realm=\"example.com\", nonce=\"n1\", "
       "uri=\"sip:example.com\", response=\"ABCDEF\", algorithm=SHA-256, qop=auth, nc=00000001, "
       "cnonce=\"c1\", opaque=\"op\"\r\n",
-      "<sip:alice@10.0.0.5:5070;transport=tcp>;expires=120;q=0.5;+sip.instance=\"<urn:uuid:1234>\";reg-id=2, "
-      "<sip:alice@10.0.0.6>"));
+      "<sip:alice@192.0.2.5:5070;transport=tcp>;expires=120;q=0.5;+sip.instance=\"<urn:uuid:1234>\";reg-id=2, "
+      "<sip:alice@192.0.2.6>"));
   ASSERT_TRUE(std::holds_alternative<v1::RegisterRequest>(r));
   const auto& req = std::get<v1::RegisterRequest>(r);
   EXPECT_EQ(req.aor(), "sip:alice@example.com");
   ASSERT_EQ(req.contacts_size(), 2);
-  EXPECT_EQ(req.contacts(0).uri(), "sip:alice@10.0.0.5:5070;transport=tcp");
+  EXPECT_EQ(req.contacts(0).uri(), "sip:alice@192.0.2.5:5070;transport=tcp");
   EXPECT_EQ(req.contacts(0).expires(), 120u);
   EXPECT_EQ(req.contacts(0).q_millis(), 500u);
   EXPECT_EQ(req.contacts(0).instance_id(), "urn:uuid:1234");
   EXPECT_EQ(req.contacts(0).reg_id(), 2u);
-  EXPECT_EQ(req.contacts(1).uri(), "sip:alice@10.0.0.6");
+  EXPECT_EQ(req.contacts(1).uri(), "sip:alice@192.0.2.6");
   EXPECT_FALSE(req.contacts(1).has_expires());
   EXPECT_FALSE(req.contacts(1).has_q_millis());
   EXPECT_FALSE(req.wildcard());
@@ -203,22 +203,22 @@ TEST(RegisterReply, OkListsEveryBindingWithExpiresAndDate) {
   v1::RegisterResponse resp;
   resp.set_result(v1::RegisterResponse::RESULT_OK);
   auto* b1 = resp.add_bindings();
-  b1->set_contact_uri("sip:alice@10.0.0.5:5070;transport=tcp");
+  b1->set_contact_uri("sip:alice@192.0.2.5:5070;transport=tcp");
   b1->set_expires_in(3599);
   b1->set_instance_id("urn:uuid:1234");
   b1->set_reg_id(1);
   b1->set_q_millis(500);
   auto* b2 = resp.add_bindings();
-  b2->set_contact_uri("sip:alice@10.0.0.6");
+  b2->set_contact_uri("sip:alice@192.0.2.6");
   b2->set_expires_in(60);
   b2->set_q_millis(1000);
   SipReply r = registerReply(resp, 0);
   EXPECT_EQ(r.status, 200);
   ASSERT_EQ(r.count("Contact"), 2u);
   EXPECT_EQ(r.headers[0].second,
-            "<sip:alice@10.0.0.5:5070;transport=tcp>;expires=3599;q=0.5;"
+            "<sip:alice@192.0.2.5:5070;transport=tcp>;expires=3599;q=0.5;"
             "+sip.instance=\"<urn:uuid:1234>\";reg-id=1");
-  EXPECT_EQ(r.headers[1].second, "<sip:alice@10.0.0.6>;expires=60");
+  EXPECT_EQ(r.headers[1].second, "<sip:alice@192.0.2.6>;expires=60");
   EXPECT_EQ(r.header("Date").value_or(""), "Thu, 01 Jan 1970 00:00:00 GMT");
 
   // The built headers are valid SIP: Sofia parses them back into two contacts.
