@@ -31,10 +31,10 @@ TEST(FormatTest, TransportNames) {
 TEST(FormatTest, SourceFormatsHostPortTransportAndBracketsIpv6) {
   medius::v1::SocketAddress a;
   EXPECT_EQ(formatSource(a), "-");
-  a.set_host("10.0.0.5");
+  a.set_host("192.0.2.5");
   a.set_port(5062);
   a.set_transport(medius::v1::TRANSPORT_TCP);
-  EXPECT_EQ(formatSource(a), "10.0.0.5:5062/tcp");
+  EXPECT_EQ(formatSource(a), "192.0.2.5:5062/tcp");
   a.set_host("::1");
   a.set_transport(medius::v1::TRANSPORT_UDP);
   EXPECT_EQ(formatSource(a), "[::1]:5062/udp");
@@ -73,7 +73,7 @@ TEST(FormatTest, SingularTotalLine) {
 TEST(FormatTest, JsonHasStableKeysAndTotals) {
   auto alice = makeBinding("alice", "127.0.0.1", 5070, medius::v1::TRANSPORT_UDP, 3600);
   alice.set_user_agent("SIPp");
-  alice.add_path("<sip:edge@10.0.0.1;lr>");
+  alice.add_path("<sip:edge@192.0.2.1;lr>");
   alice.set_q_millis(500);
   alice.set_reg_id(1);
   const auto doc = nlohmann::json::parse(formatBindingsJson({alice}));
@@ -86,7 +86,7 @@ TEST(FormatTest, JsonHasStableKeysAndTotals) {
   EXPECT_EQ(b["expires_at_ms"], 1700003600000);
   EXPECT_DOUBLE_EQ(b["q"].get<double>(), 0.5);
   EXPECT_EQ(b["reg_id"], 1);
-  EXPECT_EQ(b["path"][0], "<sip:edge@10.0.0.1;lr>");
+  EXPECT_EQ(b["path"][0], "<sip:edge@192.0.2.1;lr>");
   EXPECT_EQ(b["user_agent"], "SIPp");
   EXPECT_EQ(b["source"]["host"], "127.0.0.1");
   EXPECT_EQ(b["source"]["port"], 5070);
