@@ -62,9 +62,9 @@ TEST(RegistrarConfig, Defaults) {
 }
 
 TEST(RegistrarConfig, RedisStore) {
-  RegistrarConfig c = parse(withUsers(user(kBoth), R"("store": {"type": "redis", "address": "10.0.0.1:6380", "key_prefix": "x:", "timeout_ms": 250}, )"), "r.json");
+  RegistrarConfig c = parse(withUsers(user(kBoth), R"("store": {"type": "redis", "address": "192.0.2.1:6380", "key_prefix": "x:", "timeout_ms": 250}, )"), "r.json");
   EXPECT_EQ(c.store.type, StoreConfig::Type::Redis);
-  EXPECT_EQ(c.store.address, "10.0.0.1:6380");
+  EXPECT_EQ(c.store.address, "192.0.2.1:6380");
   EXPECT_EQ(c.store.keyPrefix, "x:");
   EXPECT_EQ(c.store.timeoutMs, 250);
 }

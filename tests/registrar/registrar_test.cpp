@@ -278,16 +278,16 @@ TEST_F(OpenRegistrarTest, OutOfOrderCSeqIsRefused) {
 }
 
 TEST_F(OpenRegistrarTest, InstanceIdAndRegIdKeyTheBinding) {
-  auto req = test::registerRequest(kAlice, "sip:alice@10.0.0.1:5060", 1, "c1");
+  auto req = test::registerRequest(kAlice, "sip:alice@192.0.2.1:5060", 1, "c1");
   req.mutable_contacts(0)->set_instance_id("urn:uuid:00000000-0000-1000-8000-000A95A0E128");
   req.mutable_contacts(0)->set_reg_id(1);
   registrar_.handleRegister(req);
   // Same instance and reg-id from a new address (NAT rebinding): replaces, not adds.
-  req.mutable_contacts(0)->set_uri("sip:alice@10.0.0.2:5060");
+  req.mutable_contacts(0)->set_uri("sip:alice@192.0.2.2:5060");
   req.set_cseq(2);
   auto resp = registrar_.handleRegister(req);
   ASSERT_EQ(resp.bindings_size(), 1);
-  EXPECT_EQ(resp.bindings(0).contact_uri(), "sip:alice@10.0.0.2:5060");
+  EXPECT_EQ(resp.bindings(0).contact_uri(), "sip:alice@192.0.2.2:5060");
   EXPECT_EQ(resp.bindings(0).reg_id(), 1u);
   // Another reg-id of the same instance is a second flow.
   req.mutable_contacts(0)->set_reg_id(2);
