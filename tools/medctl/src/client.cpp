@@ -6,6 +6,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "medius/v1/registrar.grpc.pb.h"
+#include "medius/v1/routing.grpc.pb.h"
 
 namespace medius::medctl {
 
@@ -39,7 +40,9 @@ std::vector<medius::v1::Binding> listBindings(const std::string& target, const s
   request.set_aor(aor);
   medius::v1::ListBindingsResponse response;
   const grpc::Status status = stub->ListBindings(&context, request, &response);
-  if (!status.ok()) throw CallError(describe("registrar", target, status));
+  if (!status.ok()) {
+    throw CallError(describe("registrar", target, status), static_cast<int>(status.error_code()));
+  }
   return {response.bindings().begin(), response.bindings().end()};
 }
 
@@ -100,6 +103,51 @@ void watchBindings(const std::string& target, const std::string& aor, bool snaps
   }
   const grpc::Status status = reader->Finish();
   if (!status.ok()) throw CallError(describe("registrar", target, status));
+}
+
+namespace {
+
+// An UNAVAILABLE answer on a READY channel came from the service itself (a dependency of
+// it is down), not from the connection.
+CallError routingError(const std::string& target, grpc::Channel& channel, const grpc::Status& s) {
+  const int code = static_cast<int>(s.error_code());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      channel.GetState(false) == GRPC_CHANNEL_READY) {
+    return CallError("routing service at " + target + " is unavailable: " + s.error_message() +
+                         " (code " + std::to_string(code) + ")",
+                     code);
+  }
+  if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    return CallError(s.error_message(), code);
+  }
+  return CallError(describe("routing service", target, s), code);
+}
+
+}  // namespace
+
+medius::v1::RouteExplanation explainRoute(const std::string& target,
+                                          const medius::v1::RouteCallRequest& request,
+                                          std::chrono::milliseconds timeout) {
+  auto channel = channelTo(target);
+  auto stub = medius::v1::Routing::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::RouteExplanation response;
+  const grpc::Status status = stub->ExplainRoute(&context, request, &response);
+  if (!status.ok()) throw routingError(target, *channel, status);
+  return response;
+}
+
+medius::v1::ReloadResponse reloadRouting(const std::string& target,
+                                         std::chrono::milliseconds timeout) {
+  auto channel = channelTo(target);
+  auto stub = medius::v1::Routing::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::ReloadResponse response;
+  const grpc::Status status = stub->Reload(&context, medius::v1::ReloadRequest{}, &response);
+  if (!status.ok()) throw routingError(target, *channel, status);
+  return response;
 }
 
 }  // namespace medius::medctl

@@ -2,16 +2,24 @@
 //   medctl registrations [AOR] [--registrar HOST:PORT] [--json]
 //   medctl health [--target HOST:PORT] [--service NAME]
 //   medctl watch [AOR] [--registrar HOST:PORT] [--snapshot] [--json] [--count N]
+//   medctl route --from USER --to NUMBER [--from-trunk NAME] [--routing HOST:PORT] [--json]
+//   medctl reload [--routing HOST:PORT]
 // Exit codes: 0 success, 1 the call failed (or not SERVING), 2 usage error.
+// route: 0 routed, 1 routing said no (the outcome and why are printed), 2 usage, 3 the
+// routing service is unreachable or unavailable. reload: 0 reloaded or unchanged, 1 the
+// file was refused (the config error is printed), 3 unreachable.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "medius/medctl/client.hpp"
 #include "medius/medctl/format.hpp"
+#include "medius/medctl/route_format.hpp"
 
 namespace {
 
@@ -60,6 +68,25 @@ int main(int argc, char** argv) {
   watch->add_option("--count", count, "Stop after this many events (0: never)")
       ->check(CLI::NonNegativeNumber);
 
+  std::string routing = envOr("MEDIUS_ROUTING_ADDRESS", "127.0.0.1:50052");
+  std::string domain = envOr("MEDIUS_DOMAIN", "example.com");
+  std::string from;
+  std::string to;
+  std::string fromTrunk;
+  auto* route = app.add_subcommand(
+      "route", "Explain where a call would go (dry run: dial plan, policy, routes, trunks)");
+  route->add_option("--from", from,
+                    "Caller: a user (alice = sip:alice@DOMAIN), a URI, or a number on a trunk");
+  route->add_option("--to", to, "Number or URI as dialled, e.g. 2200, '(425) 555-0123', tel:+1...")
+      ->required();
+  route->add_option("--from-trunk", fromTrunk,
+                    "The call arrives on this trunk (inbound) instead of from --from");
+  route->add_option("--routing", routing, "Routing gRPC address (env MEDIUS_ROUTING_ADDRESS)");
+  route->add_option("--domain", domain, "Domain of bare user names (env MEDIUS_DOMAIN)");
+  route->add_flag("--json", json, "Print the explanation as JSON");
+  auto* reload = app.add_subcommand("reload", "Make the routing service re-read its config");
+  reload->add_option("--routing", routing, "Routing gRPC address (env MEDIUS_ROUTING_ADDRESS)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -67,6 +94,45 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   const auto timeout = std::chrono::milliseconds(timeoutMs);
+
+  if (route->parsed()) {
+    if (from.empty() && fromTrunk.empty()) {
+      std::cerr << "medctl route: give --from USER (an internal caller) or --from-trunk NAME\n";
+      return 2;
+    }
+    const auto request = routeRequest(from, to, fromTrunk, domain);
+    try {
+      const auto explanation = explainRoute(routing, request, timeout);
+      if (json) {
+        std::cout << explanationToJson(explanation);
+      } else {
+        RouteFormatOptions options;
+        const char* term = std::getenv("TERM");
+        options.color = isatty(STDOUT_FILENO) != 0 && std::getenv("NO_COLOR") == nullptr &&
+                        (term == nullptr || std::string(term) != "dumb");
+        std::cout << formatExplanation(request, explanation, options);
+      }
+      return explanation.plan().outcome() == medius::v1::RoutePlan::OUTCOME_ROUTED ? 0 : 1;
+    } catch (const CallError& e) {
+      std::cerr << "medctl: " << e.what() << '\n';
+      if (e.unavailable()) return 3;
+      return e.code() == 3 ? 2 : 1;  // INVALID_ARGUMENT: the request was unusable
+    }
+  }
+  if (reload->parsed()) {
+    try {
+      std::cout << formatReload(reloadRouting(routing, timeout));
+      return 0;
+    } catch (const CallError& e) {
+      if (e.code() == 9) {  // FAILED_PRECONDITION: the file was refused
+        std::cerr << "medctl: reload refused, the old configuration keeps serving:\n  "
+                  << e.what() << '\n';
+        return 1;
+      }
+      std::cerr << "medctl: " << e.what() << '\n';
+      return e.unavailable() ? 3 : 1;
+    }
+  }
 
   try {
     if (registrations->parsed()) {

@@ -11,12 +11,22 @@
 #include <vector>
 
 #include "medius/v1/registrar.pb.h"
+#include "medius/v1/routing.pb.h"
 
 namespace medius::medctl {
 
 class CallError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  // `code`: the gRPC status code when the error is a status, else -1.
+  explicit CallError(const std::string& message, int code = -1)
+      : std::runtime_error(message), code_(code) {}
+  int code() const { return code_; }
+  // The service could not be reached or did not answer in time (UNAVAILABLE,
+  // DEADLINE_EXCEEDED), or answered UNAVAILABLE itself (its own dependency is down).
+  bool unavailable() const { return code_ == 14 || code_ == 4; }
+
+ private:
+  int code_;
 };
 
 // Registrar.ListBindings for one AOR ("" = all). Throws CallError (e.g. "cannot reach
@@ -39,5 +49,17 @@ std::string healthStateName(HealthState state);
 void watchBindings(const std::string& target, const std::string& aor, bool snapshot,
                    std::chrono::milliseconds connectTimeout,
                    const std::function<bool(const medius::v1::BindingEvent&)>& onEvent);
+
+// Routing.ExplainRoute. Throws CallError: "cannot reach the routing service at ..." when
+// there is no connection, "routing service at ... is unavailable: ..." when it answered
+// UNAVAILABLE (its registrar is down), "... failed: ..." for any other status.
+medius::v1::RouteExplanation explainRoute(const std::string& target,
+                                          const medius::v1::RouteCallRequest& request,
+                                          std::chrono::milliseconds timeout);
+
+// Routing.Reload. Throws CallError; a refused file is FAILED_PRECONDITION (code 9) whose
+// message is the config error ("FILE: $.path: problem").
+medius::v1::ReloadResponse reloadRouting(const std::string& target,
+                                         std::chrono::milliseconds timeout);
 
 }  // namespace medius::medctl
