@@ -255,6 +255,29 @@ std::vector<std::string> Object::strings(std::string_view key, std::vector<std::
   return out;
 }
 
+std::vector<std::int64_t> Object::integers(std::string_view key,
+                                           std::vector<std::int64_t> fallback, std::int64_t min,
+                                           std::int64_t max) {
+  const json* v = member(key);
+  if (!v) return fallback;
+  if (!v->is_array()) fail(key, "expected an array of integers, got " + typeName(*v));
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const json& e = (*v)[i];
+    std::string p = childPath(key) + "[" + std::to_string(i) + "]";
+    if (!e.is_number_integer()) {
+      throw ConfigError(doc_.file(), p, "expected an integer, got " + typeName(e));
+    }
+    if ((e.is_number_unsigned() && e.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) ||
+        e.get<std::int64_t>() < min || e.get<std::int64_t>() > max) {
+      throw ConfigError(doc_.file(), p, "expected an integer " + rangeText(min, max) + ", got " +
+                                            e.dump());
+    }
+    out.push_back(e.get<std::int64_t>());
+  }
+  return out;
+}
+
 std::string Object::choice(std::string_view key, std::string fallback,
                            const std::vector<std::string>& allowed, const char* env) {
   std::string value = string(key, std::move(fallback), env);

@@ -59,6 +59,9 @@ class Object {
   std::int64_t requireInteger(std::string_view key, std::int64_t min, std::int64_t max);
   bool boolean(std::string_view key, bool fallback, const char* env = nullptr);
   std::vector<std::string> strings(std::string_view key, std::vector<std::string> fallback);
+  // An array of integers, each between min and max; missing -> fallback.
+  std::vector<std::int64_t> integers(std::string_view key, std::vector<std::int64_t> fallback,
+                                     std::int64_t min, std::int64_t max);
   // One of `allowed`.
   std::string choice(std::string_view key, std::string fallback,
                      const std::vector<std::string>& allowed, const char* env = nullptr);
