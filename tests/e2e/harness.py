@@ -1,6 +1,7 @@
 """End-to-end harness for Medius: real processes on 127.0.0.1, stdlib only.
 
-A Cluster writes configs into a temp dir, starts the registrar and the signaling gateway
+A Cluster writes configs into a temp dir, starts the registrar, optionally the routing
+service (examples/local/routing.json unless told otherwise) and the signaling gateway
 as subprocesses on free ports (addresses passed through the MEDIUS_* environment
 overrides), waits for their ports and gRPC health, and stops them by PID. Logs stay in the
 temp dir; E2ETestCase prints them when a test fails. SIPp runs with a timeout; a tiny UDP
@@ -27,6 +28,7 @@ import time
 import unittest
 import urllib.request
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DOMAIN = "example.com"
 REALM = "example.com"
 SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
@@ -195,17 +197,23 @@ class Service:
 
 
 class Cluster:
-    """A registrar and (optionally) a signaling gateway on free 127.0.0.1 ports."""
+    """A registrar, (optionally) the routing service and (optionally) a signaling gateway
+    on free 127.0.0.1 ports."""
 
-    def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster"):
+    def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
+                 with_routing=False):
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
         self.algorithms = algorithms
         self.nonce_ttl = nonce_ttl
         self.registrar_config = os.path.join(self.dir, "registrar.json")
         self.gateway_config = os.path.join(self.dir, "gateway.json")
+        # The reference topology's routing config; its addresses move through the env.
+        self.routing_config = os.path.join(ROOT, "examples", "local", "routing.json")
         self.pick_ports()
         self.with_gateway = with_gateway
+        self.with_routing = with_routing
         self.registrar = None
+        self.routing = None
         self.gateway = None
         self.services = []
 
@@ -214,6 +222,8 @@ class Cluster:
         config paths at other files: the env overrides carry the ports anyway)."""
         self.registrar_grpc = free_port()
         self.registrar_metrics = free_port()
+        self.routing_grpc = free_port()
+        self.routing_metrics = free_port()
         self.gateway_grpc = free_port()
         self.gateway_metrics = free_port()
         self.internal_port = free_port()
@@ -231,6 +241,11 @@ class Cluster:
         return {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.registrar_grpc,
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.registrar_metrics}
 
+    def routing_env(self):
+        return {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.routing_grpc,
+                "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.routing_metrics,
+                "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc}
+
     def gateway_env(self):
         return {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.gateway_grpc,
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.gateway_metrics,
@@ -245,6 +260,8 @@ class Cluster:
         for attempt in range(1, attempts + 1):
             try:
                 self.start_registrar()
+                if self.with_routing:
+                    self.start_routing()
                 if self.with_gateway:
                     self.start_gateway()
                 return self
@@ -263,6 +280,14 @@ class Cluster:
     def start_registrar(self):
         self.registrar = self._start("registrar", self.registrar_config, self.registrar_env(),
                                      self.registrar_grpc)
+
+    def start_routing(self):
+        self.routing = self._start("routing", self.routing_config, self.routing_env(),
+                                   self.routing_grpc)
+
+    @property
+    def routing_address(self):
+        return "127.0.0.1:%d" % self.routing_grpc
 
     def start_gateway(self):
         self.gateway = self._start("signaling-gateway", self.gateway_config, self.gateway_env(),
@@ -329,7 +354,8 @@ class Cluster:
         return json.loads(self.medctl(*args).stdout)
 
     def metrics(self, which):
-        port = self.registrar_metrics if which == "registrar" else self.gateway_metrics
+        port = {"registrar": self.registrar_metrics, "routing": self.routing_metrics,
+                "gateway": self.gateway_metrics}[which]
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
             return r.read().decode()
 

@@ -1,6 +1,6 @@
 """The reference topology's own configuration (examples/local/*.json, what `./medius up`
-loads) works with SIPp, and docs/metrics.md lists exactly the medius_* metrics the running
-services export.
+loads) works with SIPp and medctl route, and docs/metrics.md lists exactly the medius_*
+metrics the running services (registrar, routing, gateway) export.
 
 The services read the example files unchanged; only their listen addresses move to free
 ports, through the documented MEDIUS_* environment overrides, so this test can run next to
@@ -45,9 +45,10 @@ def exported_metrics(text):
 class ReferenceTopology(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        cluster = harness.Cluster(name="reference")
+        cluster = harness.Cluster(name="reference", with_routing=True)
         # The example files themselves, not generated ones.
         cluster.registrar_config = os.path.join(EXAMPLES, "registrar.json")
+        cluster.routing_config = os.path.join(EXAMPLES, "routing.json")
         cluster.gateway_config = os.path.join(EXAMPLES, "gateway.json")
         cls.cluster = cluster.start()
 
@@ -82,10 +83,12 @@ class ReferenceTopology(harness.E2ETestCase):
         gateway = exported_metrics(self.cluster.metrics("gateway"))
         self.cluster.start_registrar()
         registrar = exported_metrics(self.cluster.metrics("registrar"))
-        exported = gateway | registrar
+        routing = exported_metrics(self.cluster.metrics("routing"))
+        exported = gateway | registrar | routing
         documented = documented_metrics()
         self.assertTrue(registrar and all(n.startswith("medius_registrar_") for n in registrar))
         self.assertTrue(gateway and all(n.startswith("medius_gateway_") for n in gateway))
+        self.assertTrue(routing and all(n.startswith("medius_routing_") for n in routing))
         self.assertEqual(sorted(exported - documented), [],
                          "exported but not in docs/metrics.md")
         self.assertEqual(sorted(documented - exported), [],
@@ -93,8 +96,24 @@ class ReferenceTopology(harness.E2ETestCase):
         # The issue's required metrics are among them.
         for name in ("medius_registrar_bindings", "medius_registrar_register_requests_total",
                      "medius_registrar_auth_failures_total", "medius_gateway_sip_requests_total",
-                     "medius_gateway_sip_responses_total", "medius_gateway_grpc_client_seconds"):
+                     "medius_gateway_sip_responses_total", "medius_gateway_grpc_client_seconds",
+                     "medius_routing_decisions_total", "medius_routing_decision_seconds",
+                     "medius_routing_config_reloads_total", "medius_routing_trunk_up",
+                     "medius_routing_config_info"):
             self.assertIn(name, exported)
+
+    def test_4_medctl_route_explains_the_reference_dial_plan(self):
+        # The issue's "done means": alice's 2200 goes to the PBX in the PBX's format...
+        rc = self.cluster.medctl("route", "--routing", self.cluster.routing_address,
+                                 "--from", "alice", "--to", "2200")
+        self.assertIn("ROUTED", rc.stdout)
+        self.assertIn("trunk pbx", rc.stdout)
+        self.assertIn("number 2200", rc.stdout)
+        # ... and bob may not call London.
+        rc = self.cluster.medctl("route", "--routing", self.cluster.routing_address,
+                                 "--from", "bob", "--to", "011442071234567", check=False)
+        self.assertEqual(rc.returncode, 1, rc.stdout + rc.stderr)
+        self.assertIn("FORBIDDEN (SIP 403)", rc.stdout)
 
 
 if __name__ == "__main__":
