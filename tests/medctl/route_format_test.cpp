@@ -78,6 +78,7 @@ medius::v1::RouteExplanation aliceTo2200() {
   group->set_reason("route pbx-extensions");
   auto* target = group->add_targets();
   target->set_caller_id("100");
+  target->set_reason("route pbx-extensions");  // the group's: not repeated
   auto* trunk = target->mutable_trunk();
   trunk->set_trunk("pbx");
   trunk->set_request_uri("sip:2200@127.0.0.13:5060");

@@ -71,7 +71,9 @@ std::string joinCodes(const google::protobuf::RepeatedField<std::uint32_t>& code
   return out;
 }
 
-std::string targetLines(const medius::v1::RouteTarget& target, const Style& style) {
+// `groupReason` is not repeated as the target's reason.
+std::string targetLines(const medius::v1::RouteTarget& target, const std::string& groupReason,
+                        const Style& style) {
   std::string head;
   std::vector<std::string> details;
   const medius::v1::TrunkTarget* trunk = nullptr;
@@ -97,7 +99,9 @@ std::string targetLines(const medius::v1::RouteTarget& target, const Style& styl
   std::string line;
   for (const auto& d : details) line += (line.empty() ? "" : "  ") + d;
   if (!line.empty()) out += "      " + line + '\n';
-  if (!target.reason().empty()) out += "      " + style.dim("why: " + target.reason()) + '\n';
+  if (!target.reason().empty() && target.reason() != groupReason) {
+    out += "      " + style.dim("why: " + target.reason()) + '\n';
+  }
   return out;
 }
 
@@ -219,7 +223,7 @@ std::string formatExplanation(const medius::v1::RouteCallRequest& request,
                                                  : std::string("no timeout"));
       if (!group.reason().empty()) line += "  " + style.dim(group.reason());
       out += line + '\n';
-      for (const auto& target : group.targets()) out += targetLines(target, style);
+      for (const auto& target : group.targets()) out += targetLines(target, group.reason(), style);
     }
   }
   return out;
