@@ -1,5 +1,6 @@
 #include "medius/routing/numbers.hpp"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -181,7 +182,11 @@ Dialled parseDialled(std::string_view callee, std::string_view domain) {
       return d;
     }
     d.number.clear();
-    if (s.empty() || s.find_first_of("@:;<> \t") != std::string_view::npos) return d;
+    // A user name has a letter ("bob", "j.smith"); "+", "1+2" or 70 digits are nothing.
+    bool letter = std::any_of(s.begin(), s.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    });
+    if (!letter || s.find_first_of("@:;<> \t") != std::string_view::npos) return d;
     d.kind = Dialled::Kind::Uri;
     d.uri.reserve(5 + s.size() + domain.size());
     d.uri.append("sip:").append(s).append("@").append(domain);

@@ -74,7 +74,7 @@ inline constexpr std::size_t kMaxDialledDigits = 64;
 // Parses a callee as dialled: "sip:", "sips:" or "tel:" URI (optionally in <>), or a
 // bare dial string ("(425) 555-0123", "2200", "bob"). The user part's ";params" and the
 // URI's parameters ("user=phone") are ignored; visual separators " -.()" are removed
-// when what remains is a number. A bare non-numeric string becomes "sip:<s>@<domain>".
+// when what remains is a number. A bare user name (with a letter) becomes "sip:<s>@<domain>".
 Dialled parseDialled(std::string_view callee, std::string_view domain);
 
 // True for "+" followed by 2..15 digits, the first not 0.
