@@ -16,10 +16,12 @@ namespace {
 using medius::v1::RoutePlan;
 
 bool hasScheme(const std::string& text) {
+  const auto sameLetter = [](char lower, char c) {
+    return lower == std::tolower(static_cast<unsigned char>(c));
+  };
   for (std::string_view scheme : {"sip:", "sips:", "tel:"}) {
     if (text.size() > scheme.size() &&
-        std::equal(scheme.begin(), scheme.end(), text.begin(),
-                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+        std::equal(scheme.begin(), scheme.end(), text.begin(), sameLetter)) {
       return true;
     }
   }
