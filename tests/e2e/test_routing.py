@@ -412,6 +412,22 @@ class Routing(harness.E2ETestCase):
         self.assertTrue(rc.stderr.startswith("config error: %s: $.routes[0]" % path), rc.stderr)
         self.assertEqual(rc.stderr.count("\n"), 1, rc.stderr)
 
+    def test_6_requests_without_callee_or_source_are_invalid(self):
+        client = RoutingClient(self.cluster.routing_address)
+        self.addCleanup(client.close)
+        errors = harness.metric_value(self.metrics(), "medius_routing_decisions_total",
+                                      {"outcome": "error"}) or 0
+        no_callee = route_call_request("sip:alice@example.com", "",
+                                       internal_user="sip:alice@example.com")
+        no_source = _field(1, "sip:alice@example.com") + _field(2, "sip:2200@example.com")
+        for request, words in ((no_callee, "callee"), (no_source, "source")):
+            with self.assertRaises(grpc.RpcError) as caught:
+                client.route_call(request, timeout=10)
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(words, caught.exception.details())
+        self.assertEqual(harness.metric_value(self.metrics(), "medius_routing_decisions_total",
+                                              {"outcome": "error"}), errors + 2)
+
     # ---- the registrar down (last: it stops the registrar)
 
     def test_9_registrar_down_makes_inbound_calls_unavailable(self):
