@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <set>
 
 #include <openssl/evp.h>
 
@@ -241,6 +242,22 @@ void readUsagesAndPolicies(config::Object& root, Config& cfg) {
       policy.usages.push_back(
           resolve(p, indexed("usages", i), cfg.usageByName, usages[i], "PSTN usage"));
     }
+    std::vector<bool> seen(cfg.routes.size(), false);
+    for (std::size_t u : policy.usages) {
+      for (std::size_t r : cfg.usages[u].routes) {
+        policy.entries.push_back({u, r, seen[r]});
+        seen[r] = true;
+      }
+    }
+    std::set<std::size_t> lengths;
+    for (std::size_t e = 0; e < policy.entries.size(); ++e) {
+      policy.allEntries.push_back(static_cast<std::uint32_t>(e));
+      if (policy.entries[e].repeat) continue;
+      const std::string& prefix = cfg.routes[policy.entries[e].route].pattern.literalPrefix();
+      policy.entriesByPrefix[prefix].push_back(static_cast<std::uint32_t>(e));
+      lengths.insert(prefix.size());
+    }
+    policy.prefixLengths.assign(lengths.begin(), lengths.end());
     p.finish();
     cfg.policies.push_back(std::move(policy));
   }

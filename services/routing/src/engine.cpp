@@ -227,23 +227,57 @@ TrunkRouting Decision::toTrunks(const User* caller, std::size_t policyIndex,
              (caller ? caller->uri : std::string("the caller")) + ", " +
              std::to_string(policy.usages.size()) + " PSTN usage(s)";
     });
-    SmallIndexSet routesSeen;
     SmallIndexSet trunksSeen;
     std::uint64_t callHash = fnv1a(req_.call_id());
-    for (std::size_t ui : policy.usages) {
-      const PstnUsage& usage = cfg_.usages[ui];
-      ex_.add("usage", usage.name, true, [&] {
-        return "PSTN usage of policy " + policy.name + ", " + std::to_string(usage.routes.size()) +
-               " route(s)";
-      });
-      for (std::size_t ri : usage.routes) {
+    std::size_t lastUsage = kNone;
+    // Explaining lists every route; deciding looks only at routes whose literal prefix
+    // the number starts with (same result: the others cannot match).
+    std::array<std::uint32_t, 64> inlineCandidates{};
+    std::vector<std::uint32_t> bigCandidates;
+    const std::uint32_t* list = policy.allEntries.data();
+    std::size_t listSize = policy.allEntries.size();
+    if (!ex_.on()) {
+      std::size_t n = 0;
+      for (std::size_t length : policy.prefixLengths) {
+        if (length > number.size()) break;
+        auto it = policy.entriesByPrefix.find(std::string_view(number).substr(0, length));
+        if (it == policy.entriesByPrefix.end()) continue;
+        for (std::uint32_t e : it->second) {
+          if (n < inlineCandidates.size()) {
+            inlineCandidates[n] = e;
+          } else {
+            if (bigCandidates.empty()) {
+              bigCandidates.assign(inlineCandidates.begin(), inlineCandidates.end());
+            }
+            bigCandidates.push_back(e);
+          }
+          ++n;
+        }
+      }
+      std::uint32_t* data = n > inlineCandidates.size() ? bigCandidates.data()
+                                                        : inlineCandidates.data();
+      std::sort(data, data + n);
+      list = data;
+      listSize = n;
+    }
+    for (std::size_t c = 0; c < listSize; ++c) {
+      const VoicePolicy::Entry& entry = policy.entries[list[c]];
+      const PstnUsage& usage = cfg_.usages[entry.usage];
+      if (entry.usage != lastUsage) {
+        lastUsage = entry.usage;
+        ex_.add("usage", usage.name, true, [&] {
+          return "PSTN usage of policy " + policy.name + ", " +
+                 std::to_string(usage.routes.size()) + " route(s)";
+        });
+      }
+      {
+        std::size_t ri = entry.route;
         const Route& route = cfg_.routes[ri];
-        if (routesSeen.contains(ri)) {
+        if (entry.repeat) {
           ex_.add("route", route.name, false,
                   [&] { return "already considered in an earlier usage"; });
           continue;
         }
-        routesSeen.insert(ri);
         if (!route.pattern.matches(number)) {
           ex_.add("route", route.name, false, [&] {
             return "pattern " + route.pattern.pattern() + " does not match " + number;
@@ -256,8 +290,11 @@ TrunkRouting Decision::toTrunks(const User* caller, std::size_t policyIndex,
                  usage.name + ")";
         });
         // Trunk order: priority, then (equal priorities) weighted by the call's hash.
-        std::array<std::size_t, 32> order{};
-        std::size_t count = std::min(route.trunks.size(), order.size());
+        std::array<std::size_t, 32> inlineOrder{};
+        std::vector<std::size_t> bigOrder;  // only for routes with more than 32 trunks
+        std::size_t count = route.trunks.size();
+        if (count > inlineOrder.size()) bigOrder.resize(count);
+        std::size_t* order = count > inlineOrder.size() ? bigOrder.data() : inlineOrder.data();
         for (std::size_t i = 0; i < count; ++i) order[i] = i;
         if (route.weighted) {
           std::uint64_t state = callHash ^ (ri * 0x9e3779b97f4a7c15ULL);

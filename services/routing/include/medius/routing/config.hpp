@@ -48,6 +48,13 @@ namespace medius::routing {
 
 inline constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
+// Hashing for heterogeneous (string_view) lookups without allocating a key.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
 // One normalization rule of a dial plan: dialled digits -> (usually) E.164.
 struct NormalizationRule {
   std::string name;
@@ -118,6 +125,21 @@ struct VoicePolicy {
   std::string name;
   std::string description;
   std::vector<std::size_t> usages;  // indexes into Config::usages, in order
+  // Every (usage, route) pair in decision order, computed at load; `repeat` marks a route
+  // already listed by an earlier usage of this policy (considered once).
+  struct Entry {
+    std::size_t usage = kNone;
+    std::size_t route = kNone;
+    bool repeat = false;
+  };
+  std::vector<Entry> entries;
+  // Prefix index over `entries` (not repeats): a route can only match numbers that start
+  // with its pattern's literal prefix, so a decision looks up the number's prefixes of
+  // these lengths instead of trying every route. Values are sorted entry positions.
+  std::unordered_map<std::string, std::vector<std::uint32_t>, StringHash, std::equal_to<>>
+      entriesByPrefix;
+  std::vector<std::size_t> prefixLengths;  // distinct, ascending
+  std::vector<std::uint32_t> allEntries;   // 0..entries.size()-1 (explanations list all)
 };
 
 // A forwarding (or simultaneous ring) destination.
@@ -144,13 +166,6 @@ struct User {
   std::optional<ForwardTarget> simultaneousRing;
 };
 
-// Hashing for heterogeneous (string_view) lookups without allocating a key.
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 using NameIndex = std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>>;
 
 struct Config {
