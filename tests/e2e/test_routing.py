@@ -398,6 +398,25 @@ class Routing(harness.E2ETestCase):
         self.assertEqual(harness.metric_value(self.metrics(), "medius_routing_trunk_up",
                                               {"trunk": "pstn-primary"}), 0)
 
+    def test_4_a_trunk_removed_by_a_reload_leaves_the_gauges_and_list(self):
+        config = load_reference()
+        config["trunks"] = [t for t in config["trunks"] if t["name"] != "pstn-backup"]
+        for r in config["routes"]:
+            r["trunks"] = [t for t in r["trunks"]
+                           if (t if isinstance(t, str) else t.get("name")) != "pstn-backup"]
+        self.write(config)
+        rc = self.reload()
+        self.assertEqual(rc.returncode, 0, rc.stdout + rc.stderr)
+        client = RoutingClient(self.cluster.routing_address)
+        self.addCleanup(client.close)
+        self.assertEqual(sorted(list_trunks_summary(client.list_trunks(b"", timeout=10))),
+                         ["pbx", "pstn-primary"])
+        text = self.metrics()
+        self.assertIsNone(harness.metric_value(text, "medius_routing_trunk_up",
+                                               {"trunk": "pstn-backup"}))
+        self.assertEqual(harness.metric_value(text, "medius_routing_trunk_up",
+                                              {"trunk": "pbx"}), 1)
+
     def test_5_a_bad_config_at_start_is_one_line_and_exit_2(self):
         path = os.path.join(self.cluster.dir, "bad-routing.json")
         with open(path, "w") as f:
