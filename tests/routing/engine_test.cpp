@@ -46,6 +46,8 @@ TEST(RouteExplain, RuleRouteAndTrunkForAnExtension) {
   const auto* policy = e.find("policy", "international");
   ASSERT_NE(policy, nullptr);
   EXPECT_TRUE(policy->taken());
+  EXPECT_EQ(policy->detail().rfind("voice policy of sip:alice@example.com", 0), 0u)
+      << policy->detail();
   const auto* r = e.find("route", "pbx-extensions");
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(r->taken());

@@ -223,9 +223,10 @@ TrunkRouting Decision::toTrunks(const User* caller, std::size_t policyIndex,
   } else {
     const VoicePolicy& policy = cfg_.policies[policyIndex];
     ex_.add("policy", policy.name, true, [&] {
-      return std::string(why) + ": voice policy of " +
-             (caller ? caller->uri : std::string("the caller")) + ", " +
-             std::to_string(policy.usages.size()) + " PSTN usage(s)";
+      std::string detail = std::string(why);
+      if (!detail.empty()) detail += ": ";
+      return detail + "voice policy of " + (caller ? caller->uri : std::string("the caller")) +
+             ", " + std::to_string(policy.usages.size()) + " PSTN usage(s)";
     });
     SmallIndexSet trunksSeen;
     std::uint64_t callHash = fnv1a(req_.call_id());
