@@ -1,0 +1,42 @@
+// The media-transcoder's Prometheus metrics, declared once and passed by reference.
+// No label ever names a session: traffic is aggregated by direction, in batches from
+// the workers (TrafficCounters).
+//
+// Thread: prometheus-cpp metrics are thread-safe.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "medius/media/relay.hpp"
+
+namespace medius::media {
+
+struct MediaMetrics {
+  explicit MediaMetrics(prometheus::Registry& registry);
+
+  prometheus::Family<prometheus::Counter>& packetsFamily;
+  prometheus::Family<prometheus::Counter>& bytesFamily;
+  prometheus::Family<prometheus::Counter>& sessionsFamily;
+
+  // medius_media_sessions_active: sessions created and not yet deleted.
+  prometheus::Gauge& sessionsActive;
+  // medius_media_port_pool_free: free RTP/RTCP port pairs.
+  prometheus::Gauge& portPoolFree;
+  // medius_media_timeouts_total: sessions that crossed their media timeout.
+  prometheus::Counter& timeouts;
+  // medius_media_packets_total / medius_media_bytes_total {direction="a_to_b"|"b_to_a"}.
+  TrafficCounters traffic;
+
+  // medius_media_sessions_total{result}: CreateSession outcomes.
+  struct Results {
+    prometheus::Counter& ok;
+    prometheus::Counter& invalidArgument;
+    prometheus::Counter& alreadyExists;
+    prometheus::Counter& resourceExhausted;
+    prometheus::Counter& unavailable;
+  } sessions;
+};
+
+}  // namespace medius::media

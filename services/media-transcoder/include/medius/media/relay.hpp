@@ -1,0 +1,199 @@
+// The data plane: relay workers (one epoll event loop and thread each) and the sessions
+// pinned to them.
+//
+// A RelaySession has two legs (0 = A, 1 = B), each with a non-blocking UDP socket for RTP
+// (even port) and one for RTCP (RTP + 1). A packet received on leg A's RTP socket is sent
+// unchanged from leg B's RTP socket to leg B's remote, and vice versa; RTCP likewise on
+// the RTCP sockets; RTCP multiplexed on the RTP port (RFC 5761) follows the RTP path.
+// Remotes come from the SDP and are then latched (symmetric RTP): the first packet's
+// source becomes the remote; later packets from another source are still relayed but do
+// not move the remote, or are dropped when the leg is strict. A new address in the SDP
+// (re-offer, final answer after early media) re-arms the latch.
+//
+// The packet path takes no lock and allocates nothing: one fixed buffer per worker, the
+// per-leg counters are relaxed atomics written by the worker only (read by any thread for
+// stats), and the Prometheus totals are added in batches once per loop tick.
+//
+// Ownership: the caller (SessionManager) owns RelaySessions and their sockets; a Worker
+// only points at the sessions attached to it. Thread: Worker::post/run from any thread;
+// attach/detach/setRemote only on the worker's thread (use run()).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace prometheus {
+class Counter;
+}
+
+namespace medius::media {
+
+// An owned file descriptor (closed on destruction).
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd();
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// A non-blocking, close-on-exec UDP socket bound to address:port; an invalid Fd (and
+// errno set) when the bind fails.
+Fd bindUdp(const std::string& address, std::uint16_t port);
+
+// Counters of one leg: written by its worker only (relaxed atomics), read by anyone.
+struct LegCounters {
+  std::atomic<std::uint64_t> packetsIn{0};
+  std::atomic<std::uint64_t> packetsOut{0};
+  std::atomic<std::uint64_t> bytesIn{0};
+  std::atomic<std::uint64_t> bytesOut{0};
+  std::atomic<std::uint64_t> lost{0};
+  std::atomic<std::uint64_t> outOfOrder{0};
+  // Packets dropped because they came from another source than the latched one (strict).
+  std::atomic<std::uint64_t> strangerDrops{0};
+  // The current RTP remote, packed as (IPv4 << 16 | port) in host order; 0 = none.
+  std::atomic<std::uint64_t> remote{0};
+};
+
+// Where one leg's peer said (in SDP) it receives media.
+struct RemoteSpec {
+  std::string address;  // "0.0.0.0" (hold) or "" = do not send until latched
+  std::uint16_t rtpPort = 0;
+  std::string rtcpAddress;
+  std::uint16_t rtcpPort = 0;
+  bool operator==(const RemoteSpec&) const = default;
+};
+
+struct RelayLeg {
+  Fd rtp;
+  Fd rtcp;
+  std::uint16_t localPort = 0;  // RTP; RTCP is localPort + 1
+  bool strict = false;
+  LegCounters counters;
+
+  // ---- worker thread only ----
+  RemoteSpec spec;  // the last one applied
+  sockaddr_in rtpRemote{};
+  sockaddr_in rtcpRemote{};
+  bool rtpKnown = false;
+  bool rtcpKnown = false;
+  bool rtpLatched = false;
+  bool rtcpLatched = false;
+  // RTP sequence tracking of what this leg receives.
+  bool seqStarted = false;
+  std::uint16_t maxSeq = 0;
+  std::uint32_t ssrc = 0;
+};
+
+struct RelaySession {
+  // Which socket an epoll event is for.
+  struct Endpoint {
+    RelaySession* session;
+    int leg;    // 0 = A, 1 = B
+    bool rtcp;  // the RTCP (+1) socket
+  };
+
+  std::string id;
+  // The gateway that owns the session (its events go there).
+  std::string owner;
+  std::array<RelayLeg, 2> legs;
+  std::uint32_t timeoutMs = 30000;
+  // Fired (once until RTP flows again) by the worker after timeoutMs without RTP.
+  std::atomic<bool> timedOut{false};
+
+  // ---- worker thread only ----
+  std::array<Endpoint, 4> endpoints{};
+  std::int64_t lastRtpMs = 0;
+  std::size_t workerIndex = 0;  // position in the worker's session list
+};
+
+// Aggregate traffic totals (medius_media_packets_total / bytes_total by direction).
+struct TrafficCounters {
+  prometheus::Counter& packetsAtoB;
+  prometheus::Counter& packetsBtoA;
+  prometheus::Counter& bytesAtoB;
+  prometheus::Counter& bytesBtoA;
+};
+
+class Worker {
+ public:
+  // Called on the worker's thread when a session crosses its media timeout.
+  using TimeoutHandler = std::function<void(RelaySession&)>;
+
+  Worker(int index, TrafficCounters& totals, TimeoutHandler onTimeout);
+  ~Worker();  // stops
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void stop();
+  int index() const { return index_; }
+
+  // Queues `fn` to run on the worker's thread.
+  void post(std::function<void()> fn);
+  // Runs `fn` on the worker's thread and waits for it (inline when not running).
+  void run(const std::function<void()>& fn);
+
+  // ---- worker thread (through run()) ----
+  // Registers the session's four sockets; throws std::system_error.
+  void attach(RelaySession& session);
+  void detach(RelaySession& session);
+  // Applies a remote from SDP; a change re-arms latching. Hold (0.0.0.0) or port 0 stops
+  // sending to the SDP address but keeps a latched remote.
+  void setRemote(RelaySession& session, int leg, const RemoteSpec& spec);
+
+  std::size_t sessionCount() const { return sessionCount_.load(std::memory_order_relaxed); }
+
+ private:
+  void loop();
+  void drainPosts();
+  void readSocket(const RelaySession::Endpoint& endpoint);
+  void relay(const RelaySession::Endpoint& endpoint, std::size_t length, const sockaddr_in& source);
+  void tick(std::int64_t nowMs);
+  void flushTotals();
+
+  const int index_;
+  TrafficCounters& totals_;
+  TimeoutHandler onTimeout_;
+  Fd epoll_;
+  Fd wakeup_;  // eventfd
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+
+  std::mutex postMutex_;
+  std::vector<std::function<void()>> posted_;
+
+  // ---- worker thread only ----
+  std::vector<RelaySession*> sessions_;
+  std::atomic<std::size_t> sessionCount_{0};
+  std::int64_t nowMs_ = 0;
+  std::int64_t lastTickMs_ = 0;
+  std::uint64_t pendingPackets_[2] = {0, 0};
+  std::uint64_t pendingBytes_[2] = {0, 0};
+  alignas(16) std::array<unsigned char, 65536> buffer_{};
+};
+
+// Milliseconds on the monotonic clock.
+std::int64_t monotonicMs();
+
+}  // namespace medius::media

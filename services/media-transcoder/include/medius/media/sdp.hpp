@@ -1,0 +1,99 @@
+// A small SDP (RFC 8866) parser and rewriter for anchoring: just what the relay needs.
+//
+// parse() checks the lines it relies on (v=, o=, c=, m=, a=rtcp) and keeps every line as
+// text; render() writes the description back with the worker's address and port in it:
+//   - o= is ours (one origin per outgoing leg, OriginState): "medius <id> <version> IN IP4
+//     <advertised>", the version going up only when the body changes (RFC 3264 section 8);
+//   - c= (session and media level) -> the advertised address, except c=0.0.0.0, which is
+//     kept: it is the RFC 2543 way of putting the peer on hold;
+//   - the first m=audio line with a non-zero port -> the worker's RTP port; a=rtcp -> RTP
+//     port + 1, or the RTP port itself with a=rtcp-mux (RFC 5761 section 5.1.3);
+//   - any other m= line -> port 0 (declined: this slice anchors one audio stream);
+//   - ICE lines (a=candidate, a=remote-candidates, a=ice-*) are dropped: they carry the
+//     peer's own addresses and would take the media around the worker;
+//   - everything else (rtpmap, fmtp, ptime, direction, crypto, rtcp-mux, ...) passes as text.
+// The media itself is never rewritten, so SSRC, sequence numbers and timestamps stay
+// continuous across re-offers: the relay forwards packets byte for byte.
+//
+// Thread: values; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medius::media::sdp {
+
+// Invalid SDP; what() names the line: "line 4 (m=audio x RTP/AVP 0): bad port".
+class SdpError : public std::runtime_error {
+ public:
+  explicit SdpError(const std::string& message) : std::runtime_error(message) {}
+};
+
+enum class Direction { SendRecv, SendOnly, RecvOnly, Inactive };
+
+// The anchored audio stream as the sender of the SDP described it.
+struct AudioStream {
+  // Effective connection address (media-level c= over session-level); "0.0.0.0" on hold.
+  std::string address;
+  // 0 when the stream is rejected or disabled.
+  std::uint16_t rtpPort = 0;
+  // a=rtcp's port, or rtpPort + 1; rtpPort with rtcp-mux.
+  std::uint16_t rtcpPort = 0;
+  // a=rtcp's address when given, else `address`.
+  std::string rtcpAddress;
+  bool rtcpMux = false;
+  Direction direction = Direction::SendRecv;
+  // Payload types of the m= line, in order (as text: they are passed through).
+  std::vector<std::string> formats;
+  // "RTP/AVP", "RTP/SAVP", ...
+  std::string protocol;
+};
+
+// Our o= line toward one leg; keep one per outgoing leg for the session's life.
+struct OriginState {
+  std::uint64_t sessionId = 0;
+  std::uint64_t version = 0;
+  // The last body sent without its o= line (a change bumps the version).
+  std::string lastBody;
+};
+
+struct RewriteParams {
+  // The worker's address for the peer that receives this SDP.
+  std::string address;
+  // The worker's RTP port for that peer (RTCP is rtpPort + 1).
+  std::uint16_t rtpPort = 0;
+};
+
+class Description {
+ public:
+  // Throws SdpError naming the line. Accepts CRLF and LF line ends; at most 64 KiB.
+  static Description parse(std::string_view text);
+
+  // The first m=audio stream (there is always one after parse()).
+  const AudioStream& audio() const { return audio_; }
+
+  // The description for the other leg (CRLF line ends); updates `origin`.
+  std::string render(const RewriteParams& params, OriginState& origin) const;
+
+ private:
+  struct Line {
+    char type;
+    std::string value;
+  };
+  struct Media {
+    std::vector<Line> lines;  // lines[0] is the m= line
+    bool anchored = false;
+  };
+
+  std::vector<Line> session_;
+  std::vector<Media> media_;
+  AudioStream audio_;
+};
+
+std::string_view directionName(Direction direction);
+
+}  // namespace medius::media::sdp

@@ -1,0 +1,66 @@
+// media-transcoder: the media worker of Medius (this slice: anchoring and relay, no codecs).
+// Thin on purpose: flags, config, wiring, signals. The logic is in medius_media.
+#include <csignal>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "medius/common/logging.hpp"
+#include "medius/common/metrics.hpp"
+#include "medius/common/service.hpp"
+#include "medius/media/config.hpp"
+#include "medius/media/grpc_service.hpp"
+#include "medius/media/metrics.hpp"
+#include "medius/media/session_manager.hpp"
+
+int main(int argc, char** argv) {
+  using namespace medius;
+  ShutdownSignals signals;  // first: every thread started later inherits the blocked mask
+
+  CLI::App app{"Medius media-transcoder: anchored RTP relay"};
+  std::string configFile;
+  app.add_option("--config", configFile, "media.json")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  media::MediaConfig config;
+  try {
+    config = media::load(configFile);
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "config error: %s\n", e.what());
+    return 2;
+  }
+
+  try {
+    log::init("media-transcoder", config.service.log);
+    auto logger = log::get("media");
+    logger->info("starting: {} (config {})", config.summary(), config.file);
+
+    metrics::MetricsServer metricsServer(config.service.metricsListen);
+    media::MediaMetrics metrics(metricsServer.registry());
+    media::SessionManager manager(config, metrics);
+    media::MediaService service(manager);
+    GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.MediaTranscoder"});
+    service.setOnDrain([&server] { server.setServing(false); });
+    logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
+                 server.port(), config.service.metricsListen);
+
+    while (true) {
+      int sig = signals.wait();
+      if (sig == SIGHUP) {
+        logger->info("SIGHUP: configuration reload is not supported; ignored");
+        continue;
+      }
+      logger->info("signal {}: shutting down", sig);
+      break;
+    }
+    server.setServing(false);
+    service.stopWatches();
+    server.shutdown(std::chrono::milliseconds(config.service.shutdownTimeoutMs));
+    manager.shutdown();
+    logger->info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "media-transcoder: %s\n", e.what());
+    return 1;
+  }
+}

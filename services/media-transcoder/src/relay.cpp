@@ -1,0 +1,354 @@
+#include "medius/media/relay.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <system_error>
+
+#include <prometheus/counter.h>
+
+namespace medius::media {
+
+namespace {
+
+// Upper bound of packets read from one socket per wake-up, so that one busy leg cannot
+// starve the others of the same worker.
+constexpr int kMaxReadsPerEvent = 32;
+constexpr int kMaxEvents = 64;
+// Timeouts are checked and totals flushed this often (and the loop sleeps at most this long).
+constexpr int kTickMs = 50;
+
+void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
+  // Single writer (the worker): a load and a store, no locked read-modify-write.
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+bool sameSource(const sockaddr_in& a, const sockaddr_in& b) {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
+std::uint64_t pack(const sockaddr_in& a) {
+  return (static_cast<std::uint64_t>(ntohl(a.sin_addr.s_addr)) << 16) | ntohs(a.sin_port);
+}
+
+bool toSockaddr(const std::string& address, std::uint16_t port, sockaddr_in& out) {
+  if (address.empty() || address == "0.0.0.0" || port == 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) return false;
+  out = a;
+  return true;
+}
+
+}  // namespace
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+Fd bindUdp(const std::string& address, std::uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return Fd();
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
+    errno = EINVAL;
+    return Fd();
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return Fd();
+  return fd;
+}
+
+std::int64_t monotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Worker::Worker(int index, TrafficCounters& totals, TimeoutHandler onTimeout)
+    : index_(index), totals_(totals), onTimeout_(std::move(onTimeout)) {
+  epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (epoll_.get() < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  wakeup_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (wakeup_.get() < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // nullptr marks the wake-up fd
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wakeup_.get(), &ev) != 0) {
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
+  }
+}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  if (running_.exchange(true)) return;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Worker::stop() {
+  if (!running_.exchange(false)) return;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeup_.get(), &one, sizeof one);
+  thread_.join();
+  drainPosts();
+  flushTotals();
+}
+
+void Worker::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(postMutex_);
+    posted_.push_back(std::move(fn));
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeup_.get(), &one, sizeof one);
+}
+
+void Worker::run(const std::function<void()>& fn) {
+  if (!running_.load() || std::this_thread::get_id() == thread_.get_id()) {
+    fn();
+    return;
+  }
+  std::promise<void> done;
+  auto future = done.get_future();
+  post([&] {
+    try {
+      fn();
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  });
+  future.get();
+}
+
+void Worker::drainPosts() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard lock(postMutex_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch) fn();
+}
+
+void Worker::attach(RelaySession& session) {
+  session.endpoints = {RelaySession::Endpoint{&session, 0, false},
+                       RelaySession::Endpoint{&session, 0, true},
+                       RelaySession::Endpoint{&session, 1, false},
+                       RelaySession::Endpoint{&session, 1, true}};
+  for (int i = 0; i < 4; ++i) {
+    auto& endpoint = session.endpoints[static_cast<std::size_t>(i)];
+    RelayLeg& leg = session.legs[static_cast<std::size_t>(endpoint.leg)];
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &endpoint;
+    int fd = endpoint.rtcp ? leg.rtcp.get() : leg.rtp.get();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int error = errno;
+      for (int j = 0; j < i; ++j) {
+        auto& done = session.endpoints[static_cast<std::size_t>(j)];
+        RelayLeg& l = session.legs[static_cast<std::size_t>(done.leg)];
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, done.rtcp ? l.rtcp.get() : l.rtp.get(), nullptr);
+      }
+      throw std::system_error(error, std::generic_category(), "epoll_ctl(ADD)");
+    }
+  }
+  session.lastRtpMs = monotonicMs();
+  session.workerIndex = sessions_.size();
+  sessions_.push_back(&session);
+  sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+void Worker::detach(RelaySession& session) {
+  for (auto& leg : session.legs) {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, leg.rtp.get(), nullptr);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, leg.rtcp.get(), nullptr);
+  }
+  // Swap-remove; events already returned by this epoll_wait round for these sockets are
+  // not a concern: detach runs between rounds (from the post queue).
+  std::size_t i = session.workerIndex;
+  if (i < sessions_.size() && sessions_[i] == &session) {
+    sessions_[i] = sessions_.back();
+    sessions_[i]->workerIndex = i;
+    sessions_.pop_back();
+  }
+  sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+void Worker::setRemote(RelaySession& session, int legIndex, const RemoteSpec& spec) {
+  RelayLeg& leg = session.legs[static_cast<std::size_t>(legIndex)];
+  if (leg.spec == spec && (leg.rtpKnown || leg.rtpLatched)) return;  // same SDP: keep the latch
+  leg.spec = spec;
+  sockaddr_in rtp{};
+  sockaddr_in rtcp{};
+  bool haveRtp = toSockaddr(spec.address, spec.rtpPort, rtp);
+  bool haveRtcp = toSockaddr(spec.rtcpAddress, spec.rtcpPort, rtcp);
+  if (haveRtp) {
+    leg.rtpRemote = rtp;
+    leg.rtpKnown = true;
+    leg.rtpLatched = false;
+    leg.counters.remote.store(pack(rtp), std::memory_order_relaxed);
+  }
+  if (haveRtcp) {
+    leg.rtcpRemote = rtcp;
+    leg.rtcpKnown = true;
+    leg.rtcpLatched = false;
+  }
+  // On hold (0.0.0.0 / port 0) the latched remote, if any, stays: the peer may still send.
+}
+
+void Worker::loop() {
+  std::array<epoll_event, kMaxEvents> events{};
+  nowMs_ = monotonicMs();
+  lastTickMs_ = nowMs_;
+  while (running_.load(std::memory_order_relaxed)) {
+    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, kTickMs);
+    nowMs_ = monotonicMs();
+    bool woken = false;
+    for (int i = 0; i < n; ++i) {
+      auto* endpoint = static_cast<RelaySession::Endpoint*>(events[static_cast<std::size_t>(i)].data.ptr);
+      if (endpoint == nullptr) {
+        woken = true;
+        continue;
+      }
+      readSocket(*endpoint);
+    }
+    if (woken) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] auto r = ::read(wakeup_.get(), &count, sizeof count);
+      // Posted work (attach/detach/setRemote) runs after this round's events: a detach
+      // never frees an endpoint that a later event of the same round points at.
+      drainPosts();
+    }
+    if (nowMs_ - lastTickMs_ >= kTickMs) tick(nowMs_);
+  }
+}
+
+void Worker::readSocket(const RelaySession::Endpoint& endpoint) {
+  RelayLeg& leg = endpoint.session->legs[static_cast<std::size_t>(endpoint.leg)];
+  int fd = endpoint.rtcp ? leg.rtcp.get() : leg.rtp.get();
+  for (int i = 0; i < kMaxReadsPerEvent; ++i) {
+    sockaddr_in source{};
+    socklen_t sourceLength = sizeof source;
+    ssize_t length = ::recvfrom(fd, buffer_.data(), buffer_.size(), 0,
+                                reinterpret_cast<sockaddr*>(&source), &sourceLength);
+    if (length < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN, or an ICMP error reported on the socket: nothing to read now
+    }
+    if (source.sin_family != AF_INET) continue;
+    relay(endpoint, static_cast<std::size_t>(length), source);
+  }
+}
+
+void Worker::relay(const RelaySession::Endpoint& endpoint, std::size_t length,
+                   const sockaddr_in& source) {
+  RelaySession& session = *endpoint.session;
+  RelayLeg& in = session.legs[static_cast<std::size_t>(endpoint.leg)];
+  RelayLeg& out = session.legs[static_cast<std::size_t>(1 - endpoint.leg)];
+  const unsigned char* p = buffer_.data();
+  // RFC 5761 section 4: on a multiplexed port, RTCP packet types 192-223 in byte 1.
+  bool rtcp = endpoint.rtcp || (length >= 2 && p[1] >= 192 && p[1] <= 223);
+
+  sockaddr_in& remote = endpoint.rtcp ? in.rtcpRemote : in.rtpRemote;
+  bool& latched = endpoint.rtcp ? in.rtcpLatched : in.rtpLatched;
+  bool& known = endpoint.rtcp ? in.rtcpKnown : in.rtpKnown;
+  if (!latched) {
+    remote = source;
+    known = true;
+    latched = true;
+    if (!endpoint.rtcp) in.counters.remote.store(pack(source), std::memory_order_relaxed);
+  } else if (in.strict && !sameSource(remote, source)) {
+    bump(in.counters.strangerDrops);
+    return;
+  }
+
+  bump(in.counters.packetsIn);
+  bump(in.counters.bytesIn, length);
+  if (!rtcp && length >= 12 && (p[0] >> 6) == 2) {
+    session.lastRtpMs = nowMs_;
+    if (session.timedOut.load(std::memory_order_relaxed)) {
+      session.timedOut.store(false, std::memory_order_relaxed);
+    }
+    auto seq = static_cast<std::uint16_t>((p[2] << 8) | p[3]);
+    std::uint32_t ssrc = (static_cast<std::uint32_t>(p[8]) << 24) |
+                         (static_cast<std::uint32_t>(p[9]) << 16) |
+                         (static_cast<std::uint32_t>(p[10]) << 8) | p[11];
+    if (!in.seqStarted || ssrc != in.ssrc) {
+      in.seqStarted = true;
+      in.ssrc = ssrc;
+      in.maxSeq = seq;
+    } else {
+      auto delta = static_cast<std::int16_t>(static_cast<std::uint16_t>(seq - in.maxSeq));
+      if (delta > 3000 || delta < -3000) {
+        in.maxSeq = seq;  // a jump (restarted sender): resynchronise, count nothing
+      } else if (delta > 0) {
+        if (delta > 1) bump(in.counters.lost, static_cast<std::uint64_t>(delta - 1));
+        in.maxSeq = seq;
+      } else {
+        bump(in.counters.outOfOrder);
+        // A late packet was counted lost when the gap opened.
+        auto lost = in.counters.lost.load(std::memory_order_relaxed);
+        if (delta < 0 && lost > 0) in.counters.lost.store(lost - 1, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  bool toRtcpSocket = endpoint.rtcp;
+  const sockaddr_in& destination = toRtcpSocket ? out.rtcpRemote : out.rtpRemote;
+  bool destinationKnown = toRtcpSocket ? out.rtcpKnown : out.rtpKnown;
+  if (!destinationKnown) return;  // the other leg has not answered or sent anything yet
+  int fd = toRtcpSocket ? out.rtcp.get() : out.rtp.get();
+  ssize_t sent = ::sendto(fd, p, length, 0, reinterpret_cast<const sockaddr*>(&destination),
+                          sizeof destination);
+  if (sent < 0) return;  // full socket buffer or ICMP unreachable: dropped, as UDP does
+  bump(out.counters.packetsOut);
+  bump(out.counters.bytesOut, length);
+  pendingPackets_[endpoint.leg] += 1;
+  pendingBytes_[endpoint.leg] += length;
+}
+
+void Worker::tick(std::int64_t nowMs) {
+  lastTickMs_ = nowMs;
+  flushTotals();
+  for (RelaySession* session : sessions_) {
+    if (session->timedOut.load(std::memory_order_relaxed)) continue;
+    if (nowMs - session->lastRtpMs >= static_cast<std::int64_t>(session->timeoutMs)) {
+      session->timedOut.store(true, std::memory_order_relaxed);
+      if (onTimeout_) onTimeout_(*session);
+    }
+  }
+}
+
+void Worker::flushTotals() {
+  if (pendingPackets_[0] != 0) {
+    totals_.packetsAtoB.Increment(static_cast<double>(pendingPackets_[0]));
+    totals_.bytesAtoB.Increment(static_cast<double>(pendingBytes_[0]));
+  }
+  if (pendingPackets_[1] != 0) {
+    totals_.packetsBtoA.Increment(static_cast<double>(pendingPackets_[1]));
+    totals_.bytesBtoA.Increment(static_cast<double>(pendingBytes_[1]));
+  }
+  pendingPackets_[0] = pendingPackets_[1] = 0;
+  pendingBytes_[0] = pendingBytes_[1] = 0;
+}
+
+}  // namespace medius::media

@@ -1,0 +1,347 @@
+#include "medius/media/session_manager.hpp"
+
+#include <array>
+#include <chrono>
+#include <random>
+
+#include "medius/common/logging.hpp"
+
+namespace medius::media {
+
+struct SessionManager::Session {
+  std::string id;
+  std::string gatewayId;
+  std::int64_t createdAtMs = 0;
+  Worker* worker = nullptr;
+  std::unique_ptr<RelaySession> relay = std::make_unique<RelaySession>();
+  // Our o= toward leg A (index 0) and leg B (index 1).
+  std::array<sdp::OriginState, 2> origins;
+  // Serializes the control calls of this session (update against remove).
+  std::mutex mutex;
+  bool deleted = false;
+  std::string codec;
+};
+
+namespace {
+
+using Code = MediaError::Code;
+
+std::int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+RemoteSpec remoteOf(const sdp::AudioStream& audio) {
+  return RemoteSpec{audio.address, audio.rtpPort, audio.rtcpAddress, audio.rtcpPort};
+}
+
+// The first payload type, named when it is a static one (rtpmap names come with codecs).
+std::string firstCodec(const sdp::AudioStream& audio) {
+  static const std::map<std::string, std::string, std::less<>> kStatic{
+      {"0", "PCMU"}, {"8", "PCMA"}, {"9", "G722"}, {"18", "G729"}, {"3", "GSM"}};
+  if (audio.formats.empty()) return {};
+  auto it = kStatic.find(audio.formats.front());
+  return it == kStatic.end() ? "pt " + audio.formats.front() : it->second;
+}
+
+void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& advertised,
+             const std::string& codec) {
+  const auto& c = leg.counters;
+  out.set_packets_in(c.packetsIn.load(std::memory_order_relaxed));
+  out.set_packets_out(c.packetsOut.load(std::memory_order_relaxed));
+  out.set_bytes_in(c.bytesIn.load(std::memory_order_relaxed));
+  out.set_bytes_out(c.bytesOut.load(std::memory_order_relaxed));
+  out.set_packets_lost(c.lost.load(std::memory_order_relaxed));
+  out.set_packets_out_of_order(c.outOfOrder.load(std::memory_order_relaxed));
+  out.set_codec(codec);
+  out.mutable_local()->set_host(advertised);
+  out.mutable_local()->set_port(leg.localPort);
+  out.mutable_local()->set_transport(medius::v1::TRANSPORT_UDP);
+  std::uint64_t remote = c.remote.load(std::memory_order_relaxed);
+  if (remote != 0) {
+    auto ip = static_cast<std::uint32_t>(remote >> 16);
+    std::string host = std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
+                       std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
+    out.mutable_remote()->set_host(host);
+    out.mutable_remote()->set_port(static_cast<std::uint32_t>(remote & 0xffff));
+    out.mutable_remote()->set_transport(medius::v1::TRANSPORT_UDP);
+  }
+}
+
+}  // namespace
+
+SessionManager::SessionManager(const MediaConfig& config, MediaMetrics& metrics)
+    : config_(config),
+      metrics_(metrics),
+      pool_(config.portRange.min, config.portRange.max),
+      nextOrigin_(std::random_device{}() | 1u) {
+  for (std::uint32_t i = 0; i < config.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(
+        static_cast<int>(i), metrics_.traffic, [this](RelaySession& relay) { onTimeout(relay); }));
+  }
+  for (auto& worker : workers_) worker->start();
+  updatePoolGauge();
+  metrics_.sessionsActive.Set(0);
+}
+
+SessionManager::~SessionManager() { shutdown(); }
+
+void SessionManager::updatePoolGauge() {
+  metrics_.portPoolFree.Set(static_cast<double>(pool_.freePairs()));
+}
+
+std::size_t SessionManager::sessionCount() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+medius::v1::CreateSessionResponse SessionManager::create(
+    const medius::v1::CreateSessionRequest& request) {
+  auto refused = [](prometheus::Counter& counter, Code code, const std::string& message) {
+    counter.Increment();
+    return MediaError(code, message);
+  };
+  if (request.session_id().empty()) {
+    throw refused(metrics_.sessions.invalidArgument, Code::InvalidArgument, "session_id is empty");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_ || draining_.load()) {
+      throw refused(metrics_.sessions.unavailable, Code::Unavailable, "draining: no new sessions");
+    }
+    if (sessions_.contains(request.session_id())) {
+      throw refused(metrics_.sessions.alreadyExists, Code::AlreadyExists,
+             "session \"" + request.session_id() + "\" exists");
+    }
+    if (sessions_.size() + reserved_ >= config_.maxSessions) {
+      throw refused(metrics_.sessions.resourceExhausted, Code::ResourceExhausted,
+             "max_sessions (" + std::to_string(config_.maxSessions) + ") reached");
+    }
+    ++reserved_;
+  }
+  struct Reservation {
+    SessionManager& self;
+    ~Reservation() {
+      std::lock_guard lock(self.mutex_);
+      --self.reserved_;
+    }
+  } reservation{*this};
+
+  std::optional<sdp::Description> offer;
+  try {
+    offer = sdp::Description::parse(request.offer_sdp());
+  } catch (const sdp::SdpError& e) {
+    throw refused(metrics_.sessions.invalidArgument, Code::InvalidArgument,
+           std::string("offer_sdp: ") + e.what());
+  }
+
+  auto session = std::make_shared<Session>();
+  session->id = request.session_id();
+  session->gatewayId = request.gateway_id();
+  session->createdAtMs = wallMs();
+  session->codec = firstCodec(offer->audio());
+  RelaySession& relay = *session->relay;
+  relay.id = session->id;
+  relay.owner = session->gatewayId;
+  relay.timeoutMs = request.media_timeout_ms() != 0 ? request.media_timeout_ms() : config_.mediaTimeoutMs;
+  relay.legs[0].strict = config_.strictSource || request.leg_a().strict_source();
+  relay.legs[1].strict = config_.strictSource || request.leg_b().strict_source();
+
+  // Two pairs; a pair another process holds goes back to the pool's tail and we try on.
+  std::size_t attempts = std::min<std::size_t>(pool_.totalPairs(), 64);
+  for (RelayLeg& leg : relay.legs) {
+    for (std::size_t i = 0; leg.localPort == 0; ++i) {
+      auto port = i < attempts ? pool_.acquire() : std::nullopt;
+      if (!port) {
+        for (RelayLeg& l : relay.legs) {
+          if (l.localPort != 0) pool_.release(l.localPort);
+        }
+        updatePoolGauge();
+        throw refused(metrics_.sessions.resourceExhausted, Code::ResourceExhausted, "out of media ports");
+      }
+      Fd rtp = bindUdp(config_.bindAddress, *port);
+      Fd rtcp = rtp.get() >= 0 ? bindUdp(config_.bindAddress, static_cast<std::uint16_t>(*port + 1)) : Fd();
+      if (rtp.get() < 0 || rtcp.get() < 0) {
+        log::get("media")->warn("session {}: port {} or {} is taken, trying another", session->id,
+                                *port, *port + 1);
+        pool_.release(*port);
+        continue;
+      }
+      leg.rtp = std::move(rtp);
+      leg.rtcp = std::move(rtcp);
+      leg.localPort = *port;
+    }
+  }
+
+  Worker* worker = workers_.front().get();
+  for (auto& w : workers_) {
+    if (w->sessionCount() < worker->sessionCount()) worker = w.get();
+  }
+  session->worker = worker;
+  RemoteSpec remoteA = remoteOf(offer->audio());
+  worker->run([&] {
+    worker->attach(relay);
+    worker->setRemote(relay, 0, remoteA);
+  });
+
+  session->origins[0].sessionId = nextOrigin_.fetch_add(1);
+  session->origins[1].sessionId = nextOrigin_.fetch_add(1);
+  medius::v1::CreateSessionResponse response;
+  response.set_offer_sdp(offer->render({config_.advertisedAddress, relay.legs[1].localPort},
+                                       session->origins[1]));
+  response.set_advertised_address(config_.advertisedAddress);
+  {
+    std::lock_guard lock(mutex_);
+    sessions_.emplace(session->id, session);
+    metrics_.sessionsActive.Set(static_cast<double>(sessions_.size()));
+  }
+  metrics_.sessions.ok.Increment();
+  updatePoolGauge();
+  log::get("media")->info("session {}: created on worker {}, leg A port {}, leg B port {}, gateway {}",
+                          session->id, worker->index(), relay.legs[0].localPort,
+                          relay.legs[1].localPort, session->gatewayId);
+  return response;
+}
+
+std::shared_ptr<SessionManager::Session> SessionManager::find(const std::string& sessionId) const {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(sessionId);
+  if (it == sessions_.end()) throw MediaError(Code::NotFound, "no session \"" + sessionId + "\"");
+  return it->second;
+}
+
+medius::v1::UpdateSessionResponse SessionManager::update(
+    const medius::v1::UpdateSessionRequest& request) {
+  if (request.from_leg() != medius::v1::LEG_A && request.from_leg() != medius::v1::LEG_B) {
+    throw MediaError(Code::InvalidArgument, "from_leg must be LEG_A or LEG_B");
+  }
+  auto session = find(request.session_id());
+  std::optional<sdp::Description> description;
+  try {
+    description = sdp::Description::parse(request.sdp());
+  } catch (const sdp::SdpError& e) {
+    throw MediaError(Code::InvalidArgument, std::string("sdp: ") + e.what());
+  }
+  int from = request.from_leg() == medius::v1::LEG_A ? 0 : 1;
+  int to = 1 - from;
+  std::lock_guard lock(session->mutex);
+  if (session->deleted) throw MediaError(Code::NotFound, "no session \"" + request.session_id() + "\"");
+  RelaySession& relay = *session->relay;
+  RemoteSpec remote = remoteOf(description->audio());
+  session->worker->run([&] { session->worker->setRemote(relay, from, remote); });
+  if (request.is_answer()) session->codec = firstCodec(description->audio());
+  medius::v1::UpdateSessionResponse response;
+  response.set_sdp(description->render(
+      {config_.advertisedAddress, relay.legs[static_cast<std::size_t>(to)].localPort},
+      session->origins[static_cast<std::size_t>(to)]));
+  log::get("media")->debug("session {}: {} from leg {} ({}{}), remote {}:{}", session->id,
+                           request.is_answer() ? "answer" : "offer", from == 0 ? "A" : "B",
+                           sdp::directionName(description->audio().direction),
+                           request.provisional() ? ", provisional" : "", remote.address,
+                           remote.rtpPort);
+  return response;
+}
+
+void SessionManager::destroy(Session& session) {
+  RelaySession& relay = *session.relay;
+  session.worker->run([&] { session.worker->detach(relay); });
+  for (RelayLeg& leg : relay.legs) {
+    leg.rtp = Fd();
+    leg.rtcp = Fd();
+    if (leg.localPort != 0) pool_.release(leg.localPort);
+  }
+  session.deleted = true;
+  updatePoolGauge();
+}
+
+medius::v1::SessionStats SessionManager::remove(const std::string& sessionId) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(sessionId);
+    if (it == sessions_.end()) throw MediaError(Code::NotFound, "no session \"" + sessionId + "\"");
+    session = it->second;
+    sessions_.erase(it);
+    metrics_.sessionsActive.Set(static_cast<double>(sessions_.size()));
+  }
+  std::lock_guard lock(session->mutex);
+  destroy(*session);
+  medius::v1::SessionStats stats = statsOf(*session);
+  medius::v1::MediaEvent event;
+  event.set_kind(medius::v1::MediaEvent::KIND_SESSION_DELETED);
+  event.set_session_id(session->id);
+  events_.publish(session->gatewayId, event);
+  log::get("media")->info("session {}: deleted (A in {} out {}, B in {} out {})", session->id,
+                          stats.leg_a().packets_in(), stats.leg_a().packets_out(),
+                          stats.leg_b().packets_in(), stats.leg_b().packets_out());
+  return stats;
+}
+
+medius::v1::SessionStats SessionManager::statsOf(const Session& session) const {
+  medius::v1::SessionStats stats;
+  stats.set_session_id(session.id);
+  stats.set_created_at_ms(session.createdAtMs);
+  stats.set_transcoding(false);
+  fillLeg(*stats.mutable_leg_a(), session.relay->legs[0], config_.advertisedAddress, session.codec);
+  fillLeg(*stats.mutable_leg_b(), session.relay->legs[1], config_.advertisedAddress, session.codec);
+  return stats;
+}
+
+medius::v1::SessionStats SessionManager::stats(const std::string& sessionId) const {
+  auto session = find(sessionId);
+  std::lock_guard lock(session->mutex);
+  return statsOf(*session);
+}
+
+medius::v1::ListSessionsResponse SessionManager::list() const {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, session] : sessions_) all.push_back(session);
+  }
+  medius::v1::ListSessionsResponse response;
+  for (const auto& session : all) {
+    std::lock_guard lock(session->mutex);
+    if (session->deleted) continue;
+    *response.add_sessions() = statsOf(*session);
+  }
+  // Relay only: one unit per session against max_sessions.
+  response.set_load(static_cast<double>(all.size()));
+  response.set_load_limit(static_cast<double>(config_.maxSessions));
+  return response;
+}
+
+std::uint32_t SessionManager::drain() {
+  draining_ = true;
+  return static_cast<std::uint32_t>(sessionCount());
+}
+
+void SessionManager::onTimeout(RelaySession& relay) {
+  // Worker thread, once per timeout (not per packet).
+  metrics_.timeouts.Increment();
+  medius::v1::MediaEvent event;
+  event.set_kind(medius::v1::MediaEvent::KIND_MEDIA_TIMEOUT);
+  event.set_session_id(relay.id);
+  event.set_detail("no RTP on either leg for " + std::to_string(relay.timeoutMs) + " ms");
+  events_.publish(relay.owner, event);
+  log::get("media")->info("session {}: media timeout ({} ms without RTP)", relay.id, relay.timeoutMs);
+}
+
+void SessionManager::shutdown() {
+  std::map<std::string, std::shared_ptr<Session>, std::less<>> all;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    all.swap(sessions_);
+    metrics_.sessionsActive.Set(0);
+  }
+  for (auto& [id, session] : all) {
+    std::lock_guard lock(session->mutex);
+    destroy(*session);
+  }
+  for (auto& worker : workers_) worker->stop();
+}
+
+}  // namespace medius::media
