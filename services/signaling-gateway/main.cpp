@@ -18,7 +18,9 @@
 #include "medius/gateway/gateway.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/registrar_client.hpp"
+#include "medius/gateway/routing_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
+#include "medius/gateway/trunk_monitor.hpp"
 
 using namespace medius;
 using namespace medius::gateway;
@@ -40,25 +42,35 @@ int main(int argc, char** argv) {
   }
   log::init("signaling-gateway", cfg.service.log);
   auto logger = log::get("main");
-  logger->info("gateway {} domain {} registrar {} (timeout {} ms), user agent \"{}\"",
+  logger->info("gateway {} domain {} registrar {} (timeout {} ms), routing {} (timeout {} ms), "
+               "user agent \"{}\"",
                cfg.gatewayId, cfg.domain, cfg.registrarAddress, cfg.registrarTimeoutMs,
-               cfg.userAgent);
+               cfg.routingAddress, cfg.routingTimeoutMs, cfg.userAgent);
 
   try {
     metrics::MetricsServer metricsServer(cfg.service.metricsListen);
     GatewayMetrics gatewayMetrics(metricsServer.registry());
     GatewayState state;
 
-    // Destruction order matters: the gateway (on the loop) first, then the registrar
-    // client (cancels and waits for its calls, whose completions post to the loop),
-    // then the loop.
+    // Destruction order matters: the trunk monitor and the gateway (on the loop) first,
+    // then the gRPC clients (they cancel and wait for their calls, whose completions post
+    // to the loop), then the loop.
     SipLoop loop;
     auto registrar = std::make_unique<GrpcRegistrarClient>(
         cfg.registrarAddress, std::chrono::milliseconds(cfg.registrarTimeoutMs), gatewayMetrics);
+    auto routing = std::make_unique<GrpcRoutingClient>(
+        cfg.routingAddress, std::chrono::milliseconds(cfg.routingTimeoutMs), gatewayMetrics);
     std::unique_ptr<Gateway> gateway;
+    std::unique_ptr<TrunkMonitor> monitor;
     try {
       loop.invoke([&] {
         gateway = std::make_unique<Gateway>(loop, cfg, *registrar, gatewayMetrics, state);
+        KeepaliveSettings keepalive{cfg.keepaliveIntervalMs, cfg.keepaliveFailuresToDown,
+                                    cfg.keepaliveSuccessesToUp};
+        monitor = std::make_unique<TrunkMonitor>(
+            [&loop](std::function<void()> fn) { return loop.post(std::move(fn)); }, *routing,
+            *gateway, gatewayMetrics, cfg.gatewayId, keepalive);
+        monitor->start(loop.root());
       });
     } catch (const std::exception& e) {
       logger->critical("{}", e.what());
@@ -66,6 +78,7 @@ int main(int argc, char** argv) {
     }
 
     GatewayAdminService admin(cfg.gatewayId, state);
+    admin.setTrunkMonitor(monitor.get());
     GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"});
     admin.setOnDrain([&grpcServer] { grpcServer.setServing(false); });
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
@@ -84,9 +97,13 @@ int main(int argc, char** argv) {
       if (pending == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    loop.invoke([&] { gateway.reset(); });  // answers what is left with 503
     grpcServer.shutdown(std::chrono::milliseconds(cfg.service.shutdownTimeoutMs));
+    loop.invoke([&] {
+      monitor.reset();  // cancels its probes while the gateway still exists
+      gateway.reset();  // answers what is left with 503
+    });
     registrar.reset();
+    routing.reset();
     loop.stop();
     logger->info("stopped");
   } catch (const std::exception& e) {

@@ -201,7 +201,7 @@ class Cluster:
     on free 127.0.0.1 ports."""
 
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
-                 with_routing=False):
+                 with_routing=False, gateway_uses_routing=False):
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
         self.algorithms = algorithms
         self.nonce_ttl = nonce_ttl
@@ -212,6 +212,11 @@ class Cluster:
         self.pick_ports()
         self.with_gateway = with_gateway
         self.with_routing = with_routing
+        # The gateway probes the trunks routing lists (OPTIONS keepalive) and reports them
+        # down when nothing answers. Only tests that ask for it connect the two; the
+        # others' gateway points at a port where nothing listens (never at a routing
+        # service of a cluster started by `./medius up`).
+        self.gateway_uses_routing = gateway_uses_routing
         self.registrar = None
         self.routing = None
         self.gateway = None
@@ -224,6 +229,7 @@ class Cluster:
         self.registrar_metrics = free_port()
         self.routing_grpc = free_port()
         self.routing_metrics = free_port()
+        self.no_routing_port = free_port()
         self.gateway_grpc = free_port()
         self.gateway_metrics = free_port()
         self.internal_port = free_port()
@@ -251,7 +257,9 @@ class Cluster:
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.gateway_metrics,
                 "MEDIUS_INTERNAL_LISTEN": "sip:127.0.0.1:%d" % self.internal_port,
                 "MEDIUS_TRUNK_LISTEN": "sip:127.0.0.1:%d" % self.trunk_port,
-                "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc}
+                "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc,
+                "MEDIUS_ROUTING_ADDRESS": "127.0.0.1:%d" % (
+                    self.routing_grpc if self.gateway_uses_routing else self.no_routing_port)}
 
     def start(self, attempts=3):
         """Starts the services. A port taken by someone else between free_port() and the

@@ -91,7 +91,12 @@ class ReferenceTopology(harness.E2ETestCase):
         self.assertTrue(routing and all(n.startswith("medius_routing_") for n in routing))
         self.assertEqual(sorted(exported - documented), [],
                          "exported but not in docs/metrics.md")
-        self.assertEqual(sorted(documented - exported), [],
+        # The gateway's trunk series exist once it has routing's trunk list. This
+        # cluster's gateway is not connected to routing (harness: the example trunks
+        # answer nothing here, the keepalive would report them down under test_4);
+        # test_trunk_health.py checks those series against docs/metrics.md.
+        trunk_series = {"medius_gateway_trunk_up", "medius_gateway_trunk_options_total"}
+        self.assertEqual(sorted(documented - exported - trunk_series), [],
                          "in docs/metrics.md but not exported")
         # The required metrics are among them.
         for name in ("medius_registrar_bindings", "medius_registrar_register_requests_total",

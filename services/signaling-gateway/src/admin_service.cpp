@@ -16,6 +16,11 @@ void GatewayAdminService::setOnDrain(std::function<void()> onDrain) {
   onDrain_ = std::move(onDrain);
 }
 
+void GatewayAdminService::setTrunkMonitor(const TrunkMonitor* monitor) {
+  std::lock_guard lock(mutex_);
+  monitor_ = monitor;
+}
+
 grpc::Status GatewayAdminService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
                                           v1::GatewayInfo* response) {
   response->set_gateway_id(gatewayId_);
@@ -36,8 +41,14 @@ grpc::Status GatewayAdminService::ListCalls(grpc::ServerContext*, const v1::List
 
 grpc::Status GatewayAdminService::ListTrunkStatus(grpc::ServerContext*,
                                                   const v1::ListTrunkStatusRequest*,
-                                                  v1::ListTrunkStatusResponse*) {
-  // Trunks and their OPTIONS probing come with routing; none are known yet.
+                                                  v1::ListTrunkStatusResponse* response) {
+  const TrunkMonitor* monitor = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    monitor = monitor_;
+  }
+  if (!monitor) return grpc::Status::OK;
+  for (auto& status : monitor->statuses()) *response->add_trunks() = std::move(status);
   return grpc::Status::OK;
 }
 

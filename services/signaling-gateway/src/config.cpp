@@ -98,6 +98,24 @@ GatewayConfig loadConfig(const config::Document& doc) {
   } else if (const char* value = std::getenv("MEDIUS_REGISTRAR_ADDRESS"); value && *value) {
     c.registrarAddress = value;
   }
+  if (auto routing = root.optionalObject("routing")) {
+    c.routingAddress = routing->string("address", c.routingAddress, "MEDIUS_ROUTING_ADDRESS");
+    try {
+      config::parseHostPort(c.routingAddress);
+    } catch (const std::invalid_argument& e) {
+      routing->fail("address", e.what());
+    }
+    c.routingTimeoutMs = routing->integer("timeout_ms", 1000, 1, 60000);
+    routing->finish();
+  } else if (const char* value = std::getenv("MEDIUS_ROUTING_ADDRESS"); value && *value) {
+    c.routingAddress = value;
+  }
+  if (auto keepalive = root.optionalObject("trunk_keepalive")) {
+    c.keepaliveIntervalMs = keepalive->integer("interval_ms", 5000, 100, 300000);
+    c.keepaliveFailuresToDown = keepalive->integer("failures_to_down", 2, 1, 100);
+    c.keepaliveSuccessesToUp = keepalive->integer("successes_to_up", 1, 1, 100);
+    keepalive->finish();
+  }
   c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
   c.userAgent = root.string("user_agent", "Medius/0.1");
   for (char ch : c.userAgent) {

@@ -110,6 +110,8 @@ Gateway::~Gateway() {
   assert(loop_.isLoopThread());
   failPending();
   self_.reset();
+  for (auto& [id, p] : probes_) nta_outgoing_destroy(p->orq);
+  probes_.clear();
   if (leg_) nta_leg_destroy(leg_);
   // Destroying the agent drops transactions still retransmitting; it must come after
   // the leg and before the root.
@@ -129,6 +131,75 @@ std::uint16_t Gateway::boundPort(Side side) const {
       return static_cast<std::uint16_t>(std::atoi(name->tpn_port));
     }
   }
+  return 0;
+}
+
+std::uint64_t Gateway::probe(const v1::SocketAddress& address, Done done) {
+  assert(loop_.isLoopThread());
+  const char* transport = address.transport() == v1::TRANSPORT_TCP   ? "tcp"
+                          : address.transport() == v1::TRANSPORT_TLS ? "tls"
+                                                                     : "udp";
+  bool ipv6 = address.host().find(':') != std::string::npos;
+  std::string hostPort = (ipv6 ? "[" + address.host() + "]" : address.host()) + ":" +
+                         std::to_string(address.port());
+  std::string uri = (address.transport() == v1::TRANSPORT_TLS ? "sips:" : "sip:") + hostPort +
+                    ";transport=" + transport;
+  std::string from = "<sip:medius@" + config_.domain + ">";
+  auto p = std::make_unique<Probe>();
+  p->gateway = this;
+  p->id = nextProbe_++;
+  p->done = std::move(done);
+  // nta adds the From tag, To (from the Request-URI), Call-ID, CSeq and Via. The default
+  // leg (NTATAG_NO_DIALOG) is only the vehicle: nta_outgoing_tcreate needs a leg.
+  p->orq = nta_outgoing_tcreate(leg_, &Gateway::probeCallback,
+                                reinterpret_cast<nta_outgoing_magic_t*>(p.get()), nullptr,
+                                SIP_METHOD_OPTIONS, URL_STRING_MAKE(uri.c_str()),
+                                SIPTAG_FROM_STR(from.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
+                                SIPTAG_USER_AGENT_STR(config_.userAgent.c_str()),
+                                SIPTAG_ACCEPT_STR("application/sdp"), TPTAG_IDENT(kTrunk),
+                                TAG_END());
+  if (!p->orq) {
+    log::get("sip")->warn("cannot send OPTIONS to {}", uri);
+    return 0;
+  }
+  std::uint64_t id = p->id;
+  probes_.emplace(id, std::move(p));
+  return id;
+}
+
+void Gateway::cancel(std::uint64_t handle) {
+  assert(loop_.isLoopThread());
+  auto it = probes_.find(handle);
+  if (it == probes_.end()) return;
+  // For a non-INVITE that is not completed, nta detaches our callback and lets the
+  // transaction run out its own timer F (T1x64) internally; nothing reaches us again.
+  nta_outgoing_destroy(it->second->orq);
+  probes_.erase(it);
+}
+
+int Gateway::probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                           const sip_t* sip) noexcept {
+  auto* p = reinterpret_cast<Probe*>(magic);
+  int status = sip && sip->sip_status ? static_cast<int>(sip->sip_status->st_status)
+                                      : nta_outgoing_status(orq);
+  if (status < 200) return 0;
+  Gateway* self = p->gateway;
+  // Responses nta made itself (timeout, transport error) carry its internal flag
+  // (NTA_INTERNAL_MSG, 1 << 15, nta_internal.h: not in the public headers).
+  constexpr unsigned kNtaInternalMsg = 1u << 15;
+  bool local = !sip || (sip->sip_flags & kNtaInternalMsg) != 0;
+  ProbeResult result = !local ? ProbeResult::Ok
+                       : status == 408 ? ProbeResult::Timeout
+                                       : ProbeResult::Error;
+  std::uint32_t code = local ? 0 : static_cast<std::uint32_t>(status);
+  auto it = self->probes_.find(p->id);
+  if (it == self->probes_.end()) return 0;
+  Done done = std::move(it->second->done);
+  nta_outgoing_destroy(orq);
+  self->probes_.erase(it);  // frees p
+  // nta delays its own answers until tcreate has returned; posting keeps the promise
+  // "never inside probe()" without relying on that.
+  self->loop_.post([done = std::move(done), result, code] { done(result, code); });
   return 0;
 }
 

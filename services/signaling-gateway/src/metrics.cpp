@@ -1,5 +1,6 @@
 #include "medius/gateway/metrics.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "medius/common/metrics.hpp"
@@ -67,6 +68,14 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                       .Name("medius_gateway_grpc_client_errors_total")
                       .Help("gRPC calls made by the gateway that failed, by status code")
                       .Register(registry)),
+      trunkUp_(prometheus::BuildGauge()
+                   .Name("medius_gateway_trunk_up")
+                   .Help("1 when the trunk answers OPTIONS keepalives, 0 when it is down")
+                   .Register(registry)),
+      trunkOptions_(prometheus::BuildCounter()
+                        .Name("medius_gateway_trunk_options_total")
+                        .Help("OPTIONS keepalives sent to trunks, by outcome")
+                        .Register(registry)),
       registerPending_(prometheus::BuildGauge()
                            .Name("medius_gateway_register_pending")
                            .Help("REGISTER requests waiting for the registrar")
@@ -108,6 +117,33 @@ void GatewayMetrics::countGrpcError(std::string_view service, std::string_view m
             {"method", std::string(method)},
             {"code", std::string(grpcCodeName(code))}})
       .Increment();
+}
+
+prometheus::Histogram& GatewayMetrics::grpcClientSeconds(std::string_view service,
+                                                         std::string_view method) {
+  std::lock_guard lock(histogramMutex_);
+  return grpcSeconds_.Add({{"service", std::string(service)}, {"method", std::string(method)}},
+                          metrics::latencyBuckets());
+}
+
+void GatewayMetrics::setTrunkUp(const std::string& trunk, bool up) {
+  trunkUp_.Add({{"trunk", trunk}}).Set(up ? 1 : 0);
+  trunkCounters_.try_emplace(trunk);
+}
+
+void GatewayMetrics::countTrunkOptions(const std::string& trunk, std::string_view result) {
+  auto& counter = trunkOptions_.Add({{"trunk", trunk}, {"result", std::string(result)}});
+  counter.Increment();
+  auto& known = trunkCounters_[trunk];
+  if (std::find(known.begin(), known.end(), &counter) == known.end()) known.push_back(&counter);
+}
+
+void GatewayMetrics::removeTrunk(const std::string& trunk) {
+  auto it = trunkCounters_.find(trunk);
+  if (it == trunkCounters_.end()) return;
+  for (prometheus::Counter* counter : it->second) trunkOptions_.Remove(counter);
+  trunkUp_.Remove(&trunkUp_.Add({{"trunk", trunk}}));
+  trunkCounters_.erase(it);
 }
 
 }  // namespace medius::gateway

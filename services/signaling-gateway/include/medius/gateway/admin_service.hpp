@@ -1,8 +1,8 @@
 // medius.v1.GatewayAdmin: what this gateway is doing, for medctl and orchestration.
 //
 // GetInfo reports identity, listeners, draining and pending REGISTERs (from atomics in
-// GatewayState, never from Sofia objects). ListCalls and ListTrunkStatus are empty until
-// calls (INVITE) and trunk probing exist. Drain marks the gateway draining and turns its
+// GatewayState, never from Sofia objects). ListTrunkStatus is the TrunkMonitor's view (its
+// thread-safe statuses()); ListCalls is empty until calls (INVITE) exist. Drain marks the gateway draining and turns its
 // health NOT_SERVING so the load balancer sends new traffic elsewhere; REGISTERs still
 // arriving are still relayed (they hold no state here, refusing them would only make
 // clients fail over later than the load balancer does).
@@ -15,6 +15,7 @@
 #include <string>
 
 #include "medius/gateway/gateway.hpp"
+#include "medius/gateway/trunk_monitor.hpp"
 #include "medius/v1/gateway.grpc.pb.h"
 
 namespace medius::gateway {
@@ -25,6 +26,9 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
 
   // Called by Drain (once per Drain call) to turn health NOT_SERVING. Set before serving.
   void setOnDrain(std::function<void()> onDrain);
+  // The monitor ListTrunkStatus reads (it must outlive the serving). Set before serving;
+  // without one the list is empty.
+  void setTrunkMonitor(const TrunkMonitor* monitor);
 
   grpc::Status GetInfo(grpc::ServerContext* ctx, const v1::GetInfoRequest* request,
                        v1::GatewayInfo* response) override;
@@ -41,6 +45,7 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
   GatewayState& state_;
   std::mutex mutex_;
   std::function<void()> onDrain_;  // guarded by mutex_
+  const TrunkMonitor* monitor_ = nullptr;  // guarded by mutex_
 };
 
 // The version string reported by GetInfo.

@@ -11,7 +11,14 @@
 //   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
 //   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
 //   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
-//   user_agent         "Medius/0.1": Server header of every response.
+//   user_agent         "Medius/0.1": Server header of every response (User-Agent of our requests).
+//   routing.address    "127.0.0.1:50052"; MEDIUS_ROUTING_ADDRESS.
+//   routing.timeout_ms 1000 (1..60000): deadline of every Routing call.
+//   trunk_keepalive.interval_ms      5000 (100..300000): one OPTIONS round to every trunk;
+//                                    also the probe timeout (a probe unanswered when the
+//                                    next round starts is a timeout).
+//   trunk_keepalive.failures_to_down 2 (1..100): consecutive failures that mark a trunk down.
+//   trunk_keepalive.successes_to_up  1 (1..100): consecutive answers that mark it up again.
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -35,6 +42,11 @@ struct GatewayConfig {
   std::int64_t registrarTimeoutMs = 2000;
   std::int64_t retryAfterSeconds = 5;
   std::string userAgent = "Medius/0.1";
+  std::string routingAddress = "127.0.0.1:50052";
+  std::int64_t routingTimeoutMs = 1000;
+  std::int64_t keepaliveIntervalMs = 5000;
+  std::int64_t keepaliveFailuresToDown = 2;
+  std::int64_t keepaliveSuccessesToUp = 1;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.

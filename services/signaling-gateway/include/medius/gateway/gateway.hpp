@@ -6,6 +6,11 @@
 //   ACK                  never answered
 //   in-dialog requests   481 (no dialogs exist yet), unmatched CANCEL 481
 //   anything else        501 with Allow (INVITE comes in a later issue)
+// It is also the OptionsProber of the TrunkMonitor: out-of-dialog OPTIONS leave from the
+// trunk side (TPTAG_IDENT("trunk")) with Request-URI sip:host:port;transport=t, From
+// sip:medius@<domain>;tag, Max-Forwards 70 and our User-Agent. A final response from the
+// peer is Ok (any code); nta's locally made 408 is Timeout, its locally made 503 (or any
+// other local answer: ICMP unreachable, no transport) is Error.
 //
 // Life of a REGISTER: onRequest (leg callback, loop) -> buildRegisterRequest ->
 // RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post -> completeRegister
@@ -29,6 +34,7 @@
 #include "medius/gateway/register_request.hpp"
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
+#include "medius/gateway/trunk_monitor.hpp"
 #include "medius/v1/common.pb.h"
 
 namespace medius::gateway {
@@ -41,14 +47,14 @@ struct GatewayState {
   std::vector<v1::SocketAddress> listeners;
 };
 
-class Gateway {
+class Gateway final : public OptionsProber {
  public:
   // Binds every listener. Throws std::runtime_error naming the URL on a bind failure.
   // All references must outlive the Gateway.
   Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& registrar,
           GatewayMetrics& metrics, GatewayState& state);
   // Answers pending REGISTERs with 503, destroys the agent.
-  ~Gateway();
+  ~Gateway() override;
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
@@ -61,11 +67,25 @@ class Gateway {
   // The bound port of the first listener of a side ("udp"), for tests using port 0.
   std::uint16_t boundPort(Side side) const;
 
+  // OptionsProber (loop thread).
+  std::uint64_t probe(const v1::SocketAddress& address, Done done) override;
+  void cancel(std::uint64_t handle) override;
+  std::size_t outstandingProbes() const { return probes_.size(); }
+
  private:
   struct Pending {
     nta_incoming_t* irq;
     Side side;
   };
+
+  struct Probe {
+    Gateway* gateway;
+    std::uint64_t id;
+    nta_outgoing_t* orq = nullptr;
+    Done done;
+  };
+  static int probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                           const sip_t* sip) noexcept;
 
   static int legCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
                          const sip_t* sip) noexcept;
@@ -91,6 +111,8 @@ class Gateway {
   bool accepting_ = true;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  std::uint64_t nextProbe_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Probe>> probes_;
   // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after
   // the Gateway is gone finds it expired (checked and used on the loop thread only).
   std::shared_ptr<Gateway*> self_;

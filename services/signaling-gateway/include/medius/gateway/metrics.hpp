@@ -4,16 +4,22 @@
 //   medius_gateway_grpc_client_seconds{service,method}          gRPC client latency
 //   medius_gateway_grpc_client_errors_total{service,method,code} gRPC client failures
 //   medius_gateway_register_pending                             REGISTERs awaiting the registrar
+//   medius_gateway_trunk_up{trunk}                              1 up / 0 down (OPTIONS keepalive)
+//   medius_gateway_trunk_options_total{trunk,result}            keepalive probes: ok|timeout|error
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names.
 //
 // Thread: the SIP counters are cached lazily without locks and are used on the SIP loop
-// only; the gRPC metrics are safe from any thread.
+// only; the trunk metrics are used on the SIP loop (TrunkMonitor); the gRPC metrics are
+// safe from any thread.
 #pragma once
 
 #include <array>
+#include <map>
+#include <string>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include <grpcpp/support/status.h>
 #include <prometheus/counter.h>
@@ -51,17 +57,30 @@ class GatewayMetrics {
   prometheus::Histogram& registrarRegisterSeconds() { return registerSeconds_; }
   void countGrpcError(std::string_view service, std::string_view method, grpc::StatusCode code);
   prometheus::Gauge& registerPending() { return registerPending_; }
+  // The latency histogram of one gRPC method ("routing", "ListTrunks"). Any thread.
+  prometheus::Histogram& grpcClientSeconds(std::string_view service, std::string_view method);
+
+  // Trunk keepalive (SIP loop). Series exist once a trunk is known; removeTrunk drops them.
+  void setTrunkUp(const std::string& trunk, bool up);
+  // result: "ok", "timeout" or "error".
+  void countTrunkOptions(const std::string& trunk, std::string_view result);
+  void removeTrunk(const std::string& trunk);
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& responses_;
   prometheus::Family<prometheus::Histogram>& grpcSeconds_;
   prometheus::Family<prometheus::Counter>& grpcErrors_;
+  prometheus::Family<prometheus::Gauge>& trunkUp_;
+  prometheus::Family<prometheus::Counter>& trunkOptions_;
   prometheus::Gauge& registerPending_;
   prometheus::Histogram& registerSeconds_;
   std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
   std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
   std::mutex errorMutex_;
+  std::mutex histogramMutex_;
+  // Series of each known trunk (SIP loop only), to remove them with the trunk.
+  std::map<std::string, std::vector<prometheus::Counter*>, std::less<>> trunkCounters_;
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

@@ -1,0 +1,63 @@
+// The gateway's view of the routing service: ListTrunks and ReportTrunkHealth (the trunk
+// keepalive, see trunk_monitor.hpp). RouteCall joins when calls exist.
+//
+// RoutingClient is the seam tests may fake; GrpcRoutingClient is the real one (gRPC
+// callback API, a deadline on every call, latency histogram
+// medius_gateway_grpc_client_seconds{service="routing",method} and error counter).
+//
+// Thread: the *Async() calls may be made from any thread; `done` runs on a gRPC thread
+// (never on the caller's stack), exactly once. The caller posts its result back to the
+// SIP loop.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "medius/gateway/metrics.hpp"
+#include "medius/v1/routing.grpc.pb.h"
+
+namespace medius::gateway {
+
+class RoutingClient {
+ public:
+  using ListTrunksDone = std::function<void(const grpc::Status&, v1::ListTrunksResponse)>;
+  using ReportDone = std::function<void(const grpc::Status&)>;
+  virtual ~RoutingClient() = default;
+  virtual void listTrunksAsync(ListTrunksDone done) = 0;
+  virtual void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) = 0;
+};
+
+class GrpcRoutingClient final : public RoutingClient {
+ public:
+  // `metrics` must outlive this client. The channel connects lazily.
+  GrpcRoutingClient(const std::string& address, std::chrono::milliseconds timeout,
+                    GatewayMetrics& metrics);
+  // Cancels calls still in flight and waits for their callbacks (CANCELLED).
+  ~GrpcRoutingClient() override;
+
+  void listTrunksAsync(ListTrunksDone done) override;
+  void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) override;
+
+ private:
+  struct Call;
+  Call* begin(const char* method);
+  void finish(Call* call, const grpc::Status& status);
+
+  std::unique_ptr<v1::Routing::Stub> stub_;
+  std::chrono::milliseconds timeout_;
+  GatewayMetrics& metrics_;
+  prometheus::Histogram& listSeconds_;
+  prometheus::Histogram& reportSeconds_;
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::set<Call*> inFlight_;  // guarded by mutex_
+};
+
+}  // namespace medius::gateway
