@@ -11,6 +11,8 @@ failures to mark a trunk down.
 - SIPp of pstn-primary stopped -> routing marks it down within a bounded time, and the
   same route offers only pstn-backup;
 - SIPp restarted -> up again, both offered again;
+- SIPp of pstn-backup frozen (SIGSTOP: its port stays bound, nothing answers) -> the
+  probes time out and it goes down; SIGCONT -> up again;
 - the gateway's trunk metrics are the ones docs/metrics.md lists (the reference topology
   test cannot see them: its gateway is not connected to routing).
 """
@@ -196,6 +198,25 @@ class TrunkHealth(harness.E2ETestCase):
         self.assertIsNotNone(harness.metric_value(
             text, "medius_gateway_grpc_client_seconds_count",
             {"service": "routing", "method": "ReportTrunkHealth"}))
+
+    def test_4_a_trunk_that_hangs_times_out(self):
+        backup = self.trunks["pstn-backup"]
+        timeouts = harness.metric_value(self.cluster.metrics("gateway"),
+                                        "medius_gateway_trunk_options_total",
+                                        {"trunk": "pstn-backup", "result": "timeout"}) or 0
+        os.kill(backup.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: self.routing_up("pstn-backup") == 0.0, BOUND_S,
+                       "pstn-backup down in routing")
+            self.assertGreaterEqual(harness.metric_value(
+                self.cluster.metrics("gateway"), "medius_gateway_trunk_options_total",
+                {"trunk": "pstn-backup", "result": "timeout"}) - timeouts, FAILURES_TO_DOWN)
+            outcome, trunks = self.offered_trunks()
+            self.assertEqual(trunks, ["pstn-primary"])
+        finally:
+            os.kill(backup.proc.pid, signal.SIGCONT)
+        wait_until(lambda: self.routing_up("pstn-backup") == 1.0, BOUND_S,
+                   "pstn-backup up again in routing")
 
 
 if __name__ == "__main__":
