@@ -1,6 +1,6 @@
 """The reference topology's own configuration (examples/local/*.json, what `./medius up`
 loads) works with SIPp and medctl route, and docs/metrics.md lists exactly the medius_*
-metrics the running services (registrar, routing, gateway) export.
+metrics the running services (registrar, routing, media-transcoder, gateway) export.
 
 The services read the example files unchanged; only their listen addresses move to free
 ports, through the documented MEDIUS_* environment overrides, so this test can run next to
@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -51,6 +52,19 @@ class ReferenceTopology(harness.E2ETestCase):
         cluster.routing_config = os.path.join(EXAMPLES, "routing.json")
         cluster.gateway_config = os.path.join(EXAMPLES, "gateway.json")
         cls.cluster = cluster.start()
+        # The media-transcoder on examples/local/media.json, listen addresses moved likewise;
+        # started through the cluster so that it is stopped (and its exit code checked) with it.
+        cls.media_grpc = harness.free_port()
+        cls.media_metrics = harness.free_port()
+        try:
+            cluster._start("media-transcoder", os.path.join(EXAMPLES, "media.json"),
+                           {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % cls.media_grpc,
+                            "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % cls.media_metrics},
+                           cls.media_grpc)
+        except Exception:
+            cluster.dump_logs()
+            cluster.stop()
+            raise
 
     def test_1_sipp_registers_alice_and_bob(self):
         csv = harness.write_users_csv(os.path.join(self.cluster.dir, "ref.csv"),
@@ -84,11 +98,15 @@ class ReferenceTopology(harness.E2ETestCase):
         self.cluster.start_registrar()
         registrar = exported_metrics(self.cluster.metrics("registrar"))
         routing = exported_metrics(self.cluster.metrics("routing"))
-        exported = gateway | registrar | routing
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.media_metrics,
+                                    timeout=5) as r:
+            media = exported_metrics(r.read().decode())
+        exported = gateway | registrar | routing | media
         documented = documented_metrics()
         self.assertTrue(registrar and all(n.startswith("medius_registrar_") for n in registrar))
         self.assertTrue(gateway and all(n.startswith("medius_gateway_") for n in gateway))
         self.assertTrue(routing and all(n.startswith("medius_routing_") for n in routing))
+        self.assertTrue(media and all(n.startswith("medius_media_") for n in media))
         self.assertEqual(sorted(exported - documented), [],
                          "exported but not in docs/metrics.md")
         # The gateway's trunk series exist once it has routing's trunk list. This
@@ -104,7 +122,8 @@ class ReferenceTopology(harness.E2ETestCase):
                      "medius_gateway_sip_responses_total", "medius_gateway_grpc_client_seconds",
                      "medius_routing_decisions_total", "medius_routing_decision_seconds",
                      "medius_routing_config_reloads_total", "medius_routing_trunk_up",
-                     "medius_routing_config_info"):
+                     "medius_routing_config_info", "medius_media_sessions_active",
+                     "medius_media_packets_total", "medius_media_port_pool_free"):
             self.assertIn(name, exported)
 
     def test_4_medctl_route_explains_the_reference_dial_plan(self):
