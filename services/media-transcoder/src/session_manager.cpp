@@ -180,10 +180,22 @@ medius::v1::CreateSessionResponse SessionManager::create(
   }
   session->worker = worker;
   RemoteSpec remoteA = remoteOf(offer->audio());
-  worker->run([&] {
-    worker->attach(relay);
-    worker->setRemote(relay, 0, remoteA);
-  });
+  try {
+    worker->run([&] {
+      worker->attach(relay);
+      worker->setRemote(relay, 0, remoteA);
+    });
+  } catch (const std::exception& e) {
+    // epoll_ctl failed (out of memory or descriptors): nothing was attached.
+    for (RelayLeg& leg : relay.legs) {
+      leg.rtp = Fd();
+      leg.rtcp = Fd();
+      pool_.release(leg.localPort);
+    }
+    updatePoolGauge();
+    throw refused(metrics_.sessions.resourceExhausted, Code::ResourceExhausted,
+                  std::string("cannot watch the sockets: ") + e.what());
+  }
 
   session->origins[0].sessionId = nextOrigin_.fetch_add(1);
   session->origins[1].sessionId = nextOrigin_.fetch_add(1);
