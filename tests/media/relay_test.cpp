@@ -330,6 +330,59 @@ TEST_F(RelayTest, ReOfferKeepsPortsAndMovesTheRemote) {
   EXPECT_FALSE(b.receive(200ms));
 }
 
+TEST_F(RelayTest, EarlyMediaThenTheFinalAnswerFromAnotherEndpoint) {
+  Peer a, early, final;
+  std::string offerForB;
+  ASSERT_TRUE(create("early", sdpFor(a.port()), &offerForB).ok());
+  std::uint16_t portB = portIn(offerForB);
+  v1::UpdateSessionRequest req;
+  req.set_session_id("early");
+  req.set_from_leg(v1::LEG_B);
+  req.set_sdp(sdpFor(early.port()));
+  req.set_is_answer(true);
+  req.set_provisional(true);  // 183 Session Progress
+  v1::UpdateSessionResponse resp;
+  ASSERT_TRUE(stub_->UpdateSession(context().get(), req, &resp).ok());
+  std::uint16_t portA = portIn(resp.sdp());
+  early.sendTo(portB, rtp(1, 0, 0xaaaa0001));  // ringback toward A
+  auto got = a.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, rtp(1, 0, 0xaaaa0001));
+
+  // The 200 OK comes from another device (a fork): same ports toward A, new remote for B.
+  EXPECT_EQ(portIn(update("early", v1::LEG_B, sdpFor(final.port()), true)), portA);
+  a.sendTo(portA, rtp(10));
+  got = final.receive();
+  ASSERT_TRUE(got) << "still relaying to the early-media endpoint";
+  EXPECT_EQ(got->data, rtp(10));
+  EXPECT_FALSE(early.receive(200ms));
+  final.sendTo(portB, rtp(2, 0, 0xbbbb0002));  // a new SSRC reaches A unchanged
+  got = a.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, rtp(2, 0, 0xbbbb0002));
+}
+
+TEST_F(RelayTest, MultiplexedRtcpFollowsTheRtpPath) {
+  Peer a, b;
+  std::string muxed = sdpFor(a.port());
+  muxed += "a=rtcp-mux\r\n";
+  std::string offerForB;
+  ASSERT_TRUE(create("mux", muxed, &offerForB).ok());
+  EXPECT_NE(offerForB.find("a=rtcp-mux"), std::string::npos);
+  std::uint16_t portB = portIn(offerForB);
+  std::string answer = sdpFor(b.port()) + "a=rtcp-mux\r\n";
+  std::uint16_t portA = portIn(update("mux", v1::LEG_B, answer, true));
+  a.sendTo(portA, rtcpReceiverReport());
+  auto got = b.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, rtcpReceiverReport());
+  EXPECT_EQ(got->fromPort, portB);
+  a.sendTo(portA, rtp(1));
+  EXPECT_TRUE(b.receive());
+  // RTCP is not RTP: no sequence number was read from it.
+  EXPECT_EQ(stats("mux").leg_a().packets_lost(), 0u);
+}
+
 TEST_F(RelayTest, MediaTimeoutIsReportedOnWatchEvents) {
   grpc::ClientContext watchContext;
   v1::WatchEventsRequest watch;
