@@ -220,7 +220,9 @@ class MediaEndToEnd(harness.E2ETestCase):
         reader = threading.Thread(target=read_first, daemon=True)
         reader.start()
         time.sleep(0.3)  # the stream is open before the session times out
+        b = self.peer()
         self.media.create("e2e-quiet", sdp(a.port), timeout_ms=400)
+        self.media.update("e2e-quiet", LEG_B, sdp(b.port), True)  # answered, then silence
         reader.join(10)
         stream.cancel()
         self.assertEqual(len(events), 1, "no event on WatchEvents")

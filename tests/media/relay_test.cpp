@@ -393,10 +393,24 @@ TEST_F(RelayTest, MediaTimeoutIsReportedOnWatchEvents) {
   Peer a, b;
   std::string offerForB;
   ASSERT_TRUE(create("quiet", sdpFor(a.port()), &offerForB, false, 300).ok());
+  // Ringing (even with a provisional answer) never times out.
+  v1::UpdateSessionRequest early;
+  early.set_session_id("quiet");
+  early.set_from_leg(v1::LEG_B);
+  early.set_sdp(sdpFor(b.port()));
+  early.set_is_answer(true);
+  early.set_provisional(true);
+  v1::UpdateSessionResponse ignored;
+  ASSERT_TRUE(stub_->UpdateSession(context().get(), early, &ignored).ok());
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(metrics_.timeouts.Value(), 0) << "timed out before the answer";
+  auto answeredAt = std::chrono::steady_clock::now();
+  update("quiet", v1::LEG_B, sdpFor(b.port()), true);
   v1::MediaEvent event;
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.kind(), v1::MediaEvent::KIND_MEDIA_TIMEOUT);
   EXPECT_EQ(event.session_id(), "quiet");
+  EXPECT_GE(std::chrono::steady_clock::now() - answeredAt, 300ms);
   EXPECT_EQ(metrics_.timeouts.Value(), 1);
   // The session stays until the gateway deletes it.
   EXPECT_EQ(stats("quiet").session_id(), "quiet");

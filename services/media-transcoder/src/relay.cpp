@@ -215,6 +215,12 @@ void Worker::setRemote(RelaySession& session, int legIndex, const RemoteSpec& sp
   // On hold (0.0.0.0 / port 0) the latched remote, if any, stays: the peer may still send.
 }
 
+void Worker::armTimeout(RelaySession& session) {
+  if (session.timeoutArmed) return;
+  session.timeoutArmed = true;
+  session.lastRtpMs = monotonicMs();
+}
+
 void Worker::loop() {
   std::array<epoll_event, kMaxEvents> events{};
   nowMs_ = monotonicMs();
@@ -330,7 +336,7 @@ void Worker::tick(std::int64_t nowMs) {
   lastTickMs_ = nowMs;
   flushTotals();
   for (RelaySession* session : sessions_) {
-    if (session->timedOut.load(std::memory_order_relaxed)) continue;
+    if (!session->timeoutArmed || session->timedOut.load(std::memory_order_relaxed)) continue;
     if (nowMs - session->lastRtpMs >= static_cast<std::int64_t>(session->timeoutMs)) {
       session->timedOut.store(true, std::memory_order_relaxed);
       if (onTimeout_) onTimeout_(*session);

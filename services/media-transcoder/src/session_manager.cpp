@@ -241,7 +241,11 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   if (session->deleted) throw MediaError(Code::NotFound, "no session \"" + request.session_id() + "\"");
   RelaySession& relay = *session->relay;
   RemoteSpec remote = remoteOf(description->audio());
-  session->worker->run([&] { session->worker->setRemote(relay, from, remote); });
+  bool established = request.is_answer() && !request.provisional();
+  session->worker->run([&] {
+    session->worker->setRemote(relay, from, remote);
+    if (established) session->worker->armTimeout(relay);
+  });
   if (request.is_answer()) session->codec = firstCodec(description->audio());
   medius::v1::UpdateSessionResponse response;
   response.set_sdp(description->render(

@@ -12,7 +12,8 @@
 //                                           Env MEDIUS_MEDIA_PORT_MIN, MEDIUS_MEDIA_PORT_MAX
 //     "workers": 0,                         relay event loops (threads); 0 = one per core.
 //                                           Env MEDIUS_MEDIA_WORKERS
-//     "media_timeout_ms": 30000,            no RTP on either leg for this long -> a
+//     "media_timeout_ms": 30000,            no RTP on either leg for this long (counted from
+//                                           the final answer) -> a
 //                                           KIND_MEDIA_TIMEOUT event (per session override
 //                                           in CreateSession). Env MEDIUS_MEDIA_TIMEOUT_MS
 //     "strict_source": false,               drop packets from other sources once a leg has

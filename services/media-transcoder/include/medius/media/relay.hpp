@@ -123,6 +123,8 @@ struct RelaySession {
 
   // ---- worker thread only ----
   std::array<Endpoint, 4> endpoints{};
+  // The timeout runs from the final answer on (a call may ring silently for long).
+  bool timeoutArmed = false;
   std::int64_t lastRtpMs = 0;
   std::size_t workerIndex = 0;  // position in the worker's session list
 };
@@ -161,6 +163,8 @@ class Worker {
   // Applies a remote from SDP; a change re-arms latching. Hold (0.0.0.0) or port 0 stops
   // sending to the SDP address but keeps a latched remote.
   void setRemote(RelaySession& session, int leg, const RemoteSpec& spec);
+  // Starts the media timeout (at the final answer); the silence is counted from now.
+  void armTimeout(RelaySession& session);
 
   std::size_t sessionCount() const { return sessionCount_.load(std::memory_order_relaxed); }
 

@@ -5,7 +5,8 @@
 // sockets, pins the session to the least loaded worker and returns the offer for leg B;
 // update() applies an answer or re-offer from one leg (its remote moves, latching
 // re-arms when the address changed) and returns the SDP for the other leg, whose local
-// port never changes; remove() detaches the sockets on the worker, closes them and
+// port never changes; the first final answer (is_answer, not provisional) starts the media
+// timeout, so a call may ring in silence for as long as it likes; remove() detaches the sockets on the worker, closes them and
 // returns the ports.
 //
 // Ownership: owns the workers, the port pool and every session. Thread: thread-safe
