@@ -279,6 +279,33 @@ TEST_F(RelayTest, PacketsCrossBothWaysUnchangedAndCountersMove) {
   EXPECT_EQ(list.sessions(0).session_id(), "call-1");
 }
 
+TEST_F(RelayTest, ABurstCrossesInOrderThroughTheBatchedReads) {
+  Peer a, b;
+  Call call = setUp("burst", a, b);
+  constexpr std::uint16_t kPackets = 100;  // several recvmmsg batches
+  for (std::uint16_t seq = 1; seq <= kPackets; ++seq) a.sendTo(call.portA, rtp(seq));
+  for (std::uint16_t seq = 1; seq <= kPackets; ++seq) {
+    auto got = b.receive();
+    ASSERT_TRUE(got) << "packet " << seq << " missing";
+    ASSERT_EQ(got->data, rtp(seq));
+  }
+  auto s = stats("burst");
+  EXPECT_EQ(s.leg_a().packets_in(), kPackets);
+  EXPECT_EQ(s.leg_a().packets_lost(), 0u);
+  EXPECT_EQ(s.leg_a().packets_out_of_order(), 0u);
+  EXPECT_EQ(s.leg_b().bytes_out(), kPackets * rtp(1).size());
+}
+
+TEST_F(RelayTest, ADatagramLargerThanTheBufferIsDroppedNotTruncated) {
+  Peer a, b;
+  Call call = setUp("jumbo", a, b);
+  a.sendTo(call.portA, rtp(1, 0, 0x11223344, 6000));
+  a.sendTo(call.portA, rtp(2));
+  auto got = b.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, rtp(2));
+}
+
 TEST_F(RelayTest, LatchesToTheFirstSourceInsteadOfTheSdpAddress) {
   Peer a, aBehindNat, b;
   Call call = setUp("nat", a, b);

@@ -19,9 +19,9 @@ namespace medius::media {
 
 namespace {
 
-// Upper bound of packets read from one socket per wake-up, so that one busy leg cannot
-// starve the others of the same worker.
-constexpr int kMaxReadsPerEvent = 32;
+// Upper bound of recvmmsg batches read from one socket per wake-up, so that one busy leg
+// cannot starve the others of the same worker (level-triggered epoll brings it back).
+constexpr int kMaxBatchesPerEvent = 2;
 constexpr int kMaxEvents = 64;
 // Timeouts are checked and totals flushed this often (and the loop sleeps at most this long).
 constexpr int kTickMs = 50;
@@ -85,6 +85,13 @@ std::int64_t monotonicMs() {
 
 Worker::Worker(int index, TrafficCounters& totals, TimeoutHandler onTimeout)
     : index_(index), totals_(totals), onTimeout_(std::move(onTimeout)) {
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    iovecs_[i].iov_base = buffers_[i].data();
+    iovecs_[i].iov_len = buffers_[i].size();
+    messages_[i].msg_hdr.msg_iov = &iovecs_[i];
+    messages_[i].msg_hdr.msg_iovlen = 1;
+    messages_[i].msg_hdr.msg_name = &sources_[i];
+  }
   epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
   if (epoll_.get() < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   wakeup_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -251,26 +258,31 @@ void Worker::loop() {
 void Worker::readSocket(const RelaySession::Endpoint& endpoint) {
   RelayLeg& leg = endpoint.session->legs[static_cast<std::size_t>(endpoint.leg)];
   int fd = endpoint.rtcp ? leg.rtcp.get() : leg.rtp.get();
-  for (int i = 0; i < kMaxReadsPerEvent; ++i) {
-    sockaddr_in source{};
-    socklen_t sourceLength = sizeof source;
-    ssize_t length = ::recvfrom(fd, buffer_.data(), buffer_.size(), 0,
-                                reinterpret_cast<sockaddr*>(&source), &sourceLength);
-    if (length < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN, or an ICMP error reported on the socket: nothing to read now
+  for (int batch = 0; batch < kMaxBatchesPerEvent; ++batch) {
+    for (auto& message : messages_) {
+      message.msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      message.msg_hdr.msg_flags = 0;
+      message.msg_len = 0;
     }
-    if (source.sin_family != AF_INET) continue;
-    relay(endpoint, static_cast<std::size_t>(length), source);
+    int n = ::recvmmsg(fd, messages_.data(), static_cast<unsigned>(kBatch), MSG_DONTWAIT, nullptr);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN: nothing (more) to read now
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+      const msghdr& header = messages_[i].msg_hdr;
+      if ((header.msg_flags & MSG_TRUNC) != 0) continue;
+      if (header.msg_namelen < sizeof(sockaddr_in) || sources_[i].sin_family != AF_INET) continue;
+      relay(endpoint, buffers_[i].data(), messages_[i].msg_len, sources_[i]);
+    }
+    if (static_cast<std::size_t>(n) < kBatch) return;
   }
 }
 
-void Worker::relay(const RelaySession::Endpoint& endpoint, std::size_t length,
-                   const sockaddr_in& source) {
+void Worker::relay(const RelaySession::Endpoint& endpoint, const unsigned char* packet,
+                   std::size_t length, const sockaddr_in& source) {
   RelaySession& session = *endpoint.session;
   RelayLeg& in = session.legs[static_cast<std::size_t>(endpoint.leg)];
   RelayLeg& out = session.legs[static_cast<std::size_t>(1 - endpoint.leg)];
-  const unsigned char* p = buffer_.data();
+  const unsigned char* p = packet;
   // RFC 5761 section 4: on a multiplexed port, RTCP packet types 192-223 in byte 1.
   bool rtcp = endpoint.rtcp || (length >= 2 && p[1] >= 192 && p[1] <= 223);
 

@@ -10,7 +10,7 @@
 // not move the remote, or are dropped when the leg is strict. A new address in the SDP
 // (re-offer, final answer after early media) re-arms the latch.
 //
-// The packet path takes no lock and allocates nothing: one fixed buffer per worker, the
+// The packet path takes no lock and allocates nothing: fixed recvmmsg buffers per worker, the
 // per-leg counters are relaxed atomics written by the worker only (read by any thread for
 // stats), and the Prometheus totals are added in batches once per loop tick.
 //
@@ -20,6 +20,8 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -172,7 +174,8 @@ class Worker {
   void loop();
   void drainPosts();
   void readSocket(const RelaySession::Endpoint& endpoint);
-  void relay(const RelaySession::Endpoint& endpoint, std::size_t length, const sockaddr_in& source);
+  void relay(const RelaySession::Endpoint& endpoint, const unsigned char* packet, std::size_t length,
+             const sockaddr_in& source);
   void tick(std::int64_t nowMs);
   void flushTotals();
 
@@ -194,7 +197,14 @@ class Worker {
   std::int64_t lastTickMs_ = 0;
   std::uint64_t pendingPackets_[2] = {0, 0};
   std::uint64_t pendingBytes_[2] = {0, 0};
-  alignas(16) std::array<unsigned char, 65536> buffer_{};
+  // recvmmsg batches into fixed buffers (no allocation per packet). A datagram larger
+  // than kPacketBytes (never RTP on a 1500-byte MTU) is dropped, not relayed truncated.
+  static constexpr std::size_t kBatch = 32;
+  static constexpr std::size_t kPacketBytes = 4096;
+  std::array<std::array<unsigned char, kPacketBytes>, kBatch> buffers_{};
+  std::array<iovec, kBatch> iovecs_{};
+  std::array<sockaddr_in, kBatch> sources_{};
+  std::array<mmsghdr, kBatch> messages_{};
 };
 
 // Milliseconds on the monotonic clock.
