@@ -1,6 +1,7 @@
 #include "medius/common/service.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <stdexcept>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -95,6 +96,25 @@ ShutdownSignals::ShutdownSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int ShutdownSignals::waitForShutdown(const std::function<void()>& onHangup) {
+  while (true) {
+    int sig = wait();
+    if (sig != SIGHUP) {
+      log::get("main")->info("signal {}: shutting down", sig);
+      return sig;
+    }
+    if (onHangup) {
+      onHangup();
+    } else {
+      log::get("main")->info("SIGHUP: this service has nothing to reload; ignored");
+    }
+  }
+}
+
+void reportConfigError(const config::ConfigError& error) {
+  std::fprintf(stderr, "config error: %s\n", error.what());
 }
 
 int ShutdownSignals::wait() {

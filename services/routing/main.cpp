@@ -30,13 +30,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // Read the file once before anything starts, for the settings and the first error.
-  std::shared_ptr<const routing::Config> initial;
-  try {
-    initial = routing::service::LiveConfig::read(configFile);
-  } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "config error: %s\n", e.what());
-    return 2;
-  }
+  auto loaded = loadConfigOrReport([&] { return routing::service::LiveConfig::read(configFile); });
+  if (!loaded) return 2;
+  std::shared_ptr<const routing::Config> initial = std::move(*loaded);
   const ServiceSettings settings = routing::serviceSettings(*initial);
 
   try {
@@ -56,28 +52,22 @@ int main(int argc, char** argv) {
     logger->info("serving gRPC on {} (port {}), metrics on {}", settings.grpcListen,
                  server.port(), settings.metricsListen);
 
-    while (true) {
-      const int sig = signals.wait();
-      if (sig == SIGHUP) {
-        try {
-          const auto result = live.reload();
-          logger->info("SIGHUP: reload of {}: {} {}", live.file(),
-                       result.changed ? "now serving" : "unchanged, still serving", result.hash);
-          const ServiceSettings next = routing::serviceSettings(*live.current());
-          if (next.grpcListen != settings.grpcListen ||
-              next.metricsListen != settings.metricsListen) {
-            logger->warn("SIGHUP: listen addresses changed in {}: they apply after a restart",
-                         live.file());
-          }
-        } catch (const config::ConfigError& e) {
-          logger->error("SIGHUP: reload refused, still serving {}: {}",
-                        routing::configHash(*live.current()), e.what());
+    signals.waitForShutdown([&] {
+      try {
+        const auto result = live.reload();
+        logger->info("SIGHUP: reload of {}: {} {}", live.file(),
+                     result.changed ? "now serving" : "unchanged, still serving", result.hash);
+        const ServiceSettings next = routing::serviceSettings(*live.current());
+        if (next.grpcListen != settings.grpcListen ||
+            next.metricsListen != settings.metricsListen) {
+          logger->warn("SIGHUP: listen addresses changed in {}: they apply after a restart",
+                       live.file());
         }
-        continue;
+      } catch (const config::ConfigError& e) {
+        logger->error("SIGHUP: reload refused, still serving {}: {}",
+                      routing::configHash(*live.current()), e.what());
       }
-      logger->info("signal {}: shutting down", sig);
-      break;
-    }
+    });
     server.setServing(false);
     server.shutdown(std::chrono::milliseconds(settings.shutdownTimeoutMs));
     logger->info("stopped");

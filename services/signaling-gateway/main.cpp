@@ -33,13 +33,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", configFile, "gateway.json")->required();
   CLI11_PARSE(app, argc, argv);
 
-  GatewayConfig cfg;
-  try {
-    cfg = loadConfig(config::Document::load(configFile));
-  } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "config error: %s\n", e.what());
-    return 2;
-  }
+  auto loaded = loadConfigOrReport([&] { return loadConfig(config::Document::load(configFile)); });
+  if (!loaded) return 2;
+  const GatewayConfig& cfg = *loaded;
   log::init("signaling-gateway", cfg.service.log);
   auto logger = log::get("main");
   logger->info("gateway {} domain {} registrar {} (timeout {} ms), routing {} (timeout {} ms), "
@@ -84,8 +80,7 @@ int main(int argc, char** argv) {
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
                  metricsServer.port());
 
-    int sig = signals.wait();
-    logger->info("signal {}: shutting down", sig);
+    signals.waitForShutdown();
     grpcServer.setServing(false);
     loop.invoke([&] { gateway->stopAccepting(); });
     // In-flight REGISTERs finish (their gRPC deadline bounds them), up to the timeout.

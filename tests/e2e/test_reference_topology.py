@@ -9,6 +9,7 @@ a cluster started by `./medius up`.
 
 import os
 import re
+import signal
 import sys
 import time
 import urllib.request
@@ -138,6 +139,22 @@ class ReferenceTopology(harness.E2ETestCase):
                                  "--from", "bob", "--to", "011442071234567", check=False)
         self.assertEqual(rc.returncode, 1, rc.stdout + rc.stderr)
         self.assertIn("FORBIDDEN (SIP 403)", rc.stdout)
+
+    def test_5_sighup_stops_no_service(self):
+        # SIGHUP means "reload" (routing) or nothing (the others); it never stops a service.
+        running = [svc for svc in self.cluster.services if svc.alive()]
+        self.assertEqual(sorted(svc.name for svc in running),
+                         ["media-transcoder", "registrar", "routing", "signaling-gateway"])
+        for svc in running:
+            os.kill(svc.pid, signal.SIGHUP)
+        time.sleep(1)
+        for svc in running:
+            self.assertTrue(svc.alive(), "%s stopped on SIGHUP" % svc.name)
+        client = harness.SipClient(self.cluster.internal_port)
+        self.addCleanup(client.close)
+        response = client.request("OPTIONS", user="probe", contact=False, expires=None)
+        self.assertIsNotNone(response)
+        self.assertEqual(response.status, 200, response.raw)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", configFile, "media.json")->required();
   CLI11_PARSE(app, argc, argv);
 
-  media::MediaConfig config;
-  try {
-    config = media::load(configFile);
-  } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "config error: %s\n", e.what());
-    return 2;
-  }
+  auto loaded = loadConfigOrReport([&] { return media::load(configFile); });
+  if (!loaded) return 2;
+  const media::MediaConfig& config = *loaded;
 
   try {
     log::init("media-transcoder", config.service.log);
@@ -44,15 +40,7 @@ int main(int argc, char** argv) {
     logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
                  server.port(), config.service.metricsListen);
 
-    while (true) {
-      int sig = signals.wait();
-      if (sig == SIGHUP) {
-        logger->info("SIGHUP: configuration reload is not supported; ignored");
-        continue;
-      }
-      logger->info("signal {}: shutting down", sig);
-      break;
-    }
+    signals.waitForShutdown();
     server.setServing(false);
     service.stopWatches();
     server.shutdown(std::chrono::milliseconds(config.service.shutdownTimeoutMs));

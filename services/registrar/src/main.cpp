@@ -26,13 +26,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", configFile, "registrar.json")->required();
   CLI11_PARSE(app, argc, argv);
 
-  registrar::RegistrarConfig config;
-  try {
-    config = registrar::load(configFile);
-  } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "config error: %s\n", e.what());
-    return 2;
-  }
+  auto loaded = loadConfigOrReport([&] { return registrar::load(configFile); });
+  if (!loaded) return 2;
+  const registrar::RegistrarConfig& config = *loaded;
 
   try {
     log::init("registrar", config.service.log);
@@ -55,15 +51,7 @@ int main(int argc, char** argv) {
     logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
                  server.port(), config.service.metricsListen);
 
-    while (true) {
-      int sig = signals.wait();
-      if (sig == SIGHUP) {
-        logger->info("SIGHUP: configuration reload is not supported yet; ignored");
-        continue;
-      }
-      logger->info("signal {}: shutting down", sig);
-      break;
-    }
+    signals.waitForShutdown();
     server.setServing(false);
     service.stopWatches();
     server.shutdown(std::chrono::milliseconds(config.service.shutdownTimeoutMs));

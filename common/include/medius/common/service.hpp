@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,26 @@ class ShutdownSignals {
  public:
   ShutdownSignals();
   int wait();
+  // Waits for SIGTERM or SIGINT and returns it. Every SIGHUP before that calls `onHangup`
+  // (a reload), or is logged and ignored when it is empty: a SIGHUP (log rotation, a
+  // careless `kill -HUP`) never stops a service.
+  int waitForShutdown(const std::function<void()>& onHangup = {});
 };
+
+// Prints "config error: ..." for a ConfigError (see loadConfigOrReport).
+void reportConfigError(const config::ConfigError& error);
+
+// Runs `load` (a config loader); a config::ConfigError is printed as one line
+// "config error: FILE: $.path: problem" on stderr and gives std::nullopt: the caller
+// exits with status 2 without starting anything.
+template <class Load>
+auto loadConfigOrReport(Load&& load) -> std::optional<decltype(load())> {
+  try {
+    return load();
+  } catch (const config::ConfigError& e) {
+    reportConfigError(e);
+    return std::nullopt;
+  }
+}
 
 }  // namespace medius
