@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "medius/v1/gateway.grpc.pb.h"
+#include "medius/v1/media.grpc.pb.h"
 #include "medius/v1/registrar.grpc.pb.h"
 #include "medius/v1/routing.grpc.pb.h"
 
@@ -147,6 +149,35 @@ medius::v1::ReloadResponse reloadRouting(const std::string& target,
   medius::v1::ReloadResponse response;
   const grpc::Status status = stub->Reload(&context, medius::v1::ReloadRequest{}, &response);
   if (!status.ok()) throw routingError(target, *channel, status);
+  return response;
+}
+
+medius::v1::ListTrunkStatusResponse listTrunkStatus(const std::string& target,
+                                                    std::chrono::milliseconds timeout) {
+  auto stub = medius::v1::GatewayAdmin::NewStub(channelTo(target));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::ListTrunkStatusResponse response;
+  const grpc::Status status =
+      stub->ListTrunkStatus(&context, medius::v1::ListTrunkStatusRequest{}, &response);
+  if (!status.ok()) {
+    throw CallError(describe("gateway", target, status), static_cast<int>(status.error_code()));
+  }
+  return response;
+}
+
+medius::v1::ListSessionsResponse listSessions(const std::string& target,
+                                              std::chrono::milliseconds timeout) {
+  auto stub = medius::v1::MediaTranscoder::NewStub(channelTo(target));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::ListSessionsResponse response;
+  const grpc::Status status =
+      stub->ListSessions(&context, medius::v1::ListSessionsRequest{}, &response);
+  if (!status.ok()) {
+    throw CallError(describe("media worker", target, status),
+                    static_cast<int>(status.error_code()));
+  }
   return response;
 }
 

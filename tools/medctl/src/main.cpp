@@ -4,11 +4,15 @@
 //   medctl watch [AOR] [--registrar HOST:PORT] [--snapshot] [--json] [--count N]
 //   medctl route --from USER --to NUMBER [--from-trunk NAME] [--routing HOST:PORT] [--json]
 //   medctl reload [--routing HOST:PORT]
+//   medctl trunks [--gateway HOST:PORT] [--json]
+//   medctl sessions [--media HOST:PORT] [--json]
 // Exit codes: 0 success, 1 the call failed (or not SERVING), 2 usage error.
 // route: 0 routed, 1 routing said no (the outcome and why are printed), 2 usage, 3 the
 // routing service is unreachable or unavailable. reload: 0 reloaded or unchanged, 1 the
-// file was refused (the config error is printed), 3 unreachable.
+// file was refused (the config error is printed), 3 unreachable. trunks, sessions: 0
+// printed, 1 the call failed, 3 the service is unreachable.
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -20,6 +24,7 @@
 #include "medius/medctl/client.hpp"
 #include "medius/medctl/format.hpp"
 #include "medius/medctl/route_format.hpp"
+#include "medius/medctl/status_format.hpp"
 
 namespace {
 
@@ -87,6 +92,17 @@ int main(int argc, char** argv) {
   auto* reload = app.add_subcommand("reload", "Make the routing service re-read its config");
   reload->add_option("--routing", routing, "Routing gRPC address (env MEDIUS_ROUTING_ADDRESS)");
 
+  std::string gateway = envOr("MEDIUS_GATEWAY_ADDRESS", "127.0.0.1:50054");
+  auto* trunks = app.add_subcommand("trunks", "Trunk keepalive state as the gateway sees it");
+  trunks->add_option("--gateway", gateway,
+                     "Gateway admin gRPC address (env MEDIUS_GATEWAY_ADDRESS)");
+  trunks->add_flag("--json", json, "Print JSON instead of a table");
+  std::string media = envOr("MEDIUS_MEDIA_ADDRESS", "127.0.0.1:50053");
+  auto* sessions =
+      app.add_subcommand("sessions", "Relay sessions of a media worker and its load");
+  sessions->add_option("--media", media, "Media worker gRPC address (env MEDIUS_MEDIA_ADDRESS)");
+  sessions->add_flag("--json", json, "Print JSON instead of lines");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -129,6 +145,27 @@ int main(int argc, char** argv) {
                   << e.what() << '\n';
         return 1;
       }
+      std::cerr << "medctl: " << e.what() << '\n';
+      return e.unavailable() ? 3 : 1;
+    }
+  }
+
+  if (trunks->parsed() || sessions->parsed()) {
+    const auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    try {
+      if (trunks->parsed()) {
+        const auto response = listTrunkStatus(gateway, timeout);
+        std::cout << (json ? messageToJson(response)
+                           : formatTrunksTable(response, static_cast<std::int64_t>(nowMs)));
+      } else {
+        const auto response = listSessions(media, timeout);
+        std::cout << (json ? messageToJson(response)
+                           : formatSessions(response, static_cast<std::int64_t>(nowMs)));
+      }
+      return 0;
+    } catch (const CallError& e) {
       std::cerr << "medctl: " << e.what() << '\n';
       return e.unavailable() ? 3 : 1;
     }

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "medius/v1/gateway.pb.h"
+#include "medius/v1/media.pb.h"
 #include "medius/v1/registrar.pb.h"
 #include "medius/v1/routing.pb.h"
 
@@ -61,5 +63,13 @@ medius::v1::RouteExplanation explainRoute(const std::string& target,
 // message is the config error ("FILE: $.path: problem").
 medius::v1::ReloadResponse reloadRouting(const std::string& target,
                                          std::chrono::milliseconds timeout);
+
+// GatewayAdmin.ListTrunkStatus. Throws CallError ("cannot reach the gateway at ...").
+medius::v1::ListTrunkStatusResponse listTrunkStatus(const std::string& target,
+                                                    std::chrono::milliseconds timeout);
+
+// MediaTranscoder.ListSessions. Throws CallError ("cannot reach the media worker at ...").
+medius::v1::ListSessionsResponse listSessions(const std::string& target,
+                                              std::chrono::milliseconds timeout);
 
 }  // namespace medius::medctl
