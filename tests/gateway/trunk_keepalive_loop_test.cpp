@@ -179,6 +179,56 @@ double metric(prometheus::Registry& registry, const std::string& series) {
   return std::stod(text.substr(pos, text.find('\n', pos) - pos));
 }
 
+// A gateway with its trunk monitor on a SIP loop, probing every 200 ms (down after 2
+// failures, up after 1 success), listing trunks from the routing service at `routingPort`.
+// The destructor tears it down in the order the loop needs, also when an ASSERT ended the
+// test early.
+struct KeepaliveStack {
+  KeepaliveStack(int routingPort, std::chrono::milliseconds routingTimeout)
+      : trunkSidePort(medius::testing::freeLoopbackPort()), metrics(registry) {
+    config.domain = "example.com";
+    config.gatewayId = "gw-keepalive";
+    config.internalListen = {"sip:127.0.0.1:" +
+                             std::to_string(medius::testing::freeLoopbackPort())};
+    config.trunkListen = {"sip:127.0.0.1:" + std::to_string(trunkSidePort)};
+    config.userAgent = "Medius-Test/1";
+    loop = std::make_unique<SipLoop>();
+    registrar = std::make_unique<GrpcRegistrarClient>("127.0.0.1:1", 100ms, metrics);
+    routing = std::make_unique<GrpcRoutingClient>("127.0.0.1:" + std::to_string(routingPort),
+                                                  routingTimeout, metrics);
+    SipLoop* loopPtr = loop.get();
+    loop->invoke([&] {
+      gateway = std::make_unique<Gateway>(*loopPtr, config, *registrar, metrics, state);
+      monitor = std::make_unique<TrunkMonitor>(
+          [loopPtr](std::function<void()> fn) { return loopPtr->post(std::move(fn)); },
+          *routing, *gateway, metrics, config.gatewayId, KeepaliveSettings{200, 2, 1});
+      monitor->start(loopPtr->root());
+    });
+  }
+  ~KeepaliveStack() {
+    loop->invoke([&] {
+      monitor.reset();
+      gateway.reset();
+    });
+    routing.reset();
+    registrar.reset();
+    loop.reset();
+  }
+  KeepaliveStack(const KeepaliveStack&) = delete;
+  KeepaliveStack& operator=(const KeepaliveStack&) = delete;
+
+  std::uint16_t trunkSidePort;
+  GatewayConfig config;
+  prometheus::Registry registry;
+  GatewayMetrics metrics;
+  GatewayState state;
+  std::unique_ptr<SipLoop> loop;
+  std::unique_ptr<GrpcRegistrarClient> registrar;
+  std::unique_ptr<GrpcRoutingClient> routing;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<TrunkMonitor> monitor;
+};
+
 TEST(TrunkKeepaliveLoop, TrunkGoesDownWhenSilentAndUpWhenItAnswersAgain) {
   FakeTrunk trunk;
   ASSERT_TRUE(trunk.bound()) << "127.0.0.2 is not usable here";
@@ -190,32 +240,11 @@ TEST(TrunkKeepaliveLoop, TrunkGoesDownWhenSilentAndUpWhenItAnswersAgain) {
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server);
 
-  GatewayConfig config;
-  config.domain = "example.com";
-  config.gatewayId = "gw-keepalive";
-  config.internalListen = {"sip:127.0.0.1:" + std::to_string(medius::testing::freeLoopbackPort())};
-  std::uint16_t trunkSidePort = medius::testing::freeLoopbackPort();
-  config.trunkListen = {"sip:127.0.0.1:" + std::to_string(trunkSidePort)};
-  config.userAgent = "Medius-Test/1";
-  prometheus::Registry registry;
-  GatewayMetrics metrics(registry);
-  GatewayState state;
-  auto loop = std::make_unique<SipLoop>();
-  auto registrar = std::make_unique<GrpcRegistrarClient>("127.0.0.1:1", 100ms, metrics);
-  auto routing = std::make_unique<GrpcRoutingClient>(
-      "127.0.0.1:" + std::to_string(routingPort), 1000ms, metrics);
-  std::unique_ptr<Gateway> gateway;
-  std::unique_ptr<TrunkMonitor> monitor;
-  SipLoop* loopPtr = loop.get();
-  loop->invoke([&] {
-    gateway = std::make_unique<Gateway>(*loopPtr, config, *registrar, metrics, state);
-    monitor = std::make_unique<TrunkMonitor>(
-        [loopPtr](std::function<void()> fn) { return loopPtr->post(std::move(fn)); }, *routing,
-        *gateway, metrics, config.gatewayId, KeepaliveSettings{200, 2, 1});
-    monitor->start(loopPtr->root());
-  });
-  GatewayAdminService admin(config.gatewayId, state);
-  admin.setTrunkMonitor(monitor.get());
+  KeepaliveStack stack(routingPort, 1000ms);
+  prometheus::Registry& registry = stack.registry;
+  SipLoop* loopPtr = stack.loop.get();
+  GatewayAdminService admin(stack.config.gatewayId, stack.state);
+  admin.setTrunkMonitor(stack.monitor.get());
 
   // 1. The trunk answers 200: reported up with code 200.
   int upAt = fakeRouting.waitFor(true, 200, 0, 10s);
@@ -227,7 +256,7 @@ TEST(TrunkKeepaliveLoop, TrunkGoesDownWhenSilentAndUpWhenItAnswersAgain) {
   EXPECT_NE(options.find("\r\nMax-Forwards: 70\r\n"), std::string::npos) << options;
   EXPECT_NE(options.find("\r\nFrom: <sip:medius@example.com>;tag="), std::string::npos) << options;
   EXPECT_NE(options.find("\r\nUser-Agent: Medius-Test/1\r\n"), std::string::npos) << options;
-  EXPECT_EQ(trunk.lastSourcePort(), trunkSidePort) << "the OPTIONS did not leave from the trunk side";
+  EXPECT_EQ(trunk.lastSourcePort(), stack.trunkSidePort) << "the OPTIONS did not leave from the trunk side";
   v1::ListTrunkStatusResponse listed;
   ASSERT_TRUE(admin.ListTrunkStatus(nullptr, nullptr, &listed).ok());
   ASSERT_EQ(listed.trunks_size(), 1);
@@ -245,7 +274,7 @@ TEST(TrunkKeepaliveLoop, TrunkGoesDownWhenSilentAndUpWhenItAnswersAgain) {
   std::thread watcher([&] {
     while (watching) {
       loopPtr->invoke([&] {
-        std::size_t n = gateway->outstandingProbes();
+        std::size_t n = stack.gateway->outstandingProbes();
         if (n > maxOutstanding) maxOutstanding = n;
       });
       std::this_thread::sleep_for(20ms);
@@ -276,14 +305,6 @@ TEST(TrunkKeepaliveLoop, TrunkGoesDownWhenSilentAndUpWhenItAnswersAgain) {
   EXPECT_GE(metric(registry, "medius_gateway_grpc_client_seconds_count{method=\"ListTrunks\",service=\"routing\"}"), 3);
 
   admin.setTrunkMonitor(nullptr);
-  loop->invoke([&] {
-    monitor.reset();
-    gateway.reset();
-  });
-  routing.reset();
-  registrar.reset();
-  loop.reset();
-  server->Shutdown();
 }
 
 TEST(TrunkKeepaliveLoop, ClosedPortIsATransportErrorAndRoutingDownKeepsProbing) {
@@ -309,27 +330,9 @@ TEST(TrunkKeepaliveLoop, ClosedPortIsATransportErrorAndRoutingDownKeepsProbing) 
   auto server = builder.BuildAndStart();
   ASSERT_TRUE(server);
 
-  GatewayConfig config;
-  config.domain = "example.com";
-  config.internalListen = {"sip:127.0.0.1:" + std::to_string(medius::testing::freeLoopbackPort())};
-  config.trunkListen = {"sip:127.0.0.1:" + std::to_string(medius::testing::freeLoopbackPort())};
-  prometheus::Registry registry;
-  GatewayMetrics metrics(registry);
-  GatewayState state;
-  auto loop = std::make_unique<SipLoop>();
-  auto registrar = std::make_unique<GrpcRegistrarClient>("127.0.0.1:1", 100ms, metrics);
-  auto routing = std::make_unique<GrpcRoutingClient>(
-      "127.0.0.1:" + std::to_string(routingPort), 500ms, metrics);
-  std::unique_ptr<Gateway> gateway;
-  std::unique_ptr<TrunkMonitor> monitor;
-  SipLoop* loopPtr = loop.get();
-  loop->invoke([&] {
-    gateway = std::make_unique<Gateway>(*loopPtr, config, *registrar, metrics, state);
-    monitor = std::make_unique<TrunkMonitor>(
-        [loopPtr](std::function<void()> fn) { return loopPtr->post(std::move(fn)); }, *routing,
-        *gateway, metrics, config.gatewayId, KeepaliveSettings{200, 2, 1});
-    monitor->start(loopPtr->root());
-  });
+  KeepaliveStack stack(routingPort, 500ms);
+  prometheus::Registry& registry = stack.registry;
+  SipLoop* loopPtr = stack.loop.get();
   ASSERT_GE(fakeRouting.waitFor(false, 0, 0, 10s), 0) << "no report of t1 down";
   loopPtr->invoke([] {});
   EXPECT_GE(metric(registry, "medius_gateway_trunk_options_total{result=\"error\",trunk=\"t1\"}"), 2);
@@ -347,17 +350,9 @@ TEST(TrunkKeepaliveLoop, ClosedPortIsATransportErrorAndRoutingDownKeepsProbing) 
   EXPECT_NE(text.find("medius_gateway_grpc_client_errors_total{code=\""), std::string::npos);
   EXPECT_NE(text.find("method=\"ListTrunks\",service=\"routing\"}"), std::string::npos);
   std::vector<v1::TrunkStatus> statuses;
-  loopPtr->invoke([&] { statuses = monitor->statuses(); });
+  loopPtr->invoke([&] { statuses = stack.monitor->statuses(); });
   ASSERT_EQ(statuses.size(), 1u);
   EXPECT_FALSE(statuses[0].up());
-
-  loop->invoke([&] {
-    monitor.reset();
-    gateway.reset();
-  });
-  routing.reset();
-  registrar.reset();
-  loop.reset();
 }
 
 }  // namespace
