@@ -1,17 +1,20 @@
 """End-to-end harness for Medius: real processes on 127.0.0.1, stdlib only.
 
 A Cluster writes configs into a temp dir, starts the registrar, optionally the routing
-service (examples/local/routing.json unless told otherwise) and the signaling gateway
-as subprocesses on free ports (addresses passed through the MEDIUS_* environment
-overrides), waits for their ports and gRPC health, and stops them by PID. Logs stay in the
-temp dir; E2ETestCase prints them when a test fails. SIPp runs with a timeout; a tiny UDP
-SIP client (SipClient) covers what SIPp cannot do (stale nonces, replayed nonce-counts,
-malformed requests).
+service (examples/local/routing.json unless told otherwise), optionally a media-transcoder,
+and the signaling gateway as subprocesses on free ports (addresses passed through the
+MEDIUS_* environment overrides), waits for their ports and gRPC health, and stops them by
+PID. Cluster(calls=True) starts the whole call path with the trunks on 127.0.0.11-13.
+Logs stay in the temp dir; E2ETestCase prints them when a test fails. SIPp runs with a
+timeout (run_sipp waits for it; SippProcess runs it in the background, e.g. as a trunk, and
+parses its message trace); a tiny UDP SIP client (SipClient) covers what SIPp cannot do
+(stale nonces, replayed nonce-counts, malformed requests); LoopbackCapture counts RTP on lo.
 
 Environment: MEDIUS_BIN_DIR (the build's bin/ dir, required), MEDIUS_E2E_KEEP=1 keeps the
 temp dirs, SIPP (path of sipp, default "sipp").
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -21,9 +24,11 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -196,12 +201,45 @@ class Service:
             return ""
 
 
+# Where the reference topology's trunks live in call tests: one loopback host each, so a
+# SIPp playing a trunk binds the trunk's own address (the gateway accepts a trunk's INVITE
+# only from that host and port).
+TRUNK_HOSTS = {"pstn-primary": "127.0.0.11", "pstn-backup": "127.0.0.12", "pbx": "127.0.0.13"}
+
+
+def _merge(into, extra):
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
 class Cluster:
     """A registrar, (optionally) the routing service and (optionally) a signaling gateway
-    on free 127.0.0.1 ports."""
+    on free 127.0.0.1 ports.
+
+    calls=True starts the whole call path: registrar, routing (a copy of
+    examples/local/routing.json whose trunks sit on TRUNK_HOSTS at free ports, see
+    self.trunk_address; trunk_overrides={"pstn-primary": {"failover_timeout_ms": 1500}}
+    changes a trunk's keys), a media-transcoder (free gRPC/metrics ports, a free window of
+    RTP ports on 127.0.0.1) and the gateway wired to all three, with a CDR file in the temp
+    dir (self.cdr_file) and a short trunk keepalive. gateway_extra is merged into the
+    generated gateway.json (e.g. {"media": {"media_timeout_ms": 2000}})."""
 
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
-                 with_routing=False, gateway_uses_routing=False):
+                 with_routing=False, gateway_uses_routing=False, with_media=False, calls=False,
+                 trunk_overrides=None, gateway_extra=None, keepalive_interval_ms=1000):
+        self.calls = calls
+        if calls:
+            with_routing = gateway_uses_routing = with_media = True
+        self.with_media = with_media
+        self.trunk_overrides = trunk_overrides or {}
+        self.gateway_extra = gateway_extra or {}
+        self.keepalive_interval_ms = keepalive_interval_ms
+        self.media = None
+        self.trunk_ports = {}
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
         self.algorithms = algorithms
         self.nonce_ttl = nonce_ttl
@@ -241,6 +279,51 @@ class Cluster:
             json.dump(gateway_config(self.gateway_grpc, self.gateway_metrics,
                                      self.internal_port, self.trunk_port,
                                      self.registrar_grpc), f, indent=2)
+        if self.with_media:
+            self.media_grpc = free_port()
+            self.media_metrics = free_port()
+            # RTP ports below free_port's range (20000-32000), a random window of 200.
+            base = 10000 + 200 * random.SystemRandom().randrange(0, 49)
+            self.media_port_min, self.media_port_max = base, base + 199
+            self.media_config = os.path.join(self.dir, "media.json")
+            with open(os.path.join(ROOT, "examples", "local", "media.json")) as f:
+                media = json.load(f)
+            media["service"]["grpc_listen"] = "127.0.0.1:%d" % self.media_grpc
+            media["service"]["metrics_listen"] = "127.0.0.1:%d" % self.media_metrics
+            media["port_range"] = {"min": self.media_port_min, "max": self.media_port_max}
+            with open(self.media_config, "w") as f:
+                json.dump(media, f, indent=2)
+        if self.calls:
+            self.write_call_configs()
+
+    def write_call_configs(self):
+        """routing-calls.json (trunks on TRUNK_HOSTS, free ports) and gateway-calls.json."""
+        self.trunk_ports = {name: free_port(host) for name, host in TRUNK_HOSTS.items()}
+        with open(os.path.join(ROOT, "examples", "local", "routing.json")) as f:
+            routing = json.load(f)
+        for trunk in routing["trunks"]:
+            trunk["address"] = self.trunk_address(trunk["name"])
+            trunk.update(self.trunk_overrides.get(trunk["name"], {}))
+        self.routing_config = os.path.join(self.dir, "routing-calls.json")
+        with open(self.routing_config, "w") as f:
+            json.dump(routing, f, indent=2)
+        self.cdr_file = os.path.join(self.dir, "cdr.jsonl")
+        gateway = gateway_config(self.gateway_grpc, self.gateway_metrics, self.internal_port,
+                                 self.trunk_port, self.registrar_grpc)
+        gateway["routing"] = {"address": "127.0.0.1:%d" % self.routing_grpc, "timeout_ms": 1000}
+        # Short rounds so trunks come up fast; many failures to go down, so a trunk whose
+        # SIPp is between two scenarios (or deliberately silent) stays routable.
+        gateway["trunk_keepalive"] = {"interval_ms": self.keepalive_interval_ms,
+                                      "failures_to_down": 100, "successes_to_up": 1}
+        gateway["media"] = {"workers": ["127.0.0.1:%d" % self.media_grpc], "timeout_ms": 1000}
+        gateway["calls"] = {"cdr_file": self.cdr_file}
+        _merge(gateway, self.gateway_extra)
+        self.gateway_config = os.path.join(self.dir, "gateway-calls.json")
+        with open(self.gateway_config, "w") as f:
+            json.dump(gateway, f, indent=2)
+
+    def trunk_address(self, name):
+        return "%s:%d" % (TRUNK_HOSTS[name], self.trunk_ports[name])
 
     # The same addresses as in the files, through the documented overrides.
     def registrar_env(self):
@@ -252,7 +335,21 @@ class Cluster:
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.routing_metrics,
                 "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc}
 
+    def media_env(self):
+        return {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.media_grpc,
+                "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.media_metrics,
+                "MEDIUS_MEDIA_PORT_MIN": str(self.media_port_min),
+                "MEDIUS_MEDIA_PORT_MAX": str(self.media_port_max)}
+
     def gateway_env(self):
+        env = self._gateway_env()
+        if self.with_media:
+            env["MEDIUS_MEDIA_WORKERS"] = "127.0.0.1:%d" % self.media_grpc
+        if self.calls:
+            env["MEDIUS_CDR_FILE"] = self.cdr_file
+        return env
+
+    def _gateway_env(self):
         return {"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.gateway_grpc,
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.gateway_metrics,
                 "MEDIUS_INTERNAL_LISTEN": "sip:127.0.0.1:%d" % self.internal_port,
@@ -270,6 +367,8 @@ class Cluster:
                 self.start_registrar()
                 if self.with_routing:
                     self.start_routing()
+                if self.with_media:
+                    self.start_media()
                 if self.with_gateway:
                     self.start_gateway()
                 return self
@@ -296,6 +395,28 @@ class Cluster:
     @property
     def routing_address(self):
         return "127.0.0.1:%d" % self.routing_grpc
+
+    def start_media(self):
+        self.media = self._start("media-transcoder", self.media_config, self.media_env(),
+                                 self.media_grpc)
+
+    @property
+    def media_address(self):
+        return "127.0.0.1:%d" % self.media_grpc
+
+    @property
+    def gateway_address(self):
+        return "127.0.0.1:%d" % self.gateway_grpc
+
+    def stop_routing(self):
+        if self.routing is not None:
+            return self.routing.stop()
+        return None
+
+    def stop_media(self):
+        if self.media is not None:
+            return self.media.stop()
+        return None
 
     def start_gateway(self):
         self.gateway = self._start("signaling-gateway", self.gateway_config, self.gateway_env(),
@@ -361,9 +482,34 @@ class Cluster:
             args.insert(1, aor)
         return json.loads(self.medctl(*args).stdout)
 
+    def sessions(self):
+        """The media worker's sessions (medctl sessions --json)."""
+        return json.loads(self.medctl("sessions", "--media", self.media_address, "--json").stdout)
+
+    def active_calls(self):
+        """The gateway's calls (medctl calls --json: GatewayAdmin.ListCalls)."""
+        return json.loads(self.medctl("calls", "--gateway", self.gateway_address,
+                                      "--json").stdout)
+
+    def cdr_records(self):
+        """The CDR file's lines as dicts ([] while it does not exist)."""
+        try:
+            with open(self.cdr_file) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
+
+    def gateway_rss_kib(self):
+        with open("/proc/%d/status" % self.gateway.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for the gateway")
+
     def metrics(self, which):
         port = {"registrar": self.registrar_metrics, "routing": self.routing_metrics,
-                "gateway": self.gateway_metrics}[which]
+                "gateway": self.gateway_metrics,
+                "media": getattr(self, "media_metrics", None)}[which]
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
             return r.read().decode()
 
@@ -400,6 +546,36 @@ class SippResult:
         self.workdir = workdir
         self.name = name
 
+    def messages(self, direction=None):
+        """The SIP messages of the -trace_msg file (SippProcess runs write one), in order:
+        [SipMessage]; direction "received" or "sent" narrows them."""
+        out = []
+        parts = re.split(r"^-{20,} (\S+ \S+)\s*$", self.file("messages.log"), flags=re.M)
+        # [before, stamp1, chunk1, stamp2, chunk2, ...]
+        for stamp, chunk in zip(parts[1::2], parts[2::2]):
+            m = re.match(r"\s*\S+ message (received|sent)[^\n]*\n", chunk)
+            if not m:
+                continue
+            text = chunk[m.end():].strip("\r\n")
+            if not text.strip():
+                continue
+            message = SipMessage(m.group(1), text)
+            try:
+                message.time = datetime.datetime.strptime(
+                    stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            except ValueError:
+                message.time = None
+            if direction is None or message.direction == direction:
+                out.append(message)
+        return out
+
+    def received(self, method_or_status):
+        """Messages received: requests by method ("INVITE") or responses by status (180)."""
+        return [m for m in self.messages("received") if m.matches(method_or_status)]
+
+    def sent(self, method_or_status):
+        return [m for m in self.messages("sent") if m.matches(method_or_status)]
+
     def file(self, suffix):
         path = os.path.join(self.workdir, "%s_%s" % (self.name, suffix))
         try:
@@ -418,7 +594,207 @@ class SippResult:
                    self.stderr[-3000:], self.file("errors.log")[-6000:]))
 
 
+class SipMessage:
+    """One SIP message from a SIPp message trace."""
+
+    def __init__(self, direction, text):
+        self.direction = direction
+        self.text = text.replace("\r\n", "\n")
+        head, _, self.body = self.text.partition("\n\n")
+        lines = head.split("\n")
+        self.first_line = lines[0].strip()
+        self.headers = []
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                self.headers.append((k.strip().lower(), v.strip()))
+        parts = self.first_line.split(" ", 2)
+        if self.first_line.startswith("SIP/2.0"):
+            self.status, self.method, self.uri = int(parts[1]), None, None
+        else:
+            self.status, self.method, self.uri = None, parts[0], parts[1] if len(parts) > 1 else ""
+
+    def matches(self, method_or_status):
+        if isinstance(method_or_status, int):
+            return self.status == method_or_status
+        return self.method == method_or_status
+
+    @property
+    def uri_user(self):
+        m = re.match(r"sips?:([^@;>]+)@", self.uri or "")
+        return m.group(1) if m else None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k == name.lower()]
+
+    def get(self, name):
+        values = self.all(name)
+        return values[0] if values else None
+
+    @property
+    def cseq_method(self):
+        value = self.get("CSeq") or ""
+        return value.split()[-1] if value else None
+
+    def sdp_audio(self):
+        """(address, port, direction) of the SDP body, or None."""
+        if "m=audio" not in self.body:
+            return None
+        address = re.search(r"^c=IN IP4 (\S+)", self.body, re.M)
+        port = re.search(r"^m=audio (\d+)", self.body, re.M)
+        direction = re.search(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", self.body, re.M)
+        return (address.group(1) if address else None, int(port.group(1)),
+                direction.group(1) if direction else "sendrecv")
+
+    def __repr__(self):
+        return "<%s %s>" % (self.direction, self.first_line)
+
+
 _sipp_runs = [0]
+
+
+class SippProcess:
+    """A SIPp started in the background and waited for later: a trunk or device UAS, or a
+    caller whose call must be in progress while the test does something else. Always
+    traces its messages (-trace_msg), so a test can assert on what this SIPp saw.
+    Stopped by its PID only."""
+
+    def __init__(self, scenario, workdir, *args, local_ip="127.0.0.1", port=None,
+                 media_port=None, target=None, transport="u1", timeout=60, calls=None,
+                 rate=None, name=None, keys=None, auto_answer=True, rtp_echo=False,
+                 duration_ms=None):
+        _sipp_runs[0] += 1
+        self.name = name or "%s-%d" % (os.path.splitext(os.path.basename(scenario))[0],
+                                       _sipp_runs[0])
+        self.workdir = workdir
+        self.local_ip = local_ip
+        self.port = port or free_port(local_ip)
+        self.media_port = media_port or free_media_port(local_ip)
+        path = scenario if os.path.isabs(scenario) else os.path.join(SCENARIOS, scenario)
+        argv = [sipp_path()]
+        if target:
+            argv.append(target)
+        argv += ["-sf", path, "-t", transport, "-i", local_ip, "-p", str(self.port),
+                 "-mi", local_ip, "-mp", str(self.media_port), "-nostdin",
+                 "-timeout", "%ds" % timeout, "-timeout_error",
+                 "-trace_msg", "-message_file", os.path.join(workdir, self.name + "_messages.log"),
+                 "-trace_err", "-error_file", os.path.join(workdir, self.name + "_errors.log"),
+                 "-trace_logs", "-log_file", os.path.join(workdir, self.name + "_logs.log"),
+                 "-trace_stat", "-stf", os.path.join(workdir, self.name + "_stat.csv")]
+        all_keys = {"domain": DOMAIN, "caller": "sipp", "from_host": DOMAIN,
+                    "ruri_host": DOMAIN}
+        all_keys.update(keys or {})
+        for key, value in all_keys.items():
+            argv += ["-key", key, str(value)]
+        if auto_answer:
+            argv.append("-aa")  # OPTIONS keepalives (and INFO, NOTIFY, UPDATE) get 200
+        if rtp_echo:
+            argv.append("-rtp_echo")
+        if duration_ms is not None:
+            argv += ["-d", str(duration_ms)]
+        if calls is not None:
+            argv += ["-m", str(calls)]
+        if rate is not None:
+            argv += ["-r", str(rate)]
+        argv += list(args)
+        self.argv = argv
+        self._out = open(os.path.join(workdir, self.name + ".stdout"), "wb")
+        self._err = open(os.path.join(workdir, self.name + ".stderr"), "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=self._err, cwd=workdir)
+        self.timeout = timeout
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.local_ip, self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout=None):
+        """Waits for the exit (kills it after timeout, default its own -timeout + 15 s)."""
+        try:
+            self.proc.wait(timeout if timeout is not None else self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        return self.result()
+
+    def finish(self, timeout=15):
+        """Soft quit (SIGUSR1: SIPp takes no new calls, lets the running ones end, exits with 0
+        when no call failed). For a UAS that must not count calls with -m: -aa answers
+        OPTIONS keepalives as calls of their own, and they count toward -m."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        return self.wait(timeout)
+
+    def stats(self):
+        """The last row of the -trace_stat file as {column: value} (cumulative counters are
+        the columns ending in "(C)", e.g. "SuccessfulCall(C)", "FailedCall(C)")."""
+        rows = [l for l in _read(os.path.join(self.workdir, self.name + "_stat.csv")).splitlines()
+                if l.strip()]
+        if len(rows) < 2:
+            return {}
+        head = rows[0].rstrip(";").split(";")
+        last = rows[-1].rstrip(";").split(";")
+        return dict(zip(head, last))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.result()
+
+    def result(self):
+        for f in (self._out, self._err):
+            if not f.closed:
+                f.close()
+
+        class _Done:
+            pass
+        done = _Done()
+        done.returncode = self.proc.returncode
+        done.stdout = _read(os.path.join(self.workdir, self.name + ".stdout"))
+        done.stderr = _read(os.path.join(self.workdir, self.name + ".stderr"))
+        return SippResult(self.argv, done, self.workdir, self.name)
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def free_media_port(host="127.0.0.1"):
+    """An even port p with p, p+1, p+2 and p+3 free on host (SIPp's -mp: audio RTP/RTCP,
+    and the video pair its -rtp_echo also opens)."""
+    for _ in range(200):
+        port = free_port(host)
+        if port % 2:
+            continue
+        ok = True
+        for extra in (1, 2, 3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port + extra))
+            except OSError:
+                ok = False
+            finally:
+                sock.close()
+        if ok:
+            for extra in (1, 2, 3):
+                _given_ports.add(port + extra)
+            return port
+    raise RuntimeError("no free media port pair on %s" % host)
 
 
 def run_sipp(scenario, target, workdir, *args, transport="u1", timeout=120, csv=None,
@@ -441,6 +817,86 @@ def run_sipp(scenario, target, workdir, *args, transport="u1", timeout=120, csv=
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout, cwd=workdir)
     return SippResult(argv, proc, workdir, name)
+
+
+# ---------------------------------------------------------------- RTP on the wire
+
+class LoopbackCapture:
+    """Counts the RTP packets that cross the loopback interface while it runs: an AF_PACKET
+    socket on "lo" (needs CAP_NET_RAW, i.e. root; tcpdump without tcpdump). Only UDP
+    datagrams that look like RTP (version 2, payload type below 72 or above 76) to or
+    from the given hosts are kept, as (time.time(), src, sport, dst, dport, payload_type,
+    ssrc).
+    LoopbackCapture.available() says whether this machine allows it."""
+
+    def __init__(self, hosts=None):
+        self.hosts = set(hosts) if hosts else None
+        self.packets = []
+        self._stop = False
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def available():
+        try:
+            socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800)).close()
+            return True
+        except (OSError, AttributeError):
+            return False
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if address[2] != socket.PACKET_HOST:  # each loopback packet shows twice
+                continue
+            frame = data[14:]  # the Ethernet header of lo
+            if len(frame) < 28 or frame[9] != 17:
+                continue
+            ihl = (frame[0] & 0x0F) * 4
+            src, dst = socket.inet_ntoa(frame[12:16]), socket.inet_ntoa(frame[16:20])
+            if self.hosts and not (src in self.hosts or dst in self.hosts):
+                continue
+            sport, dport = struct.unpack("!HH", frame[ihl:ihl + 4])
+            rtp = frame[ihl + 8:]
+            if len(rtp) < 12 or rtp[0] >> 6 != 2:
+                continue
+            payload_type = rtp[1] & 0x7F
+            if 72 <= payload_type <= 76:  # RTCP
+                continue
+            ssrc = struct.unpack("!I", rtp[8:12])[0]
+            self.packets.append((time.time(), src, sport, dst, dport, payload_type, ssrc))
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+        return self
+
+    def count(self, src=None, dst=None, after=None):
+        """Packets from src (host or (host, port)) to dst, seen after `after` (time.time())."""
+        def match(want, host, port):
+            if want is None:
+                return True
+            if isinstance(want, tuple):
+                return (host, port) == want
+            return host == want
+        return sum(1 for t, sh, sp, dh, dp, _, _ in self.packets
+                   if match(src, sh, sp) and match(dst, dh, dp) and (after is None or t > after))
+
+    def flows(self):
+        """{(src, sport, dst, dport): packets}."""
+        out = {}
+        for _, sh, sp, dh, dp, _, _ in self.packets:
+            out[(sh, sp, dh, dp)] = out.get((sh, sp, dh, dp), 0) + 1
+        return out
 
 
 # ---------------------------------------------------------------- raw SIP over UDP
@@ -489,11 +945,11 @@ def digest_response(username, password, method, uri, nonce, nc, cnonce, algorith
 class SipClient:
     """A minimal UDP SIP UAC for requests SIPp cannot express."""
 
-    def __init__(self, target_port, host="127.0.0.1"):
+    def __init__(self, target_port, host="127.0.0.1", local=("127.0.0.1", 0)):
         self.target = (host, target_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
+        self.sock.bind(local)
+        self.host, self.port = self.sock.getsockname()
         self.call_id = secrets.token_hex(8) + "@127.0.0.1"
         self.cseq = 0
 
@@ -523,7 +979,7 @@ class SipClient:
         branch = "z9hG4bK" + secrets.token_hex(8)
         uri = uri or "sip:%s" % DOMAIN
         lines = ["%s %s SIP/2.0" % (method, uri),
-                 "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport" % (self.port, branch),
+                 "Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (self.host, self.port, branch),
                  "Max-Forwards: 70",
                  "From: <sip:%s@%s>;tag=%s" % (user, DOMAIN, secrets.token_hex(4)),
                  "To: <sip:%s@%s>" % (user, DOMAIN),
@@ -532,7 +988,7 @@ class SipClient:
         if contact_value is not None:
             lines.append("Contact: %s" % contact_value)
         elif contact:
-            lines.append("Contact: <sip:%s@127.0.0.1:%d>" % (user, self.port))
+            lines.append("Contact: <sip:%s@%s:%d>" % (user, self.host, self.port))
         if expires is not None:
             lines.append("Expires: %s" % expires)
         if authorization:
@@ -555,6 +1011,23 @@ class SipClient:
         if "opaque" in challenge:
             value += ', opaque="%s"' % challenge["opaque"]
         return value
+
+
+def register_device(gateway_port, user, host, port, expires=3600, gateway_host="127.0.0.1"):
+    """REGISTERs user with Contact sip:user@host:port from host:port itself (digest, MD5),
+    so a SIPp UAS started afterwards on host:port is the registered device. The socket is
+    closed before returning; the response (200 expected) is returned."""
+    client = SipClient(gateway_port, host=gateway_host, local=(host, port))
+    try:
+        first = client.request("REGISTER", user=user, expires=str(expires))
+        if first is None or first.status != 401:
+            return first
+        challenge = md5_challenge(first)
+        return client.request("REGISTER", user=user, expires=str(expires),
+                              authorization=client.authorization(user, user_password(user),
+                                                                 challenge))
+    finally:
+        client.close()
 
 
 def md5_challenge(response):
