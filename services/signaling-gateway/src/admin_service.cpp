@@ -21,6 +21,16 @@ void GatewayAdminService::setTrunkMonitor(const TrunkMonitor* monitor) {
   monitor_ = monitor;
 }
 
+void GatewayAdminService::setCallDirectory(const CallDirectory* calls) {
+  std::lock_guard lock(mutex_);
+  calls_ = calls;
+}
+
+const CallDirectory* GatewayAdminService::callDirectory() {
+  std::lock_guard lock(mutex_);
+  return calls_;
+}
+
 grpc::Status GatewayAdminService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
                                           v1::GatewayInfo* response) {
   response->set_gateway_id(gatewayId_);
@@ -28,14 +38,15 @@ grpc::Status GatewayAdminService::GetInfo(grpc::ServerContext*, const v1::GetInf
   // `listeners` is written once before the server starts, then only read.
   for (const auto& l : state_.listeners) *response->add_listeners() = l;
   response->set_draining(state_.draining.load());
-  response->set_active_calls(0);  // no calls before INVITE handling exists
+  const CallDirectory* calls = callDirectory();
+  response->set_active_calls(calls ? static_cast<std::uint32_t>(calls->size()) : 0);
   response->set_pending_registers(state_.pendingRegisters.load());
   return grpc::Status::OK;
 }
 
 grpc::Status GatewayAdminService::ListCalls(grpc::ServerContext*, const v1::ListCallsRequest*,
-                                            v1::ListCallsResponse*) {
-  // Calls (INVITE dialogs) come in a later issue; until then there are none to list.
+                                            v1::ListCallsResponse* response) {
+  if (const CallDirectory* calls = callDirectory()) *response = calls->list();
   return grpc::Status::OK;
 }
 
@@ -48,7 +59,11 @@ grpc::Status GatewayAdminService::ListTrunkStatus(grpc::ServerContext*,
     monitor = monitor_;
   }
   if (!monitor) return grpc::Status::OK;
-  for (auto& status : monitor->statuses()) *response->add_trunks() = std::move(status);
+  const CallDirectory* calls = callDirectory();
+  for (auto& status : monitor->statuses()) {
+    if (calls) status.set_active_calls(calls->trunkCalls(status.name()));
+    *response->add_trunks() = std::move(status);
+  }
   return grpc::Status::OK;
 }
 
@@ -61,7 +76,8 @@ grpc::Status GatewayAdminService::Drain(grpc::ServerContext*, const v1::GatewayD
     hook = onDrain_;
   }
   if (hook) hook();
-  response->set_calls_remaining(0);  // no calls exist yet
+  const CallDirectory* calls = callDirectory();
+  response->set_calls_remaining(calls ? static_cast<std::uint32_t>(calls->size()) : 0);
   return grpc::Status::OK;
 }
 

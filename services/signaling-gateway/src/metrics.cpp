@@ -12,6 +12,18 @@ constexpr std::array<std::string_view, kMethodCount> kMethodNames{
     "REGISTER", "OPTIONS", "INVITE", "ACK",    "BYE",   "CANCEL",  "SUBSCRIBE", "NOTIFY",
     "MESSAGE",  "REFER",   "INFO",   "UPDATE", "PRACK", "PUBLISH", "other"};
 constexpr std::array<std::string_view, 6> kCodeClasses{"1xx", "2xx", "3xx", "4xx", "5xx", "6xx"};
+constexpr std::array<std::string_view, 4> kDirections{"outbound", "inbound", "internal",
+                                                      "transit"};
+constexpr std::array<std::string_view, 4> kOutcomes{"answered", "cancelled", "failed",
+                                                    "rejected"};
+
+template <std::size_t N>
+int indexOf(const std::array<std::string_view, N>& values, std::string_view value) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (values[i] == value) return static_cast<int>(i);
+  }
+  return -1;
+}
 }  // namespace
 
 std::string_view sideName(Side side) { return side == Side::Internal ? "internal" : "trunk"; }
@@ -82,7 +94,52 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                            .Register(registry)
                            .Add({})),
       registerSeconds_(grpcSeconds_.Add({{"service", "registrar"}, {"method", "Register"}},
-                                        metrics::latencyBuckets())) {}
+                                        metrics::latencyBuckets())),
+      calls_(prometheus::BuildCounter()
+                 .Name("medius_gateway_calls_total")
+                 .Help("Finished calls, by direction and outcome")
+                 .Register(registry)),
+      trunkAttempts_(prometheus::BuildCounter()
+                         .Name("medius_gateway_trunk_call_attempts_total")
+                         .Help("INVITEs (call forks) sent to a trunk")
+                         .Register(registry)),
+      trunkAnswers_(prometheus::BuildCounter()
+                        .Name("medius_gateway_trunk_call_answers_total")
+                        .Help("Call forks a trunk answered with 2xx")
+                        .Register(registry)),
+      trunkFailures_(prometheus::BuildCounter()
+                         .Name("medius_gateway_trunk_call_failures_total")
+                         .Help("Call forks toward a trunk that failed (error response, timeout, "
+                               "transport error)")
+                         .Register(registry)),
+      trunkActive_(prometheus::BuildGauge()
+                       .Name("medius_gateway_trunk_active_calls")
+                       .Help("Calls in progress counted on a trunk")
+                       .Register(registry)),
+      callsActive_(prometheus::BuildGauge()
+                       .Name("medius_gateway_calls_active")
+                       .Help("Calls in progress on this gateway")
+                       .Register(registry)
+                       .Add({})),
+      callSetup_(prometheus::BuildHistogram()
+                     .Name("medius_gateway_call_setup_seconds")
+                     .Help("Time from an INVITE received to the first 18x or 2xx relayed to "
+                           "the caller")
+                     .Register(registry)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{
+                                  0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30})),
+      cdrWriteErrors_(prometheus::BuildCounter()
+                          .Name("medius_gateway_cdr_write_errors_total")
+                          .Help("CDR lines that could not be written to calls.cdr_file")
+                          .Register(registry)
+                          .Add({})) {
+  for (std::size_t d = 0; d < kDirections.size(); ++d) {
+    for (std::size_t o = 0; o < kOutcomes.size(); ++o) {
+      callCounters_[d][o] = &calls_.Add(
+          {{"direction", std::string(kDirections[d])}, {"outcome", std::string(kOutcomes[o])}});
+    }
+  }
+}
 
 void GatewayMetrics::countRequest(Method method, Side side) {
   std::size_t index = static_cast<std::size_t>(method) * 2 + static_cast<std::size_t>(side);
@@ -129,6 +186,7 @@ prometheus::Histogram& GatewayMetrics::grpcClientSeconds(std::string_view servic
 void GatewayMetrics::setTrunkUp(const std::string& trunk, bool up) {
   trunkUp_.Add({{"trunk", trunk}}).Set(up ? 1 : 0);
   trunkCounters_.try_emplace(trunk);
+  trunkCallSeries(trunk);  // the call series of a known trunk exist at 0
 }
 
 void GatewayMetrics::countTrunkOptions(const std::string& trunk, std::string_view result) {
@@ -144,6 +202,53 @@ void GatewayMetrics::removeTrunk(const std::string& trunk) {
   for (prometheus::Counter* counter : it->second) trunkOptions_.Remove(counter);
   trunkUp_.Remove(&trunkUp_.Add({{"trunk", trunk}}));
   trunkCounters_.erase(it);
+  if (auto calls = trunkCalls_.find(trunk); calls != trunkCalls_.end()) {
+    trunkAttempts_.Remove(calls->second.attempts);
+    trunkAnswers_.Remove(calls->second.answers);
+    trunkFailures_.Remove(calls->second.failures);
+    trunkActive_.Remove(calls->second.active);
+    trunkCalls_.erase(calls);
+  }
+}
+
+GatewayMetrics::TrunkCallSeries& GatewayMetrics::trunkCallSeries(const std::string& trunk) {
+  auto it = trunkCalls_.find(trunk);
+  if (it != trunkCalls_.end()) return it->second;
+  const prometheus::Labels labels{{"trunk", trunk}};
+  TrunkCallSeries series{&trunkAttempts_.Add(labels), &trunkAnswers_.Add(labels),
+                         &trunkFailures_.Add(labels), &trunkActive_.Add(labels)};
+  // removeTrunk only drops trunks it knows: a trunk first seen by a call is known from now.
+  trunkCounters_.try_emplace(trunk);
+  return trunkCalls_.emplace(trunk, series).first->second;
+}
+
+void GatewayMetrics::setCallsActive(std::size_t calls) {
+  callsActive_.Set(static_cast<double>(calls));
+}
+
+void GatewayMetrics::countCall(std::string_view direction, std::string_view outcome) {
+  const int d = indexOf(kDirections, direction);
+  const int o = indexOf(kOutcomes, outcome);
+  if (d < 0 || o < 0) return;
+  callCounters_[static_cast<std::size_t>(d)][static_cast<std::size_t>(o)]->Increment();
+}
+
+void GatewayMetrics::observeCallSetup(double seconds) { callSetup_.Observe(seconds); }
+
+void GatewayMetrics::countTrunkAttempt(const std::string& trunk) {
+  trunkCallSeries(trunk).attempts->Increment();
+}
+
+void GatewayMetrics::countTrunkAnswer(const std::string& trunk) {
+  trunkCallSeries(trunk).answers->Increment();
+}
+
+void GatewayMetrics::countTrunkFailure(const std::string& trunk) {
+  trunkCallSeries(trunk).failures->Increment();
+}
+
+void GatewayMetrics::setTrunkActiveCalls(const std::string& trunk, std::uint32_t calls) {
+  trunkCallSeries(trunk).active->Set(static_cast<double>(calls));
 }
 
 }  // namespace medius::gateway

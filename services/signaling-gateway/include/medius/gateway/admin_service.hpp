@@ -2,7 +2,8 @@
 //
 // GetInfo reports identity, listeners, draining and pending REGISTERs (from atomics in
 // GatewayState, never from Sofia objects). ListTrunkStatus is the TrunkMonitor's view (its
-// thread-safe statuses()); ListCalls is empty until calls (INVITE) exist. Drain marks the gateway draining and turns its
+// thread-safe statuses(), with each trunk's active calls from the CallDirectory); ListCalls
+// and GetInfo.active_calls read the CallDirectory (empty / 0 without one). Drain marks the gateway draining and turns its
 // health NOT_SERVING so the load balancer sends new traffic elsewhere; REGISTERs still
 // arriving are still relayed (they hold no state here, refusing them would only make
 // clients fail over later than the load balancer does).
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "medius/gateway/call_records.hpp"
 #include "medius/gateway/gateway.hpp"
 #include "medius/gateway/trunk_monitor.hpp"
 #include "medius/v1/gateway.grpc.pb.h"
@@ -29,6 +31,9 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
   // The monitor ListTrunkStatus reads (it must outlive the serving). Set before serving;
   // without one the list is empty.
   void setTrunkMonitor(const TrunkMonitor* monitor);
+  // The live calls ListCalls, GetInfo and ListTrunkStatus read (it must outlive the
+  // serving). Set before serving; without one there are no calls.
+  void setCallDirectory(const CallDirectory* calls);
 
   grpc::Status GetInfo(grpc::ServerContext* ctx, const v1::GetInfoRequest* request,
                        v1::GatewayInfo* response) override;
@@ -46,6 +51,8 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
   std::mutex mutex_;
   std::function<void()> onDrain_;  // guarded by mutex_
   const TrunkMonitor* monitor_ = nullptr;  // guarded by mutex_
+  const CallDirectory* calls_ = nullptr;   // guarded by mutex_
+  const CallDirectory* callDirectory();
 };
 
 // The version string reported by GetInfo.

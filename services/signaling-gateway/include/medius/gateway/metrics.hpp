@@ -6,8 +6,18 @@
 //   medius_gateway_register_pending                             REGISTERs awaiting the registrar
 //   medius_gateway_trunk_up{trunk}                              1 up / 0 down (OPTIONS keepalive)
 //   medius_gateway_trunk_options_total{trunk,result}            keepalive probes: ok|timeout|error
+//   medius_gateway_calls_active                                 calls in progress
+//   medius_gateway_calls_total{direction,outcome}               finished calls
+//   medius_gateway_call_setup_seconds                           INVITE -> first 18x/2xx relayed
+//   medius_gateway_trunk_call_attempts_total{trunk}             forks sent to a trunk
+//   medius_gateway_trunk_call_answers_total{trunk}              forks a trunk answered (2xx)
+//   medius_gateway_trunk_call_failures_total{trunk}             forks a trunk failed
+//   medius_gateway_trunk_active_calls{trunk}                    calls counted on a trunk
+//   medius_gateway_cdr_write_errors_total                       CDR lines not written
 // Labels are bounded: methods outside the known list are "other", sides are
-// "internal"/"trunk", codes are gRPC code names.
+// "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
+// calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
+// known (setTrunkUp) or used, and disappear with removeTrunk.
 //
 // Thread: the SIP counters are cached lazily without locks and are used on the SIP loop
 // only; the trunk metrics are used on the SIP loop (TrunkMonitor); the gRPC metrics are
@@ -15,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <mutex>
@@ -66,7 +77,28 @@ class GatewayMetrics {
   void countTrunkOptions(const std::string& trunk, std::string_view result);
   void removeTrunk(const std::string& trunk);
 
+  // Calls (SIP loop). direction: "outbound", "inbound", "internal", "transit"; outcome:
+  // "answered", "cancelled", "failed", "rejected". Other values are ignored (bounded labels).
+  void setCallsActive(std::size_t calls);
+  void countCall(std::string_view direction, std::string_view outcome);
+  void observeCallSetup(double seconds);
+  void countTrunkAttempt(const std::string& trunk);
+  void countTrunkAnswer(const std::string& trunk);
+  void countTrunkFailure(const std::string& trunk);
+  void setTrunkActiveCalls(const std::string& trunk, std::uint32_t calls);
+  // For CdrWriter (any thread).
+  prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
+
  private:
+  // The per-trunk call series of `trunk`, created (at 0) on first use.
+  struct TrunkCallSeries {
+    prometheus::Counter* attempts = nullptr;
+    prometheus::Counter* answers = nullptr;
+    prometheus::Counter* failures = nullptr;
+    prometheus::Gauge* active = nullptr;
+  };
+  TrunkCallSeries& trunkCallSeries(const std::string& trunk);
+
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& responses_;
   prometheus::Family<prometheus::Histogram>& grpcSeconds_;
@@ -75,12 +107,23 @@ class GatewayMetrics {
   prometheus::Family<prometheus::Counter>& trunkOptions_;
   prometheus::Gauge& registerPending_;
   prometheus::Histogram& registerSeconds_;
+  prometheus::Family<prometheus::Counter>& calls_;
+  prometheus::Family<prometheus::Counter>& trunkAttempts_;
+  prometheus::Family<prometheus::Counter>& trunkAnswers_;
+  prometheus::Family<prometheus::Counter>& trunkFailures_;
+  prometheus::Family<prometheus::Gauge>& trunkActive_;
+  prometheus::Gauge& callsActive_;
+  prometheus::Histogram& callSetup_;
+  prometheus::Counter& cdrWriteErrors_;
   std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
   std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
   std::mutex errorMutex_;
   std::mutex histogramMutex_;
   // Series of each known trunk (SIP loop only), to remove them with the trunk.
   std::map<std::string, std::vector<prometheus::Counter*>, std::less<>> trunkCounters_;
+  std::map<std::string, TrunkCallSeries, std::less<>> trunkCalls_;  // SIP loop only
+  // calls_total series, [direction][outcome], created in the constructor.
+  std::array<std::array<prometheus::Counter*, 4>, 4> callCounters_{};
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).
