@@ -5,11 +5,12 @@
 //   medctl route --from USER --to NUMBER [--from-trunk NAME] [--routing HOST:PORT] [--json]
 //   medctl reload [--routing HOST:PORT]
 //   medctl trunks [--gateway HOST:PORT] [--json]
+//   medctl calls [--gateway HOST:PORT] [--json]
 //   medctl sessions [--media HOST:PORT] [--json]
 // Exit codes: 0 success, 1 the call failed (or not SERVING), 2 usage error.
 // route: 0 routed, 1 routing said no (the outcome and why are printed), 2 usage, 3 the
 // routing service is unreachable or unavailable. reload: 0 reloaded or unchanged, 1 the
-// file was refused (the config error is printed), 3 unreachable. trunks, sessions: 0
+// file was refused (the config error is printed), 3 unreachable. trunks, calls, sessions: 0
 // printed, 1 the call failed, 3 the service is unreachable.
 #include <chrono>
 #include <cstdint>
@@ -21,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "medius/medctl/calls_format.hpp"
 #include "medius/medctl/client.hpp"
 #include "medius/medctl/format.hpp"
 #include "medius/medctl/route_format.hpp"
@@ -97,6 +99,10 @@ int main(int argc, char** argv) {
   trunks->add_option("--gateway", gateway,
                      "Gateway admin gRPC address (env MEDIUS_GATEWAY_ADDRESS)");
   trunks->add_flag("--json", json, "Print JSON instead of a table");
+  auto* calls = app.add_subcommand("calls", "Active calls on the gateway and their legs");
+  calls->add_option("--gateway", gateway,
+                    "Gateway admin gRPC address (env MEDIUS_GATEWAY_ADDRESS)");
+  calls->add_flag("--json", json, "Print JSON instead of a table");
   std::string media = envOr("MEDIUS_MEDIA_ADDRESS", "127.0.0.1:50053");
   auto* sessions =
       app.add_subcommand("sessions", "Relay sessions of a media worker and its load");
@@ -150,7 +156,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (trunks->parsed() || sessions->parsed()) {
+  if (trunks->parsed() || calls->parsed() || sessions->parsed()) {
     const auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
@@ -159,6 +165,10 @@ int main(int argc, char** argv) {
         const auto response = listTrunkStatus(gateway, timeout);
         std::cout << (json ? messageToJson(response)
                            : formatTrunksTable(response, static_cast<std::int64_t>(nowMs)));
+      } else if (calls->parsed()) {
+        const auto response = listCalls(gateway, timeout);
+        std::cout << (json ? messageToJson(response)
+                           : formatCallsTable(response, static_cast<std::int64_t>(nowMs)));
       } else {
         const auto response = listSessions(media, timeout);
         std::cout << (json ? messageToJson(response)
