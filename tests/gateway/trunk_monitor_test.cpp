@@ -49,6 +49,9 @@ TEST(RecordProbe, DownAfterConsecutiveFailuresUpAfterSuccesses) {
 
 class FakeRouting final : public RoutingClient {
  public:
+  void routeCallAsync(v1::RouteCallRequest, RouteDone done) override {
+    done(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "fake"), {});
+  }
   void listTrunksAsync(ListTrunksDone done) override { lists.push_back(std::move(done)); }
   void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) override {
     reports.push_back(std::move(report));

@@ -6,9 +6,15 @@ namespace medius::gateway {
 
 struct GrpcRegistrarClient::Call {
   grpc::ClientContext context;
+  const char* method = "Register";
+  prometheus::Histogram* seconds = nullptr;
+  // One of the two is used, by `method`.
   v1::RegisterRequest request;
   v1::RegisterResponse response;
   RegisterDone done;
+  v1::LookupRequest lookupRequest;
+  v1::LookupResponse lookupResponse;
+  LookupDone lookupDone;
   std::chrono::steady_clock::time_point started;
 };
 
@@ -28,6 +34,7 @@ GrpcRegistrarClient::~GrpcRegistrarClient() {
 
 void GrpcRegistrarClient::registerAsync(v1::RegisterRequest request, RegisterDone done) {
   auto* call = new Call;
+  call->seconds = &metrics_.registrarRegisterSeconds();
   call->request = std::move(request);
   call->done = std::move(done);
   call->started = std::chrono::steady_clock::now();
@@ -40,19 +47,36 @@ void GrpcRegistrarClient::registerAsync(v1::RegisterRequest request, RegisterDon
                            [this, call](grpc::Status status) { finish(call, status); });
 }
 
+void GrpcRegistrarClient::lookupAsync(v1::LookupRequest request, LookupDone done) {
+  auto* call = new Call;
+  call->method = "Lookup";
+  call->seconds = &metrics_.grpcClientSeconds("registrar", "Lookup");
+  call->lookupRequest = std::move(request);
+  call->lookupDone = std::move(done);
+  call->started = std::chrono::steady_clock::now();
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout_);
+  {
+    std::lock_guard lock(mutex_);
+    inFlight_.insert(call);
+  }
+  stub_->async()->Lookup(&call->context, &call->lookupRequest, &call->lookupResponse,
+                         [this, call](grpc::Status status) { finish(call, status); });
+}
+
 void GrpcRegistrarClient::finish(Call* call, const grpc::Status& status) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - call->started).count();
-  metrics_.registrarRegisterSeconds().Observe(seconds);
+  call->seconds->Observe(seconds);
   if (!status.ok()) {
-    metrics_.countGrpcError("registrar", "Register", status.error_code());
-    log::get("grpc")->warn("registrar Register failed: {} {}", grpcCodeName(status.error_code()),
-                           status.error_message());
+    metrics_.countGrpcError("registrar", call->method, status.error_code());
+    log::get("grpc")->warn("registrar {} failed: {} {}", call->method,
+                           grpcCodeName(status.error_code()), status.error_message());
   }
   try {
-    call->done(status, std::move(call->response));
+    if (call->done) call->done(status, std::move(call->response));
+    if (call->lookupDone) call->lookupDone(status, std::move(call->lookupResponse));
   } catch (const std::exception& e) {
-    log::get("grpc")->error("Register completion threw: {}", e.what());
+    log::get("grpc")->error("{} completion threw: {}", call->method, e.what());
   }
   // Erase last: the destructor waits for this, so `this` stays valid until here.
   std::lock_guard lock(mutex_);

@@ -9,7 +9,10 @@ struct GrpcRoutingClient::Call {
   const char* method = "";
   prometheus::Histogram* seconds = nullptr;
   std::chrono::steady_clock::time_point started;
-  // One of the two is used, by `method`.
+  // One of the three is used, by `method`.
+  v1::RouteCallRequest routeRequest;
+  v1::RoutePlan routePlan;
+  RouteDone routeDone;
   v1::ListTrunksRequest listRequest;
   v1::ListTrunksResponse listResponse;
   ListTrunksDone listDone;
@@ -43,6 +46,16 @@ GrpcRoutingClient::Call* GrpcRoutingClient::begin(const char* method) {
   return call;
 }
 
+void GrpcRoutingClient::routeCallAsync(v1::RouteCallRequest request, RouteDone done) {
+  Call* call = begin("RouteCall");
+  // Looked up per call (the header keeps no member for it); the lookup is thread-safe.
+  call->seconds = &metrics_.grpcClientSeconds("routing", "RouteCall");
+  call->routeRequest = std::move(request);
+  call->routeDone = std::move(done);
+  stub_->async()->RouteCall(&call->context, &call->routeRequest, &call->routePlan,
+                            [this, call](grpc::Status status) { finish(call, status); });
+}
+
 void GrpcRoutingClient::listTrunksAsync(ListTrunksDone done) {
   Call* call = begin("ListTrunks");
   call->seconds = &listSeconds_;
@@ -71,6 +84,7 @@ void GrpcRoutingClient::finish(Call* call, const grpc::Status& status) {
                             grpcCodeName(status.error_code()), status.error_message());
   }
   try {
+    if (call->routeDone) call->routeDone(status, std::move(call->routePlan));
     if (call->listDone) call->listDone(status, std::move(call->listResponse));
     if (call->reportDone) call->reportDone(status);
   } catch (const std::exception& e) {

@@ -1,0 +1,396 @@
+#include "medius/gateway/media_client.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "medius/common/logging.hpp"
+
+namespace medius::gateway {
+
+namespace {
+
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+
+// A worker that says it cannot take the session: try the next one.
+bool refused(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+std::shared_ptr<grpc::Channel> channelTo(const std::string& address) {
+  grpc::ChannelArguments args;
+  // The channel's own reconnect backoff (default 1 s .. 120 s) would hide a restarted
+  // worker from the watch stream's 100 ms .. 5 s backoff: align the two. (Not
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: that is also the connect timeout.)
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kMinBackoff.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxBackoff.count()));
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+struct GrpcMediaClient::Impl {
+  struct Worker {
+    std::string address;
+    std::unique_ptr<v1::MediaTranscoder::Stub> stub;
+    // The last CreateSession on it was refused (UNAVAILABLE / RESOURCE_EXHAUSTED): new
+    // sessions try the other workers first.
+    std::atomic<bool> refusing{false};
+    // Watch stream reconnect backoff (guarded by Impl::mutex).
+    std::chrono::milliseconds backoff{kMinBackoff};
+  };
+
+  // One CreateSession across the workers (attempts one after the other).
+  struct CreateOp {
+    v1::CreateSessionRequest request;
+    CreateDone done;
+    std::vector<Worker*> order;
+    std::size_t next = 0;  // index in `order` of the next attempt
+  };
+
+  // One unary RPC in flight.
+  struct Call {
+    grpc::ClientContext context;
+    const char* method = "";
+    prometheus::Histogram* seconds = nullptr;
+    std::chrono::steady_clock::time_point started;
+    Worker* worker = nullptr;
+    std::unique_ptr<CreateOp> create;
+    v1::CreateSessionResponse createResponse;
+    v1::UpdateSessionRequest updateRequest;
+    v1::UpdateSessionResponse updateResponse;
+    UpdateDone updateDone;
+    v1::DeleteSessionRequest deleteRequest;
+    v1::SessionStats deleteResponse;
+    DeleteDone deleteDone;
+  };
+
+  // One WatchEvents stream to one worker; a new one per (re)connection. Deletes itself
+  // (through Impl::streamDone) in OnDone.
+  class Stream final : public grpc::ClientReadReactor<v1::MediaEvent> {
+   public:
+    Stream(Impl& impl, Worker& worker) : impl_(impl), worker_(worker) {
+      request_.set_gateway_id(impl.gatewayId);
+    }
+    void start() {
+      worker_.stub->async()->WatchEvents(&context_, &request_, this);
+      StartRead(&event_);
+      StartCall();
+    }
+    void cancel() { context_.TryCancel(); }
+    Worker& worker() { return worker_; }
+    bool connected() const { return connected_.load(); }
+
+    void OnReadInitialMetadataDone(bool ok) override {
+      if (ok) connected_ = true;
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // OnDone follows
+      connected_ = true;
+      impl_.deliver(worker_, event_);
+      event_.Clear();
+      StartRead(&event_);
+    }
+    void OnDone(const grpc::Status& status) override { impl_.streamDone(this, status); }
+
+   private:
+    Impl& impl_;
+    Worker& worker_;
+    grpc::ClientContext context_;
+    v1::WatchEventsRequest request_;
+    v1::MediaEvent event_;
+    std::atomic<bool> connected_{false};
+  };
+
+  Impl(std::vector<std::string> addresses, std::chrono::milliseconds callTimeout,
+       GatewayMetrics& gatewayMetrics)
+      : timeout(callTimeout),
+        metrics(gatewayMetrics),
+        createSeconds(gatewayMetrics.grpcClientSeconds("media", "CreateSession")),
+        updateSeconds(gatewayMetrics.grpcClientSeconds("media", "UpdateSession")),
+        deleteSeconds(gatewayMetrics.grpcClientSeconds("media", "DeleteSession")) {
+    if (addresses.empty()) throw std::invalid_argument("GrpcMediaClient: no media workers");
+    for (auto& address : addresses) {
+      auto worker = std::make_unique<Worker>();
+      worker->stub = v1::MediaTranscoder::NewStub(channelTo(address));
+      worker->address = std::move(address);
+      workers.push_back(std::move(worker));
+    }
+  }
+
+  // The worker at `address`; an unknown one (e.g. removed from the config while it still
+  // holds sessions) gets a channel on demand. Never used for new sessions.
+  Worker& workerAt(const std::string& address) {
+    for (auto& w : workers) {
+      if (w->address == address) return *w;
+    }
+    std::lock_guard lock(mutex);
+    auto& w = extraWorkers[address];
+    if (!w) {
+      w = std::make_unique<Worker>();
+      w->address = address;
+      w->stub = v1::MediaTranscoder::NewStub(channelTo(address));
+    }
+    return *w;
+  }
+
+  // Registers a new call; false (and nothing registered) while stopping.
+  bool begin(Call* call) {
+    call->started = std::chrono::steady_clock::now();
+    call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+    std::lock_guard lock(mutex);
+    if (stopping) return false;
+    inFlight.insert(call);
+    return true;
+  }
+
+  // Starts the next attempt of `op`, or finishes it with `last` when none is left.
+  // Runs on the caller's thread for the first attempt, on a gRPC thread afterwards.
+  void attempt(std::unique_ptr<CreateOp> op, const grpc::Status& last) {
+    if (op->next >= op->order.size()) {
+      complete([&] { op->done(last, {}, ""); }, "CreateSession");
+      return;
+    }
+    auto* call = new Call;
+    call->method = "CreateSession";
+    call->seconds = &createSeconds;
+    call->worker = op->order[op->next++];
+    call->create = std::move(op);
+    if (!begin(call)) {
+      std::unique_ptr<CreateOp> stopped = std::move(call->create);
+      delete call;
+      complete([&] {
+        stopped->done(grpc::Status(grpc::StatusCode::CANCELLED, "media client stopping"), {}, "");
+      }, "CreateSession");
+      return;
+    }
+    call->worker->stub->async()->CreateSession(
+        &call->context, &call->create->request, &call->createResponse,
+        [this, call](grpc::Status status) { finished(call, status); });
+  }
+
+  template <typename F>
+  static void complete(F&& f, const char* method) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log::get("grpc")->error("media {} completion threw: {}", method, e.what());
+    }
+  }
+
+  void finished(Call* call, const grpc::Status& status) {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call->started).count();
+    call->seconds->Observe(seconds);
+    if (!status.ok()) {
+      metrics.countGrpcError("media", call->method, status.error_code());
+      log::get("grpc")->debug("media {} on {} failed: {} {}", call->method,
+                              call->worker->address, grpcCodeName(status.error_code()),
+                              status.error_message());
+    }
+    if (call->create) {
+      if (status.ok()) {
+        call->worker->refusing = false;
+        std::string address = call->worker->address;
+        complete([&] { call->create->done(status, std::move(call->createResponse), address); },
+                 call->method);
+      } else if (refused(status)) {
+        call->worker->refusing = true;
+        // The next attempt registers itself before this call leaves the in-flight set, so
+        // the destructor cannot miss it.
+        attempt(std::move(call->create), status);
+      } else {
+        complete([&] { call->create->done(status, {}, ""); }, call->method);
+      }
+    } else if (call->updateDone) {
+      complete([&] { call->updateDone(status, std::move(call->updateResponse)); }, call->method);
+    } else if (call->deleteDone) {
+      complete([&] { call->deleteDone(status, std::move(call->deleteResponse)); }, call->method);
+    }
+    // Erase last: the destructor waits for this, so `this` stays valid until here.
+    std::lock_guard lock(mutex);
+    inFlight.erase(call);
+    delete call;
+    if (inFlight.empty() && streams.empty()) idle.notify_all();
+  }
+
+  void deliver(Worker& worker, const v1::MediaEvent& event) {
+    complete([&] { onEvent(worker.address, event); }, "WatchEvents");
+  }
+
+  // Opens a stream to `worker` unless stopping.
+  void openStream(Worker& worker) {
+    auto* stream = new Stream(*this, worker);
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) {
+        delete stream;
+        return;
+      }
+      streams.insert(stream);
+    }
+    stream->start();
+  }
+
+  void streamDone(Stream* stream, const grpc::Status& status) {
+    Worker& worker = stream->worker();
+    bool wasConnected = stream->connected();
+    std::lock_guard lock(mutex);
+    streams.erase(stream);
+    delete stream;
+    if (stopping) {
+      if (inFlight.empty() && streams.empty()) idle.notify_all();
+      return;
+    }
+    if (wasConnected) worker.backoff = kMinBackoff;
+    auto delay = worker.backoff;
+    worker.backoff = std::min(worker.backoff * 2, kMaxBackoff);
+    // Once per loss of a working stream; the retries of a worker that stays away at debug.
+    log::get("grpc")->log(wasConnected ? spdlog::level::warn : spdlog::level::debug,
+                          "media WatchEvents on {} ended ({} {}): reconnect in {} ms",
+                          worker.address, grpcCodeName(status.error_code()),
+                          status.error_message(), delay.count());
+    reconnects.emplace(std::chrono::steady_clock::now() + delay, &worker);
+    timerCv.notify_all();
+  }
+
+  // The reconnect timer thread: opens the streams whose backoff has passed.
+  void timerLoop() {
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      if (reconnects.empty()) {
+        timerCv.wait(lock);
+        continue;
+      }
+      auto first = reconnects.begin();
+      if (first->first > std::chrono::steady_clock::now()) {
+        timerCv.wait_until(lock, first->first);
+        continue;
+      }
+      Worker* worker = first->second;
+      reconnects.erase(first);
+      lock.unlock();
+      openStream(*worker);
+      lock.lock();
+    }
+  }
+
+  std::vector<std::unique_ptr<Worker>> workers;  // fixed after construction
+  std::chrono::milliseconds timeout;
+  GatewayMetrics& metrics;
+  prometheus::Histogram& createSeconds;
+  prometheus::Histogram& updateSeconds;
+  prometheus::Histogram& deleteSeconds;
+  std::atomic<std::size_t> nextWorker{0};
+
+  // Set once by watch() before any stream starts.
+  std::string gatewayId;
+  EventHandler onEvent;
+  std::atomic<bool> watching{false};
+  std::thread timer;
+
+  std::mutex mutex;
+  std::condition_variable idle;
+  std::condition_variable timerCv;
+  bool stopping = false;                                              // guarded by mutex
+  std::set<Call*> inFlight;                                           // guarded by mutex
+  std::set<Stream*> streams;                                          // guarded by mutex
+  std::multimap<std::chrono::steady_clock::time_point, Worker*> reconnects;  // guarded
+  std::map<std::string, std::unique_ptr<Worker>> extraWorkers;        // guarded by mutex
+};
+
+GrpcMediaClient::GrpcMediaClient(std::vector<std::string> workers,
+                                 std::chrono::milliseconds timeout, GatewayMetrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(workers), timeout, metrics)) {}
+
+GrpcMediaClient::~GrpcMediaClient() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+    for (auto* call : impl_->inFlight) call->context.TryCancel();
+    for (auto* stream : impl_->streams) stream->cancel();
+    impl_->reconnects.clear();
+  }
+  impl_->timerCv.notify_all();
+  if (impl_->timer.joinable()) impl_->timer.join();
+  std::unique_lock lock(impl_->mutex);
+  impl_->idle.wait(lock, [this] { return impl_->inFlight.empty() && impl_->streams.empty(); });
+}
+
+void GrpcMediaClient::createAsync(v1::CreateSessionRequest request, CreateDone done) {
+  auto op = std::make_unique<Impl::CreateOp>();
+  op->request = std::move(request);
+  op->done = std::move(done);
+  // Round robin: start one further each call; willing workers first, refusing ones last
+  // (they may have come back: a draining worker restarted, a full one freed ports).
+  const std::size_t n = impl_->workers.size();
+  const std::size_t start = impl_->nextWorker.fetch_add(1) % n;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::size_t i = 0; i < n; ++i) {
+      Impl::Worker* w = impl_->workers[(start + i) % n].get();
+      if (w->refusing.load() == (pass == 1)) op->order.push_back(w);
+    }
+  }
+  impl_->attempt(std::move(op),
+                 grpc::Status(grpc::StatusCode::UNAVAILABLE, "no media worker"));
+}
+
+void GrpcMediaClient::updateAsync(const std::string& worker, v1::UpdateSessionRequest request,
+                                  UpdateDone done) {
+  auto* call = new Impl::Call;
+  call->method = "UpdateSession";
+  call->seconds = &impl_->updateSeconds;
+  call->worker = &impl_->workerAt(worker);
+  call->updateRequest = std::move(request);
+  call->updateDone = std::move(done);
+  if (!impl_->begin(call)) {
+    auto cancelled = std::move(call->updateDone);
+    delete call;
+    Impl::complete([&] {
+      cancelled(grpc::Status(grpc::StatusCode::CANCELLED, "media client stopping"), {});
+    }, "UpdateSession");
+    return;
+  }
+  call->worker->stub->async()->UpdateSession(
+      &call->context, &call->updateRequest, &call->updateResponse,
+      [impl = impl_.get(), call](grpc::Status status) { impl->finished(call, status); });
+}
+
+void GrpcMediaClient::deleteAsync(const std::string& worker, v1::DeleteSessionRequest request,
+                                  DeleteDone done) {
+  auto* call = new Impl::Call;
+  call->method = "DeleteSession";
+  call->seconds = &impl_->deleteSeconds;
+  call->worker = &impl_->workerAt(worker);
+  call->deleteRequest = std::move(request);
+  call->deleteDone = std::move(done);
+  if (!impl_->begin(call)) {
+    auto cancelled = std::move(call->deleteDone);
+    delete call;
+    Impl::complete([&] {
+      cancelled(grpc::Status(grpc::StatusCode::CANCELLED, "media client stopping"), {});
+    }, "DeleteSession");
+    return;
+  }
+  call->worker->stub->async()->DeleteSession(
+      &call->context, &call->deleteRequest, &call->deleteResponse,
+      [impl = impl_.get(), call](grpc::Status status) { impl->finished(call, status); });
+}
+
+void GrpcMediaClient::watch(const std::string& gatewayId, EventHandler onEvent) {
+  if (impl_->watching.exchange(true)) return;
+  impl_->gatewayId = gatewayId;
+  impl_->onEvent = std::move(onEvent);
+  impl_->timer = std::thread([impl = impl_.get()] { impl->timerLoop(); });
+  for (auto& worker : impl_->workers) impl_->openStream(*worker);
+}
+
+}  // namespace medius::gateway
