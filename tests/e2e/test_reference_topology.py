@@ -114,7 +114,11 @@ class ReferenceTopology(harness.E2ETestCase):
         # cluster's gateway is not connected to routing (harness: the example trunks
         # answer nothing here, the keepalive would report them down under test_4);
         # test_trunk_health.py checks those series against docs/metrics.md.
-        trunk_series = {"medius_gateway_trunk_up", "medius_gateway_trunk_options_total"}
+        trunk_series = {"medius_gateway_trunk_up", "medius_gateway_trunk_options_total",
+                        "medius_gateway_trunk_call_attempts_total",
+                        "medius_gateway_trunk_call_answers_total",
+                        "medius_gateway_trunk_call_failures_total",
+                        "medius_gateway_trunk_active_calls"}
         self.assertEqual(sorted(documented - exported - trunk_series), [],
                          "in docs/metrics.md but not exported")
         # The required metrics are among them.

@@ -89,7 +89,11 @@ TEST(CallsFormatTest, ControlCharactersDoNotReachTheTerminal) {
 TEST(CallsFormatTest, StateFromLegs) {
   medius::v1::CallInfo call;
   EXPECT_EQ(callState(call), "-");
-  addLeg(&call, medius::v1::SIDE_INTERNAL, "a", "t", "proceeding");
+  addLeg(&call, medius::v1::SIDE_INTERNAL, "a", "t", "routing");
+  EXPECT_EQ(callState(call), "routing");
+  call.mutable_legs(0)->set_state("whatever");
+  EXPECT_EQ(callState(call), "whatever");
+  call.mutable_legs(0)->set_state("proceeding");
   EXPECT_EQ(callState(call), "proceeding");
   addLeg(&call, medius::v1::SIDE_TRUNK, "b", "t", "calling");
   EXPECT_EQ(callState(call), "proceeding");

@@ -56,8 +56,8 @@ std::string sideName(medius::v1::Side side) {
 }
 
 std::string callState(const medius::v1::CallInfo& call) {
-  static constexpr std::array<const char*, 4> kOrder{"calling", "proceeding", "early",
-                                                     "confirmed"};
+  static constexpr std::array<const char*, 5> kOrder{"routing", "calling", "proceeding",
+                                                     "early", "confirmed"};
   if (call.legs_size() == 0) return "-";
   int best = -1;
   std::string unknown;

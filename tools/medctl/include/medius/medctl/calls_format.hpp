@@ -16,7 +16,8 @@ namespace medius::medctl {
 std::string sideName(medius::v1::Side side);
 
 // The call's state from its legs: "terminating" when any leg is terminating, else the most
-// advanced leg state ("calling" < "proceeding" < "early" < "confirmed"); "-" without legs.
+// advanced leg state ("routing" < "calling" < "proceeding" < "early" < "confirmed"); an
+// unknown state only when no leg has a known one; "-" without legs.
 std::string callState(const medius::v1::CallInfo& call);
 
 // "45s", "3m07s", "2h00m05s".
