@@ -341,6 +341,16 @@ TEST_F(MediaClientTest, ClientCreateFailsWhenEveryWorkerRefuses) {
   EXPECT_EQ(c.worker, "");
 }
 
+TEST_F(MediaClientTest, ClientUpdateOrDeleteOnUnknownWorkerFails) {
+  MediaWorker worker;
+  GrpcMediaClient client({worker.address()}, 1000ms, metrics_);
+  // A worker that is not configured (removed by a reload) or none at all: `done` still runs
+  // once, with an error, off the caller's stack.
+  std::string other = "127.0.0.1:" + std::to_string(testing::freeLoopbackPort());
+  EXPECT_FALSE(remove(client, other, "nope").ok());
+  EXPECT_FALSE(remove(client, "", "nope").ok());
+}
+
 TEST_F(MediaClientTest, ClientWatchReconnectsAfterWorkerRestart) {
   const std::uint16_t port = testing::freeLoopbackPort();
   const std::string address = "127.0.0.1:" + std::to_string(port);
