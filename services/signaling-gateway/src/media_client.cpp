@@ -271,8 +271,10 @@ struct GrpcMediaClient::Impl {
         continue;
       }
       auto first = reconnects.begin();
-      if (first->first > std::chrono::steady_clock::now()) {
-        timerCv.wait_until(lock, first->first);
+      // A copy: the entry may go while the lock is released in the wait.
+      const auto due = first->first;
+      if (due > std::chrono::steady_clock::now()) {
+        timerCv.wait_until(lock, due);
         continue;
       }
       Worker* worker = first->second;
