@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -14,8 +15,10 @@
 #include "medius/common/metrics.hpp"
 #include "medius/common/service.hpp"
 #include "medius/gateway/admin_service.hpp"
+#include "medius/gateway/call_records.hpp"
 #include "medius/gateway/config.hpp"
 #include "medius/gateway/gateway.hpp"
+#include "medius/gateway/media_client.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/routing_client.hpp"
@@ -56,17 +59,34 @@ int main(int argc, char** argv) {
         cfg.registrarAddress, std::chrono::milliseconds(cfg.registrarTimeoutMs), gatewayMetrics);
     auto routing = std::make_unique<GrpcRoutingClient>(
         cfg.routingAddress, std::chrono::milliseconds(cfg.routingTimeoutMs), gatewayMetrics);
+    auto media = std::make_unique<GrpcMediaClient>(
+        cfg.mediaWorkers, std::chrono::milliseconds(cfg.mediaTimeoutMs), gatewayMetrics);
+    CallDirectory directory;
+    CdrWriter cdr(cfg.cdrFile);
     std::unique_ptr<Gateway> gateway;
     std::unique_ptr<TrunkMonitor> monitor;
+    // Media events arrive on gRPC threads; the sink is cleared before the gateway goes.
+    struct EventSink {
+      std::mutex mutex;
+      Gateway* gateway = nullptr;
+    };
+    auto eventSink = std::make_shared<EventSink>();
     try {
       loop.invoke([&] {
-        gateway = std::make_unique<Gateway>(loop, cfg, *registrar, gatewayMetrics, state);
+        gateway = std::make_unique<Gateway>(loop, cfg, *registrar, gatewayMetrics, state,
+                                            CallServices{*routing, *media, directory, cdr});
         KeepaliveSettings keepalive{cfg.keepaliveIntervalMs, cfg.keepaliveFailuresToDown,
                                     cfg.keepaliveSuccessesToUp};
         monitor = std::make_unique<TrunkMonitor>(
             [&loop](std::function<void()> fn) { return loop.post(std::move(fn)); }, *routing,
             *gateway, gatewayMetrics, cfg.gatewayId, keepalive);
         monitor->start(loop.root());
+        gateway->setTrunkLocator(monitor.get());
+      });
+      eventSink->gateway = gateway.get();
+      media->watch(cfg.gatewayId, [eventSink](const std::string& worker, const v1::MediaEvent& event) {
+        std::lock_guard lock(eventSink->mutex);
+        if (eventSink->gateway) eventSink->gateway->onMediaEvent(worker, event);
       });
     } catch (const std::exception& e) {
       logger->critical("{}", e.what());
@@ -75,6 +95,7 @@ int main(int argc, char** argv) {
 
     GatewayAdminService admin(cfg.gatewayId, state);
     admin.setTrunkMonitor(monitor.get());
+    admin.setCallDirectory(&directory);
     GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"});
     admin.setOnDrain([&grpcServer] { grpcServer.setServing(false); });
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
@@ -83,22 +104,30 @@ int main(int argc, char** argv) {
     signals.waitForShutdown();
     grpcServer.setServing(false);
     loop.invoke([&] { gateway->stopAccepting(); });
-    // In-flight REGISTERs finish (their gRPC deadline bounds them), up to the timeout.
+    // In-flight REGISTERs finish (their gRPC deadline bounds them) and calls in progress
+    // continue (new INVITEs get 503), up to the timeout; then what is left is ended.
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(cfg.service.shutdownTimeoutMs);
     while (std::chrono::steady_clock::now() < deadline) {
       std::size_t pending = 0;
-      loop.invoke([&] { pending = gateway->pendingRegisters(); });
+      loop.invoke([&] { pending = gateway->pendingRegisters() + gateway->activeCalls(); });
       if (pending == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    loop.invoke([&] { gateway->endAllCalls(); });
+    {
+      std::lock_guard lock(eventSink->mutex);
+      eventSink->gateway = nullptr;
     }
     grpcServer.shutdown(std::chrono::milliseconds(cfg.service.shutdownTimeoutMs));
     loop.invoke([&] {
       monitor.reset();  // cancels its probes while the gateway still exists
       gateway.reset();  // answers what is left with 503
     });
+    media.reset();  // stops the event streams; their last posts find the gateway gone
     registrar.reset();
     routing.reset();
+    cdr.flush();
     loop.stop();
     logger->info("stopped");
   } catch (const std::exception& e) {

@@ -116,6 +116,33 @@ GatewayConfig loadConfig(const config::Document& doc) {
     c.keepaliveSuccessesToUp = keepalive->integer("successes_to_up", 1, 1, 100);
     keepalive->finish();
   }
+  if (auto media = root.optionalObject("media")) {
+    c.mediaWorkers = media->strings("workers", c.mediaWorkers);
+    if (const char* value = std::getenv("MEDIUS_MEDIA_WORKERS"); value && *value) {
+      c.mediaWorkers = splitComma(value);
+    }
+    if (c.mediaWorkers.empty()) media->fail("workers", "at least one worker address is required");
+    for (const auto& worker : c.mediaWorkers) {
+      try {
+        config::parseHostPort(worker);
+      } catch (const std::invalid_argument& e) {
+        media->fail("workers", "\"" + worker + "\": " + e.what());
+      }
+    }
+    c.mediaTimeoutMs = media->integer("timeout_ms", 1000, 1, 60000);
+    c.mediaInactivityMs = media->integer("media_timeout_ms", 0, 0, 3600000);
+    media->finish();
+  } else if (const char* value = std::getenv("MEDIUS_MEDIA_WORKERS"); value && *value) {
+    c.mediaWorkers = splitComma(value);
+  }
+  if (auto calls = root.optionalObject("calls")) {
+    c.cdrFile = calls->string("cdr_file", "", "MEDIUS_CDR_FILE");
+    c.noAnswerTimeoutMs = calls->integer("no_answer_timeout_ms", 60000, 1000, 600000);
+    c.maxCalls = calls->integer("max_calls", 10000, 1, 1000000);
+    calls->finish();
+  } else if (const char* value = std::getenv("MEDIUS_CDR_FILE"); value && *value) {
+    c.cdrFile = value;
+  }
   c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
   c.userAgent = root.string("user_agent", "Medius/0.1");
   for (char ch : c.userAgent) {

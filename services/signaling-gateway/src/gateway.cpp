@@ -44,7 +44,7 @@ std::string errnoText() {
 }  // namespace
 
 Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& registrar,
-                 GatewayMetrics& metrics, GatewayState& state)
+                 GatewayMetrics& metrics, GatewayState& state, std::optional<CallServices> calls)
     : loop_(loop),
       config_(config),
       registrar_(registrar),
@@ -61,9 +61,12 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   // NTATAG_BAD_REQ_MASK(0): requests with unparsable headers reach us instead of getting
   // nta's stateless "400 Bad X Header" (no Server header, not counted). Fatal errors and
   // missing essential headers (sip_sanity_check) are still answered by nta.
+  // NTATAG_UA(1): we are a user agent on both legs (a B2BUA), not a proxy: nta
+  // retransmits our 2xx to INVITE until the ACK and hands that ACK to the transaction,
+  // and ACKs+BYEs stray 2xx of INVITEs we destroyed.
   agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), nullptr, nullptr,
                             TPTAG_IDENT(kInternal), NTATAG_SERVER_RPORT(2),
-                            NTATAG_BAD_REQ_MASK(0), TAG_END());
+                            NTATAG_BAD_REQ_MASK(0), NTATAG_UA(1), TAG_END());
   if (!agent_) {
     throw std::runtime_error("cannot listen on " + first + " (internal side): " + errnoText());
   }
@@ -93,8 +96,15 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   }
 
   state_.listeners.clear();
+  LocalContacts contacts;
   for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
     const tp_name_t* name = tport_name(tp);
+    if (name->tpn_ident && name->tpn_proto && name->tpn_host && name->tpn_port) {
+      std::string host = name->tpn_host;
+      if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+      contacts.hostPort.emplace(std::string(name->tpn_ident) + "/" + name->tpn_proto,
+                                host + ":" + name->tpn_port);
+    }
     v1::SocketAddress address;
     address.set_host(name->tpn_host ? name->tpn_host : "");
     address.set_port(static_cast<std::uint32_t>(name->tpn_port ? std::atoi(name->tpn_port) : 0));
@@ -104,10 +114,32 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
                           name->tpn_proto ? name->tpn_proto : "?",
                           name->tpn_ident ? name->tpn_ident : "?");
   }
+
+  if (calls) {
+    b2bua_ = std::make_unique<B2bua>(B2bua::Deps{loop_, agent_, config_, calls->routing, registrar_,
+                                                 calls->media, metrics_, calls->directory,
+                                                 calls->cdr, std::move(contacts)});
+  }
+}
+
+void Gateway::setTrunkLocator(const TrunkLocator* locator) {
+  if (b2bua_) b2bua_->setTrunkLocator(locator);
+}
+
+void Gateway::endAllCalls() {
+  assert(loop_.isLoopThread());
+  if (b2bua_) b2bua_->endAll("shutdown");
+}
+
+void Gateway::onMediaEvent(const std::string& worker, const v1::MediaEvent& event) {
+  // B2bua::onMediaEvent only posts to the loop; the B2bua lives as long as the Gateway,
+  // which main destroys only after the media client (the event source) is stopped.
+  if (b2bua_) b2bua_->onMediaEvent(worker, event);
 }
 
 Gateway::~Gateway() {
   assert(loop_.isLoopThread());
+  b2bua_.reset();
   failPending();
   self_.reset();
   for (auto& [id, p] : probes_) nta_outgoing_destroy(p->orq);
@@ -121,6 +153,7 @@ Gateway::~Gateway() {
 void Gateway::stopAccepting() {
   assert(loop_.isLoopThread());
   accepting_ = false;
+  if (b2bua_) b2bua_->stopAccepting();
 }
 
 std::uint16_t Gateway::boundPort(Side side) const {
@@ -266,8 +299,8 @@ RequestSource Gateway::sourceOf(nta_incoming_t* irq) const {
 }
 
 std::string Gateway::allowFor(Side side) const {
-  // INVITE, ACK, CANCEL and BYE join when calls are implemented.
-  return side == Side::Internal ? "REGISTER, OPTIONS" : "OPTIONS";
+  std::string calls = b2bua_ ? "INVITE, ACK, CANCEL, BYE, " : "";
+  return side == Side::Internal ? calls + "REGISTER, OPTIONS" : calls + "OPTIONS";
 }
 
 SipReply Gateway::optionsReply(Side side) const {
@@ -321,6 +354,8 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
     return bad->status;
   }
   if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
+  bool newInvite = rq->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
+  if (newInvite && b2bua_) return b2bua_->onInvite(irq, sip, side, sourceOf(irq));
 
   SipReply reply;
   bool inDialog = sip->sip_to && sip->sip_to->a_tag;

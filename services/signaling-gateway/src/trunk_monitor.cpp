@@ -273,4 +273,17 @@ std::vector<v1::TrunkStatus> TrunkMonitor::statuses() const {
   return statuses_;
 }
 
+std::string TrunkMonitor::trunkAt(const std::string& host, std::uint32_t port) const {
+  // By host; when several trunks share the host, the port decides.
+  const Trunk* byHost = nullptr;
+  int sameHost = 0;
+  for (const auto& [name, trunk] : trunks_) {
+    if (trunk.address.host() != host) continue;
+    if (trunk.address.port() == port) return name;
+    byHost = &trunk;
+    ++sameHost;
+  }
+  return sameHost == 1 ? byHost->name : std::string();
+}
+
 }  // namespace medius::gateway

@@ -19,6 +19,15 @@
 //                                    next round starts is a timeout).
 //   trunk_keepalive.failures_to_down 2 (1..100): consecutive failures that mark a trunk down.
 //   trunk_keepalive.successes_to_up  1 (1..100): consecutive answers that mark it up again.
+//   media.workers      ["127.0.0.1:50053"]; MEDIUS_MEDIA_WORKERS (comma-separated): the
+//                      media-transcoder gRPC addresses; sessions are spread over them.
+//   media.timeout_ms   1000 (1..60000): deadline of every media call.
+//   media.media_timeout_ms  0 (0..3600000): end a call after this long without RTP;
+//                      0 leaves it to the worker's own default.
+//   calls.cdr_file     "" (off); MEDIUS_CDR_FILE: one JSON line per finished call.
+//   calls.no_answer_timeout_ms  60000 (1000..600000): a target group that has no final
+//                      answer after this long (when routing gives it no timeout) fails.
+//   calls.max_calls    10000 (1..1000000): new INVITEs beyond this get 503.
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -47,6 +56,12 @@ struct GatewayConfig {
   std::int64_t keepaliveIntervalMs = 5000;
   std::int64_t keepaliveFailuresToDown = 2;
   std::int64_t keepaliveSuccessesToUp = 1;
+  std::vector<std::string> mediaWorkers{"127.0.0.1:50053"};
+  std::int64_t mediaTimeoutMs = 1000;
+  std::int64_t mediaInactivityMs = 0;
+  std::string cdrFile;
+  std::int64_t noAnswerTimeoutMs = 60000;
+  std::int64_t maxCalls = 10000;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.

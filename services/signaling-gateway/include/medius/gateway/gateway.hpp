@@ -4,8 +4,11 @@
 //   REGISTER (trunk)     403
 //   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
 //   ACK                  never answered
-//   in-dialog requests   481 (no dialogs exist yet), unmatched CANCEL 481
-//   anything else        501 with Allow (INVITE comes in a later issue)
+//   INVITE               a new call: B2bua::onInvite (b2bua.hpp); 501 when the gateway
+//                        was built without call services (REGISTER-only tests)
+//   in-dialog requests   the call's legs get them (b2bua.hpp); unmatched ones 481,
+//                        unmatched CANCEL 481
+//   anything else        501 with Allow
 // It is also the OptionsProber of the TrunkMonitor: out-of-dialog OPTIONS leave from the
 // trunk side (TPTAG_IDENT("trunk")) with Request-URI sip:host:port;transport=t, From
 // sip:medius@<domain>;tag, Max-Forwards 70 and our User-Agent. A final response from the
@@ -23,12 +26,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <sofia-sip/nta.h>
 
+#include "medius/gateway/b2bua.hpp"
 #include "medius/gateway/config.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/register_request.hpp"
@@ -47,12 +52,21 @@ struct GatewayState {
   std::vector<v1::SocketAddress> listeners;
 };
 
+// What calls need besides the registrar (all must outlive the Gateway).
+struct CallServices {
+  RoutingClient& routing;
+  MediaClient& media;
+  CallDirectory& directory;
+  CdrWriter& cdr;
+};
+
 class Gateway final : public OptionsProber {
  public:
   // Binds every listener. Throws std::runtime_error naming the URL on a bind failure.
-  // All references must outlive the Gateway.
+  // All references must outlive the Gateway. Without `calls`, INVITE gets 501.
   Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& registrar,
-          GatewayMetrics& metrics, GatewayState& state);
+          GatewayMetrics& metrics, GatewayState& state,
+          std::optional<CallServices> calls = std::nullopt);
   // Answers pending REGISTERs with 503, destroys the agent.
   ~Gateway() override;
   Gateway(const Gateway&) = delete;
@@ -63,6 +77,14 @@ class Gateway final : public OptionsProber {
   std::size_t pendingRegisters() const { return pending_.size(); }
   // Answers every pending REGISTER with 503 now.
   void failPending();
+
+  // Calls (loop thread). The locator identifies trunks by source address (trunk ACL).
+  void setTrunkLocator(const TrunkLocator* locator);
+  std::size_t activeCalls() const { return b2bua_ ? b2bua_->activeCalls() : 0; }
+  // Ends every call now (BYE/CANCEL/503), after the drain grace period.
+  void endAllCalls();
+  // A media worker's event (any thread).
+  void onMediaEvent(const std::string& worker, const v1::MediaEvent& event);
 
   // The bound port of the first listener of a side ("udp"), for tests using port 0.
   std::uint16_t boundPort(Side side) const;
@@ -116,6 +138,7 @@ class Gateway final : public OptionsProber {
   // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after
   // the Gateway is gone finds it expired (checked and used on the loop thread only).
   std::shared_ptr<Gateway*> self_;
+  std::unique_ptr<B2bua> b2bua_;  // destroyed first (in ~Gateway), before leg_ and agent_
 };
 
 }  // namespace medius::gateway

@@ -1,4 +1,5 @@
-// The gateway's view of the registrar: one asynchronous Register call.
+// The gateway's view of the registrar: Register (REGISTER relay) and Lookup (the contacts
+// of a user a call rings), both asynchronous.
 //
 // RegistrarClient is the seam tests may fake; GrpcRegistrarClient is the real one
 // (gRPC callback API, a deadline on every call, latency and error metrics).
@@ -27,8 +28,10 @@ namespace medius::gateway {
 class RegistrarClient {
  public:
   using RegisterDone = std::function<void(const grpc::Status&, v1::RegisterResponse)>;
+  using LookupDone = std::function<void(const grpc::Status&, v1::LookupResponse)>;
   virtual ~RegistrarClient() = default;
   virtual void registerAsync(v1::RegisterRequest request, RegisterDone done) = 0;
+  virtual void lookupAsync(v1::LookupRequest request, LookupDone done) = 0;
 };
 
 class GrpcRegistrarClient final : public RegistrarClient {
@@ -41,6 +44,7 @@ class GrpcRegistrarClient final : public RegistrarClient {
   ~GrpcRegistrarClient() override;
 
   void registerAsync(v1::RegisterRequest request, RegisterDone done) override;
+  void lookupAsync(v1::LookupRequest request, LookupDone done) override;
 
  private:
   struct Call;

@@ -1,5 +1,5 @@
-// The gateway's view of the routing service: ListTrunks and ReportTrunkHealth (the trunk
-// keepalive, see trunk_monitor.hpp). RouteCall joins when calls exist.
+// The gateway's view of the routing service: RouteCall (one per new call, see call.hpp),
+// ListTrunks and ReportTrunkHealth (the trunk keepalive, see trunk_monitor.hpp).
 //
 // RoutingClient is the seam tests may fake; GrpcRoutingClient is the real one (gRPC
 // callback API, a deadline on every call, latency histogram
@@ -29,7 +29,9 @@ class RoutingClient {
  public:
   using ListTrunksDone = std::function<void(const grpc::Status&, v1::ListTrunksResponse)>;
   using ReportDone = std::function<void(const grpc::Status&)>;
+  using RouteDone = std::function<void(const grpc::Status&, v1::RoutePlan)>;
   virtual ~RoutingClient() = default;
+  virtual void routeCallAsync(v1::RouteCallRequest request, RouteDone done) = 0;
   virtual void listTrunksAsync(ListTrunksDone done) = 0;
   virtual void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) = 0;
 };
@@ -42,6 +44,7 @@ class GrpcRoutingClient final : public RoutingClient {
   // Cancels calls still in flight and waits for their callbacks (CANCELLED).
   ~GrpcRoutingClient() override;
 
+  void routeCallAsync(v1::RouteCallRequest request, RouteDone done) override;
   void listTrunksAsync(ListTrunksDone done) override;
   void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) override;
 

@@ -34,6 +34,7 @@
 #include "medius/common/clock.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/routing_client.hpp"
+#include "medius/gateway/trunk_locator.hpp"
 #include "medius/v1/gateway.pb.h"
 
 namespace medius::gateway {
@@ -74,7 +75,7 @@ class OptionsProber {
   virtual void cancel(std::uint64_t handle) = 0;
 };
 
-class TrunkMonitor {
+class TrunkMonitor final : public TrunkLocator {
  public:
   using Post = std::function<bool(std::function<void()>)>;
 
@@ -83,7 +84,7 @@ class TrunkMonitor {
                std::string gatewayId, KeepaliveSettings settings,
                const Clock& clock = SystemClock::instance());
   // Cancels outstanding probes and the timer; late gRPC completions are dropped.
-  ~TrunkMonitor();
+  ~TrunkMonitor() override;
   TrunkMonitor(const TrunkMonitor&) = delete;
   TrunkMonitor& operator=(const TrunkMonitor&) = delete;
 
@@ -94,6 +95,9 @@ class TrunkMonitor {
 
   // The monitor's view, sorted by name. Any thread.
   std::vector<v1::TrunkStatus> statuses() const;
+
+  // TrunkLocator (loop thread): the trunk at this source address, from the last list.
+  std::string trunkAt(const std::string& host, std::uint32_t port) const override;
 
  private:
   struct Trunk {

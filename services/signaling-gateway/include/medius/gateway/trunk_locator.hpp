@@ -1,0 +1,19 @@
+// Which configured trunk a request came from (the trunk ACL of inbound calls).
+//
+// Thread: the SIP loop.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace medius::gateway {
+
+class TrunkLocator {
+ public:
+  virtual ~TrunkLocator() = default;
+  // The trunk whose address is host (and port, when several trunks share the host);
+  // "" when none.
+  virtual std::string trunkAt(const std::string& host, std::uint32_t port) const = 0;
+};
+
+}  // namespace medius::gateway

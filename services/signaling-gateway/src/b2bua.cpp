@@ -1,0 +1,1380 @@
+#include "medius/gateway/b2bua.hpp"
+
+#include <cassert>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_tag.h>
+#include <sofia-sip/su_tagarg.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
+
+#include "medius/common/logging.hpp"
+#include "medius/gateway/sip_util.hpp"
+
+namespace medius::gateway {
+
+namespace {
+
+constexpr const char* kCompletedElsewhere = "SIP;cause=200;text=\"Call completed elsewhere\"";
+constexpr const char* kRequestTerminated = "SIP;cause=487;text=\"Request Terminated\"";
+constexpr const char* kMediaTimeout = "SIP;cause=408;text=\"Media timeout\"";
+constexpr const char* kShutdown = "SIP;cause=503;text=\"Gateway shutting down\"";
+constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* identOf(Side side) { return side == Side::Internal ? "internal" : "trunk"; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Call state
+
+struct B2bua::Fork {
+  B2bua* b2bua = nullptr;
+  Call* call = nullptr;
+  std::uint64_t id = 0;
+  std::uint32_t group = 0;
+  nta_leg_t* leg = nullptr;        // owned
+  nta_outgoing_t* orq = nullptr;   // the INVITE, owned
+  nta_outgoing_t* cancel = nullptr;
+  nta_outgoing_t* ack = nullptr;
+  Side side = Side::Trunk;
+  std::string requestUri;
+  std::string trunk;
+  std::string proto = "udp";
+  std::vector<std::uint32_t> failoverCodes;
+  int status = 0;
+  bool final = false;
+  bool cancelled = false;
+  bool timedOut = false;
+  bool counted = false;            // counted in the directory's trunk calls
+  std::size_t record = 0;          // index into call->record.forks
+};
+
+struct B2bua::Call {
+  enum class State { Routing, Media, Calling, Answering, Confirmed, Ending };
+  B2bua* b2bua = nullptr;
+  std::string id;
+  State state = State::Routing;
+  Side aSide = Side::Internal;
+  std::string aProto = "udp";
+  nta_leg_t* aLeg = nullptr;       // owned
+  nta_incoming_t* aIrq = nullptr;  // the caller's INVITE, owned until reaped
+  bool aAnswered = false;          // a final response went to the INVITE
+  std::string callerUri;           // From URI as received
+  std::string callerDisplay;
+  std::string calleeUri;           // Request-URI as received
+  std::string sourceTrunk;
+  std::string offer;               // the caller's SDP
+  std::string offerToB;            // the media worker's offer toward the forks
+  std::string lastSdpToA;
+  std::string lastSdpToB;
+  std::uint32_t maxForwards = 69;
+  v1::RoutePlan plan;
+  int group = -1;
+  std::uint32_t generation = 0;    // bumped per group: late lookups of old groups are dropped
+  int pendingLookups = 0;
+  std::vector<std::unique_ptr<Fork>> forks;
+  Fork* winner = nullptr;
+  su_timer_t* groupTimer = nullptr;
+  std::set<std::string> trunksTried;
+  bool relayedProvisional = false;
+  bool ringing = false;            // a fork of the current group sent 18x
+  bool setupObserved = false;
+  bool failoverBlocked = false;    // a failure in this group that forbids failover
+  std::vector<int> failures;       // final statuses of every failed fork
+  std::string mediaWorker;
+  bool mediaSession = false;
+  bool mediaUpdating = false;      // an early/final answer is being applied
+  std::string direction = "outbound";
+  CallRecord record;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // A re-INVITE being relayed.
+  struct Relay {
+    bool active = false;
+    bool fromA = false;
+    nta_incoming_t* irq = nullptr;
+    std::uint64_t tx = 0;
+  } relay;
+  std::vector<std::uint64_t> txs;  // dialog transactions we sent
+  bool finished = false;
+  bool reapQueued = false;
+};
+
+struct B2bua::DialogTx {
+  B2bua* b2bua = nullptr;
+  std::uint64_t id = 0;
+  std::string callId;
+  nta_outgoing_t* orq = nullptr;
+  enum class Kind { Bye, Reinvite } kind = Kind::Bye;
+  bool toA = false;
+  nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
+};
+
+// ---------------------------------------------------------------------------------------
+
+std::string LocalContacts::contact(Side side, const std::string& proto,
+                                   const std::string& user) const {
+  std::string key = std::string(identOf(side)) + "/" + proto;
+  auto it = hostPort.find(key);
+  if (it == hostPort.end()) it = hostPort.find(std::string(identOf(side)) + "/udp");
+  std::string hp = it != hostPort.end() ? it->second : "127.0.0.1";
+  std::string uri = "<sip:" + user + "@" + hp;
+  if (proto == "tcp") uri += ";transport=tcp";
+  return uri + ">";
+}
+
+std::string LocalContacts::hostOf(Side side, const std::string& proto) const {
+  auto it = hostPort.find(std::string(identOf(side)) + "/" + proto);
+  if (it == hostPort.end()) it = hostPort.find(std::string(identOf(side)) + "/udp");
+  if (it == hostPort.end()) return "127.0.0.1";
+  const std::string& hp = it->second;
+  if (!hp.empty() && hp.front() == '[') return hp.substr(0, hp.find(']') + 1);
+  return hp.substr(0, hp.rfind(':'));
+}
+
+bool LocalContacts::isOwn(const std::string& host, std::uint32_t port) const {
+  std::string hp = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                   std::to_string(port);
+  for (const auto& [key, value] : hostPort) {
+    if (value == hp) return true;
+  }
+  return false;
+}
+
+B2bua::B2bua(Deps deps) : d_(std::move(deps)), self_(std::make_shared<B2bua*>(this)) {
+  std::random_device rd;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+  idPrefix_ = d_.config.gatewayId + "-" + buf + "-";
+}
+
+B2bua::~B2bua() {
+  endAll("shutdown");
+  self_.reset();
+  std::vector<std::string> ids;
+  for (auto& [id, call] : calls_) ids.push_back(id);
+  for (const auto& id : ids) reap(id);
+  for (auto& [id, tx] : dialogTx_) nta_outgoing_destroy(tx->orq);
+  dialogTx_.clear();
+}
+
+B2bua::Call* B2bua::find(const std::string& id) {
+  auto it = calls_.find(id);
+  return it == calls_.end() || it->second->finished ? nullptr : it->second.get();
+}
+
+int B2bua::replyStateless(nta_incoming_t* irq, const SipReply& reply, Side side) {
+  std::string extra = reply.headerText();
+  nta_incoming_treply(irq, reply.status, reply.phrase.c_str(),
+                      SIPTAG_SERVER_STR(d_.config.userAgent.c_str()),
+                      TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
+  d_.metrics.countResponse(Method::Invite, reply.status, side);
+  return reply.status;
+}
+
+void B2bua::respondA(Call& call, const SipReply& reply) {
+  if (!call.aIrq || call.aAnswered) return;
+  std::string extra = reply.headerText();
+  nta_incoming_treply(call.aIrq, reply.status, reply.phrase.c_str(),
+                      SIPTAG_SERVER_STR(d_.config.userAgent.c_str()),
+                      TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
+  d_.metrics.countResponse(Method::Invite, reply.status, call.aSide);
+  if (reply.status >= 200) call.aAnswered = true;
+}
+
+// ---------------------------------------------------------------------------------------
+// A new call
+
+int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
+                    const RequestSource& source) {
+  auto refuse = [&](int status, std::string phrase, bool retryAfter = false) {
+    SipReply r;
+    r.status = status;
+    r.phrase = std::move(phrase);
+    if (retryAfter) r.headers.emplace_back("Retry-After", std::to_string(d_.config.retryAfterSeconds));
+    replyStateless(irq, r, side);
+    d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
+    log::get("call")->info("INVITE {} refused: {} {}",
+                           sip->sip_call_id ? sip->sip_call_id->i_id : "-", status, r.phrase);
+    return status;
+  };
+  if (!accepting_) return refuse(503, "Shutting Down", true);
+  if (calls_.size() >= static_cast<std::size_t>(d_.config.maxCalls)) {
+    return refuse(503, "Too Many Calls", true);
+  }
+  std::optional<std::uint32_t> mf;
+  if (sip->sip_max_forwards) mf = static_cast<std::uint32_t>(sip->sip_max_forwards->mf_count);
+  auto next = nextMaxForwards(mf);
+  if (!next) return refuse(483, "Too Many Hops");
+  if (d_.contacts.isOwn(source.host, source.port)) return refuse(482, "Loop Detected");
+  if (!sip->sip_from || !sip->sip_from->a_url->url_host || !sip->sip_request->rq_url->url_user) {
+    return refuse(400, "Missing Caller Or Callee");
+  }
+  std::string sdp = sdpBody(sip);
+  if (sdp.empty()) return refuse(488, "An SDP Offer Is Required");
+  std::string sourceTrunk;
+  if (side == Side::Trunk) {
+    sourceTrunk = trunks_ ? trunks_->trunkAt(source.host, source.port) : std::string();
+    if (sourceTrunk.empty()) return refuse(403, "Not A Configured Trunk");
+  }
+
+  auto owned = std::make_unique<Call>();
+  Call& call = *owned;
+  call.b2bua = this;
+  call.id = idPrefix_ + std::to_string(nextCall_++);
+  call.aSide = side;
+  call.aProto = transportName(source.transport);
+  call.maxForwards = *next;
+  call.offer = std::move(sdp);
+  call.sourceTrunk = sourceTrunk;
+  call.callerUri = urlText(sip->sip_from->a_url, true);
+  call.callerDisplay = sip->sip_from->a_display ? unquote(sip->sip_from->a_display) : "";
+  call.calleeUri = urlText(sip->sip_request->rq_url, true);
+  call.record.id = call.id;
+  call.record.gatewayId = d_.config.gatewayId;
+  call.record.callerDialled = sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "";
+  call.record.calleeDialled = sip->sip_request->rq_url->url_user;
+  call.record.sourceTrunk = sourceTrunk;
+  call.record.startedAtMs = nowMs();
+  call.direction = side == Side::Trunk ? "inbound" : "outbound";
+
+  // Leg A: the caller's dialog as its UAS. nta keeps From/To from our point of view:
+  // local = the request's To, remote = its From.
+  call.aLeg = nta_leg_tcreate(d_.agent, &B2bua::aLegCallback,
+                              reinterpret_cast<nta_leg_magic_t*>(&call),
+                              SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
+                              SIPTAG_TO(sip->sip_from),
+                              NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq), TAG_END());
+  if (!call.aLeg) return refuse(500, "Cannot Create Dialog");
+  nta_leg_server_route(call.aLeg, sip->sip_record_route, sip->sip_contact);
+  nta_leg_tag(call.aLeg, nullptr);
+  nta_incoming_tag(irq, nta_leg_get_tag(call.aLeg));
+  call.aIrq = irq;
+  nta_incoming_bind(irq, &B2bua::inviteIrqCallback, reinterpret_cast<nta_incoming_magic_t*>(&call));
+  nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+
+  std::string id = call.id;
+  calls_.emplace(id, std::move(owned));
+  d_.metrics.setCallsActive(calls_.size());
+  if (!sourceTrunk.empty()) d_.directory.addTrunkCall(sourceTrunk);
+  publish(call);
+  log::get("call")->info("call {}: INVITE {} -> {} from the {} side{}{}, Call-ID {}", id,
+                         call.callerUri, call.calleeUri, sideName(side),
+                         sourceTrunk.empty() ? "" : ", trunk ", sourceTrunk,
+                         sip->sip_call_id->i_id);
+
+  v1::RouteCallRequest request;
+  request.set_caller(call.callerUri);
+  request.set_callee(call.calleeUri);
+  request.set_call_id(id);
+  if (side == Side::Trunk) {
+    request.mutable_source()->set_trunk(sourceTrunk);
+  } else {
+    request.mutable_source()->set_internal_user(aorOf(sip->sip_from->a_url));
+  }
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  d_.routing.routeCallAsync(std::move(request),
+                            [weak, loop, id](const grpc::Status& status, v1::RoutePlan plan) {
+                              loop->post([weak, id, status, plan = std::move(plan)] {
+                                if (auto self = weak.lock()) (*self)->onRoute(id, status, plan);
+                              });
+                            });
+  return 0;
+}
+
+void B2bua::onRoute(const std::string& id, const grpc::Status& status, const v1::RoutePlan& plan) {
+  Call* found = find(id);
+  if (!found || found->state != Call::State::Routing) return;
+  Call& call = *found;
+  if (!status.ok()) {
+    log::get("call")->warn("call {}: routing failed: {} {}", id, grpcCodeName(status.error_code()),
+                           status.error_message());
+    reject(call, dependencyFailureReply("Routing", status, d_.config.retryAfterSeconds), "rejected");
+    return;
+  }
+  call.plan = plan;
+  call.record.callerNormalized = plan.calling_number();
+  call.record.calleeNormalized = plan.called_number();
+  std::string routes;
+  for (const auto& g : plan.groups()) {
+    if (g.route().empty() || routes.find(g.route()) != std::string::npos) continue;
+    routes += (routes.empty() ? "" : ",") + g.route();
+  }
+  call.record.route = routes;
+  call.direction = std::string(callDirection(call.aSide, !plan.callee_user().empty()));
+  if (plan.outcome() != v1::RoutePlan::OUTCOME_ROUTED || plan.groups_size() == 0) {
+    SipReply reply = routeOutcomeReply(plan, d_.config.retryAfterSeconds);
+    log::get("call")->info("call {}: {} ({})", id, reply.status, plan.reason());
+    reject(call, reply, "rejected");
+    return;
+  }
+  call.state = Call::State::Media;
+  v1::CreateSessionRequest request;
+  request.set_session_id(id);
+  request.set_gateway_id(d_.config.gatewayId);
+  request.mutable_leg_a()->set_side(call.aSide == Side::Internal ? v1::SIDE_INTERNAL : v1::SIDE_TRUNK);
+  request.mutable_leg_a()->set_trunk(call.sourceTrunk);
+  bool toTrunk = plan.groups(0).targets_size() > 0 && plan.groups(0).targets(0).has_trunk();
+  request.mutable_leg_b()->set_side(toTrunk ? v1::SIDE_TRUNK : v1::SIDE_INTERNAL);
+  if (toTrunk) request.mutable_leg_b()->set_trunk(plan.groups(0).targets(0).trunk().trunk());
+  request.set_offer_sdp(call.offer);
+  request.set_media_timeout_ms(static_cast<std::uint32_t>(d_.config.mediaInactivityMs));
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  MediaClient* media = &d_.media;
+  d_.media.createAsync(
+      std::move(request), [weak, loop, media, id](const grpc::Status& st,
+                                                  v1::CreateSessionResponse response,
+                                                  std::string worker) {
+        bool posted = loop->post([weak, id, st, response = std::move(response), worker] {
+          if (auto self = weak.lock()) {
+            (*self)->onMediaCreated(id, st, response, worker);
+          }
+        });
+        if (!posted && st.ok()) {
+          v1::DeleteSessionRequest del;
+          del.set_session_id(id);
+          media->deleteAsync(worker, del, [](const grpc::Status&, v1::SessionStats) {});
+        }
+      });
+}
+
+void B2bua::onMediaCreated(const std::string& id, const grpc::Status& status,
+                           const v1::CreateSessionResponse& response, const std::string& worker) {
+  Call* found = find(id);
+  if (!found || found->state != Call::State::Media) {
+    if (status.ok()) {
+      // The call ended while the session was being made: release it.
+      v1::DeleteSessionRequest del;
+      del.set_session_id(id);
+      d_.media.deleteAsync(worker, del, [](const grpc::Status&, v1::SessionStats) {});
+    }
+    return;
+  }
+  Call& call = *found;
+  if (!status.ok()) {
+    log::get("call")->warn("call {}: no media session: {} {}", id, grpcCodeName(status.error_code()),
+                           status.error_message());
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      SipReply r;
+      r.status = 488;
+      r.phrase = "Not Acceptable Here";
+      r.headers.emplace_back("Warning", "399 medius \"" + sanitizeHeaderValue(status.error_message()) + "\"");
+      reject(call, r, "rejected");
+    } else {
+      reject(call, dependencyFailureReply("Media", status, d_.config.retryAfterSeconds), "rejected");
+    }
+    return;
+  }
+  call.mediaSession = true;
+  call.mediaWorker = worker;
+  call.record.mediaWorker = worker;
+  call.offerToB = response.offer_sdp();
+  call.lastSdpToB = call.offerToB;
+  call.state = Call::State::Calling;
+  publish(call);
+  startGroup(call);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forks
+
+void B2bua::startGroup(Call& call) {
+  call.group += 1;
+  call.generation += 1;
+  call.ringing = false;
+  call.failoverBlocked = false;
+  if (call.groupTimer) {
+    su_timer_destroy(call.groupTimer);
+    call.groupTimer = nullptr;
+  }
+  if (call.group >= call.plan.groups_size()) {
+    int status = bestFailure(call.failures);
+    SipReply r;
+    r.status = status;
+    r.phrase = statusPhrase(status);
+    respondA(call, r);
+    finish(call, "failed", status);
+    return;
+  }
+  const v1::TargetGroup& group = call.plan.groups(call.group);
+  log::get("call")->debug("call {}: group {} ({} targets): {}", call.id, call.group,
+                          group.targets_size(), group.reason());
+  std::uint32_t timeout = group.timeout_ms() > 0
+                              ? group.timeout_ms()
+                              : static_cast<std::uint32_t>(d_.config.noAnswerTimeoutMs);
+  call.groupTimer = su_timer_create(su_root_task(d_.loop.root()), timeout);
+  su_timer_set(call.groupTimer, &B2bua::onGroupTimer, reinterpret_cast<su_timer_arg_t*>(&call));
+  for (const auto& target : group.targets()) {
+    if (target.has_trunk()) {
+      const auto& t = target.trunk();
+      if (!call.trunksTried.insert(t.trunk()).second) {
+        log::get("call")->info("call {}: trunk {} already tried, skipped", call.id, t.trunk());
+        continue;
+      }
+      std::string to = t.request_uri();
+      if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
+      sendFork(call, target, t.request_uri(), "<" + to + ">", nextHopOf(t.address()), Side::Trunk,
+               {});
+    } else if (!target.user_aor().empty()) {
+      call.pendingLookups += 1;
+      v1::LookupRequest lookup;
+      lookup.set_aor(target.user_aor());
+      std::weak_ptr<B2bua*> weak = self_;
+      SipLoop* loop = &d_.loop;
+      std::string id = call.id;
+      std::uint32_t generation = call.generation;
+      d_.registrar.lookupAsync(std::move(lookup), [weak, loop, id, generation, target](
+                                                      const grpc::Status& st,
+                                                      v1::LookupResponse response) {
+        loop->post([weak, id, generation, target, st, response = std::move(response)] {
+          if (auto self = weak.lock()) (*self)->onLookup(id, generation, target, st, response);
+        });
+      });
+    }
+  }
+  checkGroup(call);
+}
+
+void B2bua::onLookup(const std::string& id, std::uint32_t generation, const v1::RouteTarget& target,
+                     const grpc::Status& status, const v1::LookupResponse& response) {
+  Call* found = find(id);
+  if (!found || found->generation != generation || found->state != Call::State::Calling) return;
+  Call& call = *found;
+  call.pendingLookups -= 1;
+  if (!status.ok()) {
+    log::get("call")->warn("call {}: registrar lookup of {} failed: {}", id, target.user_aor(),
+                           grpcCodeName(status.error_code()));
+    call.failures.push_back(480);
+  } else {
+    std::string to = "<" + target.user_aor() + ">";
+    for (const auto& binding : response.bindings()) {
+      std::string hop;
+      if (binding.path_size() == 0 && binding.has_received() && !binding.received().host().empty()) {
+        hop = nextHopOf(binding.received());
+      }
+      std::vector<std::string> path(binding.path().begin(), binding.path().end());
+      sendFork(call, target, binding.contact_uri(), to, hop, Side::Internal, path);
+    }
+    if (response.bindings_size() == 0) call.failures.push_back(480);
+  }
+  checkGroup(call);
+}
+
+void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::string& requestUri,
+                     const std::string& toUri, const std::string& nextHop, Side side,
+                     const std::vector<std::string>& path) {
+  auto fork = std::make_unique<Fork>();
+  Fork& f = *fork;
+  f.b2bua = this;
+  f.call = &call;
+  f.id = nextTx_++;
+  f.group = static_cast<std::uint32_t>(call.group);
+  f.side = side;
+  f.requestUri = requestUri;
+  if (target.has_trunk()) {
+    f.trunk = target.trunk().trunk();
+    f.failoverCodes.assign(target.trunk().failover_codes().begin(),
+                           target.trunk().failover_codes().end());
+    if (target.trunk().address().transport() == v1::TRANSPORT_TCP) f.proto = "tcp";
+  } else if (requestUri.find("transport=tcp") != std::string::npos) {
+    f.proto = "tcp";
+  }
+  ForkAttempt attempt;
+  attempt.target = requestUri;
+  attempt.trunk = f.trunk;
+  call.record.forks.push_back(attempt);
+  f.record = call.record.forks.size() - 1;
+
+  std::string callerUser = target.caller_id().empty() ? call.record.callerDialled : target.caller_id();
+  std::string display = target.caller_display_name().empty() ? call.callerDisplay
+                                                            : target.caller_display_name();
+  std::string fromHost = side == Side::Trunk ? d_.contacts.hostOf(Side::Trunk, f.proto)
+                                             : d_.config.domain;
+  std::string from = (display.empty() ? std::string() : quoteDisplay(display) + " ") + "<sip:" +
+                     escapeUser(callerUser) + "@" + fromHost + ">";
+  std::string callId = randomToken(24) + "@" + d_.config.domain;
+  f.leg = nta_leg_tcreate(d_.agent, &B2bua::bLegCallback, reinterpret_cast<nta_leg_magic_t*>(&f),
+                          SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
+                          SIPTAG_TO_STR(toUri.c_str()), TAG_END());
+  if (f.leg) nta_leg_tag(f.leg, nullptr);
+  std::string contact = d_.contacts.contact(side, f.proto, "medius");
+  std::string maxForwards = std::to_string(call.maxForwards);
+  std::string route;
+  for (const auto& p : path) route += (route.empty() ? "" : ", ") + p;
+  url_string_t const* hop = nextHop.empty() ? nullptr : URL_STRING_MAKE(nextHop.c_str());
+  if (f.leg) {
+    f.orq = nta_outgoing_tcreate(
+        f.leg, &B2bua::forkResponse, reinterpret_cast<nta_outgoing_magic_t*>(&f), hop,
+        SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
+        SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
+        SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+        TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
+        SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call.offerToB.c_str()),
+        TPTAG_IDENT(identOf(side)), TAG_END());
+  }
+  d_.metrics.countRequest(Method::Invite, side);  // counted as sent on that side
+  if (!f.trunk.empty()) d_.metrics.countTrunkAttempt(f.trunk);
+  if (!f.orq) {
+    log::get("call")->warn("call {}: cannot send INVITE to {}", call.id, requestUri);
+    f.final = true;
+    f.status = 503;
+    call.record.forks[f.record].status = 503;
+    call.record.forks[f.record].reason = "cannot send";
+    call.failures.push_back(503);
+    if (!f.trunk.empty()) d_.metrics.countTrunkFailure(f.trunk);
+    call.forks.push_back(std::move(fork));
+    return;
+  }
+  if (!f.trunk.empty()) {
+    d_.directory.addTrunkCall(f.trunk);
+    d_.metrics.setTrunkActiveCalls(f.trunk, d_.directory.trunkCalls(f.trunk));
+    f.counted = true;
+  }
+  log::get("call")->info("call {}: INVITE -> {}{}{} (Call-ID {})", call.id, requestUri,
+                         f.trunk.empty() ? "" : " trunk ", f.trunk, callId);
+  call.forks.push_back(std::move(fork));
+  publish(call);
+}
+
+int B2bua::forkResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) noexcept {
+  auto* fork = reinterpret_cast<Fork*>(magic);
+  try {
+    fork->b2bua->onForkResponse(*fork, orq, sip);
+  } catch (const std::exception& e) {
+    log::get("call")->error("response handling failed: {}", e.what());
+  }
+  return 0;
+}
+
+void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
+  Call& call = *fork.call;
+  int status = sip && sip->sip_status ? static_cast<int>(sip->sip_status->st_status)
+                                      : nta_outgoing_status(orq);
+  bool local = !sip || (sip->sip_flags & kNtaInternalMsg) != 0;
+  if (fork.final) {
+    // A 2xx after a final (a retransmission nta did not absorb, or a 2xx racing a 487).
+    return;
+  }
+  if (status < 200) {
+    if (status > 100) onProvisional(fork, sip, status);
+    return;
+  }
+  fork.final = true;
+  fork.status = status;
+  if (fork.counted) {
+    d_.directory.removeTrunkCall(fork.trunk);
+    d_.metrics.setTrunkActiveCalls(fork.trunk, d_.directory.trunkCalls(fork.trunk));
+    fork.counted = false;
+  }
+  if (status < 300) {
+    if (sip && sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
+    if (sip) nta_leg_client_reroute(fork.leg, sip->sip_record_route, sip->sip_contact, 1);
+    // ACK at once: each leg is its own dialog (the caller's ACK is not waited for).
+    fork.ack = nta_outgoing_tcreate(fork.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                                    SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
+                                    SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+                                    TPTAG_IDENT(identOf(fork.side)), TAG_END());
+    if (call.winner || call.state != Call::State::Calling) {
+      // A second 2xx (or one after the caller gave up): ACK and BYE it.
+      log::get("call")->info("call {}: late 2xx from {}: ACK and BYE", call.id, fork.requestUri);
+      call.record.forks[fork.record].status = status;
+      call.record.forks[fork.record].reason = "answered late, released";
+      nta_outgoing_t* bye = nta_outgoing_tcreate(
+          fork.leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
+          SIPTAG_REASON_STR(call.winner ? kCompletedElsewhere : kRequestTerminated),
+          SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT(identOf(fork.side)),
+          TAG_END());
+      nta_outgoing_destroy(bye);  // nta finishes it on its own
+      if (!call.winner) checkGroup(call);
+      return;
+    }
+    onForkAnswered(fork, sip);
+    return;
+  }
+  std::string phrase = sip && sip->sip_status && sip->sip_status->st_phrase
+                           ? sip->sip_status->st_phrase
+                           : statusPhrase(status);
+  onForkFailed(fork, status, phrase, local);
+}
+
+void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
+  Call& call = *fork.call;
+  if (call.winner || call.state != Call::State::Calling || fork.cancelled) return;
+  if (sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
+  if (!call.ringing && static_cast<int>(fork.group) == call.group && call.groupTimer) {
+    // A target that alerts is alive: the group's (failover) timeout becomes the
+    // no-answer timeout.
+    call.ringing = true;
+    su_timer_set_interval(call.groupTimer, &B2bua::onGroupTimer,
+                          reinterpret_cast<su_timer_arg_t*>(&call),
+                          static_cast<su_duration_t>(d_.config.noAnswerTimeoutMs));
+  }
+  call.record.forks[fork.record].reason = std::to_string(status);
+  std::string sdp = sdpBody(sip);
+  std::string phrase = sip->sip_status->st_phrase ? sip->sip_status->st_phrase : statusPhrase(status);
+  auto relay = [this, &call, status, phrase](const std::string& body) {
+    if (!call.aIrq || call.aAnswered) return;
+    std::string contact = d_.contacts.contact(call.aSide, call.aProto, "medius");
+    nta_incoming_treply(call.aIrq, status, phrase.c_str(), SIPTAG_CONTACT_STR(contact.c_str()),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                        TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                        TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
+    d_.metrics.countResponse(Method::Invite, status, call.aSide);
+    call.relayedProvisional = true;
+    if (!call.setupObserved) {
+      call.setupObserved = true;
+      d_.metrics.observeCallSetup(std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                                call.started)
+                                      .count());
+    }
+  };
+  if (sdp.empty()) {
+    relay(std::string());
+    return;
+  }
+  // Early media: the worker takes this fork's answer (provisional) and gives the SDP for
+  // the caller. The last early answer wins; the final answer replaces it.
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(v1::LEG_B);
+  request.set_sdp(sdp);
+  request.set_is_answer(true);
+  request.set_provisional(true);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  std::uint64_t forkId = fork.id;
+  d_.media.updateAsync(call.mediaWorker, std::move(request),
+                       [weak, loop, id, forkId, status, phrase](const grpc::Status& st,
+                                                                v1::UpdateSessionResponse response) {
+                         loop->post([weak, id, forkId, status, phrase, st,
+                                     response = std::move(response)] {
+                           auto self = weak.lock();
+                           if (!self) return;
+                           B2bua& b = **self;
+                           Call* c = b.find(id);
+                           if (!c || c->winner || c->state != Call::State::Calling || !c->aIrq ||
+                               c->aAnswered) {
+                             return;
+                           }
+                           if (!st.ok()) {
+                             log::get("call")->warn("call {}: early media refused by the worker: {}",
+                                                    id, st.error_message());
+                             return;
+                           }
+                           c->lastSdpToA = response.sdp();
+                           std::string contact = b.d_.contacts.contact(c->aSide, c->aProto, "medius");
+                           nta_incoming_treply(
+                               c->aIrq, status, phrase.c_str(), SIPTAG_CONTACT_STR(contact.c_str()),
+                               SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()),
+                               SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                               SIPTAG_PAYLOAD_STR(response.sdp().c_str()), TAG_END());
+                           b.d_.metrics.countResponse(Method::Invite, status, c->aSide);
+                           c->relayedProvisional = true;
+                           if (!c->setupObserved) {
+                             c->setupObserved = true;
+                             b.d_.metrics.observeCallSetup(
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                               c->started)
+                                     .count());
+                           }
+                           (void)forkId;
+                         });
+                       });
+}
+
+void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
+  Call& call = *fork.call;
+  call.winner = &fork;
+  call.state = Call::State::Answering;
+  if (call.groupTimer) {
+    su_timer_destroy(call.groupTimer);
+    call.groupTimer = nullptr;
+  }
+  call.record.forks[fork.record].status = 200;
+  call.record.forks[fork.record].reason = "answered";
+  call.record.trunk = fork.trunk;
+  call.record.answeredBy = fork.requestUri;
+  if (!fork.trunk.empty()) {
+    d_.metrics.countTrunkAnswer(fork.trunk);
+    d_.directory.addTrunkCall(fork.trunk);
+    d_.metrics.setTrunkActiveCalls(fork.trunk, d_.directory.trunkCalls(fork.trunk));
+    fork.counted = true;
+  }
+  cancelForks(call, &fork, kCompletedElsewhere);
+  log::get("call")->info("call {}: answered by {}", call.id, fork.requestUri);
+  std::string sdp = sdpBody(sip);
+  if (sdp.empty()) {
+    // No answer SDP in the 2xx: without one the media cannot be anchored.
+    log::get("call")->warn("call {}: 2xx from {} has no SDP", call.id, fork.requestUri);
+    SipReply r;
+    r.status = 502;
+    r.phrase = "Bad Gateway: Answer Without SDP";
+    respondA(call, r);
+    hangUp(call, "failed", "SIP;cause=488;text=\"No SDP answer\"", false, true);
+    return;
+  }
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(v1::LEG_B);
+  request.set_sdp(sdp);
+  request.set_is_answer(true);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  d_.media.updateAsync(
+      call.mediaWorker, std::move(request),
+      [weak, loop, id](const grpc::Status& st, v1::UpdateSessionResponse response) {
+        loop->post([weak, id, st, response = std::move(response)] {
+          auto self = weak.lock();
+          if (!self) return;
+          B2bua& b = **self;
+          Call* c = b.find(id);
+          if (!c || c->state != Call::State::Answering) return;
+          if (!st.ok()) {
+            log::get("call")->warn("call {}: the worker refused the answer: {}", id,
+                                   st.error_message());
+            b.respondA(*c, dependencyFailureReply("Media", st, b.d_.config.retryAfterSeconds));
+            b.hangUp(*c, "failed", "SIP;cause=500;text=\"Media failure\"", false, true);
+            return;
+          }
+          b.answerCaller(*c, response.sdp());
+        });
+      });
+}
+
+void B2bua::answerCaller(Call& call, const std::string& sdp) {
+  if (!call.aIrq || call.aAnswered) return;
+  call.lastSdpToA = sdp;
+  std::string contact = d_.contacts.contact(call.aSide, call.aProto, "medius");
+  nta_incoming_treply(call.aIrq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
+                      SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                      SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+                      TAG_END());
+  d_.metrics.countResponse(Method::Invite, 200, call.aSide);
+  call.aAnswered = true;
+  call.state = Call::State::Confirmed;
+  call.record.answeredAtMs = nowMs();
+  if (!call.setupObserved) {
+    call.setupObserved = true;
+    d_.metrics.observeCallSetup(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call.started).count());
+  }
+  publish(call);
+}
+
+void B2bua::onForkFailed(Fork& fork, int status, const std::string& phrase, bool local) {
+  Call& call = *fork.call;
+  auto& rec = call.record.forks[fork.record];
+  rec.status = status;
+  if (fork.timedOut) {
+    rec.reason = "timeout";
+  } else if (fork.cancelled) {
+    rec.reason = "cancelled";
+  } else {
+    rec.reason = std::to_string(status) + " " + phrase + (local ? " (local)" : "");
+  }
+  if (!fork.trunk.empty() && !fork.cancelled) d_.metrics.countTrunkFailure(fork.trunk);
+  log::get("call")->info("call {}: {} from {}{}", call.id, rec.reason, fork.requestUri,
+                         fork.cancelled ? " (cancelled)" : "");
+  if (fork.cancelled) {  // by us: another fork won, the caller gave up, or the group timed out
+    checkGroup(call);
+    return;
+  }
+  if (static_cast<int>(fork.group) != call.group) return;  // an old group's straggler
+  call.failures.push_back(fork.timedOut ? 408 : status);
+  ForkOutcome outcome;
+  outcome.status = fork.timedOut ? 408 : status;
+  outcome.local = local;
+  outcome.timedOut = fork.timedOut;
+  outcome.trunk = !fork.trunk.empty();
+  outcome.failoverCodes = fork.failoverCodes;
+  if (!failoverAllowed(outcome)) call.failoverBlocked = true;
+  if (status >= 600 && call.state == Call::State::Calling) {
+    // A global failure: stop every fork of the call (RFC 3261 16.7 step 5).
+    cancelForks(call, &fork, nullptr);
+  }
+  checkGroup(call);
+}
+
+void B2bua::checkGroup(Call& call) {
+  if (call.finished) return;
+  bool allFinal = call.pendingLookups == 0;
+  for (const auto& f : call.forks) {
+    if (!f->final && !f->timedOut) allFinal = false;
+  }
+  if (call.state == Call::State::Ending) {
+    if (allFinal) finish(call, call.record.endCause, call.record.finalStatus);
+    return;
+  }
+  if (call.state != Call::State::Calling || !allFinal) return;
+  bool last = call.group + 1 >= call.plan.groups_size();
+  if (!last && !call.relayedProvisional && !call.failoverBlocked) {
+    log::get("call")->info("call {}: group {} failed, trying the next", call.id, call.group);
+    startGroup(call);
+    return;
+  }
+  int status = bestFailure(call.failures);
+  SipReply r;
+  r.status = status;
+  r.phrase = statusPhrase(status);
+  respondA(call, r);
+  finish(call, "failed", status);
+}
+
+void B2bua::cancelFork(Fork& fork, const char* reason) {
+  if (fork.final || fork.cancelled || !fork.orq) return;
+  fork.cancelled = true;
+  // No provisional yet: RFC 3261 9.1 forbids a CANCEL; end the transaction locally.
+  bool heard = nta_outgoing_status(fork.orq) >= 100;
+  fork.cancel = nta_outgoing_tcancel(fork.orq, nullptr, nullptr,
+                                     TAG_IF(reason != nullptr, SIPTAG_REASON_STR(reason)),
+                                     TAG_IF(!heard, NTATAG_CANCEL_408(1)),
+                                     SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TAG_END());
+}
+
+void B2bua::cancelForks(Call& call, const Fork* except, const char* reason) {
+  for (auto& f : call.forks) {
+    if (f.get() != except) cancelFork(*f, reason);
+  }
+}
+
+void B2bua::onGroupTimer(su_root_magic_t*, su_timer_t* timer, su_timer_arg_t* arg) noexcept {
+  auto* call = reinterpret_cast<Call*>(arg);
+  B2bua* self = call->b2bua;
+  if (call->groupTimer != timer || call->finished) return;
+  su_timer_destroy(call->groupTimer);
+  call->groupTimer = nullptr;
+  if (call->state == Call::State::Ending) {
+    // A fork never answered our CANCEL (RFC 3261 9.1: give up after 64*T1).
+    log::get("call")->warn("call {}: forks did not answer CANCEL; ending", call->id);
+    self->finish(*call, call->record.endCause, call->record.finalStatus);
+    return;
+  }
+  if (call->state != Call::State::Calling) return;
+  log::get("call")->info("call {}: group {} timed out", call->id, call->group);
+  for (auto& f : call->forks) {
+    if (!f->final && !f->cancelled && static_cast<int>(f->group) == call->group) {
+      f->timedOut = true;
+      self->cancelFork(*f, nullptr);
+      call->record.forks[f->record].reason = "timeout";
+      call->record.forks[f->record].status = 408;
+      call->failures.push_back(408);
+    }
+  }
+  self->checkGroup(*call);
+}
+
+
+// ---------------------------------------------------------------------------------------
+// The caller's INVITE transaction: CANCEL, and the ACK of our 2xx.
+
+int B2bua::inviteIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t*, const sip_t* sip) noexcept {
+  auto* call = reinterpret_cast<Call*>(magic);
+  if (!sip || !sip->sip_request || call->finished) return 0;
+  try {
+    if (sip->sip_request->rq_method == sip_method_cancel) {
+      call->b2bua->onCallerCancel(*call, sip);
+    } else if (sip->sip_request->rq_method == sip_method_ack) {
+      log::get("call")->debug("call {}: ACK from the caller", call->id);
+    }
+  } catch (const std::exception& e) {
+    log::get("call")->error("CANCEL handling failed: {}", e.what());
+  }
+  return 0;
+}
+
+void B2bua::onCallerCancel(Call& call, const sip_t* sip) {
+  d_.metrics.countRequest(Method::Cancel, call.aSide);
+  log::get("call")->info("call {}: CANCEL from the caller", call.id);
+  // nta answers the CANCEL with 200 and the INVITE with 487 when we return.
+  call.aAnswered = true;
+  d_.metrics.countResponse(Method::Invite, 487, call.aSide);
+  std::string reason = sip->sip_reason ? headerValue(sip, reinterpret_cast<const sip_header_t*>(sip->sip_reason))
+                                       : std::string(kRequestTerminated);
+  hangUp(call, "caller-cancel", reason.c_str(), false, true);
+  call.record.finalStatus = 487;
+}
+
+// ---------------------------------------------------------------------------------------
+// In-dialog requests
+
+int B2bua::aLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                        const sip_t* sip) noexcept {
+  auto* call = reinterpret_cast<Call*>(magic);
+  try {
+    call->b2bua->onDialogRequest(*call, true, irq, sip);
+  } catch (const std::exception& e) {
+    log::get("call")->error("in-dialog request failed: {}", e.what());
+    return 500;
+  }
+  return 0;
+}
+
+int B2bua::bLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                        const sip_t* sip) noexcept {
+  auto* fork = reinterpret_cast<Fork*>(magic);
+  try {
+    if (fork->call->winner != fork) {
+      // A request on a fork that lost (e.g. its BYE after our CANCEL crossed its 2xx).
+      Side side = fork->side;
+      fork->b2bua->d_.metrics.countRequest(methodFromName(sip->sip_request->rq_method_name), side);
+      if (sip->sip_request->rq_method == sip_method_ack) {
+        nta_incoming_destroy(irq);
+        return 0;
+      }
+      int status = sip->sip_request->rq_method == sip_method_bye ? 200 : 481;
+      nta_incoming_treply(irq, status, sip_status_phrase(status), TAG_END());
+      fork->b2bua->d_.metrics.countResponse(methodFromName(sip->sip_request->rq_method_name), status, side);
+      nta_incoming_destroy(irq);
+      return 0;
+    }
+    fork->b2bua->onDialogRequest(*fork->call, false, irq, sip);
+  } catch (const std::exception& e) {
+    log::get("call")->error("in-dialog request failed: {}", e.what());
+    return 500;
+  }
+  return 0;
+}
+
+void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip) {
+  Side side = fromA ? call.aSide : (call.winner ? call.winner->side : Side::Trunk);
+  sip_method_t method = sip->sip_request->rq_method;
+  Method label = methodFromName(sip->sip_request->rq_method_name);
+  d_.metrics.countRequest(label, side);
+  auto answer = [&](int status, const char* phrase = nullptr) {
+    nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
+    d_.metrics.countResponse(label, status, side);
+    nta_incoming_destroy(irq);
+  };
+  if (method == sip_method_ack) {
+    nta_incoming_destroy(irq);
+    return;
+  }
+  if (call.finished || call.state == Call::State::Ending) {
+    answer(method == sip_method_bye ? 200 : 481);
+    return;
+  }
+  switch (method) {
+    case sip_method_bye: {
+      answer(200);
+      std::string reason = sip->sip_reason ? headerValue(sip, reinterpret_cast<const sip_header_t*>(sip->sip_reason)) : std::string();
+      log::get("call")->info("call {}: BYE from the {}", call.id, fromA ? "caller" : "callee");
+      if (fromA && call.state != Call::State::Confirmed) {
+        // A BYE before our 2xx reached the caller: treat as a CANCEL (RFC 3261 15).
+        SipReply r;
+        r.status = 487;
+        r.phrase = "Request Terminated";
+        respondA(call, r);
+      }
+      hangUp(call, fromA ? "caller-bye" : "callee-bye", reason.empty() ? nullptr : reason.c_str(),
+             !fromA, fromA);
+      return;
+    }
+    case sip_method_invite:
+      if (call.state != Call::State::Confirmed) {
+        answer(491, "Request Pending");
+        return;
+      }
+      onReinvite(call, fromA, irq, sip);
+      return;
+    case sip_method_options:
+      answer(200);
+      return;
+    case sip_method_info:
+    case sip_method_update:
+    case sip_method_refer:
+    case sip_method_notify:
+    case sip_method_message:
+    case sip_method_prack:
+    default:
+      answer(501);
+      return;
+  }
+}
+
+void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip) {
+  Side side = fromA ? call.aSide : call.winner->side;
+  if (call.relay.active) {
+    // RFC 3261 14.2: a re-INVITE while another is in progress on the dialog.
+    nta_incoming_treply(irq, 491, "Request Pending", SIPTAG_RETRY_AFTER_STR("1"),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
+    d_.metrics.countResponse(Method::Invite, 491, side);
+    nta_incoming_destroy(irq);
+    return;
+  }
+  if (fromA && sip->sip_contact) nta_leg_server_route(call.aLeg, nullptr, sip->sip_contact);
+  if (!fromA && sip->sip_contact) nta_leg_server_route(call.winner->leg, nullptr, sip->sip_contact);
+  std::string sdp = sdpBody(sip);
+  std::string contact = fromA ? d_.contacts.contact(call.aSide, call.aProto, "medius")
+                              : d_.contacts.contact(call.winner->side, call.winner->proto, "medius");
+  if (sdp.empty()) {
+    // An offerless re-INVITE (session refresh): answer with the SDP this side last got.
+    const std::string& last = fromA ? call.lastSdpToA : call.lastSdpToB;
+    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                        TAG_IF(!last.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                        TAG_IF(!last.empty(), SIPTAG_PAYLOAD_STR(last.c_str())), TAG_END());
+    d_.metrics.countResponse(Method::Invite, 200, side);
+    nta_incoming_destroy(irq);
+    return;
+  }
+  call.relay.active = true;
+  call.relay.fromA = fromA;
+  call.relay.irq = irq;
+  log::get("call")->info("call {}: re-INVITE from the {}", call.id, fromA ? "caller" : "callee");
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(fromA ? v1::LEG_A : v1::LEG_B);
+  request.set_sdp(sdp);
+  request.set_is_answer(false);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  d_.media.updateAsync(call.mediaWorker, std::move(request),
+                       [weak, loop, id](const grpc::Status& st, v1::UpdateSessionResponse response) {
+    loop->post([weak, id, st, response = std::move(response)] {
+      auto self = weak.lock();
+      if (!self) return;
+      B2bua& b = **self;
+      Call* c = b.find(id);
+      if (!c || !c->relay.active || c->relay.tx != 0) return;
+      Side fromSide = c->relay.fromA ? c->aSide : c->winner->side;
+      if (!st.ok()) {
+        int status = st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 488 : 500;
+        nta_incoming_treply(c->relay.irq, status, sip_status_phrase(status),
+                            SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
+        b.d_.metrics.countResponse(Method::Invite, status, fromSide);
+        nta_incoming_destroy(c->relay.irq);
+        c->relay = {};
+        return;
+      }
+      // Relay the offer to the other side in a re-INVITE of our own.
+      bool toA = !c->relay.fromA;
+      nta_leg_t* leg = toA ? c->aLeg : c->winner->leg;
+      Side toSide = toA ? c->aSide : c->winner->side;
+      std::string proto = toA ? c->aProto : c->winner->proto;
+      std::string towardContact = b.d_.contacts.contact(toSide, proto, "medius");
+      auto tx = std::make_unique<DialogTx>();
+      tx->b2bua = &b;
+      tx->id = b.nextTx_++;
+      tx->callId = id;
+      tx->kind = DialogTx::Kind::Reinvite;
+      tx->toA = toA;
+      tx->leg = leg;
+      if (toA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
+      tx->orq = nta_outgoing_tcreate(
+          leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
+          SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(towardContact.c_str()),
+          SIPTAG_USER_AGENT_STR(b.d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+          SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(response.sdp().c_str()),
+          TPTAG_IDENT(identOf(toSide)), TAG_END());
+      if (!tx->orq) {
+        nta_incoming_treply(c->relay.irq, SIP_500_INTERNAL_SERVER_ERROR,
+                            SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
+        b.d_.metrics.countResponse(Method::Invite, 500, fromSide);
+        nta_incoming_destroy(c->relay.irq);
+        c->relay = {};
+        return;
+      }
+      c->relay.tx = tx->id;
+      c->txs.push_back(tx->id);
+      b.dialogTx_.emplace(tx->id, std::move(tx));
+    });
+  });
+}
+
+int B2bua::dialogResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) noexcept {
+  auto* tx = reinterpret_cast<DialogTx*>(magic);
+  try {
+    tx->b2bua->onDialogResponse(tx->id, orq, sip);
+  } catch (const std::exception& e) {
+    log::get("call")->error("in-dialog response handling failed: {}", e.what());
+  }
+  return 0;
+}
+
+void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_t* sip) {
+  auto it = dialogTx_.find(txId);
+  if (it == dialogTx_.end()) return;
+  DialogTx& tx = *it->second;
+  int status = sip && sip->sip_status ? static_cast<int>(sip->sip_status->st_status)
+                                      : nta_outgoing_status(orq);
+  if (status < 200) return;
+  Call* found = find(tx.callId);
+  if (tx.kind == DialogTx::Kind::Bye) {
+    log::get("call")->debug("call {}: {} to our BYE", tx.callId, status);
+    return;  // the call ended already; the orq goes with the call
+  }
+  // re-INVITE answered by the other side.
+  if (status < 300) {
+    nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
+                                               nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
+                                               TAG_END());
+    nta_outgoing_destroy(ack);
+  }
+  if (!found || !found->relay.active || found->relay.tx != txId) return;
+  Call& call = *found;
+  Side fromSide = call.relay.fromA ? call.aSide : call.winner->side;
+  nta_incoming_t* irq = call.relay.irq;
+  std::string phrase = sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase
+                                                                            : statusPhrase(status);
+  std::string sdp = status < 300 ? sdpBody(sip) : std::string();
+  if (status >= 300 || sdp.empty()) {
+    // Refused (or answered without SDP): relay the status; the media keeps what it had
+    // for the offering side.
+    int relayed = status >= 300 ? status : 500;
+    nta_incoming_treply(irq, relayed, status >= 300 ? phrase.c_str() : "Answer Without SDP",
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
+    d_.metrics.countResponse(Method::Invite, relayed, fromSide);
+    nta_incoming_destroy(irq);
+    call.relay = {};
+    return;
+  }
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(call.relay.fromA ? v1::LEG_B : v1::LEG_A);
+  request.set_sdp(sdp);
+  request.set_is_answer(true);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  d_.media.updateAsync(call.mediaWorker, std::move(request),
+                       [weak, loop, id, txId](const grpc::Status& st, v1::UpdateSessionResponse response) {
+    loop->post([weak, id, txId, st, response = std::move(response)] {
+      auto self = weak.lock();
+      if (!self) return;
+      B2bua& b = **self;
+      Call* c = b.find(id);
+      if (!c || !c->relay.active || c->relay.tx != txId) return;
+      Side origin = c->relay.fromA ? c->aSide : c->winner->side;
+      std::string proto = c->relay.fromA ? c->aProto : c->winner->proto;
+      std::string contact = b.d_.contacts.contact(origin, proto, "medius");
+      if (!st.ok()) {
+        nta_incoming_treply(c->relay.irq, SIP_500_INTERNAL_SERVER_ERROR,
+                            SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
+        b.d_.metrics.countResponse(Method::Invite, 500, origin);
+      } else {
+        if (c->relay.fromA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
+        nta_incoming_treply(c->relay.irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
+                            SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()),
+                            SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                            SIPTAG_PAYLOAD_STR(response.sdp().c_str()), TAG_END());
+        b.d_.metrics.countResponse(Method::Invite, 200, origin);
+      }
+      nta_incoming_destroy(c->relay.irq);
+      c->relay = {};
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// The end of a call
+
+void B2bua::hangUp(Call& call, const std::string& cause, const char* reason, bool byeA, bool byeB) {
+  if (call.finished || call.state == Call::State::Ending) return;
+  call.record.endCause = cause;
+  if (call.record.finalStatus == 0) call.record.finalStatus = call.state == Call::State::Confirmed ? 200 : 487;
+  auto sendBye = [&](nta_leg_t* leg, Side side, bool toA) {
+    auto tx = std::make_unique<DialogTx>();
+    tx->b2bua = this;
+    tx->id = nextTx_++;
+    tx->callId = call.id;
+    tx->kind = DialogTx::Kind::Bye;
+    tx->toA = toA;
+    tx->leg = leg;
+    tx->orq = nta_outgoing_tcreate(leg, &B2bua::dialogResponse,
+                                   reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
+                                   SIP_METHOD_BYE, nullptr,
+                                   TAG_IF(reason != nullptr, SIPTAG_REASON_STR(reason)),
+                                   SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+                                   TPTAG_IDENT(identOf(side)), TAG_END());
+    if (tx->orq) {
+      call.txs.push_back(tx->id);
+      dialogTx_.emplace(tx->id, std::move(tx));
+    }
+  };
+  if (call.relay.active && call.relay.irq) {
+    nta_incoming_treply(call.relay.irq, SIP_487_REQUEST_TERMINATED, TAG_END());
+    nta_incoming_destroy(call.relay.irq);
+    call.relay = {};
+  }
+  if (byeA && call.aLeg && call.state == Call::State::Confirmed) sendBye(call.aLeg, call.aSide, true);
+  if (byeB && call.winner && call.winner->leg) sendBye(call.winner->leg, call.winner->side, false);
+  if (!call.aAnswered) {
+    SipReply r;
+    r.status = 487;
+    r.phrase = "Request Terminated";
+    respondA(call, r);
+  }
+  call.state = Call::State::Ending;
+  cancelForks(call, nullptr, reason ? reason : kRequestTerminated);
+  if (call.groupTimer) su_timer_destroy(call.groupTimer);
+  call.groupTimer = su_timer_create(su_root_task(d_.loop.root()), 32000);
+  su_timer_set(call.groupTimer, &B2bua::onGroupTimer, reinterpret_cast<su_timer_arg_t*>(&call));
+  checkGroup(call);  // finishes now when no fork is still waiting for its 487
+}
+
+void B2bua::reject(Call& call, const SipReply& reply, const std::string& cause) {
+  respondA(call, reply);
+  finish(call, cause, reply.status);
+}
+
+void B2bua::finish(Call& call, const std::string& cause, int finalStatus) {
+  if (call.finished) return;
+  call.finished = true;
+  if (call.groupTimer) {
+    su_timer_destroy(call.groupTimer);
+    call.groupTimer = nullptr;
+  }
+  for (auto& f : call.forks) {
+    if (f->counted) {
+      d_.directory.removeTrunkCall(f->trunk);
+      d_.metrics.setTrunkActiveCalls(f->trunk, d_.directory.trunkCalls(f->trunk));
+      f->counted = false;
+    }
+  }
+  if (!call.sourceTrunk.empty()) d_.directory.removeTrunkCall(call.sourceTrunk);
+  call.record.endCause = cause;
+  call.record.direction = call.direction;
+  call.record.finalStatus = call.record.answeredAtMs > 0 ? 200 : finalStatus;
+  call.record.endedAtMs = nowMs();
+  std::string outcome = call.record.answeredAtMs > 0 ? "answered"
+                        : cause == "caller-cancel" ? "cancelled"
+                        : cause == "rejected"      ? "rejected"
+                                                   : "failed";
+  d_.metrics.countCall(call.direction, outcome);
+  if (call.mediaSession) {
+    v1::DeleteSessionRequest del;
+    del.set_session_id(call.id);
+    std::string id = call.id;
+    d_.media.deleteAsync(call.mediaWorker, del, [id](const grpc::Status& st, v1::SessionStats) {
+      if (!st.ok() && st.error_code() != grpc::StatusCode::NOT_FOUND) {
+        log::get("call")->warn("call {}: media session not deleted: {}", id, st.error_message());
+      }
+    });
+    call.mediaSession = false;
+  }
+  d_.cdr.write(call.record);
+  d_.directory.remove(call.id);
+  log::get("call")->info("call {}: ended ({}, {})", call.id, cause, call.record.finalStatus);
+  if (!call.reapQueued) {
+    call.reapQueued = true;
+    std::weak_ptr<B2bua*> weak = self_;
+    std::string id = call.id;
+    d_.loop.post([weak, id] {
+      if (auto self = weak.lock()) (*self)->reap(id);
+    });
+  }
+}
+
+void B2bua::reap(const std::string& id) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  Call& call = *it->second;
+  if (call.groupTimer) su_timer_destroy(call.groupTimer);
+  call.groupTimer = nullptr;
+  for (auto& f : call.forks) {
+    if (f->orq && !f->final && !f->cancelled) {
+      nta_outgoing_tcancel(f->orq, nullptr, nullptr, SIPTAG_REASON_STR(kShutdown), TAG_END());
+    }
+    nta_outgoing_destroy(f->orq);
+    nta_outgoing_destroy(f->cancel);
+    nta_outgoing_destroy(f->ack);
+    if (f->leg) nta_leg_destroy(f->leg);
+  }
+  for (auto tx : call.txs) {
+    auto t = dialogTx_.find(tx);
+    if (t == dialogTx_.end()) continue;
+    nta_outgoing_destroy(t->second->orq);
+    dialogTx_.erase(t);
+  }
+  if (call.relay.irq) nta_incoming_destroy(call.relay.irq);
+  if (call.aIrq) nta_incoming_destroy(call.aIrq);
+  if (call.aLeg) nta_leg_destroy(call.aLeg);
+  calls_.erase(it);
+  d_.metrics.setCallsActive(calls_.size());
+}
+
+void B2bua::endAll(const std::string& cause) {
+  std::vector<std::string> ids;
+  for (auto& [id, call] : calls_) {
+    if (!call->finished) ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    Call* call = find(id);
+    if (!call) continue;
+    if (call->state == Call::State::Routing || call->state == Call::State::Media) {
+      SipReply r;
+      r.status = 503;
+      r.phrase = "Shutting Down";
+      r.headers.emplace_back("Retry-After", std::to_string(d_.config.retryAfterSeconds));
+      reject(*call, r, cause);
+      continue;
+    }
+    hangUp(*call, cause, kShutdown, true, true);
+    finish(*call, cause, call->record.finalStatus);
+  }
+}
+
+void B2bua::onMediaEvent(const std::string& worker, const v1::MediaEvent& event) {
+  if (event.kind() != v1::MediaEvent::KIND_MEDIA_TIMEOUT) return;
+  std::weak_ptr<B2bua*> weak = self_;
+  std::string id = event.session_id();
+  std::string detail = event.detail();
+  d_.loop.post([weak, id, worker, detail] {
+    auto self = weak.lock();
+    if (!self) return;
+    Call* call = (*self)->find(id);
+    if (!call || call->mediaWorker != worker) return;
+    log::get("call")->info("call {}: media timeout ({})", id, detail);
+    (*self)->hangUp(*call, "media-timeout", kMediaTimeout, true, true);
+  });
+}
+
+void B2bua::publish(Call& call) {
+  v1::CallInfo info;
+  info.set_id(call.id);
+  info.set_caller(call.callerUri);
+  info.set_callee(call.calleeUri);
+  info.set_started_at_ms(call.record.startedAtMs);
+  info.set_answered_at_ms(call.record.answeredAtMs);
+  info.set_trunk(call.record.trunk.empty() ? call.sourceTrunk : call.record.trunk);
+  info.set_media_worker(call.mediaWorker);
+  auto* a = info.add_legs();
+  a->set_side(call.aSide == Side::Internal ? v1::SIDE_INTERNAL : v1::SIDE_TRUNK);
+  if (call.aLeg) {
+    if (const char* tag = nta_leg_get_tag(call.aLeg)) a->set_local_tag(tag);
+  }
+  a->set_target(call.callerUri);
+  const char* states[] = {"routing", "routing", "proceeding", "proceeding", "confirmed", "terminating"};
+  a->set_state(states[static_cast<int>(call.state)]);
+  for (const auto& f : call.forks) {
+    if (f->final && f.get() != call.winner) continue;
+    auto* b = info.add_legs();
+    b->set_side(f->side == Side::Internal ? v1::SIDE_INTERNAL : v1::SIDE_TRUNK);
+    b->set_target(f->requestUri);
+    if (f->leg) {
+      if (const char* tag = nta_leg_get_tag(f->leg)) b->set_local_tag(tag);
+    }
+    b->set_state(f.get() == call.winner ? (call.state == Call::State::Confirmed ? "confirmed" : "early")
+                                        : "calling");
+  }
+  d_.directory.publish(info);
+}
+
+}  // namespace medius::gateway

@@ -1,0 +1,107 @@
+#include "medius/gateway/call.hpp"
+
+#include <algorithm>
+
+#include <sofia-sip/sip_status.h>
+
+namespace medius::gateway {
+
+namespace {
+
+SipReply make(int status, std::string phrase) {
+  SipReply r;
+  r.status = status;
+  r.phrase = std::move(phrase);
+  return r;
+}
+
+// A reason phrase is one line of text (RFC 3261 25.1 Reason-Phrase): no CR/LF, bounded.
+std::string phraseFrom(std::string_view text, std::string_view fallback) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= 120) break;
+    out.push_back(c == '\r' || c == '\n' || static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+  }
+  return out.empty() ? std::string(fallback) : out;
+}
+
+}  // namespace
+
+SipReply routeOutcomeReply(const v1::RoutePlan& plan, std::int64_t retryAfterSeconds) {
+  switch (plan.outcome()) {
+    case v1::RoutePlan::OUTCOME_NOT_FOUND:
+      return make(404, phraseFrom(plan.reason(), "Not Found"));
+    case v1::RoutePlan::OUTCOME_FORBIDDEN:
+      return make(403, phraseFrom(plan.reason(), "Forbidden"));
+    case v1::RoutePlan::OUTCOME_INCOMPLETE:
+      return make(484, phraseFrom(plan.reason(), "Address Incomplete"));
+    case v1::RoutePlan::OUTCOME_UNAVAILABLE:
+      return make(480, phraseFrom(plan.reason(), "Temporarily Unavailable"));
+    case v1::RoutePlan::OUTCOME_ALL_TRUNKS_DOWN: {
+      SipReply r = make(503, phraseFrom(plan.reason(), "Service Unavailable"));
+      r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));
+      return r;
+    }
+    default:
+      return make(500, "Routing Returned No Decision");
+  }
+}
+
+SipReply dependencyFailureReply(std::string_view service, const grpc::Status& status,
+                                std::int64_t retryAfterSeconds) {
+  SipReply r = make(503, std::string(service) +
+                             (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                  ? " Timeout"
+                              : status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED
+                                  ? " Overloaded"
+                                  : " Unavailable"));
+  r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));
+  return r;
+}
+
+bool failoverAllowed(const ForkOutcome& o) {
+  if (o.status >= 600) return false;
+  if (o.timedOut || o.local) return true;
+  if (!o.trunk) return o.status >= 300;
+  if (o.failoverCodes.empty()) return o.status == 408 || o.status == 503 || o.status == 504;
+  return std::find(o.failoverCodes.begin(), o.failoverCodes.end(),
+                   static_cast<std::uint32_t>(o.status)) != o.failoverCodes.end();
+}
+
+int bestFailure(const std::vector<int>& statuses, bool keep503) {
+  auto rank = [](int s) {
+    if (s >= 600) return 0;
+    if (s >= 400 && s < 500 && s != 408 && s != 487) return 1;
+    if (s >= 300 && s < 400) return 2;
+    if (s >= 500) return 3;
+    if (s == 408) return 4;
+    if (s == 487) return 5;
+    return 6;
+  };
+  int best = 0;
+  for (int s : statuses) {
+    if (s < 300) continue;
+    if (best == 0 || rank(s) < rank(best)) best = s;
+  }
+  if (best == 0) return 480;
+  if (best == 503 && !keep503) return 500;
+  return best;
+}
+
+std::string_view callDirection(Side source, bool calleeIsUser) {
+  if (source == Side::Trunk) return calleeIsUser ? "inbound" : "transit";
+  return calleeIsUser ? "internal" : "outbound";
+}
+
+std::string statusPhrase(int status) {
+  const char* p = sip_status_phrase(status);
+  return p ? p : "Unknown";
+}
+
+std::optional<std::uint32_t> nextMaxForwards(std::optional<std::uint32_t> received) {
+  if (!received) return 69;
+  if (*received == 0) return std::nullopt;
+  return std::min<std::uint32_t>(*received - 1, 70);
+}
+
+}  // namespace medius::gateway

@@ -1,0 +1,149 @@
+// The B2BUA's decisions without a SIP stack (call.hpp) and its SIP text helpers
+// (sip_util.hpp).
+#include <gtest/gtest.h>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_tag.h>
+#include <sofia-sip/su_alloc.h>
+
+#include "medius/gateway/call.hpp"
+#include "medius/gateway/sip_util.hpp"
+
+namespace medius::gateway {
+namespace {
+
+v1::RoutePlan planWith(v1::RoutePlan::Outcome outcome, std::string reason) {
+  v1::RoutePlan plan;
+  plan.set_outcome(outcome);
+  plan.set_reason(std::move(reason));
+  return plan;
+}
+
+TEST(RouteOutcomeReply, MapsEveryOutcomeToItsSipStatus) {
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_NOT_FOUND, "no route"), 5).status, 404);
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_FORBIDDEN, "policy"), 5).status, 403);
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_INCOMPLETE, ""), 5).status, 484);
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_UNAVAILABLE, ""), 5).status, 480);
+  SipReply down = routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_ALL_TRUNKS_DOWN, "all down"), 7);
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(down.header("Retry-After"), "7");
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_UNSPECIFIED, ""), 5).status, 500);
+}
+
+TEST(RouteOutcomeReply, PhraseIsRoutingsReasonOnOneBoundedLine) {
+  SipReply r = routeOutcomeReply(
+      planWith(v1::RoutePlan::OUTCOME_FORBIDDEN, "policy national\r\nInjected: yes" + std::string(300, 'x')), 5);
+  EXPECT_EQ(r.phrase.find('\r'), std::string::npos);
+  EXPECT_EQ(r.phrase.find('\n'), std::string::npos);
+  EXPECT_LE(r.phrase.size(), 120u);
+  EXPECT_EQ(r.phrase.rfind("policy national", 0), 0u);
+  EXPECT_EQ(routeOutcomeReply(planWith(v1::RoutePlan::OUTCOME_NOT_FOUND, ""), 5).phrase, "Not Found");
+}
+
+TEST(DependencyFailureReply, Is503WithRetryAfterNamingTheService) {
+  SipReply r = dependencyFailureReply("Routing", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""), 5);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.phrase, "Routing Timeout");
+  EXPECT_EQ(r.header("Retry-After"), "5");
+  EXPECT_EQ(dependencyFailureReply("Media", grpc::Status(grpc::StatusCode::UNAVAILABLE, ""), 5).phrase,
+            "Media Unavailable");
+}
+
+TEST(FailoverAllowed, TrunkFailoverCodesTimeoutsAndTransportErrors) {
+  ForkOutcome o;
+  o.trunk = true;
+  for (int code : {408, 503, 504}) {
+    o.status = code;
+    EXPECT_TRUE(failoverAllowed(o)) << code;
+  }
+  for (int code : {404, 486, 500, 603}) {
+    o.status = code;
+    EXPECT_FALSE(failoverAllowed(o)) << code;
+  }
+  o.failoverCodes = {500, 503};
+  o.status = 500;
+  EXPECT_TRUE(failoverAllowed(o));
+  o.status = 408;
+  EXPECT_FALSE(failoverAllowed(o)) << "the trunk's own list replaces the default";
+  o.local = true;
+  EXPECT_TRUE(failoverAllowed(o)) << "nta's local 408 is a timeout";
+  o.local = false;
+  o.timedOut = true;
+  o.status = 487;
+  EXPECT_TRUE(failoverAllowed(o));
+}
+
+TEST(FailoverAllowed, DevicesMoveOnExceptOnGlobalFailure) {
+  ForkOutcome o;
+  o.trunk = false;
+  o.status = 486;
+  EXPECT_TRUE(failoverAllowed(o));
+  o.status = 603;
+  EXPECT_FALSE(failoverAllowed(o));
+}
+
+TEST(BestFailure, FollowsTheRanking) {
+  EXPECT_EQ(bestFailure({}), 480);
+  EXPECT_EQ(bestFailure({487, 408}), 408);
+  EXPECT_EQ(bestFailure({503, 486}), 486);
+  EXPECT_EQ(bestFailure({404, 600, 486}), 600);
+  EXPECT_EQ(bestFailure({487}), 487);
+  EXPECT_EQ(bestFailure({503}), 500) << "RFC 3261 16.7: a downstream 503 is not relayed as ours";
+  EXPECT_EQ(bestFailure({503}, true), 503);
+  EXPECT_EQ(bestFailure({504, 408}), 504);
+}
+
+TEST(CallDirection, FromSourceSideAndCallee) {
+  EXPECT_EQ(callDirection(Side::Internal, false), "outbound");
+  EXPECT_EQ(callDirection(Side::Internal, true), "internal");
+  EXPECT_EQ(callDirection(Side::Trunk, true), "inbound");
+  EXPECT_EQ(callDirection(Side::Trunk, false), "transit");
+}
+
+TEST(NextMaxForwards, DecrementsRefusesZeroAndCaps) {
+  EXPECT_EQ(nextMaxForwards(std::nullopt), 69u);
+  EXPECT_EQ(nextMaxForwards(70u), 69u);
+  EXPECT_EQ(nextMaxForwards(1u), 0u);
+  EXPECT_FALSE(nextMaxForwards(0u).has_value());
+  EXPECT_EQ(nextMaxForwards(255u), 70u);
+}
+
+TEST(SipUtil, SdpBodyOnlyForApplicationSdp) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  msg_t* msg = msg_create(sip_default_mclass(), 0);
+  sip_t* sip = sip_object(msg);
+  sip_add_tl(msg, sip, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR("v=0\r\n"),
+             TAG_END());
+  EXPECT_EQ(sdpBody(sip), "v=0\r\n");
+  msg_destroy(msg);
+  msg = msg_create(sip_default_mclass(), 0);
+  sip = sip_object(msg);
+  sip_add_tl(msg, sip, SIPTAG_CONTENT_TYPE_STR("application/sdpx"), SIPTAG_PAYLOAD_STR("v=0\r\n"),
+             TAG_END());
+  EXPECT_EQ(sdpBody(sip), "");
+  msg_destroy(msg);
+  EXPECT_EQ(sdpBody(nullptr), "");
+  su_home_deinit(home);
+}
+
+TEST(SipUtil, TextHelpers) {
+  EXPECT_EQ(quoteDisplay("Alice \"A\" \\ \r\n"), "\"Alice \\\"A\\\" \\\\ \"");
+  EXPECT_EQ(unquote("\"Alice \\\"A\\\"\""), "Alice \"A\"");
+  EXPECT_EQ(escapeUser("+1 425@x"), "+1%20425%40x");
+  EXPECT_EQ(sanitizeHeaderValue("a\r\nb", 10), "a  b");
+  EXPECT_EQ(randomToken(24).size(), 24u);
+  EXPECT_NE(randomToken(24), randomToken(24));
+  v1::SocketAddress a;
+  a.set_host("127.0.0.11");
+  a.set_port(5060);
+  a.set_transport(v1::TRANSPORT_TCP);
+  EXPECT_EQ(nextHopOf(a), "sip:127.0.0.11:5060;transport=tcp");
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  url_t* url = url_make(home, "sip:Alice@EXAMPLE.com:5062;transport=tcp?x=y");
+  EXPECT_EQ(aorOf(url), "sip:Alice@example.com");
+  EXPECT_EQ(urlText(url, true), "sip:Alice@EXAMPLE.com:5062");
+  su_home_deinit(home);
+}
+
+}  // namespace
+}  // namespace medius::gateway
