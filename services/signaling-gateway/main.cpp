@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     auto media = std::make_unique<GrpcMediaClient>(
         cfg.mediaWorkers, std::chrono::milliseconds(cfg.mediaTimeoutMs), gatewayMetrics);
     CallDirectory directory;
-    CdrWriter cdr(cfg.cdrFile);
+    CdrWriter cdr(cfg.cdrFile, &gatewayMetrics.cdrWriteErrors());
     std::unique_ptr<Gateway> gateway;
     std::unique_ptr<TrunkMonitor> monitor;
     // Media events arrive on gRPC threads; the sink is cleared before the gateway goes.
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
                  metricsServer.port());
 
-    signals.waitForShutdown();
+    signals.waitForShutdown([&cdr] { cdr.reopen(); });  // SIGHUP: logrotate
     grpcServer.setServing(false);
     loop.invoke([&] { gateway->stopAccepting(); });
     // In-flight REGISTERs finish (their gRPC deadline bounds them) and calls in progress

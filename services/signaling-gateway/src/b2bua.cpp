@@ -24,7 +24,7 @@ constexpr const char* kCompletedElsewhere = "SIP;cause=200;text=\"Call completed
 constexpr const char* kRequestTerminated = "SIP;cause=487;text=\"Request Terminated\"";
 constexpr const char* kMediaTimeout = "SIP;cause=408;text=\"Media timeout\"";
 constexpr const char* kShutdown = "SIP;cause=503;text=\"Gateway shutting down\"";
-constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -50,6 +50,7 @@ struct B2bua::Fork {
   nta_outgoing_t* ack = nullptr;
   Side side = Side::Trunk;
   std::string requestUri;
+  std::string callId;
   std::string trunk;
   std::string proto = "udp";
   std::vector<std::uint32_t> failoverCodes;
@@ -71,6 +72,7 @@ struct B2bua::Call {
   nta_leg_t* aLeg = nullptr;       // owned
   nta_incoming_t* aIrq = nullptr;  // the caller's INVITE, owned until reaped
   bool aAnswered = false;          // a final response went to the INVITE
+  std::string aCallId;
   std::string callerUri;           // From URI as received
   std::string callerDisplay;
   std::string calleeUri;           // Request-URI as received
@@ -103,6 +105,7 @@ struct B2bua::Call {
   struct Relay {
     bool active = false;
     bool fromA = false;
+    bool update = false;           // UPDATE (RFC 3311) rather than re-INVITE
     nta_incoming_t* irq = nullptr;
     std::uint64_t tx = 0;
   } relay;
@@ -116,7 +119,7 @@ struct B2bua::DialogTx {
   std::uint64_t id = 0;
   std::string callId;
   nta_outgoing_t* orq = nullptr;
-  enum class Kind { Bye, Reinvite } kind = Kind::Bye;
+  enum class Kind { Bye, Reinvite, Update } kind = Kind::Bye;
   bool toA = false;
   nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
 };
@@ -236,6 +239,7 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   call.aSide = side;
   call.aProto = transportName(source.transport);
   call.maxForwards = *next;
+  call.aCallId = sip->sip_call_id->i_id;
   call.offer = std::move(sdp);
   call.sourceTrunk = sourceTrunk;
   call.callerUri = urlText(sip->sip_from->a_url, true);
@@ -506,6 +510,7 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
   std::string from = (display.empty() ? std::string() : quoteDisplay(display) + " ") + "<sip:" +
                      escapeUser(callerUser) + "@" + fromHost + ">";
   std::string callId = randomToken(24) + "@" + d_.config.domain;
+  f.callId = callId;
   f.leg = nta_leg_tcreate(d_.agent, &B2bua::bLegCallback, reinterpret_cast<nta_leg_magic_t*>(&f),
                           SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
                           SIPTAG_TO_STR(toUri.c_str()), TAG_END());
@@ -832,7 +837,9 @@ void B2bua::checkGroup(Call& call) {
   r.status = status;
   r.phrase = statusPhrase(status);
   respondA(call, r);
-  finish(call, "failed", status);
+  bool timedOut = false;
+  for (const auto& f : call.forks) timedOut = timedOut || f->timedOut;
+  finish(call, status == 408 && timedOut ? "no-answer" : "failed", status);
 }
 
 void B2bua::cancelFork(Fork& fork, const char* reason) {
@@ -992,11 +999,18 @@ void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const s
       }
       onReinvite(call, fromA, irq, sip);
       return;
+    case sip_method_update:
+      if (call.state != Call::State::Confirmed) {
+        // Early-dialog UPDATE needs PRACK support on both legs (not yet).
+        answer(501);
+        return;
+      }
+      onReinvite(call, fromA, irq, sip);
+      return;
     case sip_method_options:
       answer(200);
       return;
     case sip_method_info:
-    case sip_method_update:
     case sip_method_refer:
     case sip_method_notify:
     case sip_method_message:
@@ -1009,11 +1023,13 @@ void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const s
 
 void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip) {
   Side side = fromA ? call.aSide : call.winner->side;
+  bool update = sip->sip_request->rq_method == sip_method_update;
+  Method label = update ? Method::Update : Method::Invite;
   if (call.relay.active) {
     // RFC 3261 14.2: a re-INVITE while another is in progress on the dialog.
     nta_incoming_treply(irq, 491, "Request Pending", SIPTAG_RETRY_AFTER_STR("1"),
                         SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
-    d_.metrics.countResponse(Method::Invite, 491, side);
+    d_.metrics.countResponse(label, 491, side);
     nta_incoming_destroy(irq);
     return;
   }
@@ -1029,14 +1045,16 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
                         SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
                         TAG_IF(!last.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                         TAG_IF(!last.empty(), SIPTAG_PAYLOAD_STR(last.c_str())), TAG_END());
-    d_.metrics.countResponse(Method::Invite, 200, side);
+    d_.metrics.countResponse(label, 200, side);
     nta_incoming_destroy(irq);
     return;
   }
   call.relay.active = true;
   call.relay.fromA = fromA;
+  call.relay.update = update;
   call.relay.irq = irq;
-  log::get("call")->info("call {}: re-INVITE from the {}", call.id, fromA ? "caller" : "callee");
+  log::get("call")->info("call {}: {} from the {}", call.id, update ? "UPDATE" : "re-INVITE",
+                         fromA ? "caller" : "callee");
   v1::UpdateSessionRequest request;
   request.set_session_id(call.id);
   request.set_from_leg(fromA ? v1::LEG_A : v1::LEG_B);
@@ -1058,7 +1076,7 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
         int status = st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 488 : 500;
         nta_incoming_treply(c->relay.irq, status, sip_status_phrase(status),
                             SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
-        b.d_.metrics.countResponse(Method::Invite, status, fromSide);
+        b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, status, fromSide);
         nta_incoming_destroy(c->relay.irq);
         c->relay = {};
         return;
@@ -1073,20 +1091,21 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
       tx->b2bua = &b;
       tx->id = b.nextTx_++;
       tx->callId = id;
-      tx->kind = DialogTx::Kind::Reinvite;
+      tx->kind = c->relay.update ? DialogTx::Kind::Update : DialogTx::Kind::Reinvite;
       tx->toA = toA;
       tx->leg = leg;
       if (toA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
       tx->orq = nta_outgoing_tcreate(
           leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
-          SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(towardContact.c_str()),
+          c->relay.update ? sip_method_update : sip_method_invite,
+          c->relay.update ? "UPDATE" : "INVITE", nullptr, SIPTAG_CONTACT_STR(towardContact.c_str()),
           SIPTAG_USER_AGENT_STR(b.d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
           SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(response.sdp().c_str()),
           TPTAG_IDENT(identOf(toSide)), TAG_END());
       if (!tx->orq) {
         nta_incoming_treply(c->relay.irq, SIP_500_INTERNAL_SERVER_ERROR,
                             SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
-        b.d_.metrics.countResponse(Method::Invite, 500, fromSide);
+        b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, 500, fromSide);
         nta_incoming_destroy(c->relay.irq);
         c->relay = {};
         return;
@@ -1120,8 +1139,8 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
     log::get("call")->debug("call {}: {} to our BYE", tx.callId, status);
     return;  // the call ended already; the orq goes with the call
   }
-  // re-INVITE answered by the other side.
-  if (status < 300) {
+  // re-INVITE or UPDATE answered by the other side.
+  if (status < 300 && tx.kind == DialogTx::Kind::Reinvite) {
     nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
                                                nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
                                                TAG_END());
@@ -1140,7 +1159,7 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
     int relayed = status >= 300 ? status : 500;
     nta_incoming_treply(irq, relayed, status >= 300 ? phrase.c_str() : "Answer Without SDP",
                         SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
-    d_.metrics.countResponse(Method::Invite, relayed, fromSide);
+    d_.metrics.countResponse(call.relay.update ? Method::Update : Method::Invite, relayed, fromSide);
     nta_incoming_destroy(irq);
     call.relay = {};
     return;
@@ -1167,14 +1186,14 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
       if (!st.ok()) {
         nta_incoming_treply(c->relay.irq, SIP_500_INTERNAL_SERVER_ERROR,
                             SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()), TAG_END());
-        b.d_.metrics.countResponse(Method::Invite, 500, origin);
+        b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, 500, origin);
       } else {
         if (c->relay.fromA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
         nta_incoming_treply(c->relay.irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                             SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()),
                             SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                             SIPTAG_PAYLOAD_STR(response.sdp().c_str()), TAG_END());
-        b.d_.metrics.countResponse(Method::Invite, 200, origin);
+        b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, 200, origin);
       }
       nta_incoming_destroy(c->relay.irq);
       c->relay = {};
@@ -1361,6 +1380,7 @@ void B2bua::publish(Call& call) {
     if (const char* tag = nta_leg_get_tag(call.aLeg)) a->set_local_tag(tag);
   }
   a->set_target(call.callerUri);
+  a->set_call_id(call.aCallId);
   const char* states[] = {"routing", "routing", "proceeding", "proceeding", "confirmed", "terminating"};
   a->set_state(states[static_cast<int>(call.state)]);
   for (const auto& f : call.forks) {
@@ -1368,6 +1388,7 @@ void B2bua::publish(Call& call) {
     auto* b = info.add_legs();
     b->set_side(f->side == Side::Internal ? v1::SIDE_INTERNAL : v1::SIDE_TRUNK);
     b->set_target(f->requestUri);
+    b->set_call_id(f->callId);
     if (f->leg) {
       if (const char* tag = nta_leg_get_tag(f->leg)) b->set_local_tag(tag);
     }

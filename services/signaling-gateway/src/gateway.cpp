@@ -299,7 +299,7 @@ RequestSource Gateway::sourceOf(nta_incoming_t* irq) const {
 }
 
 std::string Gateway::allowFor(Side side) const {
-  std::string calls = b2bua_ ? "INVITE, ACK, CANCEL, BYE, " : "";
+  std::string calls = b2bua_ ? "INVITE, ACK, CANCEL, BYE, UPDATE, " : "";
   return side == Side::Internal ? calls + "REGISTER, OPTIONS" : calls + "OPTIONS";
 }
 
