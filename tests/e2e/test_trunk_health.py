@@ -190,7 +190,11 @@ class TrunkHealth(harness.E2ETestCase):
                                         re.M))
         exported = set(re.findall(r"^# TYPE (medius_gateway_trunk_[a-z_]+) ",
                                   self.cluster.metrics("gateway"), re.M))
-        self.assertEqual(exported, {"medius_gateway_trunk_up", "medius_gateway_trunk_options_total"})
+        self.assertEqual(exported, {"medius_gateway_trunk_up", "medius_gateway_trunk_options_total",
+                                    "medius_gateway_trunk_call_attempts_total",
+                                    "medius_gateway_trunk_call_answers_total",
+                                    "medius_gateway_trunk_call_failures_total",
+                                    "medius_gateway_trunk_active_calls"})
         self.assertEqual(documented, exported)
         text = self.cluster.metrics("gateway")
         self.assertIsNotNone(harness.metric_value(text, "medius_gateway_grpc_client_seconds_count",

@@ -224,6 +224,22 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   if (!sip->sip_from || !sip->sip_from->a_url->url_host || !sip->sip_request->rq_url->url_user) {
     return refuse(400, "Missing Caller Or Callee");
   }
+  if (sip->sip_require) {
+    // No extension is supported on calls yet (100rel, timer come later): RFC 3261 8.2.2.3.
+    std::string unsupported;
+    for (const msg_param_t* p = sip->sip_require->k_items; p && *p; ++p) {
+      unsupported += (unsupported.empty() ? "" : ", ") + sanitizeHeaderValue(*p, 40);
+    }
+    if (!unsupported.empty()) {
+      SipReply r;
+      r.status = 420;
+      r.phrase = "Bad Extension";
+      r.headers.emplace_back("Unsupported", unsupported);
+      replyStateless(irq, r, side);
+      d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
+      return 420;
+    }
+  }
   std::string sdp = sdpBody(sip);
   if (sdp.empty()) return refuse(488, "An SDP Offer Is Required");
   std::string sourceTrunk;
@@ -426,6 +442,21 @@ void B2bua::startGroup(Call& call) {
       const auto& t = target.trunk();
       if (!call.trunksTried.insert(t.trunk()).second) {
         log::get("call")->info("call {}: trunk {} already tried, skipped", call.id, t.trunk());
+        continue;
+      }
+      std::uint32_t max = trunks_ ? trunks_->maxCalls(t.trunk()) : 0;
+      if (max > 0 && d_.directory.trunkCalls(t.trunk()) >= max) {
+        // Full: counts as a failover failure (the next group may have room).
+        log::get("call")->warn("call {}: trunk {} is full ({} calls), skipped", call.id,
+                               t.trunk(), max);
+        ForkAttempt full;
+        full.target = t.request_uri();
+        full.trunk = t.trunk();
+        full.status = 503;
+        full.reason = "trunk full (max_concurrent_calls " + std::to_string(max) + ")";
+        call.record.forks.push_back(full);
+        call.failures.push_back(503);
+        d_.metrics.countTrunkFailure(t.trunk());
         continue;
       }
       std::string to = t.request_uri();

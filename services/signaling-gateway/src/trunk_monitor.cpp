@@ -140,9 +140,11 @@ void TrunkMonitor::onTrunkList(const grpc::Status& status, const v1::ListTrunksR
     }
     for (const auto& [name, info] : listed) {
       auto it = trunks_.find(name);
+      if (it != trunks_.end()) it->second.maxCalls = info->max_concurrent_calls();
       if (it == trunks_.end()) {
         Trunk trunk;
         trunk.name = name;
+        trunk.maxCalls = info->max_concurrent_calls();
         trunk.address = info->address();
         trunk.health.up = info->up();
         trunk.health.lastChangeMs = clock_.nowMs();
@@ -284,6 +286,11 @@ std::string TrunkMonitor::trunkAt(const std::string& host, std::uint32_t port) c
     ++sameHost;
   }
   return sameHost == 1 ? byHost->name : std::string();
+}
+
+std::uint32_t TrunkMonitor::maxCalls(const std::string& trunk) const {
+  auto it = trunks_.find(trunk);
+  return it == trunks_.end() ? 0 : it->second.maxCalls;
 }
 
 }  // namespace medius::gateway

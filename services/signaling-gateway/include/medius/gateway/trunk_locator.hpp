@@ -1,4 +1,5 @@
-// Which configured trunk a request came from (the trunk ACL of inbound calls).
+// Which configured trunk a request came from (the trunk ACL of inbound calls), and how
+// many calls a trunk may carry at once.
 //
 // Thread: the SIP loop.
 #pragma once
@@ -14,6 +15,8 @@ class TrunkLocator {
   // The trunk whose address is host (and port, when several trunks share the host);
   // "" when none.
   virtual std::string trunkAt(const std::string& host, std::uint32_t port) const = 0;
+  // The trunk's max_concurrent_calls from routing; 0 when unlimited or unknown.
+  virtual std::uint32_t maxCalls(const std::string& trunk) const = 0;
 };
 
 }  // namespace medius::gateway

@@ -98,11 +98,13 @@ class TrunkMonitor final : public TrunkLocator {
 
   // TrunkLocator (loop thread): the trunk at this source address, from the last list.
   std::string trunkAt(const std::string& host, std::uint32_t port) const override;
+  std::uint32_t maxCalls(const std::string& trunk) const override;
 
  private:
   struct Trunk {
     std::string name;
     v1::SocketAddress address;
+    std::uint32_t maxCalls = 0;  // routing's max_concurrent_calls (0: no limit)
     TrunkHealthState health;
     std::uint64_t probe = 0;  // outstanding probe handle, 0 when none
   };
