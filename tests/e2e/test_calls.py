@@ -530,6 +530,45 @@ class Calls(CallTestCase):
         self.assertNoLeftovers()
 
 
+class SessionTimers(CallTestCase):
+    """RFC 4028 per leg, with intervals shortened for the test (min_se_s 2 is below the
+    RFC's 90 s floor, allowed by the gateway's config for tests only)."""
+
+    cluster_options = {"gateway_extra": {"calls": {"min_se_s": 2, "session_expires_s": 4}}}
+
+    def test_each_leg_refreshed_and_a_missing_refresh_ends_the_call(self):
+        cdr_before = len(self.cluster.cdr_records())
+        pbx = self.far("pbx", "uas_session_timer.xml", duration_ms=0, echo=False, timeout=60)
+        started = time.monotonic()
+        # The caller: Session-Expires 6 (refresher uac), one UPDATE refresh at 2.5 s, then
+        # silence; the scenario checks the 200s carry Session-Expires 6;refresher=uac and
+        # Require: timer, and that the BYE says "Session timer expired".
+        uac = self.caller("uac_session_timer.xml", "2200", timeout=30)
+        self.assertSippOk(uac.wait(), "caller with a session timer")
+        took = time.monotonic() - started
+        print("BYE for the expired session %.1fs after the INVITE" % took)
+        # Without the refresh the BYE would come 4 s after the answer; the refresh at 2.5 s
+        # moved it to ~6.5 s.
+        self.assertGreater(took, 5.5)
+        result = self.finish_uas(pbx, what="the PBX")
+        invite = result.received("INVITE")[0].text
+        self.assertRegex(invite, r"(?im)^Session-Expires:\s*4\b")
+        self.assertRegex(invite, r"(?im)^Supported:.*\btimer\b")
+        # Leg B: the PBX made us (its UAC) the refresher with 4 s: an UPDATE every ~2 s.
+        updates = result.received("UPDATE")
+        self.assertGreaterEqual(len(updates), 2, "refresh UPDATEs the PBX got")
+        self.assertTrue(result.received("BYE"))
+        record = self.new_cdr(cdr_before)
+        self.assertEqual(record["end_cause"], "session-expired")
+        self.assertNoLeftovers()
+
+    def test_too_small_session_interval_gets_422(self):
+        response = Calls.raw_invite(self, extra=("Supported: timer", "Session-Expires: 1"))
+        self.assertIsNotNone(response)
+        self.assertEqual(response.status, 422, response.raw)
+        self.assertEqual(response.get("Min-SE"), "2")
+
+
 class Resilience(CallTestCase):
     """Failures around calls; tests run in name order (they stop services)."""
 

@@ -34,6 +34,15 @@ std::int64_t nowMs() {
 
 const char* identOf(Side side) { return side == Side::Internal ? "internal" : "trunk"; }
 
+bool hasOption(const msg_list_t* list, const char* option) {
+  for (; list; list = list->k_next) {
+    for (const msg_param_t* p = list->k_items; p && *p; ++p) {
+      if (strcasecmp(*p, option) == 0) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -60,6 +69,18 @@ struct B2bua::Fork {
   bool timedOut = false;
   bool counted = false;            // counted in the directory's trunk calls
   std::size_t record = 0;          // index into call->record.forks
+};
+
+// RFC 4028 on one leg: who refreshes, how often, and the timer that refreshes or
+// supervises.
+struct SessionTimer {
+  B2bua::Call* call = nullptr;
+  bool aSide = true;
+  std::uint32_t interval = 0;      // seconds; 0: no session timer on this leg
+  bool weRefresh = false;
+  bool requireTimer = false;       // the peer supports "timer": our 2xx carries Require
+  bool peerAllowsUpdate = false;   // refresh with UPDATE rather than re-INVITE
+  su_timer_t* timer = nullptr;
 };
 
 struct B2bua::Call {
@@ -110,16 +131,31 @@ struct B2bua::Call {
     std::uint64_t tx = 0;
   } relay;
   std::vector<std::uint64_t> txs;  // dialog transactions we sent
+  SessionTimer stA;
+  SessionTimer stB;
   bool finished = false;
   bool reapQueued = false;
 };
+
+namespace {
+
+// Session-Expires (and Require: timer) of a 2xx we send on a leg whose peer is the UAC.
+std::string sessionHeaders(const SessionTimer& st) {
+  if (st.interval == 0) return {};
+  std::string h = "Session-Expires: " + std::to_string(st.interval) +
+                  (st.weRefresh ? ";refresher=uas" : ";refresher=uac") + "\r\n";
+  if (st.requireTimer) h += "Require: timer\r\n";
+  return h;
+}
+
+}  // namespace
 
 struct B2bua::DialogTx {
   B2bua* b2bua = nullptr;
   std::uint64_t id = 0;
   std::string callId;
   nta_outgoing_t* orq = nullptr;
-  enum class Kind { Bye, Reinvite, Update } kind = Kind::Bye;
+  enum class Kind { Bye, Reinvite, Update, Refresh } kind = Kind::Bye;
   bool toA = false;
   nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
 };
@@ -225,10 +261,13 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
     return refuse(400, "Missing Caller Or Callee");
   }
   if (sip->sip_require) {
-    // No extension is supported on calls yet (100rel, timer come later): RFC 3261 8.2.2.3.
+    // Of the extensions only "timer" is supported on calls (100rel comes later).
     std::string unsupported;
-    for (const msg_param_t* p = sip->sip_require->k_items; p && *p; ++p) {
-      unsupported += (unsupported.empty() ? "" : ", ") + sanitizeHeaderValue(*p, 40);
+    for (const msg_list_t* l = sip->sip_require; l; l = l->k_next) {
+      for (const msg_param_t* p = l->k_items; p && *p; ++p) {
+        if (strcasecmp(*p, "timer") == 0) continue;
+        unsupported += (unsupported.empty() ? "" : ", ") + sanitizeHeaderValue(*p, 40);
+      }
     }
     if (!unsupported.empty()) {
       SipReply r;
@@ -242,6 +281,16 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   }
   std::string sdp = sdpBody(sip);
   if (sdp.empty()) return refuse(488, "An SDP Offer Is Required");
+  if (sip->sip_session_expires &&
+      sip->sip_session_expires->x_delta < static_cast<unsigned long>(d_.config.minSeS)) {
+    SipReply r;
+    r.status = 422;
+    r.phrase = "Session Interval Too Small";
+    r.headers.emplace_back("Min-SE", std::to_string(d_.config.minSeS));
+    replyStateless(irq, r, side);
+    d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
+    return 422;
+  }
   std::string sourceTrunk;
   if (side == Side::Trunk) {
     sourceTrunk = trunks_ ? trunks_->trunkAt(source.host, source.port) : std::string();
@@ -256,6 +305,19 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   call.aProto = transportName(source.transport);
   call.maxForwards = *next;
   call.aCallId = sip->sip_call_id->i_id;
+  call.stA.call = &call;
+  call.stA.aSide = true;
+  call.stB.call = &call;
+  call.stB.aSide = false;
+  call.stA.peerAllowsUpdate = hasOption(reinterpret_cast<const msg_list_t*>(sip->sip_allow), "UPDATE");
+  if (const sip_session_expires_t* se = sip->sip_session_expires) {
+    // RFC 4028 9: honour the caller's refresher; when it named none, a caller that
+    // supports timer refreshes itself, otherwise we do.
+    bool supportsTimer = hasOption(sip->sip_supported, "timer");
+    call.stA.interval = static_cast<std::uint32_t>(se->x_delta);
+    call.stA.requireTimer = supportsTimer;
+    call.stA.weRefresh = se->x_refresher ? strcasecmp(se->x_refresher, "uas") == 0 : !supportsTimer;
+  }
   call.offer = std::move(sdp);
   call.sourceTrunk = sourceTrunk;
   call.callerUri = urlText(sip->sip_from->a_url, true);
@@ -548,6 +610,8 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
   if (f.leg) nta_leg_tag(f.leg, nullptr);
   std::string contact = d_.contacts.contact(side, f.proto, "medius");
   std::string maxForwards = std::to_string(call.maxForwards);
+  std::string sessionExpires = std::to_string(d_.config.sessionExpiresS);
+  std::string minSe = std::to_string(d_.config.minSeS);
   std::string route;
   for (const auto& p : path) route += (route.empty() ? "" : ", ") + p;
   url_string_t const* hop = nextHop.empty() ? nullptr : URL_STRING_MAKE(nextHop.c_str());
@@ -557,7 +621,8 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
         SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
         SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
         SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
-        TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
+        SIPTAG_SUPPORTED_STR("timer"), SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()),
+        SIPTAG_MIN_SE_STR(minSe.c_str()), TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
         SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call.offerToB.c_str()),
         TPTAG_IDENT(identOf(side)), TAG_END());
   }
@@ -752,6 +817,12 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
   }
   cancelForks(call, &fork, kCompletedElsewhere);
   log::get("call")->info("call {}: answered by {}", call.id, fork.requestUri);
+  call.stB.peerAllowsUpdate = hasOption(reinterpret_cast<const msg_list_t*>(sip->sip_allow), "UPDATE");
+  if (const sip_session_expires_t* se = sip->sip_session_expires) {
+    // We are the UAC of this leg: refresher=uac (or none named) means us.
+    call.stB.interval = static_cast<std::uint32_t>(se->x_delta);
+    call.stB.weRefresh = !(se->x_refresher && strcasecmp(se->x_refresher, "uas") == 0);
+  }
   std::string sdp = sdpBody(sip);
   if (sdp.empty()) {
     // No answer SDP in the 2xx: without one the media cannot be anchored.
@@ -796,10 +867,15 @@ void B2bua::answerCaller(Call& call, const std::string& sdp) {
   if (!call.aIrq || call.aAnswered) return;
   call.lastSdpToA = sdp;
   std::string contact = d_.contacts.contact(call.aSide, call.aProto, "medius");
+  std::string timer = sessionHeaders(call.stA);
   nta_incoming_treply(call.aIrq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                       SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                      SIPTAG_SUPPORTED_STR("timer"),
+                      TAG_IF(!timer.empty(), SIPTAG_HEADER_STR(timer.c_str())),
                       SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp.c_str()),
                       TAG_END());
+  armSessionTimer(call.stA);
+  armSessionTimer(call.stB);
   d_.metrics.countResponse(Method::Invite, 200, call.aSide);
   call.aAnswered = true;
   call.state = Call::State::Confirmed;
@@ -1064,6 +1140,17 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
     nta_incoming_destroy(irq);
     return;
   }
+  SessionTimer& sessionTimer = fromA ? call.stA : call.stB;
+  if (sessionTimer.interval > 0) {
+    // A refresh from this leg's peer (any re-INVITE/UPDATE restarts the interval).
+    if (const sip_session_expires_t* se = sip->sip_session_expires;
+        se && se->x_delta >= static_cast<unsigned long>(d_.config.minSeS)) {
+      sessionTimer.interval = static_cast<std::uint32_t>(se->x_delta);
+      sessionTimer.weRefresh = se->x_refresher && strcasecmp(se->x_refresher, "uas") == 0;
+    }
+    armSessionTimer(sessionTimer);
+  }
+  std::string timerHeaders = sessionHeaders(sessionTimer);
   if (fromA && sip->sip_contact) nta_leg_server_route(call.aLeg, nullptr, sip->sip_contact);
   if (!fromA && sip->sip_contact) nta_leg_server_route(call.winner->leg, nullptr, sip->sip_contact);
   std::string sdp = sdpBody(sip);
@@ -1074,6 +1161,7 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
     const std::string& last = fromA ? call.lastSdpToA : call.lastSdpToB;
     nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                         SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                        TAG_IF(!timerHeaders.empty(), SIPTAG_HEADER_STR(timerHeaders.c_str())),
                         TAG_IF(!last.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                         TAG_IF(!last.empty(), SIPTAG_PAYLOAD_STR(last.c_str())), TAG_END());
     d_.metrics.countResponse(label, 200, side);
@@ -1170,6 +1258,29 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
     log::get("call")->debug("call {}: {} to our BYE", tx.callId, status);
     return;  // the call ended already; the orq goes with the call
   }
+  if (tx.kind == DialogTx::Kind::Refresh) {
+    if (status < 300 && nta_outgoing_method(orq) == sip_method_invite) {
+      nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
+                                                 nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
+                                                 TAG_END());
+      nta_outgoing_destroy(ack);
+    }
+    if (!found) return;
+    SessionTimer& st = tx.toA ? found->stA : found->stB;
+    if (status == 481 || status == 408) {
+      // RFC 4028 10: the session is gone on that side.
+      log::get("call")->info("call {}: session refresh got {}; ending", found->id, status);
+      found->record.endCause = "session-expired";
+      hangUp(*found, "session-expired", "SIP;cause=408;text=\"Session refresh failed\"",
+             !tx.toA, tx.toA);
+      return;
+    }
+    if (status < 300 && sip && sip->sip_session_expires) {
+      st.interval = static_cast<std::uint32_t>(sip->sip_session_expires->x_delta);
+    }
+    armSessionTimer(st);
+    return;
+  }
   // re-INVITE or UPDATE answered by the other side.
   if (status < 300 && tx.kind == DialogTx::Kind::Reinvite) {
     nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
@@ -1220,8 +1331,10 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
         b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, 500, origin);
       } else {
         if (c->relay.fromA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
+        std::string timer = sessionHeaders(c->relay.fromA ? c->stA : c->stB);
         nta_incoming_treply(c->relay.irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                             SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()),
+                            TAG_IF(!timer.empty(), SIPTAG_HEADER_STR(timer.c_str())),
                             SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                             SIPTAG_PAYLOAD_STR(response.sdp().c_str()), TAG_END());
         b.d_.metrics.countResponse(c->relay.update ? Method::Update : Method::Invite, 200, origin);
@@ -1287,6 +1400,10 @@ void B2bua::reject(Call& call, const SipReply& reply, const std::string& cause) 
 void B2bua::finish(Call& call, const std::string& cause, int finalStatus) {
   if (call.finished) return;
   call.finished = true;
+  for (SessionTimer* st : {&call.stA, &call.stB}) {
+    if (st->timer) su_timer_destroy(st->timer);
+    st->timer = nullptr;
+  }
   if (call.groupTimer) {
     su_timer_destroy(call.groupTimer);
     call.groupTimer = nullptr;
@@ -1338,6 +1455,10 @@ void B2bua::reap(const std::string& id) {
   Call& call = *it->second;
   if (call.groupTimer) su_timer_destroy(call.groupTimer);
   call.groupTimer = nullptr;
+  for (SessionTimer* st : {&call.stA, &call.stB}) {
+    if (st->timer) su_timer_destroy(st->timer);
+    st->timer = nullptr;
+  }
   for (auto& f : call.forks) {
     if (f->orq && !f->final && !f->cancelled) {
       nta_outgoing_tcancel(f->orq, nullptr, nullptr, SIPTAG_REASON_STR(kShutdown), TAG_END());
@@ -1394,6 +1515,79 @@ void B2bua::onMediaEvent(const std::string& worker, const v1::MediaEvent& event)
     log::get("call")->info("call {}: media timeout ({})", id, detail);
     (*self)->hangUp(*call, "media-timeout", kMediaTimeout, true, true);
   });
+}
+
+void B2bua::armSessionTimer(SessionTimer& st) {
+  if (st.timer) su_timer_destroy(st.timer);
+  st.timer = nullptr;
+  if (st.interval == 0 || st.call->finished) return;
+  // The refresher refreshes at half the interval; the other side gives up at
+  // interval - min(32, interval/3) (RFC 4028 10).
+  std::uint64_t ms = st.weRefresh ? st.interval * 500ull
+                                  : (st.interval - std::min<std::uint32_t>(32, st.interval / 3)) * 1000ull;
+  st.timer = su_timer_create(su_root_task(d_.loop.root()), static_cast<su_duration_t>(std::max<std::uint64_t>(ms, 1)));
+  su_timer_set(st.timer, &B2bua::onSessionTimer, reinterpret_cast<su_timer_arg_t*>(&st));
+}
+
+void B2bua::onSessionTimer(su_root_magic_t*, su_timer_t* timer, su_timer_arg_t* arg) noexcept {
+  auto* st = reinterpret_cast<SessionTimer*>(arg);
+  Call* call = st->call;
+  if (st->timer != timer || call->finished) return;
+  su_timer_destroy(st->timer);
+  st->timer = nullptr;
+  B2bua* self = call->b2bua;
+  try {
+    if (call->state != Call::State::Confirmed) return;
+    if (!st->weRefresh) {
+      log::get("call")->info("call {}: no session refresh from the {} within {} s", call->id,
+                             st->aSide ? "caller" : "callee", st->interval);
+      self->hangUp(*call, "session-expired", "SIP;cause=408;text=\"Session timer expired\"", true,
+                   true);
+      return;
+    }
+    self->sendRefresh(*call, st->aSide);
+  } catch (const std::exception& e) {
+    log::get("call")->error("session timer handling failed: {}", e.what());
+  }
+}
+
+void B2bua::sendRefresh(Call& call, bool toA) {
+  SessionTimer& st = toA ? call.stA : call.stB;
+  if (call.relay.active) {
+    armSessionTimer(st);  // the offer/answer in progress refreshes the session anyway
+    return;
+  }
+  nta_leg_t* leg = toA ? call.aLeg : call.winner->leg;
+  Side side = toA ? call.aSide : call.winner->side;
+  std::string proto = toA ? call.aProto : call.winner->proto;
+  std::string contact = d_.contacts.contact(side, proto, "medius");
+  std::string se = std::to_string(st.interval) + ";refresher=uac";
+  const std::string& sdp = toA ? call.lastSdpToA : call.lastSdpToB;
+  bool update = st.peerAllowsUpdate || sdp.empty();
+  auto tx = std::make_unique<DialogTx>();
+  tx->b2bua = this;
+  tx->id = nextTx_++;
+  tx->callId = call.id;
+  tx->kind = DialogTx::Kind::Refresh;
+  tx->toA = toA;
+  tx->leg = leg;
+  // UPDATE without a body when the peer allows it (RFC 4028 9); else a re-INVITE with the
+  // SDP it already has (no change of media).
+  tx->orq = nta_outgoing_tcreate(
+      leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
+      update ? sip_method_update : sip_method_invite, update ? "UPDATE" : "INVITE", nullptr,
+      SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_SUPPORTED_STR("timer"),
+      SIPTAG_SESSION_EXPIRES_STR(se.c_str()), SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+      SIPTAG_ALLOW_STR(kAllow), TAG_IF(!update, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!update, SIPTAG_PAYLOAD_STR(sdp.c_str())), TPTAG_IDENT(identOf(side)), TAG_END());
+  if (!tx->orq) {
+    armSessionTimer(st);
+    return;
+  }
+  log::get("call")->debug("call {}: session refresh ({}) to the {}", call.id,
+                          update ? "UPDATE" : "re-INVITE", toA ? "caller" : "callee");
+  call.txs.push_back(tx->id);
+  dialogTx_.emplace(tx->id, std::move(tx));
 }
 
 void B2bua::publish(Call& call) {

@@ -139,6 +139,8 @@ GatewayConfig loadConfig(const config::Document& doc) {
     c.cdrFile = calls->string("cdr_file", "", "MEDIUS_CDR_FILE");
     c.noAnswerTimeoutMs = calls->integer("no_answer_timeout_ms", 60000, 1000, 600000);
     c.maxCalls = calls->integer("max_calls", 10000, 1, 1000000);
+    c.minSeS = calls->integer("min_se_s", 90, 1, 86400);
+    c.sessionExpiresS = calls->integer("session_expires_s", 1800, c.minSeS, 86400);
     calls->finish();
   } else if (const char* value = std::getenv("MEDIUS_CDR_FILE"); value && *value) {
     c.cdrFile = value;

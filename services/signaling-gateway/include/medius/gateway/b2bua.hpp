@@ -16,6 +16,10 @@
 //   re-INVITE from either side is relayed (SDP through UpdateSession; an offerless one is
 //   answered with the last SDP); a second one while one is pending gets 491.
 //   A media timeout event from the worker ends the call with BYE on both legs.
+//   Session timers (RFC 4028) run per leg: the caller's Session-Expires is honoured on leg
+//   A (422 below calls.min_se_s), leg B asks for calls.session_expires_s; where we are the
+//   refresher we send an UPDATE (or a re-INVITE with the same SDP) at half the interval,
+//   where the peer is, a missing refresh ends the call with BYE on both legs.
 //   The end: DeleteSession, a CDR line, metrics, and the Sofia objects are destroyed
 //   from a posted task (never inside their own callbacks).
 //
@@ -55,6 +59,8 @@ struct LocalContacts {
   std::string hostOf(Side side, const std::string& proto) const;
   bool isOwn(const std::string& host, std::uint32_t port) const;
 };
+
+struct SessionTimer;
 
 class B2bua {
  public:
@@ -110,6 +116,10 @@ class B2bua {
                             const sip_t* sip) noexcept;
   static void onGroupTimer(su_root_magic_t* magic, su_timer_t* timer,
                            su_timer_arg_t* arg) noexcept;
+  static void onSessionTimer(su_root_magic_t* magic, su_timer_t* timer,
+                             su_timer_arg_t* arg) noexcept;
+  void armSessionTimer(SessionTimer& st);
+  void sendRefresh(Call& call, bool toA);
 
   // Steps of a call.
   void onRoute(const std::string& id, const grpc::Status& status, const v1::RoutePlan& plan);

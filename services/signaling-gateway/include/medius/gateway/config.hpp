@@ -28,6 +28,10 @@
 //   calls.no_answer_timeout_ms  60000 (1000..600000): a target group that has no final
 //                      answer after this long (when routing gives it no timeout) fails.
 //   calls.max_calls    10000 (1..1000000): new INVITEs beyond this get 503.
+//   calls.session_expires_s  1800 (90..86400): Session-Expires we ask of the called side
+//                      (RFC 4028); the caller's own request is honoured on its leg.
+//   calls.min_se_s     90 (1..86400): smaller Session-Expires requests get 422 with Min-SE.
+//                      RFC 4028 forbids less than 90 on the wire; lower only in tests.
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -62,6 +66,8 @@ struct GatewayConfig {
   std::string cdrFile;
   std::int64_t noAnswerTimeoutMs = 60000;
   std::int64_t maxCalls = 10000;
+  std::int64_t sessionExpiresS = 1800;
+  std::int64_t minSeS = 90;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.
