@@ -126,7 +126,7 @@ class CallTestCase(harness.E2ETestCase):
         return uas, "sip:%s@%s:%d" % (user, host, port)
 
     def caller(self, scenario, number, caller="alice", host="127.0.0.21", trunk=None,
-               duration_ms=3000, calls=1, rate=None, timeout=60):
+               duration_ms=3000, calls=1, rate=None, timeout=60, extra_keys=None):
         """A SIPp caller (started in the background; .wait() for its verdict). From the
         internal side as a user (From sip:caller@example.com), or from a trunk's own
         address (From sip:caller@trunk-host) to the gateway's trunk side."""
@@ -140,6 +140,7 @@ class CallTestCase(harness.E2ETestCase):
             host, port = HOSTS[trunk], self.cluster.trunk_ports[trunk]
             target = "127.0.0.1:%d" % self.cluster.trunk_port
             keys = {"caller": caller, "from_host": host, "ruri_host": target}
+        keys.update(extra_keys or {})
         uac = harness.SippProcess(scenario, self.cluster.dir, "-s", number, target=target,
                                   local_ip=host, port=port, keys=keys, calls=calls, rate=rate,
                                   duration_ms=duration_ms, timeout=timeout, auto_answer=True,
@@ -527,6 +528,71 @@ class Calls(CallTestCase):
         response = client.send_raw(text)
         self.assertIsNotNone(response)
         self.assertEqual(response.status, 403, response.raw)
+        self.assertNoLeftovers()
+
+    # ---- blind transfer
+
+    def test_blind_transfer_from_the_pbx_to_bob(self):
+        """alice calls 2200; the PBX answers, then REFERs the call to 101 (bob). The gateway,
+        as transferee: 202, NOTIFY sipfrag 100 then 200 to the PBX, routes 101 as a call
+        from the PBX trunk (bob's device rings), re-points the media leg at bob, re-INVITEs
+        alice with bob's media and releases the PBX with BYE; bob hangs up later."""
+        cdr_before = len(self.cluster.cdr_records())
+        bob, bob_contact = self.device("127.0.0.22", "uas_answer_bye.xml", user="bob",
+                                       duration_ms=3000)
+        self.stop_idle("pbx")
+        self.addCleanup(self.start_idle, "pbx")
+        pbx = harness.SippProcess("uas_refer.xml", self.cluster.dir, local_ip=HOSTS["pbx"],
+                                  port=self.cluster.trunk_ports["pbx"], rtp_echo=True,
+                                  timeout=60, keys={"refer_to_user": "101"},
+                                  name="pbx-refer-%d" % time.monotonic_ns())
+        self.addCleanup(pbx.stop)
+        time.sleep(0.3)
+        uac = self.caller("uac_call_wait_bye.xml", "2200", timeout=40)
+        caller_result = uac.wait()
+        self.assertSippOk(caller_result, "alice, transferred to bob")
+        pbx_result = self.finish_uas(pbx, what="the transferring PBX")
+        self.assertTrue(pbx_result.received(202), "no 202 to the REFER")
+        frags = [m.body for m in pbx_result.received("NOTIFY")]
+        self.assertTrue(any("SIP/2.0 100" in f for f in frags), frags)
+        self.assertTrue(any("SIP/2.0 200" in f for f in frags), frags)
+        for m in pbx_result.received("NOTIFY"):
+            self.assertRegex(m.text, r"(?im)^(Event|o):\s*refer")
+            self.assertRegex(m.text, r"(?im)^Content-Type:\s*message/sipfrag")
+        self.assertTrue(pbx_result.received("BYE"), "the transferor was not released")
+        bob_result = self.finish_uas(bob, what="bob's device")
+        invite = bob_result.received("INVITE")[0]
+        self.assertTrue(invite.text.startswith("INVITE " + bob_contact), invite.text[:200])
+        # alice: a re-INVITE with bob's media, then bob's BYE relayed.
+        self.assertTrue(caller_result.received("INVITE"), "alice got no re-INVITE")
+        self.assertTrue(caller_result.received("BYE"))
+        record = self.new_cdr(cdr_before)
+        self.assertEqual(record["end_cause"], "callee-bye")
+        self.assertEqual(record["answered_by"], bob_contact)
+        self.assertNoLeftovers()
+
+    def test_blind_transfer_from_the_caller_to_bob(self):
+        """alice calls 2200 and REFERs the PBX to 101 (bob): bob's device replaces alice's
+        leg (routed as a call from alice), the PBX gets a re-INVITE with bob's media, alice
+        gets NOTIFY 100/200 and BYE; bob hangs up, the PBX gets the BYE."""
+        cdr_before = len(self.cluster.cdr_records())
+        bob, bob_contact = self.device("127.0.0.22", "uas_answer_bye.xml", user="bob",
+                                       duration_ms=3000)
+        pbx = self.far("pbx", "uas_answer.xml", duration_ms=0, timeout=60)
+        uac = self.caller("uac_refer.xml", "2200", timeout=40, extra_keys={"refer_to_user": "101"})
+        alice = uac.wait()
+        self.assertSippOk(alice, "alice transferring the PBX to bob")
+        frags = [m.body for m in alice.received("NOTIFY")]
+        self.assertTrue(any("SIP/2.0 200" in f for f in frags), frags)
+        self.assertTrue(alice.received("BYE"), "the transferor was not released")
+        bob_result = self.finish_uas(bob, what="bob's device")
+        self.assertTrue(bob_result.received("INVITE")[0].text.startswith("INVITE " + bob_contact))
+        pbx_result = self.finish_uas(pbx, what="the PBX")
+        self.assertGreaterEqual(len(pbx_result.received("INVITE")), 2, "no re-INVITE to the PBX")
+        self.assertTrue(pbx_result.received("BYE"), "bob's hang-up did not reach the PBX")
+        record = self.new_cdr(cdr_before)
+        self.assertEqual(record["end_cause"], "caller-bye")
+        self.assertEqual(record["answered_by"], bob_contact)
         self.assertNoLeftovers()
 
 

@@ -68,6 +68,9 @@ struct B2bua::Fork {
   bool cancelled = false;
   bool timedOut = false;
   bool counted = false;            // counted in the directory's trunk calls
+  int transfer = 0;                // a REFER's target replacing leg A (1) or leg B (2)
+  std::string userAor;             // the user this device fork rings ("" for trunks)
+  std::string calledNumber;        // the number sent to the trunk ("" for devices)
   std::size_t record = 0;          // index into call->record.forks
 };
 
@@ -133,6 +136,13 @@ struct B2bua::Call {
   std::vector<std::uint64_t> txs;  // dialog transactions we sent
   SessionTimer stA;
   SessionTimer stB;
+  struct Transfer {
+    bool active = false;
+    bool fromA = false;             // the transferor is on leg A
+    bool transferorGone = false;    // it hung up while the target was being called
+    Fork* target = nullptr;
+  } transfer;
+  std::vector<nta_leg_t*> retiredLegs;  // replaced by a transfer; answer 481/200 until reaped
   bool finished = false;
   bool reapQueued = false;
 };
@@ -155,7 +165,7 @@ struct B2bua::DialogTx {
   std::uint64_t id = 0;
   std::string callId;
   nta_outgoing_t* orq = nullptr;
-  enum class Kind { Bye, Reinvite, Update, Refresh } kind = Kind::Bye;
+  enum class Kind { Bye, Reinvite, Update, Refresh, Notify, Rebridge } kind = Kind::Bye;
   bool toA = false;
   nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
 };
@@ -570,9 +580,11 @@ void B2bua::onLookup(const std::string& id, std::uint32_t generation, const v1::
   checkGroup(call);
 }
 
-void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::string& requestUri,
-                     const std::string& toUri, const std::string& nextHop, Side side,
-                     const std::vector<std::string>& path) {
+B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
+                             const std::string& requestUri, const std::string& toUri,
+                             const std::string& nextHop, Side side,
+                             const std::vector<std::string>& path, const std::string* sdp,
+                             int transfer) {
   auto fork = std::make_unique<Fork>();
   Fork& f = *fork;
   f.b2bua = this;
@@ -581,6 +593,9 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
   f.group = static_cast<std::uint32_t>(call.group);
   f.side = side;
   f.requestUri = requestUri;
+  f.transfer = transfer;
+  f.userAor = target.user_aor();
+  if (target.has_trunk()) f.calledNumber = target.trunk().called_number();
   if (target.has_trunk()) {
     f.trunk = target.trunk().trunk();
     f.failoverCodes.assign(target.trunk().failover_codes().begin(),
@@ -604,9 +619,15 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
                      escapeUser(callerUser) + "@" + fromHost + ">";
   std::string callId = randomToken(24) + "@" + d_.config.domain;
   f.callId = callId;
-  f.leg = nta_leg_tcreate(d_.agent, &B2bua::bLegCallback, reinterpret_cast<nta_leg_magic_t*>(&f),
-                          SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
-                          SIPTAG_TO_STR(toUri.c_str()), TAG_END());
+  // A transfer target that replaces the caller gets leg A's callback (its requests are
+  // the caller's from now on); every other fork is a leg B.
+  f.leg = transfer == 1
+              ? nta_leg_tcreate(d_.agent, &B2bua::aLegCallback, reinterpret_cast<nta_leg_magic_t*>(&call),
+                                SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
+                                SIPTAG_TO_STR(toUri.c_str()), TAG_END())
+              : nta_leg_tcreate(d_.agent, &B2bua::bLegCallback, reinterpret_cast<nta_leg_magic_t*>(&f),
+                                SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
+                                SIPTAG_TO_STR(toUri.c_str()), TAG_END());
   if (f.leg) nta_leg_tag(f.leg, nullptr);
   std::string contact = d_.contacts.contact(side, f.proto, "medius");
   std::string maxForwards = std::to_string(call.maxForwards);
@@ -623,10 +644,10 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
         SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
         SIPTAG_SUPPORTED_STR("timer"), SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()),
         SIPTAG_MIN_SE_STR(minSe.c_str()), TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
-        SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call.offerToB.c_str()),
-        TPTAG_IDENT(identOf(side)), TAG_END());
+        SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+        SIPTAG_PAYLOAD_STR(sdp ? sdp->c_str() : call.offerToB.c_str()), TPTAG_IDENT(identOf(side)),
+        TAG_END());
   }
-  d_.metrics.countRequest(Method::Invite, side);  // counted as sent on that side
   if (!f.trunk.empty()) d_.metrics.countTrunkAttempt(f.trunk);
   if (!f.orq) {
     log::get("call")->warn("call {}: cannot send INVITE to {}", call.id, requestUri);
@@ -634,10 +655,10 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
     f.status = 503;
     call.record.forks[f.record].status = 503;
     call.record.forks[f.record].reason = "cannot send";
-    call.failures.push_back(503);
+    if (!transfer) call.failures.push_back(503);
     if (!f.trunk.empty()) d_.metrics.countTrunkFailure(f.trunk);
     call.forks.push_back(std::move(fork));
-    return;
+    return nullptr;
   }
   if (!f.trunk.empty()) {
     d_.directory.addTrunkCall(f.trunk);
@@ -648,6 +669,7 @@ void B2bua::sendFork(Call& call, const v1::RouteTarget& target, const std::strin
                          f.trunk.empty() ? "" : " trunk ", f.trunk, callId);
   call.forks.push_back(std::move(fork));
   publish(call);
+  return &f;
 }
 
 int B2bua::forkResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) noexcept {
@@ -670,7 +692,7 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
     return;
   }
   if (status < 200) {
-    if (status > 100) onProvisional(fork, sip, status);
+    if (status > 100 && !fork.transfer) onProvisional(fork, sip, status);
     return;
   }
   fork.final = true;
@@ -680,6 +702,13 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
     d_.metrics.setTrunkActiveCalls(fork.trunk, d_.directory.trunkCalls(fork.trunk));
     fork.counted = false;
   }
+  std::string finalPhrase = sip && sip->sip_status && sip->sip_status->st_phrase
+                                ? sip->sip_status->st_phrase
+                                : statusPhrase(status);
+  if (fork.transfer && status >= 300) {
+    onTransferResponse(fork, status, finalPhrase, sip);
+    return;
+  }
   if (status < 300) {
     if (sip && sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
     if (sip) nta_leg_client_reroute(fork.leg, sip->sip_record_route, sip->sip_contact, 1);
@@ -688,6 +717,10 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
                                     SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
                                     SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
                                     TPTAG_IDENT(identOf(fork.side)), TAG_END());
+    if (fork.transfer) {
+      onTransferResponse(fork, status, finalPhrase, sip);
+      return;
+    }
     if (call.winner || call.state != Call::State::Calling) {
       // A second 2xx (or one after the caller gave up): ACK and BYE it.
       log::get("call")->info("call {}: late 2xx from {}: ACK and BYE", call.id, fork.requestUri);
@@ -1086,6 +1119,13 @@ void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const s
   switch (method) {
     case sip_method_bye: {
       answer(200);
+      if (call.transfer.active && fromA == call.transfer.fromA) {
+        // The transferor hangs up after its REFER (usual for a blind transfer): the call
+        // goes on with the party it transferred.
+        log::get("call")->info("call {}: the transferor hung up; the transfer goes on", call.id);
+        call.transfer.transferorGone = true;
+        return;
+      }
       std::string reason = sip->sip_reason ? headerValue(sip, reinterpret_cast<const sip_header_t*>(sip->sip_reason)) : std::string();
       log::get("call")->info("call {}: BYE from the {}", call.id, fromA ? "caller" : "callee");
       if (fromA && call.state != Call::State::Confirmed) {
@@ -1117,8 +1157,10 @@ void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const s
     case sip_method_options:
       answer(200);
       return;
-    case sip_method_info:
     case sip_method_refer:
+      onRefer(call, fromA, irq, sip);
+      return;
+    case sip_method_info:
     case sip_method_notify:
     case sip_method_message:
     case sip_method_prack:
@@ -1257,6 +1299,33 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   if (tx.kind == DialogTx::Kind::Bye) {
     log::get("call")->debug("call {}: {} to our BYE", tx.callId, status);
     return;  // the call ended already; the orq goes with the call
+  }
+  if (tx.kind == DialogTx::Kind::Notify) return;
+  if (tx.kind == DialogTx::Kind::Rebridge) {
+    // The re-INVITE that gave the remaining party the transfer target's media.
+    if (status < 300) {
+      nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
+                                                 nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
+                                                 TAG_END());
+      nta_outgoing_destroy(ack);
+      std::string sdp = sdpBody(sip);
+      if (found && !sdp.empty()) {
+        v1::UpdateSessionRequest request;
+        request.set_session_id(found->id);
+        request.set_from_leg(tx.toA ? v1::LEG_A : v1::LEG_B);
+        request.set_sdp(sdp);
+        request.set_is_answer(true);
+        std::string id = found->id;
+        d_.media.updateAsync(found->mediaWorker, std::move(request),
+                             [id](const grpc::Status& st, v1::UpdateSessionResponse) {
+                               if (!st.ok()) {
+                                 log::get("call")->warn("call {}: media refused the re-bridge answer: {}",
+                                                        id, st.error_message());
+                               }
+                             });
+      }
+    }
+    return;
   }
   if (tx.kind == DialogTx::Kind::Refresh) {
     if (status < 300 && nta_outgoing_method(orq) == sip_method_invite) {
@@ -1476,7 +1545,10 @@ void B2bua::reap(const std::string& id) {
   }
   if (call.relay.irq) nta_incoming_destroy(call.relay.irq);
   if (call.aIrq) nta_incoming_destroy(call.aIrq);
-  if (call.aLeg) nta_leg_destroy(call.aLeg);
+  for (nta_leg_t* leg : call.retiredLegs) nta_leg_destroy(leg);
+  bool aLegIsFork = false;
+  for (auto& f : call.forks) aLegIsFork = aLegIsFork || f->leg == call.aLeg;
+  if (call.aLeg && !aLegIsFork) nta_leg_destroy(call.aLeg);
   calls_.erase(it);
   d_.metrics.setCallsActive(calls_.size());
 }
@@ -1588,6 +1660,310 @@ void B2bua::sendRefresh(Call& call, bool toA) {
                           update ? "UPDATE" : "re-INVITE", toA ? "caller" : "callee");
   call.txs.push_back(tx->id);
   dialogTx_.emplace(tx->id, std::move(tx));
+}
+
+// ---------------------------------------------------------------------------------------
+// Blind transfer (REFER, RFC 3515): the gateway is the transferee.
+
+void B2bua::onRefer(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip) {
+  Side side = fromA ? call.aSide : call.winner->side;
+  auto answer = [&](int status, const char* phrase) {
+    nta_incoming_treply(irq, status, phrase, SIPTAG_SERVER_STR(d_.config.userAgent.c_str()),
+                        TAG_END());
+    d_.metrics.countResponse(Method::Refer, status, side);
+    nta_incoming_destroy(irq);
+  };
+  if (call.state != Call::State::Confirmed || call.transfer.active || call.relay.active) {
+    answer(491, "Request Pending");
+    return;
+  }
+  if (!sip->sip_refer_to || !sip->sip_refer_to->r_url->url_host) {
+    answer(400, "Missing Refer-To");
+    return;
+  }
+  if (sip->sip_refer_to->r_url->url_headers &&
+      std::strstr(sip->sip_refer_to->r_url->url_headers, "Replaces")) {
+    answer(501, "Attended Transfer Not Supported");
+    return;
+  }
+  std::string target = urlText(sip->sip_refer_to->r_url, true);
+  answer(202, "Accepted");
+  call.transfer = {};
+  call.transfer.active = true;
+  call.transfer.fromA = fromA;
+  log::get("call")->info("call {}: REFER from the {} to {}", call.id, fromA ? "caller" : "callee",
+                         target);
+  sendNotify(call, 100, "Trying", false);
+
+  // Routed like a new call from the transferor.
+  v1::RouteCallRequest request;
+  request.set_callee(target);
+  request.set_call_id(call.id);
+  if (fromA) {
+    request.set_caller(call.callerUri);
+    if (!call.sourceTrunk.empty()) {
+      request.mutable_source()->set_trunk(call.sourceTrunk);
+    } else {
+      request.mutable_source()->set_internal_user(call.callerUri);
+    }
+  } else if (!call.winner->trunk.empty()) {
+    request.set_caller(call.winner->calledNumber);
+    request.mutable_source()->set_trunk(call.winner->trunk);
+  } else {
+    request.set_caller(call.winner->userAor);
+    request.mutable_source()->set_internal_user(call.winner->userAor);
+  }
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  d_.routing.routeCallAsync(std::move(request),
+                            [weak, loop, id](const grpc::Status& status, v1::RoutePlan plan) {
+                              loop->post([weak, id, status, plan = std::move(plan)] {
+                                if (auto self = weak.lock()) (*self)->onTransferRoute(id, status, plan);
+                              });
+                            });
+}
+
+void B2bua::onTransferRoute(const std::string& id, const grpc::Status& status,
+                            const v1::RoutePlan& plan) {
+  Call* found = find(id);
+  if (!found || !found->transfer.active || found->state != Call::State::Confirmed) return;
+  Call& call = *found;
+  if (!status.ok()) {
+    transferFailed(call, 503, "Service Unavailable");
+    return;
+  }
+  if (plan.outcome() != v1::RoutePlan::OUTCOME_ROUTED || plan.groups_size() == 0 ||
+      plan.groups(0).targets_size() == 0) {
+    SipReply r = routeOutcomeReply(plan, d_.config.retryAfterSeconds);
+    transferFailed(call, r.status, r.phrase);
+    return;
+  }
+  // The first target of the first group (a blind transfer rings one destination).
+  const v1::RouteTarget& target = plan.groups(0).targets(0);
+  if (target.has_trunk()) {
+    const auto& t = target.trunk();
+    std::string to = t.request_uri();
+    if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
+    const std::string& sdp = call.transfer.fromA ? call.lastSdpToA : call.lastSdpToB;
+    Fork* f = sendFork(call, target, t.request_uri(), "<" + to + ">", nextHopOf(t.address()),
+                       Side::Trunk, {}, &sdp, call.transfer.fromA ? 1 : 2);
+    if (!f) {
+      transferFailed(call, 503, "Service Unavailable");
+      return;
+    }
+    call.transfer.target = f;
+    return;
+  }
+  v1::LookupRequest lookup;
+  lookup.set_aor(target.user_aor());
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  d_.registrar.lookupAsync(std::move(lookup), [weak, loop, id, target](const grpc::Status& st,
+                                                                       v1::LookupResponse response) {
+    loop->post([weak, id, target, st, response = std::move(response)] {
+      if (auto self = weak.lock()) (*self)->onTransferLookup(id, target, st, response);
+    });
+  });
+}
+
+void B2bua::onTransferLookup(const std::string& id, const v1::RouteTarget& target,
+                             const grpc::Status& status, const v1::LookupResponse& response) {
+  Call* found = find(id);
+  if (!found || !found->transfer.active || found->state != Call::State::Confirmed) return;
+  Call& call = *found;
+  if (!status.ok() || response.bindings_size() == 0) {
+    transferFailed(call, 480, "Temporarily Unavailable");
+    return;
+  }
+  const v1::Binding& binding = response.bindings(0);
+  std::string hop;
+  if (binding.path_size() == 0 && binding.has_received() && !binding.received().host().empty()) {
+    hop = nextHopOf(binding.received());
+  }
+  std::vector<std::string> path(binding.path().begin(), binding.path().end());
+  const std::string& sdp = call.transfer.fromA ? call.lastSdpToA : call.lastSdpToB;
+  Fork* f = sendFork(call, target, binding.contact_uri(), "<" + target.user_aor() + ">", hop,
+                     Side::Internal, path, &sdp, call.transfer.fromA ? 1 : 2);
+  if (!f) {
+    transferFailed(call, 503, "Service Unavailable");
+    return;
+  }
+  call.transfer.target = f;
+}
+
+void B2bua::onTransferResponse(Fork& fork, int status, const std::string& phrase, const sip_t* sip) {
+  Call& call = *fork.call;
+  auto& rec = call.record.forks[fork.record];
+  rec.status = status;
+  if (status >= 300) {
+    rec.reason = "transfer: " + std::to_string(status) + " " + phrase;
+    if (!fork.trunk.empty()) d_.metrics.countTrunkFailure(fork.trunk);
+    if (call.transfer.target == &fork) transferFailed(call, status, phrase);
+    return;
+  }
+  // 2xx: onForkResponse has set the remote tag and target and sent the ACK.
+  std::string sdp = sdpBody(sip);
+  if (call.transfer.target != &fork || call.state != Call::State::Confirmed || sdp.empty()) {
+    rec.reason = "transfer: answered, released";
+    nta_outgoing_t* bye = nta_outgoing_tcreate(
+        fork.leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
+        SIPTAG_REASON_STR(kRequestTerminated), SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+        TPTAG_IDENT(identOf(fork.side)), TAG_END());
+    nta_outgoing_destroy(bye);
+    if (call.transfer.target == &fork) transferFailed(call, 502, "Answer Without SDP");
+    return;
+  }
+  rec.reason = "transfer: answered";
+  if (!fork.trunk.empty()) d_.metrics.countTrunkAnswer(fork.trunk);
+  if (const sip_session_expires_t* se = sip->sip_session_expires) {
+    SessionTimer& st = fork.transfer == 1 ? call.stA : call.stB;
+    st.interval = static_cast<std::uint32_t>(se->x_delta);
+    st.weRefresh = !(se->x_refresher && strcasecmp(se->x_refresher, "uas") == 0);
+    st.requireTimer = false;
+  }
+  // Point the transferor's media leg at the target.
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(fork.transfer == 1 ? v1::LEG_A : v1::LEG_B);
+  request.set_sdp(sdp);
+  request.set_is_answer(true);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  std::uint64_t forkId = fork.id;
+  d_.media.updateAsync(call.mediaWorker, std::move(request),
+                       [weak, loop, id, forkId](const grpc::Status& st, v1::UpdateSessionResponse response) {
+    loop->post([weak, id, forkId, st, response = std::move(response)] {
+      auto self = weak.lock();
+      if (!self) return;
+      B2bua& b = **self;
+      Call* c = b.find(id);
+      if (!c || !c->transfer.active || !c->transfer.target || c->transfer.target->id != forkId) return;
+      if (!st.ok()) {
+        b.transferFailed(*c, 500, "Media Failure");
+        return;
+      }
+      b.completeTransfer(*c, *c->transfer.target, response.sdp());
+    });
+  });
+}
+
+void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOther) {
+  bool fromA = call.transfer.fromA;
+  sendNotify(call, 200, "OK", true);
+  // Release the transferor, then make the target that side of the call.
+  nta_leg_t* old = fromA ? call.aLeg : call.winner->leg;
+  Side oldSide = fromA ? call.aSide : call.winner->side;
+  if (!call.transfer.transferorGone) {
+    nta_outgoing_t* bye = nta_outgoing_tcreate(
+        old, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
+        SIPTAG_REASON_STR("SIP;cause=200;text=\"Call transferred\""),
+        SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT(identOf(oldSide)), TAG_END());
+    nta_outgoing_destroy(bye);
+  }
+  if (fromA) {
+    nta_leg_bind(old, &B2bua::retiredLegCallback, reinterpret_cast<nta_leg_magic_t*>(&call));
+    call.retiredLegs.push_back(old);
+    call.aLeg = fork.leg;
+    call.aSide = fork.side;
+    call.aProto = fork.proto;
+    call.aCallId = fork.callId;
+  } else {
+    if (call.winner->counted) {
+      d_.directory.removeTrunkCall(call.winner->trunk);
+      d_.metrics.setTrunkActiveCalls(call.winner->trunk, d_.directory.trunkCalls(call.winner->trunk));
+      call.winner->counted = false;
+    }
+    call.winner = &fork;
+    if (!fork.trunk.empty()) {
+      d_.directory.addTrunkCall(fork.trunk);
+      d_.metrics.setTrunkActiveCalls(fork.trunk, d_.directory.trunkCalls(fork.trunk));
+      fork.counted = true;
+    }
+  }
+  call.record.trunk = fork.trunk.empty() ? call.record.trunk : fork.trunk;
+  call.record.answeredBy = fork.requestUri;
+  call.transfer = {};
+  log::get("call")->info("call {}: transferred to {}", call.id, fork.requestUri);
+  armSessionTimer(fromA ? call.stA : call.stB);
+  // The remaining party: a re-INVITE with the target's media (takes it off hold).
+  bool toA = !fromA;
+  nta_leg_t* leg = toA ? call.aLeg : call.winner->leg;
+  Side side = toA ? call.aSide : call.winner->side;
+  std::string proto = toA ? call.aProto : call.winner->proto;
+  std::string contact = d_.contacts.contact(side, proto, "medius");
+  auto tx = std::make_unique<DialogTx>();
+  tx->b2bua = this;
+  tx->id = nextTx_++;
+  tx->callId = call.id;
+  tx->kind = DialogTx::Kind::Rebridge;
+  tx->toA = toA;
+  tx->leg = leg;
+  if (toA) call.lastSdpToA = sdpForOther; else call.lastSdpToB = sdpForOther;
+  tx->orq = nta_outgoing_tcreate(
+      leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
+      SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(contact.c_str()),
+      SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+      SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdpForOther.c_str()),
+      TPTAG_IDENT(identOf(side)), TAG_END());
+  if (tx->orq) {
+    call.txs.push_back(tx->id);
+    dialogTx_.emplace(tx->id, std::move(tx));
+  }
+  publish(call);
+}
+
+void B2bua::transferFailed(Call& call, int status, const std::string& phrase) {
+  log::get("call")->info("call {}: transfer failed: {} {}", call.id, status, phrase);
+  sendNotify(call, status, phrase, true);
+  bool gone = call.transfer.transferorGone;
+  bool fromA = call.transfer.fromA;
+  call.transfer = {};
+  if (gone) {
+    // Nobody is left on the transferor's side: release the other party.
+    hangUp(call, fromA ? "caller-bye" : "callee-bye", "SIP;cause=480;text=\"Transfer failed\"",
+           fromA ? false : true, fromA ? true : false);
+  }
+}
+
+void B2bua::sendNotify(Call& call, int status, const std::string& phrase, bool final) {
+  if (call.transfer.transferorGone) return;
+  bool toA = call.transfer.fromA;
+  nta_leg_t* leg = toA ? call.aLeg : (call.winner ? call.winner->leg : nullptr);
+  if (!leg) return;
+  Side side = toA ? call.aSide : call.winner->side;
+  std::string proto = toA ? call.aProto : call.winner->proto;
+  std::string contact = d_.contacts.contact(side, proto, "medius");
+  std::string frag = "SIP/2.0 " + std::to_string(status) + " " + sanitizeHeaderValue(phrase, 100) + "\r\n";
+  auto tx = std::make_unique<DialogTx>();
+  tx->b2bua = this;
+  tx->id = nextTx_++;
+  tx->callId = call.id;
+  tx->kind = DialogTx::Kind::Notify;
+  tx->toA = toA;
+  tx->leg = leg;
+  tx->orq = nta_outgoing_tcreate(
+      leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
+      SIP_METHOD_NOTIFY, nullptr, SIPTAG_EVENT_STR("refer"),
+      SIPTAG_SUBSCRIPTION_STATE_STR(final ? "terminated;reason=noresource" : "active;expires=60"),
+      SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+      SIPTAG_CONTENT_TYPE_STR("message/sipfrag;version=2.0"), SIPTAG_PAYLOAD_STR(frag.c_str()),
+      TPTAG_IDENT(identOf(side)), TAG_END());
+  if (tx->orq) {
+    call.txs.push_back(tx->id);
+    dialogTx_.emplace(tx->id, std::move(tx));
+  }
+}
+
+int B2bua::retiredLegCallback(nta_leg_magic_t*, nta_leg_t*, nta_incoming_t* irq,
+                              const sip_t* sip) noexcept {
+  // The transferor's old dialog: its BYE is welcome, anything else is out of date.
+  if (sip->sip_request->rq_method == sip_method_ack) {
+    nta_incoming_destroy(irq);
+    return 0;
+  }
+  return sip->sip_request->rq_method == sip_method_bye ? 200 : 481;
 }
 
 void B2bua::publish(Call& call) {

@@ -16,6 +16,12 @@
 //   re-INVITE from either side is relayed (SDP through UpdateSession; an offerless one is
 //   answered with the last SDP); a second one while one is pending gets 491.
 //   A media timeout event from the worker ends the call with BYE on both legs.
+//   REFER (blind transfer) from either side: 202, NOTIFY sipfrag 100; the Refer-To target
+//   is routed as a new call from the transferor and called with the SDP the transferor
+//   had; on its 2xx the media worker's leg is re-pointed (UpdateSession), the remaining
+//   party gets a re-INVITE with the new SDP (off hold), the transferor NOTIFY 200 and BYE;
+//   on failure NOTIFY with the failure and the call goes on (or ends if the transferor
+//   hung up meanwhile).
 //   Session timers (RFC 4028) run per leg: the caller's Session-Expires is honoured on leg
 //   A (422 below calls.min_se_s), leg B asks for calls.session_expires_s; where we are the
 //   refresher we send an UPDATE (or a re-INVITE with the same SDP) at half the interval,
@@ -128,9 +134,25 @@ class B2bua {
   void startGroup(Call& call);
   void onLookup(const std::string& id, std::uint32_t generation, const v1::RouteTarget& target,
                 const grpc::Status& status, const v1::LookupResponse& response);
-  void sendFork(Call& call, const v1::RouteTarget& target, const std::string& requestUri,
-                const std::string& toUri, const std::string& nextHop, Side side,
-                const std::vector<std::string>& path);
+  // Sends one INVITE (a fork of the current group, or the transfer target when
+  // `transfer` is set: then `sdp` is the offer and the leg belongs to that side). Returns
+  // the fork, or nullptr when nothing could be sent (recorded as a 503 failure).
+  Fork* sendFork(Call& call, const v1::RouteTarget& target, const std::string& requestUri,
+                 const std::string& toUri, const std::string& nextHop, Side side,
+                 const std::vector<std::string>& path, const std::string* sdp = nullptr,
+                 int transfer = 0);
+  // Blind transfer (REFER, RFC 3515): the gateway is the transferee.
+  void onRefer(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip);
+  void onTransferRoute(const std::string& id, const grpc::Status& status,
+                       const v1::RoutePlan& plan);
+  void onTransferLookup(const std::string& id, const v1::RouteTarget& target,
+                        const grpc::Status& status, const v1::LookupResponse& response);
+  void onTransferResponse(Fork& fork, int status, const std::string& phrase, const sip_t* sip);
+  void completeTransfer(Call& call, Fork& fork, const std::string& sdpForOther);
+  void transferFailed(Call& call, int status, const std::string& phrase);
+  void sendNotify(Call& call, int status, const std::string& phrase, bool final);
+  static int retiredLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
+                                const sip_t* sip) noexcept;
   void onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip);
   void onProvisional(Fork& fork, const sip_t* sip, int status);
   void onForkAnswered(Fork& fork, const sip_t* sip);
