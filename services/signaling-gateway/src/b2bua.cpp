@@ -160,15 +160,6 @@ std::string sessionHeaders(const SessionTimer& st) {
 
 }  // namespace
 
-struct B2bua::DialogTx {
-  B2bua* b2bua = nullptr;
-  std::uint64_t id = 0;
-  std::string callId;
-  nta_outgoing_t* orq = nullptr;
-  enum class Kind { Bye, Reinvite, Update, Refresh, Notify, Rebridge } kind = Kind::Bye;
-  bool toA = false;
-  nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
-};
 
 // ---------------------------------------------------------------------------------------
 
@@ -1248,13 +1239,7 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
       Side toSide = toA ? c->aSide : c->winner->side;
       std::string proto = toA ? c->aProto : c->winner->proto;
       std::string towardContact = b.d_.contacts.contact(toSide, proto, "medius");
-      auto tx = std::make_unique<DialogTx>();
-      tx->b2bua = &b;
-      tx->id = b.nextTx_++;
-      tx->callId = id;
-      tx->kind = c->relay.update ? DialogTx::Kind::Update : DialogTx::Kind::Reinvite;
-      tx->toA = toA;
-      tx->leg = leg;
+      auto tx = b.newTx(id, c->relay.update ? DialogTx::Kind::Update : DialogTx::Kind::Reinvite, toA, leg);
       if (toA) c->lastSdpToA = response.sdp(); else c->lastSdpToB = response.sdp();
       tx->orq = nta_outgoing_tcreate(
           leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
@@ -1304,10 +1289,7 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   if (tx.kind == DialogTx::Kind::Rebridge) {
     // The re-INVITE that gave the remaining party the transfer target's media.
     if (status < 300) {
-      nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
-                                                 nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
-                                                 TAG_END());
-      nta_outgoing_destroy(ack);
+      ackInDialog(tx.leg, sip);
       std::string sdp = sdpBody(sip);
       if (found && !sdp.empty()) {
         v1::UpdateSessionRequest request;
@@ -1329,10 +1311,7 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   }
   if (tx.kind == DialogTx::Kind::Refresh) {
     if (status < 300 && nta_outgoing_method(orq) == sip_method_invite) {
-      nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
-                                                 nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
-                                                 TAG_END());
-      nta_outgoing_destroy(ack);
+      ackInDialog(tx.leg, sip);
     }
     if (!found) return;
     SessionTimer& st = tx.toA ? found->stA : found->stB;
@@ -1352,10 +1331,7 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   }
   // re-INVITE or UPDATE answered by the other side.
   if (status < 300 && tx.kind == DialogTx::Kind::Reinvite) {
-    nta_outgoing_t* ack = nta_outgoing_tcreate(tx.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK,
-                                               nullptr, SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
-                                               TAG_END());
-    nta_outgoing_destroy(ack);
+    ackInDialog(tx.leg, sip);
   }
   if (!found || !found->relay.active || found->relay.tx != txId) return;
   Call& call = *found;
@@ -1414,6 +1390,27 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   });
 }
 
+std::unique_ptr<B2bua::DialogTx> B2bua::newTx(const std::string& callId, DialogTx::Kind kind,
+                                               bool toA, nta_leg_t* leg) {
+  auto tx = std::make_unique<DialogTx>();
+  tx->b2bua = this;
+  tx->id = nextTx_++;
+  tx->callId = callId;
+  tx->kind = kind;
+  tx->toA = toA;
+  tx->leg = leg;
+  return tx;
+}
+
+void B2bua::ackInDialog(nta_leg_t* leg, const sip_t* sip) {
+  // The ACK of a 2xx to one of our in-dialog INVITEs (its own transaction, same CSeq).
+  nta_outgoing_t* ack = nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                                             SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
+                                             SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()),
+                                             TAG_END());
+  nta_outgoing_destroy(ack);
+}
+
 // ---------------------------------------------------------------------------------------
 // The end of a call
 
@@ -1422,13 +1419,7 @@ void B2bua::hangUp(Call& call, const std::string& cause, const char* reason, boo
   call.record.endCause = cause;
   if (call.record.finalStatus == 0) call.record.finalStatus = call.state == Call::State::Confirmed ? 200 : 487;
   auto sendBye = [&](nta_leg_t* leg, Side side, bool toA) {
-    auto tx = std::make_unique<DialogTx>();
-    tx->b2bua = this;
-    tx->id = nextTx_++;
-    tx->callId = call.id;
-    tx->kind = DialogTx::Kind::Bye;
-    tx->toA = toA;
-    tx->leg = leg;
+    auto tx = newTx(call.id, DialogTx::Kind::Bye, toA, leg);
     tx->orq = nta_outgoing_tcreate(leg, &B2bua::dialogResponse,
                                    reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
                                    SIP_METHOD_BYE, nullptr,
@@ -1636,13 +1627,7 @@ void B2bua::sendRefresh(Call& call, bool toA) {
   std::string se = std::to_string(st.interval) + ";refresher=uac";
   const std::string& sdp = toA ? call.lastSdpToA : call.lastSdpToB;
   bool update = st.peerAllowsUpdate || sdp.empty();
-  auto tx = std::make_unique<DialogTx>();
-  tx->b2bua = this;
-  tx->id = nextTx_++;
-  tx->callId = call.id;
-  tx->kind = DialogTx::Kind::Refresh;
-  tx->toA = toA;
-  tx->leg = leg;
+  auto tx = newTx(call.id, DialogTx::Kind::Refresh, toA, leg);
   // UPDATE without a body when the peer allows it (RFC 4028 9); else a re-INVITE with the
   // SDP it already has (no change of media).
   tx->orq = nta_outgoing_tcreate(
@@ -1893,13 +1878,7 @@ void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOt
   Side side = toA ? call.aSide : call.winner->side;
   std::string proto = toA ? call.aProto : call.winner->proto;
   std::string contact = d_.contacts.contact(side, proto, "medius");
-  auto tx = std::make_unique<DialogTx>();
-  tx->b2bua = this;
-  tx->id = nextTx_++;
-  tx->callId = call.id;
-  tx->kind = DialogTx::Kind::Rebridge;
-  tx->toA = toA;
-  tx->leg = leg;
+  auto tx = newTx(call.id, DialogTx::Kind::Rebridge, toA, leg);
   if (toA) call.lastSdpToA = sdpForOther; else call.lastSdpToB = sdpForOther;
   tx->orq = nta_outgoing_tcreate(
       leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
@@ -1936,13 +1915,7 @@ void B2bua::sendNotify(Call& call, int status, const std::string& phrase, bool f
   std::string proto = toA ? call.aProto : call.winner->proto;
   std::string contact = d_.contacts.contact(side, proto, "medius");
   std::string frag = "SIP/2.0 " + std::to_string(status) + " " + sanitizeHeaderValue(phrase, 100) + "\r\n";
-  auto tx = std::make_unique<DialogTx>();
-  tx->b2bua = this;
-  tx->id = nextTx_++;
-  tx->callId = call.id;
-  tx->kind = DialogTx::Kind::Notify;
-  tx->toA = toA;
-  tx->leg = leg;
+  auto tx = newTx(call.id, DialogTx::Kind::Notify, toA, leg);
   tx->orq = nta_outgoing_tcreate(
       leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
       SIP_METHOD_NOTIFY, nullptr, SIPTAG_EVENT_STR("refer"),

@@ -106,6 +106,17 @@ class B2bua {
   struct Fork;
 
  private:
+  // An in-dialog request we sent (BYE, re-INVITE/UPDATE relay, refresh, NOTIFY, re-bridge).
+  struct DialogTx {
+    B2bua* b2bua = nullptr;
+    std::uint64_t id = 0;
+    std::string callId;
+    nta_outgoing_t* orq = nullptr;
+    enum class Kind { Bye, Reinvite, Update, Refresh, Notify, Rebridge } kind = Kind::Bye;
+    bool toA = false;
+    nta_leg_t* leg = nullptr;  // the leg it was sent on (for the re-INVITE's ACK)
+  };
+
   friend struct Call;
   friend struct Fork;
 
@@ -165,6 +176,9 @@ class B2bua {
   void onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip);
   void onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip);
   void onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_t* sip);
+  std::unique_ptr<DialogTx> newTx(const std::string& callId, DialogTx::Kind kind, bool toA,
+                                  nta_leg_t* leg);
+  void ackInDialog(nta_leg_t* leg, const sip_t* sip);
   void hangUp(Call& call, const std::string& cause, const char* reason, bool byeA, bool byeB);
   void reject(Call& call, const SipReply& reply, const std::string& cause);
   void finish(Call& call, const std::string& cause, int finalStatus);
@@ -182,7 +196,6 @@ class B2bua {
   std::string idPrefix_;
   std::unordered_map<std::string, std::unique_ptr<Call>> calls_;
   // In-dialog transactions we sent (BYE, re-INVITE): txId -> call id.
-  struct DialogTx;
   std::unordered_map<std::uint64_t, std::unique_ptr<DialogTx>> dialogTx_;
   std::shared_ptr<B2bua*> self_;
 };
