@@ -772,29 +772,15 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
   }
   // Early media: the worker takes this fork's answer (provisional) and gives the SDP for
   // the caller. The last early answer wins; the final answer replaces it.
-  v1::UpdateSessionRequest request;
-  request.set_session_id(call.id);
-  request.set_from_leg(v1::LEG_B);
-  request.set_sdp(sdp);
-  request.set_is_answer(true);
-  request.set_provisional(true);
-  std::weak_ptr<B2bua*> weak = self_;
-  SipLoop* loop = &d_.loop;
-  std::string id = call.id;
   std::uint64_t forkId = fork.id;
-  d_.media.updateAsync(call.mediaWorker, std::move(request),
-                       [weak, loop, id, forkId, status, phrase](const grpc::Status& st,
-                                                                v1::UpdateSessionResponse response) {
-                         loop->post([weak, id, forkId, status, phrase, st,
-                                     response = std::move(response)] {
-                           auto self = weak.lock();
-                           if (!self) return;
-                           B2bua& b = **self;
-                           Call* c = b.find(id);
-                           if (!c || c->winner || c->state != Call::State::Calling || !c->aIrq ||
-                               c->aAnswered) {
-                             return;
-                           }
+  updateMedia(call, v1::LEG_B, sdp, true, true,
+              [this, forkId, status, phrase](Call& now, const grpc::Status& st,
+                      const v1::UpdateSessionResponse& response) {
+                B2bua& b = *this;
+                Call* c = &now;
+                const std::string& id = c->id;
+                (void)id;
+                if (c->winner || c->state != Call::State::Calling || !c->aIrq || c->aAnswered) return;
                            if (!st.ok()) {
                              log::get("call")->warn("call {}: early media refused by the worker: {}",
                                                     id, st.error_message());
@@ -817,8 +803,7 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
                                      .count());
                            }
                            (void)forkId;
-                         });
-                       });
+              });
 }
 
 void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
@@ -858,23 +843,14 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
     hangUp(call, "failed", "SIP;cause=488;text=\"No SDP answer\"", false, true);
     return;
   }
-  v1::UpdateSessionRequest request;
-  request.set_session_id(call.id);
-  request.set_from_leg(v1::LEG_B);
-  request.set_sdp(sdp);
-  request.set_is_answer(true);
-  std::weak_ptr<B2bua*> weak = self_;
-  SipLoop* loop = &d_.loop;
-  std::string id = call.id;
-  d_.media.updateAsync(
-      call.mediaWorker, std::move(request),
-      [weak, loop, id](const grpc::Status& st, v1::UpdateSessionResponse response) {
-        loop->post([weak, id, st, response = std::move(response)] {
-          auto self = weak.lock();
-          if (!self) return;
-          B2bua& b = **self;
-          Call* c = b.find(id);
-          if (!c || c->state != Call::State::Answering) return;
+  updateMedia(call, v1::LEG_B, sdp, true, false,
+              [this](Call& now, const grpc::Status& st,
+                      const v1::UpdateSessionResponse& response) {
+                B2bua& b = *this;
+                Call* c = &now;
+                const std::string& id = c->id;
+                (void)id;
+                if (c->state != Call::State::Answering) return;
           if (!st.ok()) {
             log::get("call")->warn("call {}: the worker refused the answer: {}", id,
                                    st.error_message());
@@ -883,8 +859,7 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
             return;
           }
           b.answerCaller(*c, response.sdp());
-        });
-      });
+              });
 }
 
 void B2bua::answerCaller(Call& call, const std::string& sdp) {
@@ -1207,22 +1182,14 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
   call.relay.irq = irq;
   log::get("call")->info("call {}: {} from the {}", call.id, update ? "UPDATE" : "re-INVITE",
                          fromA ? "caller" : "callee");
-  v1::UpdateSessionRequest request;
-  request.set_session_id(call.id);
-  request.set_from_leg(fromA ? v1::LEG_A : v1::LEG_B);
-  request.set_sdp(sdp);
-  request.set_is_answer(false);
-  std::weak_ptr<B2bua*> weak = self_;
-  SipLoop* loop = &d_.loop;
-  std::string id = call.id;
-  d_.media.updateAsync(call.mediaWorker, std::move(request),
-                       [weak, loop, id](const grpc::Status& st, v1::UpdateSessionResponse response) {
-    loop->post([weak, id, st, response = std::move(response)] {
-      auto self = weak.lock();
-      if (!self) return;
-      B2bua& b = **self;
-      Call* c = b.find(id);
-      if (!c || !c->relay.active || c->relay.tx != 0) return;
+  updateMedia(call, fromA ? v1::LEG_A : v1::LEG_B, sdp, false, false,
+              [this](Call& now, const grpc::Status& st,
+                      const v1::UpdateSessionResponse& response) {
+                B2bua& b = *this;
+                Call* c = &now;
+                const std::string& id = c->id;
+                (void)id;
+                if (!c->relay.active || c->relay.tx != 0) return;
       Side fromSide = c->relay.fromA ? c->aSide : c->winner->side;
       if (!st.ok()) {
         int status = st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 488 : 500;
@@ -1259,8 +1226,7 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
       c->relay.tx = tx->id;
       c->txs.push_back(tx->id);
       b.dialogTx_.emplace(tx->id, std::move(tx));
-    });
-  });
+              });
 }
 
 int B2bua::dialogResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) noexcept {
@@ -1351,22 +1317,14 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
     call.relay = {};
     return;
   }
-  v1::UpdateSessionRequest request;
-  request.set_session_id(call.id);
-  request.set_from_leg(call.relay.fromA ? v1::LEG_B : v1::LEG_A);
-  request.set_sdp(sdp);
-  request.set_is_answer(true);
-  std::weak_ptr<B2bua*> weak = self_;
-  SipLoop* loop = &d_.loop;
-  std::string id = call.id;
-  d_.media.updateAsync(call.mediaWorker, std::move(request),
-                       [weak, loop, id, txId](const grpc::Status& st, v1::UpdateSessionResponse response) {
-    loop->post([weak, id, txId, st, response = std::move(response)] {
-      auto self = weak.lock();
-      if (!self) return;
-      B2bua& b = **self;
-      Call* c = b.find(id);
-      if (!c || !c->relay.active || c->relay.tx != txId) return;
+  updateMedia(call, call.relay.fromA ? v1::LEG_B : v1::LEG_A, sdp, true, false,
+              [this, txId](Call& now, const grpc::Status& st,
+                      const v1::UpdateSessionResponse& response) {
+                B2bua& b = *this;
+                Call* c = &now;
+                const std::string& id = c->id;
+                (void)id;
+                if (!c->relay.active || c->relay.tx != txId) return;
       Side origin = c->relay.fromA ? c->aSide : c->winner->side;
       std::string proto = c->relay.fromA ? c->aProto : c->winner->proto;
       std::string contact = b.d_.contacts.contact(origin, proto, "medius");
@@ -1386,8 +1344,29 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
       }
       nta_incoming_destroy(c->relay.irq);
       c->relay = {};
-    });
-  });
+              });
+}
+
+void B2bua::updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool answer,
+                        bool provisional, MediaThen then) {
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(from);
+  request.set_sdp(sdp);
+  request.set_is_answer(answer);
+  request.set_provisional(provisional);
+  std::weak_ptr<B2bua*> weak = self_;
+  SipLoop* loop = &d_.loop;
+  std::string id = call.id;
+  d_.media.updateAsync(call.mediaWorker, std::move(request),
+                       [weak, loop, id, then = std::move(then)](const grpc::Status& st,
+                                                                v1::UpdateSessionResponse response) {
+                         loop->post([weak, id, then, st, response = std::move(response)] {
+                           auto self = weak.lock();
+                           if (!self) return;
+                           if (Call* found = (*self)->find(id)) then(*found, st, response);
+                         });
+                       });
 }
 
 std::unique_ptr<B2bua::DialogTx> B2bua::newTx(const std::string& callId, DialogTx::Kind kind,
@@ -1808,30 +1787,21 @@ void B2bua::onTransferResponse(Fork& fork, int status, const std::string& phrase
     st.requireTimer = false;
   }
   // Point the transferor's media leg at the target.
-  v1::UpdateSessionRequest request;
-  request.set_session_id(call.id);
-  request.set_from_leg(fork.transfer == 1 ? v1::LEG_A : v1::LEG_B);
-  request.set_sdp(sdp);
-  request.set_is_answer(true);
-  std::weak_ptr<B2bua*> weak = self_;
-  SipLoop* loop = &d_.loop;
-  std::string id = call.id;
   std::uint64_t forkId = fork.id;
-  d_.media.updateAsync(call.mediaWorker, std::move(request),
-                       [weak, loop, id, forkId](const grpc::Status& st, v1::UpdateSessionResponse response) {
-    loop->post([weak, id, forkId, st, response = std::move(response)] {
-      auto self = weak.lock();
-      if (!self) return;
-      B2bua& b = **self;
-      Call* c = b.find(id);
-      if (!c || !c->transfer.active || !c->transfer.target || c->transfer.target->id != forkId) return;
+  updateMedia(call, fork.transfer == 1 ? v1::LEG_A : v1::LEG_B, sdp, true, false,
+              [this, forkId](Call& now, const grpc::Status& st,
+                      const v1::UpdateSessionResponse& response) {
+                B2bua& b = *this;
+                Call* c = &now;
+                const std::string& id = c->id;
+                (void)id;
+                if (!c->transfer.active || !c->transfer.target || c->transfer.target->id != forkId) return;
       if (!st.ok()) {
         b.transferFailed(*c, 500, "Media Failure");
         return;
       }
       b.completeTransfer(*c, *c->transfer.target, response.sdp());
-    });
-  });
+              });
 }
 
 void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOther) {

@@ -176,6 +176,11 @@ class B2bua {
   void onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip);
   void onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t* sip);
   void onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_t* sip);
+  // UpdateSession on the call's worker; `then` runs on the loop if the call still exists.
+  using MediaThen =
+      std::function<void(Call& call, const grpc::Status&, const v1::UpdateSessionResponse&)>;
+  void updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool answer,
+                   bool provisional, MediaThen then);
   std::unique_ptr<DialogTx> newTx(const std::string& callId, DialogTx::Kind kind, bool toA,
                                   nta_leg_t* leg);
   void ackInDialog(nta_leg_t* leg, const sip_t* sip);
