@@ -36,7 +36,7 @@ TEST(CallsFormatTest, AnsweredAndRingingCallsWithLegs) {
   answered->set_answered_at_ms(kNow - 187'400);
   answered->set_trunk("pstn-primary");
   answered->set_media_worker("127.0.0.1:50053");
-  addLeg(answered, medius::v1::SIDE_INTERNAL, "a84f@10.0.0.5", "sip:alice@127.0.0.1:5070",
+  addLeg(answered, medius::v1::SIDE_INTERNAL, "a8@127.0.0.21", "sip:alice@127.0.0.1:5070",
          "confirmed");
   addLeg(answered, medius::v1::SIDE_TRUNK, "gw-77", "sip:+14255550100@127.0.0.11:5060",
          "confirmed");
@@ -55,7 +55,7 @@ TEST(CallsFormatTest, AnsweredAndRingingCallsWithLegs) {
       formatCallsTable(response, kNow),
       "CALL  CALLER -> CALLEE                        STATE      AGE    DURATION  TRUNK         MEDIA WORKER\n"
       "c-1   sip:alice@example.com -> 0014255550100  confirmed  3m10s  3m07s     pstn-primary  127.0.0.1:50053\n"
-      "  internal  a84f@10.0.0.5  sip:alice@127.0.0.1:5070          confirmed\n"
+      "  internal  a8@127.0.0.21  sip:alice@127.0.0.1:5070          confirmed\n"
       "  trunk     gw-77          sip:+14255550100@127.0.0.11:5060  confirmed\n"
       "c-2   +14255550199 -> 4255550100              early      4s     -         -             127.0.0.1:50053\n"
       "  trunk     x@127.0.0.11   sip:4255550100@127.0.0.1:5060     early\n"
