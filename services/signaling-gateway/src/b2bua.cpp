@@ -238,20 +238,23 @@ void B2bua::respondA(Call& call, const SipReply& reply) {
 
 int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
                     const RequestSource& source) {
-  auto refuse = [&](int status, std::string phrase, bool retryAfter = false) {
+  // Every refusal before a call exists: one response, counted and logged, no CDR line.
+  auto refuse = [&](int status, std::string phrase, const char* header = nullptr,
+                    std::string value = {}) {
     SipReply r;
     r.status = status;
     r.phrase = std::move(phrase);
-    if (retryAfter) r.headers.emplace_back("Retry-After", std::to_string(d_.config.retryAfterSeconds));
+    if (header) r.headers.emplace_back(header, std::move(value));
     replyStateless(irq, r, side);
     d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
     log::get("call")->info("INVITE {} refused: {} {}",
                            sip->sip_call_id ? sip->sip_call_id->i_id : "-", status, r.phrase);
     return status;
   };
-  if (!accepting_) return refuse(503, "Shutting Down", true);
+  const std::string retryAfter = std::to_string(d_.config.retryAfterSeconds);
+  if (!accepting_) return refuse(503, "Shutting Down", "Retry-After", retryAfter);
   if (calls_.size() >= static_cast<std::size_t>(d_.config.maxCalls)) {
-    return refuse(503, "Too Many Calls", true);
+    return refuse(503, "Too Many Calls", "Retry-After", retryAfter);
   }
   std::optional<std::uint32_t> mf;
   if (sip->sip_max_forwards) mf = static_cast<std::uint32_t>(sip->sip_max_forwards->mf_count);
@@ -270,27 +273,13 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
         unsupported += (unsupported.empty() ? "" : ", ") + sanitizeHeaderValue(*p, 40);
       }
     }
-    if (!unsupported.empty()) {
-      SipReply r;
-      r.status = 420;
-      r.phrase = "Bad Extension";
-      r.headers.emplace_back("Unsupported", unsupported);
-      replyStateless(irq, r, side);
-      d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
-      return 420;
-    }
+    if (!unsupported.empty()) return refuse(420, "Bad Extension", "Unsupported", unsupported);
   }
   std::string sdp = sdpBody(sip);
   if (sdp.empty()) return refuse(488, "An SDP Offer Is Required");
   if (sip->sip_session_expires &&
       sip->sip_session_expires->x_delta < static_cast<unsigned long>(d_.config.minSeS)) {
-    SipReply r;
-    r.status = 422;
-    r.phrase = "Session Interval Too Small";
-    r.headers.emplace_back("Min-SE", std::to_string(d_.config.minSeS));
-    replyStateless(irq, r, side);
-    d_.metrics.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
-    return 422;
+    return refuse(422, "Session Interval Too Small", "Min-SE", std::to_string(d_.config.minSeS));
   }
   std::string sourceTrunk;
   if (side == Side::Trunk) {
@@ -772,9 +761,8 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
   }
   // Early media: the worker takes this fork's answer (provisional) and gives the SDP for
   // the caller. The last early answer wins; the final answer replaces it.
-  std::uint64_t forkId = fork.id;
   updateMedia(call, v1::LEG_B, sdp, true, true,
-              [this, forkId, status, phrase](Call& now, const grpc::Status& st,
+              [this, status, phrase](Call& now, const grpc::Status& st,
                       const v1::UpdateSessionResponse& response) {
                 B2bua& b = *this;
                 Call* c = &now;
@@ -802,7 +790,6 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
                                                                c->started)
                                      .count());
                            }
-                           (void)forkId;
               });
 }
 
