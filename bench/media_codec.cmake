@@ -1,0 +1,1 @@
+# Benchmarks of medius_media_codec (issue 6).

@@ -1,0 +1,1 @@
+# Benchmarks of medius_media_rtp (issue 6).

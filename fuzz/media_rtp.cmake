@@ -1,0 +1,1 @@
+# Fuzz targets of medius_media_rtp (issue 6).

@@ -1,0 +1,1 @@
+# Fuzz targets of medius_media_srtp (issue 6).
