@@ -1,0 +1,199 @@
+// Transcoder: ptime conversion counts, timestamps, tone through PCMU->Opus->PCMU, losses.
+#include "medius/media/codec/transcoder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <vector>
+
+#include "signal.hpp"
+
+namespace medius::media::codec {
+namespace {
+
+TranscoderConfig config(CodecId from, CodecId to, bool matchOpusRate = true,
+                        std::uint16_t toPtime = 0) {
+  TranscoderConfig c;
+  c.from = from;
+  c.to = to;
+  c.matchOpusRate = matchOpusRate;
+  c.toParams.ptimeMs = toPtime;
+  return c;
+}
+
+// Encodes `ms` of a sine with `from` (its default 20 ms ptime) and returns the payloads.
+std::vector<std::vector<std::uint8_t>> sourcePayloads(CodecId from, double freq, unsigned ms,
+                                                      CodecParams params = {}) {
+  auto enc = makeEncoder(from, params);
+  test::SineSource sine(freq, enc->sampleRate());
+  std::vector<std::int16_t> frame(enc->samplesPerPacket());
+  std::array<std::uint8_t, kMaxPayloadBytes> buf{};
+  std::vector<std::vector<std::uint8_t>> out;
+  for (unsigned t = 0; t < ms; t += enc->ptimeMs()) {
+    sine.fill(frame);
+    EncodeResult e = enc->encode(frame, buf);
+    out.emplace_back(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(e.bytes));
+  }
+  return out;
+}
+
+struct Collected {
+  std::vector<std::vector<std::uint8_t>> payloads;
+  std::uint64_t timestamp = 0;
+};
+
+void collect(Transcoder& t, const TranscodeResult& r, std::span<const std::uint8_t> out,
+             std::span<const TranscodedPacket> packets, Collected& c) {
+  ASSERT_EQ(r.status, CodecStatus::Ok);
+  for (std::size_t i = 0; i < r.packets; ++i) {
+    c.timestamp += packets[i].timestampIncrement;
+    EXPECT_EQ(packets[i].timestampIncrement, t.encoder().timestampIncrement());
+    auto p = out.subspan(packets[i].offset, packets[i].size);
+    c.payloads.emplace_back(p.begin(), p.end());
+  }
+}
+
+Collected runAll(Transcoder& t, const std::vector<std::vector<std::uint8_t>>& in) {
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  Collected c;
+  for (const auto& p : in) collect(t, t.push(p, out, packets), out, packets, c);
+  return c;
+}
+
+struct PtimeCase {
+  CodecId from;
+  CodecId to;
+  std::uint16_t toPtime;
+  std::size_t packets;       // over 1 s of 20 ms input
+  std::size_t payloadBytes;  // each
+  std::size_t queued;        // samples left in the FIFO at the target rate
+};
+
+class PtimeConversion : public ::testing::TestWithParam<PtimeCase> {};
+
+TEST_P(PtimeConversion, PacketAndSampleCountsOverOneSecond) {
+  const PtimeCase& c = GetParam();
+  TranscoderConfig cfg;
+  cfg.from = c.from;
+  cfg.to = c.to;
+  cfg.toParams.ptimeMs = c.toPtime;
+  cfg.toParams.g729.annexB = false;  // every frame sent, so sizes are fixed
+  Transcoder t(cfg);
+  Collected got = runAll(t, sourcePayloads(c.from, 1000, 1000));
+  ASSERT_EQ(got.payloads.size(), c.packets);
+  for (const auto& p : got.payloads) EXPECT_EQ(p.size(), c.payloadBytes);
+  EXPECT_EQ(got.timestamp, c.packets * t.encoder().timestampIncrement());
+  EXPECT_EQ(t.queuedSamples(), c.queued);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Transcoder, PtimeConversion,
+    ::testing::Values(
+        PtimeCase{CodecId::Pcmu, CodecId::Pcma, 30, 33, 240, 80},    // 1000 = 33 x 30 + 10 ms
+        PtimeCase{CodecId::Pcmu, CodecId::G729, 40, 25, 40, 0},      // 20 -> 40 ms
+        PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},     // 20 -> 10 ms, 16k -> 8k
+        PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 640},   // 960 ms + 40 ms queued
+        PtimeCase{CodecId::G729, CodecId::Pcmu, 30, 33, 240, 80}),
+    [](const auto& tp) {
+      return std::string(codecInfo(tp.param.from).encodingName) + "_to_" +
+             std::string(codecInfo(tp.param.to).encodingName) + "_" +
+             std::to_string(tp.param.toPtime);
+    });
+
+// Decodes PCMU payloads and returns the PCM.
+std::vector<std::int16_t> decodeAll(CodecId id, const std::vector<std::vector<std::uint8_t>>& in) {
+  auto dec = makeDecoder(id);
+  std::array<std::int16_t, kMaxDecodedSamples> pcm{};
+  std::vector<std::int16_t> out;
+  for (const auto& p : in) {
+    DecodeResult d = dec->decode(p, pcm);
+    EXPECT_EQ(d.status, CodecStatus::Ok);
+    out.insert(out.end(), pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(d.samples));
+  }
+  return out;
+}
+
+class OpusChain : public ::testing::TestWithParam<bool> {};
+
+// PCMU -> Opus -> PCMU (both with Opus at 48 kHz + resampling, and at the matched 8 kHz).
+TEST_P(OpusChain, KeepsA1kHzTone) {
+  Transcoder a(config(CodecId::Pcmu, CodecId::Opus, GetParam()));
+  Transcoder b(config(CodecId::Opus, CodecId::Pcmu, GetParam()));
+  EXPECT_EQ(a.encoder().sampleRate(), GetParam() ? 8000u : 48000u);
+  EXPECT_EQ(b.decoder().sampleRate(), GetParam() ? 8000u : 48000u);
+  Collected opus = runAll(a, sourcePayloads(CodecId::Pcmu, 1000, 1000));
+  ASSERT_EQ(opus.payloads.size(), 50u);
+  EXPECT_EQ(opus.timestamp, 48000u);  // RFC 7587: 48 kHz clock whatever the coded rate
+  Collected pcmu = runAll(b, opus.payloads);
+  ASSERT_EQ(pcmu.payloads.size(), 50u);
+  auto pcm = decodeAll(CodecId::Pcmu, pcmu.payloads);
+  std::span<const std::int16_t> w(pcm.data() + 1600, 4000);
+  double snr = test::toneSnrDb(w, 1000, 8000);
+  std::printf("PCMU->Opus->PCMU (opus at %u Hz): SNR %.1f dB\n", a.encoder().sampleRate(), snr);
+  EXPECT_NEAR(test::dominantFrequency(w, 8000), 1000, 10);
+  EXPECT_GT(snr, 22);  // measured 32.9 dB (48 kHz) and 27.2 dB (8 kHz)
+}
+
+INSTANTIATE_TEST_SUITE_P(Transcoder, OpusChain, ::testing::Bool());
+
+TEST(Transcoder, LossIsConcealedInTheTargetStream) {
+  Transcoder t(config(CodecId::G722, CodecId::Pcmu));
+  auto in = sourcePayloads(CodecId::G722, 1000, 600);
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  Collected c;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (i == 20) {
+      collect(t, t.pushLost(160, {}, out, packets), out, packets, c);  // 20 ms, G.722 clock
+    } else {
+      collect(t, t.push(in[i], out, packets), out, packets, c);
+    }
+  }
+  ASSERT_EQ(c.payloads.size(), 30u);
+  auto pcm = decodeAll(CodecId::Pcmu, {c.payloads[20]});
+  double level = test::toDb(test::meanPower(pcm) / (test::kMinus10Dbfs * test::kMinus10Dbfs / 2));
+  EXPECT_GT(level, -10);
+  EXPECT_GT(test::toneSnrDb(pcm, 1000, 8000), 6);
+}
+
+TEST(Transcoder, OpusLossUsesFecFromTheNextPacket) {
+  Transcoder t(config(CodecId::Opus, CodecId::Pcmu));
+  auto in = sourcePayloads(CodecId::Opus, 440, 400);
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  Collected c;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (i == 10) {
+      collect(t, t.pushLost(960, in[11], out, packets), out, packets, c);  // Opus clock
+    } else {
+      collect(t, t.push(in[i], out, packets), out, packets, c);
+    }
+  }
+  EXPECT_EQ(c.payloads.size(), 20u);
+  EXPECT_EQ(c.timestamp, 20u * 160u);
+}
+
+TEST(Transcoder, BadInputIsReportedAndTheStreamContinues) {
+  Transcoder t(config(CodecId::G729, CodecId::Pcmu));
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  std::array<std::uint8_t, 7> bad{};
+  EXPECT_EQ(t.push(bad, out, packets).status, CodecStatus::BadPayload);
+  EXPECT_EQ(t.push({}, out, packets).status, CodecStatus::BadPayload);
+  EXPECT_EQ(t.pushLost(40, {}, out, packets).status, CodecStatus::BadFrameSize);  // < 10 ms
+  std::array<std::uint8_t, 20> good{};
+  TranscodeResult r = t.push(good, out, packets);
+  EXPECT_EQ(r.status, CodecStatus::Ok);
+  EXPECT_EQ(r.packets, 1u);
+  // Too few packet slots: the rest stays queued for the next call.
+  Transcoder u(config(CodecId::Pcmu, CodecId::Pcma, true, 10));
+  std::array<std::uint8_t, 160> pcmu{};
+  r = u.push(pcmu, out, std::span(packets.data(), 1));
+  EXPECT_EQ(r.status, CodecStatus::BufferTooSmall);
+  EXPECT_EQ(r.packets, 1u);
+  EXPECT_EQ(u.queuedSamples(), 80u);
+}
+
+}  // namespace
+}  // namespace medius::media::codec
