@@ -33,7 +33,7 @@ struct TelephoneEvent {
   std::uint16_t duration = 0;  // in RTP timestamp units since the event (segment) start
 };
 
-enum class DtmfStatus : std::uint8_t { Ok, TooShort, BadVolume };
+enum class DtmfStatus : std::uint8_t { Ok, TooShort };
 
 // Parses the first 4 octets (a payload may be longer with RFC 2198 redundancy stripped
 // elsewhere; extra octets are ignored). TooShort under 4 octets.
