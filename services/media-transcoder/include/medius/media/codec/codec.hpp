@@ -78,9 +78,13 @@ struct OpusParams {
   // smallest of these >= maxPlaybackRate. A lower rate saves resampling and CPU when the
   // other leg is narrowband (the RTP clock stays 48000).
   std::uint32_t pcmRate = 0;
-  // Encoder complexity 0..10. Default 5: measured (bench/media_codec_bench.cpp) at about
-  // half the cost of 10 with no audible loss on speech; it keeps PCMU<->Opus above the
-  // 150 transcoded calls per core goal with room to spare.
+  // Encoder complexity 0..10. Default 5: the lowest level with SILK's warped noise shaping
+  // and interpolated NLSFs (silk/control_codec.c), the steps that matter for speech; above
+  // it the cost doubles for little gain. Measured on the 2-core EPYC VM (bench/
+  // media_codec_bench.cpp), PCMU<->Opus both directions per 20 ms: Opus at the matched 8 kHz
+  // (Transcoder's default) ~107 us = ~190 calls/core (goal 150); Opus at 48 kHz plus
+  // resampling at complexity 5 only ~80 calls/core: there complexity 0 (~180) or
+  // restrictedLowDelay (CELT only, ~250, no FEC/DTX) is needed to meet the goal.
   int complexity = 5;
   // OPUS_APPLICATION_VOIP (speech tuned, SILK/hybrid) or RESTRICTED_LOWDELAY (CELT only:
   // cheaper to decode, worse at low bitrates). Default VOIP.
