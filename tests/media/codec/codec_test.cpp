@@ -311,6 +311,61 @@ TEST(G729, AnnexBSilenceGivesSidAndDtx) {
   EXPECT_LE(voice, 10);
 }
 
+// Annex B receive side: after a SID, concealing the untransmitted frames gives comfort noise
+// near the sender's background level (G.729 B.4), not silence and not a loud burst.
+TEST(G729, ConcealAfterSidContinuesComfortNoise) {
+  auto enc = makeEncoder(CodecId::G729);
+  auto dec = makeDecoder(CodecId::G729);
+  std::array<std::int16_t, 160> frame{};
+  std::array<std::uint8_t, kMaxPayloadBytes> out{};
+  std::array<std::int16_t, kMaxDecodedSamples> pcm{};
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0, 100);  // about -50 dBov
+  SineSource talk(440, 8000);
+  std::vector<std::int16_t> tail;
+  int concealed = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (i < 25) {
+      talk.fill(frame);
+    } else {
+      for (auto& s : frame) s = static_cast<std::int16_t>(noise(rng));
+    }
+    EncodeResult e = enc->encode(frame, out);
+    DecodeResult d = e.bytes > 0 ? dec->decode(std::span(out.data(), e.bytes), pcm)
+                                 : dec->conceal(160, pcm);
+    ASSERT_EQ(d.status, CodecStatus::Ok);
+    if (e.bytes == 0) ++concealed;
+    if (i >= 60) tail.insert(tail.end(), pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(d.samples));
+  }
+  double inputDbov = 20 * std::log10(100 / 32767.0);
+  double outputDbov = test::toDb(test::meanPower(tail) / (32767.0 * 32767.0));
+  std::printf("G.729B CNG: input %.1f dBov, comfort noise %.1f dBov, %d frames concealed\n",
+              inputDbov, outputDbov, concealed);
+  EXPECT_GE(concealed, 30);
+  EXPECT_NEAR(outputDbov, inputDbov, 8.0);
+}
+
+// RFC 7587 3.1.3: with usedtx=1 the encoder stops sending in silence (a packet about every
+// 400 ms keeps the comfort noise going).
+TEST(OpusDtx, SilenceIsMostlyNotSent) {
+  CodecParams p;
+  p.opus.useDtx = true;
+  auto enc = makeEncoder(CodecId::Opus, p);
+  std::vector<std::int16_t> frame(enc->samplesPerPacket(), 0);
+  std::array<std::uint8_t, kMaxPayloadBytes> out{};
+  int sent = 0;
+  for (int i = 0; i < 100; ++i) {
+    EncodeResult e = enc->encode(frame, out);
+    ASSERT_EQ(e.status, CodecStatus::Ok);
+    if (i >= 20 && e.bytes > 0) ++sent;
+  }
+  std::printf("Opus DTX: %d of 80 silent frames sent\n", sent);
+  EXPECT_LE(sent, 10);
+  CodecParams noDtx;
+  auto plain = makeEncoder(CodecId::Opus, noDtx);
+  EXPECT_GT(plain->encode(frame, out).bytes, 0u);
+}
+
 TEST(G729, NoAnnexBSendsEveryFrame) {
   CodecParams p;
   p.g729.annexB = false;

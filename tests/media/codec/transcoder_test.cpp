@@ -174,6 +174,29 @@ TEST(Transcoder, OpusLossUsesFecFromTheNextPacket) {
   EXPECT_EQ(c.timestamp, 20u * 160u);
 }
 
+// Silence into a G.729 Annex B target: DTX packets come out with size 0 but their timestamp
+// increment, so the caller's RTP clock keeps running (RFC 3551 4.5.6).
+TEST(Transcoder, DtxPacketsKeepTheClock) {
+  Transcoder t(config(CodecId::Pcmu, CodecId::G729));
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  std::vector<std::uint8_t> silence(160, 0xff);  // PCMU zero
+  std::size_t empty = 0, total = 0;
+  std::uint64_t timestamp = 0;
+  for (int i = 0; i < 100; ++i) {
+    TranscodeResult r = t.push(silence, out, packets);
+    ASSERT_EQ(r.status, CodecStatus::Ok);
+    for (std::size_t k = 0; k < r.packets; ++k) {
+      ++total;
+      timestamp += packets[k].timestampIncrement;
+      if (packets[k].size == 0) ++empty;
+    }
+  }
+  EXPECT_EQ(total, 100u);
+  EXPECT_EQ(timestamp, 16000u);
+  EXPECT_GE(empty, 80u);
+}
+
 TEST(Transcoder, BadInputIsReportedAndTheStreamContinues) {
   Transcoder t(config(CodecId::G729, CodecId::Pcmu));
   std::vector<std::uint8_t> out(t.outputCapacity());

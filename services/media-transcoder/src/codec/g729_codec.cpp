@@ -90,15 +90,17 @@ class G729Decoder final : public Decoder {
   }
 
   // G.729 section 4.4 frame erasure concealment (bcg729's frameErasureFlag); after a SID it
-  // continues the comfort noise (Annex B: no frame received during DTX).
+  // continues the comfort noise (Annex B.27: no frame received during DTX), so the caller
+  // conceals the DTX gaps of an Annex B stream the same way as losses.
   DecodeResult conceal(std::size_t samples, std::span<std::int16_t> pcm) noexcept override {
     if (samples == 0 || samples % kFrameSamples != 0 || samples > kMaxDecodedSamples) {
       return {CodecStatus::BadFrameSize, 0};
     }
     if (pcm.size() < samples) return {CodecStatus::BufferTooSmall, 0};
-    static constexpr std::array<std::uint8_t, kFrameBytes> kZero{};
+    // A null bitstream is bcg729's "missing/untransmitted frame" (decoder.c: after an
+    // inactive frame it runs decodeSIDframe without new parameters, i.e. keeps the noise).
     for (std::size_t off = 0; off < samples; off += kFrameSamples) {
-      bcg729Decoder(dec_, kZero.data(), 0, 1, 0, 0, pcm.data() + off);
+      bcg729Decoder(dec_, nullptr, 0, 1, 0, 0, pcm.data() + off);
     }
     return {CodecStatus::Ok, samples};
   }
