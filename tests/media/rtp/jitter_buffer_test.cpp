@@ -221,6 +221,38 @@ TEST(JitterBuffer, AdaptiveTargetFollowsJitter) {
   EXPECT_NEAR(static_cast<double>(jittery.targetDepthMs()), 110.0, 3.0);
 }
 
+TEST(JitterBuffer, ShedsOneFrameAfterASecondTooDeep) {
+  JitterBuffer jb(fixed60());
+  // 6 packets (120 ms) at once, then one every 20 ms: the depth stays at 120 ms, more than
+  // the 60 ms target + 2 frames, so after 1 s (50 gets) one frame is dropped -> 100 ms.
+  for (std::uint16_t s = 0; s < 6; ++s) put(jb, s, 0);
+  std::uint16_t next = 6;
+  for (std::uint64_t t = 60; t < 60 + 20 * 60; t += 20) {
+    put(jb, next++, t);
+    take(jb, t);
+  }
+  EXPECT_EQ(jb.counters().dropped, 1u);
+  EXPECT_EQ(jb.counters().missing, 0u);
+  EXPECT_EQ(jb.bufferedMs(), 100u);
+}
+
+TEST(JitterBuffer, TimestampJumpWithoutSequenceGapIsNotLoss) {
+  // DTX / silence suppression: sequence numbers continue, the timestamp jumps 1 s.
+  JitterBuffer jb(fixed60());
+  const auto p = frameFor(1);
+  jb.put(kSsrc, 1, 160, 0, false, p, kT0);
+  jb.put(kSsrc, 2, 320, 0, false, p, kT0 + 20 * kMs);
+  jb.put(kSsrc, 3, 8320, 0, true, p, kT0 + 40 * kMs);  // talkspurt after silence: marker
+  EXPECT_EQ(jb.get(kT0 + 60 * kMs).status, FrameStatus::Frame);
+  EXPECT_EQ(jb.get(kT0 + 80 * kMs).status, FrameStatus::Frame);
+  const JitterFrame f = jb.get(kT0 + 100 * kMs);
+  ASSERT_EQ(f.status, FrameStatus::Frame);
+  EXPECT_EQ(f.timestamp, 8320u);
+  EXPECT_TRUE(f.marker);
+  EXPECT_EQ(jb.counters().missing, 0u);
+  EXPECT_EQ(jb.counters().dropped, 0u);
+}
+
 TEST(JitterBuffer, RejectsBadConfig) {
   JitterBufferConfig c = fixed60();
   c.capacity = 30;

@@ -73,8 +73,12 @@ std::uint32_t JitterBuffer::nextTimestamp() const noexcept {
 }
 
 std::int64_t JitterBuffer::bufferedTs() const noexcept {
+  // Frames from the playout point to the newest packet (gaps included: they will play as
+  // Missing), not the timestamp span: under DTX the timestamp jumps over silence that is
+  // not buffered audio.
   if (count_ == 0) return 0;
-  return static_cast<std::int64_t>(static_cast<std::int32_t>(highestTs_ - nextTimestamp())) + frameTs_;
+  const auto frames = static_cast<std::int64_t>(static_cast<std::uint16_t>(highestSeq_ - nextSeq_)) + 1;
+  return frames * frameTs_;
 }
 
 std::uint32_t JitterBuffer::bufferedMs() const noexcept {

@@ -31,20 +31,22 @@ CodecImpairment codecImpairment(Codec codec) noexcept {
   switch (codec) {
     case Codec::Pcmu:
     case Codec::Pcma:
-      // G.113 Appendix I, Table I.3: G.711 with packet loss concealment, random loss.
+      // G.113 Appendix I (Bpl table): G.711 with packet loss concealment, random loss.
       return {0.0, 25.1};
     case Codec::G711NoPlc:
-      // G.113 Appendix I, Table I.3: G.711 without PLC (loss = silence insertion).
+      // G.113 Appendix I (Bpl table): G.711 without PLC (loss = silence insertion).
       return {0.0, 4.3};
     case Codec::G729:
-      // G.113 Appendix I, Table I.3: G.729A + VAD (the value tables quote for G.729 too).
+      // G.113 Appendix I (Ie and Bpl tables): G.729A + VAD, Ie = 11, Bpl = 19 (the values
+      // commonly used for G.729 in general, with or without Annex B VAD).
       return {11.0, 19.0};
     case Codec::G722:
-      // No narrowband-scale Ie exists: G.113 Appendix IV gives G.722 only on the wideband
-      // scale of G.107.1 (Ie,wb = 13 at 64 kbit/s, where G.711 itself is Ie,wb = 36). On the
-      // narrowband scale used here G.722 is at least as good as G.711, hence Ie = 0, and its
-      // PLC (G.722 Appendix III) is assumed as robust as G.711's (Bpl = 25.1). Stated here
-      // as an assumption, not an ITU value.
+      // G.113 Appendix IV gives G.722 only on the wideband scale of G.107.1 (Ie,wb about
+      // 13-14 at 64 kbit/s, depending on the edition). Vendors' planning guides map it
+      // back to the narrowband scale with Ie = Ie,wb - 15, i.e. Ie = -1 for G.722/64 (Mitel
+      // MX-ONE "Speech compression impairment" table). On the narrowband scale used here we
+      // take Ie = 0 (no credit above G.711), and assume its PLC (G.722 Appendix III/IV) as
+      // robust as G.711's: Bpl = 25.1. An assumption, not an ITU value.
     case Codec::Opus:
       // No ITU-T value for Opus. Same narrowband-scale treatment as G.722: Ie = 0 and the
       // G.711+PLC robustness (Bpl = 25.1), conservative for Opus's PLC and in-band FEC.
@@ -58,7 +60,7 @@ double delayImpairment(double ta, DelayModel model) noexcept {
   if (model == DelayModel::ColeRosenbluth) {
     return 0.024 * ta + (ta > 177.3 ? 0.11 * (ta - 177.3) : 0.0);
   }
-  // G.107 eq. 7-27/7-28 (Idd), with mT = 100 ms and sT = 1 (the defaults):
+  // G.107 Idd, with mT = 100 ms and sT = 1 (the defaults):
   //   Idd = 0 for Ta <= 100; else X = log2(Ta / 100) and
   //   Idd = 25 { (1 + X^6)^(1/6) - 3 (1 + (X/3)^6)^(1/6) + 2 }.
   if (ta <= 100.0) return 0.0;
@@ -67,7 +69,7 @@ double delayImpairment(double ta, DelayModel model) noexcept {
 }
 
 double effectiveEquipmentImpairment(const CodecImpairment& codec, double ppl, double burstR) noexcept {
-  // G.107 eq. 7-29. Loss outside 0..100 and BurstR < 1 are clamped (garbage in from a
+  // G.107 Ie,eff. Loss outside 0..100 and BurstR < 1 are clamped (garbage in from a
   // peer's report must not produce a MOS outside the scale).
   ppl = std::isnan(ppl) ? 0.0 : std::clamp(ppl, 0.0, 100.0);
   burstR = std::isnan(burstR) ? 1.0 : std::max(burstR, 1.0);

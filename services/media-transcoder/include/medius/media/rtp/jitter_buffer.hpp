@@ -21,8 +21,9 @@
 //
 // Why not speexdsp's JitterBuffer: jitter_buffer_put() mallocs a copy of every packet
 // unless a destroy callback is set (then it keeps our pointer and we would need a pool
-// anyway), it works on timestamps only (no sequence numbers, so it cannot tell a duplicate
-// or a loss from a DTX pause) and it scans a fixed 200-entry array per call. This ring is
+// anyway), its playout decisions use timestamps only (it carries but does not use sequence
+// numbers, so it cannot tell a loss from a DTX pause or count duplicates), and it scans a
+// fixed 200-entry array (SPEEX_JITTER_MAX_BUFFER_SIZE) on every put and get. This ring is
 // preallocated (capacity slots x maxPayload octets) and indexed by sequence number.
 //
 // Contract: put()/get() are noexcept and allocate nothing; the constructor throws
@@ -87,7 +88,8 @@ class JitterBuffer {
   void reset() noexcept;
 
   std::uint32_t targetDepthMs() const noexcept;
-  // Buffered audio from the playout point to the newest packet, in ms (0 when empty).
+  // Buffered audio from the playout point to the newest packet, in ms (0 when empty):
+  // frames (by sequence number) x the learned frame duration.
   std::uint32_t bufferedMs() const noexcept;
   std::size_t bufferedPackets() const noexcept { return count_; }
   const JitterBufferCounters& counters() const noexcept { return counters_; }

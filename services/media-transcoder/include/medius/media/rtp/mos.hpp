@@ -1,12 +1,13 @@
 // Estimated call quality: the ITU-T G.107 E-model in the simplified form commonly used for
 // VoIP monitoring (transmission planning defaults, no echo or quantisation terms):
 //
-//   R   = 93.2 - Id - Ie,eff                              (G.107 R0 - Is with default values)
-//   Ie,eff = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl)  (G.107 7.2, eq. 7-29)
-//   MOS = 1 + 0.035 R + R (R - 60)(100 - R) 7e-6          (G.107 Annex B, eq. B-4)
+//   R   = 93.2 - Id - Ie,eff                              (G.107: R0 - Is with all default values)
+//   Ie,eff = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl)  (G.107, effective equipment impairment)
+//   MOS = 1 + 0.035 R + R (R - 60)(100 - R) 7e-6          (G.107 Annex B)
 //
 // Id comes from the mean one-way mouth-to-ear delay Ta (RTT/2 + jitter buffer + codec),
-// either with G.107's Idd (eq. 7-27/7-28, the delay-only term, echo assumed controlled) or
+// either with G.107's Idd (the pure-delay term of Id; Idte and Idle taken as 0, i.e. echo
+// controlled and the default TELR/WEPL) or
 // the common piecewise line of Cole & Rosenbluth (2001): Id = 0.024 Ta + 0.11 (Ta - 177.3)
 // H(Ta - 177.3).
 //
@@ -41,7 +42,7 @@ struct QualityInput {
   CodecImpairment codec;
   double packetLossPercent = 0;  // Ppl, 0..100
   double oneWayDelayMs = 0;      // Ta, mean mouth-to-ear
-  double burstRatio = 1;         // BurstR: 1 = random loss, > 1 bursty (G.107 7.2)
+  double burstRatio = 1;         // BurstR (G.107): 1 = random loss, > 1 bursty
   DelayModel delayModel = DelayModel::G107;
 };
 
