@@ -79,7 +79,8 @@ std::optional<Failure> parseKeyParam(std::string_view text, const SuiteInfo& sui
   const std::string which = "key " + std::to_string(index + 1);
   const std::size_t colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return Failure{ParseStatus::Malformed, which + ": expected \"inline:<key>\", got " + quoted(text)};
+    // Not quoted back: without its "inline:" this may well be a key.
+    return Failure{ParseStatus::Malformed, which + ": expected \"inline:<key>\""};
   }
   const std::string_view method = text.substr(0, colon);
   if (!iequals(method, "inline")) {
