@@ -464,6 +464,57 @@ class Calls(CallTestCase):
         self.assertEqual(to_old, 0, cap.flows())
         del rp
 
+    def test_100rel_caller_supports_callee_requires(self):
+        """RFC 3262 on both legs: the PBX sends a reliable 183 with SDP and gets our PRACK;
+        the caller, which supports 100rel, gets its early media reliably and PRACKs it."""
+        pbx = self.far("pbx", "uas_prack.xml", duration_ms=1000)
+        uac = self.caller("uac_prack.xml", "2200", duration_ms=2000,
+                          extra_keys={"rel100_header": "Supported"})
+        caller_result = uac.wait()
+        rp = self.finish_uas(pbx, what="the PBX (reliable 183, expects PRACK)")
+        self.assertSippOk(caller_result, "caller with Supported: 100rel")
+        invite = rp.received("INVITE")[0]
+        self.assertRegex(invite.text, r"(?im)^Supported:.*\b100rel\b")
+        pracks = rp.received("PRACK")
+        self.assertEqual(len(pracks), 1, rp.messages("received"))
+        self.assertRegex(pracks[0].get("RAck") or "", r"^1 %s INVITE$" % invite.get("CSeq").split()[0])
+        early = self.first(caller_result, 183)
+        self.assertRegex(early.get("Require") or "", r"\b100rel\b")
+        self.assertIsNotNone(early.get("RSeq"), early.text)
+        self.assertIsNotNone(early.sdp_audio(), "the reliable 183 lost its SDP")
+        prack_ok = [m for m in caller_result.received(200) if m.cseq_method == "PRACK"]
+        self.assertEqual(len(prack_ok), 1, caller_result.messages("received"))
+        self.assertNoLeftovers()
+
+    def test_100rel_required_by_the_caller_only(self):
+        """Per leg: a caller that requires 100rel gets even a plain 180 reliably, while the
+        PBX, which never sent a reliable 18x, gets no PRACK."""
+        pbx = self.far("pbx", "uas_answer.xml", duration_ms=1000)
+        uac = self.caller("uac_prack.xml", "2200", duration_ms=1000,
+                          extra_keys={"rel100_header": "Require"})
+        caller_result = uac.wait()
+        rp = self.finish_uas(pbx, what="the PBX (plain 180)")
+        self.assertSippOk(caller_result, "caller with Require: 100rel")
+        ringing = self.first(caller_result, 180)
+        self.assertIsNotNone(ringing.get("RSeq"), ringing.text)
+        self.assertFalse(rp.received("PRACK"), "a PRACK for an unreliable 180")
+        self.assertNoLeftovers()
+
+    def test_100rel_required_by_the_callee_only(self):
+        """Per leg: a caller without 100rel gets the PBX's reliable 183 as a plain 183 (with
+        its SDP), while the gateway PRACKs it on the PBX's leg."""
+        pbx = self.far("pbx", "uas_prack.xml", duration_ms=1000)
+        uac = self.caller("uac_call.xml", "2200", duration_ms=1000)
+        caller_result = uac.wait()
+        rp = self.finish_uas(pbx, what="the PBX (reliable 183)")
+        self.assertSippOk(caller_result, "caller without 100rel")
+        early = self.first(caller_result, 183)
+        self.assertIsNone(early.get("RSeq"), early.text)
+        self.assertNotRegex(early.get("Require") or "", r"100rel")
+        self.assertIsNotNone(early.sdp_audio())
+        self.assertEqual(len(rp.received("PRACK")), 1, rp.messages("received"))
+        self.assertNoLeftovers()
+
     def test_404_for_a_number_no_rule_matches(self):
         # 15 digits: no extension, not 4-9 digits, not NANP, not 011..., no "+".
         self.assertEqual(self.route_outcome("alice", "999999999999999"), "OUTCOME_NOT_FOUND")
@@ -508,9 +559,10 @@ class Calls(CallTestCase):
         self.assertEqual(hops.status, 483, hops.raw)
         no_sdp = self.raw_invite(sdp=False)
         self.assertEqual(no_sdp.status, 488, no_sdp.raw)
-        ext = self.raw_invite(extra=("Require: 100rel, foo",))
+        # 100rel and timer are supported; anything else is named in Unsupported.
+        ext = self.raw_invite(extra=("Require: 100rel, timer, foo",))
         self.assertEqual(ext.status, 420, ext.raw)
-        self.assertIn("100rel", ext.get("Unsupported") or "", ext.raw)
+        self.assertEqual(ext.get("Unsupported"), "foo", ext.raw)
         self.assertFalse(pbx.finish().received("INVITE"), "the PBX saw a refused call")
         self.assertNoLeftovers()
 
@@ -626,6 +678,39 @@ class SessionTimers(CallTestCase):
         self.assertTrue(result.received("BYE"))
         record = self.new_cdr(cdr_before)
         self.assertEqual(record["end_cause"], "session-expired")
+        self.assertNoLeftovers()
+
+    def test_refresh_refused_with_491_is_sent_again_after_the_glare_delay(self):
+        """RFC 3261 14.1: our refresh UPDATE gets 491; as the owner of the leg's Call-ID we
+        send it again 2.1 to 4 s later (not at the next regular refresh, 5 s later)."""
+        pbx = self.far("pbx", "uas_session_timer_491.xml", duration_ms=0, echo=False, timeout=60)
+        uac = self.caller("uac_call.xml", "2200", duration_ms=10000, timeout=40)
+        self.assertSippOk(uac.wait(), "caller")
+        result = self.finish_uas(pbx, what="the PBX (491 to the first refresh)")
+        updates = result.received("UPDATE")
+        self.assertGreaterEqual(len(updates), 2, result.messages("received"))
+        gap = updates[1].time - updates[0].time
+        print("refresh after the 491: %.2fs later" % gap)
+        self.assertGreaterEqual(gap, 2.0)
+        self.assertLess(gap, 4.8)
+        self.assertNoLeftovers()
+
+    def test_422_from_the_called_side_is_retried_with_its_min_se(self):
+        """RFC 4028 8.1: the PBX answers 422 with Min-SE: 8; the gateway sends the INVITE
+        again in the same dialog (Call-ID, From tag, next CSeq) with Session-Expires 8."""
+        pbx = self.far("pbx", "uas_422.xml", duration_ms=500)
+        uac = self.caller("uac_call.xml", "2200", duration_ms=1500)
+        self.assertSippOk(uac.wait(), "caller")
+        rp = self.finish_uas(pbx, what="the PBX (422, then 200)")
+        invites = rp.received("INVITE")
+        self.assertEqual(len(invites), 2, rp.messages("received"))
+        first, second = invites
+        self.assertEqual(first.get("Call-ID"), second.get("Call-ID"))
+        self.assertEqual(first.get("From"), second.get("From"))
+        self.assertEqual(int(second.get("CSeq").split()[0]), int(first.get("CSeq").split()[0]) + 1)
+        self.assertNotIn("tag=", second.get("To"))
+        self.assertRegex(second.get("Session-Expires") or "", r"^8\b")
+        self.assertRegex(second.get("Min-SE") or "", r"^8\b")
         self.assertNoLeftovers()
 
     def test_too_small_session_interval_gets_422(self):

@@ -1,5 +1,6 @@
 #include "medius/gateway/b2bua.hpp"
 
+#include <array>
 #include <cassert>
 #include <chrono>
 #include <cstring>
@@ -72,6 +73,14 @@ struct B2bua::Fork {
   std::string userAor;             // the user this device fork rings ("" for trunks)
   std::string calledNumber;        // the number sent to the trunk ("" for devices)
   std::size_t record = 0;          // index into call->record.forks
+  // What the INVITE is made of, kept to send it again after a 422 (RFC 4028 8.1).
+  std::string nextHop;
+  std::string route;
+  std::string contact;
+  std::string offer;
+  std::uint32_t sessionExpires = 0;
+  std::uint32_t minSe = 0;
+  bool retried422 = false;
 };
 
 // RFC 4028 on one leg: who refreshes, how often, and the timer that refreshes or
@@ -143,6 +152,16 @@ struct B2bua::Call {
     Fork* target = nullptr;
   } transfer;
   std::vector<nta_leg_t*> retiredLegs;  // replaced by a transfer; answer 481/200 until reaped
+  bool aReliable = false;          // the caller supports 100rel: early media goes reliably
+  bool aOwnCallId = false;         // leg A's Call-ID is ours (a transfer target became leg A)
+  // A re-INVITE/UPDATE of ours that got 491, sent again when the timer fires (RFC 3261
+  // 14.1); one per leg (0 = A, 1 = B).
+  struct Glare {
+    Call* call = nullptr;
+    su_timer_t* timer = nullptr;
+    std::function<void()> retry;
+  };
+  std::array<Glare, 2> glare;
   bool finished = false;
   bool reapQueued = false;
 };
@@ -265,11 +284,13 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
     return refuse(400, "Missing Caller Or Callee");
   }
   if (sip->sip_require) {
-    // Of the extensions only "timer" is supported on calls (100rel comes later).
+    // The extensions calls support: "timer" (RFC 4028) and "100rel" (RFC 3262, unless
+    // calls.rel100 is off).
     std::string unsupported;
     for (const msg_list_t* l = sip->sip_require; l; l = l->k_next) {
       for (const msg_param_t* p = l->k_items; p && *p; ++p) {
         if (strcasecmp(*p, "timer") == 0) continue;
+        if (d_.config.rel100 && strcasecmp(*p, "100rel") == 0) continue;
         unsupported += (unsupported.empty() ? "" : ", ") + sanitizeHeaderValue(*p, 40);
       }
     }
@@ -300,6 +321,11 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   call.stB.call = &call;
   call.stB.aSide = false;
   call.stA.peerAllowsUpdate = hasOption(reinterpret_cast<const msg_list_t*>(sip->sip_allow), "UPDATE");
+  // nta itself sends every 18x reliably to a caller that requires 100rel; one that only
+  // supports it gets its early media reliably (RFC 6337 3.1.1: an answer in an unreliable
+  // 18x may be lost), plain 180s unreliably.
+  call.aReliable = d_.config.rel100 && (hasOption(sip->sip_supported, "100rel") ||
+                                        hasOption(sip->sip_require, "100rel"));
   if (const sip_session_expires_t* se = sip->sip_session_expires) {
     // RFC 4028 9: honour the caller's refresher; when it named none, a caller that
     // supports timer refreshes itself, otherwise we do.
@@ -609,25 +635,13 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
                                 SIPTAG_CALL_ID_STR(callId.c_str()), SIPTAG_FROM_STR(from.c_str()),
                                 SIPTAG_TO_STR(toUri.c_str()), TAG_END());
   if (f.leg) nta_leg_tag(f.leg, nullptr);
-  std::string contact = d_.contacts.contact(side, f.proto, "medius");
-  std::string maxForwards = std::to_string(call.maxForwards);
-  std::string sessionExpires = std::to_string(d_.config.sessionExpiresS);
-  std::string minSe = std::to_string(d_.config.minSeS);
-  std::string route;
-  for (const auto& p : path) route += (route.empty() ? "" : ", ") + p;
-  url_string_t const* hop = nextHop.empty() ? nullptr : URL_STRING_MAKE(nextHop.c_str());
-  if (f.leg) {
-    f.orq = nta_outgoing_tcreate(
-        f.leg, &B2bua::forkResponse, reinterpret_cast<nta_outgoing_magic_t*>(&f), hop,
-        SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
-        SIPTAG_CONTACT_STR(contact.c_str()), SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
-        SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
-        SIPTAG_SUPPORTED_STR("timer"), SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()),
-        SIPTAG_MIN_SE_STR(minSe.c_str()), TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
-        SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-        SIPTAG_PAYLOAD_STR(sdp ? sdp->c_str() : call.offerToB.c_str()), TPTAG_IDENT(identOf(side)),
-        TAG_END());
-  }
+  f.contact = d_.contacts.contact(side, f.proto, "medius");
+  for (const auto& p : path) f.route += (f.route.empty() ? "" : ", ") + p;
+  f.nextHop = nextHop;
+  f.offer = sdp ? *sdp : call.offerToB;
+  f.sessionExpires = static_cast<std::uint32_t>(d_.config.sessionExpiresS);
+  f.minSe = static_cast<std::uint32_t>(d_.config.minSeS);
+  if (f.leg) sendInvite(f);
   if (!f.trunk.empty()) d_.metrics.countTrunkAttempt(f.trunk);
   if (!f.orq) {
     log::get("call")->warn("call {}: cannot send INVITE to {}", call.id, requestUri);
@@ -652,6 +666,24 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
   return &f;
 }
 
+bool B2bua::sendInvite(Fork& f) {
+  std::string maxForwards = std::to_string(f.call->maxForwards);
+  std::string sessionExpires = std::to_string(f.sessionExpires);
+  std::string minSe = std::to_string(f.minSe);
+  url_string_t const* hop = f.nextHop.empty() ? nullptr : URL_STRING_MAKE(f.nextHop.c_str());
+  f.orq = nta_outgoing_tcreate(
+      f.leg, &B2bua::forkResponse, reinterpret_cast<nta_outgoing_magic_t*>(&f), hop,
+      SIP_METHOD_INVITE, URL_STRING_MAKE(f.requestUri.c_str()),
+      SIPTAG_CONTACT_STR(f.contact.c_str()), SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
+      SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+      SIPTAG_SUPPORTED_STR(d_.config.rel100 ? "timer, 100rel" : "timer"),
+      SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()), SIPTAG_MIN_SE_STR(minSe.c_str()),
+      TAG_IF(!f.route.empty(), SIPTAG_ROUTE_STR(f.route.c_str())),
+      SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(f.offer.c_str()),
+      TPTAG_IDENT(identOf(f.side)), TAG_END());
+  return f.orq != nullptr;
+}
+
 int B2bua::forkResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) noexcept {
   auto* fork = reinterpret_cast<Fork*>(magic);
   try {
@@ -672,8 +704,26 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
     return;
   }
   if (status < 200) {
+    if (status > 100 && sip && sip->sip_rseq && !fork.cancelled) prack(fork, orq, sip);
     if (status > 100 && !fork.transfer) onProvisional(fork, sip, status);
     return;
+  }
+  if (status == 422 && sip && sip->sip_min_se && !fork.retried422 && !fork.cancelled &&
+      !fork.timedOut && call.state == Call::State::Calling &&
+      sip->sip_min_se->min_delta > fork.sessionExpires && sip->sip_min_se->min_delta <= 86400) {
+    // RFC 4028 8.1: the called side wants a longer interval; ask again with its Min-SE,
+    // in the same dialog (nta takes the next CSeq). Only once per fork.
+    fork.retried422 = true;
+    fork.sessionExpires = static_cast<std::uint32_t>(sip->sip_min_se->min_delta);
+    fork.minSe = fork.sessionExpires;
+    log::get("call")->info("call {}: 422 from {}: INVITE again with Session-Expires {}",
+                           call.id, fork.requestUri, fork.sessionExpires);
+    nta_outgoing_t* old = fork.orq;
+    if (sendInvite(fork)) {
+      nta_outgoing_destroy(old);
+      return;
+    }
+    fork.orq = old;  // could not resend: the 422 is this fork's answer
   }
   fork.final = true;
   fork.status = status;
@@ -724,6 +774,54 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
   onForkFailed(fork, status, phrase, local);
 }
 
+void B2bua::prack(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
+  if (!hasOption(sip->sip_require, "100rel") || !sip->sip_to || !sip->sip_to->a_tag) return;
+  // The early dialog: remote tag, route set and target from this 18x (RFC 3262 4: the
+  // PRACK goes in it). nta drops retransmissions of an 18x already PRACKed (RSeq).
+  nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
+  nta_leg_client_reroute(fork.leg, sip->sip_record_route, sip->sip_contact, 0);
+  nta_outgoing_t* pr = nta_outgoing_prack(
+      fork.leg, orq, nullptr, nullptr, nullptr, nullptr, NTATAG_RSEQ(sip->sip_rseq->rs_response),
+      SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT(identOf(fork.side)),
+      TAG_END());
+  if (!pr) {
+    log::get("call")->warn("call {}: cannot PRACK the {} of {}", fork.call->id,
+                           sip->sip_status->st_status, fork.requestUri);
+    return;
+  }
+  nta_outgoing_destroy(pr);  // nta completes it; its answer changes nothing here
+}
+
+void B2bua::relayProvisional(Call& call, int status, const std::string& phrase,
+                             const std::string& body) {
+  if (!call.aIrq || call.aAnswered) return;
+  std::string contact = d_.contacts.contact(call.aSide, call.aProto, "medius");
+  bool sent = false;
+  if (call.aReliable && !body.empty()) {
+    // nta adds Require: 100rel and RSeq, answers the PRACK, queues a further reliable 18x
+    // until the previous one is PRACKed and holds back our 2xx until early media was
+    // PRACKed (RFC 3262 3).
+    sent = nta_reliable_treply(call.aIrq, nullptr, nullptr, status, phrase.c_str(),
+                               SIPTAG_CONTACT_STR(contact.c_str()),
+                               SIPTAG_SERVER_STR(d_.config.userAgent.c_str()),
+                               SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                               SIPTAG_PAYLOAD_STR(body.c_str()), TAG_END()) != nullptr;
+  }
+  if (!sent) {
+    nta_incoming_treply(call.aIrq, status, phrase.c_str(), SIPTAG_CONTACT_STR(contact.c_str()),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
+                        TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                        TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
+  }
+  d_.metrics.countResponse(Method::Invite, status, call.aSide);
+  call.relayedProvisional = true;
+  if (!call.setupObserved) {
+    call.setupObserved = true;
+    d_.metrics.observeCallSetup(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call.started).count());
+  }
+}
+
 void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
   Call& call = *fork.call;
   if (call.winner || call.state != Call::State::Calling || fork.cancelled) return;
@@ -739,57 +837,23 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
   call.record.forks[fork.record].reason = std::to_string(status);
   std::string sdp = sdpBody(sip);
   std::string phrase = sip->sip_status->st_phrase ? sip->sip_status->st_phrase : statusPhrase(status);
-  auto relay = [this, &call, status, phrase](const std::string& body) {
-    if (!call.aIrq || call.aAnswered) return;
-    std::string contact = d_.contacts.contact(call.aSide, call.aProto, "medius");
-    nta_incoming_treply(call.aIrq, status, phrase.c_str(), SIPTAG_CONTACT_STR(contact.c_str()),
-                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
-                        TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                        TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
-    d_.metrics.countResponse(Method::Invite, status, call.aSide);
-    call.relayedProvisional = true;
-    if (!call.setupObserved) {
-      call.setupObserved = true;
-      d_.metrics.observeCallSetup(std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                                call.started)
-                                      .count());
-    }
-  };
   if (sdp.empty()) {
-    relay(std::string());
+    relayProvisional(call, status, phrase, std::string());
     return;
   }
   // Early media: the worker takes this fork's answer (provisional) and gives the SDP for
   // the caller. The last early answer wins; the final answer replaces it.
   updateMedia(call, v1::LEG_B, sdp, true, true,
-              [this, status, phrase](Call& now, const grpc::Status& st,
-                      const v1::UpdateSessionResponse& response) {
-                B2bua& b = *this;
-                Call* c = &now;
-                const std::string& id = c->id;
-                (void)id;
-                if (c->winner || c->state != Call::State::Calling || !c->aIrq || c->aAnswered) return;
-                           if (!st.ok()) {
-                             log::get("call")->warn("call {}: early media refused by the worker: {}",
-                                                    id, st.error_message());
-                             return;
-                           }
-                           c->lastSdpToA = response.sdp();
-                           std::string contact = b.d_.contacts.contact(c->aSide, c->aProto, "medius");
-                           nta_incoming_treply(
-                               c->aIrq, status, phrase.c_str(), SIPTAG_CONTACT_STR(contact.c_str()),
-                               SIPTAG_SERVER_STR(b.d_.config.userAgent.c_str()),
-                               SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                               SIPTAG_PAYLOAD_STR(response.sdp().c_str()), TAG_END());
-                           b.d_.metrics.countResponse(Method::Invite, status, c->aSide);
-                           c->relayedProvisional = true;
-                           if (!c->setupObserved) {
-                             c->setupObserved = true;
-                             b.d_.metrics.observeCallSetup(
-                                 std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                               c->started)
-                                     .count());
-                           }
+              [this, status, phrase](Call& c, const grpc::Status& st,
+                                     const v1::UpdateSessionResponse& response) {
+                if (c.winner || c.state != Call::State::Calling || !c.aIrq || c.aAnswered) return;
+                if (!st.ok()) {
+                  log::get("call")->warn("call {}: early media refused by the worker: {}", c.id,
+                                         st.error_message());
+                  return;
+                }
+                c.lastSdpToA = response.sdp();
+                relayProvisional(c, status, phrase, response.sdp());
               });
 }
 
@@ -984,7 +1048,22 @@ void B2bua::onGroupTimer(su_root_magic_t*, su_timer_t* timer, su_timer_arg_t* ar
 
 int B2bua::inviteIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t*, const sip_t* sip) noexcept {
   auto* call = reinterpret_cast<Call*>(magic);
-  if (!sip || !sip->sip_request || call->finished) return 0;
+  if (call->finished) return 0;
+  if (!sip) {
+    // nta gave up on a reliable 18x the caller never PRACKed (timer P2, RFC 3262 3); it
+    // answers the INVITE 503 itself after this. Whatever was reached on leg B goes.
+    try {
+      log::get("call")->info("call {}: no PRACK from the caller; ending", call->id);
+      call->aAnswered = true;
+      call->record.finalStatus = 503;
+      call->b2bua->d_.metrics.countResponse(Method::Invite, 503, call->aSide);
+      call->b2bua->hangUp(*call, "failed", "SIP;cause=503;text=\"No PRACK\"", false, true);
+    } catch (const std::exception& e) {
+      log::get("call")->error("PRACK timeout handling failed: {}", e.what());
+    }
+    return 0;
+  }
+  if (!sip->sip_request) return 0;
   try {
     if (sip->sip_request->rq_method == sip_method_cancel) {
       call->b2bua->onCallerCancel(*call, sip);
@@ -1113,10 +1192,14 @@ void B2bua::onDialogRequest(Call& call, bool fromA, nta_incoming_t* irq, const s
     case sip_method_refer:
       onRefer(call, fromA, irq, sip);
       return;
+    case sip_method_prack:
+      // nta answers the PRACKs of our reliable 18x itself; one that matches none gets 481
+      // (RFC 3262 3).
+      answer(481);
+      return;
     case sip_method_info:
     case sip_method_notify:
     case sip_method_message:
-    case sip_method_prack:
     default:
       answer(501);
       return;
@@ -1241,6 +1324,17 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
   if (tx.kind == DialogTx::Kind::Notify) return;
   if (tx.kind == DialogTx::Kind::Rebridge) {
     // The re-INVITE that gave the remaining party the transfer target's media.
+    if (status == 491 && found && found->state == Call::State::Confirmed) {
+      bool toA = tx.toA;
+      std::string id = found->id;
+      retryAfterGlare(*found, toA, [this, id, toA] {
+        Call* c = find(id);
+        if (c && c->state == Call::State::Confirmed) {
+          sendRebridge(*c, toA, toA ? c->lastSdpToA : c->lastSdpToB);
+        }
+      });
+      return;
+    }
     if (status < 300) {
       ackInDialog(tx.leg, sip);
       std::string sdp = sdpBody(sip);
@@ -1268,6 +1362,16 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
     }
     if (!found) return;
     SessionTimer& st = tx.toA ? found->stA : found->stB;
+    if (status == 491 && found->state == Call::State::Confirmed) {
+      // Glare with a re-INVITE/UPDATE from that side: refresh again a little later.
+      bool toA = tx.toA;
+      std::string id = found->id;
+      retryAfterGlare(*found, toA, [this, id, toA] {
+        Call* c = find(id);
+        if (c && c->state == Call::State::Confirmed) sendRefresh(*c, toA);
+      });
+      return;
+    }
     if (status == 481 || status == 408) {
       // RFC 4028 10: the session is gone on that side.
       log::get("call")->info("call {}: session refresh got {}; ending", found->id, status);
@@ -1430,6 +1534,11 @@ void B2bua::finish(Call& call, const std::string& cause, int finalStatus) {
     if (st->timer) su_timer_destroy(st->timer);
     st->timer = nullptr;
   }
+  for (auto& g : call.glare) {
+    if (g.timer) su_timer_destroy(g.timer);
+    g.timer = nullptr;
+    g.retry = nullptr;
+  }
   if (call.groupTimer) {
     su_timer_destroy(call.groupTimer);
     call.groupTimer = nullptr;
@@ -1481,6 +1590,10 @@ void B2bua::reap(const std::string& id) {
   Call& call = *it->second;
   if (call.groupTimer) su_timer_destroy(call.groupTimer);
   call.groupTimer = nullptr;
+  for (auto& g : call.glare) {
+    if (g.timer) su_timer_destroy(g.timer);
+    g.timer = nullptr;
+  }
   for (SessionTimer* st : {&call.stA, &call.stB}) {
     if (st->timer) su_timer_destroy(st->timer);
     st->timer = nullptr;
@@ -1808,6 +1921,7 @@ void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOt
     nta_leg_bind(old, &B2bua::retiredLegCallback, reinterpret_cast<nta_leg_magic_t*>(&call));
     call.retiredLegs.push_back(old);
     call.aLeg = fork.leg;
+    call.aOwnCallId = true;
     call.aSide = fork.side;
     call.aProto = fork.proto;
     call.aCallId = fork.callId;
@@ -1830,24 +1944,58 @@ void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOt
   log::get("call")->info("call {}: transferred to {}", call.id, fork.requestUri);
   armSessionTimer(fromA ? call.stA : call.stB);
   // The remaining party: a re-INVITE with the target's media (takes it off hold).
-  bool toA = !fromA;
+  sendRebridge(call, !fromA, sdpForOther);
+  publish(call);
+}
+
+void B2bua::sendRebridge(Call& call, bool toA, const std::string& sdp) {
   nta_leg_t* leg = toA ? call.aLeg : call.winner->leg;
   Side side = toA ? call.aSide : call.winner->side;
   std::string proto = toA ? call.aProto : call.winner->proto;
   std::string contact = d_.contacts.contact(side, proto, "medius");
   auto tx = newTx(call.id, DialogTx::Kind::Rebridge, toA, leg);
-  if (toA) call.lastSdpToA = sdpForOther; else call.lastSdpToB = sdpForOther;
+  if (toA) call.lastSdpToA = sdp; else call.lastSdpToB = sdp;
   tx->orq = nta_outgoing_tcreate(
       leg, &B2bua::dialogResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()), nullptr,
       SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(contact.c_str()),
       SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), SIPTAG_ALLOW_STR(kAllow),
-      SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdpForOther.c_str()),
+      SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp.c_str()),
       TPTAG_IDENT(identOf(side)), TAG_END());
   if (tx->orq) {
     call.txs.push_back(tx->id);
     dialogTx_.emplace(tx->id, std::move(tx));
   }
-  publish(call);
+}
+
+void B2bua::retryAfterGlare(Call& call, bool toA, std::function<void()> retry) {
+  // RFC 3261 14.1: T in 2.1-4 s (10 ms steps) when we generated the dialog's Call-ID,
+  // 0-2 s otherwise, so that the two sides of a glare do not retry in step.
+  bool ownCallId = toA ? call.aOwnCallId : true;
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_int_distribution<int> steps(ownCallId ? 210 : 0, ownCallId ? 400 : 200);
+  su_duration_t delay = std::max<su_duration_t>(1, steps(rng) * 10);
+  Call::Glare& g = call.glare[toA ? 0 : 1];
+  if (g.timer) su_timer_destroy(g.timer);
+  g.call = &call;
+  g.retry = std::move(retry);
+  g.timer = su_timer_create(su_root_task(d_.loop.root()), delay);
+  su_timer_set(g.timer, &B2bua::onGlareTimer, reinterpret_cast<su_timer_arg_t*>(&g));
+  log::get("call")->info("call {}: 491 from the {}; sending again in {} ms", call.id,
+                         toA ? "caller" : "callee", delay);
+}
+
+void B2bua::onGlareTimer(su_root_magic_t*, su_timer_t* timer, su_timer_arg_t* arg) noexcept {
+  auto* g = reinterpret_cast<Call::Glare*>(arg);
+  if (g->timer != timer || g->call->finished) return;
+  su_timer_destroy(g->timer);
+  g->timer = nullptr;
+  auto retry = std::move(g->retry);
+  g->retry = nullptr;
+  try {
+    if (retry) retry();
+  } catch (const std::exception& e) {
+    log::get("call")->error("retry after 491 failed: {}", e.what());
+  }
 }
 
 void B2bua::transferFailed(Call& call, int status, const std::string& phrase) {

@@ -141,6 +141,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
     c.maxCalls = calls->integer("max_calls", 10000, 1, 1000000);
     c.minSeS = calls->integer("min_se_s", 90, 1, 86400);
     c.sessionExpiresS = calls->integer("session_expires_s", 1800, c.minSeS, 86400);
+    c.rel100 = calls->boolean("rel100", true);
     calls->finish();
   } else if (const char* value = std::getenv("MEDIUS_CDR_FILE"); value && *value) {
     c.cdrFile = value;

@@ -25,7 +25,13 @@
 //   Session timers (RFC 4028) run per leg: the caller's Session-Expires is honoured on leg
 //   A (422 below calls.min_se_s), leg B asks for calls.session_expires_s; where we are the
 //   refresher we send an UPDATE (or a re-INVITE with the same SDP) at half the interval,
-//   where the peer is, a missing refresh ends the call with BYE on both legs.
+//   where the peer is, a missing refresh ends the call with BYE on both legs. A 422 from
+//   a fork is answered once by the same INVITE with its Min-SE (RFC 4028 8.1).
+//   100rel (RFC 3262) per leg: forks offer it and PRACK reliable 18x (prack()); the caller
+//   gets early media reliably when it supports 100rel (relayProvisional()); nta answers its
+//   PRACKs and holds our 2xx back until they came.
+//   Our own re-INVITE/UPDATE (refresh, transfer re-bridge) that gets 491 is sent again
+//   after the RFC 3261 14.1 delay (retryAfterGlare()).
 //   The end: DeleteSession, a CDR line, metrics, and the Sofia objects are destroyed
 //   from a posted task (never inside their own callbacks).
 //
@@ -164,8 +170,21 @@ class B2bua {
   void sendNotify(Call& call, int status, const std::string& phrase, bool final);
   static int retiredLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
                                 const sip_t* sip) noexcept;
+  // (Re)sends a fork's INVITE from what the fork keeps (after a 422: with a larger
+  // Session-Expires, same dialog, next CSeq). False when nta would not create it.
+  bool sendInvite(Fork& fork);
   void onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip);
+  // PRACKs a reliable 18x of a fork (RFC 3262 4).
+  void prack(Fork& fork, nta_outgoing_t* orq, const sip_t* sip);
   void onProvisional(Fork& fork, const sip_t* sip, int status);
+  // Relays a provisional to the caller (reliably when it supports 100rel and `body` is
+  // early media); counts it and the post-dial delay.
+  void relayProvisional(Call& call, int status, const std::string& phrase, const std::string& body);
+  // A re-INVITE/UPDATE of ours got 491: run `retry` after the RFC 3261 14.1 delay
+  // (2.1-4 s when we own the dialog's Call-ID, else 0-2 s).
+  void retryAfterGlare(Call& call, bool toA, std::function<void()> retry);
+  static void onGlareTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
+  void sendRebridge(Call& call, bool toA, const std::string& sdp);
   void onForkAnswered(Fork& fork, const sip_t* sip);
   void onForkFailed(Fork& fork, int status, const std::string& phrase, bool local);
   void checkGroup(Call& call);

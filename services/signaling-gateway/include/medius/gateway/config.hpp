@@ -32,6 +32,11 @@
 //                      (RFC 4028); the caller's own request is honoured on its leg.
 //   calls.min_se_s     90 (1..86400): smaller Session-Expires requests get 422 with Min-SE.
 //                      RFC 4028 forbids less than 90 on the wire; lower only in tests.
+//   calls.rel100       true: reliable provisional responses (RFC 3262) per leg: INVITEs we
+//                      send say Supported: 100rel and every reliable 18x we get is PRACKed;
+//                      a caller that supports 100rel gets its early media (18x with SDP)
+//                      reliably, one that requires it gets every 18x reliably. false:
+//                      neither, and a caller's Require: 100rel gets 420.
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -68,6 +73,7 @@ struct GatewayConfig {
   std::int64_t maxCalls = 10000;
   std::int64_t sessionExpiresS = 1800;
   std::int64_t minSeS = 90;
+  bool rel100 = true;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.
