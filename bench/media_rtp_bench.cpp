@@ -20,7 +20,8 @@ constexpr std::uint64_t kMs = 1'000'000;
 
 std::array<std::uint8_t, 172> pcmuPacket() {
   std::array<std::uint8_t, 172> p{};
-  writeRtpHeader(p, RtpHeader{.payloadType = 0, .marker = false, .sequence = 1, .timestamp = 160, .ssrc = 0x1234});
+  writeRtpHeader(
+      p, RtpHeader{.payloadType = 0, .marker = false, .sequence = 1, .timestamp = 160, .ssrc = 0x1234});
   return p;
 }
 
@@ -44,7 +45,8 @@ void BM_ReceiveStatsUpdate(benchmark::State& state) {
     ++i;
     // Every 50th packet lost, arrival with a little jitter.
     if (i % 50 == 0) ++i;
-    benchmark::DoNotOptimize(stats.receive(static_cast<std::uint16_t>(i), 160 * i, 20 * kMs * i + (i % 3) * kMs));
+    benchmark::DoNotOptimize(
+        stats.receive(static_cast<std::uint16_t>(i), 160 * i, 20 * kMs * i + (i % 3) * kMs));
   }
   benchmark::DoNotOptimize(stats.cumulativeLost());
   state.SetItemsProcessed(state.iterations());
@@ -53,8 +55,13 @@ BENCHMARK(BM_ReceiveStatsUpdate);
 
 void BM_RtcpBuildSr(benchmark::State& state) {
   std::array<std::uint8_t, 256> buf{};
-  const std::array<ReportBlock, 1> blocks{ReportBlock{.ssrc = 5, .fractionLost = 3, .cumulativeLost = 10, .extHighestSeq = 70000,
-                                                      .jitter = 40, .lastSr = 0x12345678, .delaySinceLastSr = 1000}};
+  const std::array<ReportBlock, 1> blocks{ReportBlock{.ssrc = 5,
+                                                      .fractionLost = 3,
+                                                      .cumulativeLost = 10,
+                                                      .extHighestSeq = 70000,
+                                                      .jitter = 40,
+                                                      .lastSr = 0x12345678,
+                                                      .delaySinceLastSr = 1000}};
   SenderInfo si{.ntpTimestamp = 0xe1a2b3c4d5e6f708ull, .rtpTimestamp = 0, .packetCount = 0, .octetCount = 0};
   for (auto _ : state) {
     ++si.packetCount;

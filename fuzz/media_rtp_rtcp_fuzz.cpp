@@ -22,7 +22,8 @@ void check(bool ok) {
 }
 
 bool inside(std::span<const std::uint8_t> inner, std::span<const std::uint8_t> outer) {
-  return inner.empty() || (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
+  return inner.empty() ||
+         (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
 }
 
 void oneRtcp(std::span<const std::uint8_t> bytes) {
@@ -93,7 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       RtcpInfo info;
       if (parseRtcp(packet, info) == RtcpStatus::Ok) {
         if (info.hasSenderReport) stats.onSenderReport(info.sender.ntpTimestamp, now);
-        for (const ReportBlock& b : info.reportBlocks()) rtt.onReportBlock(b, static_cast<std::uint32_t>(now >> 16));
+        for (const ReportBlock& b : info.reportBlocks())
+          rtt.onReportBlock(b, static_cast<std::uint32_t>(now >> 16));
       }
       continue;
     }

@@ -9,7 +9,8 @@
 namespace medius::media::rtp {
 namespace {
 
-std::array<std::uint8_t, 4> payload(std::uint8_t event, bool end, std::uint16_t duration, std::uint8_t volume = 10) {
+std::array<std::uint8_t, 4> payload(std::uint8_t event, bool end, std::uint16_t duration,
+                                    std::uint8_t volume = 10) {
   std::array<std::uint8_t, 4> p{};
   writeTelephoneEvent(p, {.event = event, .end = end, .volume = volume, .duration = duration});
   return p;

@@ -32,7 +32,8 @@ std::array<std::uint8_t, 160> frameFor(std::uint16_t seq) {
   return p;
 }
 
-PutResult put(JitterBuffer& jb, std::uint16_t seq, std::uint64_t atMs, std::uint32_t ssrc = kSsrc, std::uint32_t tsBase = 0) {
+PutResult put(JitterBuffer& jb, std::uint16_t seq, std::uint64_t atMs, std::uint32_t ssrc = kSsrc,
+              std::uint32_t tsBase = 0) {
   const auto p = frameFor(seq);
   return jb.put(ssrc, seq, tsBase + 160u * seq, 0, false, p, kT0 + atMs * kMs);
 }
@@ -41,8 +42,10 @@ PutResult put(JitterBuffer& jb, std::uint16_t seq, std::uint64_t atMs, std::uint
 std::string take(JitterBuffer& jb, std::uint64_t atMs) {
   const JitterFrame f = jb.get(kT0 + atMs * kMs);
   switch (f.status) {
-    case FrameStatus::Empty: return "-";
-    case FrameStatus::Missing: return "m" + std::to_string(f.sequence);
+    case FrameStatus::Empty:
+      return "-";
+    case FrameStatus::Missing:
+      return "m" + std::to_string(f.sequence);
     case FrameStatus::Frame:
       EXPECT_EQ(f.payload.size(), 160u);
       EXPECT_EQ(f.payload[0], static_cast<std::uint8_t>(f.sequence));
@@ -168,7 +171,7 @@ TEST(JitterBuffer, BurstBeyondMaxDepthIsCutBackToTheTarget) {
   JitterBuffer jb(fixed60());
   for (std::uint16_t s = 0; s < 20; ++s) put(jb, s, 0);  // 400 ms of audio at once
   EXPECT_EQ(jb.bufferedMs(), 400u);
-  EXPECT_EQ(take(jb, 60), "0");  // the first start plays the oldest
+  EXPECT_EQ(take(jb, 60), "0");   // the first start plays the oldest
   EXPECT_EQ(take(jb, 80), "17");  // then 380 ms > 200 ms max: cut to 60 ms (17, 18, 19)
   EXPECT_EQ(jb.counters().dropped, 16u);
   EXPECT_EQ(take(jb, 100), "18");
@@ -208,14 +211,16 @@ TEST(JitterBuffer, AdaptiveTargetFollowsJitter) {
     JitterBuffer clean(c);
     EXPECT_EQ(clean.targetDepthMs(), 40u);  // until enough samples: depthMs
     const std::array<std::uint8_t, 10> p{};
-    for (std::uint32_t i = 0; i < 200; ++i) clean.put(1, static_cast<std::uint16_t>(i), 960 * i, 111, false, p, kT0 + 20 * kMs * i);
+    for (std::uint32_t i = 0; i < 200; ++i)
+      clean.put(1, static_cast<std::uint16_t>(i), 960 * i, 111, false, p, kT0 + 20 * kMs * i);
     EXPECT_EQ(clean.targetDepthMs(), 20u);  // no jitter: one frame, the minimum
   }
   JitterBuffer jittery(c);
   const std::array<std::uint8_t, 10> p{};
   // Delay alternating 0 / 30 ms: A.8 jitter -> 30 ms, target -> 20 + 3 x 30 = 110 ms.
   for (std::uint32_t i = 0; i < 400; ++i) {
-    jittery.put(1, static_cast<std::uint16_t>(i), 960 * i, 111, false, p, kT0 + 20 * kMs * i + (i % 2) * 30 * kMs);
+    jittery.put(1, static_cast<std::uint16_t>(i), 960 * i, 111, false, p,
+                kT0 + 20 * kMs * i + (i % 2) * 30 * kMs);
     jittery.get(kT0 + 20 * kMs * i);
   }
   EXPECT_NEAR(static_cast<double>(jittery.targetDepthMs()), 110.0, 3.0);

@@ -39,10 +39,10 @@ TEST(RtpPacket, ParsesFixedHeaderFields) {
 TEST(RtpPacket, ParsesCsrcExtensionAndPadding) {
   // V=2 P=1 X=1 CC=2, PT 111, then 2 CSRC, extension profile 0xBEDE with 1 word,
   // 3 payload octets and 3 octets of padding (count 3).
-  Bytes p = {0xb2, 0x6f, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0, 9,
-             0, 0, 0, 0x11, 0, 0, 0, 0x22,                    // CSRCs
-             0xbe, 0xde, 0x00, 0x01, 0x10, 0xaa, 0x00, 0x00,  // extension, 1 word
-             0x01, 0x02, 0x03, 0x00, 0x00, 0x03};             // payload + padding
+  Bytes p = {0xb2, 0x6f, 0x00, 0x01, 0,    0,    0,    160,  0, 0,
+             0,    9,    0,    0,    0,    0x11, 0,    0,    0, 0x22,  // CSRCs
+             0xbe, 0xde, 0x00, 0x01, 0x10, 0xaa, 0x00, 0x00,           // extension, 1 word
+             0x01, 0x02, 0x03, 0x00, 0x00, 0x03};                      // payload + padding
   RtpView v;
   ASSERT_EQ(parseRtp(p, v), RtpStatus::Ok);
   EXPECT_TRUE(v.padding);
@@ -155,9 +155,11 @@ TEST(RtpPacket, Rfc5761Demultiplexing) {
 
 TEST(RtpPacket, WritesHeaderThatParsesBack) {
   std::array<std::uint8_t, 20> buf{};
-  const RtpHeader h{.payloadType = 9, .marker = true, .sequence = 65535, .timestamp = 0xfffffff0u, .ssrc = 0xcafebabeu};
+  const RtpHeader h{
+      .payloadType = 9, .marker = true, .sequence = 65535, .timestamp = 0xfffffff0u, .ssrc = 0xcafebabeu};
   ASSERT_EQ(writeRtpHeader(buf, h), 12u);
-  const std::array<std::uint8_t, 12> expected = {0x80, 0x89, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0xca, 0xfe, 0xba, 0xbe};
+  const std::array<std::uint8_t, 12> expected = {0x80, 0x89, 0xff, 0xff, 0xff, 0xff,
+                                                 0xff, 0xf0, 0xca, 0xfe, 0xba, 0xbe};
   EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buf.begin()));
   const auto v = parseRtp(buf);
   ASSERT_TRUE(v.has_value());

@@ -16,7 +16,9 @@ using Bytes = std::vector<std::uint8_t>;
 void append(Bytes& b, std::initializer_list<int> octets) {
   for (int o : octets) b.push_back(static_cast<std::uint8_t>(o));
 }
-void append32(Bytes& b, std::uint32_t v) { append(b, {int(v >> 24), int((v >> 16) & 0xff), int((v >> 8) & 0xff), int(v & 0xff)}); }
+void append32(Bytes& b, std::uint32_t v) {
+  append(b, {int(v >> 24), int((v >> 16) & 0xff), int((v >> 8) & 0xff), int(v & 0xff)});
+}
 
 // An RR from 0x11111111 with one block about 0x22222222 (fraction 64, lost -3, ext seq
 // 0x0001fff0, jitter 80, LSR 0x12345678, DLSR 0x00018000), then BYE.
@@ -55,11 +57,25 @@ TEST(Rtcp, ParsesReceiverReportBlockAndBye) {
 }
 
 TEST(Rtcp, BuildsSenderReportThatParsesBack) {
-  const SenderInfo si{.ntpTimestamp = 0xe1a2b3c4d5e6f708ull, .rtpTimestamp = 160000, .packetCount = 1000, .octetCount = 160000};
+  const SenderInfo si{.ntpTimestamp = 0xe1a2b3c4d5e6f708ull,
+                      .rtpTimestamp = 160000,
+                      .packetCount = 1000,
+                      .octetCount = 160000};
   std::array<ReportBlock, 2> blocks{};
-  blocks[0] = {.ssrc = 0xaaaa, .fractionLost = 25, .cumulativeLost = 0x7fffff + 10, .extHighestSeq = 70000, .jitter = 12,
-               .lastSr = 0x11112222, .delaySinceLastSr = 65536};
-  blocks[1] = {.ssrc = 0xbbbb, .fractionLost = 0, .cumulativeLost = -5, .extHighestSeq = 3, .jitter = 0, .lastSr = 0, .delaySinceLastSr = 0};
+  blocks[0] = {.ssrc = 0xaaaa,
+               .fractionLost = 25,
+               .cumulativeLost = 0x7fffff + 10,
+               .extHighestSeq = 70000,
+               .jitter = 12,
+               .lastSr = 0x11112222,
+               .delaySinceLastSr = 65536};
+  blocks[1] = {.ssrc = 0xbbbb,
+               .fractionLost = 0,
+               .cumulativeLost = -5,
+               .extHighestSeq = 3,
+               .jitter = 0,
+               .lastSr = 0,
+               .delaySinceLastSr = 0};
   std::array<std::uint8_t, 256> buf{};
   const std::size_t n = writeSenderReport(buf, 0x5555, si, blocks, "medius@worker1");
   // SR: 4 + 4 + 20 + 2 * 24 = 76; SDES: 4 + (4 + 2 + 14 + 1 -> 24) = 28.
@@ -92,9 +108,9 @@ TEST(Rtcp, BuildsReceiverReportWithExactBytes) {
   std::array<std::uint8_t, 64> buf{};
   buf.fill(0xee);
   const std::size_t n = writeReceiverReport(buf, 0x01020304, {}, "ab");
-  const std::array<std::uint8_t, 24> expected = {0x80, 201, 0, 1, 1, 2, 3, 4,                     // RR, RC=0
+  const std::array<std::uint8_t, 24> expected = {0x80, 201, 0, 1, 1, 2, 3, 4,                  // RR, RC=0
                                                  0x81, 202, 0, 3, 1, 2, 3, 4, 1, 2, 'a', 'b',  // SDES CNAME
-                                                 0, 0, 0, 0};                                   // null + pad
+                                                 0,    0,   0, 0};                             // null + pad
   ASSERT_EQ(n, expected.size());
   EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buf.begin()));
   // Every CNAME length lands on a 32-bit boundary with at least one null octet.

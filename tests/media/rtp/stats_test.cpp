@@ -30,7 +30,8 @@ TEST(ReceiveStats, ProbationThenCleanStream) {
   EXPECT_EQ(s.receive(1001, 160, kBase + 20 * kMs), SeqResult::Valid);
   EXPECT_TRUE(s.validated());
   for (int i = 2; i < 10; ++i) {
-    EXPECT_EQ(s.receive(static_cast<std::uint16_t>(1000 + i), 160u * i, kBase + 20 * kMs * i), SeqResult::Valid);
+    EXPECT_EQ(s.receive(static_cast<std::uint16_t>(1000 + i), 160u * i, kBase + 20 * kMs * i),
+              SeqResult::Valid);
   }
   EXPECT_EQ(s.received(), 10u);
   EXPECT_EQ(s.expected(), 10);
@@ -146,7 +147,8 @@ TEST(ReceiveStats, JitterOnSyntheticScheduleMatchesHandComputation) {
   // -> jitter = 72 >> 4 = 4 units, and 72 / 16 / 8000 s = 0.5625 ms.
   ReceiveStats s(8000);
   const std::uint64_t arrivalsMs[] = {0, 20, 45, 60, 80};
-  for (std::uint16_t i = 0; i < 5; ++i) s.receive(static_cast<std::uint16_t>(500 + i), 160u * i, kBase + arrivalsMs[i] * kMs);
+  for (std::uint16_t i = 0; i < 5; ++i)
+    s.receive(static_cast<std::uint16_t>(500 + i), 160u * i, kBase + arrivalsMs[i] * kMs);
   EXPECT_EQ(s.jitter(), 4u);
   EXPECT_DOUBLE_EQ(s.jitterMs(), 0.5625);
   EXPECT_EQ(s.makeReportBlock(1, kBase).jitter, 4u);

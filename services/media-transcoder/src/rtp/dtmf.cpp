@@ -28,7 +28,8 @@ std::size_t writeTelephoneEvent(std::span<std::uint8_t> out, const TelephoneEven
 
 std::uint32_t RtpClockMap::map(std::uint32_t inTimestamp) const noexcept {
   const auto delta = static_cast<std::int64_t>(static_cast<std::int32_t>(inTimestamp - inAnchor));
-  const std::int64_t scaled = inRate == 0 ? 0 : delta * static_cast<std::int64_t>(outRate) / static_cast<std::int64_t>(inRate);
+  const std::int64_t scaled =
+      inRate == 0 ? 0 : delta * static_cast<std::int64_t>(outRate) / static_cast<std::int64_t>(inRate);
   return outAnchor + static_cast<std::uint32_t>(scaled);
 }
 
@@ -37,8 +38,9 @@ std::uint64_t RtpClockMap::scale(std::uint64_t inDuration) const noexcept {
   return (inDuration * outRate + inRate / 2) / inRate;
 }
 
-MapResult TelephoneEventMapper::map(std::uint32_t inTimestamp, bool marker, std::span<const std::uint8_t> payload,
-                                    const RtpClockMap& clock, std::span<MappedEvent> out) noexcept {
+MapResult TelephoneEventMapper::map(std::uint32_t inTimestamp, bool marker,
+                                    std::span<const std::uint8_t> payload, const RtpClockMap& clock,
+                                    std::span<MappedEvent> out) noexcept {
   MapResult result;
   TelephoneEvent ev;
   result.status = parseTelephoneEvent(payload, ev);

@@ -15,13 +15,17 @@ constexpr std::uint64_t kNanosPerSecond = 1'000'000'000;
 // Jitter samples before the adaptive target trusts the estimate over depthMs.
 constexpr std::uint32_t kWarmupSamples = 50;
 
-std::int32_t seqDiff(std::uint16_t a, std::uint16_t b) noexcept { return static_cast<std::int16_t>(static_cast<std::uint16_t>(a - b)); }
+std::int32_t seqDiff(std::uint16_t a, std::uint16_t b) noexcept {
+  return static_cast<std::int16_t>(static_cast<std::uint16_t>(a - b));
+}
 
 }  // namespace
 
 JitterBuffer::JitterBuffer(const JitterBufferConfig& config) : config_(config), mask_(config.capacity - 1) {
-  if (config.clockRate == 0 || config.clockRate > 192000) throw std::invalid_argument("JitterBuffer: bad clock rate");
-  if (config.frameMs == 0 || config.frameMs > 200) throw std::invalid_argument("JitterBuffer: frameMs must be 1..200");
+  if (config.clockRate == 0 || config.clockRate > 192000)
+    throw std::invalid_argument("JitterBuffer: bad clock rate");
+  if (config.frameMs == 0 || config.frameMs > 200)
+    throw std::invalid_argument("JitterBuffer: frameMs must be 1..200");
   if (config.maxDepthMs == 0 || config.maxDepthMs > 2000 || config.minDepthMs > config.maxDepthMs ||
       config.depthMs > config.maxDepthMs) {
     throw std::invalid_argument("JitterBuffer: need minDepthMs <= depthMs <= maxDepthMs <= 2000");
@@ -29,7 +33,8 @@ JitterBuffer::JitterBuffer(const JitterBufferConfig& config) : config_(config), 
   if (config.capacity < 4 || config.capacity > 4096 || (config.capacity & (config.capacity - 1)) != 0) {
     throw std::invalid_argument("JitterBuffer: capacity must be a power of two in 4..4096");
   }
-  if (config.maxPayload == 0 || config.maxPayload > 65535) throw std::invalid_argument("JitterBuffer: bad maxPayload");
+  if (config.maxPayload == 0 || config.maxPayload > 65535)
+    throw std::invalid_argument("JitterBuffer: bad maxPayload");
   slots_.resize(config.capacity);
   storage_.resize(config.capacity * config.maxPayload);
   frameTs_ = msToTs(config.frameMs);
@@ -69,7 +74,8 @@ std::uint32_t JitterBuffer::nextTimestamp() const noexcept {
   const Slot& s = slots_[nextSeq_ & mask_];
   if (s.used && s.sequence == nextSeq_) return s.timestamp;
   // Estimated back from the newest packet at the learned frame size.
-  return highestTs_ - frameTs_ * static_cast<std::uint32_t>(static_cast<std::uint16_t>(highestSeq_ - nextSeq_));
+  return highestTs_ -
+         frameTs_ * static_cast<std::uint32_t>(static_cast<std::uint16_t>(highestSeq_ - nextSeq_));
 }
 
 std::int64_t JitterBuffer::bufferedTs() const noexcept {
@@ -87,13 +93,15 @@ std::uint32_t JitterBuffer::bufferedMs() const noexcept {
 
 void JitterBuffer::updateJitter(std::uint32_t timestamp, std::uint64_t arrivalNanos) noexcept {
   // RFC 3550 A.8 on the packets as they arrive (the same estimate the RTCP report carries).
-  const auto arrival = static_cast<std::uint32_t>((arrivalNanos / kNanosPerSecond) * config_.clockRate +
-                                                  (arrivalNanos % kNanosPerSecond) * config_.clockRate / kNanosPerSecond);
+  const auto arrival =
+      static_cast<std::uint32_t>((arrivalNanos / kNanosPerSecond) * config_.clockRate +
+                                 (arrivalNanos % kNanosPerSecond) * config_.clockRate / kNanosPerSecond);
   const std::uint32_t transit = arrival - timestamp;
   if (haveTransit_) {
     const auto diff = static_cast<std::int32_t>(transit - transit_);
     // A delay swing above 2^20 units (~20 s at 48 kHz) is a clock or stream break, not jitter.
-    const std::int64_t d = std::min<std::int64_t>(diff < 0 ? -static_cast<std::int64_t>(diff) : diff, 1 << 20);
+    const std::int64_t d =
+        std::min<std::int64_t>(diff < 0 ? -static_cast<std::int64_t>(diff) : diff, 1 << 20);
     jitterQ4_ = static_cast<std::uint32_t>(static_cast<std::int64_t>(jitterQ4_) + d - ((jitterQ4_ + 8) >> 4));
     ++jitterSamples_;
   }
@@ -114,8 +122,9 @@ void JitterBuffer::discardNext() noexcept {
   ++nextSeq_;
 }
 
-PutResult JitterBuffer::put(std::uint32_t ssrc, std::uint16_t seq, std::uint32_t timestamp, std::uint8_t payloadType,
-                            bool marker, std::span<const std::uint8_t> payload, std::uint64_t arrivalNanos) noexcept {
+PutResult JitterBuffer::put(std::uint32_t ssrc, std::uint16_t seq, std::uint32_t timestamp,
+                            std::uint8_t payloadType, bool marker, std::span<const std::uint8_t> payload,
+                            std::uint64_t arrivalNanos) noexcept {
   if (payload.size() > config_.maxPayload) {
     ++counters_.tooLarge;
     return PutResult::TooLarge;

@@ -11,7 +11,8 @@ namespace {
 bool equalsIgnoreCase(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
   }
   return true;
 }
@@ -65,7 +66,8 @@ double delayImpairment(double ta, DelayModel model) noexcept {
   //   Idd = 25 { (1 + X^6)^(1/6) - 3 (1 + (X/3)^6)^(1/6) + 2 }.
   if (ta <= 100.0) return 0.0;
   const double x = std::log2(ta / 100.0);
-  return 25.0 * (std::pow(1.0 + std::pow(x, 6.0), 1.0 / 6.0) - 3.0 * std::pow(1.0 + std::pow(x / 3.0, 6.0), 1.0 / 6.0) + 2.0);
+  return 25.0 * (std::pow(1.0 + std::pow(x, 6.0), 1.0 / 6.0) -
+                 3.0 * std::pow(1.0 + std::pow(x / 3.0, 6.0), 1.0 / 6.0) + 2.0);
 }
 
 double effectiveEquipmentImpairment(const CodecImpairment& codec, double ppl, double burstR) noexcept {

@@ -9,12 +9,18 @@ using detail::load32;
 
 const char* toString(RtpStatus status) noexcept {
   switch (status) {
-    case RtpStatus::Ok: return "ok";
-    case RtpStatus::TooShort: return "too short";
-    case RtpStatus::BadVersion: return "bad version";
-    case RtpStatus::CsrcOverrun: return "CSRC list past the end";
-    case RtpStatus::ExtensionOverrun: return "header extension past the end";
-    case RtpStatus::BadPadding: return "bad padding";
+    case RtpStatus::Ok:
+      return "ok";
+    case RtpStatus::TooShort:
+      return "too short";
+    case RtpStatus::BadVersion:
+      return "bad version";
+    case RtpStatus::CsrcOverrun:
+      return "CSRC list past the end";
+    case RtpStatus::ExtensionOverrun:
+      return "header extension past the end";
+    case RtpStatus::BadPadding:
+      return "bad padding";
   }
   return "unknown";
 }

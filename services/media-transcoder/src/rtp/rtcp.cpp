@@ -56,7 +56,8 @@ ReportBlock readBlock(const std::uint8_t* p) noexcept {
   b.fractionLost = p[4];
   // 24-bit two's complement (RFC 3550 6.4.1 "cumulative number of packets lost").
   const std::uint32_t raw = load24(p + 5);
-  b.cumulativeLost = (raw & 0x800000u) ? static_cast<std::int32_t>(raw) - 0x1000000 : static_cast<std::int32_t>(raw);
+  b.cumulativeLost =
+      (raw & 0x800000u) ? static_cast<std::int32_t>(raw) - 0x1000000 : static_cast<std::int32_t>(raw);
   b.extHighestSeq = load32(p + 8);
   b.jitter = load32(p + 12);
   b.lastSr = load32(p + 16);
@@ -193,14 +194,22 @@ std::size_t writeReport(std::span<std::uint8_t> out, bool sr, std::uint32_t ssrc
 
 const char* toString(RtcpStatus status) noexcept {
   switch (status) {
-    case RtcpStatus::Ok: return "ok";
-    case RtcpStatus::Empty: return "empty";
-    case RtcpStatus::TooShort: return "too short";
-    case RtcpStatus::BadVersion: return "bad version";
-    case RtcpStatus::BadLength: return "length past the end";
-    case RtcpStatus::FirstNotReport: return "first packet not SR or RR";
-    case RtcpStatus::Truncated: return "body shorter than its counts";
-    case RtcpStatus::BadPadding: return "bad padding";
+    case RtcpStatus::Ok:
+      return "ok";
+    case RtcpStatus::Empty:
+      return "empty";
+    case RtcpStatus::TooShort:
+      return "too short";
+    case RtcpStatus::BadVersion:
+      return "bad version";
+    case RtcpStatus::BadLength:
+      return "length past the end";
+    case RtcpStatus::FirstNotReport:
+      return "first packet not SR or RR";
+    case RtcpStatus::Truncated:
+      return "body shorter than its counts";
+    case RtcpStatus::BadPadding:
+      return "bad padding";
   }
   return "unknown";
 }

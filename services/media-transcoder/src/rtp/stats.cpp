@@ -60,14 +60,16 @@ void ReceiveStats::updateJitter(std::uint32_t rtpTimestamp, std::uint64_t arriva
   if (haveTransit_) {
     const auto diff = static_cast<std::int32_t>(transit - transit_);
     const std::int64_t d = diff < 0 ? -static_cast<std::int64_t>(diff) : diff;
-    const std::int64_t j = static_cast<std::int64_t>(jitterQ4_) + d - ((static_cast<std::int64_t>(jitterQ4_) + 8) >> 4);
+    const std::int64_t j =
+        static_cast<std::int64_t>(jitterQ4_) + d - ((static_cast<std::int64_t>(jitterQ4_) + 8) >> 4);
     jitterQ4_ = static_cast<std::uint32_t>(std::clamp<std::int64_t>(j, 0, 0xffffffffll));
   }
   transit_ = transit;
   haveTransit_ = true;
 }
 
-SeqResult ReceiveStats::receive(std::uint16_t seq, std::uint32_t rtpTimestamp, std::uint64_t arrivalNanos) noexcept {
+SeqResult ReceiveStats::receive(std::uint16_t seq, std::uint32_t rtpTimestamp,
+                                std::uint64_t arrivalNanos) noexcept {
   if (!started_) {
     // A.1: a new source starts on probation with max_seq = seq - 1.
     initSeq(seq);
@@ -160,15 +162,17 @@ ReportBlock ReceiveStats::makeReportBlock(std::uint32_t sourceSsrc, std::uint64_
   if (validated()) {
     // A.3: cumulative loss and the fraction lost over the interval since the last report.
     const std::int64_t expectedNow = expected();
-    b.cumulativeLost = static_cast<std::int32_t>(std::clamp<std::int64_t>(cumulativeLost(), -0x800000, 0x7fffff));
+    b.cumulativeLost =
+        static_cast<std::int32_t>(std::clamp<std::int64_t>(cumulativeLost(), -0x800000, 0x7fffff));
     const std::int64_t expectedInterval = expectedNow - static_cast<std::int64_t>(expectedPrior_);
     const std::int64_t receivedInterval = static_cast<std::int64_t>(received_ - receivedPrior_);
     expectedPrior_ = static_cast<std::uint64_t>(expectedNow);
     receivedPrior_ = received_;
     const std::int64_t lostInterval = expectedInterval - receivedInterval;
-    b.fractionLost = (expectedInterval <= 0 || lostInterval <= 0)
-                         ? 0
-                         : static_cast<std::uint8_t>(std::min<std::int64_t>((lostInterval << 8) / expectedInterval, 255));
+    b.fractionLost =
+        (expectedInterval <= 0 || lostInterval <= 0)
+            ? 0
+            : static_cast<std::uint8_t>(std::min<std::int64_t>((lostInterval << 8) / expectedInterval, 255));
     b.extHighestSeq = extendedHighestSeq();
   }
   b.jitter = jitter();
@@ -181,7 +185,8 @@ ReportBlock ReceiveStats::makeReportBlock(std::uint32_t sourceSsrc, std::uint64_
 
 // --- Round-trip time ------------------------------------------------------------------------
 
-std::optional<std::uint32_t> roundTripNtpShort(const ReportBlock& block, std::uint32_t arrivalNtpMiddle) noexcept {
+std::optional<std::uint32_t> roundTripNtpShort(const ReportBlock& block,
+                                               std::uint32_t arrivalNtpMiddle) noexcept {
   if (block.lastSr == 0) return std::nullopt;
   // 6.4.1: A - LSR - DLSR, modulo 2^32; a "negative" span means skew or a bogus block.
   const std::uint32_t sinceSr = arrivalNtpMiddle - block.lastSr;
@@ -204,7 +209,8 @@ SenderStats::SenderStats(std::uint32_t clockRate) : clockRate_(clockRate) {
   if (clockRate == 0) throw std::invalid_argument("SenderStats: clock rate must be > 0");
 }
 
-void SenderStats::onSent(std::size_t payloadOctets, std::uint32_t rtpTimestamp, std::uint64_t sendNanos) noexcept {
+void SenderStats::onSent(std::size_t payloadOctets, std::uint32_t rtpTimestamp,
+                         std::uint64_t sendNanos) noexcept {
   ++packets_;
   octets_ += payloadOctets;
   lastRtpTimestamp_ = rtpTimestamp;

@@ -74,19 +74,19 @@ class TelephoneEventMapper {
 
   // Maps one received telephone-event packet (its RTP timestamp, marker and payload).
   // `out` needs kMaxOutput entries.
-  MapResult map(std::uint32_t inTimestamp, bool marker, std::span<const std::uint8_t> payload, const RtpClockMap& clock,
-                std::span<MappedEvent> out) noexcept;
+  MapResult map(std::uint32_t inTimestamp, bool marker, std::span<const std::uint8_t> payload,
+                const RtpClockMap& clock, std::span<MappedEvent> out) noexcept;
 
   void reset() noexcept { active_ = false; }
 
  private:
-  bool active_ = false;          // an event is in progress (or just ended: end packets repeat)
+  bool active_ = false;  // an event is in progress (or just ended: end packets repeat)
   bool ended_ = false;
   std::uint8_t event_ = 0;
   std::uint32_t inStart_ = 0;    // input timestamp of the event's first segment
   std::uint32_t inSegment_ = 0;  // input timestamp of the current input segment
   std::uint16_t inSegmentDuration_ = 0;
-  std::uint32_t outStart_ = 0;   // output timestamp of the event start
+  std::uint32_t outStart_ = 0;    // output timestamp of the event start
   std::uint64_t outSegment_ = 0;  // index of the last output segment emitted
 };
 

@@ -12,12 +12,13 @@
 // or a sequence jump resets the buffer (put() returns Reset so the caller can reset its
 // decoder). Sequence numbers and timestamps wrap (only 16/32-bit differences are used).
 //
-// Depth: playout starts, and restarts after an underrun, once the first packet has waited
-// the target depth. Fixed mode keeps the configured depth; adaptive mode sets the target to
-// frame + 3 x interarrival jitter (RFC 3550 A.8 estimate), clamped to [minDepth, maxDepth].
-// An underrun grows the real depth by itself (get() does not advance); when the buffered
-// audio stays more than two frames above the target for one second, one frame is dropped,
-// and beyond maxDepth frames are dropped down to the target at once.
+// Depth: playout starts, and restarts after an underrun (rebuffering), once the first packet
+// has waited the target depth. Fixed mode keeps the configured depth; adaptive mode sets the
+// target to frame + 3 x interarrival jitter (RFC 3550 A.8 estimate, depthMs until 50 samples),
+// clamped to [minDepth, maxDepth]. Depth is counted in frames by sequence number (a DTX
+// timestamp jump is not buffered audio). When the buffered audio stays more than two frames
+// above the target for one second, one frame is dropped; beyond maxDepth, frames are dropped
+// down to the target at once.
 //
 // Why not speexdsp's JitterBuffer: jitter_buffer_put() mallocs a copy of every packet
 // unless a destroy callback is set (then it keeps our pointer and we would need a pool
@@ -45,8 +46,8 @@ struct JitterBufferConfig {
   std::uint32_t minDepthMs = 20;   // adaptive lower bound
   std::uint32_t maxDepthMs = 200;  // never buffer more than this
   bool adaptive = true;
-  std::size_t capacity = 32;       // slots, a power of two (>= maxDepth / frame + reorder margin)
-  std::size_t maxPayload = 1280;   // octets per slot; larger payloads are refused (TooLarge)
+  std::size_t capacity = 32;      // slots, a power of two (>= maxDepth / frame + reorder margin)
+  std::size_t maxPayload = 1280;  // octets per slot; larger payloads are refused (TooLarge)
 };
 
 enum class PutResult : std::uint8_t { Queued, Reset, Duplicate, Late, TooLarge };
@@ -54,7 +55,7 @@ enum class FrameStatus : std::uint8_t { Frame, Missing, Empty };
 
 struct JitterFrame {
   FrameStatus status = FrameStatus::Empty;
-  std::uint16_t sequence = 0;  // Frame and Missing: the sequence number played
+  std::uint16_t sequence = 0;   // Frame and Missing: the sequence number played
   std::uint32_t timestamp = 0;  // Frame: the packet's; Missing: estimated
   std::uint8_t payloadType = 0;
   bool marker = false;
@@ -106,7 +107,9 @@ class JitterBuffer {
   };
 
   Slot& slot(std::uint16_t seq) noexcept { return slots_[seq & mask_]; }
-  std::uint8_t* data(std::uint16_t seq) noexcept { return storage_.data() + (seq & mask_) * config_.maxPayload; }
+  std::uint8_t* data(std::uint16_t seq) noexcept {
+    return storage_.data() + (seq & mask_) * config_.maxPayload;
+  }
   void clear() noexcept;
   void discardNext() noexcept;
   std::uint32_t nextTimestamp() const noexcept;
@@ -123,15 +126,15 @@ class JitterBuffer {
 
   bool haveSsrc_ = false;
   std::uint32_t ssrc_ = 0;
-  bool haveBase_ = false;   // nextSeq_/highestSeq_ meaningful
-  bool playing_ = false;    // false: buffering until the oldest packet waited the target
+  bool haveBase_ = false;          // nextSeq_/highestSeq_ meaningful
+  bool playing_ = false;           // false: buffering until the oldest packet waited the target
   bool startedSinceBase_ = false;  // something was played (or given up) since the base
   std::uint16_t nextSeq_ = 0;      // next sequence number to play
   std::uint16_t highestSeq_ = 0;   // newest sequence number buffered or played
   std::uint32_t highestTs_ = 0;
   std::uint64_t bufferingSince_ = 0;  // arrival of the first packet since buffering began
   std::size_t count_ = 0;
-  std::uint32_t frameTs_;          // timestamp units per frame (learned)
+  std::uint32_t frameTs_;  // timestamp units per frame (learned)
   std::uint32_t overTicks_ = 0;
   // A.8 jitter estimate of arrivals, in timestamp units x 16.
   bool haveTransit_ = false;

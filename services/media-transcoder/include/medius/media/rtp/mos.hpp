@@ -49,7 +49,8 @@ struct QualityInput {
 // Delay impairment Id for a one-way delay in ms.
 double delayImpairment(double oneWayDelayMs, DelayModel model) noexcept;
 // Effective equipment impairment Ie,eff.
-double effectiveEquipmentImpairment(const CodecImpairment& codec, double packetLossPercent, double burstRatio) noexcept;
+double effectiveEquipmentImpairment(const CodecImpairment& codec, double packetLossPercent,
+                                    double burstRatio) noexcept;
 // The transmission rating R (not clamped: may be below 0 or above 100 only in theory).
 double rFactor(const QualityInput& input) noexcept;
 // G.107 Annex B: 1.0 for R < 0, 4.5 for R > 100, the cubic in between (floored at 1.0:

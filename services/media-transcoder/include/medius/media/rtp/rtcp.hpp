@@ -58,12 +58,12 @@ struct SenderInfo {
 
 // RFC 3550 6.4.1 report block.
 struct ReportBlock {
-  std::uint32_t ssrc = 0;            // the source this block is about
-  std::uint8_t fractionLost = 0;     // fixed point /256 since the previous report
-  std::int32_t cumulativeLost = 0;   // 24-bit signed (duplicates can make it negative)
-  std::uint32_t extHighestSeq = 0;   // cycles << 16 | highest sequence
-  std::uint32_t jitter = 0;          // interarrival jitter, timestamp units
-  std::uint32_t lastSr = 0;          // LSR: middle 32 bits of the last SR's NTP time, 0 = none
+  std::uint32_t ssrc = 0;              // the source this block is about
+  std::uint8_t fractionLost = 0;       // fixed point /256 since the previous report
+  std::int32_t cumulativeLost = 0;     // 24-bit signed (duplicates can make it negative)
+  std::uint32_t extHighestSeq = 0;     // cycles << 16 | highest sequence
+  std::uint32_t jitter = 0;            // interarrival jitter, timestamp units
+  std::uint32_t lastSr = 0;            // LSR: middle 32 bits of the last SR's NTP time, 0 = none
   std::uint32_t delaySinceLastSr = 0;  // DLSR, 1/65536 s
 };
 

@@ -32,12 +32,12 @@ std::uint32_t nanosToNtpShort(std::uint64_t nanos) noexcept;
 
 // What receive() decided about one packet.
 enum class SeqResult : std::uint8_t {
-  Valid,       // counted
-  Probation,   // counted as a candidate while a new source is being validated (A.1)
-  Duplicate,   // a sequence number already received within the last 64 (counted, per A.3)
-  Reordered,   // older than the highest seen but new: counted, jitter updated
-  BadJump,     // a large jump: dropped; a second consecutive one restarts the source (A.1)
-  Restarted,   // the source restarted (after BadJump); stats reset, packet counted
+  Valid,      // counted
+  Probation,  // counted as a candidate while a new source is being validated (A.1)
+  Duplicate,  // a sequence number already received within the last 64 (counted, per A.3)
+  Reordered,  // older than the highest seen but new: counted, jitter updated
+  BadJump,    // a large jump: dropped; a second consecutive one restarts the source (A.1)
+  Restarted,  // the source restarted (after BadJump); stats reset, packet counted
 };
 
 class ReceiveStats {
@@ -109,7 +109,8 @@ class ReceiveStats {
 // rtt = A - LSR - DLSR in 1/65536 s, A = the middle 32 bits of the NTP time at which the
 // report block arrived. nullopt when LSR is 0 (no SR received yet by the peer) or the result
 // would be negative (clock skew or a bogus block).
-std::optional<std::uint32_t> roundTripNtpShort(const ReportBlock& block, std::uint32_t arrivalNtpMiddle) noexcept;
+std::optional<std::uint32_t> roundTripNtpShort(const ReportBlock& block,
+                                               std::uint32_t arrivalNtpMiddle) noexcept;
 
 // Keeps the last and a smoothed (1/8 EWMA, like TCP's SRTT) round-trip time.
 class RttEstimator {
