@@ -61,6 +61,7 @@ TEST(ReceiveStats, LossAndFractionPerInterval) {
   feed(s, {100, 101, 103, 104, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119}, 100);
   EXPECT_EQ(s.expected(), 20);
   EXPECT_EQ(s.received(), 18u);
+  EXPECT_DOUBLE_EQ(s.lossPercent(), 10.0);
   ReportBlock b = s.makeReportBlock(1, kBase);
   EXPECT_EQ(b.cumulativeLost, 2);
   EXPECT_EQ(b.fractionLost, 25);  // (2 << 8) / 20 = 25.6, truncated (A.3)
@@ -104,6 +105,7 @@ TEST(ReceiveStats, DuplicatesCountAsReceivedSoLossGoesNegative) {
   EXPECT_EQ(s.expected(), 4);
   const ReportBlock b = s.makeReportBlock(1, kBase);
   EXPECT_EQ(b.cumulativeLost, -2);  // A.3: duplicates make loss negative
+  EXPECT_DOUBLE_EQ(s.lossPercent(), 0.0);
   EXPECT_EQ(b.fractionLost, 0);     // negative interval loss reports 0
 }
 

@@ -151,6 +151,13 @@ std::int64_t ReceiveStats::expected() const noexcept {
   return static_cast<std::int64_t>(extendedHighestSeq()) - static_cast<std::int64_t>(baseSeq_) + 1;
 }
 
+double ReceiveStats::lossPercent() const noexcept {
+  const std::int64_t expectedNow = expected();
+  const std::int64_t lost = cumulativeLost();
+  if (expectedNow <= 0 || lost <= 0) return 0.0;
+  return 100.0 * static_cast<double>(lost) / static_cast<double>(expectedNow);
+}
+
 void ReceiveStats::onSenderReport(std::uint64_t ntpTimestamp, std::uint64_t arrivalNanos) noexcept {
   lastSr_ = ntpMiddle32(ntpTimestamp);
   lastSrArrival_ = arrivalNanos;

@@ -66,6 +66,9 @@ class ReceiveStats {
   std::int64_t expected() const noexcept;
   std::int64_t cumulativeLost() const noexcept { return expected() - static_cast<std::int64_t>(received_); }
   std::uint64_t received() const noexcept { return received_; }
+  // Loss over the whole stream in percent (0 when nothing is expected or loss is negative):
+  // the Ppl input of the E-model at the end of a call.
+  double lossPercent() const noexcept;
   std::uint64_t duplicates() const noexcept { return duplicates_; }
   std::uint64_t reordered() const noexcept { return reordered_; }
   std::uint64_t badJumps() const noexcept { return badJumps_; }
