@@ -84,6 +84,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 6: {
       codec::CnPayload cn = codec::parseComfortNoise(payload);
       check(cn.levelDbov <= 127);
+      static std::array<std::uint8_t, 32768> out;
+      std::array<codec::TranscodedPacket, codec::Transcoder::kMaxPacketsPerCall> packets{};
+      std::uint32_t span = payload.size() >= 3 ? (payload[1] << 8u) | payload[2] : 160u;
+      codec::TranscodeResult r = targets.g722ToG729->pushComfortNoise(cn.levelDbov, span, out, packets);
+      check(r.packets <= packets.size());
       break;
     }
     case 7: {

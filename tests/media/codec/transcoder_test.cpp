@@ -6,6 +6,7 @@
 #include <array>
 #include <vector>
 
+#include "medius/media/codec/comfort_noise.hpp"
 #include "signal.hpp"
 
 namespace medius::media::codec {
@@ -114,28 +115,55 @@ std::vector<std::int16_t> decodeAll(CodecId id, const std::vector<std::vector<st
   return out;
 }
 
-class OpusChain : public ::testing::TestWithParam<bool> {};
+struct ChainCase {
+  CodecId outer;
+  CodecId inner;
+  bool matchOpusRate;
+  double minSnrDb;  // measured minus a margin (printed by the test)
+};
 
-// PCMU -> Opus -> PCMU (both with Opus at 48 kHz + resampling, and at the matched 8 kHz).
-TEST_P(OpusChain, KeepsA1kHzTone) {
-  Transcoder a(config(CodecId::Pcmu, CodecId::Opus, GetParam()));
-  Transcoder b(config(CodecId::Opus, CodecId::Pcmu, GetParam()));
-  EXPECT_EQ(a.encoder().sampleRate(), GetParam() ? 8000u : 48000u);
-  EXPECT_EQ(b.decoder().sampleRate(), GetParam() ? 8000u : 48000u);
-  Collected opus = runAll(a, sourcePayloads(CodecId::Pcmu, 1000, 1000));
-  ASSERT_EQ(opus.payloads.size(), 50u);
-  EXPECT_EQ(opus.timestamp, 48000u);  // RFC 7587: 48 kHz clock whatever the coded rate
-  Collected pcmu = runAll(b, opus.payloads);
-  ASSERT_EQ(pcmu.payloads.size(), 50u);
-  auto pcm = decodeAll(CodecId::Pcmu, pcmu.payloads);
+class Chain : public ::testing::TestWithParam<ChainCase> {};
+
+// outer -> inner -> outer keeps a 1 kHz tone (for Opus both at 48 kHz + resampling and at
+// the matched rate). Measured: PCMU-Opus-PCMU 32.9 dB (48k) / 27.2 dB (8k), PCMU-G.722-PCMU
+// 43.6 dB, PCMA-G.722-PCMA 41.1 dB, PCMU-G.729-PCMU 27.8 dB.
+TEST_P(Chain, KeepsA1kHzTone) {
+  const ChainCase& cc = GetParam();
+  Transcoder a(config(cc.outer, cc.inner, cc.matchOpusRate));
+  Transcoder b(config(cc.inner, cc.outer, cc.matchOpusRate));
+  if (cc.inner == CodecId::Opus) {
+    EXPECT_EQ(a.encoder().sampleRate(), cc.matchOpusRate ? 8000u : 48000u);
+    EXPECT_EQ(b.decoder().sampleRate(), cc.matchOpusRate ? 8000u : 48000u);
+  }
+  Collected mid = runAll(a, sourcePayloads(cc.outer, 1000, 1000));
+  ASSERT_EQ(mid.payloads.size(), 50u);
+  // RFC 7587: 48 kHz clock whatever the coded rate; RFC 3551: 8000 for G.722.
+  EXPECT_EQ(mid.timestamp, codecInfo(cc.inner).rtpClockRate);
+  Collected back = runAll(b, mid.payloads);
+  ASSERT_EQ(back.payloads.size(), 50u);
+  auto pcm = decodeAll(cc.outer, back.payloads);
   std::span<const std::int16_t> w(pcm.data() + 1600, 4000);
   double snr = test::toneSnrDb(w, 1000, 8000);
-  std::printf("PCMU->Opus->PCMU (opus at %u Hz): SNR %.1f dB\n", a.encoder().sampleRate(), snr);
+  std::printf("%s->%s->%s (inner PCM %u Hz): SNR %.1f dB\n",
+              std::string(codecInfo(cc.outer).encodingName).c_str(),
+              std::string(codecInfo(cc.inner).encodingName).c_str(),
+              std::string(codecInfo(cc.outer).encodingName).c_str(), a.encoder().sampleRate(), snr);
   EXPECT_NEAR(test::dominantFrequency(w, 8000), 1000, 10);
-  EXPECT_GT(snr, 22);  // measured 32.9 dB (48 kHz) and 27.2 dB (8 kHz)
+  EXPECT_GT(snr, cc.minSnrDb);
 }
 
-INSTANTIATE_TEST_SUITE_P(Transcoder, OpusChain, ::testing::Bool());
+INSTANTIATE_TEST_SUITE_P(
+    Transcoder, Chain,
+    ::testing::Values(ChainCase{CodecId::Pcmu, CodecId::Opus, false, 22},
+                      ChainCase{CodecId::Pcmu, CodecId::Opus, true, 22},
+                      ChainCase{CodecId::Pcmu, CodecId::G722, true, 36},
+                      ChainCase{CodecId::Pcma, CodecId::G722, true, 35},
+                      ChainCase{CodecId::Pcmu, CodecId::G729, true, 22}),
+    [](const auto& tp) {
+      return std::string(codecInfo(tp.param.outer).encodingName) + "_" +
+             std::string(codecInfo(tp.param.inner).encodingName) +
+             (tp.param.matchOpusRate ? "_matched" : "_48k");
+    });
 
 TEST(Transcoder, LossIsConcealedInTheTargetStream) {
   Transcoder t(config(CodecId::G722, CodecId::Pcmu));
@@ -195,6 +223,21 @@ TEST(Transcoder, DtxPacketsKeepTheClock) {
   EXPECT_EQ(total, 100u);
   EXPECT_EQ(timestamp, 16000u);
   EXPECT_GE(empty, 80u);
+}
+
+// The source's CN (level 40 = -40 dBov) becomes noise at that level in a PCMU target.
+TEST(Transcoder, ComfortNoiseFillsTheSourcesDtxGap) {
+  Transcoder t(config(CodecId::G722, CodecId::Pcmu));
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  Collected c;
+  for (int i = 0; i < 25; ++i) {
+    collect(t, t.pushComfortNoise(40, 160, out, packets), out, packets, c);  // 20 ms
+  }
+  ASSERT_EQ(c.payloads.size(), 25u);
+  auto pcm = decodeAll(CodecId::Pcmu, c.payloads);
+  EXPECT_NEAR(measureLevelDbov(std::span(pcm).subspan(800)), 40, 3);
+  EXPECT_EQ(t.pushComfortNoise(40, 0, out, packets).status, CodecStatus::BadFrameSize);
 }
 
 TEST(Transcoder, BadInputIsReportedAndTheStreamContinues) {

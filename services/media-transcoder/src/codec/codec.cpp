@@ -49,6 +49,7 @@ bool parseUint(std::string_view s, std::uint32_t& out) noexcept {
   return ec == std::errc{} && ptr == s.data() + s.size();
 }
 
+// RFC 7587 6.1 boolean parameters are "0" or "1"; out is left alone otherwise.
 bool parseBool01(std::string_view s, bool& out) noexcept {
   if (s == "0") {
     out = false;
@@ -240,7 +241,6 @@ bool applyFmtp(CodecId id, std::string_view fmtp, CodecParams& params) noexcept 
     std::string_view key = trim(item.substr(0, eq));
     std::string_view value = trim(item.substr(eq + 1));
     std::uint32_t number = 0;
-    bool flag = false;
     if (id == CodecId::Opus) {
       // RFC 7587 section 6.1; ranges from RFC 7587 (maxplaybackrate 8000..48000, bitrate
       // 6000..510000).
@@ -257,11 +257,11 @@ bool applyFmtp(CodecId id, std::string_view fmtp, CodecParams& params) noexcept 
           ok = false;
         }
       } else if (iequals(key, "useinbandfec")) {
-        ok = parseBool01(value, flag) ? (params.opus.useInbandFec = flag, ok) : false;
+        ok = parseBool01(value, params.opus.useInbandFec) && ok;
       } else if (iequals(key, "usedtx")) {
-        ok = parseBool01(value, flag) ? (params.opus.useDtx = flag, ok) : false;
+        ok = parseBool01(value, params.opus.useDtx) && ok;
       } else if (iequals(key, "stereo")) {
-        ok = parseBool01(value, flag) ? (params.opus.stereo = flag, ok) : false;
+        ok = parseBool01(value, params.opus.stereo) && ok;
       }
     } else if (id == CodecId::G729 && iequals(key, "annexb")) {
       // RFC 4856 section 2.1.9: "yes" or "no".

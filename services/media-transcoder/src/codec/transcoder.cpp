@@ -66,11 +66,8 @@ TranscodeResult Transcoder::pushLost(std::uint32_t sourceTimestampSpan,
                                      std::span<const std::uint8_t> nextPayload,
                                      std::span<std::uint8_t> out,
                                      std::span<TranscodedPacket> packets) noexcept {
-  // Source RTP clock to decoder PCM samples (G.722: clock 8000, PCM 16000; Opus: clock 48000,
-  // PCM at its pcmRate), clamped and rounded down to the codec's concealment granularity.
-  std::uint64_t samples =
-      std::uint64_t{sourceTimestampSpan} * decoder_->sampleRate() / sourceClock_;
-  samples = std::min<std::uint64_t>(samples, decoded_.size());
+  std::uint64_t samples = sourceSamples(sourceTimestampSpan);
+  // Rounded down to the codec's concealment granularity.
   std::uint64_t quantum = 1;
   if (decoder_->id() == CodecId::Opus) quantum = decoder_->sampleRate() / 400;  // 2.5 ms
   if (decoder_->id() == CodecId::G729) quantum = 80;                            // 10 ms
@@ -81,6 +78,25 @@ TranscodeResult Transcoder::pushLost(std::uint32_t sourceTimestampSpan,
                        : decoder_->decodeFec(nextPayload, samples, decoded_);
   if (d.status != CodecStatus::Ok) return {d.status, 0};
   return feed(d.samples, out, packets);
+}
+
+// Source RTP clock to decoder PCM samples (G.722: clock 8000, PCM 16000; Opus: clock 48000,
+// PCM at its pcmRate), clamped to one input buffer.
+std::size_t Transcoder::sourceSamples(std::uint32_t sourceTimestampSpan) const noexcept {
+  std::uint64_t samples =
+      std::uint64_t{sourceTimestampSpan} * decoder_->sampleRate() / sourceClock_;
+  return static_cast<std::size_t>(std::min<std::uint64_t>(samples, decoded_.size()));
+}
+
+TranscodeResult Transcoder::pushComfortNoise(std::uint8_t levelDbov,
+                                             std::uint32_t sourceTimestampSpan,
+                                             std::span<std::uint8_t> out,
+                                             std::span<TranscodedPacket> packets) noexcept {
+  std::size_t samples = sourceSamples(sourceTimestampSpan);
+  if (samples == 0) return {CodecStatus::BadFrameSize, 0};
+  noise_.setLevel(levelDbov);
+  noise_.generate(std::span<std::int16_t>(decoded_.data(), samples));
+  return feed(samples, out, packets);
 }
 
 TranscodeResult Transcoder::feed(std::size_t decoded, std::span<std::uint8_t> out,

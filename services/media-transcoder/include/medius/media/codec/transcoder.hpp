@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "medius/media/codec/codec.hpp"
+#include "medius/media/codec/comfort_noise.hpp"
 #include "medius/media/codec/resampler.hpp"
 
 namespace medius::media::codec {
@@ -82,17 +83,27 @@ class Transcoder {
                            std::span<std::uint8_t> out,
                            std::span<TranscodedPacket> packets) noexcept;
 
+  // Fills `sourceTimestampSpan` (source RTP clock) with RFC 3389 comfort noise at
+  // `levelDbov` (from a CN packet the source sent, parseComfortNoise) and transcodes it:
+  // for a target that does not do CN, the source's DTX gap becomes audible noise instead of
+  // silence. Clamped to kMaxInputMs per call, like pushLost.
+  TranscodeResult pushComfortNoise(std::uint8_t levelDbov, std::uint32_t sourceTimestampSpan,
+                                   std::span<std::uint8_t> out,
+                                   std::span<TranscodedPacket> packets) noexcept;
+
   const Encoder& encoder() const noexcept { return *encoder_; }
   const Decoder& decoder() const noexcept { return *decoder_; }
   std::size_t queuedSamples() const noexcept { return fifoLen_; }
 
  private:
+  std::size_t sourceSamples(std::uint32_t sourceTimestampSpan) const noexcept;
   TranscodeResult feed(std::size_t decoded, std::span<std::uint8_t> out,
                        std::span<TranscodedPacket> packets) noexcept;
 
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<Encoder> encoder_;
   std::unique_ptr<Resampler> resampler_;  // null when the PCM rates are equal
+  ComfortNoiseGenerator noise_;
   std::uint32_t sourceClock_;
   std::vector<std::int16_t> decoded_;    // one input's PCM at the source rate
   std::vector<std::int16_t> fifo_;       // PCM at the target rate, oldest first
