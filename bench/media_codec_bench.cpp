@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
     RegisterBenchmark(("Transcode/PCMU<->opus48k+resample/complexity:" + std::to_string(c)).c_str(),
                       transcodePair, pcmu, Side{CodecId::Opus, opus(c)}, false);
   }
-  RegisterBenchmark("Transcode/PCMU<->opus48k+resample/lowdelay/complexity:5", transcodePair,
-                    pcmu, Side{CodecId::Opus, opus(5, true)}, false);
+  RegisterBenchmark("Transcode/PCMU<->opus48k+resample/lowdelay/complexity:5", transcodePair, pcmu,
+                    Side{CodecId::Opus, opus(5, true)}, false);
   RegisterBenchmark("Transcode/PCMU<->opus16k+resample/complexity:5", transcodePair, pcmu,
                     Side{CodecId::Opus, opus(5, false, 16000)}, false);
   for (int c : {0, 3, 5, 10}) {

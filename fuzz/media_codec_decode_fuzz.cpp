@@ -48,7 +48,8 @@ void check(bool ok) {
 void transcode(codec::Transcoder& t, std::span<const std::uint8_t> payload, bool lost) {
   static std::array<std::uint8_t, 32768> out;
   std::array<codec::TranscodedPacket, codec::Transcoder::kMaxPacketsPerCall> packets{};
-  codec::TranscodeResult r = lost ? t.pushLost(960, payload, out, packets) : t.push(payload, out, packets);
+  codec::TranscodeResult r =
+      lost ? t.pushLost(960, payload, out, packets) : t.push(payload, out, packets);
   check(r.packets <= packets.size());
   for (std::size_t i = 0; i < r.packets; ++i) {
     check(packets[i].offset + packets[i].size <= out.size());
@@ -87,7 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       static std::array<std::uint8_t, 32768> out;
       std::array<codec::TranscodedPacket, codec::Transcoder::kMaxPacketsPerCall> packets{};
       std::uint32_t span = payload.size() >= 3 ? (payload[1] << 8u) | payload[2] : 160u;
-      codec::TranscodeResult r = targets.g722ToG729->pushComfortNoise(cn.levelDbov, span, out, packets);
+      codec::TranscodeResult r =
+          targets.g722ToG729->pushComfortNoise(cn.levelDbov, span, out, packets);
       check(r.packets <= packets.size());
       break;
     }

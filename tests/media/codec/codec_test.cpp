@@ -66,8 +66,8 @@ TEST_P(ToneRoundTrip, KeepsFrequencyAndSnr) {
   // Skip codec start-up; analyse 0.5 s (a whole number of periods of 440 and 1000 Hz).
   std::span<const std::int16_t> window(out.data() + rate / 5, rate / 2);
   double snr = test::toneSnrDb(window, c.freq, rate);
-  double dominant = test::dominantFrequency(window.first(rate / 10), rate,
-                                            std::min(rate / 2.0 - 50, 4000.0));
+  double dominant =
+      test::dominantFrequency(window.first(rate / 10), rate, std::min(rate / 2.0 - 50, 4000.0));
   std::printf("%s %.0f Hz: SNR %.1f dB, dominant %.0f Hz\n",
               std::string(codecInfo(c.id).encodingName).c_str(), c.freq, snr, dominant);
   EXPECT_NEAR(dominant, c.freq, 10.0);
@@ -175,8 +175,8 @@ void expectPlcContinuesTone(CodecId id, CodecParams params) {
   ASSERT_EQ(c.status, CodecStatus::Ok);
   ASSERT_EQ(c.samples, frame.size());
   std::span<const std::int16_t> concealed(pcm.data(), c.samples);
-  double level = test::toDb(test::meanPower(concealed) /
-                            (test::kMinus10Dbfs * test::kMinus10Dbfs / 2));
+  double level =
+      test::toDb(test::meanPower(concealed) / (test::kMinus10Dbfs * test::kMinus10Dbfs / 2));
   double snr = test::toneSnrDb(concealed, 1000, dec->sampleRate());
   std::printf("%s PLC: level %.1f dB, tone SNR %.1f dB\n",
               std::string(codecInfo(id).encodingName).c_str(), level, snr);
@@ -254,7 +254,8 @@ TEST(OpusFec, RecoversLostFrameBetterThanPlc) {
       }
       EXPECT_EQ(d.status, CodecStatus::Ok);
       EXPECT_EQ(d.samples, frame);
-      if (i == lost) lostFrame.assign(pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(frame));
+      if (i == lost)
+        lostFrame.assign(pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(frame));
     }
     return lostFrame;
   };
@@ -331,11 +332,12 @@ TEST(G729, ConcealAfterSidContinuesComfortNoise) {
       for (auto& s : frame) s = static_cast<std::int16_t>(noise(rng));
     }
     EncodeResult e = enc->encode(frame, out);
-    DecodeResult d = e.bytes > 0 ? dec->decode(std::span(out.data(), e.bytes), pcm)
-                                 : dec->conceal(160, pcm);
+    DecodeResult d =
+        e.bytes > 0 ? dec->decode(std::span(out.data(), e.bytes), pcm) : dec->conceal(160, pcm);
     ASSERT_EQ(d.status, CodecStatus::Ok);
     if (e.bytes == 0) ++concealed;
-    if (i >= 60) tail.insert(tail.end(), pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(d.samples));
+    if (i >= 60)
+      tail.insert(tail.end(), pcm.begin(), pcm.begin() + static_cast<std::ptrdiff_t>(d.samples));
   }
   double inputDbov = 20 * std::log10(100 / 32767.0);
   double outputDbov = test::toDb(test::meanPower(tail) / (32767.0 * 32767.0));

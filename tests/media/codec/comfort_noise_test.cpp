@@ -62,9 +62,9 @@ TEST(ComfortNoise, RoundTripKeepsLevelWithin3Db) {
     regen.generate(frame);
     EXPECT_NEAR(measureLevelDbov(frame), level, 3) << int(level);
     // White: no single tone dominates (the strongest 10 Hz bin holds < 5% of the power).
-    double strongest = test::tonePower(std::span(frame.data(), 800),
-                                       test::dominantFrequency(std::span(frame.data(), 800), 8000),
-                                       8000);
+    double strongest =
+        test::tonePower(std::span(frame.data(), 800),
+                        test::dominantFrequency(std::span(frame.data(), 800), 8000), 8000);
     EXPECT_LT(strongest, 0.05 * test::meanPower(std::span(frame.data(), 800)));
   }
   ComfortNoiseGenerator silent(127);

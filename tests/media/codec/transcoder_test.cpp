@@ -91,10 +91,10 @@ TEST_P(PtimeConversion, PacketAndSampleCountsOverOneSecond) {
 INSTANTIATE_TEST_SUITE_P(
     Transcoder, PtimeConversion,
     ::testing::Values(
-        PtimeCase{CodecId::Pcmu, CodecId::Pcma, 30, 33, 240, 80},    // 1000 = 33 x 30 + 10 ms
-        PtimeCase{CodecId::Pcmu, CodecId::G729, 40, 25, 40, 0},      // 20 -> 40 ms
-        PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},     // 20 -> 10 ms, 16k -> 8k
-        PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 640},   // 960 ms + 40 ms queued
+        PtimeCase{CodecId::Pcmu, CodecId::Pcma, 30, 33, 240, 80},   // 1000 = 33 x 30 + 10 ms
+        PtimeCase{CodecId::Pcmu, CodecId::G729, 40, 25, 40, 0},     // 20 -> 40 ms
+        PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},    // 20 -> 10 ms, 16k -> 8k
+        PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 640},  // 960 ms + 40 ms queued
         PtimeCase{CodecId::G729, CodecId::Pcmu, 30, 33, 240, 80}),
     [](const auto& tp) {
       return std::string(codecInfo(tp.param.from).encodingName) + "_to_" +
@@ -152,18 +152,17 @@ TEST_P(Chain, KeepsA1kHzTone) {
   EXPECT_GT(snr, cc.minSnrDb);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Transcoder, Chain,
-    ::testing::Values(ChainCase{CodecId::Pcmu, CodecId::Opus, false, 22},
-                      ChainCase{CodecId::Pcmu, CodecId::Opus, true, 22},
-                      ChainCase{CodecId::Pcmu, CodecId::G722, true, 36},
-                      ChainCase{CodecId::Pcma, CodecId::G722, true, 35},
-                      ChainCase{CodecId::Pcmu, CodecId::G729, true, 22}),
-    [](const auto& tp) {
-      return std::string(codecInfo(tp.param.outer).encodingName) + "_" +
-             std::string(codecInfo(tp.param.inner).encodingName) +
-             (tp.param.matchOpusRate ? "_matched" : "_48k");
-    });
+INSTANTIATE_TEST_SUITE_P(Transcoder, Chain,
+                         ::testing::Values(ChainCase{CodecId::Pcmu, CodecId::Opus, false, 22},
+                                           ChainCase{CodecId::Pcmu, CodecId::Opus, true, 22},
+                                           ChainCase{CodecId::Pcmu, CodecId::G722, true, 36},
+                                           ChainCase{CodecId::Pcma, CodecId::G722, true, 35},
+                                           ChainCase{CodecId::Pcmu, CodecId::G729, true, 22}),
+                         [](const auto& tp) {
+                           return std::string(codecInfo(tp.param.outer).encodingName) + "_" +
+                                  std::string(codecInfo(tp.param.inner).encodingName) +
+                                  (tp.param.matchOpusRate ? "_matched" : "_48k");
+                         });
 
 TEST(Transcoder, LossIsConcealedInTheTargetStream) {
   Transcoder t(config(CodecId::G722, CodecId::Pcmu));

@@ -40,7 +40,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -65,8 +66,8 @@ bool parseBool01(std::string_view s, bool& out) noexcept {
 unsigned resolvePtime(CodecId id, std::uint16_t ptimeMs) {
   unsigned ptime = ptimeMs == 0 ? codecInfo(id).defaultPtimeMs : ptimeMs;
   if (!ptimeAllowed(id, ptime)) {
-    throw std::invalid_argument("codec " + std::string(codecInfo(id).encodingName) +
-                                ": ptime " + std::to_string(ptime) + " ms not supported");
+    throw std::invalid_argument("codec " + std::string(codecInfo(id).encodingName) + ": ptime " +
+                                std::to_string(ptime) + " ms not supported");
   }
   return ptime;
 }

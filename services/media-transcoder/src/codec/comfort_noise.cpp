@@ -47,8 +47,8 @@ std::size_t writeComfortNoise(std::uint8_t levelDbov, std::span<std::uint8_t> ou
 
 ComfortNoiseGenerator::ComfortNoiseGenerator(std::uint8_t levelDbov, std::int32_t seed)
     : level_(std::min<std::uint8_t>(levelDbov, kComfortNoiseMinLevel)), seed_(seed) {
-  state_ = noise_init_dbov(nullptr, seed_, -static_cast<float>(level_), NOISE_CLASS_AWGN,
-                           kNoiseQuality);
+  state_ =
+      noise_init_dbov(nullptr, seed_, -static_cast<float>(level_), NOISE_CLASS_AWGN, kNoiseQuality);
   if (state_ == nullptr) throw std::runtime_error("noise_init_dbov failed");
 }
 

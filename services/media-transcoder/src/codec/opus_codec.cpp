@@ -44,8 +44,8 @@ class OpusEncoder final : public Encoder {
       throw std::invalid_argument("opus: complexity must be 0..10");
     }
     int err = OPUS_OK;
-    int app = params.restrictedLowDelay ? OPUS_APPLICATION_RESTRICTED_LOWDELAY
-                                        : OPUS_APPLICATION_VOIP;
+    int app =
+        params.restrictedLowDelay ? OPUS_APPLICATION_RESTRICTED_LOWDELAY : OPUS_APPLICATION_VOIP;
     enc_ = opus_encoder_create(static_cast<opus_int32>(sampleRate()), 1, app, &err);
     if (enc_ == nullptr || err != OPUS_OK) {
       throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
@@ -103,8 +103,8 @@ class OpusDecoder final : public Decoder {
                       std::span<std::int16_t> pcm) noexcept override {
     if (payload.empty() || payload.size() > kMaxPayloadBytes) return {CodecStatus::BadPayload, 0};
     auto len = static_cast<opus_int32>(payload.size());
-    int samples = opus_packet_get_nb_samples(payload.data(), len,
-                                             static_cast<opus_int32>(sampleRate()));
+    int samples =
+        opus_packet_get_nb_samples(payload.data(), len, static_cast<opus_int32>(sampleRate()));
     if (samples <= 0) return {CodecStatus::BadPayload, 0};
     if (static_cast<std::size_t>(samples) > pcm.size()) return {CodecStatus::BufferTooSmall, 0};
     int n = opus_decode(dec_, payload.data(), len, pcm.data(), samples, 0);

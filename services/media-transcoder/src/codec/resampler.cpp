@@ -28,8 +28,7 @@ Resampler::Resampler(std::uint32_t inRate, std::uint32_t outRate, int quality)
   int err = RESAMPLER_ERR_SUCCESS;
   state_ = speex_resampler_init(1, inRate, outRate, quality, &err);
   if (state_ == nullptr || err != RESAMPLER_ERR_SUCCESS) {
-    throw std::runtime_error(std::string("speex_resampler_init: ") +
-                             speex_resampler_strerror(err));
+    throw std::runtime_error(std::string("speex_resampler_init: ") + speex_resampler_strerror(err));
   }
 }
 

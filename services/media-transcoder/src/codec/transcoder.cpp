@@ -46,15 +46,14 @@ Transcoder::Transcoder(const TranscoderConfig& config)
   std::size_t maxPackets = fifo_.size() / encoder_->samplesPerPacket();
   // G.711 writes one byte per sample, G.722 one per two, G.729 one per eight; Opus's size
   // depends on its rate control, so it gets the per-packet cap.
-  std::size_t perPacket = config.to == CodecId::Opus ? kMaxPayloadBytes
-                                                     : encoder_->samplesPerPacket();
+  std::size_t perPacket =
+      config.to == CodecId::Opus ? kMaxPayloadBytes : encoder_->samplesPerPacket();
   outputCapacity_ = maxPackets * perPacket;
 }
 
 Transcoder::~Transcoder() = default;
 
-TranscodeResult Transcoder::push(std::span<const std::uint8_t> payload,
-                                 std::span<std::uint8_t> out,
+TranscodeResult Transcoder::push(std::span<const std::uint8_t> payload, std::span<std::uint8_t> out,
                                  std::span<TranscodedPacket> packets) noexcept {
   DecodeResult d = decoder_->decode(payload, decoded_);
   if (d.status == CodecStatus::BufferTooSmall) return {CodecStatus::BadPayload, 0};

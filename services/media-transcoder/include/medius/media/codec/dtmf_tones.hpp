@@ -53,7 +53,7 @@ class DtmfGenerator {
 enum class DtmfEdge : std::uint8_t { Start, End };
 
 struct DtmfEvent {
-  char digit;          // the digit that started or ended
+  char digit;  // the digit that started or ended
   DtmfEdge edge;
   std::uint64_t sample;  // input samples processed before the frame in which it was seen
 };

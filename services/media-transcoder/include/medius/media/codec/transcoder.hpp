@@ -30,7 +30,7 @@ struct TranscoderConfig {
   CodecId from = CodecId::Pcmu;
   CodecParams fromParams;  // decoder side (its ptime is unused: any incoming ptime works)
   CodecId to = CodecId::Opus;
-  CodecParams toParams;    // encoder side: target ptime, Opus fmtp, G.729 annexb
+  CodecParams toParams;  // encoder side: target ptime, Opus fmtp, G.729 annexb
   int resamplerQuality = Resampler::kDefaultQuality;
   // When an Opus side has no explicit pcmRate, run it at the other side's PCM rate (8 kHz
   // for G.711/G.729, 16 kHz for G.722, never above maxplaybackrate): no resampling and a
@@ -79,8 +79,7 @@ class Transcoder {
   // push()es nextPayload as usual). Spans longer than kMaxInputMs are clamped: for longer
   // gaps the caller should stop concealing (comfort noise or silence).
   TranscodeResult pushLost(std::uint32_t sourceTimestampSpan,
-                           std::span<const std::uint8_t> nextPayload,
-                           std::span<std::uint8_t> out,
+                           std::span<const std::uint8_t> nextPayload, std::span<std::uint8_t> out,
                            std::span<TranscodedPacket> packets) noexcept;
 
   // Fills `sourceTimestampSpan` (source RTP clock) with RFC 3389 comfort noise at
@@ -105,8 +104,8 @@ class Transcoder {
   std::unique_ptr<Resampler> resampler_;  // null when the PCM rates are equal
   ComfortNoiseGenerator noise_;
   std::uint32_t sourceClock_;
-  std::vector<std::int16_t> decoded_;    // one input's PCM at the source rate
-  std::vector<std::int16_t> fifo_;       // PCM at the target rate, oldest first
+  std::vector<std::int16_t> decoded_;  // one input's PCM at the source rate
+  std::vector<std::int16_t> fifo_;     // PCM at the target rate, oldest first
   std::size_t fifoLen_ = 0;
   std::size_t outputCapacity_ = 0;
 };
