@@ -375,6 +375,22 @@ TEST(SrtpSession, RetransmittedPacketIsProtectedAgainIdentically) {
   EXPECT_EQ(unprotect(in, copy, false), Status::Replayed);
 }
 
+TEST(SrtpSession, OutboundSequenceJumpingBackFailsOnlyBeyondTheWindow) {
+  const KeyMaterial key = generateKeyMaterial(CryptoSuite::AesCm128HmacSha1_80);
+  SrtpSession out(CryptoSuite::AesCm128HmacSha1_80, key, Direction::Outbound);
+  SrtpSession in(CryptoSuite::AesCm128HmacSha1_80, key, Direction::Inbound);
+  Bytes p = protect(out, rtpPacket(30000), false);
+  EXPECT_EQ(unprotect(in, p, false), Status::Ok);
+  // 500 back, never sent: inside the window, a fresh index, protected and accepted.
+  p = protect(out, rtpPacket(29500), false);
+  EXPECT_EQ(unprotect(in, p, false), Status::Ok);
+  // A source restarting at 5 with the same SSRC: older than the window, refused.
+  EXPECT_TRUE(protect(out, rtpPacket(5), false, Status::Replayed).empty());
+  // Going forward again works.
+  p = protect(out, rtpPacket(30001), false);
+  EXPECT_EQ(unprotect(in, p, false), Status::Ok);
+}
+
 TEST(SrtpSession, ReorderingInsideTheWindowIsAcceptedOutsideIsReplayed) {
   const KeyMaterial key = generateKeyMaterial(CryptoSuite::AesCm128HmacSha1_80);
   SrtpSession out(CryptoSuite::AesCm128HmacSha1_80, key, Direction::Outbound);

@@ -212,7 +212,6 @@ SrtpSession::SrtpSession(CryptoSuite suite, std::span<const MasterKey> keys, Dir
                     std::to_string(status) + ")");
   }
   ctx_ = ctx;
-  rtpTag_ = info.rtpTagLength;
   rtpOverhead_ = info.rtpOverhead() + mkiLength_;
   rtcpOverhead_ = info.rtcpOverhead() + mkiLength_;
 }

@@ -13,24 +13,32 @@
 // Replay protection (RFC 3711 section 3.3.2) is on: a window of 1024 packets (libsrtp's
 // default is 128) so that reordering under bursts is not mistaken for replay. Inbound, a
 // packet seen before or older than the window is Replayed. Outbound, allow_repeat_tx is set:
-// protecting the same sequence number twice (a duplicate a plain-RTP peer sent, or one the
-// network duplicated, that we pass through) gives the same SRTP packet again instead of
-// srtp_err_status_replay_fail, which the far end's replay window then drops. It is safe
-// because the index, hence the keystream, is only reused for the same SSRC and sequence
-// number, i.e. for the sender's own retransmission of that packet (libsrtp's warning: the
-// payload must be identical). A sequence number that jumps back by more than the window
-// with the same SSRC still fails (Replayed) until it catches up: a media source switch that
-// keeps the SSRC needs a new session.
+// protecting the same sequence number twice gives the same SRTP packet again instead of
+// srtp_err_status_replay_fail. Packets repeated on purpose with the same sequence number
+// (RFC 4733 end-of-event packets some gateways send three times unchanged, duplicates the
+// plain network made) keep their redundancy: if the first copy is lost on the SRTP side,
+// the next one is accepted; if not, the far end's replay window drops it. The cost, the
+// reason libsrtp makes it optional: a plain-RTP source that re-sends a sequence number
+// within the window with a *different* payload gets both encrypted with one keystream,
+// which shows their XOR to an eavesdropper of the SRTP side; both payloads crossed the
+// plain network in clear already, and SRTP<->SRTP relaying never does it (the Inbound
+// session's replay check is in front). A sequence number that jumps back by more than the
+// window with the same SSRC fails (Replayed) until it catches up: a media source switch
+// that keeps the SSRC needs re-keying.
 //
 // Re-keying (RFC 4568 section 7.1.4: a re-INVITE with new a=crypto) is constructing a new
 // SrtpSession and replacing the old one; a session's keys never change. Roll-over counters
-// and replay windows start afresh with the new keys, as the RFC requires.
+// and replay windows start afresh, so a new Outbound session must get a NEW key
+// (generateKeyMaterial): two Outbound sessions on one key would encrypt different packets
+// with the same keystream (RFC 3711 section 9.1).
 //
 // Packet path: protect/unprotect are noexcept, take no locks and do not allocate in our
 // code; they work in place in the caller's buffer. libsrtp allocates when a new SSRC's
 // stream is created (above). Debian's libsrtp2 uses NSS for AES: its AES-CM creates an
 // NSS context per packet (aes_icm_nss.c set_iv) and GCM calls PK11_Encrypt per packet;
-// that is inside the library and measured by bench/media_srtp_bench.cpp.
+// that is inside the library and measured by bench/media_srtp_bench.cpp (perf: about two
+// thirds of an AES-CM packet goes to NSS's per-packet context set-up, malloc and locks, one
+// third to AES and SHA-1 themselves).
 //
 // Bad input: every length is checked before libsrtp sees the packet (libsrtp trusts the
 // RTP header and reads 32-bit words): anything shorter than a header plus the tag, with a
@@ -141,7 +149,6 @@ class SrtpSession {
   Direction direction_;
   bool useMki_ = false;
   std::size_t mkiLength_ = 0;
-  std::size_t rtpTag_ = 0;
   std::size_t rtpOverhead_ = 0;
   std::size_t rtcpOverhead_ = 0;
   // SSRCs (network byte order, as libsrtp keys its streams) with a stream, oldest first
