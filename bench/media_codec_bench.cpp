@@ -111,8 +111,8 @@ void transcodePair(benchmark::State& state, Side a, Side b, bool matchOpusRate) 
       benchmark::Counter(1.0 / 50, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void resample(benchmark::State& state, std::uint32_t from, std::uint32_t to) {
-  codec::Resampler r(from, to);
+void resample(benchmark::State& state, std::uint32_t from, std::uint32_t to, int quality) {
+  codec::Resampler r(from, to, quality);
   auto pcm = speechLike(from);
   std::vector<std::int16_t> out(r.maxOutput(from / 50));
   std::size_t off = 0;
@@ -172,8 +172,12 @@ int main(int argc, char** argv) {
 
   for (auto [from, to] : {std::pair{8000u, 16000u}, std::pair{16000u, 8000u},
                           std::pair{8000u, 48000u}, std::pair{48000u, 8000u}}) {
-    RegisterBenchmark(("Resample20ms/" + std::to_string(from) + "->" + std::to_string(to)).c_str(),
-                      resample, from, to);
+    for (int q : {1, codec::Resampler::kDefaultQuality, 5}) {
+      RegisterBenchmark(("Resample20ms/" + std::to_string(from) + "->" + std::to_string(to) +
+                         "/quality:" + std::to_string(q))
+                            .c_str(),
+                        resample, from, to, q);
+    }
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -66,9 +66,10 @@ struct PtimeCase {
   CodecId from;
   CodecId to;
   std::uint16_t toPtime;
-  std::size_t packets;       // over 1 s of 20 ms input
+  std::size_t packets;       // over 1 s of input
   std::size_t payloadBytes;  // each
   std::size_t queued;        // samples left in the FIFO at the target rate
+  std::uint16_t fromPtime = 20;
 };
 
 class PtimeConversion : public ::testing::TestWithParam<PtimeCase> {};
@@ -81,9 +82,16 @@ TEST_P(PtimeConversion, PacketAndSampleCountsOverOneSecond) {
   cfg.toParams.ptimeMs = c.toPtime;
   cfg.toParams.g729.annexB = false;  // every frame sent, so sizes are fixed
   Transcoder t(cfg);
-  Collected got = runAll(t, sourcePayloads(c.from, 1000, 1000));
+  CodecParams source;
+  source.ptimeMs = c.fromPtime;
+  source.g729.annexB = false;
+  Collected got = runAll(t, sourcePayloads(c.from, 1000, 1000, source));
   ASSERT_EQ(got.payloads.size(), c.packets);
-  for (const auto& p : got.payloads) EXPECT_EQ(p.size(), c.payloadBytes);
+  for (const auto& p : got.payloads) {
+    if (c.payloadBytes != 0) {  // 0: variable size (Opus)
+      EXPECT_EQ(p.size(), c.payloadBytes);
+    }
+  }
   EXPECT_EQ(got.timestamp, c.packets * t.encoder().timestampIncrement());
   EXPECT_EQ(t.queuedSamples(), c.queued);
 }
@@ -95,11 +103,15 @@ INSTANTIATE_TEST_SUITE_P(
         PtimeCase{CodecId::Pcmu, CodecId::G729, 40, 25, 40, 0},     // 20 -> 40 ms
         PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},    // 20 -> 10 ms, 16k -> 8k
         PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 640},  // 960 ms + 40 ms queued
-        PtimeCase{CodecId::G729, CodecId::Pcmu, 30, 33, 240, 80}),
+        PtimeCase{CodecId::G729, CodecId::Pcmu, 30, 33, 240, 80},
+        // 30 and 40 ms sources into 20 ms targets (34 x 30 ms = 1020 ms of input).
+        PtimeCase{CodecId::Pcma, CodecId::Pcmu, 20, 51, 160, 0, 30},
+        PtimeCase{CodecId::G729, CodecId::G722, 20, 50, 160, 0, 40},
+        PtimeCase{CodecId::Pcmu, CodecId::Opus, 20, 50, 0, 0, 40}),
     [](const auto& tp) {
       return std::string(codecInfo(tp.param.from).encodingName) + "_to_" +
              std::string(codecInfo(tp.param.to).encodingName) + "_" +
-             std::to_string(tp.param.toPtime);
+             std::to_string(tp.param.fromPtime) + "_" + std::to_string(tp.param.toPtime);
     });
 
 // Decodes PCMU payloads and returns the PCM.
