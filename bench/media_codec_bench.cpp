@@ -127,6 +127,7 @@ codec::CodecParams opus(int complexity, bool lowDelay = false, std::uint32_t max
   p.opus.complexity = complexity;
   p.opus.restrictedLowDelay = lowDelay;
   p.opus.maxPlaybackRate = maxPlayback;
+  p.opus.useInbandFec = true;  // what WebRTC peers offer: the encoder also codes LBRR data
   return p;
 }
 

@@ -118,12 +118,15 @@ TEST(CodecInfo, TimestampIncrementUsesRtpClock) {
 
 TEST(Fmtp, OpusParameters) {
   CodecParams p;
+  EXPECT_FALSE(p.opus.useInbandFec);  // RFC 7587 6.1 defaults
+  EXPECT_FALSE(p.opus.useDtx);
+  EXPECT_EQ(p.opus.maxPlaybackRate, 48000u);
   EXPECT_TRUE(applyFmtp(CodecId::Opus,
-                        "maxplaybackrate=16000; sprop-maxcapturerate=16000;useinbandfec=0; "
+                        "maxplaybackrate=16000; sprop-maxcapturerate=16000;useinbandfec=1; "
                         "usedtx=1;maxaveragebitrate=20000;stereo=0",
                         p));
   EXPECT_EQ(p.opus.maxPlaybackRate, 16000u);
-  EXPECT_FALSE(p.opus.useInbandFec);
+  EXPECT_TRUE(p.opus.useInbandFec);
   EXPECT_TRUE(p.opus.useDtx);
   EXPECT_EQ(p.opus.maxAverageBitrate, 20000u);
   EXPECT_FALSE(p.opus.stereo);

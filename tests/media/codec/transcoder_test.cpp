@@ -198,7 +198,9 @@ TEST(Transcoder, LossIsConcealedInTheTargetStream) {
 
 TEST(Transcoder, OpusLossUsesFecFromTheNextPacket) {
   Transcoder t(config(CodecId::Opus, CodecId::Pcmu));
-  auto in = sourcePayloads(CodecId::Opus, 440, 400);
+  CodecParams fec;
+  fec.opus.useInbandFec = true;
+  auto in = sourcePayloads(CodecId::Opus, 440, 400, fec);
   std::vector<std::uint8_t> out(t.outputCapacity());
   std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
   Collected c;
