@@ -1,2 +1,332 @@
-// Tests of medius/media/negotiation.hpp (issue 6).
+// Tests of medius/media/negotiation.hpp: offer/answer across the two legs, SRTP policies,
+// relay versus transcode, re-offers and early answers; and the rendering of the result.
+#include "medius/media/negotiation.hpp"
+
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "medius/media/srtp/crypto_attribute.hpp"
+
+namespace medius::media {
+namespace {
+
+using codec::CodecId;
+
+// A client offer like baresip's with mediaenc=srtp-mand and Opus.
+const char* kOpusSrtpOffer =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.21\r\ns=-\r\nc=IN IP4 127.0.0.21\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/SAVP 96 101\r\n"
+    "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    "a=sendrecv\r\n";
+
+const char* kPcmuAnswer =
+    "v=0\r\no=pbx 1 1 IN IP4 127.0.0.13\r\ns=-\r\nc=IN IP4 127.0.0.13\r\nt=0 0\r\n"
+    "m=audio 50000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+sdp::AudioStream audioOf(const std::string& text) { return sdp::Description::parse(text).audio(); }
+
+std::string sdpWith(const std::string& mline, const std::string& attributes) {
+  return "v=0\r\no=x 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\n" + mline +
+         "\r\n" + attributes;
+}
+
+LegPolicy internal(SrtpMode mode = SrtpMode::Required) {
+  auto p = defaultInternalPolicy();
+  p.srtp = mode;
+  return p;
+}
+
+LegPolicy trunk(SrtpMode mode = SrtpMode::Off,
+                std::vector<CodecId> codecs = {CodecId::Pcmu, CodecId::Pcma}) {
+  return LegPolicy{mode, std::move(codecs)};
+}
+
+std::vector<std::string> formatNames(const sdp::AudioOverride& o) {
+  std::vector<std::string> out;
+  for (const auto& f : o.formats) out.push_back(f.name + "/" + std::to_string(f.clock) + ":" + std::to_string(f.pt));
+  return out;
+}
+
+TEST(Negotiation, OpusSrtpClientToPcmuTrunkIsTranscodedAndEncryptedInsideOnly) {
+  Negotiator n(internal(), trunk());
+  auto toB = n.offer(0, audioOf(kOpusSrtpOffer));
+  EXPECT_EQ(toB.protocol, "RTP/AVP");
+  EXPECT_TRUE(toB.cryptos.empty());
+  // Nothing the client offered may go to the trunk: its G.711 list, and DTMF at 8000.
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMU/8000:0", "PCMA/8000:8",
+                                                        "telephone-event/8000:101"}));
+  EXPECT_EQ(toB.ptimeMs, 20u);
+  EXPECT_FALSE(n.plan());
+
+  auto toA = n.answer(1, audioOf(kPcmuAnswer), false);
+  EXPECT_EQ(toA.protocol, "RTP/SAVP");
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"opus/48000:96", "telephone-event/8000:101"}));
+  ASSERT_EQ(toA.cryptos.size(), 1u);
+  auto ours = srtp::parseCryptoAttribute(toA.cryptos[0]);
+  ASSERT_EQ(ours.status, srtp::ParseStatus::Ok) << ours.error;
+  EXPECT_EQ(ours.attribute->tag, 1u);
+  EXPECT_EQ(ours.attribute->suite, srtp::CryptoSuite::AesCm128HmacSha1_80);
+
+  ASSERT_TRUE(n.plan());
+  const MediaPlan& plan = *n.plan();
+  EXPECT_TRUE(plan.transcoding());
+  // Leg A: SRTP both ways, the client's key inbound and a fresh one of ours outbound.
+  ASSERT_TRUE(plan.legs[0].inbound && plan.legs[0].outbound);
+  auto theirs = srtp::parseCryptoAttribute(
+      "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
+  EXPECT_EQ(plan.legs[0].inbound->key, theirs.attribute->keys[0].keySalt);
+  EXPECT_EQ(plan.legs[0].outbound->key, ours.attribute->keys[0].keySalt);
+  EXPECT_FALSE(plan.legs[0].outbound->key == plan.legs[0].inbound->key);
+  EXPECT_FALSE(plan.legs[1].inbound);
+  EXPECT_FALSE(plan.legs[1].outbound);
+  EXPECT_EQ(plan.legs[0].codec, CodecId::Opus);
+  EXPECT_EQ(plan.legs[1].codec, CodecId::Pcmu);
+  const FlowPlan& aToB = plan.flows[0];
+  EXPECT_EQ(aToB.mode, FlowPlan::Mode::Transcode);
+  EXPECT_EQ(aToB.transcoder.from, CodecId::Opus);
+  EXPECT_EQ(aToB.transcoder.to, CodecId::Pcmu);
+  EXPECT_EQ(aToB.sourcePt, 96);
+  EXPECT_EQ(aToB.targetPt, 0);
+  EXPECT_EQ(aToB.sourceClock, 48000u);
+  EXPECT_EQ(aToB.targetClock, 8000u);
+  EXPECT_EQ(aToB.sourceEventPt, 101);
+  EXPECT_EQ(aToB.targetEventPt, 101);
+  const FlowPlan& bToA = plan.flows[1];
+  EXPECT_EQ(bToA.transcoder.from, CodecId::Pcmu);
+  EXPECT_EQ(bToA.transcoder.to, CodecId::Opus);
+  EXPECT_EQ(bToA.transcoder.toParams.ptimeMs, 20);
+}
+
+TEST(Negotiation, ASharedCodecIsRelayedWithPayloadTypesMapped) {
+  Negotiator n(internal(SrtpMode::Optional), trunk());
+  auto offer = sdpWith("m=audio 40000 RTP/AVP 8 0 101", "a=rtpmap:101 telephone-event/8000\r\n");
+  auto toB = n.offer(0, audioOf(offer));
+  // The client's own order first (relayable), then nothing else: both are in the list.
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMA/8000:8", "PCMU/8000:0",
+                                                        "telephone-event/8000:101"}));
+  auto answer = sdpWith("m=audio 50000 RTP/AVP 0 100", "a=rtpmap:100 telephone-event/8000\r\n");
+  auto toA = n.answer(1, audioOf(answer), false);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0", "telephone-event/8000:101"}));
+  EXPECT_EQ(toA.protocol, "RTP/AVP");
+  const MediaPlan& plan = *n.plan();
+  EXPECT_FALSE(plan.transcoding());
+  EXPECT_EQ(plan.flows[0].payloadMap[0], 0);
+  EXPECT_EQ(plan.flows[0].payloadMap[101], 100);  // the trunk renumbered its events
+  EXPECT_EQ(plan.flows[1].payloadMap[100], 101);
+  EXPECT_EQ(plan.flows[0].payloadMap[8], -1);     // PCMA was not chosen: dropped
+  EXPECT_FALSE(plan.legs[0].inbound);
+}
+
+TEST(Negotiation, EveryCodecBothSidesAcceptedIsRelayed) {
+  // RFC 3264 6.1: either side may send any format of the answer.
+  Negotiator n(internal(SrtpMode::Optional), trunk());
+  n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0 8 101", "a=rtpmap:101 telephone-event/8000\r\n")));
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0 8 101",
+                                         "a=rtpmap:101 telephone-event/8000\r\n")), false);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0", "PCMA/8000:8",
+                                                        "telephone-event/8000:101"}));
+  const MediaPlan& plan = *n.plan();
+  EXPECT_FALSE(plan.transcoding());
+  EXPECT_EQ(plan.flows[0].payloadMap[8], 8);
+  EXPECT_EQ(plan.flows[1].payloadMap[8], 8);
+  EXPECT_EQ(plan.flows[1].payloadMap[0], 0);
+}
+
+TEST(Negotiation, ARelayableCodecOfTheAnswerIsPreferredToTranscoding) {
+  Negotiator n(internal(SrtpMode::Optional), trunk());
+  auto toB = n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 8", "")));
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMA/8000:8", "PCMU/8000:0"}));
+  // The trunk prefers PCMU but accepts PCMA too: PCMA is relayed, nothing is transcoded.
+  n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0 8", "")), false);
+  EXPECT_FALSE(n.plan()->transcoding());
+  EXPECT_EQ(n.plan()->legs[1].codecName, "PCMA");
+}
+
+TEST(Negotiation, SrtpRequiredWithoutCryptoIsRefused) {
+  Negotiator n(internal(SrtpMode::Required), trunk());
+  auto offer = sdpWith("m=audio 40000 RTP/AVP 0", "");
+  try {
+    n.offer(0, audioOf(offer));
+    FAIL() << "accepted";
+  } catch (const NegotiationError& e) {
+    EXPECT_NE(std::string(e.what()).find("no a=crypto"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Negotiation, SavpWhereSrtpIsOffIsRefused) {
+  Negotiator n(trunk(SrtpMode::Off), internal());
+  auto offer = sdpWith("m=audio 40000 RTP/SAVP 0",
+                       "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+  EXPECT_THROW(n.offer(0, audioOf(offer)), NegotiationError);
+}
+
+TEST(Negotiation, BestEffortCryptoWhereSrtpIsOffIsAnsweredPlain) {
+  Negotiator n(trunk(SrtpMode::Off), trunk(SrtpMode::Off));
+  auto offer = sdpWith("m=audio 40000 RTP/AVP 0",
+                       "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+  n.offer(0, audioOf(offer));
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), false);
+  EXPECT_TRUE(toA.cryptos.empty());
+  EXPECT_FALSE(n.plan()->legs[0].inbound);
+}
+
+TEST(Negotiation, NoCommonCodecNamesWhatWasOffered) {
+  Negotiator n(trunk(), internal());
+  try {
+    n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 3", "")));
+    FAIL() << "accepted";
+  } catch (const NegotiationError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("GSM/8000"), std::string::npos) << what;
+    EXPECT_NE(what.find("PCMU, PCMA"), std::string::npos) << what;
+  }
+}
+
+TEST(Negotiation, UnknownAndBrokenCryptoLinesAreSkipped) {
+  Negotiator n(internal(), trunk());
+  auto offer = sdpWith("m=audio 40000 RTP/SAVP 0",
+                       "a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+                       "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=\r\n"
+                       "a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+  n.offer(0, audioOf(offer));
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), false);
+  ASSERT_EQ(toA.cryptos.size(), 1u);
+  auto line = srtp::parseCryptoAttribute(toA.cryptos[0]);
+  EXPECT_EQ(line.attribute->tag, 3u);
+  EXPECT_EQ(line.attribute->suite, srtp::CryptoSuite::AesCm128HmacSha1_32);
+  EXPECT_EQ(n.plan()->legs[0].inbound->suite, srtp::CryptoSuite::AesCm128HmacSha1_32);
+}
+
+TEST(Negotiation, OnlyUnusableCryptoLinesAreRefusedWithTheReasons) {
+  Negotiator n(internal(), trunk());
+  auto offer = sdpWith("m=audio 40000 RTP/SAVP 0",
+                       "a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+  try {
+    n.offer(0, audioOf(offer));
+    FAIL() << "accepted";
+  } catch (const NegotiationError& e) {
+    EXPECT_NE(std::string(e.what()).find("F8_128_HMAC_SHA1_80"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Negotiation, RequiredSrtpTowardTheAnswererNeedsItsKey) {
+  Negotiator n(trunk(), internal(SrtpMode::Required));
+  auto toB = n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0 8", "")));
+  EXPECT_EQ(toB.protocol, "RTP/SAVP");
+  ASSERT_GE(toB.cryptos.size(), 2u);
+  auto first = srtp::parseCryptoAttribute(toB.cryptos[0]);
+  EXPECT_EQ(first.attribute->suite, srtp::CryptoSuite::AesCm128HmacSha1_80);
+  // Each line has its own fresh key.
+  auto second = srtp::parseCryptoAttribute(toB.cryptos[1]);
+  EXPECT_FALSE(first.attribute->keys[0].keySalt == second.attribute->keys[0].keySalt);
+  // Offered to the client: the trunk's codecs first (relayable), then the client's others.
+  EXPECT_EQ(formatNames(toB)[0], "PCMU/8000:0");
+  EXPECT_EQ(formatNames(toB)[1], "PCMA/8000:8");
+  EXPECT_EQ(formatNames(toB)[2], "opus/48000:111");
+  EXPECT_EQ(formatNames(toB)[3], "G722/8000:9");
+
+  EXPECT_THROW(n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/SAVP 0", "")), false), NegotiationError);
+  EXPECT_FALSE(n.plan());
+  // The client takes our second line (whatever suite this libsrtp2 put there) with its own
+  // key: leg B's keys are its key inbound and our second key outbound.
+  auto theirKey = srtp::makeLocalCryptoAttribute(second.attribute->tag, second.attribute->suite);
+  std::string answer = sdpWith("m=audio 50000 RTP/SAVP 111",
+                               "a=rtpmap:111 opus/48000/2\r\na=crypto:" +
+                                   srtp::formatCryptoAttribute(theirKey) + "\r\n");
+  auto toA = n.answer(1, audioOf(answer), false);
+  EXPECT_EQ(toA.protocol, "RTP/AVP");
+  EXPECT_TRUE(toA.cryptos.empty());
+  const MediaPlan& plan = *n.plan();
+  ASSERT_TRUE(plan.legs[1].inbound && plan.legs[1].outbound);
+  EXPECT_EQ(plan.legs[1].inbound->suite, second.attribute->suite);
+  EXPECT_TRUE(plan.legs[1].inbound->key == theirKey.keys[0].keySalt);
+  EXPECT_TRUE(plan.legs[1].outbound->key == second.attribute->keys[0].keySalt);
+  EXPECT_EQ(plan.legs[1].codec, CodecId::Opus);
+  EXPECT_EQ(plan.flows[0].transcoder.to, CodecId::Opus);
+}
+
+TEST(Negotiation, ReofferFromTheTrunkKeepsTheClientsMediaAndKeys) {
+  Negotiator n(internal(), trunk());
+  n.offer(0, audioOf(kOpusSrtpOffer));
+  auto firstAnswer = n.answer(1, audioOf(kPcmuAnswer), false);
+  MediaPlan before = *n.plan();
+  // Hold from the trunk: a re-offer with a=sendonly.
+  auto hold = sdpWith("m=audio 50000 RTP/AVP 0 101",
+                      "a=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n");
+  auto toA = n.offer(1, audioOf(hold));
+  EXPECT_EQ(toA.protocol, "RTP/SAVP");
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"opus/48000:96", "telephone-event/8000:101"}));
+  ASSERT_EQ(toA.cryptos.size(), 1u);
+  EXPECT_EQ(toA.cryptos[0], firstAnswer.cryptos[0]);  // same tag, suite and key
+  auto toB = n.answer(0, audioOf(kOpusSrtpOffer), false);
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMU/8000:0", "telephone-event/8000:101"}));
+  const MediaPlan& after = *n.plan();
+  EXPECT_TRUE(after.transcoding());
+  EXPECT_TRUE(after.legs[0].outbound->key == before.legs[0].outbound->key);
+  EXPECT_TRUE(after.legs[0].inbound->key == before.legs[0].inbound->key);
+}
+
+TEST(Negotiation, RekeyingReofferFromTheClientChangesOnlyItsInboundKey) {
+  Negotiator n(internal(), trunk());
+  n.offer(0, audioOf(kOpusSrtpOffer));
+  n.answer(1, audioOf(kPcmuAnswer), false);
+  MediaPlan before = *n.plan();
+  std::string rekeyed = kOpusSrtpOffer;
+  rekeyed.replace(rekeyed.find("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"), 40,
+                  "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk");
+  auto toB = n.offer(0, audioOf(rekeyed));
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMU/8000:0", "telephone-event/8000:101"}));
+  n.answer(1, audioOf(kPcmuAnswer), false);
+  const MediaPlan& after = *n.plan();
+  EXPECT_FALSE(after.legs[0].inbound->key == before.legs[0].inbound->key);
+  EXPECT_TRUE(after.legs[0].outbound->key == before.legs[0].outbound->key);
+}
+
+TEST(Negotiation, AFinalAnswerReplacesTheEarlyOne) {
+  Negotiator n(trunk(), trunk(SrtpMode::Off, {CodecId::Pcmu, CodecId::Pcma, CodecId::G729}));
+  n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0 8", "")));
+  n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), true);
+  EXPECT_FALSE(n.plan()->transcoding());
+  EXPECT_EQ(n.plan()->legs[1].codecName, "PCMU");
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50002 RTP/AVP 18", "a=rtpmap:18 G729/8000\r\n")), false);
+  EXPECT_TRUE(n.plan()->transcoding());
+  EXPECT_EQ(n.plan()->legs[1].codec, CodecId::G729);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0"}));
+  // No further answer without an offer.
+  EXPECT_THROW(n.answer(1, audioOf(sdpWith("m=audio 50002 RTP/AVP 0", "")), false), NegotiationError);
+}
+
+TEST(Negotiation, AnAnswerWithNoneOfTheOfferedCodecsIsRefused) {
+  Negotiator n(trunk(), trunk());
+  n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0", "")));
+  EXPECT_THROW(n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 18", "")), false), NegotiationError);
+  EXPECT_FALSE(n.plan());
+}
+
+TEST(Negotiation, RenderingTheOverrideRewritesFormatsAndKeepsTheRest) {
+  auto description = sdp::Description::parse(std::string(kOpusSrtpOffer));
+  Negotiator n(internal(), trunk());
+  auto toB = n.offer(0, description.audio());
+  sdp::OriginState origin;
+  origin.sessionId = 7;
+  std::string text = description.render({"127.0.0.1", 20000, &toB}, origin);
+  EXPECT_NE(text.find("m=audio 20000 RTP/AVP 0 8 101\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=rtpmap:0 PCMU/8000\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=ptime:20\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=sendrecv\r\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("opus"), std::string::npos) << text;
+  EXPECT_EQ(text.find("a=crypto"), std::string::npos) << text;
+  // It parses back to the same formats.
+  auto back = sdp::Description::parse(text).audio();
+  ASSERT_EQ(back.formatInfo.size(), 3u);
+  EXPECT_EQ(back.formatInfo[2].name, "telephone-event");
+  EXPECT_EQ(back.ptimeMs, 20u);
+}
+
+}  // namespace
+}  // namespace medius::media

@@ -1,2 +1,451 @@
-// SDP negotiation: see medius/media/negotiation.hpp (issue 6; filled in by its slice).
-#include "medius/media/media_plan.hpp"
+#include "medius/media/negotiation.hpp"
+
+#include <algorithm>
+#include <set>
+#include <strings.h>
+
+#include "medius/media/srtp/crypto_attribute.hpp"
+#include "medius/media/srtp/keys.hpp"
+
+namespace medius::media {
+
+namespace {
+
+using codec::CodecId;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool isEvent(const sdp::Format& f) { return iequals(f.name, "telephone-event"); }
+bool isCn(const sdp::Format& f) { return iequals(f.name, "CN"); }
+
+std::optional<CodecId> knownCodec(const sdp::Format& f) {
+  if (isEvent(f) || isCn(f)) return std::nullopt;
+  return codec::codecFromName(f.name, f.clock);
+}
+
+bool allowed(const LegPolicy& policy, CodecId id) {
+  return std::find(policy.codecs.begin(), policy.codecs.end(), id) != policy.codecs.end();
+}
+
+bool sameCodec(const sdp::Format& a, const sdp::Format& b) {
+  return iequals(a.name, b.name) && a.clock == b.clock;
+}
+
+// The format we put in an offer for a codec the offerer did not have.
+sdp::Format formatFor(CodecId id, std::uint8_t pt) {
+  const auto& info = codec::codecInfo(id);
+  sdp::Format f;
+  f.pt = pt;
+  f.name = std::string(info.encodingName);
+  f.clock = info.rtpClockRate;
+  // RFC 7587 7: opus is always written opus/48000/2; we ask for in-band FEC.
+  if (id == CodecId::Opus) {
+    f.channels = 2;
+    f.fmtp = "useinbandfec=1";
+  }
+  return f;
+}
+
+std::string names(const std::vector<sdp::Format>& formats) {
+  std::string out;
+  for (const auto& f : formats) out += (out.empty() ? "" : ", ") + f.name + "/" + std::to_string(f.clock);
+  return out.empty() ? "none" : out;
+}
+
+std::string names(const std::vector<CodecId>& codecs) {
+  std::string out;
+  for (auto id : codecs) out += (out.empty() ? "" : ", ") + std::string(codec::codecInfo(id).encodingName);
+  return out.empty() ? "none" : out;
+}
+
+bool isSavp(const std::string& protocol) { return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF"; }
+
+// The a=crypto line for one of our keys.
+std::string cryptoLine(std::uint32_t tag, const SrtpParams& key) {
+  srtp::CryptoAttribute attribute;
+  attribute.tag = tag;
+  attribute.suite = key.suite;
+  srtp::KeyParam param;
+  param.keySalt = key.key;
+  attribute.keys.push_back(std::move(param));
+  return srtp::formatCryptoAttribute(attribute);
+}
+
+// The suites we offer, in order. AES_CM_128_HMAC_SHA1_80 first: it is the one every SDES
+// endpoint has (RFC 4568 6.2.1 makes it mandatory to implement), and most answerers take
+// the first line they support; the AEAD suites (RFC 7714) follow where libsrtp2 has them,
+// then the 32-bit tag variant.
+std::vector<srtp::CryptoSuite> offeredSuites() {
+  std::vector<srtp::CryptoSuite> out;
+  for (auto suite : {srtp::CryptoSuite::AesCm128HmacSha1_80, srtp::CryptoSuite::AeadAes128Gcm,
+                     srtp::CryptoSuite::AeadAes256Gcm, srtp::CryptoSuite::AesCm128HmacSha1_32}) {
+    if (srtp::suiteAvailable(suite)) out.push_back(suite);
+  }
+  return out;
+}
+
+// The telephone-event of `events` to use next to `codec`: the one at the codec's clock
+// (RFC 4733 2.1: events use the audio clock), else the 8000 one, else the first.
+std::optional<sdp::Format> eventFor(const std::vector<sdp::Format>& events, const sdp::Format& codec) {
+  for (const auto& e : events) {
+    if (e.clock == codec.clock) return e;
+  }
+  for (const auto& e : events) {
+    if (e.clock == 8000) return e;
+  }
+  if (!events.empty()) return events.front();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view srtpModeName(SrtpMode mode) {
+  switch (mode) {
+    case SrtpMode::Off: return "off";
+    case SrtpMode::Optional: return "optional";
+    case SrtpMode::Required: return "required";
+  }
+  return "off";
+}
+
+LegPolicy defaultInternalPolicy() {
+  return LegPolicy{SrtpMode::Required, {CodecId::Opus, CodecId::G722, CodecId::Pcmu, CodecId::Pcma}};
+}
+
+LegPolicy defaultTrunkPolicy() { return LegPolicy{SrtpMode::Off, {CodecId::Pcmu, CodecId::Pcma}}; }
+
+Negotiator::Negotiator(LegPolicy legA, LegPolicy legB) : policy_{std::move(legA), std::move(legB)} {}
+
+sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
+  const int to = 1 - from;
+  const LegPolicy& px = policy_[static_cast<std::size_t>(from)];
+  const LegPolicy& py = policy_[static_cast<std::size_t>(to)];
+  const LegState& x = legs_[static_cast<std::size_t>(from)];
+  const LegState& y = legs_[static_cast<std::size_t>(to)];
+  Pending p;
+  p.offerer = from;
+  p.reoffer = x.established && y.established;
+  std::vector<sdp::Format> unusable;
+  for (const auto& f : stream.formatInfo) {
+    if (isEvent(f)) {
+      p.offererEvents.push_back(f);
+    } else if (isCn(f)) {
+      if (!p.offererCn && f.clock == 8000) p.offererCn = f;
+    } else if (auto id = knownCodec(f); id && allowed(px, *id)) {
+      p.offererCodecs.push_back(f);
+    } else {
+      unusable.push_back(f);
+    }
+  }
+  if (p.offererCodecs.empty()) {
+    throw NegotiationError("no common codec: the offer has " + names(unusable) + "; this side allows " +
+                           names(px.codecs));
+  }
+  p.offererPtime = stream.ptimeMs;
+  p.offererProtocol = stream.protocol;
+  if (stream.protocol != "RTP/AVP" && stream.protocol != "RTP/SAVP" &&
+      stream.protocol != "RTP/AVPF" && stream.protocol != "RTP/SAVPF") {
+    throw NegotiationError("unsupported media protocol " + stream.protocol.substr(0, 32) +
+                           " (RTP/AVP and RTP/SAVP with SDES are)");
+  }
+
+  // The offerer's SRTP.
+  if (px.srtp == SrtpMode::Off) {
+    if (isSavp(stream.protocol)) {
+      throw NegotiationError("SRTP (" + stream.protocol + ") offered where SRTP is off");
+    }
+  } else {
+    std::string problems;
+    for (const auto& value : stream.cryptos) {
+      auto parsed = srtp::parseCryptoAttribute(value);
+      if (parsed.status == srtp::ParseStatus::Ok && srtp::suiteAvailable(parsed.attribute->suite)) {
+        auto keys = parsed.attribute->masterKeys();
+        SrtpParams key;
+        key.suite = parsed.attribute->suite;
+        key.key = keys.front().keySalt;
+        key.mki = keys.front().mki;
+        p.offererKey = std::move(key);
+        p.offererTag = parsed.attribute->tag;
+        break;
+      }
+      std::string why = parsed.status == srtp::ParseStatus::UnknownSuite
+                            ? "unknown suite " + parsed.suiteName.substr(0, 40)
+                            : parsed.error;
+      problems += (problems.empty() ? "" : "; ") + why;
+    }
+    if (!p.offererKey && (isSavp(stream.protocol) || px.srtp == SrtpMode::Required)) {
+      throw NegotiationError(stream.cryptos.empty()
+                                 ? "SRTP is required and the offer has no a=crypto line"
+                                 : "no usable a=crypto line: " + problems);
+    }
+    if (p.offererKey) {
+      // Our key toward the offerer: kept across re-offers while the suite stays.
+      if (x.outbound && x.outbound->suite == p.offererKey->suite) {
+        p.towardOfferer = *x.outbound;
+      } else {
+        SrtpParams ours;
+        ours.suite = p.offererKey->suite;
+        ours.key = srtp::generateKeyMaterial(ours.suite);
+        p.towardOfferer = std::move(ours);
+      }
+    }
+  }
+
+  sdp::AudioOverride out;
+  if (p.reoffer) {
+    // No change toward the other leg: what it has, with our key.
+    out = render(y);
+    p.offered = out.formats;
+    p.offeredProtocol = y.protocol;
+    if (y.outbound) p.offeredKeys.emplace_back(y.cryptoTag, *y.outbound);
+    pending_ = std::move(p);
+    return out;
+  }
+
+  std::set<unsigned> used;
+  for (const auto& f : stream.formatInfo) used.insert(f.pt);
+  auto freeDynamic = [&used](unsigned preferred) -> std::uint8_t {
+    if (!used.contains(preferred)) {
+      used.insert(preferred);
+      return static_cast<std::uint8_t>(preferred);
+    }
+    for (unsigned pt = 96; pt < 128; ++pt) {
+      if (!used.contains(pt)) {
+        used.insert(pt);
+        return static_cast<std::uint8_t>(pt);
+      }
+    }
+    throw NegotiationError("no free dynamic payload type left");
+  };
+  // Relayable first (the offerer's own formats), then what we can transcode to.
+  for (const auto& f : p.offererCodecs) {
+    if (allowed(py, *knownCodec(f))) p.offered.push_back(f);
+  }
+  for (CodecId id : py.codecs) {
+    bool present = std::any_of(p.offered.begin(), p.offered.end(),
+                               [id](const sdp::Format& f) { return knownCodec(f) == id; });
+    if (present) continue;
+    const auto& info = codec::codecInfo(id);
+    std::uint8_t pt = info.staticPayloadType ? *info.staticPayloadType
+                                             : freeDynamic(id == CodecId::Opus ? 111 : 96);
+    p.offered.push_back(formatFor(id, pt));
+  }
+  if (!p.offererEvents.empty()) {
+    // RFC 4733: one telephone-event per clock of the offered audio.
+    std::set<std::uint32_t> clocks;
+    for (const auto& f : p.offered) clocks.insert(f.clock == 48000 ? 48000u : 8000u);
+    for (std::uint32_t clock : clocks) {
+      sdp::Format event;
+      auto same = std::find_if(p.offererEvents.begin(), p.offererEvents.end(),
+                               [clock](const sdp::Format& e) { return e.clock == clock; });
+      if (same != p.offererEvents.end()) {
+        event = *same;
+      } else {
+        event.pt = freeDynamic(clock == 8000 ? 101 : 110);
+        event.name = "telephone-event";
+        event.clock = clock;
+        event.fmtp = "0-16";
+      }
+      p.offered.push_back(event);
+    }
+  }
+  if (p.offererCn) p.offered.push_back(*p.offererCn);
+  out.formats = p.offered;
+  out.ptimeMs = p.offererPtime;
+  if (py.srtp == SrtpMode::Off) {
+    out.protocol = "RTP/AVP";
+  } else {
+    // Optional: RTP/AVP with a=crypto, the "best effort" offer an SRTP endpoint upgrades.
+    out.protocol = py.srtp == SrtpMode::Required ? "RTP/SAVP" : "RTP/AVP";
+    std::uint32_t tag = 1;
+    for (auto suite : offeredSuites()) {
+      SrtpParams key;
+      key.suite = suite;
+      key.key = srtp::generateKeyMaterial(suite);
+      out.cryptos.push_back(cryptoLine(tag, key));
+      p.offeredKeys.emplace_back(tag, std::move(key));
+      ++tag;
+    }
+  }
+  p.offeredProtocol = out.protocol;
+  pending_ = std::move(p);
+  return out;
+}
+
+sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, bool provisional) {
+  if (!pending_ || pending_->offerer != 1 - from) {
+    throw NegotiationError("an answer from leg " + std::string(from == 0 ? "A" : "B") +
+                           " without an offer to it");
+  }
+  const Pending& p = *pending_;
+  const int xi = p.offerer;
+  const int yi = from;
+  LegState ny;
+  std::vector<sdp::Format> answerEvents;
+  std::vector<sdp::Format> answerCodecs;
+  for (const auto& f : stream.formatInfo) {
+    if (isEvent(f)) {
+      answerEvents.push_back(f);
+    } else if (isCn(f)) {
+      if (!ny.cn) ny.cn = f;
+    } else if (knownCodec(f) &&
+               std::any_of(p.offered.begin(), p.offered.end(),
+                           [&f](const sdp::Format& o) { return sameCodec(o, f); })) {
+      // RFC 3264 6.1: the answer uses our numbers for what it accepted; matched by name
+      // and clock, for answerers that renumber anyway.
+      answerCodecs.push_back(f);
+    }
+  }
+  if (answerCodecs.empty()) {
+    throw NegotiationError("the answer has none of the offered codecs (it has " +
+                           names(stream.formatInfo) + ")");
+  }
+  auto inOfferer = [&p](const sdp::Format& f) {
+    return std::find_if(p.offererCodecs.begin(), p.offererCodecs.end(),
+                        [&f](const sdp::Format& o) { return sameCodec(o, f); });
+  };
+  auto relayable = std::find_if(answerCodecs.begin(), answerCodecs.end(), [&](const sdp::Format& f) {
+    return inOfferer(f) != p.offererCodecs.end();
+  });
+  ny.codec = relayable != answerCodecs.end() ? *relayable : answerCodecs.front();
+  ny.known = knownCodec(ny.codec);
+  ny.event = eventFor(answerEvents, ny.codec);
+  ny.ptimeMs = stream.ptimeMs;
+  ny.protocol = p.offeredProtocol;
+  ny.established = true;
+  if (!p.offeredKeys.empty()) {
+    for (const auto& value : stream.cryptos) {
+      auto parsed = srtp::parseCryptoAttribute(value);
+      if (parsed.status != srtp::ParseStatus::Ok) continue;
+      auto ours = std::find_if(p.offeredKeys.begin(), p.offeredKeys.end(), [&](const auto& k) {
+        return k.first == parsed.attribute->tag && k.second.suite == parsed.attribute->suite;
+      });
+      if (ours == p.offeredKeys.end()) continue;
+      auto keys = parsed.attribute->masterKeys();
+      SrtpParams theirs;
+      theirs.suite = parsed.attribute->suite;
+      theirs.key = keys.front().keySalt;
+      theirs.mki = keys.front().mki;
+      ny.inbound = std::move(theirs);
+      ny.outbound = ours->second;
+      ny.cryptoTag = ours->first;
+      break;
+    }
+    if (!ny.inbound && (isSavp(p.offeredProtocol) || policy_[static_cast<std::size_t>(yi)].srtp ==
+                                                          SrtpMode::Required)) {
+      throw NegotiationError(stream.cryptos.empty()
+                                 ? "SRTP is required and the answer has no a=crypto line"
+                                 : "the answer's a=crypto matches none of the offered lines");
+    }
+  }
+
+  LegState nx;
+  auto same = inOfferer(ny.codec);
+  nx.codec = same != p.offererCodecs.end() ? *same : p.offererCodecs.front();
+  if (same != p.offererCodecs.end()) {
+    for (const auto& f : answerCodecs) {
+      auto other = inOfferer(f);
+      if (sameCodec(f, ny.codec) || other == p.offererCodecs.end()) continue;
+      ny.more.push_back(f);
+      nx.more.push_back(*other);
+    }
+  }
+  nx.known = knownCodec(nx.codec);
+  nx.event = eventFor(p.offererEvents, nx.codec);
+  bool relay = sameCodec(nx.codec, ny.codec);
+  // CN toward the offerer when it offered it: relayed when both sides do it, consumed by
+  // the transcoder otherwise (we never generate CN ourselves).
+  if (p.offererCn && (!relay || ny.cn)) nx.cn = p.offererCn;
+  if (relay && !nx.cn) ny.cn.reset();
+  nx.ptimeMs = p.offererPtime;
+  nx.protocol = p.offererProtocol;
+  nx.inbound = p.offererKey;
+  nx.outbound = p.towardOfferer;
+  nx.cryptoTag = p.offererTag;
+  nx.established = true;
+
+  legs_[static_cast<std::size_t>(xi)] = std::move(nx);
+  legs_[static_cast<std::size_t>(yi)] = std::move(ny);
+  plan_ = buildPlan();
+  sdp::AudioOverride out = render(legs_[static_cast<std::size_t>(xi)]);
+  if (!provisional) pending_.reset();
+  return out;
+}
+
+sdp::AudioOverride Negotiator::render(const LegState& leg) const {
+  sdp::AudioOverride out;
+  out.protocol = leg.protocol;
+  out.formats.push_back(leg.codec);
+  out.formats.insert(out.formats.end(), leg.more.begin(), leg.more.end());
+  if (leg.event) out.formats.push_back(*leg.event);
+  if (leg.cn) out.formats.push_back(*leg.cn);
+  out.ptimeMs = leg.ptimeMs;
+  if (leg.outbound) out.cryptos.push_back(cryptoLine(leg.cryptoTag, *leg.outbound));
+  return out;
+}
+
+MediaPlan Negotiator::buildPlan() const {
+  MediaPlan plan;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const LegState& s = legs_[i];
+    LegPlan& leg = plan.legs[i];
+    leg.inbound = s.inbound;
+    leg.outbound = s.outbound;
+    leg.codecName = s.codec.name;
+    leg.codec = s.known;
+    leg.codecPt = s.codec.pt;
+    leg.codecClock = s.codec.clock;
+    leg.ptimeMs = static_cast<std::uint16_t>(s.ptimeMs);
+    if (s.event) {
+      leg.eventPt = s.event->pt;
+      leg.eventClock = s.event->clock;
+    }
+    if (s.cn) leg.cnPt = s.cn->pt;
+  }
+  bool relay = sameCodec(legs_[0].codec, legs_[1].codec);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const LegState& src = legs_[i];
+    const LegState& dst = legs_[1 - i];
+    FlowPlan& flow = plan.flows[i];
+    if (relay) {
+      flow.mode = FlowPlan::Mode::Relay;
+      flow.payloadMap[src.codec.pt] = dst.codec.pt;
+      for (std::size_t k = 0; k < src.more.size() && k < dst.more.size(); ++k) {
+        flow.payloadMap[src.more[k].pt] = dst.more[k].pt;
+      }
+      if (src.event && dst.event && src.event->clock == dst.event->clock) {
+        flow.payloadMap[src.event->pt] = dst.event->pt;
+      }
+      if (src.cn && dst.cn) flow.payloadMap[src.cn->pt] = dst.cn->pt;
+      continue;
+    }
+    flow.mode = FlowPlan::Mode::Transcode;
+    flow.transcoder.from = *src.known;
+    flow.transcoder.to = *dst.known;
+    // fmtp says what a side wants to receive: the source's describes its own stream only
+    // loosely (RFC 7587 7.1), the target's configures our encoder.
+    codec::applyFmtp(*src.known, src.codec.fmtp, flow.transcoder.fromParams);
+    codec::applyFmtp(*dst.known, dst.codec.fmtp, flow.transcoder.toParams);
+    std::uint16_t targetPtime = static_cast<std::uint16_t>(dst.ptimeMs);
+    flow.transcoder.toParams.ptimeMs =
+        targetPtime != 0 && codec::ptimeAllowed(*dst.known, targetPtime) ? targetPtime : 0;
+    flow.sourcePt = src.codec.pt;
+    flow.targetPt = dst.codec.pt;
+    flow.sourceClock = src.codec.clock;
+    flow.targetClock = dst.codec.clock;
+    flow.sourcePtimeMs = static_cast<std::uint16_t>(
+        src.ptimeMs != 0 ? src.ptimeMs : codec::codecInfo(*src.known).defaultPtimeMs);
+    if (src.event && dst.event) {
+      flow.sourceEventPt = src.event->pt;
+      flow.targetEventPt = dst.event->pt;
+      flow.sourceEventClock = src.event->clock;
+      flow.targetEventClock = dst.event->clock;
+    }
+    if (src.cn) flow.sourceCnPt = src.cn->pt;
+  }
+  return plan;
+}
+
+}  // namespace medius::media

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <map>
 
 namespace medius::media::sdp {
 
@@ -74,6 +75,27 @@ std::optional<Direction> parseDirection(std::string_view attribute) {
   return std::nullopt;
 }
 
+// RFC 3551 table 4: the static audio payload types an SDP may use without a=rtpmap.
+std::optional<Format> staticFormat(std::uint32_t pt) {
+  switch (pt) {
+    case 0: return Format{0, "PCMU", 8000, 1, {}};
+    case 3: return Format{3, "GSM", 8000, 1, {}};
+    case 4: return Format{4, "G723", 8000, 1, {}};
+    case 8: return Format{8, "PCMA", 8000, 1, {}};
+    case 9: return Format{9, "G722", 8000, 1, {}};
+    case 13: return Format{13, "CN", 8000, 1, {}};
+    case 18: return Format{18, "G729", 8000, 1, {}};
+    default: return std::nullopt;
+  }
+}
+
+// Attributes negotiation regenerates when rendering with an AudioOverride.
+bool isFormatAttribute(std::string_view value) {
+  return value.starts_with("rtpmap:") || value.starts_with("fmtp:") ||
+         value.starts_with("ptime:") || value.starts_with("maxptime:") ||
+         value.starts_with("crypto:");
+}
+
 bool isIceAttribute(std::string_view value) {
   return value.starts_with("candidate:") || value.starts_with("remote-candidates:") ||
          value.starts_with("ice-");
@@ -104,6 +126,8 @@ Description Description::parse(std::string_view text) {
   std::optional<std::string> rtcpAddress;
   std::optional<Direction> mediaDirection;
   std::size_t audioLine = 0;
+  std::map<std::uint32_t, Format> rtpmaps;
+  std::map<std::uint32_t, std::string> fmtps;
 
   std::size_t lineNumber = 0;
   std::size_t pos = 0;
@@ -180,6 +204,43 @@ Description Description::parse(std::string_view text) {
         }
       } else if (value == "rtcp-mux") {
         if (inAnchored) d.audio_.rtcpMux = true;
+      } else if (inAnchored && (value.starts_with("rtpmap:") || value.starts_with("fmtp:"))) {
+        // a=rtpmap:<pt> <name>/<clock>[/<channels>], a=fmtp:<pt> <parameters>
+        bool isMap = value.starts_with("rtpmap:");
+        std::string_view rest = value.substr(isMap ? 7 : 5);
+        std::size_t space = rest.find(' ');
+        auto pt = number(rest.substr(0, space), 127);
+        if (!pt || space == std::string_view::npos) {
+          ref.fail(isMap ? "expected a=rtpmap:<pt> <name>/<clock>" : "expected a=fmtp:<pt> <parameters>");
+        }
+        std::string_view param = rest.substr(space + 1);
+        while (!param.empty() && param.front() == ' ') param.remove_prefix(1);
+        if (isMap) {
+          std::size_t slash = param.find('/');
+          std::string_view name = param.substr(0, slash);
+          std::string_view after = slash == std::string_view::npos ? std::string_view() : param.substr(slash + 1);
+          std::size_t slash2 = after.find('/');
+          auto clock = number(after.substr(0, slash2), 1000000);
+          std::optional<std::uint32_t> channels = 1;
+          if (slash2 != std::string_view::npos) channels = number(after.substr(slash2 + 1), 8);
+          if (name.empty() || name.size() > 32 || !clock || *clock == 0 || !channels || *channels == 0) {
+            ref.fail("expected a=rtpmap:<pt> <name>/<clock>[/<channels>]");
+          }
+          rtpmaps[*pt] = Format{static_cast<std::uint8_t>(*pt), std::string(name), *clock,
+                                static_cast<std::uint8_t>(*channels), {}};
+        } else {
+          fmtps[*pt] = std::string(param);
+        }
+      } else if (inAnchored && (value.starts_with("ptime:") || value.starts_with("maxptime:"))) {
+        bool isPtime = value.starts_with("ptime:");
+        // Some stacks write fractions ("a=ptime:20.0"); the integer part is what counts.
+        std::string_view digits = value.substr(isPtime ? 6 : 9);
+        digits = digits.substr(0, digits.find('.'));
+        auto ms = number(digits, 10000);
+        if (!ms) ref.fail(isPtime ? "expected a=ptime:<milliseconds>" : "expected a=maxptime:<milliseconds>");
+        (isPtime ? d.audio_.ptimeMs : d.audio_.maxptimeMs) = *ms;
+      } else if (inAnchored && value.starts_with("crypto:")) {
+        if (d.audio_.cryptos.size() < 16) d.audio_.cryptos.emplace_back(value.substr(7));
       } else if (auto dir = parseDirection(value)) {
         if (d.media_.empty()) {
           sessionDirection = dir;
@@ -217,6 +278,19 @@ Description Description::parse(std::string_view text) {
     d.audio_.rtcpPort = d.audio_.rtpPort == 65535 ? 0 : static_cast<std::uint16_t>(d.audio_.rtpPort + 1);
   }
   d.audio_.rtcpAddress = rtcpAddress.value_or(d.audio_.address);
+  for (const auto& formatText : d.audio_.formats) {
+    auto pt = number(formatText, 127);
+    if (!pt) continue;
+    std::optional<Format> format;
+    if (auto it = rtpmaps.find(*pt); it != rtpmaps.end()) {
+      format = it->second;
+    } else {
+      format = staticFormat(*pt);
+    }
+    if (!format) continue;
+    if (auto it = fmtps.find(*pt); it != fmtps.end()) format->fmtp = it->second;
+    d.audio_.formatInfo.push_back(std::move(*format));
+  }
   return d;
 }
 
@@ -254,13 +328,38 @@ std::string Description::render(const RewriteParams& params, OriginState& origin
                                  : portField.substr(portField.find('/'));
     mline += media.anchored ? std::to_string(params.rtpPort) : std::string("0");
     mline += count;
-    for (std::size_t i = 2; i < f.size(); ++i) {
+    const AudioOverride* negotiated = media.anchored ? params.audio : nullptr;
+    if (negotiated) {
       mline += ' ';
-      mline += f[i];
+      mline += negotiated->protocol;
+      for (const auto& format : negotiated->formats) mline += ' ' + std::to_string(format.pt);
+    } else {
+      for (std::size_t i = 2; i < f.size(); ++i) {
+        mline += ' ';
+        mline += f[i];
+      }
     }
     append('m', mline);
+    bool generated = false;
+    auto appendNegotiated = [&] {
+      // The negotiated attributes go before the stream's other a= lines (c= and b= come
+      // first in a media section, RFC 8866 5).
+      if (!negotiated || generated) return;
+      generated = true;
+      for (const auto& format : negotiated->formats) {
+        std::string map = "rtpmap:" + std::to_string(format.pt) + " " + format.name + "/" +
+                          std::to_string(format.clock);
+        if (format.channels > 1) map += "/" + std::to_string(format.channels);
+        append('a', map);
+        if (!format.fmtp.empty()) append('a', "fmtp:" + std::to_string(format.pt) + " " + format.fmtp);
+      }
+      if (negotiated->ptimeMs != 0) append('a', "ptime:" + std::to_string(negotiated->ptimeMs));
+      for (const auto& crypto : negotiated->cryptos) append('a', "crypto:" + crypto);
+    };
     for (std::size_t i = 1; i < media.lines.size(); ++i) {
       const Line& line = media.lines[i];
+      if (line.type == 'a') appendNegotiated();
+      if (negotiated && line.type == 'a' && isFormatAttribute(line.value)) continue;
       if (line.type == 'c') {
         append('c', connection(line.value));
       } else if (line.type == 'a' && isIceAttribute(line.value)) {
@@ -275,6 +374,7 @@ std::string Description::render(const RewriteParams& params, OriginState& origin
         append(line.type, line.value);
       }
     }
+    appendNegotiated();
   }
   if (origin.sessionId == 0) {
     origin.sessionId = 1;  // callers seed it; never 0 on the wire

@@ -35,6 +35,17 @@ class SdpError : public std::runtime_error {
 
 enum class Direction { SendRecv, SendOnly, RecvOnly, Inactive };
 
+// One payload format of the anchored stream: the m= line's number with its a=rtpmap (or
+// the RFC 3551 static assignment) and a=fmtp.
+struct Format {
+  std::uint8_t pt = 0;
+  std::string name;           // encoding name as written ("PCMU", "opus", "telephone-event")
+  std::uint32_t clock = 8000;
+  std::uint8_t channels = 1;
+  std::string fmtp;           // the a=fmtp value after "<pt> ", "" when none
+  bool operator==(const Format&) const = default;
+};
+
 // The anchored audio stream as the sender of the SDP described it.
 struct AudioStream {
   // Effective connection address (media-level c= over session-level); "0.0.0.0" on hold.
@@ -49,8 +60,26 @@ struct AudioStream {
   Direction direction = Direction::SendRecv;
   // Payload types of the m= line, in order (as text: they are passed through).
   std::vector<std::string> formats;
+  // The numeric ones with their rtpmap/fmtp, in m= line order. A dynamic number without
+  // a=rtpmap is left out (nobody can know what it is).
+  std::vector<Format> formatInfo;
+  // a=ptime / a=maxptime (milliseconds), 0 when absent.
+  std::uint32_t ptimeMs = 0;
+  std::uint32_t maxptimeMs = 0;
+  // The values of the stream's a=crypto lines (after "a=crypto:"), in order.
+  std::vector<std::string> cryptos;
   // "RTP/AVP", "RTP/SAVP", ...
   std::string protocol;
+};
+
+// What negotiation puts in place of the anchored stream's own formats, protocol, rtpmap,
+// fmtp, ptime and crypto lines when rendering for the other leg. Everything else of the
+// stream (direction, rtcp, rtcp-mux, other attributes) still passes through.
+struct AudioOverride {
+  std::string protocol;          // "RTP/AVP" or "RTP/SAVP"
+  std::vector<Format> formats;   // in m= line order; each gets a=rtpmap (and a=fmtp)
+  std::uint32_t ptimeMs = 0;     // a=ptime when non-zero
+  std::vector<std::string> cryptos;  // a=crypto values
 };
 
 // Our o= line toward one leg; keep one per outgoing leg for the session's life.
@@ -66,6 +95,8 @@ struct RewriteParams {
   std::string address;
   // The worker's RTP port for that peer (RTCP is rtpPort + 1).
   std::uint16_t rtpPort = 0;
+  // Negotiated formats and crypto for that peer; nullptr renders the stream's own.
+  const AudioOverride* audio = nullptr;
 };
 
 class Description {

@@ -1,0 +1,135 @@
+// SDP offer/answer (RFC 3264) across the two legs of a session: which codec and which SRTP
+// keys each leg uses, whether a flow is relayed or transcoded, and the formats and a=crypto
+// lines each leg is sent. The result is a MediaPlan (media_plan.hpp) for the data plane and
+// an sdp::AudioOverride per rendered SDP.
+//
+// Policy per side (LegPolicy): SRTP off / optional / required, and the codecs the side may
+// use in preference order (internal: opus, G722, PCMU, PCMA; a trunk: its list).
+//
+// Offer from leg X (the first one, or a re-offer), to leg Y:
+//   - X's usable codecs: the codecs X offered that X's side allows, in X's order. None:
+//     NegotiationError (the gateway answers 488).
+//   - X's crypto: the first a=crypto line we can use (RFC 4568 7.1.1: the answerer picks).
+//     Policy off and RTP/SAVP, or policy required and no usable line: NegotiationError.
+//     Policy off with a best-effort RTP/AVP + a=crypto offer: answered plain.
+//   - The offer to Y: first the codecs X offered that Y's side allows (so Y can pick one
+//     that is relayed without decoding), then Y's other allowed codecs (transcoded), with
+//     X's payload type numbers where X had them, static numbers, or free dynamic ones;
+//     telephone-event (8000, and 48000 when Opus is offered) when X offered one; CN when X
+//     did. SRTP toward Y per Y's policy: off = RTP/AVP, optional = RTP/AVP with a=crypto
+//     (best effort), required = RTP/SAVP; our a=crypto lines carry fresh keys
+//     (AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_32 when available).
+//   A re-offer once the session is established offers Y exactly what Y has (codec, events,
+//   CN, protocol and our keys: no change of media toward Y); only X's side is
+//   re-negotiated (a new codec, or new keys: re-keying, RFC 4568 7.1.4).
+// Answer from Y (provisional answers too; the final one replaces them):
+//   - Y's codec: the first format of the answer that X offered too (relayed), else the
+//     first one we offered (transcoded); in the relayed case every other format of the
+//     answer that X offered is relayed as well. Y's keys: the a=crypto line
+//     with one of our tags and its suite. Required and no such line: NegotiationError.
+//   - X's codec: Y's codec when X offered it (relay), else X's first usable codec
+//     (transcode). The answer to X: X's codec with X's numbers, X's telephone-event, CN
+//     when both sides do it; X's protocol; for SRTP, X's chosen tag and suite with our key.
+//
+// Thread: one Negotiator per session, used under the session's mutex.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "medius/media/codec/codec.hpp"
+#include "medius/media/media_plan.hpp"
+#include "medius/media/sdp.hpp"
+#include "medius/media/srtp/suite.hpp"
+
+namespace medius::media {
+
+enum class SrtpMode : std::uint8_t { Off, Optional, Required };
+std::string_view srtpModeName(SrtpMode mode);
+
+struct LegPolicy {
+  SrtpMode srtp = SrtpMode::Off;
+  std::vector<codec::CodecId> codecs{codec::CodecId::Pcmu, codec::CodecId::Pcma};
+};
+
+// The defaults of the issue: internal clients SRTP required with Opus, G.722, PCMU, PCMA;
+// trunks plain with G.711.
+LegPolicy defaultInternalPolicy();
+LegPolicy defaultTrunkPolicy();
+
+// An offer or answer the session cannot take: the gateway answers 488 (an offer) or ends
+// the call (an answer). what() says why, for a Warning header and the logs.
+class NegotiationError : public std::runtime_error {
+ public:
+  explicit NegotiationError(const std::string& message) : std::runtime_error(message) {}
+};
+
+class Negotiator {
+ public:
+  Negotiator(LegPolicy legA, LegPolicy legB);
+
+  // An offer from leg `from` (0 = A, 1 = B): returns what to render toward the other leg.
+  // Throws NegotiationError.
+  sdp::AudioOverride offer(int from, const sdp::AudioStream& offer);
+
+  // The answer of leg `from` to the offer we made it (provisional: early media; the final
+  // answer may follow and replace it). Returns what to render toward the offering leg and
+  // updates plan(). Throws NegotiationError; the previous plan then stays in force.
+  sdp::AudioOverride answer(int from, const sdp::AudioStream& answer, bool provisional);
+
+  // The plan in force (after the first answer). nullopt before.
+  const std::optional<MediaPlan>& plan() const { return plan_; }
+
+ private:
+  // What one leg uses once negotiated.
+  struct LegState {
+    bool established = false;
+    sdp::Format codec;                       // its codec, with its PT on this leg
+    // Further codecs both legs accepted (relayed flows only, RFC 3264 6.1: either side may
+    // send any format of the answer), in step with the other leg's `more`.
+    std::vector<sdp::Format> more;
+    std::optional<codec::CodecId> known;     // when we can decode it
+    std::optional<sdp::Format> event;        // telephone-event
+    std::optional<sdp::Format> cn;
+    std::uint32_t ptimeMs = 0;
+    std::string protocol = "RTP/AVP";
+    // SRTP: the peer's key (inbound) and ours (outbound), with the a=crypto tag and suite.
+    std::optional<SrtpParams> inbound;
+    std::optional<SrtpParams> outbound;
+    std::uint32_t cryptoTag = 0;
+  };
+  // An offer we relayed and whose answer is awaited.
+  struct Pending {
+    int offerer = -1;
+    // The offerer's side: usable codecs in its order (with its PTs), its events and CN.
+    std::vector<sdp::Format> offererCodecs;
+    std::vector<sdp::Format> offererEvents;
+    std::optional<sdp::Format> offererCn;
+    std::uint32_t offererPtime = 0;
+    std::string offererProtocol;
+    // The offerer's chosen crypto line: tag, suite and its key.
+    std::optional<SrtpParams> offererKey;
+    std::uint32_t offererTag = 0;
+    // Our key toward the offerer (made with the offer, sent in the answer).
+    std::optional<SrtpParams> towardOfferer;
+    // What we offered the answerer: formats, and our key per a=crypto tag.
+    std::vector<sdp::Format> offered;
+    std::string offeredProtocol;
+    std::vector<std::pair<std::uint32_t, SrtpParams>> offeredKeys;
+    bool reoffer = false;
+  };
+
+  sdp::AudioOverride render(const LegState& leg) const;
+  MediaPlan buildPlan() const;
+
+  std::array<LegPolicy, 2> policy_;
+  std::array<LegState, 2> legs_;
+  std::optional<Pending> pending_;
+  std::optional<MediaPlan> plan_;
+};
+
+}  // namespace medius::media
