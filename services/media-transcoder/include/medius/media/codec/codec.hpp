@@ -73,9 +73,9 @@ struct OpusParams {
   // useinbandfec: the receiver can use in-band FEC, so our encoder adds LBRR data. RFC 7587
   // 6.1: absent means 0 (browsers offer 1).
   bool useInbandFec = false;
-  bool useDtx = false;                    // usedtx: encoder may stop sending in silence
-  std::uint32_t maxAverageBitrate = 0;    // maxaveragebitrate in bit/s; 0 = our default
-  bool stereo = false;                    // only mono (stereo=0) is produced; decoder downmixes
+  bool useDtx = false;                  // usedtx: encoder may stop sending in silence
+  std::uint32_t maxAverageBitrate = 0;  // maxaveragebitrate in bit/s; 0 = our default
+  bool stereo = false;                  // only mono (stereo=0) is produced; decoder downmixes
   // PCM rate of our encoder/decoder object: 8000, 12000, 16000, 24000 or 48000; 0 = the
   // smallest of these >= maxPlaybackRate. A lower rate saves resampling and CPU when the
   // other leg is narrowband (the RTP clock stays 48000).
