@@ -1,6 +1,8 @@
 // srtp_fuzz: the first byte picks what the rest is.
-//   0, 7  an a=crypto value: parseCryptoAttribute; an Ok result formats and parses back
+//   0     an a=crypto value: parseCryptoAttribute; an Ok result formats and parses back
 //         to the same attribute (tag, suite, keys, lifetime, MKI).
+//   7     an SDES offer, one a=crypto value per line: answerCryptoOffer; a choice has our
+//         line on the same tag and suite, and the offerer accepts it (acceptCryptoAnswer).
 //   1, 2  an SRTP / SRTCP packet unprotected by an AES_CM_128_HMAC_SHA1_80 Inbound session;
 //   3, 4  the same with AEAD_AES_128_GCM;
 //   5, 6  an RTP / RTCP packet protected by an Outbound AES_CM_128_HMAC_SHA1_80 session,
@@ -10,11 +12,14 @@
 // valid packets protected with those keys).
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "medius/media/srtp/crypto_attribute.hpp"
+#include "medius/media/srtp/sdes.hpp"
 #include "medius/media/srtp/session.hpp"
 
 namespace {
@@ -55,6 +60,26 @@ void checkParse(std::string_view text) {
   }
 }
 
+void checkAnswer(std::string_view text) {
+  std::vector<std::string_view> lines;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  static const std::vector<CryptoSuite> suites = defaultSuites();
+  const SdesAnswer answer = answerCryptoOffer(lines, suites);
+  if (!answer.choice) {
+    if (answer.error.empty()) std::abort();
+    return;
+  }
+  const SdesChoice& choice = *answer.choice;
+  if (choice.local.tag != choice.remote.tag || choice.local.suite != choice.remote.suite) std::abort();
+  const std::vector<CryptoAttribute> offered = {choice.remote};
+  std::string error;
+  if (!acceptCryptoAnswer(offered, formatCryptoAttribute(choice.local), error)) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -63,8 +88,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const int mode = data[0] % 8;
   ++data;
   --size;
-  if (mode == 0 || mode == 7) {
+  if (mode == 0) {
     checkParse(std::string_view(reinterpret_cast<const char*>(data), size));
+    return 0;
+  }
+  if (mode == 7) {
+    checkAnswer(std::string_view(reinterpret_cast<const char*>(data), size));
     return 0;
   }
   // Room for protection; the packet itself is exactly the input (ASan sees reads past it
