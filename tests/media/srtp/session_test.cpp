@@ -113,6 +113,9 @@ TEST(SrtpSession, KnownAnswerAesCm128Sha1_80FromLibsrtpDriver) {
   Bytes packet = kSrtpCipher;
   EXPECT_EQ(unprotect(in, packet, false), Status::Ok);
   EXPECT_EQ(packet, kRtpPlain);
+  Bytes unencrypted = kSrtcpCipher;
+  unencrypted[24] &= 0x7f;  // E flag cleared: unencrypted SRTCP, which we never accept
+  EXPECT_EQ(unprotect(in, unencrypted, true), Status::AuthFailed);
   Bytes control = kSrtcpCipher;
   EXPECT_EQ(unprotect(in, control, true), Status::Ok);
   EXPECT_EQ(control, kRtcpPlain);

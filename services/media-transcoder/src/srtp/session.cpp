@@ -14,8 +14,6 @@ namespace {
 // RTP fixed header (RFC 3550 section 5.1) and the RTCP common header (section 6.4.1).
 constexpr std::size_t kRtpHeader = 12;
 constexpr std::size_t kRtcpHeader = 8;
-// SRTCP's E flag + 31-bit index (RFC 3711 section 3.4).
-constexpr std::size_t kSrtcpIndex = 4;
 
 void initLibrary() {
   static std::once_flag once;
