@@ -82,11 +82,11 @@ struct OpusParams {
   std::uint32_t pcmRate = 0;
   // Encoder complexity 0..10. Default 5: the lowest level with SILK's warped noise shaping
   // and interpolated NLSFs (silk/control_codec.c), the steps that matter for speech; above
-  // it the cost doubles for little gain. Measured on the 2-core EPYC VM (bench/
-  // media_codec_bench.cpp), PCMU<->Opus both directions per 20 ms: Opus at the matched 8 kHz
-  // (Transcoder's default) ~107 us = ~190 calls/core (goal 150); Opus at 48 kHz plus
-  // resampling at complexity 5 only ~80 calls/core: there complexity 0 (~180) or
-  // restrictedLowDelay (CELT only, ~250, no FEC/DTX) is needed to meet the goal.
+  // it the cost doubles for little gain. Measured CPU time on the 2-core EPYC VM
+  // (bench/media_codec_bench.cpp), PCMU<->Opus both directions per 20 ms with FEC on: Opus at
+  // the matched 8 kHz (Transcoder's default) 110 us = 181 calls/core (goal 150); Opus at
+  // 48 kHz plus resampling only 83 calls/core at 5: there complexity 0 (184) or
+  // restrictedLowDelay (CELT only, 234, no FEC/DTX) is needed to meet the goal.
   int complexity = 5;
   // OPUS_APPLICATION_VOIP (speech tuned, SILK/hybrid) or RESTRICTED_LOWDELAY (CELT only:
   // about 4x cheaper to encode here, but no in-band FEC or DTX, which are SILK's, and worse
