@@ -1,0 +1,361 @@
+"""Media end to end (issue 6): SRTP, transcoding and DTMF through the whole cluster
+(harness.Cluster(calls=True): registrar, routing, media-transcoder, signaling gateway) with
+an independent SIP user agent, baresip 1.0.0 (tests/e2e/baresip.py), on both sides:
+
+- the internal client is a baresip "alice" on 127.0.0.21 that REGISTERs through the
+  gateway's internal side (digest) and dials 2200 (-> the pbx trunk) or 4255551234
+  (-> pstn-primary) with SRTP (mediaenc=srtp-mand: RTP/SAVP, SDES) and Opus or G.722;
+- the trunk is a baresip UAS on the trunk's own address (127.0.0.13 or 127.0.0.11) that
+  answers at once with PCMU and plain RTP, or with SRTP;
+- each side plays a sine of its own frequency (client 440 Hz, trunk 1000 Hz) and records
+  what it receives; each recording must hold the other side's frequency (within 5 Hz) at a
+  level close to what was sent, with most of its energy in that tone;
+- the SDP each side received (baresip's -s trace) shows what the gateway offered and
+  answered on that leg, and `medctl sessions` shows whether the worker transcodes.
+
+G.729: baresip has none, so the trunk is SIPp answering only PT 18 and echoing the RTP it
+gets (-rtp_echo); see G729Calls for what that proves and what it does not.
+
+Nothing is skipped: a missing baresip, module, numpy or SIPp fails the class with a message
+that names it. Trunks are kept up by idle SIPps between tests (test_calls.CallTestCase);
+a test swaps in its own far end and the idle SIPp comes back at cleanup.
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import baresip  # noqa: E402
+import harness  # noqa: E402
+from test_calls import CallTestCase  # noqa: E402
+
+DOMAIN = harness.DOMAIN
+HOSTS = harness.TRUNK_HOSTS
+CLIENT_HOST = "127.0.0.21"
+CLIENT_HZ = 440
+TRUNK_HZ = 1000
+TONE_TOLERANCE_HZ = 5.0
+# The sine is sent at -9 dBFS (ausine); a codec chain that loses more than 6 dB of it, or
+# adds so much noise that less than 80 % of the energy is in the tone, is not "hearing".
+MIN_LEVEL_DBFS = -15.0
+MIN_TONE_FRACTION = 0.8
+# How long a call lasts: the recordings' middle half (analysed) is then ~2 s.
+TALK_S = 4.0
+OPUS = "opus/48000/2"
+G722 = "g722/16000/1"
+PCMU = "pcmu"
+
+# pbx: PCMU only, plain RTP (the "PSTN" side of the issue). pstn-primary: SRTP required,
+# Opus, for the SRTP<->SRTP call (4255551234 -> local route -> pstn-primary, "14255551234").
+MEDIA_TRUNKS = {"pbx": {"srtp": "off", "codecs": ["PCMU"]},
+                "pstn-primary": {"srtp": "required", "codecs": ["opus"]}}
+
+
+class MediaCallTestCase(CallTestCase):
+    """CallTestCase plus baresip peers: dumps their logs when a test fails."""
+
+    @classmethod
+    def setUpClass(cls):
+        baresip.check_prerequisites()
+        super().setUpClass()
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        self.agents = []
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for agent in self.agents:
+                agent.dump()
+        return out
+
+    # ---- peers
+
+    def client(self, codecs, mediaenc="srtp-mand", user="alice", tone_hz=CLIENT_HZ):
+        """A baresip registered as user through the gateway (REGISTER_OK awaited)."""
+        account = baresip.client_account(user, self.cluster.internal_port, mediaenc=mediaenc,
+                                         codecs=codecs)
+        ua = baresip.Baresip(self.cluster.dir, "client-" + user, CLIENT_HOST, account, tone_hz)
+        self.agents.append(ua)
+        self.addCleanup(ua.stop)
+        ua.start()
+        ua.wait_registered()
+        return ua
+
+    def trunk(self, trunk, user, codecs, mediaenc=None, tone_hz=TRUNK_HZ):
+        """A baresip UAS answering calls to `user` on the trunk's address (the idle SIPp
+        comes back at cleanup)."""
+        self.stop_idle(trunk)
+        self.addCleanup(self.start_idle, trunk)
+        host, port = HOSTS[trunk], self.cluster.trunk_ports[trunk]
+        account = baresip.trunk_account(user, host, port, mediaenc=mediaenc, codecs=codecs)
+        ua = baresip.Baresip(self.cluster.dir, "trunk-" + trunk, host, account, tone_hz,
+                             port=port)
+        self.agents.append(ua)
+        self.addCleanup(ua.stop)
+        ua.start()
+        return ua
+
+    def call(self, client, number, peers=(), talk_s=TALK_S, during=None):
+        """client dials number; once every party (client and peers) reports
+        CALL_ESTABLISHED, during() runs (if given) and the worker's sessions are read
+        (after 1 s of media); the client hangs up after talk_s and everyone must report
+        CALL_CLOSED. Returns the sessions seen during the call."""
+        started = time.time()
+        client.dial("sip:%s@%s" % (number, DOMAIN))
+        for ua in (client,) + tuple(peers):
+            ua.wait_event("CALL_ESTABLISHED", 10, after=started)
+        time.sleep(1.0)
+        sessions = self.cluster.sessions().get("sessions", [])
+        if during is not None:
+            during()
+        remaining = started + talk_s - time.time()
+        if remaining > 0:
+            time.sleep(remaining)
+        client.hangup()
+        for ua in (client,) + tuple(peers):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
+        return sessions
+
+    # ---- verdicts
+
+    def assertHears(self, ua, hz, what):
+        """ua's recording of what it received holds a tone of hz at a sane level."""
+        recordings = ua.recordings("dec")
+        self.assertEqual(len(recordings), 1, "%s: recordings %s" % (what, recordings))
+        result = baresip.analyse(recordings[0])
+        print("%s: %s" % (what, baresip.describe(result)))
+        self.assertGreater(result["seconds"], TALK_S - 1.5, baresip.describe(result))
+        self.assertAlmostEqual(result["peak_hz"], hz, delta=TONE_TOLERANCE_HZ,
+                               msg="%s: expected %d Hz: %s" % (what, hz,
+                                                              baresip.describe(result)))
+        self.assertGreater(result["level_dbfs"], MIN_LEVEL_DBFS, baresip.describe(result))
+        self.assertLess(result["level_dbfs"], 0.0, baresip.describe(result))
+        self.assertGreater(result["tone_fraction"], MIN_TONE_FRACTION, baresip.describe(result))
+        return result
+
+    def received_sdp(self, ua, message):
+        """The SDP of the first message `message` ("INVITE", or 200) ua received."""
+        if message == "INVITE":
+            found = ua.received_requests("INVITE")
+        else:
+            found = ua.received_responses(message, "INVITE")
+        self.assertTrue(found, "%s received no %s; its trace: %s" % (
+            ua.name, message, [t.split("\n", 1)[0] for _, _, _, t in ua.sip_messages()]))
+        return baresip.sdp_audio(baresip.sdp_body(found[0]))
+
+    def sent_sdp(self, ua, message):
+        me = "%s:%d" % (ua.host, ua.port)
+        for _, src, _, text in ua.sip_messages():
+            if src != me:
+                continue
+            if message == "INVITE" and text.startswith("INVITE "):
+                return baresip.sdp_audio(baresip.sdp_body(text))
+            if message == 200 and text.startswith("SIP/2.0 200 ") and \
+                    re.search(r"^CSeq:\s*\d+ INVITE\s*$", text, re.M):
+                return baresip.sdp_audio(baresip.sdp_body(text))
+        raise AssertionError("%s sent no %s with SDP" % (ua.name, message))
+
+    def assertLegSdp(self, audio, proto, codecs, crypto, what):
+        """An m=audio line with this transport, exactly these codecs (plus
+        telephone-event) and a=crypto present or not."""
+        names = baresip.codec_names(audio)
+        self.assertEqual(audio["proto"], proto, "%s: %s" % (what, audio))
+        self.assertEqual([n for n in names if n != "TELEPHONE-EVENT"], codecs,
+                         "%s: %s" % (what, audio))
+        self.assertIn("TELEPHONE-EVENT", names, "%s: no telephone-event: %s" % (what, audio))
+        if crypto:
+            self.assertTrue(audio["crypto"], "%s: no a=crypto: %s" % (what, audio))
+        else:
+            self.assertFalse(audio["crypto"], "%s: a=crypto on a plain leg: %s" % (what, audio))
+
+    def one_session(self, sessions):
+        self.assertEqual(len(sessions), 1, "medctl sessions during the call: %s" % sessions)
+        session = sessions[0]
+        print("media session: transcoding=%s leg_a=%s leg_b=%s" % (
+            session.get("transcoding"), session.get("leg_a"), session.get("leg_b")))
+        for leg in ("leg_a", "leg_b"):
+            stats = session.get(leg, {})
+            self.assertGreater(int(stats.get("packets_in", 0)), 0, "%s: %s" % (leg, session))
+            self.assertGreater(int(stats.get("packets_out", 0)), 0, "%s: %s" % (leg, session))
+            self.assertEqual(int(stats.get("srtp_auth_failures", 0)), 0,
+                             "%s: %s" % (leg, session))
+        return session
+
+    def assertCodecs(self, session, leg_a, leg_b):
+        for leg, want in (("leg_a", leg_a), ("leg_b", leg_b)):
+            self.assertEqual(session.get(leg, {}).get("codec", "").upper(), want.upper(),
+                             "%s codec: %s" % (leg, session))
+
+
+class TranscodedCalls(MediaCallTestCase):
+    """Opus or G.722 with SRTP inside, PCMU with plain RTP on the pbx trunk; DTMF across;
+    SRTP on both legs with their own keys."""
+
+    cluster_options = {"trunk_overrides": MEDIA_TRUNKS}
+
+    def transcoded_call(self, client_codec, codec_name):
+        pbx = self.trunk("pbx", "2200", [PCMU])
+        alice = self.client([client_codec])
+        sessions = self.call(alice, "2200", peers=(pbx,))
+        session = self.one_session(sessions)
+        self.assertTrue(session.get("transcoding"), "not transcoding: %s" % session)
+        self.assertCodecs(session, codec_name, "PCMU")
+        # What each side was offered and answered.
+        self.assertLegSdp(self.received_sdp(pbx, "INVITE"), "RTP/AVP", ["PCMU"], False,
+                          "the offer the PBX received")
+        self.assertLegSdp(self.received_sdp(alice, 200), "RTP/SAVP", [codec_name.upper()], True,
+                          "the answer alice received")
+        self.assertHears(alice, TRUNK_HZ, "alice (%s, SRTP) hears the PBX" % codec_name)
+        self.assertHears(pbx, CLIENT_HZ, "the PBX (PCMU, RTP) hears alice")
+        self.assertNoLeftovers()
+
+    def test_opus_srtp_client_to_pcmu_trunk(self):
+        self.transcoded_call(OPUS, "opus")
+
+    def test_g722_srtp_client_to_pcmu_trunk(self):
+        self.transcoded_call(G722, "G722")
+
+    def test_dtmf_both_ways_across_transcoding(self):
+        """RFC 4733 events from alice (Opus, SRTP) reach the PCMU trunk as telephone-events,
+        and the other way round."""
+        pbx = self.trunk("pbx", "2200", [PCMU])
+        alice = self.client([OPUS])
+
+        def digits():
+            sent = time.time()
+            alice.send_digits("159#")
+            pbx.wait_event("CALL_DTMF_START", 5, after=sent, count=4)
+            sent = time.time()
+            pbx.send_digits("*73")
+            alice.wait_event("CALL_DTMF_START", 5, after=sent, count=3)
+
+        self.call(alice, "2200", peers=(pbx,), talk_s=TALK_S + 2, during=digits)
+        self.assertEqual(pbx.received_digits(), "159#", pbx.event_summary())
+        self.assertEqual(alice.received_digits(), "*73", alice.event_summary())
+        self.assertNoLeftovers()
+
+    def test_srtp_to_srtp_with_a_key_per_leg(self):
+        """pstn-primary requires SRTP: both legs RTP/SAVP, the same codec (relayed, not
+        transcoded), and each leg has its own SDES keys: the worker decrypts and encrypts
+        again, it does not pass alice's key to the trunk or the trunk's to alice."""
+        self.assertEqual(self.route_outcome("sip:alice@%s" % DOMAIN, "4255551234"), "route")
+        trunk = self.trunk("pstn-primary", "14255551234", [OPUS], mediaenc="srtp-mand")
+        alice = self.client([OPUS])
+        sessions = self.call(alice, "4255551234", peers=(trunk,))
+        session = self.one_session(sessions)
+        self.assertFalse(session.get("transcoding"), "transcoding Opus to Opus: %s" % session)
+        offer_in = self.received_sdp(trunk, "INVITE")
+        answer_in = self.received_sdp(alice, 200)
+        self.assertLegSdp(offer_in, "RTP/SAVP", ["OPUS"], True, "the offer the trunk received")
+        self.assertLegSdp(answer_in, "RTP/SAVP", ["OPUS"], True, "the answer alice received")
+        keys = lambda audio: {line.split("inline:")[1].split("|")[0]  # noqa: E731
+                              for line in audio["crypto"]}
+        alice_keys = keys(self.sent_sdp(alice, "INVITE"))
+        trunk_keys = keys(self.sent_sdp(trunk, 200))
+        self.assertFalse(alice_keys & keys(offer_in), "alice's key reached the trunk")
+        self.assertFalse(trunk_keys & keys(answer_in), "the trunk's key reached alice")
+        self.assertHears(alice, TRUNK_HZ, "alice (Opus, SRTP) hears the trunk")
+        self.assertHears(trunk, CLIENT_HZ, "the trunk (Opus, SRTP) hears alice")
+        self.assertNoLeftovers()
+
+
+class G729Calls(MediaCallTestCase):
+    """alice (Opus, SRTP) calls a pbx that only does G.729. baresip has no G.729 and SIPp
+    cannot encode it, so the pbx is SIPp answering with PT 18 only and echoing every RTP
+    packet it receives (-rtp_echo), and alice must hear her own 440 Hz.
+
+    What this proves: the gateway offers G.729 to a G.729-only trunk and the worker accepts
+    a PT 18 answer; the worker sends G.729 (PT 18, checked on the wire) towards the trunk
+    and decodes the same packets coming back into Opus, so both the encode and the decode
+    direction of the transcoding chain Opus <-> G.729 carry a tone intact, over SRTP on
+    alice's side.
+    What it does not prove: interoperability with another G.729 implementation (the
+    encoder and the decoder are both Medius's bcg729; an encoder that wrote a bitstream
+    only its own decoder understands would pass), nor that two different streams are kept
+    apart (the echo sends alice's tone back, not another one)."""
+
+    cluster_options = {"trunk_overrides": {"pbx": {"srtp": "off", "codecs": ["G729"]}}}
+
+    def test_opus_srtp_client_to_g729_trunk_echo(self):
+        capture = self.capture(HOSTS["pbx"])
+        self.assertIsNotNone(capture, "no AF_PACKET capture on lo (needs root): the G.729 "
+                             "payload type cannot be checked on the wire")
+        pbx = self.far("pbx", "uas_answer_g729.xml", echo=True)
+        alice = self.client([OPUS])
+        sessions = self.call(alice, "2200")
+        capture.stop()
+        session = self.one_session(sessions)
+        self.assertTrue(session.get("transcoding"), "not transcoding: %s" % session)
+        self.assertCodecs(session, "opus", "G729")
+        result = self.finish_uas(pbx, what="the G.729 PBX")
+        invite = self.first(result, "INVITE", "the G.729 PBX")
+        offer = baresip.sdp_audio(invite.body.replace("\r\n", "\n"))
+        self.assertLegSdp(offer, "RTP/AVP", ["G729"], False, "the offer the PBX received")
+        to_pbx = [p for p in capture.packets if (p[3], p[4]) == (HOSTS["pbx"], pbx.media_port)]
+        from_pbx = [p for p in capture.packets if (p[1], p[2]) == (HOSTS["pbx"], pbx.media_port)]
+        types = sorted({p[5] for p in to_pbx})
+        print("RTP to the G.729 PBX: %d packets, payload types %s; echoed back: %d"
+              % (len(to_pbx), types, len(from_pbx)))
+        self.assertGreater(len(to_pbx), 100, "RTP towards the PBX")
+        self.assertGreater(len(from_pbx), 100, "RTP echoed by the PBX")
+        self.assertEqual(types, [18], "payload types sent to the G.729-only PBX")
+        self.assertHears(alice, CLIENT_HZ, "alice hears her own tone through G.729 and back")
+        self.assertNoLeftovers()
+
+
+class DirectBaresip(MediaCallTestCase):
+    """The peers themselves, without Medius: two baresips calling each other directly with
+    the codecs and SRTP of the tests above. If this fails, the tests above say nothing about
+    Medius. Runs without a cluster."""
+
+    @classmethod
+    def setUpClass(cls):
+        baresip.check_prerequisites()
+        import tempfile
+        cls.dir = tempfile.mkdtemp(prefix="medius-e2e-baresip-direct-")
+
+    @classmethod
+    def tearDownClass(cls):
+        pass
+
+    def direct(self, codec, mediaenc):
+        port = baresip.free_sip_port(HOSTS["pbx"])
+        far = baresip.Baresip(self.dir, "far", HOSTS["pbx"],
+                              baresip.trunk_account("2200", HOSTS["pbx"], port, mediaenc=mediaenc,
+                                                    codecs=[codec]), TRUNK_HZ, port=port)
+        near = baresip.Baresip(self.dir, "near", CLIENT_HOST,
+                               "<sip:alice@%s:{port}>;regint=0%s" % (
+                                   CLIENT_HOST, baresip._media_params(mediaenc, [codec])),
+                               CLIENT_HZ)
+        for ua in (far, near):
+            self.agents.append(ua)
+            self.addCleanup(ua.stop)
+            ua.start()
+        started = time.time()
+        near.dial("sip:2200@%s:%d" % (HOSTS["pbx"], port))
+        for ua in (near, far):
+            ua.wait_event("CALL_ESTABLISHED", 5, after=started)
+        time.sleep(1.0)
+        sent = time.time()
+        near.send_digits("159#")
+        far.wait_event("CALL_DTMF_START", 5, after=sent, count=4)
+        time.sleep(max(0.0, started + TALK_S - time.time()))
+        near.hangup()
+        for ua in (near, far):
+            ua.wait_event("CALL_CLOSED", 5, after=started)
+        self.assertEqual(far.received_digits(), "159#")
+        self.assertHears(near, TRUNK_HZ, "near (%s) hears far" % codec)
+        self.assertHears(far, CLIENT_HZ, "far (%s) hears near" % codec)
+
+    def test_opus_srtp(self):
+        self.direct(OPUS, "srtp-mand")
+
+    def test_pcmu(self):
+        self.direct(PCMU, None)
+
+
+if __name__ == "__main__":
+    harness.main()
