@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "medius/media/codec/codec.hpp"
 #include "signal.hpp"
 
 namespace medius::media::codec {
@@ -77,6 +78,63 @@ TEST(Dtmf, GeneratorLevelAndBadInput) {
   DtmfGenerator wide(16000);
   EXPECT_EQ(wide.generate(odd), 0u);
   EXPECT_THROW(DtmfGenerator(44100), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace medius::media::codec
+
+namespace medius::media::codec {
+namespace {
+
+// Digits rendered in-band survive a G.711 / G.722 leg: generate, encode, decode, detect.
+TEST(Dtmf, DigitsSurviveG711AndG722) {
+  for (CodecId id : {CodecId::Pcmu, CodecId::Pcma, CodecId::G722}) {
+    auto enc = makeEncoder(id);
+    auto dec = makeDecoder(id);
+    DtmfGenerator gen(enc->sampleRate());
+    DtmfDetector det(enc->sampleRate());
+    std::vector<std::int16_t> frame(enc->samplesPerPacket());
+    std::array<std::uint8_t, kMaxPayloadBytes> payload{};
+    std::array<std::int16_t, kMaxDecodedSamples> pcm{};
+    std::array<DtmfEvent, DtmfDetector::kMaxEventsPerFrame> events{};
+    std::string got;
+    for (char d : std::string("159#D*0")) {
+      gen.start(d, 80);
+      for (int i = 0; i < 8; ++i) {  // 80 ms tone, 80 ms gap
+        gen.generate(frame);
+        EncodeResult e = enc->encode(frame, payload);
+        DecodeResult r = dec->decode(std::span(payload.data(), e.bytes), pcm);
+        std::size_t n = det.process(std::span(pcm.data(), r.samples), events);
+        for (std::size_t k = 0; k < n; ++k) {
+          if (events[k].edge == DtmfEdge::Start) got += events[k].digit;
+        }
+      }
+    }
+    EXPECT_EQ(got, "159#D*0") << codecInfo(id).encodingName;
+  }
+}
+
+// A steady 1 kHz tone and a two-tone pair that is not DTMF (440 + 350 Hz, dial tone) are
+// not digits.
+TEST(Dtmf, NoFalseDigitsOnTones) {
+  DtmfDetector det(8000);
+  test::SineSource a(1000, 8000), b(440, 8000, 3000), c(350, 8000, 3000);
+  std::vector<std::int16_t> frame(160), x(160), y(160);
+  std::array<DtmfEvent, DtmfDetector::kMaxEventsPerFrame> events{};
+  std::size_t total = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (i < 50) {
+      a.fill(frame);
+    } else {
+      b.fill(x);
+      c.fill(y);
+      for (std::size_t k = 0; k < frame.size(); ++k) {
+        frame[k] = static_cast<std::int16_t>(x[k] + y[k]);
+      }
+    }
+    total += det.process(frame, events);
+  }
+  EXPECT_EQ(total, 0u);
 }
 
 }  // namespace
