@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "medius/media/load.hpp"
 #include "medius/media/srtp/crypto_attribute.hpp"
 
 namespace medius::media {
@@ -326,6 +327,29 @@ TEST(Negotiation, RenderingTheOverrideRewritesFormatsAndKeepsTheRest) {
   ASSERT_EQ(back.formatInfo.size(), 3u);
   EXPECT_EQ(back.formatInfo[2].name, "telephone-event");
   EXPECT_EQ(back.ptimeMs, 20u);
+}
+
+TEST(SessionLoad, TranscodingOutweighsRelayingAsTheBenchmarksSay) {
+  Negotiator relayed(internal(SrtpMode::Optional), trunk());
+  relayed.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0", "")));
+  relayed.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), false);
+  double relay = sessionLoad(*relayed.plan());
+  // 100 packets/s at ~2 us each.
+  EXPECT_NEAR(relay, 0.02, 1e-9);
+
+  Negotiator opus(internal(), trunk());
+  opus.offer(0, audioOf(kOpusSrtpOffer));
+  opus.answer(1, audioOf(kPcmuAnswer), false);
+  double transcoded = sessionLoad(*opus.plan());
+  // SRTP on leg A (one unprotect or protect per packet) plus Opus at 8 kHz and PCMU:
+  // (100 x (2 + 3) + 50 x (85 + 0.4)) us per second = 0.477 % of a core, ~200 calls/core.
+  EXPECT_NEAR(transcoded, 0.477, 1e-9);
+  EXPECT_GT(transcoded / relay, 20.0);
+  EXPECT_NEAR(estimatedLoad(true, CodecId::Opus, CodecId::Pcmu, true, false), transcoded, 1e-9);
+  EXPECT_NEAR(estimatedLoad(false, CodecId::Pcmu, CodecId::Pcmu, false, false), relay, 1e-9);
+  // G.722 next to Opus runs Opus at 16 kHz.
+  EXPECT_NEAR(estimatedLoad(true, CodecId::Opus, CodecId::G722, false, false),
+              (100 * 2 + 50 * (162 + 22)) / 10000.0, 1e-9);
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+// How busy a session makes its worker, in percent of one core (estimated), so that workers
+// can refuse sessions above a limit and gateways can spread sessions by load (issue 6,
+// "capacity signals").
+//
+// The estimate is CPU time per second of call, from the costs measured by the benchmarks
+// (bench/media_codec_bench.cpp, bench/media_srtp_bench.cpp, bench/media_pipeline_bench.cpp,
+// on the 2-core EPYC development VM; docs/performance.md):
+//   - every packet: receive, parse and send, ~2 us; a call carries ~50 packets/s each way;
+//   - SRTP: ~3 us per protect or unprotect (AES-CM with Debian's NSS-backed libsrtp2; GCM
+//     is cheaper, the estimate keeps the dearer figure);
+//   - a transcoded flow: decoding its source and encoding its target, every 20 ms; the
+//     per-codec figures are encode+decode of one 20 ms frame, halved per direction.
+// So a relayed plain call is ~0.02 % of a core, a relayed SRTP<->RTP call ~0.05 %, and a
+// PCMU<->Opus call ~0.5 %: the Opus one weighs about 20 relayed calls, as the issue asks
+// ("a PCMU<->Opus call costs far more than a passthrough one").
+//
+// Thread: pure functions.
+#pragma once
+
+#include "medius/media/codec/codec.hpp"
+#include "medius/media/media_plan.hpp"
+
+namespace medius::media {
+
+// Encode + decode of one 20 ms frame of `codec`, in microseconds (benchmark figures; Opus
+// at 48 kHz: 216. Next to a narrowband leg the transcoder runs Opus at 8 kHz, ~85 us, next
+// to G.722 at 16 kHz, ~162 us, and sessionLoad() counts that).
+double codecFrameMicros(codec::CodecId codec);
+
+// The load of a session with this plan, in percent of one core.
+double sessionLoad(const MediaPlan& plan);
+
+// Before any answer: a relayed call, or a transcoded one when `transcoding` (the offer and
+// the other side have no codec in common), between `a` and `b` (the likely codecs).
+double estimatedLoad(bool transcoding, codec::CodecId a, codec::CodecId b, bool srtpA, bool srtpB);
+
+}  // namespace medius::media
