@@ -1,2 +1,650 @@
-// Tests of medius/media/pipeline.hpp (issue 6).
+// MediaPipeline on buffers (no sockets): SRTP in and out checked with independent SRTP
+// contexts, PT rewriting, transcoding a tone through the jitter buffer, telephone-event
+// clock mapping, RTCP generation and consumption, bad input, re-negotiation, allocations.
+#include "medius/media/pipeline.hpp"
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "allocation_counter.hpp"
+#include "medius/media/rtp/dtmf.hpp"
+#include "medius/media/rtp/rtcp.hpp"
+#include "medius/media/rtp/stats.hpp"
+#include "pipeline_support.hpp"
+
+namespace medius::media {
+namespace {
+
+using test::Bytes;
+using test::rtpPacket;
+
+constexpr std::uint64_t kMs = 1'000'000;
+
+struct Out {
+  int leg;
+  bool rtcpSocket;
+  Bytes data;
+  std::uint64_t at = 0;  // the virtual time it was emitted
+};
+
+// A pipeline on a virtual clock, with the worker's buffer and sink.
+class Harness {
+ public:
+  explicit Harness(const MediaPlan& plan, const PipelineOptions& options = {})
+      : pipeline(std::make_unique<MediaPipeline>(plan, options)) {}
+
+  std::vector<Out> receive(int leg, const Bytes& packet, bool rtcpSocket = false) {
+    std::copy(packet.begin(), packet.end(), buffer_.begin());
+    last = pipeline->receive(leg, rtcpSocket, buffer_, packet.size(), now, sink_);
+    return drain();
+  }
+  // Runs the playout clock for `ms` in 5 ms ticks.
+  std::vector<Out> advance(std::uint64_t ms) {
+    std::vector<Out> all;
+    for (std::uint64_t t = 0; t < ms; t += 5) {
+      now += 5 * kMs;
+      pipeline->tick(now, sink_);
+      for (auto& o : drain()) all.push_back(std::move(o));
+    }
+    return all;
+  }
+  std::vector<Out> drain() {
+    std::vector<Out> out;
+    for (const auto& p : sink_.packets())
+      out.push_back({p.leg, p.rtcpSocket, Bytes(p.data, p.data + p.length), now});
+    sink_.clear();
+    return out;
+  }
+  LegCounters& counters(int leg) { return pipeline->counters(leg); }
+  // The packet path alone (nothing copied out): for the allocation test.
+  void receiveQuiet(int leg, const Bytes& packet) {
+    std::copy(packet.begin(), packet.end(), buffer_.begin());
+    last = pipeline->receive(leg, false, buffer_, packet.size(), now, sink_);
+    sink_.clear();
+  }
+  void tickQuiet(std::uint64_t ms) {
+    now += ms * kMs;
+    pipeline->tick(now, sink_);
+    sink_.clear();
+  }
+
+  std::unique_ptr<MediaPipeline> pipeline;
+  std::uint64_t now = 1'000 * kMs;
+  ReceiveResult last = ReceiveResult::Dropped;
+
+ private:
+  alignas(16) std::array<std::uint8_t, 4096 + 64> buffer_{};
+  PacketSink sink_;
+};
+
+std::uint64_t load(const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+
+// ---- relay -------------------------------------------------------------------------------
+
+TEST(PipelineRelay, SrtpToRtpAndBackChangesOnlyTheEncryption) {
+  MediaPlan plan = test::relayPlan();
+  test::LegKeys keysA;
+  keysA.apply(plan.legs[0]);
+  Harness h(plan);
+  test::SrtpPeer peerA = keysA.peerSide();
+
+  for (std::uint16_t seq = 1; seq <= 5; ++seq) {
+    Bytes plain =
+        rtpPacket(seq, seq * 160u, 0, 0xa1a1a1a1, test::filler(160, static_cast<std::uint8_t>(seq)));
+    auto out = h.receive(0, peerA.protect(plain));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].leg, 1);
+    EXPECT_FALSE(out[0].rtcpSocket);
+    EXPECT_EQ(out[0].data, plain) << "B must get A's packet decrypted, header untouched";
+  }
+  for (std::uint16_t seq = 100; seq < 105; ++seq) {
+    Bytes plain = rtpPacket(seq, seq * 160u, 0, 0xb2b2b2b2, test::filler(160, 0x11));
+    auto out = h.receive(1, plain);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].leg, 0);
+    EXPECT_EQ(out[0].data.size(), plain.size() + 10);  // HMAC-SHA1-80 tag
+    auto decrypted = peerA.unprotect(out[0].data);
+    ASSERT_TRUE(decrypted) << "A cannot authenticate what we sent it";
+    EXPECT_EQ(*decrypted, plain);
+  }
+  EXPECT_EQ(load(h.counters(0).srtpAuthFailures), 0u);
+  EXPECT_EQ(load(h.counters(0).expected), 5u);
+  EXPECT_EQ(load(h.counters(0).lost), 0u);
+}
+
+TEST(PipelineRelay, SrtpToSrtpWithDifferentKeysAndSuites) {
+  MediaPlan plan = test::relayPlan();
+  test::LegKeys keysA(srtp::CryptoSuite::AesCm128HmacSha1_80);
+  const auto suiteB = srtp::suiteAvailable(srtp::CryptoSuite::AeadAes128Gcm)
+                          ? srtp::CryptoSuite::AeadAes128Gcm
+                          : srtp::CryptoSuite::AesCm128HmacSha1_32;
+  test::LegKeys keysB(suiteB);
+  keysA.apply(plan.legs[0]);
+  keysB.apply(plan.legs[1]);
+  Harness h(plan);
+  test::SrtpPeer peerA = keysA.peerSide();
+  test::SrtpPeer peerB = keysB.peerSide();
+  for (std::uint16_t seq = 1; seq <= 3; ++seq) {
+    Bytes plain = rtpPacket(seq, seq * 160u, 0, 0xa1, test::filler(160, 7));
+    auto out = h.receive(0, peerA.protect(plain));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_FALSE(peerA.unprotect(out[0].data)) << "leg B's packet must not be under A's keys";
+    auto atB = peerB.unprotect(out[0].data);
+    ASSERT_TRUE(atB);
+    EXPECT_EQ(*atB, plain);
+
+    Bytes back = rtpPacket(seq, seq * 160u, 0, 0xb1, test::filler(160, 9));
+    out = h.receive(1, peerB.protect(back));
+    ASSERT_EQ(out.size(), 1u);
+    auto atA = peerA.unprotect(out[0].data);
+    ASSERT_TRUE(atA);
+    EXPECT_EQ(*atA, back);
+  }
+}
+
+TEST(PipelineRelay, TamperedAndReplayedSrtpIsDroppedAndCounted) {
+  MediaPlan plan = test::relayPlan();
+  test::LegKeys keysA;
+  keysA.apply(plan.legs[0]);
+  Harness h(plan);
+  test::SrtpPeer peerA = keysA.peerSide();
+  Bytes first;
+  for (std::uint16_t seq = 1; seq <= 3; ++seq) {
+    first = peerA.protect(rtpPacket(seq, seq * 160u, 0, 0xa1, test::filler(160)));
+    ASSERT_EQ(h.receive(0, first).size(), 1u);
+  }
+  EXPECT_TRUE(h.receive(0, first).empty()) << "a replay went through";
+  EXPECT_EQ(h.last, ReceiveResult::Dropped);
+  Bytes tampered = peerA.protect(rtpPacket(4, 640, 0, 0xa1, test::filler(160)));
+  tampered[40] ^= 0x01;
+  EXPECT_TRUE(h.receive(0, tampered).empty());
+  Bytes badTag = peerA.protect(rtpPacket(5, 800, 0, 0xa1, test::filler(160)));
+  badTag.back() ^= 0x80;
+  EXPECT_TRUE(h.receive(0, badTag).empty());
+  // An SRTP peer's plain RTP (a downgrade) fails authentication too.
+  EXPECT_TRUE(h.receive(0, rtpPacket(6, 960, 0, 0xa1, test::filler(160))).empty());
+  // SRTCP: tampered.
+  Bytes rr{0x80, 201, 0x00, 0x01, 0x00, 0x00, 0x00, 0xa1};
+  Bytes srtcp = peerA.protect(rr, true);
+  srtcp[5] ^= 0x40;
+  EXPECT_TRUE(h.receive(0, srtcp, true).empty());
+  EXPECT_EQ(load(h.counters(0).srtpReplays), 1u);
+  EXPECT_EQ(load(h.counters(0).srtpAuthFailures), 4u);
+  EXPECT_EQ(load(h.counters(0).expected), 3u) << "dropped packets must not reach the statistics";
+}
+
+TEST(PipelineRelay, PayloadTypesAreRewrittenAndUnmappedOnesDropped) {
+  MediaPlan plan = test::relayPlan();
+  plan.flows[0].payloadMap[101] = 96;  // A calls telephone-event 101, B 96
+  plan.flows[1].payloadMap[96] = 101;
+  plan.flows[1].payloadMap[101] = -1;
+  Harness h(plan);
+  Bytes event = rtpPacket(7, 1120, 101, 0xa1, {5, 0x8a, 0x01, 0x40}, true);
+  auto out = h.receive(0, event);
+  ASSERT_EQ(out.size(), 1u);
+  Bytes expected = event;
+  expected[1] = static_cast<std::uint8_t>(0x80 | 96);  // marker kept, PT rewritten
+  EXPECT_EQ(out[0].data, expected);
+  Bytes audio = rtpPacket(8, 1280, 0, 0xa1, test::filler(160));
+  out = h.receive(0, audio);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].data, audio);
+  out = h.receive(1, rtpPacket(1, 0, 96, 0xb1, {1, 0, 0, 160}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].data[1], 101);
+  EXPECT_TRUE(h.receive(1, rtpPacket(2, 0, 101, 0xb1, {1, 0, 0, 160})).empty());
+  EXPECT_TRUE(h.receive(1, rtpPacket(3, 0, 8, 0xb1, test::filler(160))).empty());
+  EXPECT_EQ(load(h.counters(1).payloadDrops), 2u);
+  EXPECT_EQ(load(h.counters(0).payloadDrops), 0u);
+}
+
+TEST(PipelineRelay, SrtcpIsRelayedThroughBothTransforms) {
+  MediaPlan plan = test::relayPlan();
+  test::LegKeys keysA;
+  keysA.apply(plan.legs[0]);
+  Harness h(plan);
+  test::SrtpPeer peerA = keysA.peerSide();
+  // An RR with one report block from A (on A's RTCP port).
+  Bytes rr{0x81, 201,  0x00, 0x07, 0x00, 0x00, 0x00, 0xa1, 0x00, 0x00, 0x00, 0xb1, 0x40, 0x00, 0x00, 0x02,
+           0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x50, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  auto out = h.receive(0, peerA.protect(rr, true), true);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].leg, 1);
+  EXPECT_TRUE(out[0].rtcpSocket);
+  EXPECT_EQ(out[0].data, rr);
+  EXPECT_EQ(load(h.counters(0).peerFractionLost), 0x40u);
+  EXPECT_EQ(load(h.counters(0).peerJitterMicros), 0x50u * 1'000'000 / 8000);
+  // B's RTCP, multiplexed on its RTP port (RFC 5761), reaches A as SRTCP on A's RTP port.
+  out = h.receive(1, rr, false);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].rtcpSocket);
+  auto atA = peerA.unprotect(out[0].data, true);
+  ASSERT_TRUE(atA);
+  EXPECT_EQ(*atA, rr);
+  EXPECT_EQ(load(h.counters(1).rtcpIn), 1u);
+}
+
+TEST(PipelineRelay, BadPacketsAreCountedNeverForwarded) {
+  for (bool srtpLeg : {false, true}) {
+    MediaPlan plan = test::relayPlan();
+    test::LegKeys keysA;
+    if (srtpLeg) keysA.apply(plan.legs[0]);
+    Harness h(plan);
+    std::vector<Bytes> bad;
+    bad.push_back({0x80, 0x00, 0x00});                       // truncated
+    bad.push_back(rtpPacket(1, 0, 0, 1, test::filler(20)));  // wrong version
+    bad.back()[0] = 0x40;
+    bad.push_back(rtpPacket(2, 0, 0, 1, test::filler(20)));  // 15 CSRCs, 20 octets
+    bad.back()[0] = 0x8f;
+    bad.push_back(rtpPacket(3, 0, 0, 1, {}));  // padding, no payload
+    bad.back()[0] = 0xa0;
+    bad.push_back({});                                           // empty
+    Bytes lying{0x80, 200, 0x00, 0x40, 0, 0, 0, 1, 0, 0, 0, 0};  // length 0x40 words
+    std::size_t counted = 0;
+    for (const Bytes& packet : bad) {
+      EXPECT_TRUE(h.receive(0, packet).empty());
+      ++counted;
+    }
+    EXPECT_TRUE(h.receive(0, lying, true).empty());
+    EXPECT_TRUE(h.receive(0, lying, false).empty());  // muxed: recognised as RTCP, rejected
+    counted += 2;
+    const auto& c = h.counters(0);
+    EXPECT_EQ(load(c.badPackets) + load(c.srtpAuthFailures), counted) << "srtp " << srtpLeg;
+    if (!srtpLeg) {
+      EXPECT_EQ(load(c.badPackets), counted);
+    }
+    EXPECT_EQ(load(c.expected), 0u);
+    // Still working afterwards.
+    Bytes good = rtpPacket(9, 0, 0, 1, test::filler(160));
+    if (srtpLeg) good = keysA.peerSide().protect(good);
+    EXPECT_EQ(h.receive(0, good).size(), 1u);
+  }
+}
+
+// ---- transcoding -------------------------------------------------------------------------
+
+struct ToneCase {
+  codec::CodecId a;
+  std::uint8_t ptA;
+  codec::CodecId b;
+  std::uint8_t ptB;
+};
+
+class PipelineTranscodeTone : public ::testing::TestWithParam<ToneCase> {};
+
+// 1 s of a 1 kHz tone from A and 440 Hz from B, 20 ms apart; each side decodes what it gets.
+TEST_P(PipelineTranscodeTone, EachSideHearsTheOthersToneInItsCodec) {
+  const ToneCase& tc = GetParam();
+  MediaPlan plan = test::transcodePlan({tc.a, tc.ptA, 101}, {tc.b, tc.ptB, 110});
+  Harness h(plan);
+  test::ToneSender fromA(tc.a, 1000, tc.ptA, 0xa1a1a1a1);
+  test::ToneSender fromB(tc.b, 440, tc.ptB, 0xb2b2b2b2);
+  test::ToneReceiver atA(tc.a), atB(tc.b);
+  std::vector<Bytes> toA, toB;
+  auto collect = [&](std::vector<Out> outs) {
+    for (auto& o : outs) (o.leg == 0 ? toA : toB).push_back(std::move(o.data));
+  };
+  for (std::uint16_t i = 0; i < 50; ++i) {
+    collect(h.receive(0, fromA.packet(i)));
+    collect(h.receive(1, fromB.packet(i)));
+    collect(h.advance(20));
+  }
+  collect(h.advance(200));
+  ASSERT_GE(toB.size(), 45u);
+  ASSERT_GE(toA.size(), 45u);
+  // Our stream toward B: our SSRC, consecutive sequence numbers, one ptime per packet.
+  const std::uint32_t incrementB = codec::codecInfo(tc.b).rtpClockRate / 50;
+  rtp::RtpView first, view;
+  ASSERT_EQ(rtp::parseRtp(toB[0], first), rtp::RtpStatus::Ok);
+  EXPECT_EQ(first.ssrc, *h.pipeline->generatedSsrc(1));
+  EXPECT_EQ(first.payloadType, tc.ptB);
+  EXPECT_TRUE(first.marker);
+  for (std::size_t i = 1; i < toB.size(); ++i) {
+    ASSERT_EQ(rtp::parseRtp(toB[i], view), rtp::RtpStatus::Ok);
+    EXPECT_EQ(view.ssrc, first.ssrc);
+    EXPECT_EQ(view.sequence, static_cast<std::uint16_t>(first.sequence + i));
+    EXPECT_EQ(view.timestamp, first.timestamp + i * incrementB);
+    EXPECT_FALSE(view.marker);
+  }
+  for (const auto& p : toB) atB.add(p);
+  for (const auto& p : toA) atA.add(p);
+  auto heardAtB = atB.after(200);
+  auto heardAtA = atA.after(200);
+  ASSERT_FALSE(heardAtB.empty());
+  ASSERT_FALSE(heardAtA.empty());
+  EXPECT_NEAR(codec::test::dominantFrequency(heardAtB, atB.rate(), 3000), 1000, 10);
+  EXPECT_NEAR(codec::test::dominantFrequency(heardAtA, atA.rate(), 3000), 440, 10);
+  EXPECT_GT(codec::test::toneSnrDb(heardAtB, 1000, atB.rate()), 10.0);
+  EXPECT_GT(codec::test::toneSnrDb(heardAtA, 440, atA.rate()), 10.0);
+  EXPECT_EQ(load(h.counters(0).concealedFrames), 0u);
+  EXPECT_EQ(load(h.counters(0).decodeErrors), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, PipelineTranscodeTone,
+                         ::testing::Values(ToneCase{codec::CodecId::Pcmu, 0, codec::CodecId::Opus, 111},
+                                           ToneCase{codec::CodecId::G722, 9, codec::CodecId::Pcma, 8},
+                                           ToneCase{codec::CodecId::Pcmu, 0, codec::CodecId::G729, 18}),
+                         [](const auto& param) {
+                           return std::string(codec::codecInfo(param.param.a).encodingName) + "_" +
+                                  std::string(codec::codecInfo(param.param.b).encodingName);
+                         });
+
+TEST(PipelineTranscode, ReorderedAndLostPacketsGoThroughTheJitterBuffer) {
+  for (bool opusSource : {false, true}) {
+    SCOPED_TRACE(opusSource ? "opus -> PCMU (FEC)" : "PCMU -> opus (PLC)");
+    const test::Side pcmu{codec::CodecId::Pcmu, 0, 101};
+    const test::Side opus{codec::CodecId::Opus, 111, 110};
+    MediaPlan plan = opusSource ? test::transcodePlan(opus, pcmu) : test::transcodePlan(pcmu, opus);
+    const codec::CodecId source = opusSource ? codec::CodecId::Opus : codec::CodecId::Pcmu;
+    const codec::CodecId target = opusSource ? codec::CodecId::Pcmu : codec::CodecId::Opus;
+    Harness h(plan);
+    test::ToneSender sender(source, 1000, opusSource ? 111 : 0, 0xa1);
+    std::vector<Bytes> packets;
+    for (std::uint16_t i = 0; i < 60; ++i) packets.push_back(sender.packet(i));
+    std::swap(packets[20], packets[21]);  // reordered
+    packets.erase(packets.begin() + 30);  // lost
+    std::vector<Bytes> got;
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+      for (auto& o : h.receive(0, packets[i])) got.push_back(o.data);
+      for (auto& o : h.advance(i == 29 ? 40 : 20)) got.push_back(o.data);  // the loss: its time passes
+    }
+    for (auto& o : h.advance(200)) got.push_back(o.data);
+    ASSERT_EQ(got.size(), 60u) << "one output packet per source frame, the lost one concealed";
+    rtp::RtpView a, b;
+    for (std::size_t i = 1; i < got.size(); ++i) {
+      ASSERT_EQ(rtp::parseRtp(got[i - 1], a), rtp::RtpStatus::Ok);
+      ASSERT_EQ(rtp::parseRtp(got[i], b), rtp::RtpStatus::Ok);
+      EXPECT_EQ(static_cast<std::uint16_t>(b.sequence - a.sequence), 1);
+      EXPECT_EQ(b.timestamp - a.timestamp, codec::codecInfo(target).rtpClockRate / 50);
+    }
+    EXPECT_EQ(load(h.counters(0).concealedFrames), 1u);
+    EXPECT_EQ(load(h.counters(0).lost), 1u);
+    EXPECT_EQ(load(h.counters(0).outOfOrder), 1u);
+    test::ToneReceiver receiver(target);
+    for (const auto& p : got) receiver.add(p);
+    EXPECT_NEAR(codec::test::dominantFrequency(receiver.after(200), receiver.rate(), 3000), 1000, 10);
+  }
+}
+
+TEST(PipelineTranscode, ComfortNoiseFillsTheSourcesSilence) {
+  const test::Side pcmu{codec::CodecId::Pcmu, 0, 101, 13};
+  const test::Side opus{codec::CodecId::Opus, 111, 110};
+  Harness h(test::transcodePlan(pcmu, opus));
+  test::ToneSender sender(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  std::size_t sent = 0;
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    sent += h.receive(0, sender.packet(i)).size();
+    sent += h.advance(20).size();
+  }
+  // CN at -40 dBov (RFC 3389), then 200 ms of silence from the source.
+  auto cn = h.receive(0, rtpPacket(1010, 5000 + 1600, 13, 0xa1, {40}));
+  EXPECT_TRUE(cn.empty()) << "CN is consumed";
+  sent += h.advance(300).size();
+  EXPECT_GE(load(h.counters(0).comfortNoiseFrames), 8u);
+  EXPECT_GE(sent, 20u) << "noise packets keep flowing toward the leg without CN";
+}
+
+TEST(PipelineTranscode, TelephoneEventsAreMappedBetween8And48kHz) {
+  const test::Side pcmu{codec::CodecId::Pcmu, 0, 101};
+  const test::Side opus{codec::CodecId::Opus, 111, 110};
+  Harness h(test::transcodePlan(pcmu, opus));
+  test::ToneSender sender(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  std::vector<Bytes> toB;
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    for (auto& o : h.receive(0, sender.packet(i))) toB.push_back(o.data);
+    for (auto& o : h.advance(20)) toB.push_back(o.data);
+  }
+  // Digit 5 starting at timestamp 5000 + 10 * 160, 3 updates of 160 then the end 3 times.
+  const std::uint32_t start = 5000 + 1600;
+  std::vector<Bytes> events;
+  std::uint16_t seq = 1010;
+  for (std::uint16_t d : {160, 320, 480}) {
+    auto out = h.receive(
+        0, rtpPacket(seq++, start, 101, 0xa1,
+                     {5, 10, static_cast<std::uint8_t>(d >> 8), static_cast<std::uint8_t>(d)}, d == 160));
+    ASSERT_EQ(out.size(), 1u) << "events are sent at once, not after the jitter buffer";
+    events.push_back(out[0].data);
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto out = h.receive(0, rtpPacket(seq++, start, 101, 0xa1, {5, 0x80 | 10, 0x02, 0x80}));
+    ASSERT_EQ(out.size(), 1u);
+    events.push_back(out[0].data);
+  }
+  rtp::RtpView first;
+  ASSERT_EQ(rtp::parseRtp(events[0], first), rtp::RtpStatus::Ok);
+  EXPECT_TRUE(first.marker);
+  const std::uint32_t durations[] = {960, 1920, 2880, 3840, 3840, 3840};
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    rtp::RtpView v;
+    ASSERT_EQ(rtp::parseRtp(events[i], v), rtp::RtpStatus::Ok);
+    EXPECT_EQ(v.payloadType, 110);
+    EXPECT_EQ(v.ssrc, *h.pipeline->generatedSsrc(1));
+    EXPECT_EQ(v.timestamp, first.timestamp) << "one timestamp per event (RFC 4733 2.5)";
+    rtp::TelephoneEvent ev;
+    ASSERT_EQ(rtp::parseTelephoneEvent(v.payload, ev), rtp::DtmfStatus::Ok);
+    EXPECT_EQ(ev.event, 5);
+    EXPECT_EQ(ev.volume, 10);
+    EXPECT_EQ(ev.duration, durations[i]);
+    EXPECT_EQ(ev.end, i >= 3);
+  }
+  // Audio and events share our sequence space; the event starts where its audio will play.
+  rtp::RtpView lastAudio;
+  ASSERT_EQ(rtp::parseRtp(toB.back(), lastAudio), rtp::RtpStatus::Ok);
+  EXPECT_EQ(first.sequence, static_cast<std::uint16_t>(lastAudio.sequence + 1));
+  const auto ahead = static_cast<std::int32_t>(first.timestamp - lastAudio.timestamp);
+  EXPECT_GT(ahead, 0);
+  EXPECT_LE(ahead, 48 * 200) << "within the jitter buffer's depth of the audio";
+  // The audio after the event continues the sequence; no frame was concealed for the
+  // event packets' sequence numbers.
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    auto p = sender.packet(static_cast<std::uint16_t>(16 + i));
+    p[2] = static_cast<std::uint8_t>(seq >> 8);
+    p[3] = static_cast<std::uint8_t>(seq++);
+    h.receive(0, p);
+    h.advance(20);
+  }
+  EXPECT_EQ(load(h.counters(0).concealedFrames), 0u);
+  EXPECT_EQ(load(h.counters(0).eventsMapped), 6u);
+
+  // The other way: 48 kHz durations become 8 kHz ones.
+  auto out = h.receive(1, rtpPacket(1, 90000, 110, 0xb1, {11, 10, 0x03, 0xc0}, true));  // 960 at 48 kHz
+  ASSERT_EQ(out.size(), 1u);
+  rtp::RtpView v;
+  ASSERT_EQ(rtp::parseRtp(out[0].data, v), rtp::RtpStatus::Ok);
+  EXPECT_EQ(v.payloadType, 101);
+  rtp::TelephoneEvent ev;
+  ASSERT_EQ(rtp::parseTelephoneEvent(v.payload, ev), rtp::DtmfStatus::Ok);
+  EXPECT_EQ(ev.event, 11);
+  EXPECT_EQ(ev.duration, 160);
+}
+
+// ---- RTCP --------------------------------------------------------------------------------
+
+TEST(PipelineRtcp, TranscodedLegGetsOurSenderReportsAndRttIsMeasured) {
+  const test::Side pcmu{codec::CodecId::Pcmu, 0, 101};
+  const test::Side opus{codec::CodecId::Opus, 111, 110};
+  PipelineOptions options;
+  options.cname = "medius@test";
+  options.rtcpIntervalMs = 1000;
+  Harness h(test::transcodePlan(pcmu, opus), options);
+  test::ToneSender fromA(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  test::ToneSender fromB(codec::CodecId::Opus, 440, 111, 0xb1);
+  std::vector<Out> rtcpOut;
+  std::size_t audioToB = 0;
+  for (std::uint16_t i = 0; i < 150; ++i) {  // 3 s
+    auto outs = h.receive(0, fromA.packet(i));
+    auto more = h.receive(1, fromB.packet(i));
+    outs.insert(outs.end(), more.begin(), more.end());
+    more = h.advance(20);
+    outs.insert(outs.end(), more.begin(), more.end());
+    for (auto& o : outs) {
+      if (rtp::isRtcp(o.data)) {
+        rtcpOut.push_back(o);
+      } else if (o.leg == 1) {
+        ++audioToB;
+      }
+    }
+  }
+  ASSERT_GE(rtcpOut.size(), 4u) << "an SR/RR per leg every ~1 s";
+  bool sawSrToB = false;
+  for (const Out& o : rtcpOut) {
+    EXPECT_TRUE(o.rtcpSocket);
+    rtp::RtcpInfo info;
+    ASSERT_EQ(rtp::parseRtcp(o.data, info), rtp::RtcpStatus::Ok);
+    EXPECT_EQ(info.cname, "medius@test");
+    if (o.leg != 1) continue;
+    ASSERT_TRUE(info.hasSenderReport);
+    EXPECT_EQ(info.senderSsrc, *h.pipeline->generatedSsrc(1));
+    EXPECT_GT(info.sender.packetCount, 0u);
+    EXPECT_LE(info.sender.packetCount, audioToB);
+    ASSERT_EQ(info.blockCount, 1u);
+    EXPECT_EQ(info.blocks[0].ssrc, 0xb1u) << "the block is about what B sends";
+    sawSrToB = true;
+  }
+  ASSERT_TRUE(sawSrToB);
+
+  // B answers with an RR about our last SR: DLSR = 40 ms, arriving 100 ms after that SR
+  // left, so RTT = 60 ms (RFC 3550 6.4.1).
+  const Out* lastSr = nullptr;
+  for (const Out& o : rtcpOut) {
+    if (o.leg == 1) lastSr = &o;
+  }
+  rtp::RtcpInfo last;
+  ASSERT_EQ(rtp::parseRtcp(lastSr->data, last), rtp::RtcpStatus::Ok);
+  const std::uint64_t srNtp = last.sender.ntpTimestamp;
+  h.now = lastSr->at + 100 * kMs;
+  rtp::ReportBlock block;
+  block.ssrc = *h.pipeline->generatedSsrc(1);
+  block.fractionLost = 25;
+  block.jitter = 480;  // 10 ms at 48 kHz
+  block.lastSr = rtp::ntpMiddle32(srNtp);
+  block.delaySinceLastSr = rtp::nanosToNtpShort(40 * kMs);
+  std::array<std::uint8_t, 200> rr{};
+  std::size_t length = rtp::writeReceiverReport(rr, 0xb1, std::span(&block, 1), "peer-b");
+  ASSERT_GT(length, 0u);
+  h.receive(1, Bytes(rr.begin(), rr.begin() + static_cast<std::ptrdiff_t>(length)), true);
+  EXPECT_EQ(load(h.counters(1).peerFractionLost), 25u);
+  EXPECT_EQ(load(h.counters(1).peerJitterMicros), 10'000u);
+  EXPECT_NEAR(static_cast<double>(load(h.counters(1).rttMicros)), 60'000.0, 100.0);
+  EXPECT_GE(load(h.counters(1).rtcpOut), 2u);
+  EXPECT_EQ(load(h.counters(1).rtcpIn), 1u);
+}
+
+// ---- re-negotiation and the packet path ---------------------------------------------------
+
+TEST(PipelineAdopt, ReNegotiationKeepsSrtpContextsAndOurStream) {
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
+  test::LegKeys keysA;
+  keysA.apply(plan.legs[0]);
+  test::SrtpPeer peerA = keysA.peerSide();
+  Harness h(plan);
+  test::ToneSender fromA(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  test::ToneSender fromB(codec::CodecId::Opus, 440, 111, 0xb1);
+  std::vector<Bytes> sentByA;
+  std::vector<Out> outs;
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    sentByA.push_back(peerA.protect(fromA.packet(i)));
+    for (auto& o : h.receive(0, sentByA.back())) outs.push_back(o);
+    for (auto& o : h.receive(1, fromB.packet(i))) outs.push_back(o);
+    for (auto& o : h.advance(20)) outs.push_back(o);
+  }
+  rtp::RtpView lastToB;
+  for (const Out& o : outs) {
+    if (rtp::isRtcp(o.data)) continue;
+    if (o.leg == 1) {
+      ASSERT_EQ(rtp::parseRtp(o.data, lastToB), rtp::RtpStatus::Ok);
+    } else {
+      EXPECT_TRUE(peerA.unprotect(o.data));
+    }
+  }
+  const std::uint32_t ssrcB = *h.pipeline->generatedSsrc(1);
+  const std::uint16_t lastSeqB = lastToB.sequence;
+
+  // A re-INVITE with the same keys and codecs (e.g. a session refresh): a new pipeline.
+  auto next = std::make_unique<MediaPipeline>(plan);
+  next->adopt(*h.pipeline);
+  h.pipeline = std::move(next);
+  EXPECT_EQ(*h.pipeline->generatedSsrc(1), ssrcB);
+  EXPECT_TRUE(h.receive(0, sentByA[9]).empty()) << "the replay window was not carried over";
+  EXPECT_EQ(load(h.counters(0).srtpReplays), 1u);
+  outs.clear();
+  for (std::uint16_t i = 10; i < 20; ++i) {
+    for (auto& o : h.receive(0, peerA.protect(fromA.packet(i)))) outs.push_back(o);
+    for (auto& o : h.receive(1, fromB.packet(i))) outs.push_back(o);
+    for (auto& o : h.advance(20)) outs.push_back(o);
+  }
+  bool firstToB = true;
+  std::size_t toA = 0;
+  for (const Out& o : outs) {
+    if (rtp::isRtcp(o.data)) continue;
+    if (o.leg == 0) {
+      EXPECT_TRUE(peerA.unprotect(o.data)) << "our outbound context must go on (same key, same ROC)";
+      ++toA;
+      continue;
+    }
+    rtp::RtpView v;
+    ASSERT_EQ(rtp::parseRtp(o.data, v), rtp::RtpStatus::Ok);
+    EXPECT_EQ(v.ssrc, ssrcB);
+    if (firstToB) {
+      EXPECT_EQ(v.sequence, static_cast<std::uint16_t>(lastSeqB + 1));
+      EXPECT_TRUE(v.marker);
+      firstToB = false;
+    }
+  }
+  EXPECT_FALSE(firstToB);
+  EXPECT_GT(toA, 0u);
+}
+
+TEST(PipelineAllocation, PacketPathAllocatesNothing) {
+  // Relay SRTP <-> RTP.
+  {
+    MediaPlan plan = test::relayPlan();
+    test::LegKeys keysA;
+    keysA.apply(plan.legs[0]);
+    test::SrtpPeer peerA = keysA.peerSide();
+    Harness h(plan);
+    std::vector<Bytes> fromA, fromB;
+    for (std::uint16_t seq = 0; seq < 100; ++seq) {
+      fromA.push_back(peerA.protect(rtpPacket(seq, seq * 160u, 0, 0xa1, test::filler(160))));
+      fromB.push_back(rtpPacket(seq, seq * 160u, 0, 0xb1, test::filler(160)));
+    }
+    h.receiveQuiet(0, fromA[0]);  // libsrtp creates each SSRC's stream (malloc) once
+    h.receiveQuiet(1, fromB[0]);
+    test::AllocationCounter counter;
+    for (std::size_t i = 1; i < fromA.size(); ++i) {
+      h.receiveQuiet(0, fromA[i]);
+      h.receiveQuiet(1, fromB[i]);
+      h.tickQuiet(10);
+    }
+    EXPECT_EQ(counter.count(), 0);
+    EXPECT_EQ(load(h.counters(1).expected), 100u);
+  }
+  // Transcoding PCMU <-> Opus with telephone-events and RTCP reports.
+  {
+    PipelineOptions options;
+    options.rtcpIntervalMs = 100;
+    MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
+    Harness h(plan, options);
+    test::ToneSender a(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+    test::ToneSender b(codec::CodecId::Opus, 440, 111, 0xb1);
+    std::vector<Bytes> fromA, fromB;
+    for (std::uint16_t i = 0; i < 100; ++i) {
+      fromA.push_back(a.packet(i));
+      fromB.push_back(b.packet(i));
+    }
+    Bytes event = rtpPacket(2000, 99999, 101, 0xa1, {1, 10, 0, 160});
+    test::AllocationCounter counter;
+    for (std::size_t i = 0; i < fromA.size(); ++i) {
+      h.receiveQuiet(0, fromA[i]);
+      h.receiveQuiet(1, fromB[i]);
+      if (i == 50) h.receiveQuiet(0, event);
+      for (int t = 0; t < 4; ++t) h.tickQuiet(5);
+    }
+    EXPECT_EQ(counter.count(), 0);
+    EXPECT_GT(load(h.counters(1).rtcpOut), 5u);
+  }
+}
+
+}  // namespace
+}  // namespace medius::media

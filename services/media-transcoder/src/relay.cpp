@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -77,6 +78,14 @@ Fd bindUdp(const std::string& address, std::uint16_t port) {
   return fd;
 }
 
+namespace {
+std::uint64_t monotonicNanos() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+}  // namespace
+
 std::int64_t monotonicMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -87,7 +96,8 @@ Worker::Worker(int index, TrafficCounters& totals, TimeoutHandler onTimeout)
     : index_(index), totals_(totals), onTimeout_(std::move(onTimeout)) {
   for (std::size_t i = 0; i < kBatch; ++i) {
     iovecs_[i].iov_base = buffers_[i].data();
-    iovecs_[i].iov_len = buffers_[i].size();
+    // kPacketBytes, not the buffer: a larger datagram sets MSG_TRUNC and is dropped.
+    iovecs_[i].iov_len = kPacketBytes;
     messages_[i].msg_hdr.msg_iov = &iovecs_[i];
     messages_[i].msg_hdr.msg_iovlen = 1;
     messages_[i].msg_hdr.msg_name = &sources_[i];
@@ -181,6 +191,7 @@ void Worker::attach(RelaySession& session) {
   session.lastRtpMs = monotonicMs();
   session.workerIndex = sessions_.size();
   sessions_.push_back(&session);
+  if (session.pipeline && session.pipeline->transcoding()) ++transcoding_;
   sessionCount_.store(sessions_.size(), std::memory_order_relaxed);
 }
 
@@ -193,6 +204,7 @@ void Worker::detach(RelaySession& session) {
   // not a concern: detach runs between rounds (from the post queue).
   std::size_t i = session.workerIndex;
   if (i < sessions_.size() && sessions_[i] == &session) {
+    if (session.pipeline && session.pipeline->transcoding()) --transcoding_;
     sessions_[i] = sessions_.back();
     sessions_[i]->workerIndex = i;
     sessions_.pop_back();
@@ -228,13 +240,34 @@ void Worker::armTimeout(RelaySession& session) {
   session.lastRtpMs = monotonicMs();
 }
 
+void Worker::setPipeline(RelaySession& session, std::unique_ptr<MediaPipeline> pipeline) {
+  if (pipeline) {
+    pipeline->bindCounters(session.legs[0].counters, session.legs[1].counters);
+    if (session.pipeline) pipeline->adopt(*session.pipeline);
+  }
+  std::size_t i = session.workerIndex;
+  if (i < sessions_.size() && sessions_[i] == &session) {
+    if (session.pipeline && session.pipeline->transcoding()) --transcoding_;
+    if (pipeline && pipeline->transcoding()) ++transcoding_;
+  }
+  session.pipeline = std::move(pipeline);
+}
+
 void Worker::loop() {
   std::array<epoll_event, kMaxEvents> events{};
-  nowMs_ = monotonicMs();
+  nowNanos_ = monotonicNanos();
+  nowMs_ = static_cast<std::int64_t>(nowNanos_ / 1'000'000);
   lastTickMs_ = nowMs_;
   while (running_.load(std::memory_order_relaxed)) {
-    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, kTickMs);
-    nowMs_ = monotonicMs();
+    int timeoutMs = kTickMs;
+    if (transcoding_ != 0) {
+      // The playout tick: epoll's millisecond timeout, rounded up to the next tick.
+      std::uint64_t wait = nextPlayoutNanos_ > nowNanos_ ? nextPlayoutNanos_ - nowNanos_ : 0;
+      timeoutMs = static_cast<int>(std::min<std::uint64_t>((wait + 999'999) / 1'000'000, kTickMs));
+    }
+    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, timeoutMs);
+    nowNanos_ = monotonicNanos();
+    nowMs_ = static_cast<std::int64_t>(nowNanos_ / 1'000'000);
     bool woken = false;
     for (int i = 0; i < n; ++i) {
       auto* endpoint = static_cast<RelaySession::Endpoint*>(events[static_cast<std::size_t>(i)].data.ptr);
@@ -251,8 +284,72 @@ void Worker::loop() {
       // never frees an endpoint that a later event of the same round points at.
       drainPosts();
     }
+    if (transcoding_ != 0 && nowNanos_ >= nextPlayoutNanos_) {
+      playout(nowNanos_);
+      nextPlayoutNanos_ = nowNanos_ + MediaPipeline::kTickNanos;
+    }
     if (nowMs_ - lastTickMs_ >= kTickMs) tick(nowMs_);
   }
+}
+
+void Worker::playout(std::uint64_t nowNanos) {
+  for (RelaySession* session : sessions_) {
+    if (!session->pipeline || !session->pipeline->transcoding()) continue;
+    session->pipeline->tick(nowNanos, sink_);
+    flush(*session);
+  }
+}
+
+void Worker::flush(RelaySession& session) {
+  auto packets = sink_.packets();
+  std::size_t count = 0;  // sendMessages_ built so far
+  std::array<std::uint8_t, PacketSink::kSlots> legOf{};
+  auto send = [&](int fd, std::size_t first, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+      int sent = ::sendmmsg(fd, &sendMessages_[first + done], static_cast<unsigned>(n - done), MSG_DONTWAIT);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent <= 0) {
+        ++done;  // full socket buffer or ICMP unreachable: this one is dropped, as UDP does
+        continue;
+      }
+      for (std::size_t k = first + done; k < first + done + static_cast<std::size_t>(sent); ++k) {
+        RelayLeg& out = session.legs[legOf[k]];
+        bump(out.counters.packetsOut);
+        bump(out.counters.bytesOut, sendMessages_[k].msg_len);
+        pendingPackets_[1 - legOf[k]] += 1;
+        pendingBytes_[1 - legOf[k]] += sendMessages_[k].msg_len;
+      }
+      done += static_cast<std::size_t>(sent);
+    }
+  };
+  int runFd = -1;
+  std::size_t runStart = 0;
+  for (const PacketSink::Packet& packet : packets) {
+    RelayLeg& out = session.legs[packet.leg];
+    bool known = packet.rtcpSocket ? out.rtcpKnown : out.rtpKnown;
+    if (!known) continue;  // the other leg has not answered or sent anything yet
+    int fd = packet.rtcpSocket ? out.rtcp.get() : out.rtp.get();
+    if (fd != runFd) {
+      if (count > runStart) send(runFd, runStart, count - runStart);
+      runFd = fd;
+      runStart = count;
+    }
+    sockaddr_in& destination = packet.rtcpSocket ? out.rtcpRemote : out.rtpRemote;
+    iovec& iov = sendIovecs_[count];
+    iov.iov_base = const_cast<std::uint8_t*>(packet.data);
+    iov.iov_len = packet.length;
+    mmsghdr& message = sendMessages_[count];
+    message = {};
+    message.msg_hdr.msg_name = &destination;
+    message.msg_hdr.msg_namelen = sizeof destination;
+    message.msg_hdr.msg_iov = &iov;
+    message.msg_hdr.msg_iovlen = 1;
+    legOf[count] = packet.leg;
+    ++count;
+  }
+  if (count > runStart) send(runFd, runStart, count - runStart);
+  sink_.clear();
 }
 
 void Worker::readSocket(const RelaySession::Endpoint& endpoint) {
@@ -273,12 +370,14 @@ void Worker::readSocket(const RelaySession::Endpoint& endpoint) {
       if (header.msg_namelen < sizeof(sockaddr_in) || sources_[i].sin_family != AF_INET) continue;
       relay(endpoint, buffers_[i].data(), messages_[i].msg_len, sources_[i]);
     }
+    // Before the next recvmmsg reuses the buffers that relayed packets point into.
+    if (endpoint.session->pipeline) flush(*endpoint.session);
     if (static_cast<std::size_t>(n) < kBatch) return;
   }
 }
 
-void Worker::relay(const RelaySession::Endpoint& endpoint, const unsigned char* packet,
-                   std::size_t length, const sockaddr_in& source) {
+void Worker::relay(const RelaySession::Endpoint& endpoint, unsigned char* packet, std::size_t length,
+                   const sockaddr_in& source) {
   RelaySession& session = *endpoint.session;
   RelayLeg& in = session.legs[static_cast<std::size_t>(endpoint.leg)];
   RelayLeg& out = session.legs[static_cast<std::size_t>(1 - endpoint.leg)];
@@ -301,6 +400,18 @@ void Worker::relay(const RelaySession::Endpoint& endpoint, const unsigned char* 
 
   bump(in.counters.packetsIn);
   bump(in.counters.bytesIn, length);
+  if (session.pipeline) {
+    ReceiveResult result = session.pipeline->receive(endpoint.leg, endpoint.rtcp, {packet, kBufferBytes},
+                                                     length, nowNanos_, sink_);
+    if (result == ReceiveResult::Rtp) {
+      session.lastRtpMs = nowMs_;
+      if (session.timedOut.load(std::memory_order_relaxed)) {
+        session.timedOut.store(false, std::memory_order_relaxed);
+      }
+    }
+    if (sink_.full()) flush(session);  // the batch's earlier packets' buffers are still intact
+    return;
+  }
   if (!rtcp && length >= 12 && (p[0] >> 6) == 2) {
     session.lastRtpMs = nowMs_;
     if (session.timedOut.load(std::memory_order_relaxed)) {
@@ -346,6 +457,13 @@ void Worker::relay(const RelaySession::Endpoint& endpoint, const unsigned char* 
 
 void Worker::tick(std::int64_t nowMs) {
   lastTickMs_ = nowMs;
+  // Relay-only pipelines need their tick only for statistics intervals (and relayed RTCP
+  // needs none): this coarser tick is enough.
+  for (RelaySession* session : sessions_) {
+    if (!session->pipeline || session->pipeline->transcoding()) continue;
+    session->pipeline->tick(nowNanos_, sink_);
+    flush(*session);
+  }
   flushTotals();
   for (RelaySession* session : sessions_) {
     if (!session->timeoutArmed || session->timedOut.load(std::memory_order_relaxed)) continue;

@@ -57,6 +57,9 @@ struct LegPlan {
   std::uint32_t eventClock = 8000;
   // RFC 3389 comfort noise on this leg (PT 13 at 8000).
   std::optional<std::uint8_t> cnPt;
+  // RFC 5761 rtcp-mux agreed with this leg: RTCP we generate for it goes to its RTP port.
+  // (The data plane also learns it from a peer that sends RTCP on the RTP port.)
+  bool rtcpMux = false;
   bool operator==(const LegPlan&) const = default;
 };
 

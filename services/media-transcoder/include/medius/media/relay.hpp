@@ -10,9 +10,17 @@
 // not move the remote, or are dropped when the leg is strict. A new address in the SDP
 // (re-offer, final answer after early media) re-arms the latch.
 //
-// The packet path takes no lock and allocates nothing: fixed recvmmsg buffers per worker, the
-// per-leg counters are relaxed atomics written by the worker only (read by any thread for
-// stats), and the Prometheus totals are added in batches once per loop tick.
+// With a MediaPipeline (pipeline.hpp, set by setPipeline once SDP negotiation produced a
+// MediaPlan) every datagram goes through it instead (SRTP, PT rewriting, transcoding, RTCP)
+// and what it emits is sent with sendmmsg; sessions with a transcoding pipeline get a
+// playout tick every MediaPipeline::kTickNanos (the epoll timeout shrinks to it while there
+// is one), relay-only pipelines one per 50 ms tick. A session
+// without a pipeline keeps the byte-for-byte fast path above.
+//
+// The packet path takes no lock and allocates nothing: fixed recvmmsg buffers and a
+// PacketSink per worker, the per-leg counters are relaxed atomics written by the worker
+// only (read by any thread for stats), and the Prometheus totals are added in batches once
+// per loop tick.
 //
 // Ownership: the caller (SessionManager) owns RelaySessions and their sockets; a Worker
 // only points at the sessions attached to it. Thread: Worker::post/run from any thread;
@@ -27,10 +35,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "medius/media/leg_counters.hpp"
+#include "medius/media/pipeline.hpp"
 
 namespace prometheus {
 class Counter;
@@ -62,20 +74,6 @@ class Fd {
 // A non-blocking, close-on-exec UDP socket bound to address:port; an invalid Fd (and
 // errno set) when the bind fails.
 Fd bindUdp(const std::string& address, std::uint16_t port);
-
-// Counters of one leg: written by its worker only (relaxed atomics), read by anyone.
-struct LegCounters {
-  std::atomic<std::uint64_t> packetsIn{0};
-  std::atomic<std::uint64_t> packetsOut{0};
-  std::atomic<std::uint64_t> bytesIn{0};
-  std::atomic<std::uint64_t> bytesOut{0};
-  std::atomic<std::uint64_t> lost{0};
-  std::atomic<std::uint64_t> outOfOrder{0};
-  // Packets dropped because they came from another source than the latched one (strict).
-  std::atomic<std::uint64_t> strangerDrops{0};
-  // The current RTP remote, packed as (IPv4 << 16 | port) in host order; 0 = none.
-  std::atomic<std::uint64_t> remote{0};
-};
 
 // Where one leg's peer said (in SDP) it receives media.
 struct RemoteSpec {
@@ -129,6 +127,8 @@ struct RelaySession {
   bool timeoutArmed = false;
   std::int64_t lastRtpMs = 0;
   std::size_t workerIndex = 0;  // position in the worker's session list
+  // Null: relay byte for byte (issue 5). Set and replaced by Worker::setPipeline.
+  std::unique_ptr<MediaPipeline> pipeline;
 };
 
 // Aggregate traffic totals (medius_media_packets_total / bytes_total by direction).
@@ -167,6 +167,13 @@ class Worker {
   void setRemote(RelaySession& session, int leg, const RemoteSpec& spec);
   // Starts the media timeout (at the final answer); the silence is counted from now.
   void armTimeout(RelaySession& session);
+  // Replaces the session's pipeline (null: back to the byte-for-byte relay). The new one
+  // adopts the old one's state that must survive a re-negotiation (SRTP contexts whose keys
+  // did not change, generated streams' SSRC/sequence/timestamp, statistics: see
+  // MediaPipeline::adopt) and is bound to the session's LegCounters; the old one is
+  // destroyed here, on the worker thread. Build the pipeline before (it may throw), then
+  // call this through run().
+  void setPipeline(RelaySession& session, std::unique_ptr<MediaPipeline> pipeline);
 
   std::size_t sessionCount() const { return sessionCount_.load(std::memory_order_relaxed); }
 
@@ -174,9 +181,13 @@ class Worker {
   void loop();
   void drainPosts();
   void readSocket(const RelaySession::Endpoint& endpoint);
-  void relay(const RelaySession::Endpoint& endpoint, const unsigned char* packet, std::size_t length,
+  void relay(const RelaySession::Endpoint& endpoint, unsigned char* packet, std::size_t length,
              const sockaddr_in& source);
   void tick(std::int64_t nowMs);
+  void playout(std::uint64_t nowNanos);
+  // Sends what the session's pipeline put in sink_ (sendmmsg per run of one socket) and
+  // empties it.
+  void flush(RelaySession& session);
   void flushTotals();
 
   const int index_;
@@ -194,17 +205,27 @@ class Worker {
   std::vector<RelaySession*> sessions_;
   std::atomic<std::size_t> sessionCount_{0};
   std::int64_t nowMs_ = 0;
+  std::uint64_t nowNanos_ = 0;
   std::int64_t lastTickMs_ = 0;
+  std::size_t transcoding_ = 0;  // attached sessions with a transcoding pipeline: playout ticks
+  std::uint64_t nextPlayoutNanos_ = 0;
   std::uint64_t pendingPackets_[2] = {0, 0};
   std::uint64_t pendingBytes_[2] = {0, 0};
   // recvmmsg batches into fixed buffers (no allocation per packet). A datagram larger
   // than kPacketBytes (never RTP on a 1500-byte MTU) is dropped, not relayed truncated.
   static constexpr std::size_t kBatch = 32;
   static constexpr std::size_t kPacketBytes = 4096;
-  std::array<std::array<unsigned char, kPacketBytes>, kBatch> buffers_{};
+  // Aligned: libsrtp reads headers as 32-bit words. Each buffer has room after the largest
+  // accepted datagram for the SRTP tag a pipeline may append in place.
+  static constexpr std::size_t kBufferBytes = kPacketBytes + 64;
+  alignas(16) std::array<std::array<unsigned char, kBufferBytes>, kBatch> buffers_{};
   std::array<iovec, kBatch> iovecs_{};
   std::array<sockaddr_in, kBatch> sources_{};
   std::array<mmsghdr, kBatch> messages_{};
+  // What pipelines emit, and sendmmsg's headers for it.
+  PacketSink sink_;
+  std::array<iovec, PacketSink::kSlots> sendIovecs_{};
+  std::array<mmsghdr, PacketSink::kSlots> sendMessages_{};
 };
 
 // Milliseconds on the monotonic clock.
