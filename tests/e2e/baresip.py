@@ -6,7 +6,11 @@ start (an empty dir makes baresip write a template that listens on 0.0.0.0):
 - SIP on host:port, a loopback "host" of its own (127.0.0.21 for a client, a trunk's
   address for a trunk); `net_interface HOST` makes it bind there and put HOST into its
   Contact and SDP (a name such as "lo" fails: "could not get IPv4 address");
-- RTP in a window of 100 ports below harness.free_port's range and the media worker's;
+- RTP in a window of 100 ports below harness.free_port's range and the media worker's.
+  baresip 1.0 binds its RTP sockets to the wildcard address, not to net_interface: the SDP
+  says HOST, but RTP sent to 127.0.0.1 leaves from 127.0.0.1 (the media worker latches that
+  source; seen as the leg's remote in `medctl sessions`), and two instances must not share
+  a window;
 - a 48 kHz stereo sine of its own frequency as the source (ausine never ends; an aufile WAV
   that ends makes baresip hang up), the played audio thrown away (ALSA's null PCM), and
   sndfile recording what it sends (dump-...-enc.wav) and what it receives (dump-...-dec.wav)

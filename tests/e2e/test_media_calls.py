@@ -241,7 +241,7 @@ class TranscodedCalls(MediaCallTestCase):
         """pstn-primary requires SRTP: both legs RTP/SAVP, the same codec (relayed, not
         transcoded), and each leg has its own SDES keys: the worker decrypts and encrypts
         again, it does not pass alice's key to the trunk or the trunk's to alice."""
-        self.assertEqual(self.route_outcome("sip:alice@%s" % DOMAIN, "4255551234"), "route")
+        self.assertEqual(self.route_outcome("sip:alice@%s" % DOMAIN, "4255551234"), "OUTCOME_ROUTED")
         trunk = self.trunk("pstn-primary", "14255551234", [OPUS], mediaenc="srtp-mand")
         alice = self.client([OPUS])
         sessions = self.call(alice, "4255551234", peers=(trunk,))
@@ -255,6 +255,7 @@ class TranscodedCalls(MediaCallTestCase):
                               for line in audio["crypto"]}
         alice_keys = keys(self.sent_sdp(alice, "INVITE"))
         trunk_keys = keys(self.sent_sdp(trunk, 200))
+        self.assertTrue(alice_keys and trunk_keys, "no SDES keys in what the peers sent")
         self.assertFalse(alice_keys & keys(offer_in), "alice's key reached the trunk")
         self.assertFalse(trunk_keys & keys(answer_in), "the trunk's key reached alice")
         self.assertHears(alice, TRUNK_HZ, "alice (Opus, SRTP) hears the trunk")
