@@ -56,7 +56,37 @@ TEST(RoutingConfig, TrunkInfo) {
   EXPECT_EQ(info.address().port(), 5060u);
   EXPECT_EQ(info.address().transport(), v1::TRANSPORT_UDP);
   EXPECT_EQ(info.max_concurrent_calls(), 200u);
+  EXPECT_EQ(info.media().srtp(), v1::SRTP_POLICY_OFF);
+  EXPECT_EQ(std::vector<std::string>(info.media().codecs().begin(), info.media().codecs().end()),
+            (std::vector<std::string>{"PCMU", "PCMA", "G729"}));
+  EXPECT_EQ(trunkInfo(*cfg, "pbx").media().codecs_size(), 2);
   EXPECT_THROW(trunkInfo(*cfg, "nope"), std::out_of_range);
+}
+
+TEST(RoutingConfig, TrunkMediaPolicy) {
+  auto cfg = exampleConfig();
+  using Codecs = std::vector<std::string>;
+  EXPECT_EQ(cfg->findTrunk("pstn-primary")->codecs, (Codecs{"PCMU", "PCMA", "G729"}));
+  EXPECT_EQ(cfg->findTrunk("pstn-backup")->codecs, (Codecs{"PCMU", "PCMA", "G729"}));
+  EXPECT_EQ(cfg->findTrunk("pbx")->codecs, (Codecs{"PCMU", "PCMA"}));
+  for (const auto& t : cfg->trunks) EXPECT_EQ(t.srtp, v1::SRTP_POLICY_OFF) << t.name;
+  // Defaults when the keys are absent; names normalized whatever their case.
+  auto edited = variant([](json& j) {
+    j["trunks"][0].erase("srtp");
+    j["trunks"][0].erase("codecs");
+    j["trunks"][1]["srtp"] = "required";
+    j["trunks"][1]["codecs"] = json::array({"OPUS", "g722", "pcma"});
+    j["trunks"][2]["srtp"] = "optional";
+  });
+  EXPECT_EQ(edited->trunks[0].srtp, v1::SRTP_POLICY_OFF);
+  EXPECT_EQ(edited->trunks[0].codecs, (Codecs{"PCMU", "PCMA"}));
+  EXPECT_EQ(edited->trunks[1].srtp, v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(edited->trunks[1].codecs, (Codecs{"opus", "G722", "PCMA"}));
+  EXPECT_EQ(edited->trunks[2].srtp, v1::SRTP_POLICY_OPTIONAL);
+  v1::TrunkInfo info = trunkInfo(*edited, "pstn-backup");
+  EXPECT_EQ(info.media().srtp(), v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(std::vector<std::string>(info.media().codecs().begin(), info.media().codecs().end()),
+            (Codecs{"opus", "G722", "PCMA"}));
 }
 
 TEST(RoutingConfig, RegistrarAddressFromEnvironment) {
@@ -177,6 +207,23 @@ TEST(RoutingConfigErrors, NamesAndNumbers) {
   expectError([](json& j) { j["routes"][1]["trunks"] = json::array({"pbx", "pbx"}); },
               "$.routes[1].trunks[1]", "listed twice");
   expectError([](json& j) { j.erase("domain"); }, "$.domain", "missing required field");
+}
+
+TEST(RoutingConfigErrors, TrunkMediaPolicy) {
+  expectError([](json& j) { j["trunks"][0]["srtp"] = "mandatory"; }, "$.trunks[0].srtp",
+              "expected one of \"off\", \"optional\", \"required\", got \"mandatory\"");
+  expectError([](json& j) { j["trunks"][0]["srtp"] = true; }, "$.trunks[0].srtp",
+              "expected a string");
+  expectError([](json& j) { j["trunks"][1]["codecs"] = json::array({"PCMU", "G.729"}); },
+              "$.trunks[1].codecs[1]", "unknown codec \"G.729\"");
+  expectError([](json& j) { j["trunks"][2]["codecs"] = json::array({"PCMU", "PCMA", "pcmu"}); },
+              "$.trunks[2].codecs[2]", "codec \"PCMU\" is listed twice");
+  expectError([](json& j) { j["trunks"][2]["codecs"] = json::array(); }, "$.trunks[2].codecs",
+              "at least one codec");
+  expectError([](json& j) { j["trunks"][2]["codecs"] = "PCMU"; }, "$.trunks[2].codecs",
+              "expected an array of strings");
+  expectError([](json& j) { j["trunks"][2]["codec"] = json::array({"PCMU"}); },
+              "$.trunks[2].codec", "unknown key");
 }
 
 TEST(RoutingConfigErrors, FileNameInErrors) {

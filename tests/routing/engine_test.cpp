@@ -141,6 +141,34 @@ TEST(RouteExplain, DualForkTargetsPbxPhoneInItsFormat) {
   EXPECT_EQ(group.timeout_ms(), 20000u);
 }
 
+std::vector<std::string> codecsOf(const v1::TrunkTarget& target) {
+  return {target.media().codecs().begin(), target.media().codecs().end()};
+}
+
+TEST(RouteTrunks, TargetsCarryTheTrunkMediaPolicy) {
+  auto cfg = variant([](json& j) {
+    j["trunks"][1]["srtp"] = "optional";
+    j["trunks"][1]["codecs"] = json::array({"g729", "pcmu"});
+  });
+  TrunkHealth health;
+  FakeDevices devices;
+  v1::RoutePlan plan = route(*cfg, health, devices, request("bob", "2065550123"), nullptr);
+  ASSERT_EQ(render(plan), "pstn-primary:12065550123 | pstn-backup:2065550123");
+  const auto& primary = plan.groups(0).targets(0).trunk();
+  EXPECT_EQ(primary.media().srtp(), v1::SRTP_POLICY_OFF);
+  EXPECT_EQ(codecsOf(primary), (std::vector<std::string>{"PCMU", "PCMA", "G729"}));
+  const auto& backup = plan.groups(1).targets(0).trunk();
+  EXPECT_EQ(backup.media().srtp(), v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(codecsOf(backup), (std::vector<std::string>{"G729", "PCMU"}));
+  // The PBX phone of a dual fork is a trunk target too.
+  plan = route(*cfg, health, devices, request("trunk:pstn-primary", "sip:4255550100@127.0.0.1"),
+               nullptr);
+  ASSERT_EQ(plan.groups(0).targets_size(), 2);
+  EXPECT_FALSE(plan.groups(0).targets(0).has_trunk());
+  EXPECT_EQ(codecsOf(plan.groups(0).targets(1).trunk()),
+            (std::vector<std::string>{"PCMU", "PCMA"}));
+}
+
 TEST(RouteForwarding, Immediate) {
   auto cfg = variant([](json& j) {
     j["users"][1]["forwarding"] = {{"immediate", {{"target", "2065550123"}}}};

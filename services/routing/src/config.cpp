@@ -8,6 +8,8 @@
 
 #include <openssl/evp.h>
 
+#include "medius/common/media_policy.hpp"
+
 namespace medius::routing {
 
 namespace {
@@ -150,6 +152,8 @@ void readTrunks(config::Object& root, Config& cfg) {
     }
     trunk.failoverTimeoutMs =
         static_cast<std::uint32_t>(t.integer("failover_timeout_ms", 10000, 0, 600'000));
+    trunk.srtp = config::readSrtpPolicy(t, "srtp", trunk.srtp);
+    trunk.codecs = config::readCodecs(t, "codecs", trunk.codecs);
     trunk.outbound = readTranslations(t, "outbound");
     trunk.inbound = readTranslations(t, "inbound");
     t.finish();
@@ -462,6 +466,12 @@ std::shared_ptr<const Config> loadConfigText(std::string_view text, const std::s
   return loadConfig(config::Document::parse(text, name));
 }
 
+void trunkMedia(const Trunk& trunk, v1::TrunkMedia& media) {
+  media.set_srtp(trunk.srtp);
+  media.mutable_codecs()->Reserve(static_cast<int>(trunk.codecs.size()));
+  for (const auto& codec : trunk.codecs) media.add_codecs(codec);
+}
+
 const std::string& configHash(const Config& config) { return config.hash; }
 const ServiceSettings& serviceSettings(const Config& config) { return config.service; }
 const RegistrarSettings& registrarSettings(const Config& config) { return config.registrar; }
@@ -482,6 +492,7 @@ v1::TrunkInfo trunkInfo(const Config& config, const std::string& trunk) {
   info.mutable_address()->set_port(t->address.port);
   info.mutable_address()->set_transport(t->transport);
   info.set_max_concurrent_calls(t->maxConcurrentCalls);
+  trunkMedia(*t, *info.mutable_media());
   return info;
 }
 

@@ -192,6 +192,7 @@ void Decision::addTrunkTarget(v1::TargetGroup& group, const Trunk& trunk, std::s
   address->set_transport(trunk.transport);
   for (auto code : trunk.failoverCodes) tt->add_failover_codes(code);
   tt->set_pbx_phone(pbxPhone);
+  trunkMedia(trunk, *tt->mutable_media());
   std::string_view cidSource = callerId;
   if (route && route->callerIdNumber) cidSource = *route->callerIdNumber;
   const TranslationRule* callingRule = translateFirst(trunk.outbound.calling, cidSource, scratch_);

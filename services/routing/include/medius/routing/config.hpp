@@ -12,6 +12,8 @@
 //     "trunks": [{"name", "description", "address": "host:port", "transport": "udp|tcp|tls",
 //                 "max_concurrent_calls": 0, "failover_codes": [408, 503, 504],
 //                 "failover_timeout_ms": 10000,
+//                 "srtp": "off" | "optional" | "required",   default "off"
+//                 "codecs": ["PCMU", "PCMA"],   preference order; see common/media_policy.hpp
 //                 "outbound": {"called": [rule], "calling": [rule]},
 //                 "inbound": {"called": [rule], "calling": [rule]}}],
 //     "routes": [{"name", "description", "pattern",
@@ -43,6 +45,7 @@
 #include "medius/routing/engine.hpp"
 #include "medius/routing/numbers.hpp"
 #include "medius/v1/common.pb.h"
+#include "medius/v1/media.pb.h"
 
 namespace medius::routing {
 
@@ -94,6 +97,9 @@ struct Trunk {
   std::uint32_t failoverTimeoutMs = 10000;
   Translations outbound;  // E.164 -> trunk format
   Translations inbound;   // trunk format -> E.164
+  // The trunk side's media policy, for the media worker (TrunkTarget.media, TrunkInfo.media).
+  v1::SrtpPolicy srtp = v1::SRTP_POLICY_OFF;
+  std::vector<std::string> codecs{"PCMU", "PCMA"};  // normalized names, preference order
 };
 
 struct RouteTrunk {
@@ -193,6 +199,9 @@ struct Config {
   const User* findUserByUri(std::string_view uri) const;
   const Trunk* findTrunk(std::string_view name) const;
 };
+
+// The trunk's "srtp" and "codecs" as the proto carried by TrunkTarget and TrunkInfo.
+void trunkMedia(const Trunk& trunk, v1::TrunkMedia& media);
 
 // Loads from JSON text (tests, fuzzing); `name` is the file name used in errors.
 std::shared_ptr<const Config> loadConfigText(std::string_view text, const std::string& name);

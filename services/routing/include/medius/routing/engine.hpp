@@ -41,7 +41,8 @@ const RegistrarSettings& registrarSettings(const Config& config);
 // Names of every trunk of a Config, in file order (health gauges, ListTrunks).
 std::vector<std::string> trunkNames(const Config& config);
 // The trunk's address as configured ("127.0.0.11:5060") and transport ("udp"/"tcp"/"tls"),
-// and max_concurrent_calls; `up` is left false (the caller fills it from TrunkHealth).
+// max_concurrent_calls and media policy (srtp, codecs); `up` is left false (the caller
+// fills it from TrunkHealth).
 // Throws std::out_of_range for a name that is not a trunk of `config`.
 v1::TrunkInfo trunkInfo(const Config& config, const std::string& trunk);
 
