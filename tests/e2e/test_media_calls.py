@@ -51,6 +51,9 @@ PCMU = "pcmu"
 # Opus, for the SRTP<->SRTP call (4255551234 -> local route -> pstn-primary, "14255551234").
 MEDIA_TRUNKS = {"pbx": {"srtp": "off", "codecs": ["PCMU"]},
                 "pstn-primary": {"srtp": "required", "codecs": ["opus"]}}
+# The gateway's own default for the internal side (the harness lowers it to "optional" for
+# SIPp callers; every internal client here is a baresip with SRTP).
+INTERNAL_SRTP_REQUIRED = {"media": {"internal_srtp": "required"}}
 
 
 class MediaCallTestCase(CallTestCase):
@@ -194,7 +197,7 @@ class TranscodedCalls(MediaCallTestCase):
     """Opus or G.722 with SRTP inside, PCMU with plain RTP on the pbx trunk; DTMF across;
     SRTP on both legs with their own keys."""
 
-    cluster_options = {"trunk_overrides": MEDIA_TRUNKS}
+    cluster_options = {"trunk_overrides": MEDIA_TRUNKS, "gateway_extra": INTERNAL_SRTP_REQUIRED}
 
     def transcoded_call(self, client_codec, codec_name):
         pbx = self.trunk("pbx", "2200", [PCMU])
@@ -235,6 +238,19 @@ class TranscodedCalls(MediaCallTestCase):
         self.call(alice, "2200", peers=(pbx,), talk_s=TALK_S + 2, during=digits)
         self.assertEqual(pbx.received_digits(), "159#", pbx.event_summary())
         self.assertEqual(alice.received_digits(), "*73", alice.event_summary())
+        self.assertNoLeftovers()
+
+    def test_plain_rtp_client_refused_when_srtp_is_required(self):
+        """internal_srtp "required": an offer without SRTP (RTP/AVP, no a=crypto) from a
+        client gets 488 and reaches no trunk."""
+        pbx = self.trunk("pbx", "2200", [PCMU])
+        bob = self.client([PCMU], mediaenc=None, user="bob")
+        started = time.time()
+        bob.dial("sip:2200@%s" % DOMAIN)
+        closed = bob.wait_event("CALL_CLOSED", 10, after=started)[0]
+        self.assertIn("488", closed.get("param", ""), bob.event_summary())
+        self.assertTrue(bob.received_responses(488, "INVITE"), "no 488 in bob's trace")
+        self.assertFalse(pbx.received_requests("INVITE"), "the PBX got the call")
         self.assertNoLeftovers()
 
     def test_srtp_to_srtp_with_a_key_per_leg(self):
@@ -278,7 +294,8 @@ class G729Calls(MediaCallTestCase):
     only its own decoder understands would pass), nor that two different streams are kept
     apart (the echo sends alice's tone back, not another one)."""
 
-    cluster_options = {"trunk_overrides": {"pbx": {"srtp": "off", "codecs": ["G729"]}}}
+    cluster_options = {"trunk_overrides": {"pbx": {"srtp": "off", "codecs": ["G729"]}},
+                       "gateway_extra": INTERNAL_SRTP_REQUIRED}
 
     def test_opus_srtp_client_to_g729_trunk_echo(self):
         capture = self.capture(HOSTS["pbx"])
