@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <random>
 
 #include "allocation_counter.hpp"
 #include "medius/media/rtp/dtmf.hpp"
@@ -385,6 +386,37 @@ TEST(PipelineTranscode, ComfortNoiseFillsTheSourcesSilence) {
   EXPECT_GE(sent, 20u) << "noise packets keep flowing toward the leg without CN";
 }
 
+TEST(PipelineTranscode, SilenceKeepsOurClockRunningAndMarksTheNextTalkspurt) {
+  Harness h(test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110}));
+  test::ToneSender sender(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  std::vector<Bytes> out;
+  auto run = [&](std::uint16_t from, std::uint16_t to, std::uint16_t seqShift) {
+    for (std::uint16_t i = from; i < to; ++i) {
+      Bytes p = sender.packet(i);
+      const std::uint16_t seq = static_cast<std::uint16_t>(1000 + i - seqShift);  // no gap in sequence
+      p[2] = static_cast<std::uint8_t>(seq >> 8);
+      p[3] = static_cast<std::uint8_t>(seq);
+      for (auto& o : h.receive(0, p)) out.push_back(o.data);
+      for (auto& o : h.advance(20)) out.push_back(o.data);
+    }
+  };
+  run(0, 10, 0);
+  for (auto& o : h.advance(200)) out.push_back(o.data);  // 10 frames of silence (VAD, no CN)
+  run(20, 30, 10);
+  for (auto& o : h.advance(200)) out.push_back(o.data);
+  ASSERT_EQ(out.size(), 20u);
+  rtp::RtpView before, after;
+  ASSERT_EQ(rtp::parseRtp(out[9], before), rtp::RtpStatus::Ok);
+  ASSERT_EQ(rtp::parseRtp(out[10], after), rtp::RtpStatus::Ok);
+  EXPECT_EQ(after.sequence, static_cast<std::uint16_t>(before.sequence + 1));
+  EXPECT_TRUE(after.marker) << "first packet of a talkspurt (RFC 3551 4.1)";
+  // The source paused 10 frames; our timestamps jump by about as much (the jitter buffer's
+  // re-buffering may add a frame or two of its own).
+  const auto frames = static_cast<std::int64_t>(after.timestamp - before.timestamp) / 960;
+  EXPECT_GE(frames, 11);
+  EXPECT_LE(frames, 15);
+}
+
 TEST(PipelineTranscode, TelephoneEventsAreMappedBetween8And48kHz) {
   const test::Side pcmu{codec::CodecId::Pcmu, 0, 101};
   const test::Side opus{codec::CodecId::Opus, 111, 110};
@@ -529,6 +561,73 @@ TEST(PipelineRtcp, TranscodedLegGetsOurSenderReportsAndRttIsMeasured) {
   EXPECT_NEAR(static_cast<double>(load(h.counters(1).rttMicros)), 60'000.0, 100.0);
   EXPECT_GE(load(h.counters(1).rtcpOut), 2u);
   EXPECT_EQ(load(h.counters(1).rtcpIn), 1u);
+}
+
+// ---- hostile input -------------------------------------------------------------------------
+
+// Random datagrams, half of them shaped like RTP/RTCP (valid headers, random flags, counts,
+// lengths and payloads), on both legs and both sockets of four kinds of sessions. What
+// comes out of a plain relay must be valid RTP/RTCP, every drop must be counted, and
+// nothing may crash (the ASan/UBSan build runs this too).
+TEST(PipelineHostileInput, RandomDatagramsAreCountedAndNeverForwardedMalformed) {
+  std::mt19937 rng(20261126);
+  auto byte = [&] { return static_cast<std::uint8_t>(rng()); };
+  auto datagram = [&]() {
+    const std::size_t length = rng() % 4 == 0 ? rng() % 12 : rng() % 400;
+    Bytes b(length);
+    for (auto& x : b) x = byte();
+    if (length >= 12 && rng() % 2 == 0) {
+      b[0] = static_cast<std::uint8_t>(0x80 | (b[0] & 0x3f));  // version 2, random P/X/CC
+      const std::uint8_t pts[] = {0, 8, 9, 13, 18, 96, 101, 110, 111, 127, 200, 201, 202, 203};
+      b[1] = static_cast<std::uint8_t>((b[1] & 0x80) | pts[rng() % std::size(pts)]);
+      if (rng() % 2 == 0) b[0] &= 0xc0;  // no padding, extension or CSRC: mostly valid RTP
+      if (b[1] >= 200 || (b[1] & 0x7f) >= 72) {
+        b[1] = pts[10 + rng() % 4];
+        b[2] = 0;
+        b[3] = static_cast<std::uint8_t>(rng() % 2 == 0 ? length / 4 - 1 : rng());  // maybe lying
+      }
+    }
+    return b;
+  };
+  test::LegKeys keysA, keysB;
+  MediaPlan plain = test::relayPlan();
+  MediaPlan srtp = test::relayPlan();
+  keysA.apply(srtp.legs[0]);
+  keysB.apply(srtp.legs[1]);
+  MediaPlan opus = test::transcodePlan({codec::CodecId::Pcmu, 0, 101, 13}, {codec::CodecId::Opus, 111, 110});
+  keysA.apply(opus.legs[0]);
+  MediaPlan g729 = test::transcodePlan({codec::CodecId::G722, 9, 101, 13}, {codec::CodecId::G729, 18, 101});
+  int kind = 0;
+  for (const MediaPlan* plan : {&plain, &srtp, &opus, &g729}) {
+    SCOPED_TRACE(kind);
+    Harness h(*plan);
+    std::uint64_t dropped[2] = {0, 0};
+    for (int i = 0; i < 4000; ++i) {
+      const int leg = static_cast<int>(rng() % 2);
+      const bool rtcpSocket = rng() % 4 == 0;
+      for (const Out& o : h.receive(leg, datagram(), rtcpSocket)) {
+        ASSERT_LE(o.data.size(), 400u + srtp::kMaxOverhead);
+        if (kind != 0) continue;
+        if (rtp::isRtcp(o.data) || o.rtcpSocket) {
+          EXPECT_EQ(rtp::validateRtcp(o.data), rtp::RtcpStatus::Ok);
+        } else {
+          EXPECT_EQ(rtp::parseRtp(o.data).has_value(), true);
+        }
+      }
+      if (h.last == ReceiveResult::Dropped) ++dropped[leg];
+      if (i % 10 == 0) h.advance(5);
+    }
+    for (int leg = 0; leg < 2; ++leg) {
+      const LegCounters& c = h.counters(leg);
+      EXPECT_EQ(dropped[leg],
+                load(c.badPackets) + load(c.srtpAuthFailures) + load(c.srtpReplays) + load(c.srtpErrors));
+      EXPECT_GT(dropped[leg], 0u);
+      if (kind == 0) {
+        EXPECT_GT(load(c.expected) + load(c.rtcpIn), 0u) << "some shaped packets were valid";
+      }
+    }
+    ++kind;
+  }
 }
 
 // ---- re-negotiation and the packet path ---------------------------------------------------
