@@ -74,6 +74,8 @@ def check_prerequisites():
     for module in MODULES + ("ctrl_tcp.so", "menu.so", "account.so"):
         if not os.path.exists(os.path.join(MODULE_PATH, module)):
             missing.append("%s/%s (baresip-core)" % (MODULE_PATH, module))
+    if not shutil.which("sox"):
+        missing.append("sox (Debian package sox)")
     try:
         import numpy  # noqa: F401  (only whether it imports)
     except ImportError:
@@ -411,6 +413,18 @@ class Baresip:
         print("events: %s" % self.event_summary(), file=out)
         print(self.log()[-25000:], file=out)
         out.flush()
+
+
+def raw_ulaw_tone(path, hz, seconds):
+    """A raw G.711 u-law file of a sine at -6 dBFS peak (SIPp's rtp_stream input), made
+    with sox."""
+    sox = shutil.which("sox")
+    if not sox:
+        raise AssertionError("sox is missing (Debian package sox)")
+    subprocess.run([sox, "-n", "-r", "8000", "-c", "1", "-t", "ul", path, "synth",
+                    str(seconds), "sine", str(hz), "vol", "0.5"], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    return path
 
 
 # ---------------------------------------------------------------- SDP

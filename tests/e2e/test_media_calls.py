@@ -84,6 +84,7 @@ class MediaCallTestCase(CallTestCase):
         self.agents.append(ua)
         self.addCleanup(ua.stop)
         ua.start()
+        ua.is_caller = True
         ua.wait_registered()
         return ua
 
@@ -96,6 +97,7 @@ class MediaCallTestCase(CallTestCase):
         account = baresip.trunk_account(user, host, port, mediaenc=mediaenc, codecs=codecs)
         ua = baresip.Baresip(self.cluster.dir, "trunk-" + trunk, host, account, tone_hz,
                              port=port)
+        ua.is_caller = False
         self.agents.append(ua)
         self.addCleanup(ua.stop)
         ua.start()
@@ -187,6 +189,42 @@ class MediaCallTestCase(CallTestCase):
                              "%s: %s" % (leg, session))
         return session
 
+    def stopped_uas(self, uas, what):
+        """Stops a SIPp far end that took one call and checks it got the INVITE, the ACK
+        and the BYE. (Not finish_uas: after its soft quit SIPp stops answering the
+        gateway's OPTIONS, and the OPTIONS it answered with -aa count as calls that keep
+        it running ~15 s longer.)"""
+        result = uas.stop()
+        for method in ("INVITE", "ACK", "BYE"):
+            self.assertTrue(result.received(method), "%s got no %s: %s\n%s" % (
+                what, method, result.messages("received"), result.describe()))
+        return result
+
+    def wire(self):
+        """An RTP capture on lo (LoopbackCapture; root only: fails without it)."""
+        capture = self.capture(*HOSTS.values(), CLIENT_HOST)
+        self.assertIsNotNone(capture, "no AF_PACKET capture on lo (needs root): payload "
+                             "types on the wire cannot be checked")
+        return capture
+
+    def sent_to(self, capture, ua):
+        """The captured RTP packets the worker (127.0.0.1, its RTP port window) sent to
+        ua's RTP port, in order. baresip binds RTP to the wildcard address and sends from
+        127.0.0.1, so after latching the worker sends to 127.0.0.1 rather than to the SDP's
+        address: both count."""
+        port = self.sent_sdp(ua, "INVITE" if ua.is_caller else 200)["port"]
+        low, high = self.cluster.media_port_min, self.cluster.media_port_max
+        return [p for p in capture.packets
+                if p[1] == "127.0.0.1" and low <= p[2] <= high
+                and p[3] in (ua.host, "127.0.0.1") and p[4] == port]
+
+    @staticmethod
+    def pt_counts(packets):
+        counts = {}
+        for p in packets:
+            counts[p[5]] = counts.get(p[5], 0) + 1
+        return counts
+
     def assertCodecs(self, session, leg_a, leg_b):
         for leg, want in (("leg_a", leg_a), ("leg_b", leg_b)):
             self.assertEqual(session.get(leg, {}).get("codec", "").upper(), want.upper(),
@@ -200,9 +238,11 @@ class TranscodedCalls(MediaCallTestCase):
     cluster_options = {"trunk_overrides": MEDIA_TRUNKS, "gateway_extra": INTERNAL_SRTP_REQUIRED}
 
     def transcoded_call(self, client_codec, codec_name):
+        capture = self.wire()
         pbx = self.trunk("pbx", "2200", [PCMU])
         alice = self.client([client_codec])
         sessions = self.call(alice, "2200", peers=(pbx,))
+        capture.stop()
         session = self.one_session(sessions)
         self.assertTrue(session.get("transcoding"), "not transcoding: %s" % session)
         self.assertCodecs(session, codec_name, "PCMU")
@@ -213,6 +253,16 @@ class TranscodedCalls(MediaCallTestCase):
                           "the answer alice received")
         self.assertHears(alice, TRUNK_HZ, "alice (%s, SRTP) hears the PBX" % codec_name)
         self.assertHears(pbx, CLIENT_HZ, "the PBX (PCMU, RTP) hears alice")
+        # On the wire: PCMU (PT 0) only to the PBX; alice's codec reached alice (the SRTP
+        # header is in clear).
+        to_pbx, to_alice = self.sent_to(capture, pbx), self.sent_to(capture, alice)
+        print("payload types from the worker: to the PBX %s, to alice %s"
+              % (self.pt_counts(to_pbx), self.pt_counts(to_alice)))
+        self.assertEqual(set(self.pt_counts(to_pbx)), {0}, "payload types sent to the PBX")
+        codec_pt = [int(pt) for pt, name in self.received_sdp(alice, 200)["formats"].items()
+                    if name.split("/")[0].upper() == codec_name.upper()]
+        self.assertGreater(sum(self.pt_counts(to_alice).get(pt, 0) for pt in codec_pt), 100,
+                           "%s packets to alice: %s" % (codec_name, self.pt_counts(to_alice)))
         self.assertNoLeftovers()
 
     def test_opus_srtp_client_to_pcmu_trunk(self):
@@ -220,6 +270,58 @@ class TranscodedCalls(MediaCallTestCase):
 
     def test_g722_srtp_client_to_pcmu_trunk(self):
         self.transcoded_call(G722, "G722")
+
+    def test_plain_rtp_from_the_trunk_never_reaches_the_srtp_client(self):
+        """The PBX (SIPp) sends PCMU from the moment it rings, 1.5 s before it answers
+        (a trunk that starts its media early). alice (RTP/SAVP, Opus) must get nothing but
+        packets of the payload types of her answer, i.e. never the trunk's plain PCMU
+        relayed in clear while the worker has no plan yet; after the answer she hears the
+        PBX's tone, sent as PCMU by SIPp (sox-encoded, not Medius's encoder) and transcoded
+        to Opus. The same happens by chance with a baresip PBX, which starts its RTP with
+        its 200 OK: its first packet can arrive before the worker has the plan (seen as
+        one PT 0 packet to alice in some transcoded_call runs); this test makes it certain."""
+        capture = self.wire()
+        self.stop_idle("pbx")
+        self.addCleanup(self.start_idle, "pbx")
+        pbx = harness.SippProcess(self.early_rtp_scenario(), self.cluster.dir,
+                                  local_ip=HOSTS["pbx"], port=self.cluster.trunk_ports["pbx"],
+                                  timeout=60, name="pbx-early-rtp-%d" % time.monotonic_ns())
+        self.addCleanup(pbx.stop)
+        time.sleep(0.3)  # bound before the INVITE comes
+        alice = self.client([OPUS])
+        self.call(alice, "2200", talk_s=TALK_S + 1.5)
+        capture.stop()
+        self.stopped_uas(pbx, "the PBX sending RTP before its answer")
+        allowed = {int(pt) for pt in self.received_sdp(alice, 200)["formats"]}
+        packets = self.sent_to(capture, alice)
+        from_pbx = [p for p in capture.packets if (p[1], p[2]) == (HOSTS["pbx"], pbx.media_port)]
+        self.assertGreater(len(from_pbx), 150, "RTP from the PBX: %s" % capture.flows())
+        self.assertGreater(len(packets), 100, "RTP to alice: %s" % capture.flows())
+        answered = min(p[0] for p in packets if p[5] in allowed)
+        wrong = ["%+.3fs after alice's first %s packet: %s:%d -> %s:%d PT %d"
+                 % (p[0] - answered, OPUS, p[1], p[2], p[3], p[4], p[5])
+                 for p in packets if p[5] not in allowed]
+        print("from the worker to alice: payload types %s (negotiated %s); from the PBX: "
+              "%d packets, %d of them before alice's first negotiated packet"
+              % (self.pt_counts(packets), sorted(allowed), len(from_pbx),
+                 sum(1 for p in from_pbx if p[0] < answered)))
+        self.assertHears(alice, TRUNK_HZ, "alice (Opus, SRTP) hears the SIPp PBX (PCMU)")
+        self.assertNoLeftovers()
+        if wrong:
+            self.fail("%d packet(s) to alice with a payload type she never negotiated (%s), "
+                      "the first: %s" % (len(wrong), sorted(allowed), "; ".join(wrong[:3])))
+
+    def early_rtp_scenario(self):
+        """uas_early_rtp_pcmu.xml with its tone file: rtp_stream takes a literal path."""
+        tone = os.path.join(self.cluster.dir, "tone-%d.ul" % TRUNK_HZ)
+        if not os.path.exists(tone):
+            baresip.raw_ulaw_tone(tone, TRUNK_HZ, seconds=2)
+        with open(os.path.join(harness.SCENARIOS, "uas_early_rtp_pcmu.xml")) as f:
+            text = f.read().replace("@TONE_FILE@", tone)
+        path = os.path.join(self.cluster.dir, "uas_early_rtp_pcmu.xml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def test_dtmf_both_ways_across_transcoding(self):
         """RFC 4733 events from alice (Opus, SRTP) reach the PCMU trunk as telephone-events,
@@ -257,7 +359,8 @@ class TranscodedCalls(MediaCallTestCase):
         """pstn-primary requires SRTP: both legs RTP/SAVP, the same codec (relayed, not
         transcoded), and each leg has its own SDES keys: the worker decrypts and encrypts
         again, it does not pass alice's key to the trunk or the trunk's to alice."""
-        self.assertEqual(self.route_outcome("sip:alice@%s" % DOMAIN, "4255551234"), "OUTCOME_ROUTED")
+        self.assertEqual(self.route_outcome("sip:alice@%s" % DOMAIN, "4255551234"),
+                         "OUTCOME_ROUTED")
         trunk = self.trunk("pstn-primary", "14255551234", [OPUS], mediaenc="srtp-mand")
         alice = self.client([OPUS])
         sessions = self.call(alice, "4255551234", peers=(trunk,))
@@ -308,7 +411,7 @@ class G729Calls(MediaCallTestCase):
         session = self.one_session(sessions)
         self.assertTrue(session.get("transcoding"), "not transcoding: %s" % session)
         self.assertCodecs(session, "opus", "G729")
-        result = self.finish_uas(pbx, what="the G.729 PBX")
+        result = self.stopped_uas(pbx, "the G.729 PBX")
         invite = self.first(result, "INVITE", "the G.729 PBX")
         offer = baresip.sdp_audio(invite.body.replace("\r\n", "\n"))
         self.assertLegSdp(offer, "RTP/AVP", ["G729"], False, "the offer the PBX received")
