@@ -11,14 +11,21 @@ an independent SIP user agent, baresip 1.0.0 (tests/e2e/baresip.py), on both sid
   what it receives; each recording must hold the other side's frequency (within 5 Hz) at a
   level close to what was sent, with most of its energy in that tone;
 - the SDP each side received (baresip's -s trace) shows what the gateway offered and
-  answered on that leg, and `medctl sessions` shows whether the worker transcodes.
+  answered on that leg, `medctl sessions` shows whether the worker transcodes, and an RTP
+  capture on lo (harness.LoopbackCapture, root) shows the payload types on each leg;
+- DTMF: `sndcode` on one side, CALL_DTMF_START events (RFC 4733 only; baresip detects no
+  in-band tones) on the other, both ways;
+- the gateway runs with its own default internal_srtp "required" (a plain client: 488).
 
 G.729: baresip has none, so the trunk is SIPp answering only PT 18 and echoing the RTP it
-gets (-rtp_echo); see G729Calls for what that proves and what it does not.
+gets (-rtp_echo); see G729Calls for what that proves and what it does not. A SIPp PBX that
+streams PCMU before it answers checks that no plain RTP reaches the SRTP client.
+DirectBaresip calls baresip to baresip without Medius: the peers' own check.
 
-Nothing is skipped: a missing baresip, module, numpy or SIPp fails the class with a message
-that names it. Trunks are kept up by idle SIPps between tests (test_calls.CallTestCase);
-a test swaps in its own far end and the idle SIPp comes back at cleanup.
+Nothing is skipped: a missing baresip, module, sox, numpy or capture permission fails with
+a message that names it. Trunks are kept up by idle SIPps between tests
+(test_calls.CallTestCase); a test swaps in its own far end and the idle SIPp comes back at
+cleanup. The file runs in about a minute.
 """
 
 import os
