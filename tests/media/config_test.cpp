@@ -59,6 +59,12 @@ std::string errorOf(const std::string& text) {
   return "(accepted)";
 }
 
+TEST(MediaConfig, LoadLimitDefaultsTo80PercentOfEachWorkersCore) {
+  EXPECT_DOUBLE_EQ(parse(R"({"workers": 3})", "media.json").loadLimit, 240.0);
+  EXPECT_DOUBLE_EQ(parse(R"({"workers": 3, "load_limit": 50})", "media.json").loadLimit, 50.0);
+  EXPECT_NE(errorOf(R"({"load_limit": -1})").find("$.load_limit"), std::string::npos);
+}
+
 TEST(MediaConfig, ErrorsNameFileAndPath) {
   EXPECT_EQ(errorOf(R"({"advertised_address": "media.example.com"})"),
             "media.json: $.advertised_address: expected an IPv4 address, got \"media.example.com\"");

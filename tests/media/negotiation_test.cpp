@@ -7,6 +7,10 @@
 #include <string>
 
 #include "medius/media/load.hpp"
+#include "medius/media/metrics.hpp"
+#include "medius/media/session_manager.hpp"
+
+#include <prometheus/registry.h>
 #include "medius/media/srtp/crypto_attribute.hpp"
 
 namespace medius::media {
@@ -350,6 +354,40 @@ TEST(SessionLoad, TranscodingOutweighsRelayingAsTheBenchmarksSay) {
   // G.722 next to Opus runs Opus at 16 kHz.
   EXPECT_NEAR(estimatedLoad(true, CodecId::Opus, CodecId::G722, false, false),
               (100 * 2 + 50 * (162 + 22)) / 10000.0, 1e-9);
+}
+
+TEST(SessionLoad, AWorkerRefusesSessionsAboveItsLoadLimit) {
+  MediaConfig config;
+  config.portRange = {31400, 31499};
+  config.workers = 1;
+  config.loadLimit = 1.0;  // percent of one core: two transcoded calls, not three
+  prometheus::Registry registry;
+  MediaMetrics metrics(registry);
+  SessionManager manager(config, metrics);
+  auto request = [](const std::string& id) {
+    medius::v1::CreateSessionRequest r;
+    r.set_session_id(id);
+    r.mutable_leg_a()->set_side(medius::v1::SIDE_INTERNAL);
+    r.mutable_leg_b()->set_side(medius::v1::SIDE_TRUNK);
+    r.set_offer_sdp(kOpusSrtpOffer);
+    return r;
+  };
+  auto first = manager.create(request("t1"));
+  EXPECT_NEAR(first.load(), 0.477, 1e-9);
+  EXPECT_DOUBLE_EQ(first.load_limit(), 1.0);
+  EXPECT_NEAR(manager.create(request("t2")).load(), 0.954, 1e-9);
+  try {
+    manager.create(request("t3"));
+    FAIL() << "a third transcoded session was accepted";
+  } catch (const MediaError& e) {
+    EXPECT_EQ(e.code(), MediaError::Code::ResourceExhausted);
+    EXPECT_NE(std::string(e.what()).find("load limit"), std::string::npos) << e.what();
+  }
+  // Deleting frees the load.
+  manager.remove("t1");
+  EXPECT_NEAR(manager.list().load(), 0.477, 1e-9);
+  manager.remove("t2");
+  EXPECT_DOUBLE_EQ(manager.list().load(), 0.0);
 }
 
 }  // namespace

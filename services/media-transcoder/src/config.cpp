@@ -72,6 +72,8 @@ MediaConfig fromDocument(const config::Document& doc) {
       root.integer("media_timeout_ms", c.mediaTimeoutMs, 100, 3'600'000, "MEDIUS_MEDIA_TIMEOUT_MS"));
   c.strictSource = root.boolean("strict_source", c.strictSource);
   c.maxSessions = static_cast<std::uint32_t>(root.integer("max_sessions", c.maxSessions, 1, 1'000'000));
+  c.loadLimit = static_cast<double>(root.integer("load_limit", 0, 0, 100'000, "MEDIUS_MEDIA_LOAD_LIMIT"));
+  if (c.loadLimit == 0) c.loadLimit = 80.0 * c.workers;
   root.finish();
   return c;
 }
@@ -84,7 +86,8 @@ std::string MediaConfig::summary() const {
          " ports=" + std::to_string(portRange.min) + "-" + std::to_string(portRange.max) +
          " workers=" + std::to_string(workers) + " media_timeout_ms=" +
          std::to_string(mediaTimeoutMs) + " strict_source=" + (strictSource ? "true" : "false") +
-         " max_sessions=" + std::to_string(maxSessions);
+         " max_sessions=" + std::to_string(maxSessions) +
+         " load_limit=" + std::to_string(static_cast<long>(loadLimit)) + "%";
 }
 
 MediaConfig load(const std::string& path) { return fromDocument(config::Document::load(path)); }

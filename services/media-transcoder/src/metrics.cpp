@@ -30,6 +30,21 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
                    .Help("Sessions that went media_timeout_ms without RTP on either leg")
                    .Register(registry)
                    .Add({})),
+      load(prometheus::BuildGauge()
+               .Name("medius_media_load")
+               .Help("Estimated load of the sessions, in percent of one core")
+               .Register(registry)
+               .Add({})),
+      loadLimit(prometheus::BuildGauge()
+                    .Name("medius_media_load_limit")
+                    .Help("Load above which new sessions are refused, in percent of one core")
+                    .Register(registry)
+                    .Add({})),
+      transcodingSessions(prometheus::BuildGauge()
+                              .Name("medius_media_transcoding_sessions")
+                              .Help("Sessions with at least one transcoded direction")
+                              .Register(registry)
+                              .Add({})),
       traffic{packetsFamily.Add({{"direction", "a_to_b"}}), packetsFamily.Add({{"direction", "b_to_a"}}),
               bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}})},
       sessions{sessionsFamily.Add({{"result", "ok"}}),

@@ -4,7 +4,12 @@
 #include <chrono>
 #include <random>
 
+#include <algorithm>
+
 #include "medius/common/logging.hpp"
+#include "medius/media/load.hpp"
+#include "medius/media/negotiation.hpp"
+#include "medius/media/pipeline.hpp"
 
 namespace medius::media {
 
@@ -19,7 +24,14 @@ struct SessionManager::Session {
   // Serializes the control calls of this session (update against remove).
   std::mutex mutex;
   bool deleted = false;
-  std::string codec;
+  // Offer/answer across the legs (SRTP keys, codecs, relay or transcode).
+  std::unique_ptr<Negotiator> negotiator;
+  // The codec of each leg once an answer came ("" before), and whether any flow transcodes.
+  std::array<std::string, 2> codecs;
+  bool transcoding = false;
+  // Its share of the worker's load (percent of one core; load.hpp), under the manager's
+  // mutex.
+  double load = 0;
 };
 
 namespace {
@@ -36,13 +48,32 @@ RemoteSpec remoteOf(const sdp::AudioStream& audio) {
   return RemoteSpec{audio.address, audio.rtpPort, audio.rtcpAddress, audio.rtcpPort};
 }
 
-// The first payload type, named when it is a static one (rtpmap names come with codecs).
-std::string firstCodec(const sdp::AudioStream& audio) {
-  static const std::map<std::string, std::string, std::less<>> kStatic{
-      {"0", "PCMU"}, {"8", "PCMA"}, {"9", "G722"}, {"18", "G729"}, {"3", "GSM"}};
-  if (audio.formats.empty()) return {};
-  auto it = kStatic.find(audio.formats.front());
-  return it == kStatic.end() ? "pt " + audio.formats.front() : it->second;
+// The negotiation policy of one leg: the side's defaults (internal: SRTP required, Opus,
+// G.722, PCMU, PCMA; trunk and unspecified: plain, PCMU, PCMA) overridden by what the
+// gateway sent. Throws MediaError naming the field.
+LegPolicy policyOf(const medius::v1::LegParams& leg, const char* field) {
+  LegPolicy policy = leg.side() == medius::v1::SIDE_INTERNAL ? defaultInternalPolicy()
+                                                               : defaultTrunkPolicy();
+  switch (leg.srtp()) {
+    case medius::v1::SRTP_POLICY_OFF: policy.srtp = SrtpMode::Off; break;
+    case medius::v1::SRTP_POLICY_OPTIONAL: policy.srtp = SrtpMode::Optional; break;
+    case medius::v1::SRTP_POLICY_REQUIRED: policy.srtp = SrtpMode::Required; break;
+    default: break;
+  }
+  if (leg.codecs_size() > 0) {
+    policy.codecs.clear();
+    for (const auto& name : leg.codecs()) {
+      auto id = codec::codecFromName(name);
+      if (!id) {
+        throw MediaError(MediaError::Code::InvalidArgument,
+                         std::string(field) + ".codecs: unknown codec \"" + name.substr(0, 32) + "\"");
+      }
+      if (std::find(policy.codecs.begin(), policy.codecs.end(), *id) == policy.codecs.end()) {
+        policy.codecs.push_back(*id);
+      }
+    }
+  }
+  return policy;
 }
 
 void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& advertised,
@@ -75,6 +106,7 @@ SessionManager::SessionManager(const MediaConfig& config, MediaMetrics& metrics)
     : config_(config),
       metrics_(metrics),
       pool_(config.portRange.min, config.portRange.max),
+      loadLimit_(config.loadLimit > 0 ? config.loadLimit : 80.0 * std::max<std::uint32_t>(config.workers, 1)),
       nextOrigin_(std::random_device{}() | 1u) {
   for (std::uint32_t i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(
@@ -83,6 +115,9 @@ SessionManager::SessionManager(const MediaConfig& config, MediaMetrics& metrics)
   for (auto& worker : workers_) worker->start();
   updatePoolGauge();
   metrics_.sessionsActive.Set(0);
+  metrics_.load.Set(0);
+  metrics_.loadLimit.Set(loadLimit_);
+  metrics_.transcodingSessions.Set(0);
 }
 
 SessionManager::~SessionManager() { shutdown(); }
@@ -140,7 +175,57 @@ medius::v1::CreateSessionResponse SessionManager::create(
   session->id = request.session_id();
   session->gatewayId = request.gateway_id();
   session->createdAtMs = wallMs();
-  session->codec = firstCodec(offer->audio());
+  sdp::AudioOverride towardB;
+  try {
+    session->negotiator = std::make_unique<Negotiator>(policyOf(request.leg_a(), "leg_a"),
+                                                       policyOf(request.leg_b(), "leg_b"));
+    towardB = session->negotiator->offer(0, offer->audio());
+  } catch (const MediaError&) {
+    metrics_.sessions.invalidArgument.Increment();
+    throw;
+  } catch (const NegotiationError& e) {
+    throw refused(metrics_.sessions.invalidArgument, Code::InvalidArgument,
+                  std::string("offer_sdp: ") + e.what());
+  }
+  // Capacity: a session whose offer shares no codec with leg B's side will be transcoded
+  // whatever B answers; any other starts as relayed and is re-weighed at the answer.
+  {
+    const auto& offered = offer->audio().formatInfo;
+    auto codecOf = [](const sdp::Format& f) { return codec::codecFromName(f.name, f.clock); };
+    std::optional<codec::CodecId> a;
+    bool shared = false;
+    for (const auto& f : offered) {
+      auto id = codecOf(f);
+      if (id && !a) a = id;
+      for (const auto& g : towardB.formats) shared = shared || (id && codecOf(g) == id);
+    }
+    std::optional<codec::CodecId> b;
+    for (const auto& g : towardB.formats) {
+      if (!b) b = codecOf(g);
+    }
+    bool srtpA = !offer->audio().cryptos.empty();
+    session->load = estimatedLoad(!shared && a && b, a.value_or(codec::CodecId::Pcmu),
+                                  b.value_or(codec::CodecId::Pcmu), srtpA, !towardB.cryptos.empty());
+    std::lock_guard lock(mutex_);
+    if (load_ + session->load > loadLimit_) {
+      throw refused(metrics_.sessions.resourceExhausted, Code::ResourceExhausted,
+                    "load limit reached (" + std::to_string(static_cast<int>(load_)) + "% of " +
+                        std::to_string(static_cast<int>(loadLimit_)) + "% of a core)");
+    }
+    load_ += session->load;
+    metrics_.load.Set(load_);
+  }
+  struct LoadReservation {
+    SessionManager& self;
+    Session& session;
+    bool kept = false;
+    ~LoadReservation() {
+      if (kept) return;
+      std::lock_guard lock(self.mutex_);
+      self.load_ -= session.load;
+      self.metrics_.load.Set(self.load_);
+    }
+  } loadReservation{*this, *session};
   RelaySession& relay = *session->relay;
   relay.id = session->id;
   relay.owner = session->gatewayId;
@@ -200,14 +285,17 @@ medius::v1::CreateSessionResponse SessionManager::create(
   session->origins[0].sessionId = nextOrigin_.fetch_add(1);
   session->origins[1].sessionId = nextOrigin_.fetch_add(1);
   medius::v1::CreateSessionResponse response;
-  response.set_offer_sdp(offer->render({config_.advertisedAddress, relay.legs[1].localPort},
-                                       session->origins[1]));
+  response.set_offer_sdp(offer->render(
+      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, session->origins[1]));
   response.set_advertised_address(config_.advertisedAddress);
   {
     std::lock_guard lock(mutex_);
     sessions_.emplace(session->id, session);
     metrics_.sessionsActive.Set(static_cast<double>(sessions_.size()));
+    response.set_load(load_);
+    response.set_load_limit(loadLimit_);
   }
+  loadReservation.kept = true;
   metrics_.sessions.ok.Increment();
   updatePoolGauge();
   log::get("media")->info("session {}: created on worker {}, leg A port {}, leg B port {}, gateway {}",
@@ -242,14 +330,40 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   RelaySession& relay = *session->relay;
   RemoteSpec remote = remoteOf(description->audio());
   bool established = request.is_answer() && !request.provisional();
+  // Negotiate first: a refused SDP changes nothing (the previous plan stays in force).
+  sdp::AudioOverride toward;
+  std::unique_ptr<MediaPipeline> pipeline;
+  try {
+    toward = request.is_answer()
+                 ? session->negotiator->answer(from, description->audio(), request.provisional())
+                 : session->negotiator->offer(from, description->audio());
+    if (request.is_answer()) pipeline = std::make_unique<MediaPipeline>(*session->negotiator->plan());
+  } catch (const NegotiationError& e) {
+    throw MediaError(Code::InvalidArgument, std::string("sdp: ") + e.what());
+  } catch (const std::exception& e) {
+    // A key or codec parameter libsrtp or a codec library refused.
+    throw MediaError(Code::InvalidArgument, std::string("media: ") + e.what());
+  }
   session->worker->run([&] {
     session->worker->setRemote(relay, from, remote);
+    if (pipeline) session->worker->setPipeline(relay, std::move(pipeline));
     if (established) session->worker->armTimeout(relay);
   });
-  if (request.is_answer()) session->codec = firstCodec(description->audio());
+  if (request.is_answer()) {
+    const MediaPlan& plan = *session->negotiator->plan();
+    session->codecs = {plan.legs[0].codecName, plan.legs[1].codecName};
+    std::lock_guard tableLock(mutex_);
+    if (plan.transcoding() != session->transcoding) transcoding_ += plan.transcoding() ? 1 : -1;
+    session->transcoding = plan.transcoding();
+    double now = sessionLoad(plan);
+    load_ += now - session->load;
+    session->load = now;
+    metrics_.load.Set(load_);
+    metrics_.transcodingSessions.Set(static_cast<double>(transcoding_));
+  }
   medius::v1::UpdateSessionResponse response;
   response.set_sdp(description->render(
-      {config_.advertisedAddress, relay.legs[static_cast<std::size_t>(to)].localPort},
+      {config_.advertisedAddress, relay.legs[static_cast<std::size_t>(to)].localPort, &toward},
       session->origins[static_cast<std::size_t>(to)]));
   log::get("media")->debug("session {}: {} from leg {} ({}{}), remote {}:{}", session->id,
                            request.is_answer() ? "answer" : "offer", from == 0 ? "A" : "B",
@@ -260,6 +374,14 @@ medius::v1::UpdateSessionResponse SessionManager::update(
 }
 
 void SessionManager::destroy(Session& session) {
+  {
+    std::lock_guard lock(mutex_);
+    load_ -= session.load;
+    if (load_ < 1e-9) load_ = 0;  // no drift below zero from summing doubles
+    if (session.transcoding) --transcoding_;
+    metrics_.load.Set(load_);
+    metrics_.transcodingSessions.Set(static_cast<double>(transcoding_));
+  }
   RelaySession& relay = *session.relay;
   session.worker->run([&] { session.worker->detach(relay); });
   for (RelayLeg& leg : relay.legs) {
@@ -298,9 +420,9 @@ medius::v1::SessionStats SessionManager::statsOf(const Session& session) const {
   medius::v1::SessionStats stats;
   stats.set_session_id(session.id);
   stats.set_created_at_ms(session.createdAtMs);
-  stats.set_transcoding(false);
-  fillLeg(*stats.mutable_leg_a(), session.relay->legs[0], config_.advertisedAddress, session.codec);
-  fillLeg(*stats.mutable_leg_b(), session.relay->legs[1], config_.advertisedAddress, session.codec);
+  stats.set_transcoding(session.transcoding);
+  fillLeg(*stats.mutable_leg_a(), session.relay->legs[0], config_.advertisedAddress, session.codecs[0]);
+  fillLeg(*stats.mutable_leg_b(), session.relay->legs[1], config_.advertisedAddress, session.codecs[1]);
   return stats;
 }
 
@@ -322,9 +444,11 @@ medius::v1::ListSessionsResponse SessionManager::list() const {
     if (session->deleted) continue;
     *response.add_sessions() = statsOf(*session);
   }
-  // Relay only: one unit per session against max_sessions.
-  response.set_load(static_cast<double>(all.size()));
-  response.set_load_limit(static_cast<double>(config_.maxSessions));
+  {
+    std::lock_guard lock(mutex_);
+    response.set_load(load_);
+  }
+  response.set_load_limit(loadLimit_);
   return response;
 }
 

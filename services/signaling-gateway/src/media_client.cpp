@@ -44,6 +44,8 @@ struct GrpcMediaClient::Impl {
     // The last CreateSession on it was refused (UNAVAILABLE / RESOURCE_EXHAUSTED): new
     // sessions try the other workers first.
     std::atomic<bool> refusing{false};
+    // Its load over its limit as its last CreateSession answer said (0 = idle or unknown).
+    std::atomic<double> loadRatio{0.0};
     // Watch stream reconnect backoff (guarded by Impl::mutex).
     std::chrono::milliseconds backoff{kMinBackoff};
   };
@@ -199,6 +201,8 @@ struct GrpcMediaClient::Impl {
     if (call->create) {
       if (status.ok()) {
         call->worker->refusing = false;
+        const auto& r = call->createResponse;
+        call->worker->loadRatio = r.load_limit() > 0 ? r.load() / r.load_limit() : 0.0;
         std::string address = call->worker->address;
         complete([&] { call->create->done(status, std::move(call->createResponse), address); },
                  call->method);
@@ -331,15 +335,22 @@ void GrpcMediaClient::createAsync(v1::CreateSessionRequest request, CreateDone d
   auto op = std::make_unique<Impl::CreateOp>();
   op->request = std::move(request);
   op->done = std::move(done);
-  // Round robin: start one further each call; willing workers first, refusing ones last
-  // (they may have come back: a draining worker restarted, a full one freed ports).
+  // The least loaded worker first (by the load over limit its last CreateSession answer
+  // reported: a transcoded call weighs ~25 relayed ones), round robin among equals (start
+  // one further each call); refusing workers last (they may have come back: a draining
+  // worker restarted, a full one freed capacity).
   const std::size_t n = impl_->workers.size();
   const std::size_t start = impl_->nextWorker.fetch_add(1) % n;
   for (int pass = 0; pass < 2; ++pass) {
+    auto first = op->order.size();
     for (std::size_t i = 0; i < n; ++i) {
       Impl::Worker* w = impl_->workers[(start + i) % n].get();
       if (w->refusing.load() == (pass == 1)) op->order.push_back(w);
     }
+    std::stable_sort(op->order.begin() + static_cast<std::ptrdiff_t>(first), op->order.end(),
+                     [](const Impl::Worker* a, const Impl::Worker* b) {
+                       return a->loadRatio.load() < b->loadRatio.load();
+                     });
   }
   impl_->attempt(std::move(op),
                  grpc::Status(grpc::StatusCode::UNAVAILABLE, "no media worker"));

@@ -18,7 +18,11 @@
 //                                           in CreateSession). Env MEDIUS_MEDIA_TIMEOUT_MS
 //     "strict_source": false,               drop packets from other sources once a leg has
 //                                           latched (per leg also in LegParams)
-//     "max_sessions": 10000                 CreateSession above it -> RESOURCE_EXHAUSTED
+//     "max_sessions": 10000,                CreateSession above it -> RESOURCE_EXHAUSTED
+//     "load_limit": 0                       estimated load (percent of one core, load.hpp)
+//                                           above which CreateSession is refused with
+//                                           RESOURCE_EXHAUSTED; 0 = 80 x workers.
+//                                           Env MEDIUS_MEDIA_LOAD_LIMIT
 //   }
 //
 // Thread: plain values; share a const reference between threads.
@@ -49,6 +53,8 @@ struct MediaConfig {
   std::uint32_t mediaTimeoutMs = 30000;
   bool strictSource = false;
   std::uint32_t maxSessions = 10000;
+  // Percent of one core; 0 = 80 x workers (resolved when loaded from a file).
+  double loadLimit = 0;
 
   // One line describing the effective config.
   std::string summary() const;

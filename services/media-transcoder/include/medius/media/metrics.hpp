@@ -26,6 +26,12 @@ struct MediaMetrics {
   prometheus::Gauge& portPoolFree;
   // medius_media_timeouts_total: sessions that crossed their media timeout.
   prometheus::Counter& timeouts;
+  // medius_media_load / medius_media_load_limit: estimated load of all sessions and the
+  // limit above which CreateSession is refused, in percent of one core (load.hpp).
+  prometheus::Gauge& load;
+  prometheus::Gauge& loadLimit;
+  // medius_media_transcoding_sessions: sessions with at least one transcoded flow.
+  prometheus::Gauge& transcodingSessions;
   // medius_media_packets_total / medius_media_bytes_total {direction="a_to_b"|"b_to_a"}.
   TrafficCounters traffic;
 

@@ -81,6 +81,8 @@ class SessionManager {
   const MediaConfig& config_;
   MediaMetrics& metrics_;
   PortPool pool_;
+  // config.loadLimit, or 80 % of each worker's core when it is 0.
+  const double loadLimit_;
   EventHub events_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};
@@ -90,6 +92,9 @@ class SessionManager {
   std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions_;
   // Sessions being created count against max_sessions before they are in the table.
   std::size_t reserved_ = 0;
+  // Sum of the sessions' load (percent of one core) and how many transcode.
+  double load_ = 0;
+  std::int64_t transcoding_ = 0;
   bool stopped_ = false;
 };
 

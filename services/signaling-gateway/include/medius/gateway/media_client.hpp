@@ -1,10 +1,12 @@
 // The gateway's view of the media workers (media-transcoder): one session per call.
 //
 // MediaClient is the seam tests may fake; GrpcMediaClient is the real one. It knows every
-// configured worker ("host:port"), creates each new session on one of them (round robin
-// over the workers whose last call did not fail with UNAVAILABLE/RESOURCE_EXHAUSTED; a
-// worker that refuses is skipped and the next one tried, so one full or draining worker
-// does not fail a call), and sends Update/Delete to the worker that holds the session.
+// configured worker ("host:port"), creates each new session on one of them (the least
+// loaded first, by the load/limit each worker reported in its last CreateSession answer,
+// round robin among equals, workers whose last call failed with UNAVAILABLE or
+// RESOURCE_EXHAUSTED last; a worker that refuses is skipped and the next one tried, so one
+// full or draining worker does not fail a call), and sends Update/Delete to the worker
+// that holds the session.
 // Every call has a deadline (media.timeout_ms), a latency histogram
 // medius_gateway_grpc_client_seconds{service="media",method} and the error counter.
 //
