@@ -117,6 +117,18 @@ def list_trunks_summary(data):
     return out
 
 
+def list_trunks_media(data):
+    """{name: (srtp, [codecs])} of a ListTrunksResponse: trunks=1 {name=1, media=5 {srtp=1,
+    codecs=2}}."""
+    out = {}
+    for info in _decode(data).get(1, []):
+        fields = _decode(info)
+        media = _decode(fields.get(5, [b""])[0])
+        out[fields[1][0].decode()] = (media.get(1, [0])[0], [c.decode() for c in media.get(2, [])])
+    return out
+
+
+SRTP_POLICY_OFF, SRTP_POLICY_OPTIONAL = 1, 2
 OUTCOME_ROUTED = 1
 
 
@@ -239,6 +251,27 @@ class Routing(harness.E2ETestCase):
         self.assertEqual(trunks, ["pstn-primary"])
         self.assertTrue(doc["steps"])
         self.assertEqual(self.config_info_hashes(), {doc["plan"]["config_hash"]})
+
+    def test_1_trunks_carry_their_media_policy(self):
+        doc = self.explain("--from", "alice", "--to", "2200")
+        media = doc["plan"]["groups"][0]["targets"][0]["trunk"]["media"]
+        self.assertEqual(media, {"srtp": "SRTP_POLICY_OFF", "codecs": ["PCMU", "PCMA"]})
+        rc = self.route("--from", "alice", "--to", "2200")
+        self.assertIn("codecs PCMU, PCMA  srtp off", rc.stdout)
+        client = RoutingClient(self.cluster.routing_address)
+        self.addCleanup(client.close)
+        self.assertEqual(list_trunks_media(client.list_trunks(b"", timeout=10)),
+                         {"pstn-primary": (SRTP_POLICY_OFF, ["PCMU", "PCMA", "G729"]),
+                          "pstn-backup": (SRTP_POLICY_OFF, ["PCMU", "PCMA", "G729"]),
+                          "pbx": (SRTP_POLICY_OFF, ["PCMU", "PCMA"])})
+        # A reload changes it; names come back normalized.
+        config = load_reference()
+        config["trunks"][2]["srtp"] = "optional"
+        config["trunks"][2]["codecs"] = ["g722", "pcmu"]
+        self.write(config)
+        self.assertEqual(self.reload().returncode, 0)
+        self.assertEqual(list_trunks_media(client.list_trunks(b"", timeout=10))["pbx"],
+                         (SRTP_POLICY_OPTIONAL, ["G722", "PCMU"]))
 
     def test_1_unreachable_routing_exits_3(self):
         argv = ["route", "--routing", "127.0.0.1:%d" % harness.free_port(), "--from", "alice",

@@ -88,6 +88,9 @@ medius::v1::RouteExplanation aliceTo2200() {
   trunk->mutable_address()->set_transport(medius::v1::TRANSPORT_UDP);
   trunk->add_failover_codes(408);
   trunk->add_failover_codes(503);
+  trunk->mutable_media()->set_srtp(medius::v1::SRTP_POLICY_OFF);
+  trunk->mutable_media()->add_codecs("PCMU");
+  trunk->mutable_media()->add_codecs("PCMA");
   return e;
 }
 
@@ -107,7 +110,8 @@ TEST(RouteFormatTest, RoutedExplanationReadsTopToBottom) {
             "Targets (groups are tried in order; the targets of a group ring together)\n"
             "  group 1  timeout 5000 ms  route pbx-extensions\n"
             "    trunk pbx (127.0.0.13:5060/udp)  sip:2200@127.0.0.13:5060\n"
-            "      number 2200  caller id 100  failover on 408, 503\n");
+            "      number 2200  caller id 100  failover on 408, 503  "
+            "codecs PCMU, PCMA  srtp off\n");
 }
 
 TEST(RouteFormatTest, RefusalShowsTheSipCodeAndReasonFirst) {
@@ -164,6 +168,8 @@ TEST(RouteFormatTest, JsonUsesProtoFieldNamesAndPrintsEveryField) {
   EXPECT_EQ(doc["plan"]["outcome"], "OUTCOME_ROUTED");
   EXPECT_EQ(doc["plan"]["config_hash"], "0123456789ab");
   EXPECT_EQ(doc["plan"]["groups"][0]["targets"][0]["trunk"]["called_number"], "2200");
+  EXPECT_EQ(doc["plan"]["groups"][0]["targets"][0]["trunk"]["media"]["srtp"], "SRTP_POLICY_OFF");
+  EXPECT_EQ(doc["plan"]["groups"][0]["targets"][0]["trunk"]["media"]["codecs"][1], "PCMA");
   EXPECT_EQ(doc["steps"].size(), 3u);
   EXPECT_EQ(doc["steps"][0]["taken"], false);  // defaults are printed too
   EXPECT_EQ(doc["steps"][1]["subject"], "ext-4");

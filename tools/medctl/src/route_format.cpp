@@ -73,6 +73,27 @@ std::string joinCodes(const google::protobuf::RepeatedField<std::uint32_t>& code
   return out;
 }
 
+std::string srtpName(medius::v1::SrtpPolicy policy) {
+  switch (policy) {
+    case medius::v1::SRTP_POLICY_OFF:
+      return "off";
+    case medius::v1::SRTP_POLICY_OPTIONAL:
+      return "optional";
+    case medius::v1::SRTP_POLICY_REQUIRED:
+      return "required";
+    default:
+      return "unspecified";
+  }
+}
+
+// The trunk's media policy: "codecs PCMU, PCMA  srtp off".
+std::string mediaText(const medius::v1::TrunkMedia& media) {
+  std::string out = "codecs ";
+  for (int i = 0; i < media.codecs_size(); ++i) out += (i ? ", " : "") + media.codecs(i);
+  if (media.codecs_size() == 0) out += "(none)";
+  return out + "  srtp " + srtpName(media.srtp());
+}
+
 // `groupReason` is not repeated as the target's reason.
 std::string targetLines(const medius::v1::RouteTarget& target, const std::string& groupReason,
                         const Style& style) {
@@ -97,6 +118,7 @@ std::string targetLines(const medius::v1::RouteTarget& target, const std::string
   if (trunk != nullptr && trunk->failover_codes_size() > 0) {
     details.push_back("failover on " + joinCodes(trunk->failover_codes()));
   }
+  if (trunk != nullptr && trunk->has_media()) details.push_back(mediaText(trunk->media()));
   std::string out = "    " + head + '\n';
   std::string line;
   for (const auto& d : details) line += (line.empty() ? "" : "  ") + d;
