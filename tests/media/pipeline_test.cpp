@@ -9,6 +9,7 @@
 #include <random>
 
 #include "allocation_counter.hpp"
+#include "medius/media/codec/dtmf_tones.hpp"
 #include "medius/media/rtp/dtmf.hpp"
 #include "medius/media/rtp/rtcp.hpp"
 #include "medius/media/rtp/stats.hpp"
@@ -489,6 +490,55 @@ TEST(PipelineTranscode, TelephoneEventsAreMappedBetween8And48kHz) {
   ASSERT_EQ(rtp::parseTelephoneEvent(v.payload, ev), rtp::DtmfStatus::Ok);
   EXPECT_EQ(ev.event, 11);
   EXPECT_EQ(ev.duration, 160);
+}
+
+TEST(PipelineTranscode, EventsBecomeInBandTonesForALegWithoutTelephoneEvent) {
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Pcma, 8, 0});
+  plan.legs[1].eventPt.reset();
+  plan.flows[0].targetEventPt.reset();
+  Harness h(plan);
+  test::ToneSender sender(codec::CodecId::Pcmu, 440, 0, 0xa1);
+  std::vector<Bytes> toB;
+  std::uint16_t seq = 1000;
+  auto audio = [&](std::uint16_t i) {
+    Bytes p = sender.packet(i);
+    p[2] = static_cast<std::uint8_t>(seq >> 8);
+    p[3] = static_cast<std::uint8_t>(seq++);
+    for (auto& o : h.receive(0, p)) toB.push_back(o.data);
+    for (auto& o : h.advance(20)) toB.push_back(o.data);
+  };
+  for (std::uint16_t i = 0; i < 10; ++i) audio(i);
+  // Digit 7 for 120 ms (960 units at 8 kHz): updates, then the end packet three times.
+  const std::uint32_t start = 5000 + 1600;
+  for (std::uint16_t d : {320, 640}) {
+    EXPECT_TRUE(
+        h.receive(
+             0, rtpPacket(seq++, start, 101, 0xa1,
+                          {7, 10, static_cast<std::uint8_t>(d >> 8), static_cast<std::uint8_t>(d)}, d == 320))
+            .empty());
+    audio(static_cast<std::uint16_t>(seq - 1000));
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(h.receive(0, rtpPacket(seq++, start, 101, 0xa1, {7, 0x80 | 10, 0x03, 0xc0})).empty());
+  }
+  for (std::uint16_t i = 0; i < 20; ++i) audio(static_cast<std::uint16_t>(seq - 1000));
+  for (auto& o : h.advance(200)) toB.push_back(o.data);
+  EXPECT_EQ(load(h.counters(0).eventsMapped), 1u);
+  EXPECT_EQ(load(h.counters(0).payloadDrops), 0u);
+  // Decode B's PCMA and run a DTMF detector over it: exactly one '7'.
+  test::ToneReceiver atB(codec::CodecId::Pcma);
+  for (const auto& p : toB) atB.add(p);
+  auto pcm = atB.after(0);
+  codec::DtmfDetector detector(8000);
+  std::string digits;
+  std::array<codec::DtmfEvent, codec::DtmfDetector::kMaxEventsPerFrame> events{};
+  for (std::size_t at = 0; at + 160 <= pcm.size(); at += 160) {
+    std::size_t n = detector.process(pcm.subspan(at, 160), events);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (events[i].edge == codec::DtmfEdge::Start) digits += events[i].digit;
+    }
+  }
+  EXPECT_EQ(digits, "7");
 }
 
 // ---- RTCP --------------------------------------------------------------------------------

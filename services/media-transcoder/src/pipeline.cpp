@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "medius/media/codec/comfort_noise.hpp"
+#include "medius/media/codec/dtmf_tones.hpp"
 #include "medius/media/codec/transcoder.hpp"
 #include "medius/media/rtp/dtmf.hpp"
 #include "medius/media/rtp/jitter_buffer.hpp"
@@ -115,6 +116,19 @@ struct MediaPipeline::Flow {
         frameTs(scaleTs(plan.sourcePtimeMs, 1000, plan.sourceClock)) {
     eventClock.inRate = plan.sourceEventClock;
     eventClock.outRate = plan.targetEventClock;
+    if (plan.sourceEventPt && !plan.targetEventPt) {
+      // The target cannot receive RFC 4733 events: render them as in-band Q.23 tones, from
+      // an encoder of the target's codec and ptime of our own (see emitTranscoded).
+      toneEncoder = codec::makeEncoder(plan.transcoder.to, plan.transcoder.toParams);
+      const std::uint32_t rate = toneEncoder->sampleRate();
+      if (rate == 8000 || rate == 16000 || rate == 24000 || rate == 48000) {
+        tones = std::make_unique<codec::DtmfGenerator>(rate);
+        tonePcm.resize(toneEncoder->samplesPerPacket());
+        tonePayload.resize(codec::kMaxPayloadBytes);
+      } else {
+        toneEncoder.reset();
+      }
+    }
   }
   codec::Transcoder transcoder;
   rtp::JitterBuffer jitter;
@@ -134,6 +148,13 @@ struct MediaPipeline::Flow {
   std::uint32_t audioTs = 0;
   bool cnActive = false;  // the source is silent under CN (played in sequence order)
   std::uint8_t cnLevel = codec::kComfortNoiseMinLevel;
+  // In-band DTMF for a target without telephone-event (null otherwise).
+  std::unique_ptr<codec::Encoder> toneEncoder;
+  std::unique_ptr<codec::DtmfGenerator> tones;
+  std::vector<std::int16_t> tonePcm;
+  std::vector<std::uint8_t> tonePayload;
+  bool haveToneEvent = false;  // the last event rendered (its end packets repeat)
+  std::uint32_t toneEventTs = 0;
 };
 
 struct MediaPipeline::OutStream {
@@ -426,7 +447,24 @@ void MediaPipeline::mapEvent(int leg, const rtp::RtpView& view, PacketSink& sink
   const int to = 1 - leg;
   OutStream& out = *out_[static_cast<std::size_t>(to)];
   if (!plan.targetEventPt) {
-    bump(c.payloadDrops);  // the target has no telephone-event (in-band tones: not yet)
+    if (!flow.tones) {
+      bump(c.payloadDrops);
+      return;
+    }
+    // RFC 4733 2.5.1.4: the end packet carries the event's whole duration; the tone is
+    // played from then on for that duration (the redundant end packets are ignored).
+    rtp::TelephoneEvent event;
+    if (rtp::parseTelephoneEvent(view.payload, event) != rtp::DtmfStatus::Ok) {
+      bump(c.badPackets);
+      return;
+    }
+    if (!event.end || (flow.haveToneEvent && flow.toneEventTs == view.timestamp)) return;
+    static constexpr char kDigits[] = "0123456789*#ABCD";
+    if (event.event >= 16) return;  // flash and the rest have no tone here
+    flow.haveToneEvent = true;
+    flow.toneEventTs = view.timestamp;
+    const unsigned ms = static_cast<unsigned>(std::uint64_t{event.duration} * 1000 / plan.sourceEventClock);
+    if (flow.tones->start(kDigits[event.event], std::clamp(ms, 40u, 10000u))) bump(c.eventsMapped);
     return;
   }
   if (!flow.anchored) {
@@ -618,16 +656,25 @@ void MediaPipeline::emitTranscoded(int leg, std::size_t packets, std::uint64_t n
   for (std::size_t i = 0; i < packets && i < flow.packets.size(); ++i) {
     const codec::TranscodedPacket& p = flow.packets[i];
     std::span<std::uint8_t> slot = sink.slot();
-    const std::size_t length = rtp::kRtpHeaderSize + p.size;
-    if (p.size == 0 || slot.size() < length + srtp::kMaxOverhead) {
+    std::span<const std::uint8_t> payload(flow.out.data() + p.offset, p.size);
+    if (flow.tones && flow.tones->active() &&
+        p.timestampIncrement == flow.toneEncoder->timestampIncrement()) {
+      // In-band DTMF replaces the audio (a DTX frame too) while the digit lasts.
+      flow.tones->generate(flow.tonePcm);
+      codec::EncodeResult tone = flow.toneEncoder->encode(flow.tonePcm, flow.tonePayload);
+      if (tone.status == codec::CodecStatus::Ok && tone.bytes > 0)
+        payload = {flow.tonePayload.data(), tone.bytes};
+    }
+    const std::size_t length = rtp::kRtpHeaderSize + payload.size();
+    if (payload.empty() || slot.size() < length + srtp::kMaxOverhead) {
       // DTX (RFC 7587 3.1.3): nothing to send, time passes; or the sink is full.
       out.ts += p.timestampIncrement;
       out.marker = true;
       continue;
     }
     rtp::writeRtpHeader(slot, {plan.targetPt, out.marker, out.seq, out.ts, out.ssrc});
-    std::memcpy(slot.data() + rtp::kRtpHeaderSize, flow.out.data() + p.offset, p.size);
-    if (sendGenerated(to, slot, length, false, sink)) out.sender.onSent(p.size, out.ts, nowNanos);
+    std::memcpy(slot.data() + rtp::kRtpHeaderSize, payload.data(), payload.size());
+    if (sendGenerated(to, slot, length, false, sink)) out.sender.onSent(payload.size(), out.ts, nowNanos);
     ++out.seq;
     out.ts += p.timestampIncrement;
     out.marker = false;

@@ -62,7 +62,8 @@ struct LegCounters {
   std::atomic<std::uint64_t> decodeErrors{0};
   std::atomic<std::uint64_t> jitterBufferDrops{0};
   std::atomic<std::uint64_t> comfortNoiseFrames{0};
-  // Telephone-event packets received from this leg and mapped to the other.
+  // Telephone-event packets received from this leg and mapped to the other (or events
+  // rendered as in-band tones for a leg without telephone-event).
   std::atomic<std::uint64_t> eventsMapped{0};
 };
 

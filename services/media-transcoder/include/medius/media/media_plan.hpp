@@ -91,8 +91,9 @@ struct FlowPlan {
   std::uint32_t sourceClock = 8000;
   std::uint32_t targetClock = 8000;
   std::uint16_t sourcePtimeMs = 20;  // the jitter buffer's frame (what the source sends)
-  // Telephone-events: source PT/clock -> target PT/clock (both set, or neither). When the
-  // target leg has none, events are dropped (in-band tones: not yet).
+  // Telephone-events: source PT/clock -> target PT/clock. When the source has them and the
+  // target leg has none (targetEventPt unset), the data plane plays each event as in-band
+  // DTMF tones in the target's audio (MediaPipeline).
   std::optional<std::uint8_t> sourceEventPt;
   std::optional<std::uint8_t> targetEventPt;
   std::uint32_t sourceEventClock = 8000;

@@ -21,8 +21,10 @@
 //   Transcode  audio -> jitter buffer -> (tick) Transcoder -> our RTP header (our SSRC,
 //              continuous sequence numbers, timestamps advancing by each packet's increment,
 //              marker after a gap) -> protect; telephone-events mapped at once (PT and clock,
-//              RFC 4733 2.5) into the same SSRC and sequence space; CN consumed (its level
-//              becomes comfort noise while the source is silent, RFC 3389).
+//              RFC 4733 2.5) into the same SSRC and sequence space, or, when the target has
+//              no telephone-event, rendered as in-band DTMF tones (spandsp, Q.23) in place of
+//              the audio for the event's duration once its end packet arrives; CN consumed
+//              (its level becomes comfort noise while the source is silent, RFC 3389).
 // RTCP: when both flows relay, RTCP is relayed (SRTCP transforms applied, malformed
 // compound packets dropped). When either flow transcodes, the pipeline is the RTP end point
 // toward both legs (RFC 3550 7.1: a translator that changes the media is a new source): it
