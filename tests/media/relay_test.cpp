@@ -225,6 +225,25 @@ class RelayTest : public ::testing::Test {
   std::unique_ptr<v1::MediaTranscoder::Stub> stub_;
 };
 
+TEST_F(RelayTest, NothingCrossesBeforeTheFirstAnswer) {
+  // B knows its port from our offer and may send before it answers (early RTP without
+  // SDP): nothing is agreed yet, so nothing may reach A (which could be an SRTP client).
+  Peer a, b;
+  std::string offerForB;
+  ASSERT_TRUE(create("hold", sdpFor(a.port()), &offerForB).ok());
+  std::uint16_t portB = portIn(offerForB);
+  b.sendTo(portB, rtp(1));
+  EXPECT_FALSE(a.receive(300ms)) << "relayed before any answer";
+  EXPECT_TRUE(eventually([&] { return stats("hold").leg_b().packets_in() == 1; }));
+  // The answer sets the plan: B's next packet crosses.
+  std::uint16_t portA = portIn(update("hold", v1::LEG_B, sdpFor(b.port()), true));
+  b.sendTo(portB, rtp(2));
+  auto got = a.receive();
+  ASSERT_TRUE(got) << "not relayed after the answer";
+  EXPECT_EQ(got->data, rtp(2));
+  EXPECT_NE(portA, 0);
+}
+
 TEST_F(RelayTest, PacketsCrossBothWaysUnchangedAndCountersMove) {
   Peer a, b, aRtcp, bRtcp;
   Call call = setUp("call-1", a, b, false, aRtcp.port(), bRtcp.port());

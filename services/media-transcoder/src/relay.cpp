@@ -400,6 +400,10 @@ void Worker::relay(const RelaySession::Endpoint& endpoint, unsigned char* packet
 
   bump(in.counters.packetsIn);
   bump(in.counters.bytesIn, length);
+  if (!session.pipeline && session.holdUntilPipeline) {
+    bump(in.counters.payloadDrops);
+    return;
+  }
   if (session.pipeline) {
     ReceiveResult result = session.pipeline->receive(endpoint.leg, endpoint.rtcp, {packet, kBufferBytes},
                                                      length, nowNanos_, sink_);

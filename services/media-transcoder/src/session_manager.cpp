@@ -230,6 +230,7 @@ medius::v1::CreateSessionResponse SessionManager::create(
   relay.id = session->id;
   relay.owner = session->gatewayId;
   relay.timeoutMs = request.media_timeout_ms() != 0 ? request.media_timeout_ms() : config_.mediaTimeoutMs;
+  relay.holdUntilPipeline = true;  // nothing crosses before the first answer
   relay.legs[0].strict = config_.strictSource || request.leg_a().strict_source();
   relay.legs[1].strict = config_.strictSource || request.leg_b().strict_source();
 

@@ -117,6 +117,11 @@ struct RelaySession {
   // The gateway that owns the session (its events go there).
   std::string owner;
   std::array<RelayLeg, 2> legs;
+  // Drop every packet (counted in payloadDrops) until the first pipeline is set: before
+  // the first answer nothing is agreed, and relaying raw could hand an SRTP client plain
+  // RTP a far end sent early. Set before attach(); sessions made without negotiation
+  // (tests of the bare relay) leave it false and relay byte for byte.
+  bool holdUntilPipeline = false;
   std::uint32_t timeoutMs = 30000;
   // Fired (once until RTP flows again) by the worker after timeoutMs without RTP.
   std::atomic<bool> timedOut{false};
