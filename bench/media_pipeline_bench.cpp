@@ -207,7 +207,8 @@ std::uint16_t portOf(int fd) {
   return ntohs(a.sin_port);
 }
 
-// mode: 0 no pipeline (byte for byte), 1 pipeline RTP->RTP, 2 pipeline SRTP->RTP (AES_CM_80).
+// mode: 0 no pipeline (byte for byte), 1 pipeline RTP->RTP, 2 pipeline SRTP->RTP (AES_CM_80),
+// 3 pipeline SRTP->RTP (AEAD_AES_128_GCM).
 void BM_WorkerRelay(benchmark::State& state) {
   const int mode = static_cast<int>(state.range(0));
   constexpr std::size_t kBurst = 32;
@@ -228,12 +229,12 @@ void BM_WorkerRelay(benchmark::State& state) {
     leg.localPort = portOf(leg.rtp.get());
     ::setsockopt(leg.rtp.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   }
-  const auto suite = srtp::CryptoSuite::AesCm128HmacSha1_80;
+  const auto suite = mode == 3 ? srtp::CryptoSuite::AeadAes128Gcm : srtp::CryptoSuite::AesCm128HmacSha1_80;
   const srtp::KeyMaterial peerKey = srtp::generateKeyMaterial(suite);
   std::unique_ptr<MediaPipeline> pipeline;
   if (mode != 0) {
     MediaPlan plan = relayPlan();
-    if (mode == 2) {
+    if (mode >= 2) {
       plan.legs[0].inbound = params(suite, peerKey);
       plan.legs[0].outbound = params(suite, srtp::generateKeyMaterial(suite));
     }
@@ -254,7 +255,7 @@ void BM_WorkerRelay(benchmark::State& state) {
   for (std::size_t i = 0; i < all.size(); ++i) {
     writeRtp(all[i].data(), static_cast<std::uint16_t>(i));
     std::size_t length = kPacket;
-    if (mode == 2 && peer.protectRtp(all[i], length) != srtp::Status::Ok) std::abort();
+    if (mode >= 2 && peer.protectRtp(all[i], length) != srtp::Status::Ok) std::abort();
     lengths[i] = length;
   }
   sockaddr_in to{};
@@ -311,6 +312,7 @@ BENCHMARK(BM_WorkerRelay)
     ->Arg(0)
     ->Arg(1)
     ->Arg(2)
+    ->Arg(3)
     ->Iterations(1800)
     ->Unit(benchmark::kMicrosecond);
 
