@@ -37,6 +37,7 @@ middle half of a WAV (baresip's recordings start and end with a little silence).
 """
 
 import glob
+import importlib.util
 import json
 import os
 import random
@@ -76,9 +77,7 @@ def check_prerequisites():
             missing.append("%s/%s (baresip-core)" % (MODULE_PATH, module))
     if not shutil.which("sox"):
         missing.append("sox (Debian package sox)")
-    try:
-        import numpy  # noqa: F401  (only whether it imports)
-    except ImportError:
+    if importlib.util.find_spec("numpy") is None:
         missing.append("numpy for %s (python3-numpy; run with /usr/bin/python3)"
                        % sys.executable)
     if missing:
@@ -500,6 +499,51 @@ def analyse(path):
     return {"path": path, "rate": rate, "seconds": len(samples) / float(rate),
             "peak_hz": float(peak), "level_dbfs": 20 * np.log10(max(rms, 1e-12)),
             "tone_fraction": float(near / power.sum()) if power.sum() else 0.0}
+
+
+DTMF_ROWS = (697, 770, 852, 941)
+DTMF_COLS = (1209, 1336, 1477, 1633)
+DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
+
+
+def ulaw_to_float(data):
+    """G.711 u-law bytes to floats in [-1, 1] (ITU-T G.711 expansion)."""
+    import numpy as np
+    u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
+    magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
+    return np.where(u & 0x80, -magnitude, magnitude).astype(np.float64) / 32768.0
+
+
+def dtmf_digits(samples, rate=8000, block_ms=20, min_blocks=2):
+    """In-band DTMF digits in samples (Goertzel per block): a block holds a digit when its
+    strongest row and column frequencies together carry more than half of its energy and
+    each more than a tenth; a digit counts after min_blocks blocks in a row (40 ms), and
+    again only after a block without it."""
+    import numpy as np
+    n = int(rate * block_ms / 1000)
+    t = np.arange(n) / float(rate)
+    probes = {f: np.exp(-2j * np.pi * f * t) for f in DTMF_ROWS + DTMF_COLS}
+    digits, current, run = [], None, 0
+    for start in range(0, len(samples) - n + 1, n):
+        block = samples[start:start + n]
+        energy = float(np.sum(block ** 2))
+        found = None
+        if energy > 1e-7 * n:   # not silence (below -70 dBFS)
+            # The share of the block's energy at f: 1.0 for a pure sine at f.
+            share = {f: 2 * abs(np.dot(block, w)) ** 2 / (n * energy) for f, w in probes.items()}
+            row = max(DTMF_ROWS, key=share.get)
+            col = max(DTMF_COLS, key=share.get)
+            if share[row] + share[col] > 0.5 and min(share[row], share[col]) > 0.1:
+                found = DTMF_KEYS[DTMF_ROWS.index(row)][DTMF_COLS.index(col)]
+        if found is not None and found == current:
+            run += 1
+            if run == min_blocks:
+                digits.append(found)
+        else:
+            current, run = found, 1 if found is not None else 0
+            if found is not None and min_blocks == 1:
+                digits.append(found)
+    return "".join(digits)
 
 
 def describe(result):

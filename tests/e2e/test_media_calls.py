@@ -30,6 +30,8 @@ cleanup. The file runs in about a minute.
 
 import os
 import re
+import socket
+import struct
 import sys
 import time
 
@@ -61,6 +63,40 @@ MEDIA_TRUNKS = {"pbx": {"srtp": "off", "codecs": ["PCMU"]},
 # The gateway's own default for the internal side (the harness lowers it to "optional" for
 # SIPp callers; every internal client here is a baresip with SRTP).
 INTERNAL_SRTP_REQUIRED = {"media": {"internal_srtp": "required"}}
+
+
+class PayloadCapture(harness.LoopbackCapture):
+    """LoopbackCapture that also keeps the RTP payload of the packets sent to one UDP
+    port: payloads[(host, port)] = [(time, seq, payload type, payload)]."""
+
+    def __init__(self, port, hosts=None):
+        self.port = port
+        self.payloads = []
+        super().__init__(hosts=hosts)
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, address = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if address[2] != socket.PACKET_HOST:
+                continue
+            frame = data[14:]
+            if len(frame) < 28 or frame[9] != 17:
+                continue
+            ihl = (frame[0] & 0x0F) * 4
+            dport = struct.unpack("!H", frame[ihl + 2:ihl + 4])[0]
+            rtp = frame[ihl + 8:]
+            if dport != self.port or len(rtp) < 12 or rtp[0] >> 6 != 2:
+                continue
+            header = 12 + 4 * (rtp[0] & 0x0F)
+            if rtp[0] & 0x10 and len(rtp) >= header + 4:   # header extension
+                header += 4 + 4 * struct.unpack("!H", rtp[header + 2:header + 4])[0]
+            seq = struct.unpack("!H", rtp[2:4])[0]
+            self.payloads.append((time.time(), seq, rtp[1] & 0x7F, bytes(rtp[header:])))
 
 
 class MediaCallTestCase(CallTestCase):
@@ -329,6 +365,34 @@ class TranscodedCalls(MediaCallTestCase):
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def test_dtmf_to_a_trunk_without_telephone_event_arrives_in_band(self):
+        """The PBX (SIPp) answers PCMU without telephone-event: alice's RFC 4733 digits
+        must reach it as in-band tones. The PCMU the worker sends to the PBX is captured,
+        decoded and searched for DTMF (Goertzel, baresip.dtmf_digits)."""
+        pbx = self.far("pbx", "uas_answer_pcmu_only.xml", echo=False)
+        capture = PayloadCapture(pbx.media_port, hosts={HOSTS["pbx"], "127.0.0.1"})
+        self.addCleanup(capture.stop)
+        alice = self.client([OPUS])
+
+        def digits():
+            alice.send_digits("159#")
+            time.sleep(2.0)
+
+        self.call(alice, "2200", talk_s=TALK_S + 1, during=digits)
+        capture.stop()
+        self.stopped_uas(pbx, "the PBX without telephone-event")
+        packets = sorted(capture.payloads, key=lambda p: p[0])
+        types = {p[2] for p in packets}
+        self.assertGreater(len(packets), 100, "RTP to the PBX")
+        self.assertEqual(types, {0}, "payload types sent to the PBX without telephone-event")
+        samples = baresip.ulaw_to_float(b"".join(p[3] for p in packets))
+        found = baresip.dtmf_digits(samples)
+        print("in-band DTMF in the PCMU sent to the PBX: %r (%d packets)"
+              % (found, len(packets)))
+        self.assertEqual(found, "159#", "digits decoded from the PCMU sent to the PBX (%d "
+                         "packets, payload types %s)" % (len(packets), sorted(types)))
+        self.assertNoLeftovers()
 
     def test_dtmf_both_ways_across_transcoding(self):
         """RFC 4733 events from alice (Opus, SRTP) reach the PCMU trunk as telephone-events,
