@@ -151,6 +151,25 @@ TEST(Negotiation, ARelayableCodecOfTheAnswerIsPreferredToTranscoding) {
   EXPECT_EQ(n.plan()->legs[1].codecName, "PCMA");
 }
 
+TEST(Negotiation, EventsTowardALegWithoutTelephoneEventAreRenderedInBand) {
+  Negotiator n(internal(SrtpMode::Optional), trunk());
+  n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0 101", "a=rtpmap:101 telephone-event/8000\r\n")));
+  // The PBX takes PCMU but has no telephone-event.
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), false);
+  // The client keeps sending events (we accept them) ...
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0", "telephone-event/8000:101"}));
+  const MediaPlan& plan = *n.plan();
+  // ... and A->B is decoded and re-encoded PCMU to PCMU, with tones mixed in.
+  EXPECT_EQ(plan.flows[0].mode, FlowPlan::Mode::Transcode);
+  EXPECT_EQ(plan.flows[0].transcoder.from, CodecId::Pcmu);
+  EXPECT_EQ(plan.flows[0].transcoder.to, CodecId::Pcmu);
+  EXPECT_EQ(plan.flows[0].sourceEventPt, 101);
+  EXPECT_FALSE(plan.flows[0].targetEventPt);
+  // B->A has nothing to render: relayed untouched.
+  EXPECT_EQ(plan.flows[1].mode, FlowPlan::Mode::Relay);
+  EXPECT_EQ(plan.flows[1].payloadMap[0], 0);
+}
+
 TEST(Negotiation, SrtpRequiredWithoutCryptoIsRefused) {
   Negotiator n(internal(SrtpMode::Required), trunk());
   auto offer = sdpWith("m=audio 40000 RTP/AVP 0", "");

@@ -288,6 +288,15 @@ TEST_F(RelayTest, PacketsCrossBothWaysUnchangedAndCountersMove) {
   EXPECT_EQ(s.leg_a().remote().port(), a.port());
   EXPECT_EQ(s.leg_b().remote().port(), b.port());
   EXPECT_EQ(s.leg_a().codec(), "PCMU");
+  EXPECT_FALSE(s.leg_a().srtp());
+  // Quality: A's stream lost one packet in five, B's none; the call is as good as its
+  // worse direction.
+  EXPECT_GT(s.leg_a().loss_percent(), 10.0);
+  EXPECT_DOUBLE_EQ(s.leg_b().loss_percent(), 0.0);
+  EXPECT_GT(s.leg_a().mos(), 1.0);
+  EXPECT_LT(s.leg_a().mos(), s.leg_b().mos());
+  EXPECT_GT(s.leg_b().mos(), 4.3);
+  EXPECT_DOUBLE_EQ(s.mos(), s.leg_a().mos());
   EXPECT_TRUE(eventually([&] { return metrics_.traffic.packetsAtoB.Value() == 6; }));
   EXPECT_TRUE(eventually([&] { return metrics_.traffic.packetsBtoA.Value() == 1; }));
   EXPECT_EQ(metrics_.traffic.bytesBtoA.Value(), static_cast<double>(back.size()));
@@ -481,6 +490,10 @@ TEST_F(RelayTest, DeleteFreesThePortsAndReturnsFinalStats) {
   EXPECT_EQ(last.leg_a().packets_in(), 1u);
   EXPECT_EQ(metrics_.portPoolFree.Value(), freeBefore);
   EXPECT_EQ(metrics_.sessionsActive.Value(), 0);
+  // The call's quality went into the histograms across calls: one MOS, one leg with audio.
+  EXPECT_GT(last.mos(), 4.0);
+  EXPECT_EQ(metrics_.sessionMos.Collect().histogram.sample_count, 1u);
+  EXPECT_EQ(metrics_.legLossRatio.Collect().histogram.sample_count, 1u);
   EXPECT_EQ(remove("bye").error_code(), grpc::StatusCode::NOT_FOUND);
   a.sendTo(call.portA, rtp(2));
   EXPECT_FALSE(b.receive(200ms));

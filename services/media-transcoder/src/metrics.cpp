@@ -45,6 +45,38 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
                               .Help("Sessions with at least one transcoded direction")
                               .Register(registry)
                               .Add({})),
+      sessionMos(prometheus::BuildHistogram()
+                     .Name("medius_media_session_mos")
+                     .Help("Estimated MOS (E-model) of each deleted session that carried audio")
+                     .Register(registry)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{1.5, 2.0, 2.5, 3.0, 3.5, 3.8,
+                                                                      4.0, 4.2, 4.4})),
+      legLossRatio(prometheus::BuildHistogram()
+                       .Name("medius_media_leg_loss_ratio")
+                       .Help("Packet loss of what each leg received, per deleted session")
+                       .Register(registry)
+                       .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.001, 0.005, 0.01,
+                                                                        0.02, 0.05, 0.1, 0.2})),
+      legJitterSeconds(prometheus::BuildHistogram()
+                           .Name("medius_media_leg_jitter_seconds")
+                           .Help("Interarrival jitter of what each leg received, at the end")
+                           .Register(registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1})),
+      legRttSeconds(prometheus::BuildHistogram()
+                        .Name("medius_media_leg_rtt_seconds")
+                        .Help("Round-trip time to each leg's peer from RTCP, at the end")
+                        .Register(registry)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{
+                                     0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0})),
+      droppedFamily(prometheus::BuildCounter()
+                        .Name("medius_media_dropped_packets_total")
+                        .Help("Received packets dropped, never forwarded, by reason")
+                        .Register(registry)),
+      droppedSrtpAuth(droppedFamily.Add({{"reason", "srtp_auth"}})),
+      droppedSrtpReplay(droppedFamily.Add({{"reason", "srtp_replay"}})),
+      droppedMalformed(droppedFamily.Add({{"reason", "malformed"}})),
+      droppedPayloadType(droppedFamily.Add({{"reason", "payload_type"}})),
       traffic{packetsFamily.Add({{"direction", "a_to_b"}}), packetsFamily.Add({{"direction", "b_to_a"}}),
               bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}})},
       sessions{sessionsFamily.Add({{"result", "ok"}}),
@@ -52,5 +84,19 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
                sessionsFamily.Add({{"result", "already_exists"}}),
                sessionsFamily.Add({{"result", "resource_exhausted"}}),
                sessionsFamily.Add({{"result", "unavailable"}})} {}
+
+void MediaMetrics::observeSession(const medius::v1::SessionStats& stats) {
+  if (stats.mos() > 0) sessionMos.Observe(stats.mos());
+  for (const auto* leg : {&stats.leg_a(), &stats.leg_b()}) {
+    droppedSrtpAuth.Increment(static_cast<double>(leg->srtp_auth_failures()));
+    droppedSrtpReplay.Increment(static_cast<double>(leg->srtp_replays()));
+    droppedMalformed.Increment(static_cast<double>(leg->bad_packets()));
+    droppedPayloadType.Increment(static_cast<double>(leg->payload_drops()));
+    if (leg->packets_in() == 0) continue;
+    legLossRatio.Observe(leg->loss_percent() / 100.0);
+    legJitterSeconds.Observe(leg->jitter_ms() / 1000.0);
+    if (leg->rtt_ms() > 0) legRttSeconds.Observe(leg->rtt_ms() / 1000.0);
+  }
+}
 
 }  // namespace medius::media

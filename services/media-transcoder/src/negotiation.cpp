@@ -409,7 +409,10 @@ MediaPlan Negotiator::buildPlan() const {
     const LegState& src = legs_[i];
     const LegState& dst = legs_[1 - i];
     FlowPlan& flow = plan.flows[i];
-    if (relay) {
+    // Events toward a leg without telephone-event become in-band tones, which needs the
+    // audio decoded and re-encoded even when both legs use the same codec.
+    bool inband = src.event && !dst.event;
+    if (relay && !inband) {
       flow.mode = FlowPlan::Mode::Relay;
       flow.payloadMap[src.codec.pt] = dst.codec.pt;
       for (std::size_t k = 0; k < src.more.size() && k < dst.more.size(); ++k) {
@@ -437,10 +440,12 @@ MediaPlan Negotiator::buildPlan() const {
     flow.targetClock = dst.codec.clock;
     flow.sourcePtimeMs = static_cast<std::uint16_t>(
         src.ptimeMs != 0 ? src.ptimeMs : codec::codecInfo(*src.known).defaultPtimeMs);
-    if (src.event && dst.event) {
+    if (src.event) {
       flow.sourceEventPt = src.event->pt;
-      flow.targetEventPt = dst.event->pt;
       flow.sourceEventClock = src.event->clock;
+    }
+    if (dst.event) {
+      flow.targetEventPt = dst.event->pt;
       flow.targetEventClock = dst.event->clock;
     }
     if (src.cn) flow.sourceCnPt = src.cn->pt;

@@ -10,6 +10,7 @@
 #include "medius/media/load.hpp"
 #include "medius/media/negotiation.hpp"
 #include "medius/media/pipeline.hpp"
+#include "medius/media/rtp/mos.hpp"
 
 namespace medius::media {
 
@@ -28,6 +29,7 @@ struct SessionManager::Session {
   std::unique_ptr<Negotiator> negotiator;
   // The codec of each leg once an answer came ("" before), and whether any flow transcodes.
   std::array<std::string, 2> codecs;
+  std::array<bool, 2> srtp{false, false};
   bool transcoding = false;
   // Its share of the worker's load (percent of one core; load.hpp), under the manager's
   // mutex.
@@ -76,20 +78,48 @@ LegPolicy policyOf(const medius::v1::LegParams& leg, const char* field) {
   return policy;
 }
 
+// The E-model (rtp/mos.hpp) of the audio received from one leg's peer: its codec, its loss,
+// and as one-way delay half the RTCP round trip (when measured) plus twice the jitter and
+// one 20 ms packet. 0 when nothing was received.
+double legMos(const medius::v1::LegStats& leg) {
+  if (leg.packets_in() == 0) return 0;
+  auto codec = rtp::codecFromName(leg.codec());
+  rtp::QualityInput input;
+  input.codec = rtp::codecImpairment(codec.value_or(rtp::Codec::Pcmu));
+  input.packetLossPercent = leg.loss_percent();
+  input.oneWayDelayMs = leg.rtt_ms() / 2 + 2 * leg.jitter_ms() + 20;
+  return rtp::estimateMos(input);
+}
+
 void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& advertised,
-             const std::string& codec) {
+             const std::string& codec, bool srtp) {
   const auto& c = leg.counters;
-  out.set_packets_in(c.packetsIn.load(std::memory_order_relaxed));
-  out.set_packets_out(c.packetsOut.load(std::memory_order_relaxed));
-  out.set_bytes_in(c.bytesIn.load(std::memory_order_relaxed));
-  out.set_bytes_out(c.bytesOut.load(std::memory_order_relaxed));
-  out.set_packets_lost(c.lost.load(std::memory_order_relaxed));
-  out.set_packets_out_of_order(c.outOfOrder.load(std::memory_order_relaxed));
+  auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  out.set_packets_in(get(c.packetsIn));
+  out.set_packets_out(get(c.packetsOut));
+  out.set_bytes_in(get(c.bytesIn));
+  out.set_bytes_out(get(c.bytesOut));
+  out.set_packets_lost(get(c.lost));
+  out.set_packets_out_of_order(get(c.outOfOrder));
+  out.set_srtp_auth_failures(get(c.srtpAuthFailures));
+  out.set_srtp_replays(get(c.srtpReplays));
+  out.set_bad_packets(get(c.badPackets));
+  out.set_payload_drops(get(c.payloadDrops));
+  out.set_packets_expected(get(c.expected));
+  // Without a pipeline (bare relay) only `lost` is counted: expected = received + lost.
+  std::uint64_t expected = get(c.expected) != 0 ? get(c.expected) : get(c.packetsIn) + get(c.lost);
+  out.set_loss_percent(expected == 0 ? 0.0 : 100.0 * static_cast<double>(get(c.lost)) /
+                                                  static_cast<double>(expected));
+  out.set_jitter_ms(static_cast<double>(get(c.jitterMicros)) / 1000.0);
+  out.set_rtt_ms(static_cast<double>(get(c.rttMicros)) / 1000.0);
+  out.set_concealed_frames(get(c.concealedFrames));
+  out.set_events(get(c.eventsMapped));
+  out.set_srtp(srtp);
   out.set_codec(codec);
   out.mutable_local()->set_host(advertised);
   out.mutable_local()->set_port(leg.localPort);
   out.mutable_local()->set_transport(medius::v1::TRANSPORT_UDP);
-  std::uint64_t remote = c.remote.load(std::memory_order_relaxed);
+  std::uint64_t remote = get(c.remote);
   if (remote != 0) {
     auto ip = static_cast<std::uint32_t>(remote >> 16);
     std::string host = std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
@@ -98,6 +128,7 @@ void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& 
     out.mutable_remote()->set_port(static_cast<std::uint32_t>(remote & 0xffff));
     out.mutable_remote()->set_transport(medius::v1::TRANSPORT_UDP);
   }
+  out.set_mos(legMos(out));
 }
 
 }  // namespace
@@ -353,6 +384,7 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   if (request.is_answer()) {
     const MediaPlan& plan = *session->negotiator->plan();
     session->codecs = {plan.legs[0].codecName, plan.legs[1].codecName};
+    session->srtp = {plan.legs[0].inbound.has_value(), plan.legs[1].inbound.has_value()};
     std::lock_guard tableLock(mutex_);
     if (plan.transcoding() != session->transcoding) transcoding_ += plan.transcoding() ? 1 : -1;
     session->transcoding = plan.transcoding();
@@ -407,6 +439,7 @@ medius::v1::SessionStats SessionManager::remove(const std::string& sessionId) {
   std::lock_guard lock(session->mutex);
   destroy(*session);
   medius::v1::SessionStats stats = statsOf(*session);
+  metrics_.observeSession(stats);
   medius::v1::MediaEvent event;
   event.set_kind(medius::v1::MediaEvent::KIND_SESSION_DELETED);
   event.set_session_id(session->id);
@@ -422,8 +455,14 @@ medius::v1::SessionStats SessionManager::statsOf(const Session& session) const {
   stats.set_session_id(session.id);
   stats.set_created_at_ms(session.createdAtMs);
   stats.set_transcoding(session.transcoding);
-  fillLeg(*stats.mutable_leg_a(), session.relay->legs[0], config_.advertisedAddress, session.codecs[0]);
-  fillLeg(*stats.mutable_leg_b(), session.relay->legs[1], config_.advertisedAddress, session.codecs[1]);
+  fillLeg(*stats.mutable_leg_a(), session.relay->legs[0], config_.advertisedAddress,
+          session.codecs[0], session.srtp[0]);
+  fillLeg(*stats.mutable_leg_b(), session.relay->legs[1], config_.advertisedAddress,
+          session.codecs[1], session.srtp[1]);
+  // The call's MOS: the worse direction that carried audio.
+  double a = stats.leg_a().mos();
+  double b = stats.leg_b().mos();
+  stats.set_mos(a == 0 ? b : b == 0 ? a : std::min(a, b));
   return stats;
 }
 

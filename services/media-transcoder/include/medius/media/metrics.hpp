@@ -7,9 +7,11 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include "medius/media/relay.hpp"
+#include "medius/v1/media.pb.h"
 
 namespace medius::media {
 
@@ -32,6 +34,23 @@ struct MediaMetrics {
   prometheus::Gauge& loadLimit;
   // medius_media_transcoding_sessions: sessions with at least one transcoded flow.
   prometheus::Gauge& transcodingSessions;
+
+  // Call quality, observed once per session when it is deleted (histograms across
+  // calls; never a label per call): the call's MOS, and per leg that received audio its
+  // loss ratio, jitter and round-trip time (when RTCP gave one).
+  prometheus::Histogram& sessionMos;
+  prometheus::Histogram& legLossRatio;
+  prometheus::Histogram& legJitterSeconds;
+  prometheus::Histogram& legRttSeconds;
+  // Received packets dropped, added when each session is deleted: reason "srtp_auth",
+  // "srtp_replay", "malformed", "payload_type".
+  prometheus::Family<prometheus::Counter>& droppedFamily;
+  prometheus::Counter& droppedSrtpAuth;
+  prometheus::Counter& droppedSrtpReplay;
+  prometheus::Counter& droppedMalformed;
+  prometheus::Counter& droppedPayloadType;
+
+  void observeSession(const medius::v1::SessionStats& stats);
   // medius_media_packets_total / medius_media_bytes_total {direction="a_to_b"|"b_to_a"}.
   TrafficCounters traffic;
 

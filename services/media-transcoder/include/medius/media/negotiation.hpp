@@ -30,6 +30,8 @@
 //   - X's codec: Y's codec when X offered it (relay), else X's first usable codec
 //     (transcode). The answer to X: X's codec with X's numbers, X's telephone-event, CN
 //     when both sides do it; X's protocol; for SRTP, X's chosen tag and suite with our key.
+//   - A flow whose source has telephone-event and whose target has none is transcoded even
+//     between equal codecs: its events are played as in-band DTMF into the target's audio.
 //
 // Thread: one Negotiator per session, used under the session's mutex.
 #pragma once
