@@ -234,6 +234,35 @@ TEST(PipelineRelay, SrtcpIsRelayedThroughBothTransforms) {
   EXPECT_EQ(load(h.counters(1).rtcpIn), 1u);
 }
 
+TEST(PipelineRelay, RoundTripToEachPeerFromTheRtcpWeRelay) {
+  Harness h(test::relayPlan());
+  // A's SR crosses us toward B; B's RR about it comes back 100 ms later with DLSR 40 ms:
+  // 60 ms between us and B, whatever A's clock says (its NTP time is arbitrary here).
+  rtp::SenderInfo info;
+  info.ntpTimestamp = 0x0123456789abcdefULL;
+  std::array<std::uint8_t, 200> sr{};
+  std::size_t length = rtp::writeSenderReport(sr, 0xa1, info, {}, "peer-a");
+  ASSERT_EQ(h.receive(0, Bytes(sr.begin(), sr.begin() + static_cast<std::ptrdiff_t>(length)), true).size(),
+            1u);
+  h.now += 100 * kMs;
+  rtp::ReportBlock block;
+  block.ssrc = 0xa1;
+  block.lastSr = rtp::ntpMiddle32(info.ntpTimestamp);
+  block.delaySinceLastSr = rtp::nanosToNtpShort(40 * kMs);
+  std::array<std::uint8_t, 200> rr{};
+  length = rtp::writeReceiverReport(rr, 0xb1, std::span(&block, 1), "peer-b");
+  ASSERT_EQ(h.receive(1, Bytes(rr.begin(), rr.begin() + static_cast<std::ptrdiff_t>(length)), true).size(),
+            1u);
+  EXPECT_NEAR(static_cast<double>(load(h.counters(1).rttMicros)), 60'000.0, 20.0);
+  EXPECT_EQ(load(h.counters(0).rttMicros), 0u);
+  // A block about an SR we never relayed measures nothing.
+  block.lastSr ^= 0x1000;
+  length = rtp::writeReceiverReport(rr, 0xb1, std::span(&block, 1), "peer-b");
+  h.now += 500 * kMs;
+  h.receive(1, Bytes(rr.begin(), rr.begin() + static_cast<std::ptrdiff_t>(length)), true);
+  EXPECT_NEAR(static_cast<double>(load(h.counters(1).rttMicros)), 60'000.0, 20.0);
+}
+
 TEST(PipelineRelay, BadPacketsAreCountedNeverForwarded) {
   for (bool srtpLeg : {false, true}) {
     MediaPlan plan = test::relayPlan();

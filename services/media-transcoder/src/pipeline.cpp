@@ -96,6 +96,15 @@ struct MediaPipeline::Leg {
   std::uint32_t rtcpSsrc = 0;         // ours, in RRs toward this leg when we send it no stream
   bool muxLearned = false;            // the peer sent RTCP on the RTP port
   std::uint64_t nextReportNanos = 0;  // 0 = not scheduled yet
+  // Relayed RTCP: the last SRs this leg's peer sent (LSR key, our arrival time), so that the
+  // other leg's report blocks about them give the round trip between us and that leg.
+  struct RelayedSr {
+    std::uint32_t lsr = 0;
+    std::uint64_t arrivalNanos = 0;
+  };
+  std::array<RelayedSr, 4> relayedSrs{};
+  std::size_t nextRelayedSr = 0;
+  double relayRttMicros = 0;  // smoothed (1/8), 0 = none yet
 };
 
 struct MediaPipeline::Flow {
@@ -243,6 +252,9 @@ void MediaPipeline::adopt(MediaPipeline& previous) noexcept {
       leg.sourceSsrc = old.sourceSsrc;
     }
     leg.rtt = old.rtt;
+    leg.relayedSrs = old.relayedSrs;
+    leg.nextRelayedSr = old.nextRelayedSr;
+    leg.relayRttMicros = old.relayRttMicros;
     leg.rtcpSsrc = old.rtcpSsrc;
     leg.muxLearned = old.muxLearned;
     leg.nextReportNanos = old.nextReportNanos;
@@ -380,6 +392,7 @@ ReceiveResult MediaPipeline::receiveRtcp(int leg, std::span<std::uint8_t> buffer
   }
   if (!relayRtcp_) return ReceiveResult::Rtcp;  // consumed: we report to each leg ourselves
   const int to = 1 - leg;
+  noteRelayedRtcp(leg, info, nowNanos);
   if (auto& outbound = legs_[static_cast<std::size_t>(to)]->outbound) {
     srtp::Status status = outbound->protectRtcp(buffer, length);
     if (status != srtp::Status::Ok) {
@@ -389,6 +402,32 @@ ReceiveResult MediaPipeline::receiveRtcp(int leg, std::span<std::uint8_t> buffer
   }
   sink.emit(buffer.data(), length, to, rtcpSocket);
   return ReceiveResult::Rtcp;
+}
+
+void MediaPipeline::noteRelayedRtcp(int leg, const rtp::RtcpInfo& info, std::uint64_t nowNanos) noexcept {
+  // RFC 3550 6.4.1 measured on our clock only: an SR from the other leg's peer crossed us at
+  // t1 toward this leg; this leg's peer reports LSR = that SR and DLSR; it reached us at t2:
+  // the round trip between us and this leg's peer is t2 - t1 - DLSR (no clock sync needed).
+  Leg& in = *legs_[static_cast<std::size_t>(leg)];
+  if (info.hasSenderReport) {
+    in.relayedSrs[in.nextRelayedSr] = {rtp::ntpMiddle32(info.sender.ntpTimestamp), nowNanos};
+    in.nextRelayedSr = (in.nextRelayedSr + 1) % in.relayedSrs.size();
+  }
+  const Leg& other = *legs_[static_cast<std::size_t>(1 - leg)];
+  for (const rtp::ReportBlock& block : info.reportBlocks()) {
+    if (block.lastSr == 0) continue;
+    for (const Leg::RelayedSr& sr : other.relayedSrs) {
+      if (sr.lsr != block.lastSr || sr.arrivalNanos == 0) continue;
+      const std::uint64_t dlsr = std::uint64_t{block.delaySinceLastSr} * kNanosPerSecond / 65536;
+      const std::uint64_t elapsed = nowNanos - sr.arrivalNanos;
+      if (nowNanos < sr.arrivalNanos || elapsed < dlsr || elapsed - dlsr > 10 * kNanosPerSecond) break;
+      const double sample = static_cast<double>(elapsed - dlsr) / 1000.0;
+      in.relayRttMicros =
+          in.relayRttMicros == 0 ? sample : in.relayRttMicros + (sample - in.relayRttMicros) / 8;
+      set(counters(leg).rttMicros, static_cast<std::uint64_t>(in.relayRttMicros));
+      return;
+    }
+  }
 }
 
 void MediaPipeline::transcodeRtp(int leg, const rtp::RtpView& view, std::uint64_t nowNanos,

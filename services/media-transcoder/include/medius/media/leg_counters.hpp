@@ -47,9 +47,10 @@ struct LegCounters {
   std::atomic<std::uint64_t> jitterMicros{0};
   std::atomic<std::uint64_t> fractionLost{0};
   // Gauges from the RTCP this leg's peer sends: the smoothed round-trip time between us and
-  // the peer (6.4.1, from its report blocks about the SRs/RRs we generate on a transcoded
-  // session; 0 = not measured, e.g. a pure relay), and what the peer reports about the
-  // stream it receives: its fraction lost (0..255) and jitter in microseconds.
+  // the peer (6.4.1: from its report blocks about the SRs we generate on a transcoded
+  // session; on a relayed one, about the other peer's SRs we relayed, timed on our clock;
+  // 0 = not measured yet), and what the peer reports about the stream it receives: its
+  // fraction lost (0..255) and jitter in microseconds.
   std::atomic<std::uint64_t> rttMicros{0};
   std::atomic<std::uint64_t> peerFractionLost{0};
   std::atomic<std::uint64_t> peerJitterMicros{0};

@@ -26,11 +26,12 @@
 //              the audio for the event's duration once its end packet arrives; CN consumed
 //              (its level becomes comfort noise while the source is silent, RFC 3389).
 // RTCP: when both flows relay, RTCP is relayed (SRTCP transforms applied, malformed
-// compound packets dropped). When either flow transcodes, the pipeline is the RTP end point
-// toward both legs (RFC 3550 7.1: a translator that changes the media is a new source): it
-// consumes the peers' RTCP (RTT from report blocks about our SSRC, their SRs for LSR) and
-// sends each leg, every 5 s on average (6.2, randomized 0.5..1.5 as 6.3.1), an SR (when we
-// send that leg a generated stream) or an RR, with a report block about what that leg sends.
+// compound packets dropped; a peer's report block about the other peer's SR we relayed
+// gives the round trip between us and that peer). When either flow transcodes, the pipeline is the RTP end
+// point toward both legs (RFC 3550 7.1: a translator that changes the media is a new source): it consumes the
+// peers' RTCP (RTT from report blocks about our SSRC, their SRs for LSR) and sends each leg, every 5 s on
+// average (6.2, randomized 0.5..1.5 as 6.3.1), an SR (when we send that leg a generated stream) or an RR,
+// with a report block about what that leg sends.
 //
 // Statistics go to the session's LegCounters (leg_counters.hpp), bound by the worker.
 //
@@ -56,6 +57,7 @@ class Transcoder;
 namespace rtp {
 class JitterBuffer;
 class ReceiveStats;
+struct RtcpInfo;
 struct RtpView;
 class RttEstimator;
 class SenderStats;
@@ -183,6 +185,7 @@ class MediaPipeline {
 
   ReceiveResult receiveRtcp(int leg, std::span<std::uint8_t> buffer, std::size_t length, bool rtcpSocket,
                             std::uint64_t nowNanos, PacketSink& sink) noexcept;
+  void noteRelayedRtcp(int leg, const rtp::RtcpInfo& info, std::uint64_t nowNanos) noexcept;
   ReceiveResult relayRtp(int leg, std::span<std::uint8_t> buffer, std::size_t length,
                          std::uint8_t payloadType, PacketSink& sink) noexcept;
   void transcodeRtp(int leg, const rtp::RtpView& view, std::uint64_t nowNanos, PacketSink& sink) noexcept;
