@@ -12,6 +12,7 @@
 
 #include "medius/common/config.hpp"
 #include "medius/common/logging.hpp"
+#include "medius/common/media_policy.hpp"
 #include "medius/common/metrics.hpp"
 #include "medius/common/service.hpp"
 #include "medius/gateway/admin_service.hpp"
@@ -45,6 +46,10 @@ int main(int argc, char** argv) {
                "user agent \"{}\"",
                cfg.gatewayId, cfg.domain, cfg.registrarAddress, cfg.registrarTimeoutMs,
                cfg.routingAddress, cfg.routingTimeoutMs, cfg.userAgent);
+  std::string codecs;
+  for (const auto& c : cfg.internalCodecs) codecs += (codecs.empty() ? "" : ", ") + c;
+  logger->info("internal media: srtp {}, codecs {}", config::srtpPolicyName(cfg.internalSrtp),
+               codecs);
 
   try {
     metrics::MetricsServer metricsServer(cfg.service.metricsListen);

@@ -140,6 +140,10 @@ def gateway_config(grpc_port, metrics_port, internal_port, trunk_port, registrar
         "internal": {"listen": ["sip:127.0.0.1:%d" % internal_port]},
         "trunk": {"listen": ["sip:127.0.0.1:%d" % trunk_port]},
         "registrar": {"address": "127.0.0.1:%d" % registrar_port, "timeout_ms": 2000},
+        # SIPp, the internal clients here, cannot do SRTP: "optional" instead of the
+        # gateway's default "required" (as in examples/local/gateway.json). A test that needs
+        # another policy overrides it with Cluster(gateway_extra={"media": {...}}).
+        "media": {"internal_srtp": "optional"},
         "retry_after_seconds": 5,
         "user_agent": "Medius/0.1",
     }
@@ -226,7 +230,9 @@ class Cluster:
     changes a trunk's keys), a media-transcoder (free gRPC/metrics ports, a free window of
     RTP ports on 127.0.0.1) and the gateway wired to all three, with a CDR file in the temp
     dir (self.cdr_file) and a short trunk keepalive. gateway_extra is merged into the
-    generated gateway.json (e.g. {"media": {"media_timeout_ms": 2000}})."""
+    generated gateway.json (e.g. {"media": {"media_timeout_ms": 2000}}, or
+    {"media": {"internal_srtp": "required"}}: the default here is "optional", SIPp has no
+    SRTP)."""
 
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
                  with_routing=False, gateway_uses_routing=False, with_media=False, calls=False,
@@ -276,9 +282,10 @@ class Cluster:
             json.dump(registrar_config(self.registrar_grpc, self.registrar_metrics,
                                        self.algorithms, self.nonce_ttl), f, indent=2)
         with open(os.path.join(self.dir, "gateway.json"), "w") as f:
-            json.dump(gateway_config(self.gateway_grpc, self.gateway_metrics,
-                                     self.internal_port, self.trunk_port,
-                                     self.registrar_grpc), f, indent=2)
+            json.dump(_merge(gateway_config(self.gateway_grpc, self.gateway_metrics,
+                                            self.internal_port, self.trunk_port,
+                                            self.registrar_grpc), self.gateway_extra),
+                      f, indent=2)
         if self.with_media:
             self.media_grpc = free_port()
             self.media_metrics = free_port()
@@ -315,7 +322,8 @@ class Cluster:
         # SIPp is between two scenarios (or deliberately silent) stays routable.
         gateway["trunk_keepalive"] = {"interval_ms": self.keepalive_interval_ms,
                                       "failures_to_down": 100, "successes_to_up": 1}
-        gateway["media"] = {"workers": ["127.0.0.1:%d" % self.media_grpc], "timeout_ms": 1000}
+        gateway["media"].update({"workers": ["127.0.0.1:%d" % self.media_grpc],
+                                 "timeout_ms": 1000})
         gateway["calls"] = {"cdr_file": self.cdr_file}
         _merge(gateway, self.gateway_extra)
         self.gateway_config = os.path.join(self.dir, "gateway-calls.json")

@@ -145,5 +145,78 @@ TEST(SipUtil, TextHelpers) {
   su_home_deinit(home);
 }
 
+// --- each leg's media policy (CreateSessionRequest leg_a / leg_b) ---
+
+const std::vector<std::string> kInternalCodecs{"opus", "G722", "PCMU", "PCMA"};
+
+v1::TrunkMedia trunkMedia(v1::SrtpPolicy srtp, std::vector<std::string> codecs) {
+  v1::TrunkMedia m;
+  m.set_srtp(srtp);
+  for (auto& c : codecs) m.add_codecs(std::move(c));
+  return m;
+}
+
+void addTrunkTarget(v1::TargetGroup& group, const std::string& trunk, const v1::TrunkMedia& media) {
+  auto* t = group.add_targets()->mutable_trunk();
+  t->set_trunk(trunk);
+  *t->mutable_media() = media;
+}
+
+std::vector<std::string> codecsOf(const v1::LegParams& leg) {
+  return {leg.codecs().begin(), leg.codecs().end()};
+}
+
+TEST(LegParams, InternalCallerToATrunkTarget) {
+  v1::RoutePlan plan;
+  auto* group = plan.add_groups();
+  addTrunkTarget(*group, "pstn-primary", trunkMedia(v1::SRTP_POLICY_OFF, {"PCMU", "PCMA", "G729"}));
+  // A failover group with another policy does not change the offer (made once, for the first).
+  addTrunkTarget(*plan.add_groups(), "pstn-backup", trunkMedia(v1::SRTP_POLICY_REQUIRED, {"G722"}));
+  v1::CreateSessionRequest r;
+  fillLegParams(r, Side::Internal, "", v1::TrunkMedia(), plan, v1::SRTP_POLICY_REQUIRED,
+                kInternalCodecs);
+  EXPECT_EQ(r.leg_a().side(), v1::SIDE_INTERNAL);
+  EXPECT_EQ(r.leg_a().trunk(), "");
+  EXPECT_EQ(r.leg_a().srtp(), v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(codecsOf(r.leg_a()), kInternalCodecs);
+  EXPECT_EQ(r.leg_b().side(), v1::SIDE_TRUNK);
+  EXPECT_EQ(r.leg_b().trunk(), "pstn-primary");
+  EXPECT_EQ(r.leg_b().srtp(), v1::SRTP_POLICY_OFF);
+  EXPECT_EQ(codecsOf(r.leg_b()), (std::vector<std::string>{"PCMU", "PCMA", "G729"}));
+}
+
+TEST(LegParams, TrunkCallerToAUserAndToAnotherTrunk) {
+  v1::RoutePlan plan;
+  auto* group = plan.add_groups();
+  group->add_targets()->set_user_aor("sip:alice@example.com");
+  addTrunkTarget(*group, "pbx", trunkMedia(v1::SRTP_POLICY_OFF, {"PCMU", "PCMA"}));
+  v1::TrunkMedia source = trunkMedia(v1::SRTP_POLICY_OPTIONAL, {"G729", "PCMU"});
+  v1::CreateSessionRequest r;
+  fillLegParams(r, Side::Trunk, "pstn-primary", source, plan, v1::SRTP_POLICY_OPTIONAL,
+                kInternalCodecs);
+  EXPECT_EQ(r.leg_a().side(), v1::SIDE_TRUNK);
+  EXPECT_EQ(r.leg_a().trunk(), "pstn-primary");
+  EXPECT_EQ(r.leg_a().srtp(), v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(codecsOf(r.leg_a()), (std::vector<std::string>{"G729", "PCMU"}));
+  // The first target is alice's devices: the internal policy (the PBX phone ringing with
+  // them gets the same offer).
+  EXPECT_EQ(r.leg_b().side(), v1::SIDE_INTERNAL);
+  EXPECT_EQ(r.leg_b().trunk(), "");
+  EXPECT_EQ(r.leg_b().srtp(), v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(codecsOf(r.leg_b()), kInternalCodecs);
+
+  // Trunk to trunk; a trunk routing listed without media leaves the worker's defaults.
+  v1::RoutePlan transit;
+  addTrunkTarget(*transit.add_groups(), "pstn-backup", v1::TrunkMedia());
+  v1::CreateSessionRequest t;
+  fillLegParams(t, Side::Trunk, "pbx", v1::TrunkMedia(), transit, v1::SRTP_POLICY_REQUIRED,
+                kInternalCodecs);
+  EXPECT_EQ(t.leg_a().srtp(), v1::SRTP_POLICY_UNSPECIFIED);
+  EXPECT_EQ(t.leg_a().codecs_size(), 0);
+  EXPECT_EQ(t.leg_b().side(), v1::SIDE_TRUNK);
+  EXPECT_EQ(t.leg_b().trunk(), "pstn-backup");
+  EXPECT_EQ(t.leg_b().srtp(), v1::SRTP_POLICY_UNSPECIFIED);
+}
+
 }  // namespace
 }  // namespace medius::gateway

@@ -1,4 +1,5 @@
-// gateway.json loading (medius/gateway/config.hpp): the call keys.
+// gateway.json loading (medius/gateway/config.hpp): the call keys and the internal side's
+// media policy.
 #include <gtest/gtest.h>
 
 #include "medius/common/config.hpp"
@@ -45,6 +46,57 @@ TEST(GatewayConfig, BadCallKeysNameTheirPath) {
   expectError(R"({"domain": "example.com", "calls": {"min_se_s": 600, "session_expires_s": 300}})",
               "calls.session_expires_s");
   expectError(R"({"domain": "example.com", "calls": {"prack": true}})", "calls.prack");
+}
+
+TEST(GatewayConfig, InternalMediaDefaults) {
+  auto c = parse(R"({"domain": "example.com"})");
+  EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(c.internalCodecs, (std::vector<std::string>{"opus", "G722", "PCMU", "PCMA"}));
+  // A media block without the keys keeps the defaults.
+  c = parse(R"({"domain": "example.com", "media": {"timeout_ms": 500}})");
+  EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(c.internalCodecs.size(), 4u);
+}
+
+TEST(GatewayConfig, ReadsTheInternalMediaKeys) {
+  auto c = parse(R"({"domain": "example.com", "media": {"internal_srtp": "optional",
+                     "internal_codecs": ["Opus", "pcma", "g729"]}})");
+  EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(c.internalCodecs, (std::vector<std::string>{"opus", "PCMA", "G729"}));
+  EXPECT_EQ(parse(R"({"domain": "example.com", "media": {"internal_srtp": "off"}})").internalSrtp,
+            v1::SRTP_POLICY_OFF);
+}
+
+// The reference lab's internal clients are SIPp (no SRTP): its gateway.json relaxes the
+// default "required" to "optional" (see the medius script and docs/configuration.md).
+TEST(GatewayConfig, TheLabAllowsPlainRtpInside) {
+  auto c = loadConfig(
+      config::Document::load(std::string(MEDIUS_SOURCE_DIR) + "/examples/local/gateway.json"));
+  EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(c.internalCodecs, (std::vector<std::string>{"opus", "G722", "PCMU", "PCMA"}));
+}
+
+TEST(GatewayConfig, BadInternalMediaKeysNameTheirPath) {
+  auto expectError = [](std::string_view media, const std::string& path,
+                        const std::string& problem) {
+    std::string text = R"({"domain": "example.com", "media": )" + std::string(media) + "}";
+    try {
+      parse(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(e.file(), "gateway.json");
+      EXPECT_EQ(e.path(), path) << e.what();
+      EXPECT_NE(e.problem().find(problem), std::string::npos) << e.what();
+    }
+  };
+  expectError(R"({"internal_srtp": "mandatory"})", "$.media.internal_srtp",
+              "expected one of \"off\", \"optional\", \"required\"");
+  expectError(R"({"internal_codecs": ["opus", "speex"]})", "$.media.internal_codecs[1]",
+              "unknown codec \"speex\"");
+  expectError(R"({"internal_codecs": ["opus", "G722", "OPUS"]})", "$.media.internal_codecs[2]",
+              "codec \"opus\" is listed twice");
+  expectError(R"({"internal_codecs": []})", "$.media.internal_codecs", "at least one codec");
+  expectError(R"({"internal_codec": ["opus"]})", "$.media.internal_codec", "unknown key");
 }
 
 }  // namespace

@@ -70,6 +70,7 @@ class FakeRouting final : public RoutingClient {
       t->mutable_address()->set_port(port++);
       t->mutable_address()->set_transport(v1::TRANSPORT_UDP);
       t->set_up(up);
+      if (auto m = media.find(name); m != media.end()) *t->mutable_media() = m->second;
     }
     auto done = std::move(lists.front());
     lists.pop_front();
@@ -82,6 +83,7 @@ class FakeRouting final : public RoutingClient {
     done(status);
   }
   std::deque<ListTrunksDone> lists;
+  std::map<std::string, v1::TrunkMedia> media;  // listed with the trunk of that name
   std::vector<v1::TrunkHealthReport> reports;
   std::deque<ReportDone> reportDones;
 };
@@ -268,6 +270,29 @@ TEST_F(TrunkMonitorTest, RoutingDownKeepsTheLastListAndANewTrunkStartsAsRoutingS
   EXPECT_EQ(monitor_.statuses().size(), 1u);
   EXPECT_EQ(metric(registry_, "medius_gateway_trunk_up{trunk=\"b\"}"), -1);
   EXPECT_EQ(metric(registry_, "medius_gateway_trunk_up{trunk=\"a\"}"), 1);
+}
+
+TEST_F(TrunkMonitorTest, KnowsEachTrunksMediaPolicyFromTheLatestList) {
+  v1::TrunkMedia& a = routing_.media["a"];
+  a.set_srtp(v1::SRTP_POLICY_OPTIONAL);
+  a.add_codecs("G729");
+  a.add_codecs("PCMU");
+  monitor_.runRound();
+  routing_.answerList({{"a", true}, {"b", true}});
+  const TrunkLocator& locator = monitor_;
+  v1::TrunkMedia listed = locator.media("a");
+  EXPECT_EQ(listed.srtp(), v1::SRTP_POLICY_OPTIONAL);
+  EXPECT_EQ(std::vector<std::string>(listed.codecs().begin(), listed.codecs().end()),
+            (std::vector<std::string>{"G729", "PCMU"}));
+  // Listed without media (an older routing), or unknown: empty, the worker's defaults.
+  EXPECT_EQ(locator.media("b").srtp(), v1::SRTP_POLICY_UNSPECIFIED);
+  EXPECT_EQ(locator.media("b").codecs_size(), 0);
+  EXPECT_EQ(locator.media("c").srtp(), v1::SRTP_POLICY_UNSPECIFIED);
+  // A reload in routing changes it with the next list.
+  a.set_srtp(v1::SRTP_POLICY_REQUIRED);
+  monitor_.runRound();
+  routing_.answerList({{"a", true}, {"b", true}});
+  EXPECT_EQ(locator.media("a").srtp(), v1::SRTP_POLICY_REQUIRED);
 }
 
 TEST_F(TrunkMonitorTest, AProbeThatCannotBeSentIsAnError) {

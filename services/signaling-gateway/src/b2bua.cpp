@@ -422,11 +422,14 @@ void B2bua::onRoute(const std::string& id, const grpc::Status& status, const v1:
   v1::CreateSessionRequest request;
   request.set_session_id(id);
   request.set_gateway_id(d_.config.gatewayId);
-  request.mutable_leg_a()->set_side(call.aSide == Side::Internal ? v1::SIDE_INTERNAL : v1::SIDE_TRUNK);
-  request.mutable_leg_a()->set_trunk(call.sourceTrunk);
-  bool toTrunk = plan.groups(0).targets_size() > 0 && plan.groups(0).targets(0).has_trunk();
-  request.mutable_leg_b()->set_side(toTrunk ? v1::SIDE_TRUNK : v1::SIDE_INTERNAL);
-  if (toTrunk) request.mutable_leg_b()->set_trunk(plan.groups(0).targets(0).trunk().trunk());
+  // Each leg's SRTP policy and codecs: the caller's side, and the first target of the first
+  // group. Limitation: the offer toward leg B is made once, here, for that first target; the
+  // other targets of its group (a dual fork's PBX phone) and failover targets whose policy
+  // differs get the same offer.
+  v1::TrunkMedia sourceMedia;
+  if (call.aSide == Side::Trunk && trunks_) sourceMedia = trunks_->media(call.sourceTrunk);
+  fillLegParams(request, call.aSide, call.sourceTrunk, sourceMedia, plan, d_.config.internalSrtp,
+                d_.config.internalCodecs);
   request.set_offer_sdp(call.offer);
   request.set_media_timeout_ms(static_cast<std::uint32_t>(d_.config.mediaInactivityMs));
   std::weak_ptr<B2bua*> weak = self_;

@@ -104,4 +104,33 @@ std::optional<std::uint32_t> nextMaxForwards(std::optional<std::uint32_t> receiv
   return std::min<std::uint32_t>(*received - 1, 70);
 }
 
+void fillLegParams(v1::CreateSessionRequest& request, Side aSide, const std::string& sourceTrunk,
+                   const v1::TrunkMedia& sourceTrunkMedia, const v1::RoutePlan& plan,
+                   v1::SrtpPolicy internalSrtp, const std::vector<std::string>& internalCodecs) {
+  auto internal = [&](v1::LegParams& leg) {
+    leg.set_side(v1::SIDE_INTERNAL);
+    leg.set_srtp(internalSrtp);
+    for (const auto& codec : internalCodecs) leg.add_codecs(codec);
+  };
+  auto trunk = [](v1::LegParams& leg, const std::string& name, const v1::TrunkMedia& media) {
+    leg.set_side(v1::SIDE_TRUNK);
+    leg.set_trunk(name);
+    leg.set_srtp(media.srtp());
+    *leg.mutable_codecs() = media.codecs();
+  };
+  if (aSide == Side::Internal) {
+    internal(*request.mutable_leg_a());
+  } else {
+    trunk(*request.mutable_leg_a(), sourceTrunk, sourceTrunkMedia);
+  }
+  const v1::RouteTarget* first = plan.groups_size() > 0 && plan.groups(0).targets_size() > 0
+                                     ? &plan.groups(0).targets(0)
+                                     : nullptr;
+  if (first && first->has_trunk()) {
+    trunk(*request.mutable_leg_b(), first->trunk().trunk(), first->trunk().media());
+  } else {
+    internal(*request.mutable_leg_b());
+  }
+}
+
 }  // namespace medius::gateway

@@ -5,6 +5,8 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "medius/common/media_policy.hpp"
+
 namespace medius::gateway {
 
 namespace {
@@ -131,6 +133,8 @@ GatewayConfig loadConfig(const config::Document& doc) {
     }
     c.mediaTimeoutMs = media->integer("timeout_ms", 1000, 1, 60000);
     c.mediaInactivityMs = media->integer("media_timeout_ms", 0, 0, 3600000);
+    c.internalSrtp = config::readSrtpPolicy(*media, "internal_srtp", c.internalSrtp);
+    c.internalCodecs = config::readCodecs(*media, "internal_codecs", c.internalCodecs);
     media->finish();
   } else if (const char* value = std::getenv("MEDIUS_MEDIA_WORKERS"); value && *value) {
     c.mediaWorkers = splitComma(value);

@@ -140,11 +140,15 @@ void TrunkMonitor::onTrunkList(const grpc::Status& status, const v1::ListTrunksR
     }
     for (const auto& [name, info] : listed) {
       auto it = trunks_.find(name);
-      if (it != trunks_.end()) it->second.maxCalls = info->max_concurrent_calls();
+      if (it != trunks_.end()) {
+        it->second.maxCalls = info->max_concurrent_calls();
+        it->second.media = info->media();
+      }
       if (it == trunks_.end()) {
         Trunk trunk;
         trunk.name = name;
         trunk.maxCalls = info->max_concurrent_calls();
+        trunk.media = info->media();
         trunk.address = info->address();
         trunk.health.up = info->up();
         trunk.health.lastChangeMs = clock_.nowMs();
@@ -291,6 +295,11 @@ std::string TrunkMonitor::trunkAt(const std::string& host, std::uint32_t port) c
 std::uint32_t TrunkMonitor::maxCalls(const std::string& trunk) const {
   auto it = trunks_.find(trunk);
   return it == trunks_.end() ? 0 : it->second.maxCalls;
+}
+
+v1::TrunkMedia TrunkMonitor::media(const std::string& trunk) const {
+  auto it = trunks_.find(trunk);
+  return it == trunks_.end() ? v1::TrunkMedia() : it->second.media;
 }
 
 }  // namespace medius::gateway

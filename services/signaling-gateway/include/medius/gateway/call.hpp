@@ -15,6 +15,7 @@
 
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/register_request.hpp"
+#include "medius/v1/media.pb.h"
 #include "medius/v1/routing.pb.h"
 
 namespace medius::gateway {
@@ -58,5 +59,18 @@ std::string statusPhrase(int status);
 // Max-Forwards for the outgoing leg: nullopt when the request must be refused with 483
 // (received 0); an absent header counts as 70.
 std::optional<std::uint32_t> nextMaxForwards(std::optional<std::uint32_t> received);
+
+// Fills the two legs of a new call's media session (CreateSessionRequest leg_a, leg_b:
+// side, trunk, SRTP policy, codecs in preference order):
+//   leg A (the caller): internalSrtp/internalCodecs (gateway.json media.internal_*) for a
+//     caller on the internal side, else sourceTrunkMedia (the source trunk's srtp and codecs
+//     from routing's ListTrunks, TrunkLocator::media);
+//   leg B: the first target of the plan's first group: a trunk target's TrunkTarget.media,
+//     the internal policy for a user's devices.
+// A trunk routing sent no media for (an older routing) leaves the leg's srtp unspecified and
+// its codecs empty: the worker's defaults.
+void fillLegParams(v1::CreateSessionRequest& request, Side aSide, const std::string& sourceTrunk,
+                   const v1::TrunkMedia& sourceTrunkMedia, const v1::RoutePlan& plan,
+                   v1::SrtpPolicy internalSrtp, const std::vector<std::string>& internalCodecs);
 
 }  // namespace medius::gateway

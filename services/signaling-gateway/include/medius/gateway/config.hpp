@@ -24,6 +24,12 @@
 //   media.timeout_ms   1000 (1..60000): deadline of every media call.
 //   media.media_timeout_ms  0 (0..3600000): end a call after this long without RTP;
 //                      0 leaves it to the worker's own default.
+//   media.internal_srtp  "required" ("off" | "optional" | "required"): SRTP policy of the
+//                      internal side's media leg (a trunk's comes from its routing.json
+//                      "srtp"). The reference lab sets "optional": its SIPp clients have no SRTP.
+//   media.internal_codecs  ["opus", "G722", "PCMU", "PCMA"]: the internal side's codecs in
+//                      preference order; names as in routing.json's trunk "codecs"
+//                      (case-insensitive, normalized; unknown names and duplicates refused).
 //   calls.cdr_file     "" (off); MEDIUS_CDR_FILE: one JSON line per finished call.
 //   calls.no_answer_timeout_ms  60000 (1000..600000): a target group that has no final
 //                      answer after this long (when routing gives it no timeout) fails.
@@ -47,6 +53,7 @@
 
 #include "medius/common/config.hpp"
 #include "medius/common/service.hpp"
+#include "medius/v1/media.pb.h"
 
 namespace medius::gateway {
 
@@ -68,6 +75,8 @@ struct GatewayConfig {
   std::vector<std::string> mediaWorkers{"127.0.0.1:50053"};
   std::int64_t mediaTimeoutMs = 1000;
   std::int64_t mediaInactivityMs = 0;
+  v1::SrtpPolicy internalSrtp = v1::SRTP_POLICY_REQUIRED;
+  std::vector<std::string> internalCodecs{"opus", "G722", "PCMU", "PCMA"};
   std::string cdrFile;
   std::int64_t noAnswerTimeoutMs = 60000;
   std::int64_t maxCalls = 10000;

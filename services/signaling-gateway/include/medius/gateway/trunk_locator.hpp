@@ -1,11 +1,13 @@
-// Which configured trunk a request came from (the trunk ACL of inbound calls), and how
-// many calls a trunk may carry at once.
+// Which configured trunk a request came from (the trunk ACL of inbound calls), how many
+// calls a trunk may carry at once, and its media policy (SRTP, codecs).
 //
 // Thread: the SIP loop.
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+#include "medius/v1/routing.pb.h"
 
 namespace medius::gateway {
 
@@ -17,6 +19,9 @@ class TrunkLocator {
   virtual std::string trunkAt(const std::string& host, std::uint32_t port) const = 0;
   // The trunk's max_concurrent_calls from routing; 0 when unlimited or unknown.
   virtual std::uint32_t maxCalls(const std::string& trunk) const = 0;
+  // The trunk's srtp and codecs from routing; an empty TrunkMedia (SRTP_POLICY_UNSPECIFIED,
+  // no codecs: the media worker's defaults) when unknown.
+  virtual v1::TrunkMedia media(const std::string& trunk) const = 0;
 };
 
 }  // namespace medius::gateway

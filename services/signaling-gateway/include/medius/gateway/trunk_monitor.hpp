@@ -4,7 +4,8 @@
 //   1. a probe still unanswered from the previous round is cancelled and counts as a
 //      timeout (so the probe timeout is the interval, never more than one OPTIONS per
 //      trunk is outstanding, and nta's 32 s transaction timer never makes probes pile up);
-//   2. the trunk list is refreshed with Routing.ListTrunks (name, address, transport).
+//   2. the trunk list is refreshed with Routing.ListTrunks (name, address, transport, call
+//      limit, media policy).
 //      When routing fails, the last list is kept; the error is counted and logged once per
 //      transition (down / reachable again);
 //   3. the current states are reported (ReportTrunkHealth, trunks probed at least once);
@@ -99,12 +100,14 @@ class TrunkMonitor final : public TrunkLocator {
   // TrunkLocator (loop thread): the trunk at this source address, from the last list.
   std::string trunkAt(const std::string& host, std::uint32_t port) const override;
   std::uint32_t maxCalls(const std::string& trunk) const override;
+  v1::TrunkMedia media(const std::string& trunk) const override;
 
  private:
   struct Trunk {
     std::string name;
     v1::SocketAddress address;
     std::uint32_t maxCalls = 0;  // routing's max_concurrent_calls (0: no limit)
+    v1::TrunkMedia media;        // routing's srtp and codecs of the trunk
     TrunkHealthState health;
     std::uint64_t probe = 0;  // outstanding probe handle, 0 when none
   };
