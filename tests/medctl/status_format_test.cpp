@@ -92,6 +92,44 @@ TEST(StatusFormatTest, SessionWithStats) {
             "1 session, load 1.5 of 200\n");
 }
 
+TEST(StatusFormatTest, TranscodedSessionShowsCodecsSrtpQualityAndDrops) {
+  medius::v1::ListSessionsResponse response;
+  response.set_load(0.48);
+  response.set_load_limit(160);
+  auto* session = response.add_sessions();
+  session->set_session_id("call-2");
+  session->set_created_at_ms(kNow - 5'000);
+  session->set_transcoding(true);
+  auto* a = session->mutable_leg_a();
+  setAddress(a->mutable_local(), "127.0.0.1", 30000);
+  setAddress(a->mutable_remote(), "127.0.0.21", 4000);
+  a->set_codec("opus");
+  a->set_srtp(true);
+  a->set_packets_in(250);
+  a->set_packets_out(249);
+  a->set_packets_lost(5);
+  a->set_loss_percent(2.0);
+  a->set_jitter_ms(3.25);
+  a->set_mos(4.04);
+  a->set_srtp_auth_failures(2);
+  a->set_payload_drops(1);
+  auto* b = session->mutable_leg_b();
+  setAddress(b->mutable_local(), "127.0.0.1", 30002);
+  setAddress(b->mutable_remote(), "127.0.0.13", 5000);
+  b->set_codec("PCMU");
+  b->set_packets_in(250);
+  b->set_packets_out(250);
+  b->set_rtt_ms(12.4);
+  b->set_mos(4.41);
+  EXPECT_EQ(formatSessions(response, kNow),
+            "SESSION call-2  AGE 5s  TRANSCODING  "
+            "A 127.0.0.1:30000/udp -> 127.0.0.21:4000/udp opus/SRTP in 250 out 249 lost 5 (2.0%) "
+            "jitter 3.2ms MOS 4.04 dropped 3 (srtp 2, malformed 0, payload 1)  "
+            "B 127.0.0.1:30002/udp -> 127.0.0.13:5000/udp PCMU in 250 out 250 lost 0 rtt 12ms "
+            "MOS 4.41\n"
+            "1 session, load 0.48 of 160\n");
+}
+
 TEST(StatusFormatTest, JsonUsesProtoFieldNamesAndPrintsDefaults) {
   medius::v1::ListTrunkStatusResponse response;
   auto* trunk = response.add_trunks();

@@ -49,10 +49,33 @@ std::string alignedRows(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string fixed(double value, int decimals) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
+  return buffer;
+}
+
+// One leg: addresses, codec and SRTP once negotiated, counters, and the quality figures
+// and drops when there are any (a plain relay has none).
 std::string legLine(const char* name, const medius::v1::LegStats& leg) {
-  return std::string(name) + " " + formatSource(leg.local()) + " -> " +
-         formatSource(leg.remote()) + " in " + std::to_string(leg.packets_in()) + " out " +
-         std::to_string(leg.packets_out()) + " lost " + std::to_string(leg.packets_lost());
+  std::string out = std::string(name) + " " + formatSource(leg.local()) + " -> " +
+                    formatSource(leg.remote());
+  if (!leg.codec().empty()) out += " " + leg.codec() + (leg.srtp() ? "/SRTP" : "");
+  out += " in " + std::to_string(leg.packets_in()) + " out " + std::to_string(leg.packets_out()) +
+         " lost " + std::to_string(leg.packets_lost());
+  if (leg.loss_percent() > 0) out += " (" + fixed(leg.loss_percent(), 1) + "%)";
+  if (leg.jitter_ms() > 0) out += " jitter " + fixed(leg.jitter_ms(), 1) + "ms";
+  if (leg.rtt_ms() > 0) out += " rtt " + fixed(leg.rtt_ms(), 0) + "ms";
+  if (leg.mos() > 0) out += " MOS " + fixed(leg.mos(), 2);
+  std::uint64_t drops = leg.srtp_auth_failures() + leg.srtp_replays() + leg.bad_packets() +
+                        leg.payload_drops();
+  if (drops > 0) {
+    out += " dropped " + std::to_string(drops) + " (srtp " +
+           std::to_string(leg.srtp_auth_failures() + leg.srtp_replays()) + ", malformed " +
+           std::to_string(leg.bad_packets()) + ", payload " + std::to_string(leg.payload_drops()) +
+           ")";
+  }
+  return out;
 }
 
 }  // namespace
@@ -83,7 +106,8 @@ std::string formatSessions(const medius::v1::ListSessionsResponse& response,
   std::string out;
   for (const auto& session : response.sessions()) {
     out += "SESSION " + (session.session_id().empty() ? "-" : session.session_id()) + "  AGE " +
-           secondsSince(session.created_at_ms(), nowMs) + "  " +
+           secondsSince(session.created_at_ms(), nowMs) +
+           (session.transcoding() ? "  TRANSCODING" : "") + "  " +
            legLine("A", session.leg_a()) + "  " + legLine("B", session.leg_b()) + '\n';
   }
   return out + plural(static_cast<std::size_t>(response.sessions_size()), "session") +
