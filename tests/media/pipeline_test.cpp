@@ -649,6 +649,35 @@ TEST(PipelineRtcp, TranscodedLegGetsOurSenderReportsAndRttIsMeasured) {
   EXPECT_EQ(load(h.counters(1).rtcpIn), 1u);
 }
 
+TEST(PipelineRtcp, ReportsFollowAPeerThatMultiplexesRtcp) {
+  PipelineOptions options;
+  options.rtcpIntervalMs = 200;
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
+  plan.legs[0].rtcpMux = true;  // agreed in SDP with A; B says nothing but sends muxed RTCP
+  Harness h(plan, options);
+  // A forged RTCP-looking datagram on B's RTP port does not move B's reports.
+  EXPECT_TRUE(h.receive(1, {0x80, 201, 0x00, 0x40, 0, 0, 0, 1}).empty());
+  auto where = [&](int leg) {
+    std::vector<bool> sockets;
+    for (const Out& o : h.advance(1000)) {
+      if (o.leg == leg && rtp::isRtcp(o.data)) sockets.push_back(o.rtcpSocket);
+    }
+    return sockets;
+  };
+  const auto toB = where(1);
+  const auto toA = where(0);
+  ASSERT_FALSE(toB.empty());
+  ASSERT_FALSE(toA.empty());
+  for (bool rtcpSocket : toB) EXPECT_TRUE(rtcpSocket);
+  for (bool rtcpSocket : toA) EXPECT_FALSE(rtcpSocket) << "rtcp-mux from the plan";
+  std::array<std::uint8_t, 100> rr{};
+  const std::size_t length = rtp::writeReceiverReport(rr, 0xb1, {}, "peer-b");
+  h.receive(1, Bytes(rr.begin(), rr.begin() + static_cast<std::ptrdiff_t>(length)), false);
+  auto after = where(1);
+  ASSERT_FALSE(after.empty());
+  for (bool rtcpSocket : after) EXPECT_FALSE(rtcpSocket) << "learned from B's muxed RTCP";
+}
+
 // ---- hostile input -------------------------------------------------------------------------
 
 // Random datagrams, half of them shaped like RTP/RTCP (valid headers, random flags, counts,

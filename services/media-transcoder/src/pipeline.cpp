@@ -309,7 +309,6 @@ ReceiveResult MediaPipeline::receive(int leg, bool rtcpSocket, std::span<std::ui
   LegCounters& c = counters(leg);
   // RFC 5761 section 4: RTCP packet types 192-223 in the second octet on a muxed port.
   if (rtcpSocket || rtp::isRtcp(buffer.first(length))) {
-    if (!rtcpSocket) in.muxLearned = true;
     return receiveRtcp(leg, buffer, length, rtcpSocket, nowNanos, sink);
   }
   if (in.inbound) {
@@ -376,6 +375,7 @@ ReceiveResult MediaPipeline::receiveRtcp(int leg, std::span<std::uint8_t> buffer
     return ReceiveResult::Dropped;
   }
   bump(c.rtcpIn);
+  if (!rtcpSocket) in.muxLearned = true;  // authentic RTCP on the RTP port: the peer muxes
   if (info.hasSenderReport) in.stats.onSenderReport(info.sender.ntpTimestamp, nowNanos);
   const OutStream* ours = out_[static_cast<std::size_t>(leg)].get();
   const std::uint32_t ourSsrc = ours ? ours->ssrc : in.rtcpSsrc;
