@@ -575,6 +575,20 @@ TEST(PipelineTranscode, EventsBecomeInBandTonesForALegWithoutTelephoneEvent) {
     }
   }
   EXPECT_EQ(digits, "7");
+  // The tone replaced 120 ms of the 440 Hz audio: six 20 ms packets carry 1209 Hz (7's
+  // column), none of them 440 Hz.
+  auto decoder = codec::makeDecoder(codec::CodecId::Pcma, {});
+  int toneFrames = 0;
+  for (const auto& packet : toB) {
+    rtp::RtpView v;
+    ASSERT_EQ(rtp::parseRtp(packet, v), rtp::RtpStatus::Ok);
+    std::vector<std::int16_t> frame(codec::kMaxDecodedSamples);
+    auto r = decoder->decode(v.payload, frame);
+    frame.resize(r.samples);
+    if (codec::test::tonePower(frame, 1209, 8000) > 10 * codec::test::tonePower(frame, 440, 8000))
+      ++toneFrames;
+  }
+  EXPECT_EQ(toneFrames, 6);
 }
 
 // ---- RTCP --------------------------------------------------------------------------------

@@ -162,8 +162,11 @@ struct MediaPipeline::Flow {
   std::unique_ptr<codec::DtmfGenerator> tones;
   std::vector<std::int16_t> tonePcm;
   std::vector<std::uint8_t> tonePayload;
-  bool haveToneEvent = false;  // the last event rendered (its end packets repeat)
+  bool haveToneEvent = false;  // the event being rendered (by its RTP timestamp)
   std::uint32_t toneEventTs = 0;
+  bool toneEnded = false;
+  std::int64_t tonePlayed = 0;     // samples of tone sent for it (toneEncoder's rate)
+  std::int64_t toneRemaining = 0;  // samples still to send
 };
 
 struct MediaPipeline::OutStream {
@@ -490,20 +493,35 @@ void MediaPipeline::mapEvent(int leg, const rtp::RtpView& view, PacketSink& sink
       bump(c.payloadDrops);
       return;
     }
-    // RFC 4733 2.5.1.4: the end packet carries the event's whole duration; the tone is
-    // played from then on for that duration (the redundant end packets are ignored).
+    // The tone starts with the event's first packet and lasts as long as the updates say
+    // (RFC 4733 2.5.1.3: each carries the duration so far): until the end packet's
+    // duration, or 100 ms past the last update if every end packet is lost. The redundant
+    // end packets change nothing.
     rtp::TelephoneEvent event;
     if (rtp::parseTelephoneEvent(view.payload, event) != rtp::DtmfStatus::Ok) {
       bump(c.badPackets);
       return;
     }
-    if (!event.end || (flow.haveToneEvent && flow.toneEventTs == view.timestamp)) return;
     static constexpr char kDigits[] = "0123456789*#ABCD";
     if (event.event >= 16) return;  // flash and the rest have no tone here
-    flow.haveToneEvent = true;
-    flow.toneEventTs = view.timestamp;
-    const unsigned ms = static_cast<unsigned>(std::uint64_t{event.duration} * 1000 / plan.sourceEventClock);
-    if (flow.tones->start(kDigits[event.event], std::clamp(ms, 40u, 10000u))) bump(c.eventsMapped);
+    if (!flow.haveToneEvent || flow.toneEventTs != view.timestamp) {
+      flow.haveToneEvent = true;
+      flow.toneEventTs = view.timestamp;
+      flow.toneEnded = false;
+      flow.tonePlayed = 0;
+      flow.tones->start(kDigits[event.event], 10000);  // our countdown below stops it
+      bump(c.eventsMapped);
+    }
+    if (flow.toneEnded) return;
+    const std::int64_t rate = flow.toneEncoder->sampleRate();
+    std::int64_t total = std::int64_t{event.duration} * rate / plan.sourceEventClock;
+    if (event.end) {
+      flow.toneEnded = true;
+      total = std::max(total, rate * 40 / 1000);  // Q.24: a digit shorter than 40 ms may be missed
+    } else {
+      total += rate / 10;
+    }
+    flow.toneRemaining = std::max<std::int64_t>(total - flow.tonePlayed, 0);
     return;
   }
   if (!flow.anchored) {
@@ -696,13 +714,16 @@ void MediaPipeline::emitTranscoded(int leg, std::size_t packets, std::uint64_t n
     const codec::TranscodedPacket& p = flow.packets[i];
     std::span<std::uint8_t> slot = sink.slot();
     std::span<const std::uint8_t> payload(flow.out.data() + p.offset, p.size);
-    if (flow.tones && flow.tones->active() &&
+    if (flow.tones && flow.toneRemaining > 0 &&
         p.timestampIncrement == flow.toneEncoder->timestampIncrement()) {
       // In-band DTMF replaces the audio (a DTX frame too) while the digit lasts.
       flow.tones->generate(flow.tonePcm);
       codec::EncodeResult tone = flow.toneEncoder->encode(flow.tonePcm, flow.tonePayload);
       if (tone.status == codec::CodecStatus::Ok && tone.bytes > 0)
         payload = {flow.tonePayload.data(), tone.bytes};
+      const auto frame = static_cast<std::int64_t>(flow.tonePcm.size());
+      flow.tonePlayed += frame;
+      flow.toneRemaining = std::max<std::int64_t>(flow.toneRemaining - frame, 0);
     }
     const std::size_t length = rtp::kRtpHeaderSize + payload.size();
     if (payload.empty() || slot.size() < length + srtp::kMaxOverhead) {

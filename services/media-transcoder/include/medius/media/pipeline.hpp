@@ -23,7 +23,7 @@
 //              marker after a gap) -> protect; telephone-events mapped at once (PT and clock,
 //              RFC 4733 2.5) into the same SSRC and sequence space, or, when the target has
 //              no telephone-event, rendered as in-band DTMF tones (spandsp, Q.23) in place of
-//              the audio for the event's duration once its end packet arrives; CN consumed
+//              the audio from the event's first packet for the duration its packets give; CN consumed
 //              (its level becomes comfort noise while the source is silent, RFC 3389).
 // RTCP: when both flows relay, RTCP is relayed (SRTCP transforms applied, malformed
 // compound packets dropped; a peer's report block about the other peer's SR we relayed
