@@ -65,6 +65,16 @@ MEDIA_TRUNKS = {"pbx": {"srtp": "off", "codecs": ["PCMU"]},
 INTERNAL_SRTP_REQUIRED = {"media": {"internal_srtp": "required"}}
 
 
+
+def harness_wait(predicate, what, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("not within %.1fs: %s" % (timeout, what))
+
 class PayloadCapture(harness.LoopbackCapture):
     """LoopbackCapture that also keeps the RTP payload of the packets sent to one UDP
     port: payloads[(host, port)] = [(time, seq, payload type, payload)]."""
@@ -307,6 +317,19 @@ class TranscodedCalls(MediaCallTestCase):
         self.assertGreater(sum(self.pt_counts(to_alice).get(pt, 0) for pt in codec_pt), 100,
                            "%s packets to alice: %s" % (codec_name, self.pt_counts(to_alice)))
         self.assertNoLeftovers()
+        # The CDR line carries the worker's final media figures.
+        media = harness_wait(lambda: (self.cluster.cdr_records() or [{}])[-1].get("media"),
+                             "a CDR line with media")
+        print("CDR media: %s" % media)
+        self.assertTrue(media["transcoding"])
+        self.assertEqual(media["leg_a"]["codec"].upper(), codec_name.upper())
+        self.assertTrue(media["leg_a"]["srtp"])
+        self.assertEqual(media["leg_b"]["codec"], "PCMU")
+        self.assertFalse(media["leg_b"]["srtp"])
+        for leg in ("leg_a", "leg_b"):
+            self.assertGreater(media[leg]["packets_in"], 100, media)
+            self.assertGreater(media[leg]["mos"], 3.5, media)
+        self.assertGreater(media["mos"], 3.5, media)
 
     def test_opus_srtp_client_to_pcmu_trunk(self):
         self.transcoded_call(OPUS, "opus")

@@ -84,7 +84,39 @@ TEST(CdrJsonTest, AnsweredCall) {
             R"("status":200,"reason":"answered"}],)"
             R"("started_at":"2026-11-26T10:00:00.000Z","answered_at":"2026-11-26T10:00:02.345Z",)"
             R"("ended_at":"2026-11-26T10:00:14.690Z","duration_s":12.345,"final_status":200,)"
-            R"("end_cause":"caller-bye","media_worker":"127.0.0.1:50053"})");
+            R"("end_cause":"caller-bye","media_worker":"127.0.0.1:50053","media":null})");
+}
+
+TEST(CdrJsonTest, AnsweredCallWithTheWorkersMediaQuality) {
+  v1::SessionStats stats;
+  stats.set_transcoding(true);
+  stats.set_mos(4.0412);
+  auto* a = stats.mutable_leg_a();
+  a->set_codec("opus");
+  a->set_srtp(true);
+  a->set_packets_in(600);
+  a->set_packets_out(598);
+  a->set_packets_lost(6);
+  a->set_loss_percent(0.996);
+  a->set_jitter_ms(2.345);
+  a->set_mos(4.0412);
+  auto* b = stats.mutable_leg_b();
+  b->set_codec("PCMU");
+  b->set_packets_in(598);
+  b->set_packets_out(600);
+  b->set_rtt_ms(12.5);
+  b->set_mos(4.409);
+  CallRecord r = answeredCall();
+  r.media = mediaQualityOf(stats);
+  std::string line = cdrJson(r);
+  EXPECT_NE(line.find(R"("media_worker":"127.0.0.1:50053","media":{"transcoding":true,"mos":4.04,)"
+                      R"("leg_a":{"codec":"opus","srtp":true,"packets_in":600,"packets_out":598,)"
+                      R"("packets_lost":6,"loss_percent":1.0,"jitter_ms":2.35,"rtt_ms":0.0,)"
+                      R"("mos":4.04},"leg_b":{"codec":"PCMU","srtp":false,"packets_in":598,)"
+                      R"("packets_out":600,"packets_lost":0,"loss_percent":0.0,"jitter_ms":0.0,)"
+                      R"("rtt_ms":12.5,"mos":4.41}}})"),
+            std::string::npos)
+      << line;
 }
 
 TEST(CdrJsonTest, FailedCall) {
@@ -115,7 +147,7 @@ TEST(CdrJsonTest, FailedCall) {
             R"({"target":"sip:bob@127.0.0.1:5070","trunk":"","status":408,"reason":"timeout"}],)"
             R"("started_at":"2026-11-26T10:00:00.007Z","answered_at":null,)"
             R"("ended_at":"2026-11-26T10:00:32.050Z","duration_s":0.0,"final_status":480,)"
-            R"("end_cause":"failed","media_worker":""})");
+            R"("end_cause":"failed","media_worker":"","media":null})");
 }
 
 TEST(CdrJsonTest, RejectedBeforeRoutingHasNoForks) {

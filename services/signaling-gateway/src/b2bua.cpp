@@ -908,8 +908,20 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
           if (!st.ok()) {
             log::get("call")->warn("call {}: the worker refused the answer: {}", id,
                                    st.error_message());
-            b.respondA(*c, dependencyFailureReply("Media", st, b.d_.config.retryAfterSeconds));
-            b.hangUp(*c, "failed", "SIP;cause=500;text=\"Media failure\"", false, true);
+            if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+              // The answer does not fit the caller's side (no common codec, no SRTP key
+              // where it is required): 488 to the caller, the answered leg released.
+              SipReply r;
+              r.status = 488;
+              r.phrase = "Not Acceptable Here";
+              r.headers.emplace_back("Warning", "399 medius \"" +
+                                                    sanitizeHeaderValue(st.error_message()) + "\"");
+              b.respondA(*c, r);
+              b.hangUp(*c, "failed", "SIP;cause=488;text=\"Not acceptable\"", false, true);
+            } else {
+              b.respondA(*c, dependencyFailureReply("Media", st, b.d_.config.retryAfterSeconds));
+              b.hangUp(*c, "failed", "SIP;cause=500;text=\"Media failure\"", false, true);
+            }
             return;
           }
           b.answerCaller(*c, response.sdp());
@@ -1564,17 +1576,27 @@ void B2bua::finish(Call& call, const std::string& cause, int finalStatus) {
                                                    : "failed";
   d_.metrics.countCall(call.direction, outcome);
   if (call.mediaSession) {
+    // The CDR line waits for the worker's final statistics (loss, jitter, MOS per leg):
+    // written from the deletion's completion, which always runs (a failure or the
+    // shutdown's cancellation writes the line without them).
     v1::DeleteSessionRequest del;
     del.set_session_id(call.id);
-    std::string id = call.id;
-    d_.media.deleteAsync(call.mediaWorker, del, [id](const grpc::Status& st, v1::SessionStats) {
-      if (!st.ok() && st.error_code() != grpc::StatusCode::NOT_FOUND) {
-        log::get("call")->warn("call {}: media session not deleted: {}", id, st.error_message());
-      }
-    });
+    CdrWriter* cdr = &d_.cdr;
+    d_.media.deleteAsync(call.mediaWorker, del,
+                         [record = call.record, cdr](const grpc::Status& st,
+                                                     v1::SessionStats stats) mutable {
+                           if (st.ok()) {
+                             record.media = mediaQualityOf(stats);
+                           } else if (st.error_code() != grpc::StatusCode::NOT_FOUND) {
+                             log::get("call")->warn("call {}: media session not deleted: {}",
+                                                    record.id, st.error_message());
+                           }
+                           cdr->write(record);
+                         });
     call.mediaSession = false;
+  } else {
+    d_.cdr.write(call.record);
   }
-  d_.cdr.write(call.record);
   d_.directory.remove(call.id);
   log::get("call")->info("call {}: ended ({}, {})", call.id, cause, call.record.finalStatus);
   if (!call.reapQueued) {

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 #include <prometheus/counter.h>
 
@@ -36,6 +38,30 @@ int openCdr(const std::string& path) {
 }
 
 }  // namespace
+
+MediaQuality mediaQualityOf(const v1::SessionStats& stats) {
+  auto leg = [](const v1::LegStats& l) {
+    MediaQuality::Leg out;
+    out.codec = l.codec();
+    out.srtp = l.srtp();
+    out.packetsIn = l.packets_in();
+    out.packetsOut = l.packets_out();
+    out.packetsLost = l.packets_lost();
+    // Two decimals are plenty for a record, and keep the line short.
+    auto round2 = [](double v) { return std::round(v * 100.0) / 100.0; };
+    out.lossPercent = round2(l.loss_percent());
+    out.jitterMs = round2(l.jitter_ms());
+    out.rttMs = round2(l.rtt_ms());
+    out.mos = round2(l.mos());
+    return out;
+  };
+  MediaQuality q;
+  q.transcoding = stats.transcoding();
+  q.mos = std::round(stats.mos() * 100.0) / 100.0;
+  q.legA = leg(stats.leg_a());
+  q.legB = leg(stats.leg_b());
+  return q;
+}
 
 std::string cdrJson(const CallRecord& r) {
   nlohmann::ordered_json forks = nlohmann::ordered_json::array();
@@ -66,6 +92,25 @@ std::string cdrJson(const CallRecord& r) {
   j["final_status"] = r.finalStatus;
   j["end_cause"] = r.endCause;
   j["media_worker"] = r.mediaWorker;
+  if (r.media) {
+    auto leg = [](const MediaQuality::Leg& l) {
+      return nlohmann::ordered_json{{"codec", l.codec},
+                                    {"srtp", l.srtp},
+                                    {"packets_in", l.packetsIn},
+                                    {"packets_out", l.packetsOut},
+                                    {"packets_lost", l.packetsLost},
+                                    {"loss_percent", l.lossPercent},
+                                    {"jitter_ms", l.jitterMs},
+                                    {"rtt_ms", l.rttMs},
+                                    {"mos", l.mos}};
+    };
+    j["media"] = {{"transcoding", r.media->transcoding},
+                  {"mos", r.media->mos},
+                  {"leg_a", leg(r.media->legA)},
+                  {"leg_b", leg(r.media->legB)}};
+  } else {
+    j["media"] = nullptr;
+  }
   // Compact (one line: control characters, newlines included, are escaped); bytes that are
   // not UTF-8 become U+FFFD instead of throwing, so a hostile From never loses the record.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

@@ -20,11 +20,13 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "medius/v1/gateway.pb.h"
+#include "medius/v1/media.pb.h"
 
 namespace prometheus {
 class Counter;
@@ -39,6 +41,27 @@ struct ForkAttempt {
   int status = 0;         // final SIP status received (0: cancelled/none, 408 local timeout)
   std::string reason;     // e.g. "answered", "cancelled", "503 Service Unavailable", "timeout"
 };
+
+// The media of a call as its worker reported it when the session was deleted
+// (MediaTranscoder.DeleteSession's SessionStats).
+struct MediaQuality {
+  struct Leg {
+    std::string codec;
+    bool srtp = false;
+    std::uint64_t packetsIn = 0;
+    std::uint64_t packetsOut = 0;
+    std::uint64_t packetsLost = 0;
+    double lossPercent = 0;
+    double jitterMs = 0;
+    double rttMs = 0;   // 0 when RTCP gave none
+    double mos = 0;     // 0 when the leg received no audio
+  };
+  bool transcoding = false;
+  double mos = 0;       // the call's: the worse leg's
+  Leg legA;             // the caller's side
+  Leg legB;             // the called side
+};
+MediaQuality mediaQualityOf(const v1::SessionStats& stats);
 
 // One finished call. Times are Unix epoch milliseconds; answeredAtMs is 0 when unanswered.
 struct CallRecord {
@@ -61,6 +84,8 @@ struct CallRecord {
   std::string endCause;           // see docs/calls.md: "caller-bye", "callee-bye",
                                   // "caller-cancel", "media-timeout", "no-route", ...
   std::string mediaWorker;        // "host:port" ("" when none)
+  // nullopt when there was no media session or its worker did not answer the deletion.
+  std::optional<MediaQuality> media;
 };
 
 // The CDR line (no trailing newline): a JSON object with the keys of docs/calls.md.
