@@ -320,8 +320,28 @@ TEST(Negotiation, AFinalAnswerReplacesTheEarlyOne) {
   EXPECT_TRUE(n.plan()->transcoding());
   EXPECT_EQ(n.plan()->legs[1].codec, CodecId::G729);
   EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0"}));
-  // No further answer without an offer.
-  EXPECT_THROW(n.answer(1, audioOf(sdpWith("m=audio 50002 RTP/AVP 0", "")), false), NegotiationError);
+  // Another answer without a new offer answers the SDP B last had from us (a transfer
+  // target's answer): that SDP offered G.729 only, so PCMU is refused and G.729 taken.
+  EXPECT_THROW(n.answer(1, audioOf(sdpWith("m=audio 50004 RTP/AVP 0", "")), false), NegotiationError);
+  n.answer(1, audioOf(sdpWith("m=audio 50004 RTP/AVP 18", "a=rtpmap:18 G729/8000\r\n")), false);
+  EXPECT_EQ(n.plan()->legs[1].codec, CodecId::G729);
+  // Before any offer and answer there is nothing to answer.
+  Negotiator fresh(trunk(), trunk());
+  EXPECT_THROW(fresh.answer(1, audioOf(sdpWith("m=audio 50002 RTP/AVP 0", "")), false), NegotiationError);
+}
+
+TEST(Negotiation, ATransferTargetsAnswerToTheTransferorsLastSdpIsApplied) {
+  // A (SRTP, Opus) calls B (PCMU); B transfers: the gateway sends the target the SDP B last
+  // had from us, and the target's answer comes from leg B without a new offer.
+  Negotiator n(internal(), trunk(SrtpMode::Off, {CodecId::Pcmu, CodecId::Pcma}));
+  n.offer(0, audioOf(kOpusSrtpOffer));
+  auto toAFirst = n.answer(1, audioOf(kPcmuAnswer), false);
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 51000 RTP/AVP 0 101",
+                                         "a=rtpmap:101 telephone-event/8000\r\n")), false);
+  EXPECT_EQ(toA.cryptos, toAFirst.cryptos);  // A keeps its keys
+  EXPECT_EQ(formatNames(toA), formatNames(toAFirst));
+  EXPECT_TRUE(n.plan()->transcoding());
+  EXPECT_EQ(n.plan()->legs[1].codec, CodecId::Pcmu);
 }
 
 TEST(Negotiation, AnAnswerWithNoneOfTheOfferedCodecsIsRefused) {

@@ -276,8 +276,31 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
 
 sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, bool provisional) {
   if (!pending_ || pending_->offerer != 1 - from) {
-    throw NegotiationError("an answer from leg " + std::string(from == 0 ? "A" : "B") +
-                           " without an offer to it");
+    const LegState& x = legs_[static_cast<std::size_t>(from)];
+    const LegState& y = legs_[static_cast<std::size_t>(1 - from)];
+    if (!x.established || !y.established) {
+      throw NegotiationError("an answer from leg " + std::string(from == 0 ? "A" : "B") +
+                             " without an offer to it");
+    }
+    // The gateway sent a new peer of this leg the last SDP we gave the leg (the target of
+    // a blind transfer gets the transferor's): its answer answers that offer, made on
+    // behalf of the other leg as it stands.
+    Pending p;
+    p.offerer = 1 - from;
+    p.reoffer = true;
+    p.offererCodecs.push_back(y.codec);
+    p.offererCodecs.insert(p.offererCodecs.end(), y.more.begin(), y.more.end());
+    if (y.event) p.offererEvents.push_back(*y.event);
+    p.offererCn = y.cn;
+    p.offererPtime = y.ptimeMs;
+    p.offererProtocol = y.protocol;
+    p.offererKey = y.inbound;
+    p.offererTag = y.cryptoTag;
+    p.towardOfferer = y.outbound;
+    p.offered = render(x).formats;
+    p.offeredProtocol = x.protocol;
+    if (x.outbound) p.offeredKeys.emplace_back(x.cryptoTag, *x.outbound);
+    pending_ = std::move(p);
   }
   const Pending& p = *pending_;
   const int xi = p.offerer;

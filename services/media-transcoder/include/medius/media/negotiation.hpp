@@ -79,7 +79,9 @@ class Negotiator {
   sdp::AudioOverride offer(int from, const sdp::AudioStream& offer);
 
   // The answer of leg `from` to the offer we made it (provisional: early media; the final
-  // answer may follow and replace it). Returns what to render toward the offering leg and
+  // answer may follow and replace it). Without a pending offer to that leg (the gateway
+  // re-sent a new peer of the leg the last SDP it had from us: a blind transfer's target),
+  // it answers that SDP, offered on behalf of the other leg as it stands. Returns what to render toward the offering leg and
   // updates plan(). Throws NegotiationError; the previous plan then stays in force.
   sdp::AudioOverride answer(int from, const sdp::AudioStream& answer, bool provisional);
 
