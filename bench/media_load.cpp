@@ -1,0 +1,719 @@
+// media_load: N concurrent calls through ONE media-transcoder process, and the worker's CPU
+// per call (issue 6, "Performance": transcoded calls per core, relayed SRTP<->RTP packets/s
+// per core). Figures are recorded in docs/performance.md; nothing here is asserted.
+//
+// What it does:
+//   1. Starts build/bin/media-transcoder (or --transcoder) with a config it writes (workers 1,
+//      a port range, a load limit nobody reaches, a long media timeout) on a free 127.0.0.1
+//      gRPC port, or attaches to a running one (--grpc HOST:PORT --pid PID).
+//   2. Creates --sessions sessions by gRPC like the gateway does: CreateSession with leg A's
+//      offer and both legs' LegParams, then UpdateSession with leg B's answer. The --path
+//      chooses the codecs and SRTP of both legs so that the worker's negotiation
+//      (negotiation.hpp) transcodes or relays as named.
+//   3. Drives real RTP from UDP sockets: peer A on 127.0.0.2, peer B on 127.0.0.3, 50 packets
+//      per second each way per session (20 ms ptime), spread over the 20 ms period. Payloads
+//      are correctly encoded by the project's own encoders (a 1 s tone encoded once at
+//      start-up and replayed with running sequence numbers and timestamps, so the driver
+//      spends no codec time), SRTP legs protected and what comes back unprotected with the
+//      project's SrtpSession (so a broken key shows as unprotect failures).
+//   4. After --warmup seconds measures --seconds: the worker process's utime+stime
+//      (/proc/PID/stat) and its busiest thread's (the relay worker), the packets the worker
+//      received and sent (ListSessions LegStats deltas), what the peers sent and received, the
+//      worker's own load estimate (ListSessions load), the machine's busy share and load
+//      average.
+//   5. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
+//
+// Only 127.0.0.x addresses are used (docs/testing.md network rule).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <numbers>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "medius/media/codec/codec.hpp"
+#include "medius/media/sdp.hpp"
+#include "medius/media/srtp/crypto_attribute.hpp"
+#include "medius/media/srtp/session.hpp"
+#include "medius/v1/media.grpc.pb.h"
+
+namespace {
+
+namespace v1 = medius::v1;
+namespace codec = medius::media::codec;
+namespace srtp = medius::media::srtp;
+namespace sdp = medius::media::sdp;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// One peer's side of a path: what it offers/answers and what the worker's LegParams say.
+struct LegSpec {
+  v1::Side side = v1::SIDE_TRUNK;
+  v1::SrtpPolicy policy = v1::SRTP_POLICY_OFF;
+  codec::CodecId codec = codec::CodecId::Pcmu;
+  bool srtp = false;  // the peer sends RTP/SAVP with a=crypto (leg A only)
+};
+
+struct PathSpec {
+  std::string name;
+  LegSpec a;
+  LegSpec b;
+  bool transcoded = false;
+};
+
+std::optional<PathSpec> pathByName(const std::string& name) {
+  using codec::CodecId;
+  auto plain = [](v1::Side side, CodecId id) { return LegSpec{side, v1::SRTP_POLICY_OFF, id, false}; };
+  if (name == "pcmu-opus")
+    return PathSpec{name, plain(v1::SIDE_INTERNAL, CodecId::Opus), plain(v1::SIDE_TRUNK, CodecId::Pcmu), true};
+  if (name == "pcma-g722")
+    return PathSpec{name, plain(v1::SIDE_INTERNAL, CodecId::G722), plain(v1::SIDE_TRUNK, CodecId::Pcma), true};
+  if (name == "pcmu-g722")
+    return PathSpec{name, plain(v1::SIDE_INTERNAL, CodecId::G722), plain(v1::SIDE_TRUNK, CodecId::Pcmu), true};
+  if (name == "pcmu-g729")
+    return PathSpec{name, plain(v1::SIDE_INTERNAL, CodecId::Pcmu), plain(v1::SIDE_TRUNK, CodecId::G729), true};
+  if (name == "relay-srtp-rtp")
+    return PathSpec{name, LegSpec{v1::SIDE_INTERNAL, v1::SRTP_POLICY_REQUIRED, CodecId::Pcmu, true},
+                    plain(v1::SIDE_TRUNK, CodecId::Pcmu), false};
+  if (name == "relay-rtp")
+    return PathSpec{name, plain(v1::SIDE_INTERNAL, CodecId::Pcmu), plain(v1::SIDE_TRUNK, CodecId::Pcmu), false};
+  return std::nullopt;
+}
+
+std::string codecParamName(codec::CodecId id) {
+  switch (id) {
+    case codec::CodecId::Pcmu: return "PCMU";
+    case codec::CodecId::Pcma: return "PCMA";
+    case codec::CodecId::G722: return "G722";
+    case codec::CodecId::G729: return "G729";
+    case codec::CodecId::Opus: return "opus";
+  }
+  return "PCMU";
+}
+
+// The m= payload type, a=rtpmap and a=fmtp lines a peer uses for its codec.
+struct PeerFormat {
+  int pt;
+  std::string rtpmap;
+  std::string fmtp;
+};
+
+PeerFormat peerFormat(codec::CodecId id) {
+  switch (id) {
+    case codec::CodecId::Pcmu: return {0, "PCMU/8000", ""};
+    case codec::CodecId::Pcma: return {8, "PCMA/8000", ""};
+    case codec::CodecId::G722: return {9, "G722/8000", ""};
+    case codec::CodecId::G729: return {18, "G729/8000", "annexb=no"};
+    case codec::CodecId::Opus: return {111, "opus/48000/2", "useinbandfec=1"};
+  }
+  return {0, "PCMU/8000", ""};
+}
+
+std::string peerSdp(const std::string& address, std::uint16_t port, const std::string& protocol, int pt,
+                    const PeerFormat& format, const std::string& crypto) {
+  std::string s = "v=0\r\no=load 1 1 IN IP4 " + address + "\r\ns=-\r\nc=IN IP4 " + address +
+                  "\r\nt=0 0\r\nm=audio " + std::to_string(port) + " " + protocol + " " +
+                  std::to_string(pt) + "\r\na=rtpmap:" + std::to_string(pt) + " " + format.rtpmap + "\r\n";
+  if (!format.fmtp.empty()) s += "a=fmtp:" + std::to_string(pt) + " " + format.fmtp + "\r\n";
+  if (!crypto.empty()) s += "a=crypto:" + crypto + "\r\n";
+  s += "a=ptime:20\r\na=sendrecv\r\n";
+  return s;
+}
+
+// One second of a tone, encoded once: the payloads a peer replays.
+std::vector<std::vector<std::uint8_t>> encodeTone(codec::CodecId id, double hz, std::uint32_t& tsStep) {
+  codec::CodecParams params;
+  params.ptimeMs = 20;
+  params.opus.useInbandFec = true;
+  auto encoder = codec::makeEncoder(id, params);
+  tsStep = encoder->timestampIncrement();
+  const std::size_t n = encoder->samplesPerPacket();
+  std::vector<std::int16_t> pcm(n);
+  std::array<std::uint8_t, codec::kMaxPayloadBytes> out{};
+  std::vector<std::vector<std::uint8_t>> frames;
+  std::size_t t = 0;
+  for (int f = 0; f < 50; ++f) {
+    for (std::size_t i = 0; i < n; ++i, ++t) {
+      pcm[i] = static_cast<std::int16_t>(8000.0 * std::sin(2.0 * std::numbers::pi * hz * static_cast<double>(t) /
+                                                           static_cast<double>(encoder->sampleRate())));
+    }
+    auto r = encoder->encode(pcm, out);
+    if (r.status != codec::CodecStatus::Ok) throw std::runtime_error("encode failed: " + std::string(codec::toString(r.status)));
+    if (r.bytes > 0) frames.emplace_back(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+  }
+  if (frames.empty()) throw std::runtime_error("encoder produced nothing");
+  return frames;
+}
+
+sockaddr_in inetAddress(const std::string& ip, std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  if (inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1) throw std::runtime_error("bad IPv4 address " + ip);
+  return sa;
+}
+
+// A bound non-blocking UDP socket on ip:0; returns the fd and its port.
+int udpSocket(const std::string& ip, std::uint16_t& port) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in sa = inetAddress(ip, 0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    throw std::runtime_error("bind " + ip + ": " + std::strerror(errno));
+  }
+  socklen_t len = sizeof sa;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  port = ntohs(sa.sin_port);
+  return fd;
+}
+
+std::uint16_t freeTcpPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa = inetAddress("127.0.0.1", 0);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) throw std::runtime_error("no free port");
+  socklen_t len = sizeof sa;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+// One RTP endpoint of the driver (peer A or B of one session).
+struct Peer {
+  int fd = -1;
+  std::uint16_t port = 0;
+  sockaddr_in dest{};
+  std::uint8_t pt = 0;
+  std::uint32_t ssrc = 0;
+  std::uint16_t seq = 0;
+  std::uint32_t ts = 0;
+  std::uint32_t tsStep = 160;
+  const std::vector<std::vector<std::uint8_t>>* frames = nullptr;
+  std::size_t frame = 0;
+  std::unique_ptr<srtp::SrtpSession> out;  // protects what we send
+  std::unique_ptr<srtp::SrtpSession> in;   // unprotects what the worker sends us
+  std::uint64_t sent = 0, sendErrors = 0, received = 0, rejected = 0;
+};
+
+struct Session {
+  std::string id;
+  Peer a, b;
+};
+
+// utime+stime of a /proc stat file, in clock ticks.
+std::uint64_t cpuTicks(const std::string& statFile) {
+  std::ifstream f(statFile);
+  std::string line;
+  if (!std::getline(f, line)) return 0;
+  auto close = line.rfind(')');
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  std::uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return utime + stime;
+}
+
+struct ThreadTicks {
+  std::vector<std::pair<std::string, std::uint64_t>> perThread;
+};
+
+ThreadTicks threadTicks(int pid) {
+  ThreadTicks t;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    t.perThread.emplace_back(e.path().filename().string(), cpuTicks(e.path().string() + "/stat"));
+  }
+  return t;
+}
+
+// Machine-wide (busy, total) jiffies from the first line of /proc/stat.
+std::pair<std::uint64_t, std::uint64_t> machineTicks() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  f >> cpu;
+  std::uint64_t v = 0, total = 0, idle = 0;
+  for (int i = 0; i < 8 && f >> v; ++i) {
+    total += v;
+    if (i == 3 || i == 4) idle += v;  // idle, iowait
+  }
+  return {total - idle, total};
+}
+
+std::string loadAverage() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+double selfCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// The media-transcoder this tool started; stopped by PID in the destructor.
+class Child {
+ public:
+  Child(const std::string& binary, const std::string& config, const std::string& log) {
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Child() { stop(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  int pid() const { return pid_; }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  int pid_ = -1;
+};
+
+std::unique_ptr<grpc::ClientContext> rpcContext(std::chrono::seconds timeout = 10s) {
+  auto c = std::make_unique<grpc::ClientContext>();
+  c->set_deadline(std::chrono::system_clock::now() + timeout);
+  return c;
+}
+
+struct WorkerCounters {
+  std::uint64_t in = 0, out = 0, dropped = 0;
+  double load = 0, loadLimit = 0;
+  std::size_t sessions = 0, transcoding = 0;
+};
+
+WorkerCounters listSessions(v1::MediaTranscoder::Stub& stub) {
+  v1::ListSessionsResponse resp;
+  auto st = stub.ListSessions(rpcContext(30s).get(), v1::ListSessionsRequest{}, &resp);
+  if (!st.ok()) throw std::runtime_error("ListSessions: " + st.error_message());
+  WorkerCounters c;
+  c.load = resp.load();
+  c.loadLimit = resp.load_limit();
+  c.sessions = static_cast<std::size_t>(resp.sessions_size());
+  for (const auto& s : resp.sessions()) {
+    for (const auto* leg : {&s.leg_a(), &s.leg_b()}) {
+      c.in += leg->packets_in();
+      c.out += leg->packets_out();
+      c.dropped += leg->srtp_auth_failures() + leg->srtp_replays() + leg->bad_packets() + leg->payload_drops();
+    }
+    if (s.transcoding()) ++c.transcoding;
+  }
+  return c;
+}
+
+void sendOne(Peer& p) {
+  alignas(4) std::array<std::uint8_t, 1600> buf{};
+  const auto& payload = (*p.frames)[p.frame];
+  p.frame = (p.frame + 1) % p.frames->size();
+  buf[0] = 0x80;
+  buf[1] = p.pt;
+  buf[2] = static_cast<std::uint8_t>(p.seq >> 8);
+  buf[3] = static_cast<std::uint8_t>(p.seq);
+  for (int i = 0; i < 4; ++i) {
+    buf[4 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(p.ts >> (24 - 8 * i));
+    buf[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(p.ssrc >> (24 - 8 * i));
+  }
+  std::memcpy(buf.data() + 12, payload.data(), payload.size());
+  std::size_t len = 12 + payload.size();
+  ++p.seq;
+  p.ts += p.tsStep;
+  if (p.out && p.out->protectRtp(buf, len) != srtp::Status::Ok) {
+    ++p.sendErrors;
+    return;
+  }
+  if (sendto(p.fd, buf.data(), len, 0, reinterpret_cast<const sockaddr*>(&p.dest), sizeof p.dest) < 0) {
+    ++p.sendErrors;
+  } else {
+    ++p.sent;
+  }
+}
+
+void drain(Peer& p) {
+  alignas(4) std::array<std::uint8_t, 2048> buf{};
+  for (;;) {
+    ssize_t n = recv(p.fd, buf.data(), buf.size(), 0);
+    if (n < 0) return;
+    if (n < 12) {
+      ++p.rejected;
+      continue;
+    }
+    // RTCP (PT 200-204 in the second octet, rtcp-mux or not) is not counted as media.
+    if (buf[1] >= 200 && buf[1] <= 204) continue;
+    std::size_t len = static_cast<std::size_t>(n);
+    if (p.in && p.in->unprotectRtp(buf, len) != srtp::Status::Ok) {
+      ++p.rejected;
+      continue;
+    }
+    ++p.received;
+  }
+}
+
+struct PeerTotals {
+  std::uint64_t sentA = 0, sentB = 0, recvA = 0, recvB = 0, rejected = 0, sendErrors = 0;
+};
+
+PeerTotals totals(const std::vector<Session>& sessions) {
+  PeerTotals t;
+  for (const auto& s : sessions) {
+    t.sentA += s.a.sent;
+    t.sentB += s.b.sent;
+    t.recvA += s.a.received;
+    t.recvB += s.b.received;
+    t.rejected += s.a.rejected + s.b.rejected;
+    t.sendErrors += s.a.sendErrors + s.b.sendErrors;
+  }
+  return t;
+}
+
+std::string fmt(double v, int decimals) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"media_load: N concurrent calls through one media-transcoder; CPU per call"};
+  std::string pathName = "pcmu-opus";
+  std::size_t sessionCount = 100;
+  double warmupS = 5, seconds = 20;
+  std::string transcoder = "build/bin/media-transcoder";
+  std::string attach;
+  int attachPid = 0;
+  int portMin = 34000, portMax = 45999;
+  std::string suiteName = "AES_CM_128_HMAC_SHA1_80";
+  std::string addrA = "127.0.0.2", addrB = "127.0.0.3";
+  std::string logLevel = "warn";
+  app.add_option("--path", pathName,
+                 "pcmu-opus | pcma-g722 | pcmu-g722 | pcmu-g729 | relay-srtp-rtp | relay-rtp");
+  app.add_option("--sessions,-n", sessionCount, "concurrent sessions");
+  app.add_option("--warmup", warmupS, "seconds of traffic before the measured window");
+  app.add_option("--seconds", seconds, "measured window, seconds");
+  app.add_option("--transcoder", transcoder, "media-transcoder binary to start");
+  app.add_option("--grpc", attach, "attach to a running worker at HOST:PORT instead of starting one");
+  app.add_option("--pid", attachPid, "PID of the attached worker (for its CPU)");
+  app.add_option("--port-min", portMin, "worker RTP port range (started worker only)");
+  app.add_option("--port-max", portMax, "");
+  app.add_option("--suite", suiteName, "SRTP suite peer A offers on relay-srtp-rtp");
+  app.add_option("--log-level", logLevel, "log level of the started worker");
+  CLI11_PARSE(app, argc, argv);
+
+  auto path = pathByName(pathName);
+  if (!path) {
+    std::cerr << "unknown --path " << pathName << "\n";
+    return 2;
+  }
+  auto suite = srtp::suiteFromName(suiteName);
+  if (!suite || !srtp::suiteAvailable(*suite)) {
+    std::cerr << "SRTP suite not available: " << suiteName << "\n";
+    return 2;
+  }
+  if (!attach.empty() && attachPid <= 0) {
+    std::cerr << "--grpc needs --pid\n";
+    return 2;
+  }
+
+  std::unique_ptr<Child> child;
+  std::string target = attach;
+  int pid = attachPid;
+  std::filesystem::path dir;
+  try {
+    if (attach.empty()) {
+      char tmpl[] = "/tmp/media-load-XXXXXX";
+      if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+      dir = tmpl;
+      std::uint16_t grpcPort = freeTcpPort(), metricsPort = freeTcpPort();
+      target = "127.0.0.1:" + std::to_string(grpcPort);
+      std::ofstream(dir / "media.json")
+          << "{\n  \"service\": {\"grpc_listen\": \"" << target << "\", \"metrics_listen\": \"127.0.0.1:"
+          << metricsPort << "\", \"log\": {\"level\": \"" << logLevel << "\"}},\n"
+          << "  \"advertised_address\": \"127.0.0.1\",\n  \"bind_address\": \"127.0.0.1\",\n"
+          << "  \"port_range\": {\"min\": " << portMin << ", \"max\": " << portMax << "},\n"
+          << "  \"workers\": 1,\n  \"media_timeout_ms\": 600000,\n  \"max_sessions\": 50000,\n"
+          << "  \"load_limit\": 100000\n}\n";
+      child = std::make_unique<Child>(transcoder, (dir / "media.json").string(), (dir / "media.log").string());
+      pid = child->pid();
+      std::cout << "started " << transcoder << " pid " << pid << " grpc " << target << " config "
+                << (dir / "media.json").string() << "\n";
+    }
+
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + 15s)) {
+      throw std::runtime_error("worker at " + target + " not reachable (see its log in " + dir.string() + ")");
+    }
+    auto stub = v1::MediaTranscoder::NewStub(channel);
+
+    // Payloads: a 1 s tone per peer, encoded once.
+    std::uint32_t tsStepA = 0, tsStepB = 0;
+    const auto framesA = encodeTone(path->a.codec, 400, tsStepA);
+    const auto framesB = encodeTone(path->b.codec, 1000, tsStepB);
+    const PeerFormat fa = peerFormat(path->a.codec), fb = peerFormat(path->b.codec);
+
+    std::mt19937 rng{std::random_device{}()};
+    std::vector<Session> sessions(sessionCount);
+    const std::string run = std::to_string(getpid());
+    auto setupStart = Clock::now();
+    for (std::size_t i = 0; i < sessionCount; ++i) {
+      Session& s = sessions[i];
+      s.id = "load-" + run + "-" + std::to_string(i);
+      s.a.fd = udpSocket(addrA, s.a.port);
+      s.b.fd = udpSocket(addrB, s.b.port);
+
+      std::string cryptoA;
+      if (path->a.srtp) {
+        auto attr = srtp::makeLocalCryptoAttribute(1, *suite);
+        cryptoA = srtp::formatCryptoAttribute(attr);
+        s.a.out = std::make_unique<srtp::SrtpSession>(*suite, attr.keys.at(0).keySalt, srtp::Direction::Outbound);
+      }
+      v1::CreateSessionRequest req;
+      req.set_session_id(s.id);
+      req.set_gateway_id("media-load");
+      for (auto [legSpec, leg] : {std::pair{&path->a, req.mutable_leg_a()}, std::pair{&path->b, req.mutable_leg_b()}}) {
+        leg->set_side(legSpec->side);
+        leg->set_srtp(legSpec->policy);
+        leg->add_codecs(codecParamName(legSpec->codec));
+        if (legSpec->side == v1::SIDE_TRUNK) leg->set_trunk("load");
+      }
+      req.set_offer_sdp(peerSdp(addrA, s.a.port, path->a.srtp ? "RTP/SAVP" : "RTP/AVP", fa.pt, fa, cryptoA));
+      v1::CreateSessionResponse created;
+      auto st = stub->CreateSession(rpcContext().get(), req, &created);
+      if (!st.ok()) throw std::runtime_error("CreateSession " + s.id + ": " + st.error_message());
+      auto offerB = sdp::Description::parse(created.offer_sdp()).audio();
+      std::optional<int> ptB;
+      for (const auto& f : offerB.formatInfo) {
+        auto id = codec::codecFromName(f.name, f.clock);
+        if (id && *id == path->b.codec) {
+          ptB = f.pt;
+          break;
+        }
+      }
+      if (!ptB) throw std::runtime_error("the worker's offer to B lacks " + codecParamName(path->b.codec) + ":\n" + created.offer_sdp());
+      s.b.dest = inetAddress(offerB.address, offerB.rtpPort);
+
+      v1::UpdateSessionRequest upd;
+      upd.set_session_id(s.id);
+      upd.set_from_leg(v1::LEG_B);
+      upd.set_is_answer(true);
+      upd.set_sdp(peerSdp(addrB, s.b.port, "RTP/AVP", *ptB, fb, ""));
+      v1::UpdateSessionResponse answered;
+      st = stub->UpdateSession(rpcContext().get(), upd, &answered);
+      if (!st.ok()) throw std::runtime_error("UpdateSession " + s.id + ": " + st.error_message());
+      auto answerA = sdp::Description::parse(answered.sdp()).audio();
+      s.a.dest = inetAddress(answerA.address, answerA.rtpPort);
+      if (path->a.srtp) {
+        if (answerA.cryptos.empty()) throw std::runtime_error("no a=crypto in the answer to A:\n" + answered.sdp());
+        auto parsed = srtp::parseCryptoAttribute(answerA.cryptos.front());
+        if (parsed.status != srtp::ParseStatus::Ok) throw std::runtime_error("answer crypto: " + parsed.error);
+        auto keys = parsed.attribute->masterKeys();
+        s.a.in = std::make_unique<srtp::SrtpSession>(parsed.attribute->suite, keys, srtp::Direction::Inbound);
+      }
+      if (i == 0) {
+        std::cout << "--- offer from A\n" << req.offer_sdp() << "--- worker's offer to B\n" << created.offer_sdp()
+                  << "--- answer from B\n" << upd.sdp() << "--- worker's answer to A\n" << answered.sdp() << "---\n";
+      }
+      s.a.pt = static_cast<std::uint8_t>(fa.pt);
+      s.b.pt = static_cast<std::uint8_t>(*ptB);
+      s.a.frames = &framesA;
+      s.b.frames = &framesB;
+      s.a.tsStep = tsStepA;
+      s.b.tsStep = tsStepB;
+      s.a.ssrc = static_cast<std::uint32_t>(rng());
+      s.b.ssrc = static_cast<std::uint32_t>(rng());
+      s.a.seq = static_cast<std::uint16_t>(rng());
+      s.b.seq = static_cast<std::uint16_t>(rng());
+      s.a.frame = i % framesA.size();
+      s.b.frame = i % framesB.size();
+    }
+    auto setupMs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - setupStart).count();
+    auto initial = listSessions(*stub);
+    std::cout << "path " << path->name << ": " << sessionCount << " sessions set up in " << setupMs
+              << " ms; worker: " << initial.sessions << " sessions, " << initial.transcoding
+              << " transcoding, load " << fmt(initial.load, 2) << " (limit " << fmt(initial.loadLimit, 0) << ")\n";
+    if (initial.transcoding != (path->transcoded ? sessionCount : 0)) {
+      std::cout << "WARNING: expected " << (path->transcoded ? sessionCount : 0) << " transcoding sessions\n";
+    }
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    std::vector<Peer*> peers;
+    for (auto& s : sessions) {
+      for (Peer* p : {&s.a, &s.b}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = static_cast<std::uint32_t>(peers.size());
+        peers.push_back(p);
+        epoll_ctl(ep, EPOLL_CTL_ADD, p->fd, &ev);
+      }
+    }
+
+    // Every session sends one packet per direction every 20 ms; sessions are spread over 10
+    // slots of 2 ms so the worker sees a steady stream, not one burst per period.
+    constexpr int kSlots = 10;
+    constexpr auto kSlot = 2ms;
+    const auto start = Clock::now();
+    const auto measureFrom = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmupS));
+    const auto measureTo = measureFrom + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    auto nextSlot = start;
+    int slot = 0;
+    std::uint64_t lateSlots = 0;
+    bool measuring = false;
+    std::uint64_t ticks0 = 0;
+    ThreadTicks threads0;
+    std::pair<std::uint64_t, std::uint64_t> machine0;
+    WorkerCounters worker0;
+    PeerTotals peers0;
+    double self0 = 0;
+    std::string loadBefore;
+    Clock::time_point t0;
+    const std::string statFile = "/proc/" + std::to_string(pid) + "/stat";
+    std::array<epoll_event, 256> events{};
+    for (;;) {
+      auto now = Clock::now();
+      if (now >= nextSlot) {
+        if (now - nextSlot > kSlot) ++lateSlots;
+        for (std::size_t i = static_cast<std::size_t>(slot); i < sessions.size(); i += kSlots) {
+          sendOne(sessions[i].a);
+          sendOne(sessions[i].b);
+        }
+        slot = (slot + 1) % kSlots;
+        nextSlot += kSlot;
+        if (!measuring && now >= measureFrom) {
+          measuring = true;
+          t0 = Clock::now();
+          ticks0 = cpuTicks(statFile);
+          threads0 = threadTicks(pid);
+          machine0 = machineTicks();
+          worker0 = listSessions(*stub);
+          peers0 = totals(sessions);
+          self0 = selfCpuSeconds();
+          loadBefore = loadAverage();
+        }
+        if (measuring && now >= measureTo) break;
+        // Behind schedule the loop sends slot after slot: still read what came back, or the
+        // peers' receive buffers overflow and the counts lie.
+        int ready = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 0);
+        for (int i = 0; i < ready; ++i) drain(*peers[events[static_cast<std::size_t>(i)].data.u32]);
+        continue;
+      }
+      // Rounded up: a 0 ms timeout with less than a millisecond left would spin.
+      auto waitMs = std::chrono::ceil<std::chrono::milliseconds>(nextSlot - now).count();
+      int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), static_cast<int>(waitMs));
+      for (int i = 0; i < n; ++i) drain(*peers[events[static_cast<std::size_t>(i)].data.u32]);
+    }
+    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    const std::uint64_t ticks1 = cpuTicks(statFile);
+    const ThreadTicks threads1 = threadTicks(pid);
+    const auto machine1 = machineTicks();
+    const WorkerCounters worker1 = listSessions(*stub);
+    const PeerTotals peers1 = totals(sessions);
+    const double self1 = selfCpuSeconds();
+    const std::string loadAfter = loadAverage();
+    close(ep);
+
+    const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+    const double cpuPct = 100.0 * static_cast<double>(ticks1 - ticks0) / hz / elapsed;
+    double busiestPct = 0;
+    for (const auto& [tid, t1] : threads1.perThread) {
+      for (const auto& [tid0, tb] : threads0.perThread) {
+        if (tid0 == tid) busiestPct = std::max(busiestPct, 100.0 * static_cast<double>(t1 - tb) / hz / elapsed);
+      }
+    }
+    const double machinePct = 100.0 * static_cast<double>(machine1.first - machine0.first) /
+                              static_cast<double>(std::max<std::uint64_t>(1, machine1.second - machine0.second));
+    const double inPerS = static_cast<double>(worker1.in - worker0.in) / elapsed;
+    const double outPerS = static_cast<double>(worker1.out - worker0.out) / elapsed;
+    const double sentPerS = static_cast<double>((peers1.sentA + peers1.sentB) - (peers0.sentA + peers0.sentB)) / elapsed;
+    const double recvAPerS = static_cast<double>(peers1.recvA - peers0.recvA) / elapsed;
+    const double recvBPerS = static_cast<double>(peers1.recvB - peers0.recvB) / elapsed;
+    const double perCall = cpuPct / static_cast<double>(sessionCount);
+    const double usPerPacket = inPerS > 0 ? cpuPct / 100.0 * 1e6 / inPerS : 0;
+
+    std::cout << "\nmeasured " << fmt(elapsed, 1) << " s after " << fmt(warmupS, 0) << " s warm-up; load average "
+              << loadBefore << " -> " << loadAfter << "; machine busy " << fmt(machinePct, 0) << " % of all CPUs\n"
+              << "peers: sent " << fmt(sentPerS, 0) << " pkt/s (A " << fmt(static_cast<double>(peers1.sentA - peers0.sentA) / elapsed, 0)
+              << ", B " << fmt(static_cast<double>(peers1.sentB - peers0.sentB) / elapsed, 0) << "), received at A "
+              << fmt(recvAPerS, 0) << " pkt/s, at B " << fmt(recvBPerS, 0) << " pkt/s; rejected (SRTP/short) "
+              << (peers1.rejected - peers0.rejected) << ", send errors " << (peers1.sendErrors - peers0.sendErrors)
+              << ", late 2 ms slots " << lateSlots << "; driver CPU " << fmt(100.0 * (self1 - self0) / elapsed, 1) << " %\n"
+              << "worker (ListSessions): received " << fmt(inPerS, 0) << " pkt/s, sent " << fmt(outPerS, 0)
+              << " pkt/s, dropped " << (worker1.dropped - worker0.dropped) << "; estimated load "
+              << fmt(worker1.load, 2) << " % of a core\n\n";
+    std::cout << "| path | sessions | pkt/s into worker | pkt/s out | worker CPU % (process) | relay thread % | CPU per call (% of a core) | calls per core | us per relayed packet | packets/s per core | worker's estimated load % |\n"
+              << "|---|---|---|---|---|---|---|---|---|---|---|\n"
+              << "| " << path->name << " | " << sessionCount << " | " << fmt(inPerS, 0) << " | " << fmt(outPerS, 0) << " | "
+              << fmt(cpuPct, 1) << " | " << fmt(busiestPct, 1) << " | " << fmt(perCall, 4) << " | "
+              << (perCall > 0 ? fmt(100.0 / perCall, 0) : "-") << " | " << fmt(usPerPacket, 2) << " | "
+              << (usPerPacket > 0 ? fmt(1e6 / usPerPacket, 0) : "-") << " | " << fmt(worker1.load, 1) << " |\n";
+
+    for (auto& s : sessions) {
+      v1::DeleteSessionRequest del;
+      del.set_session_id(s.id);
+      v1::SessionStats ignored;
+      (void)stub->DeleteSession(rpcContext().get(), del, &ignored);
+      close(s.a.fd);
+      close(s.b.fd);
+    }
+    if (child) child->stop();
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+    const bool broken = recvAPerS < 0.9 * sentPerS / 2 || recvBPerS < 0.9 * sentPerS / 2;
+    if (broken) std::cout << "WARNING: peers received less than 90 % of what was sent the other way\n";
+    return broken ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "media_load: " << e.what() << "\n";
+    if (child) child->stop();
+    if (!dir.empty()) std::cerr << "worker log kept in " << dir.string() << "/media.log\n";
+    return 1;
+  }
+}
