@@ -377,29 +377,30 @@ TEST(SessionLoad, TranscodingOutweighsRelayingAsTheBenchmarksSay) {
   relayed.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0", "")));
   relayed.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", "")), false);
   double relay = sessionLoad(*relayed.plan());
-  // 100 packets/s at ~2 us each.
-  EXPECT_NEAR(relay, 0.02, 1e-9);
+  // 100 packets/s at ~8 us each.
+  EXPECT_NEAR(relay, 0.08, 1e-9);
 
   Negotiator opus(internal(), trunk());
   opus.offer(0, audioOf(kOpusSrtpOffer));
   opus.answer(1, audioOf(kPcmuAnswer), false);
   double transcoded = sessionLoad(*opus.plan());
-  // SRTP on leg A (one unprotect or protect per packet) plus Opus at 8 kHz and PCMU:
-  // (100 x (2 + 3) + 50 x (85 + 0.4)) us per second = 0.477 % of a core, ~200 calls/core.
-  EXPECT_NEAR(transcoded, 0.477, 1e-9);
-  EXPECT_GT(transcoded / relay, 20.0);
+  // SRTP on leg A (one unprotect or protect per packet) plus Opus at 8 kHz and PCMU, and
+  // 10 us per transcoded frame each way:
+  // (100 x (8 + 15) + 50 x (85 + 0.4 + 20)) us per second = 0.757 % of a core.
+  EXPECT_NEAR(transcoded, 0.757, 1e-9);
+  EXPECT_GT(transcoded / relay, 9.0);
   EXPECT_NEAR(estimatedLoad(true, CodecId::Opus, CodecId::Pcmu, true, false), transcoded, 1e-9);
   EXPECT_NEAR(estimatedLoad(false, CodecId::Pcmu, CodecId::Pcmu, false, false), relay, 1e-9);
   // G.722 next to Opus runs Opus at 16 kHz.
   EXPECT_NEAR(estimatedLoad(true, CodecId::Opus, CodecId::G722, false, false),
-              (100 * 2 + 50 * (162 + 22)) / 10000.0, 1e-9);
+              (100 * 8 + 50 * (162 + 22 + 20)) / 10000.0, 1e-9);
 }
 
 TEST(SessionLoad, AWorkerRefusesSessionsAboveItsLoadLimit) {
   MediaConfig config;
   config.portRange = {31400, 31499};
   config.workers = 1;
-  config.loadLimit = 1.0;  // percent of one core: two transcoded calls, not three
+  config.loadLimit = 2.0;  // percent of one core: two transcoded calls, not three
   prometheus::Registry registry;
   MediaMetrics metrics(registry);
   SessionManager manager(config, metrics);
@@ -412,9 +413,9 @@ TEST(SessionLoad, AWorkerRefusesSessionsAboveItsLoadLimit) {
     return r;
   };
   auto first = manager.create(request("t1"));
-  EXPECT_NEAR(first.load(), 0.477, 1e-9);
-  EXPECT_DOUBLE_EQ(first.load_limit(), 1.0);
-  EXPECT_NEAR(manager.create(request("t2")).load(), 0.954, 1e-9);
+  EXPECT_NEAR(first.load(), 0.757, 1e-9);
+  EXPECT_DOUBLE_EQ(first.load_limit(), 2.0);
+  EXPECT_NEAR(manager.create(request("t2")).load(), 1.514, 1e-9);
   try {
     manager.create(request("t3"));
     FAIL() << "a third transcoded session was accepted";
@@ -424,7 +425,7 @@ TEST(SessionLoad, AWorkerRefusesSessionsAboveItsLoadLimit) {
   }
   // Deleting frees the load.
   manager.remove("t1");
-  EXPECT_NEAR(manager.list().load(), 0.477, 1e-9);
+  EXPECT_NEAR(manager.list().load(), 0.757, 1e-9);
   manager.remove("t2");
   EXPECT_DOUBLE_EQ(manager.list().load(), 0.0);
 }

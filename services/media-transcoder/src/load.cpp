@@ -4,10 +4,15 @@ namespace medius::media {
 
 namespace {
 
-constexpr double kPacketsPerSecond = 50.0;  // each way, at 20 ms
-constexpr double kPacketMicros = 2.0;       // receive, parse, send
-constexpr double kSrtpMicros = 3.0;         // one protect or unprotect (AES-CM)
+// Measured on a worker under real call load (bench/media_load.cpp, docs/performance.md): at
+// one packet per socket every 20 ms each packet pays its own wake-up and system calls, and
+// AES-CM with Debian's NSS-backed libsrtp2 costs far more across hundreds of keys than in
+// a one-key micro-benchmark.
+constexpr double kPacketsPerSecond = 50.0;      // each way, at 20 ms
+constexpr double kPacketMicros = 8.0;           // receive, parse, send (kernel included)
+constexpr double kSrtpMicros = 15.0;            // one protect or unprotect (AES-CM; GCM ~6.5)
 constexpr double kFramesPerSecond = 50.0;
+constexpr double kTranscodedFrameMicros = 10.0;  // jitter buffer, our RTP header, playout tick
 
 // Microseconds of CPU per second of call -> percent of one core.
 double percent(double microsPerSecond) { return microsPerSecond / 10'000.0; }
@@ -35,7 +40,7 @@ double frameMicros(codec::CodecId codec, codec::CodecId partner) {
 
 double transcodeMicros(codec::CodecId a, codec::CodecId b) {
   // A->B decodes A and encodes B, B->A the reverse: together one encode+decode of each.
-  return kFramesPerSecond * (frameMicros(a, b) + frameMicros(b, a));
+  return kFramesPerSecond * (frameMicros(a, b) + frameMicros(b, a) + 2 * kTranscodedFrameMicros);
 }
 
 }  // namespace

@@ -336,7 +336,7 @@ void GrpcMediaClient::createAsync(v1::CreateSessionRequest request, CreateDone d
   op->request = std::move(request);
   op->done = std::move(done);
   // The least loaded worker first (by the load over limit its last CreateSession answer
-  // reported: a transcoded call weighs ~25 relayed ones), round robin among equals (start
+  // reported: a transcoded call weighs ~10 relayed ones), round robin among equals (start
   // one further each call); refusing workers last (they may have come back: a draining
   // worker restarted, a full one freed capacity).
   const std::size_t n = impl_->workers.size();

@@ -2,17 +2,18 @@
 // can refuse sessions above a limit and gateways can spread sessions by load (issue 6,
 // "capacity signals").
 //
-// The estimate is CPU time per second of call, from the costs measured by the benchmarks
-// (bench/media_codec_bench.cpp, bench/media_srtp_bench.cpp, bench/media_pipeline_bench.cpp,
-// on the 2-core EPYC development VM; docs/performance.md):
-//   - every packet: receive, parse and send, ~2 us; a call carries ~50 packets/s each way;
-//   - SRTP: ~3 us per protect or unprotect (AES-CM with Debian's NSS-backed libsrtp2; GCM
-//     is cheaper, the estimate keeps the dearer figure);
-//   - a transcoded flow: decoding its source and encoding its target, every 20 ms; the
-//     per-codec figures are encode+decode of one 20 ms frame, halved per direction.
-// So a relayed plain call is ~0.02 % of a core, a relayed SRTP<->RTP call ~0.05 %, and a
-// PCMU<->Opus call ~0.5 %: the Opus one weighs about 20 relayed calls, as the issue asks
-// ("a PCMU<->Opus call costs far more than a passthrough one").
+// The estimate is CPU time per second of call, from costs measured on a worker carrying real
+// calls (bench/media_load.cpp) and the codec micro-benchmarks (bench/media_codec_bench.cpp),
+// on the 2-core EPYC development VM (docs/performance.md):
+//   - every packet: wake-up, receive, parse and send, ~8 us; a call carries ~50 packets/s
+//     each way;
+//   - SRTP: ~15 us per protect or unprotect (AES-CM with Debian's NSS-backed libsrtp2; GCM is
+//     cheaper, the estimate keeps the dearer figure);
+//   - a transcoded direction: decoding its source and encoding its target every 20 ms (the
+//     per-codec figures are encode+decode of one 20 ms frame, halved per direction), plus
+//     ~10 us per frame for the jitter buffer, our RTP header and the playout tick.
+// So a relayed plain call is ~0.08 % of a core, a relayed SRTP<->RTP call ~0.23 %, and a
+// PCMU<->Opus call with SRTP on the Opus side ~0.75 %: about ten relayed calls.
 //
 // Thread: pure functions.
 #pragma once
