@@ -62,6 +62,17 @@ std::string names(const std::vector<CodecId>& codecs) {
 
 bool isSavp(const std::string& protocol) { return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF"; }
 
+// A peer's key from its a=crypto line: the first key (with several, RFC 4568 6.1, the MKI
+// in each packet would pick one; SrtpSession takes one key here).
+SrtpParams peerKey(const srtp::CryptoAttribute& attribute) {
+  auto keys = attribute.masterKeys();
+  SrtpParams key;
+  key.suite = attribute.suite;
+  key.key = keys.front().keySalt;
+  key.mki = keys.front().mki;
+  return key;
+}
+
 // The a=crypto line for one of our keys.
 std::string cryptoLine(std::uint32_t tag, const SrtpParams& key) {
   srtp::CryptoAttribute attribute;
@@ -161,12 +172,7 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
     for (const auto& value : stream.cryptos) {
       auto parsed = srtp::parseCryptoAttribute(value);
       if (parsed.status == srtp::ParseStatus::Ok && srtp::suiteAvailable(parsed.attribute->suite)) {
-        auto keys = parsed.attribute->masterKeys();
-        SrtpParams key;
-        key.suite = parsed.attribute->suite;
-        key.key = keys.front().keySalt;
-        key.mki = keys.front().mki;
-        p.offererKey = std::move(key);
+        p.offererKey = peerKey(*parsed.attribute);
         p.offererTag = parsed.attribute->tag;
         break;
       }
@@ -346,12 +352,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
         return k.first == parsed.attribute->tag && k.second.suite == parsed.attribute->suite;
       });
       if (ours == p.offeredKeys.end()) continue;
-      auto keys = parsed.attribute->masterKeys();
-      SrtpParams theirs;
-      theirs.suite = parsed.attribute->suite;
-      theirs.key = keys.front().keySalt;
-      theirs.mki = keys.front().mki;
-      ny.inbound = std::move(theirs);
+      ny.inbound = peerKey(*parsed.attribute);
       ny.outbound = ours->second;
       ny.cryptoTag = ours->first;
       break;
