@@ -13,23 +13,9 @@
 #include "medius/media/codec/dtmf_tones.hpp"
 #include "medius/media/codec/resampler.hpp"
 #include "medius/media/codec/transcoder.hpp"
+#include "allocation_counter.hpp"
 #include "signal.hpp"
 
-namespace {
-std::atomic<std::size_t> gNews{0};
-}  // namespace
-
-// Counting replacements of the global allocation functions for this test binary.
-void* operator new(std::size_t size) {
-  gNews.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace medius::media::codec {
 namespace {
@@ -60,8 +46,12 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
   std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
   std::array<DtmfEvent, DtmfDetector::kMaxEventsPerFrame> events{};
 
-  const std::size_t before = gNews.load();
-  ASSERT_GT(before, 0u) << "the counting operator new is not in use";
+  {
+    media::test::AllocationCounter probe;
+    ::operator delete(::operator new(16));
+    ASSERT_EQ(probe.count(), 1) << "the counting operator new is not in use";
+  }
+  media::test::AllocationCounter counter;
   for (int i = 0; i < 50; ++i) {
     s48.fill(pcm48);
     s8.fill(pcm8);
@@ -92,7 +82,7 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
     }
     (void)toOpus.pushComfortNoise(60, 160, tOut, packets);
   }
-  EXPECT_EQ(gNews.load() - before, 0u);
+  EXPECT_EQ(counter.count(), 0);
 }
 
 }  // namespace

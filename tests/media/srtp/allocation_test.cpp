@@ -8,22 +8,9 @@
 #include <new>
 #include <vector>
 
+#include "allocation_counter.hpp"
 #include "medius/media/srtp/session.hpp"
 
-namespace {
-std::atomic<long> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace medius::media::srtp {
 namespace {
@@ -46,7 +33,7 @@ TEST(SrtpSessionAllocation, PacketPathDoesNotCallOperatorNew) {
       buffer[3] = static_cast<std::uint8_t>(seq);
       buffer[11] = 1;
     };
-    const long before = allocations.load();
+    media::test::AllocationCounter counter;
     for (std::uint16_t seq = 0; seq < 100; ++seq) {
       packet(seq);
       std::size_t length = 172;
@@ -60,7 +47,7 @@ TEST(SrtpSessionAllocation, PacketPathDoesNotCallOperatorNew) {
       length = 5;
       ASSERT_EQ(in.unprotectRtp(buffer, length), Status::BadPacket);
     }
-    EXPECT_EQ(allocations.load() - before, 0) << suiteName(suite);
+    EXPECT_EQ(counter.count(), 0) << suiteName(suite);
   }
 }
 
