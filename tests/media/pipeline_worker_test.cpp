@@ -16,6 +16,7 @@
 #include "medius/media/relay.hpp"
 #include "medius/media/rtp/rtcp.hpp"
 #include "pipeline_support.hpp"
+#include "udp_peer.hpp"
 
 namespace medius::media {
 namespace {
@@ -31,39 +32,7 @@ std::uint16_t localPort(int fd) {
   return ntohs(a.sin_port);
 }
 
-// A UDP peer on 127.0.0.1.
-class Peer {
- public:
-  Peer() : fd_(bindUdp("127.0.0.1", 0)), port_(localPort(fd_.get())) {}
-  std::uint16_t port() const { return port_; }
-  void sendTo(std::uint16_t port, const Bytes& data) const {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::sendto(fd_.get(), data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
-              static_cast<ssize_t>(data.size()));
-  }
-  std::optional<Bytes> receive(std::chrono::milliseconds timeout = 2000ms) const {
-    pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-    Bytes data(4096);
-    ssize_t n = ::recv(fd_.get(), data.data(), data.size(), 0);
-    if (n < 0) return std::nullopt;
-    data.resize(static_cast<std::size_t>(n));
-    return data;
-  }
-  // Everything queued now.
-  std::vector<Bytes> drain() const {
-    std::vector<Bytes> all;
-    while (auto p = receive(0ms)) all.push_back(std::move(*p));
-    return all;
-  }
-
- private:
-  Fd fd_;
-  std::uint16_t port_;
-};
+using Peer = test::UdpPeer;
 
 class PipelineWorkerTest : public ::testing::Test {
  protected:
@@ -124,14 +93,14 @@ TEST_F(PipelineWorkerTest, SrtpToRtpBothWaysAndBadPacketsDropped) {
     a_.sendTo(portA(), peerA.protect(plain));
     auto got = b_.receive();
     ASSERT_TRUE(got) << "packet " << seq;
-    EXPECT_EQ(*got, plain);
+    EXPECT_EQ(got->data, plain);
   }
   for (std::uint16_t seq = 1; seq <= 40; ++seq) {
     Bytes plain = rtpPacket(seq, seq * 160u, 0, 0xb1, test::filler(160, 3));
     b_.sendTo(portB(), plain);
     auto got = a_.receive();
     ASSERT_TRUE(got);
-    auto decrypted = peerA.unprotect(*got);
+    auto decrypted = peerA.unprotect(got->data);
     ASSERT_TRUE(decrypted);
     EXPECT_EQ(*decrypted, plain);
   }
@@ -158,7 +127,7 @@ TEST_F(PipelineWorkerTest, SrtpToRtpBothWaysAndBadPacketsDropped) {
   a_.sendTo(portA(), raw);
   auto got = b_.receive();
   ASSERT_TRUE(got);
-  EXPECT_EQ(*got, raw);
+  EXPECT_EQ(got->data, raw);
 }
 
 TEST_F(PipelineWorkerTest, ANewPipelineForTheSameKeysKeepsTheSrtpContexts) {
@@ -173,7 +142,7 @@ TEST_F(PipelineWorkerTest, ANewPipelineForTheSameKeysKeepsTheSrtpContexts) {
   a_.sendTo(portA(), old);
   auto got = b_.receive();
   ASSERT_TRUE(got);
-  ASSERT_TRUE(peerB.unprotect(*got));
+  ASSERT_TRUE(peerB.unprotect(got->data));
   // Re-INVITE, same a=crypto both sides: the replay window (and rollover counter) stay.
   setPipeline(plan);
   a_.sendTo(portA(), old);
@@ -183,7 +152,7 @@ TEST_F(PipelineWorkerTest, ANewPipelineForTheSameKeysKeepsTheSrtpContexts) {
   a_.sendTo(portA(), peerA.protect(next));
   got = b_.receive();
   ASSERT_TRUE(got);
-  EXPECT_EQ(peerB.unprotect(*got), next);
+  EXPECT_EQ(peerB.unprotect(got->data), next);
   // Re-keying leg A (new a=crypto from A): the old key no longer authenticates.
   test::LegKeys rekeyedA;
   rekeyedA.apply(plan.legs[0]);
@@ -195,7 +164,7 @@ TEST_F(PipelineWorkerTest, ANewPipelineForTheSameKeysKeepsTheSrtpContexts) {
   a_.sendTo(portA(), peerA2.protect(rtpPacket(4, 640, 0, 0xa1, test::filler(160))));
   got = b_.receive();
   ASSERT_TRUE(got);
-  EXPECT_TRUE(peerB.unprotect(*got));
+  EXPECT_TRUE(peerB.unprotect(got->data));
 }
 
 TEST_F(PipelineWorkerTest, PcmuOpusToneBothWaysWithSenderReports) {

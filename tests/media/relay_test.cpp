@@ -18,6 +18,7 @@
 #include "medius/common/service.hpp"
 #include "medius/media/grpc_service.hpp"
 #include "medius/media/sdp.hpp"
+#include "udp_peer.hpp"
 
 namespace medius::media {
 namespace {
@@ -25,56 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using Bytes = std::vector<unsigned char>;
 
-// A UDP socket on 127.0.0.1 (an ephemeral port), playing one peer.
-class Peer {
- public:
-  Peer() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~Peer() { ::close(fd_); }
-  Peer(const Peer&) = delete;
-  Peer& operator=(const Peer&) = delete;
-
-  std::uint16_t port() const { return port_; }
-
-  void sendTo(std::uint16_t port, const Bytes& data) const {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::sendto(fd_, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a),
-              static_cast<ssize_t>(data.size()));
-  }
-
-  struct Received {
-    Bytes data;
-    std::uint16_t fromPort;
-  };
-  std::optional<Received> receive(std::chrono::milliseconds timeout = 2000ms) const {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-    Received r;
-    r.data.resize(2048);
-    sockaddr_in from{};
-    socklen_t len = sizeof from;
-    ssize_t n = ::recvfrom(fd_, r.data.data(), r.data.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 0) return std::nullopt;
-    r.data.resize(static_cast<std::size_t>(n));
-    r.fromPort = ntohs(from.sin_port);
-    return r;
-  }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-};
+using Peer = test::UdpPeer;
 
 Bytes rtp(std::uint16_t seq, std::uint8_t payloadType = 0, std::uint32_t ssrc = 0x11223344,
           std::size_t payload = 160) {
