@@ -170,6 +170,27 @@ TEST(Negotiation, EventsTowardALegWithoutTelephoneEventAreRenderedInBand) {
   EXPECT_EQ(plan.flows[1].payloadMap[0], 0);
 }
 
+TEST(Negotiation, OpusBothSidesWithEventsAt8000IsRelayedWithItsEvents) {
+  // SRTP<->SRTP, Opus both sides, both with telephone-event/8000 (as baresip does): the
+  // offer carries events at 8000 (and 48000), the answer's 8000 ones are mapped, nothing is
+  // transcoded.
+  LegPolicy opusTrunk{SrtpMode::Required, {CodecId::Opus}};
+  Negotiator n(internal(), opusTrunk);
+  auto toB = n.offer(0, audioOf(kOpusSrtpOffer));
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"opus/48000:96", "telephone-event/8000:101",
+                                                        "telephone-event/48000:110"}));
+  auto theirKey = srtp::makeLocalCryptoAttribute(1, srtp::CryptoSuite::AesCm128HmacSha1_80);
+  n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/SAVP 96 101",
+                              "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
+                              "a=crypto:" + srtp::formatCryptoAttribute(theirKey) + "\r\n")),
+           false);
+  const MediaPlan& plan = *n.plan();
+  EXPECT_FALSE(plan.transcoding());
+  EXPECT_EQ(plan.flows[0].payloadMap[96], 96);
+  EXPECT_EQ(plan.flows[0].payloadMap[101], 101);
+  EXPECT_EQ(plan.flows[1].payloadMap[101], 101);
+}
+
 TEST(Negotiation, SrtpRequiredWithoutCryptoIsRefused) {
   Negotiator n(internal(SrtpMode::Required), trunk());
   auto offer = sdpWith("m=audio 40000 RTP/AVP 0", "");

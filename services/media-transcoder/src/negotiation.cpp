@@ -239,9 +239,15 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
     p.offered.push_back(formatFor(id, pt));
   }
   if (!p.offererEvents.empty()) {
-    // RFC 4733: one telephone-event per clock of the offered audio.
-    std::set<std::uint32_t> clocks;
-    for (const auto& f : p.offered) clocks.insert(f.clock == 48000 ? 48000u : 8000u);
+    // RFC 4733 2.1 wants the audio's clock (48000 next to Opus), but most endpoints use
+    // telephone-event/8000 whatever the codec (baresip, Teams, SBCs): offer 8000 always and
+    // 48000 too when Opus is offered, so that either kind can answer with events (an
+    // answer without them would turn the other side's events into in-band tones, which
+    // needs transcoding).
+    std::set<std::uint32_t> clocks{8000u};
+    for (const auto& f : p.offered) {
+      if (f.clock == 48000) clocks.insert(48000u);
+    }
     for (std::uint32_t clock : clocks) {
       sdp::Format event;
       auto same = std::find_if(p.offererEvents.begin(), p.offererEvents.end(),
