@@ -126,6 +126,23 @@ TEST(Negotiation, ASharedCodecIsRelayedWithPayloadTypesMapped) {
   EXPECT_FALSE(plan.legs[0].inbound);
 }
 
+TEST(Negotiation, AStaticPayloadTypeTheOffererRebindsIsNotOfferedTwice) {
+  // Found by sdp_fuzz: the caller binds payload type 0 to telephone-event (RFC 3551 allows
+  // any rtpmap); PCMU, which we add for the trunk, then needs a dynamic payload type.
+  Negotiator n(internal(SrtpMode::Optional), trunk());
+  auto offer = sdpWith("m=audio 40000 RTP/AVP 0 8", "a=rtpmap:0 telephone-event/8000\r\n");
+  auto toB = n.offer(0, audioOf(offer));
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMA/8000:8", "PCMU/8000:96",
+                                                        "telephone-event/8000:0"}));
+  auto answer = sdpWith("m=audio 50000 RTP/AVP 96 0", "a=rtpmap:96 PCMU/8000\r\n"
+                        "a=rtpmap:0 telephone-event/8000\r\n");
+  auto toA = n.answer(1, audioOf(answer), false);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMA/8000:8", "telephone-event/8000:0"}));
+  const MediaPlan& plan = *n.plan();
+  EXPECT_TRUE(plan.transcoding());  // PCMA from the caller, PCMU at 96 toward the trunk
+  EXPECT_EQ(plan.flows[0].targetPt, 96);
+}
+
 TEST(Negotiation, EveryCodecBothSidesAcceptedIsRelayed) {
   // RFC 3264 6.1: either side may send any format of the answer.
   Negotiator n(internal(SrtpMode::Optional), trunk());

@@ -234,8 +234,12 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
                                [id](const sdp::Format& f) { return knownCodec(f) == id; });
     if (present) continue;
     const auto& info = codec::codecInfo(id);
-    std::uint8_t pt = info.staticPayloadType ? *info.staticPayloadType
-                                             : freeDynamic(id == CodecId::Opus ? 111 : 96);
+    // A static payload type the offerer put to another use (RFC 3551 allows rebinding
+    // it with a=rtpmap) cannot be ours too: the codec then gets a dynamic one.
+    std::uint8_t pt = info.staticPayloadType && !used.contains(*info.staticPayloadType)
+                          ? *info.staticPayloadType
+                          : freeDynamic(id == CodecId::Opus ? 111 : 96);
+    used.insert(pt);
     p.offered.push_back(formatFor(id, pt));
   }
   if (!p.offererEvents.empty()) {
