@@ -688,7 +688,9 @@ class SippProcess:
                  "-trace_msg", "-message_file", os.path.join(workdir, self.name + "_messages.log"),
                  "-trace_err", "-error_file", os.path.join(workdir, self.name + "_errors.log"),
                  "-trace_logs", "-log_file", os.path.join(workdir, self.name + "_logs.log"),
-                 "-trace_stat", "-stf", os.path.join(workdir, self.name + "_stat.csv")]
+                 "-trace_stat", "-stf", os.path.join(workdir, self.name + "_stat.csv"),
+                 # A statistics row every second: finish() watches the call counters.
+                 "-fd", "1"]
         all_keys = {"domain": DOMAIN, "caller": "sipp", "from_host": DOMAIN,
                     "ruri_host": DOMAIN}
         all_keys.update(keys or {})
@@ -731,13 +733,32 @@ class SippProcess:
             self.stop()
         return self.result()
 
-    def finish(self, timeout=15):
+    def finish(self, timeout=15, calls=None):
         """Soft quit (SIGUSR1: SIPp takes no new calls, lets the running ones end, exits with 0
         when no call failed). For a UAS that must not count calls with -m: -aa answers
-        OPTIONS keepalives as calls of their own, and they count toward -m."""
+        OPTIONS keepalives as calls of their own, and they count toward -m.
+
+        An OPTIONS keepalive answered by -aa also leaves a call of its own open, waiting for
+        an INVITE until the global -timeout, and the soft quit waits for it. With `calls`
+        (the calls the test expects this UAS to have ended), SIPp is stopped (SIGTERM: exit
+        0 when no call failed, final statistics written) as soon as its statistics show that
+        many calls ended, successful or failed; without, after `timeout`."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGUSR1)
-        return self.wait(timeout)
+        if calls is None:
+            return self.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            stats = self.stats()
+            ended = (int(stats.get("SuccessfulCall(C)", "0") or 0) +
+                     int(stats.get("FailedCall(C)", "0") or 0)) if stats else -1
+            if ended >= calls:
+                # The row was written before the last message of the call was perhaps
+                # retransmitted: one more row's worth of time, then stop.
+                time.sleep(1.1)
+                return self.stop()
+            time.sleep(0.2)
+        return self.wait(max(0.0, deadline - time.monotonic()))
 
     def stats(self):
         """The last row of the -trace_stat file as {column: value} (cumulative counters are
