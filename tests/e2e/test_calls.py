@@ -155,7 +155,7 @@ class CallTestCase(harness.E2ETestCase):
 
     def finish_uas(self, uas, calls=1, what="far end"):
         """Soft-quits a UAS and checks its verdict: `calls` successful calls, none failed."""
-        result = uas.finish()
+        result = uas.finish(calls=calls)
         stats = uas.stats()
         self.assertEqual(result.returncode, 0, "%s:\n%s" % (what, result.describe()))
         self.assertEqual(int(stats.get("FailedCall(C)", "0")), 0, "%s: %s" % (what, stats))
@@ -316,6 +316,15 @@ class Calls(CallTestCase):
         self.assertEqual(self.first(r2, "INVITE").uri, contact2)
         pbx_invite = self.first(rp, "INVITE")
         self.assertEqual(pbx_invite.uri_user, "100", pbx_invite.text)  # pbx number format
+        # Each fork got the media worker's offer for its side's policy (dual forking with
+        # mixed policies): alice's devices the internal one (internal_srtp "optional" here:
+        # RTP/AVP with a=crypto, and the wideband codecs), the PBX its trunk's (plain G.711).
+        for result in (r1, r2):
+            body = self.first(result, "INVITE").body
+            self.assertIn("a=crypto:", body)
+            self.assertRegex(body, r"(?i)a=rtpmap:\d+ opus/48000")
+        self.assertNotIn("a=crypto:", pbx_invite.body)
+        self.assertNotRegex(pbx_invite.body, r"(?i)opus")
         for result in (r1, r2, rp):
             self.assertOneVia(self.first(result, "INVITE"),
                               self.cluster.trunk_port if result is rp
@@ -395,7 +404,7 @@ class Calls(CallTestCase):
         uac = self.caller("uac_expect_486.xml", "2065550123", caller="bob")
         caller_result = uac.wait()
         self.finish_uas(primary, what="pstn-primary (180, 486)")
-        rb = backup.finish()
+        rb = backup.finish(calls=0)
         self.assertSippOk(caller_result, "bob expecting 180 then 486")
         self.assertTrue(caller_result.received(180), "the 180 was not relayed")
         self.assertFalse(rb.received("INVITE"), "pstn-backup saw an INVITE after a 180")
@@ -527,7 +536,7 @@ class Calls(CallTestCase):
         self.assertEqual(self.route_outcome("bob", "011442071234567"), "OUTCOME_FORBIDDEN")
         uac = self.caller("uac_expect_403.xml", "011442071234567", caller="bob")
         self.assertSippOk(uac.wait(), "bob expecting 403")
-        self.assertFalse(primary.finish().received("INVITE"), "pstn-primary saw the call")
+        self.assertFalse(primary.finish(calls=0).received("INVITE"), "pstn-primary saw the call")
         self.assertNoLeftovers()
 
     # ---- requests the gateway refuses before routing (raw INVITEs, one socket)
@@ -563,7 +572,7 @@ class Calls(CallTestCase):
         ext = self.raw_invite(extra=("Require: 100rel, timer, foo",))
         self.assertEqual(ext.status, 420, ext.raw)
         self.assertEqual(ext.get("Unsupported"), "foo", ext.raw)
-        self.assertFalse(pbx.finish().received("INVITE"), "the PBX saw a refused call")
+        self.assertFalse(pbx.finish(calls=0).received("INVITE"), "the PBX saw a refused call")
         self.assertNoLeftovers()
 
     def test_trunk_side_invite_from_an_unknown_address_is_403(self):
@@ -776,7 +785,7 @@ class Resilience(CallTestCase):
             rejected = self.caller("uac_expect_503.xml", "2200").wait()
             self.assertSippOk(rejected, "call expecting 503 + Retry-After with media down")
             self.assertLess(time.monotonic() - started, 5.0)
-            self.assertFalse(pbx.finish().received("INVITE"), "the PBX saw a call without media")
+            self.assertFalse(pbx.finish(calls=0).received("INVITE"), "the PBX saw a call without media")
             wait_until(lambda: not self.cluster.active_calls().get("calls"), SETTLE_S,
                        "medctl calls empty")
         finally:

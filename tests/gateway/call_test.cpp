@@ -170,8 +170,10 @@ TEST(LegParams, InternalCallerToATrunkTarget) {
   v1::RoutePlan plan;
   auto* group = plan.add_groups();
   addTrunkTarget(*group, "pstn-primary", trunkMedia(v1::SRTP_POLICY_OFF, {"PCMU", "PCMA", "G729"}));
-  // A failover group with another policy does not change the offer (made once, for the first).
+  // A failover group with another policy gets an offer of its own (an alternative).
   addTrunkTarget(*plan.add_groups(), "pstn-backup", trunkMedia(v1::SRTP_POLICY_REQUIRED, {"G722"}));
+  // A third trunk with the first's policy shares the first's offer.
+  addTrunkTarget(*plan.add_groups(), "pstn-third", trunkMedia(v1::SRTP_POLICY_OFF, {"PCMU", "PCMA", "G729"}));
   v1::CreateSessionRequest r;
   fillLegParams(r, Side::Internal, "", v1::TrunkMedia(), plan, v1::SRTP_POLICY_REQUIRED,
                 kInternalCodecs);
@@ -183,6 +185,18 @@ TEST(LegParams, InternalCallerToATrunkTarget) {
   EXPECT_EQ(r.leg_b().trunk(), "pstn-primary");
   EXPECT_EQ(r.leg_b().srtp(), v1::SRTP_POLICY_OFF);
   EXPECT_EQ(codecsOf(r.leg_b()), (std::vector<std::string>{"PCMU", "PCMA", "G729"}));
+  ASSERT_EQ(r.leg_b_alternatives_size(), 1);
+  EXPECT_EQ(r.leg_b_alternatives(0).trunk(), "pstn-backup");
+  EXPECT_EQ(r.leg_b_alternatives(0).srtp(), v1::SRTP_POLICY_REQUIRED);
+  EXPECT_EQ(codecsOf(r.leg_b_alternatives(0)), (std::vector<std::string>{"G722"}));
+  // Each target finds its offer.
+  auto indexOf = [&](int g) {
+    return offerIndexFor(r, targetLegParams(plan.groups(g).targets(0), v1::SRTP_POLICY_REQUIRED,
+                                            kInternalCodecs));
+  };
+  EXPECT_EQ(indexOf(0), 0u);
+  EXPECT_EQ(indexOf(1), 1u);
+  EXPECT_EQ(indexOf(2), 0u);
 }
 
 TEST(LegParams, TrunkCallerToAUserAndToAnotherTrunk) {
@@ -198,12 +212,19 @@ TEST(LegParams, TrunkCallerToAUserAndToAnotherTrunk) {
   EXPECT_EQ(r.leg_a().trunk(), "pstn-primary");
   EXPECT_EQ(r.leg_a().srtp(), v1::SRTP_POLICY_OPTIONAL);
   EXPECT_EQ(codecsOf(r.leg_a()), (std::vector<std::string>{"G729", "PCMU"}));
-  // The first target is alice's devices: the internal policy (the PBX phone ringing with
-  // them gets the same offer).
+  // The first target is alice's devices: the internal policy; the PBX phone ringing with
+  // them (dual forking) gets an offer for the PBX trunk's policy.
   EXPECT_EQ(r.leg_b().side(), v1::SIDE_INTERNAL);
   EXPECT_EQ(r.leg_b().trunk(), "");
   EXPECT_EQ(r.leg_b().srtp(), v1::SRTP_POLICY_OPTIONAL);
   EXPECT_EQ(codecsOf(r.leg_b()), kInternalCodecs);
+  ASSERT_EQ(r.leg_b_alternatives_size(), 1);
+  EXPECT_EQ(r.leg_b_alternatives(0).side(), v1::SIDE_TRUNK);
+  EXPECT_EQ(r.leg_b_alternatives(0).trunk(), "pbx");
+  EXPECT_EQ(r.leg_b_alternatives(0).srtp(), v1::SRTP_POLICY_OFF);
+  EXPECT_EQ(offerIndexFor(r, targetLegParams(group->targets(1), v1::SRTP_POLICY_OPTIONAL,
+                                             kInternalCodecs)),
+            1u);
 
   // Trunk to trunk; a trunk routing listed without media leaves the worker's defaults.
   v1::RoutePlan transit;

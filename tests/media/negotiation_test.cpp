@@ -106,6 +106,77 @@ TEST(Negotiation, OpusSrtpClientToPcmuTrunkIsTranscodedAndEncryptedInsideOnly) {
   EXPECT_EQ(bToA.transcoder.toParams.ptimeMs, 20);
 }
 
+// A dual fork from a trunk: the PBX (plain G.711) and alice's devices (SRTP required, Opus
+// first) each get an offer for their side, and the answer that wins sets leg B's policy.
+const char* kPcmuTrunkOffer =
+    "v=0\r\no=gw 1 1 IN IP4 127.0.0.11\r\ns=-\r\nc=IN IP4 127.0.0.11\r\nt=0 0\r\n"
+    "m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\na=sendrecv\r\n";
+
+const char* kOpusSrtpAnswer =
+    "v=0\r\no=dev 1 1 IN IP4 127.0.0.21\r\ns=-\r\nc=IN IP4 127.0.0.21\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/SAVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    "a=sendrecv\r\n";
+
+TEST(Negotiation, EachPolicyOfTheCalledSideGetsItsOwnOffer) {
+  Negotiator n(trunk(), trunk());
+  auto toPbx = n.offer(0, audioOf(kPcmuTrunkOffer));
+  EXPECT_EQ(toPbx.protocol, "RTP/AVP");
+  EXPECT_TRUE(toPbx.cryptos.empty());
+  std::uint32_t id = 0;
+  auto toDevices = n.alternative(internal(SrtpMode::Required), id);
+  EXPECT_EQ(id, 1u);
+  EXPECT_EQ(toDevices.protocol, "RTP/SAVP");
+  EXPECT_FALSE(toDevices.cryptos.empty());
+  // The caller's G.711 first (relayable), then the internal side's wideband codecs.
+  EXPECT_EQ(formatNames(toDevices),
+            (std::vector<std::string>{"PCMU/8000:0", "PCMA/8000:8", "opus/48000:111",
+                                      "G722/8000:9", "telephone-event/8000:101",
+                                      "telephone-event/48000:110"}));
+  std::uint32_t again = 0;
+  auto plainToo = n.alternative(internal(SrtpMode::Optional), again);
+  EXPECT_EQ(again, 2u);
+  EXPECT_EQ(plainToo.protocol, "RTP/AVP");
+  EXPECT_FALSE(plainToo.cryptos.empty());  // best effort
+
+  // A device answers Opus with SRTP (offer 1): transcoded, encrypted toward it.
+  auto toCaller = n.answer(1, audioOf(kOpusSrtpAnswer), false, 1);
+  EXPECT_EQ(toCaller.protocol, "RTP/AVP");
+  EXPECT_EQ(formatNames(toCaller), (std::vector<std::string>{"PCMU/8000:0", "telephone-event/8000:101"}));
+  const MediaPlan& plan = *n.plan();
+  EXPECT_TRUE(plan.transcoding());
+  EXPECT_EQ(plan.legs[1].codec, CodecId::Opus);
+  ASSERT_TRUE(plan.legs[1].inbound && plan.legs[1].outbound);
+  EXPECT_FALSE(plan.legs[0].inbound);
+  // Its key is the one of offer 1's a=crypto:1.
+  auto offered = srtp::parseCryptoAttribute(toDevices.cryptos[0]);
+  ASSERT_EQ(offered.status, srtp::ParseStatus::Ok);
+  EXPECT_EQ(plan.legs[1].outbound->key, offered.attribute->keys[0].keySalt);
+  // From now on leg B is judged by the devices' policy: a plain re-offer from it is refused.
+  EXPECT_THROW(n.offer(1, audioOf(kPcmuAnswer)), NegotiationError);
+  // No alternative once the first offer is answered.
+  EXPECT_THROW(n.alternative(trunk(), id), NegotiationError);
+}
+
+TEST(Negotiation, TheAnswerIsJudgedByTheOfferItAnswers) {
+  Negotiator n(trunk(), trunk());
+  n.offer(0, audioOf(kPcmuTrunkOffer));
+  std::uint32_t id = 0;
+  n.alternative(internal(SrtpMode::Required), id);
+  // The PBX's plain answer to offer 1 (SRTP required) is refused; to offer 0 it is fine.
+  EXPECT_THROW(n.answer(1, audioOf(kPcmuAnswer), false, 1), NegotiationError);
+  EXPECT_THROW(n.answer(1, audioOf(kPcmuAnswer), false, 7), NegotiationError);
+  // Early media from the devices (offer 1), then the PBX's final answer (offer 0).
+  n.answer(1, audioOf(kOpusSrtpAnswer), true, 1);
+  EXPECT_TRUE(n.plan()->legs[1].inbound);
+  n.answer(1, audioOf(kPcmuAnswer), false, 0);
+  EXPECT_FALSE(n.plan()->transcoding());
+  EXPECT_FALSE(n.plan()->legs[1].inbound);
+  EXPECT_EQ(n.plan()->legs[1].codec, CodecId::Pcmu);
+}
+
 TEST(Negotiation, ASharedCodecIsRelayedWithPayloadTypesMapped) {
   Negotiator n(internal(SrtpMode::Optional), trunk());
   auto offer = sdpWith("m=audio 40000 RTP/AVP 8 0 101", "a=rtpmap:101 telephone-event/8000\r\n");

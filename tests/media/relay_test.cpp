@@ -369,6 +369,56 @@ TEST_F(RelayTest, EarlyMediaThenTheFinalAnswerFromAnotherEndpoint) {
   EXPECT_EQ(got->data, rtp(2, 0, 0xbbbb0002));
 }
 
+TEST_F(RelayTest, EveryTargetPolicyGetsItsOfferAndTheAnswerQuotesIt) {
+  // A dual fork: leg_b the PBX (plain), an alternative for the devices (SRTP required).
+  Peer a, pbx;
+  v1::CreateSessionRequest req;
+  req.set_session_id("forks");
+  req.set_gateway_id("gw1");
+  req.set_offer_sdp(sdpFor(a.port()));
+  req.mutable_leg_a()->set_side(v1::SIDE_TRUNK);
+  req.mutable_leg_b()->set_side(v1::SIDE_TRUNK);
+  auto* devices = req.add_leg_b_alternatives();
+  devices->set_side(v1::SIDE_INTERNAL);
+  devices->set_srtp(v1::SRTP_POLICY_REQUIRED);
+  v1::CreateSessionResponse resp;
+  ASSERT_TRUE(stub_->CreateSession(context().get(), req, &resp).ok());
+  ASSERT_EQ(resp.alternative_offer_sdp_size(), 1);
+  auto toPbx = sdp::Description::parse(resp.offer_sdp());
+  auto toDevices = sdp::Description::parse(resp.alternative_offer_sdp(0));
+  EXPECT_EQ(toPbx.audio().protocol, "RTP/AVP");
+  EXPECT_TRUE(toPbx.audio().cryptos.empty());
+  EXPECT_EQ(toDevices.audio().protocol, "RTP/SAVP");
+  EXPECT_FALSE(toDevices.audio().cryptos.empty());
+  // One leg B port for all of them; the same o= line (only the dialog that answers goes on).
+  EXPECT_EQ(toPbx.audio().rtpPort, toDevices.audio().rtpPort);
+  auto origin = [](const std::string& text) { return text.substr(text.find("o="), text.find("\r\ns=") - text.find("o=")); };
+  EXPECT_EQ(origin(resp.offer_sdp()), origin(resp.alternative_offer_sdp(0)));
+
+  v1::UpdateSessionRequest answer;
+  answer.set_session_id("forks");
+  answer.set_from_leg(v1::LEG_B);
+  answer.set_sdp(sdpFor(pbx.port()));
+  answer.set_is_answer(true);
+  v1::UpdateSessionResponse out;
+  // The PBX's plain answer quoted as an answer to the devices' offer: refused.
+  answer.set_offer_id(1);
+  EXPECT_EQ(stub_->UpdateSession(context().get(), answer, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  answer.set_offer_id(2);
+  auto unknown = stub_->UpdateSession(context().get(), answer, &out);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(unknown.error_message().find("offer_id 2"), std::string::npos) << unknown.error_message();
+  // Quoting its own offer (0): accepted, and audio crosses.
+  answer.set_offer_id(0);
+  ASSERT_TRUE(stub_->UpdateSession(context().get(), answer, &out).ok());
+  std::uint16_t portA = portIn(out.sdp());
+  a.sendTo(portA, rtp(1));
+  auto got = pbx.receive();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, rtp(1));
+}
+
 TEST_F(RelayTest, MultiplexedRtcpFollowsTheRtpPath) {
   Peer a, b;
   std::string muxed = sdpFor(a.port());

@@ -199,19 +199,39 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
     }
   }
 
-  sdp::AudioOverride out;
   if (p.reoffer) {
     // No change toward the other leg: what it has, with our key.
-    out = render(y);
-    p.offered = out.formats;
-    p.offeredProtocol = y.protocol;
-    if (y.outbound) p.offeredKeys.emplace_back(y.cryptoTag, *y.outbound);
+    sdp::AudioOverride out = render(y);
+    Offered o;
+    o.policy = py;
+    o.formats = out.formats;
+    o.protocol = y.protocol;
+    if (y.outbound) o.keys.emplace_back(y.cryptoTag, *y.outbound);
+    p.offers.push_back(std::move(o));
     pending_ = std::move(p);
     return out;
   }
+  for (const auto& f : stream.formatInfo) p.offererPts.insert(f.pt);
+  p.offers.push_back(makeOffer(p, py));
+  sdp::AudioOverride out = overrideOf(p, p.offers.back());
+  pending_ = std::move(p);
+  return out;
+}
 
-  std::set<unsigned> used;
-  for (const auto& f : stream.formatInfo) used.insert(f.pt);
+sdp::AudioOverride Negotiator::alternative(const LegPolicy& policy, std::uint32_t& offerId) {
+  if (!pending_ || pending_->reoffer || pending_->offers.empty()) {
+    throw NegotiationError("no first offer to make another one of");
+  }
+  Pending& p = *pending_;
+  p.offers.push_back(makeOffer(p, policy));
+  offerId = static_cast<std::uint32_t>(p.offers.size() - 1);
+  return overrideOf(p, p.offers.back());
+}
+
+Negotiator::Offered Negotiator::makeOffer(const Pending& p, const LegPolicy& py) {
+  Offered o;
+  o.policy = py;
+  std::set<unsigned> used = p.offererPts;
   auto freeDynamic = [&used](unsigned preferred) -> std::uint8_t {
     if (!used.contains(preferred)) {
       used.insert(preferred);
@@ -227,10 +247,10 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
   };
   // Relayable first (the offerer's own formats), then what we can transcode to.
   for (const auto& f : p.offererCodecs) {
-    if (allowed(py, *knownCodec(f))) p.offered.push_back(f);
+    if (allowed(py, *knownCodec(f))) o.formats.push_back(f);
   }
   for (CodecId id : py.codecs) {
-    bool present = std::any_of(p.offered.begin(), p.offered.end(),
+    bool present = std::any_of(o.formats.begin(), o.formats.end(),
                                [id](const sdp::Format& f) { return knownCodec(f) == id; });
     if (present) continue;
     const auto& info = codec::codecInfo(id);
@@ -240,8 +260,9 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
                           ? *info.staticPayloadType
                           : freeDynamic(id == CodecId::Opus ? 111 : 96);
     used.insert(pt);
-    p.offered.push_back(formatFor(id, pt));
+    o.formats.push_back(formatFor(id, pt));
   }
+  if (o.formats.empty()) throw NegotiationError("the called side allows no codec");
   if (!p.offererEvents.empty()) {
     // RFC 4733 2.1 wants the audio's clock (48000 next to Opus), but most endpoints use
     // telephone-event/8000 whatever the codec (baresip, Teams, SBCs): offer 8000 always and
@@ -249,7 +270,7 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
     // answer without them would turn the other side's events into in-band tones, which
     // needs transcoding).
     std::set<std::uint32_t> clocks{8000u};
-    for (const auto& f : p.offered) {
+    for (const auto& f : o.formats) {
       if (f.clock == 48000) clocks.insert(48000u);
     }
     for (std::uint32_t clock : clocks) {
@@ -264,33 +285,38 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
         event.clock = clock;
         event.fmtp = "0-16";
       }
-      p.offered.push_back(event);
+      o.formats.push_back(event);
     }
   }
-  if (p.offererCn) p.offered.push_back(*p.offererCn);
-  out.formats = p.offered;
-  out.ptimeMs = p.offererPtime;
+  if (p.offererCn) o.formats.push_back(*p.offererCn);
   if (py.srtp == SrtpMode::Off) {
-    out.protocol = "RTP/AVP";
+    o.protocol = "RTP/AVP";
   } else {
     // Optional: RTP/AVP with a=crypto, the "best effort" offer an SRTP endpoint upgrades.
-    out.protocol = py.srtp == SrtpMode::Required ? "RTP/SAVP" : "RTP/AVP";
+    o.protocol = py.srtp == SrtpMode::Required ? "RTP/SAVP" : "RTP/AVP";
     std::uint32_t tag = 1;
     for (auto suite : offeredSuites()) {
       SrtpParams key;
       key.suite = suite;
       key.key = srtp::generateKeyMaterial(suite);
-      out.cryptos.push_back(cryptoLine(tag, key));
-      p.offeredKeys.emplace_back(tag, std::move(key));
+      o.keys.emplace_back(tag, std::move(key));
       ++tag;
     }
   }
-  p.offeredProtocol = out.protocol;
-  pending_ = std::move(p);
+  return o;
+}
+
+sdp::AudioOverride Negotiator::overrideOf(const Pending& p, const Offered& o) {
+  sdp::AudioOverride out;
+  out.formats = o.formats;
+  out.ptimeMs = p.offererPtime;
+  out.protocol = o.protocol;
+  for (const auto& [tag, key] : o.keys) out.cryptos.push_back(cryptoLine(tag, key));
   return out;
 }
 
-sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, bool provisional) {
+sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, bool provisional,
+                                      std::uint32_t offerId) {
   if (!pending_ || pending_->offerer != 1 - from) {
     const LegState& x = legs_[static_cast<std::size_t>(from)];
     const LegState& y = legs_[static_cast<std::size_t>(1 - from)];
@@ -313,12 +339,21 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
     p.offererKey = y.inbound;
     p.offererTag = y.cryptoTag;
     p.towardOfferer = y.outbound;
-    p.offered = render(x).formats;
-    p.offeredProtocol = x.protocol;
-    if (x.outbound) p.offeredKeys.emplace_back(x.cryptoTag, *x.outbound);
+    Offered o;
+    o.policy = policy_[static_cast<std::size_t>(from)];
+    o.formats = render(x).formats;
+    o.protocol = x.protocol;
+    if (x.outbound) o.keys.emplace_back(x.cryptoTag, *x.outbound);
+    p.offers.push_back(std::move(o));
     pending_ = std::move(p);
+    offerId = 0;
   }
   const Pending& p = *pending_;
+  if (offerId >= p.offers.size()) {
+    throw NegotiationError("an answer to offer " + std::to_string(offerId) + " of " +
+                           std::to_string(p.offers.size()) + " made");
+  }
+  const Offered& offered = p.offers[offerId];
   const int xi = p.offerer;
   const int yi = from;
   LegState ny;
@@ -330,8 +365,8 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
     } else if (isCn(f)) {
       if (!ny.cn) ny.cn = f;
     } else if (knownCodec(f) &&
-               std::any_of(p.offered.begin(), p.offered.end(),
-                           [&f](const sdp::Format& o) { return sameCodec(o, f); })) {
+               std::any_of(offered.formats.begin(), offered.formats.end(),
+                           [&f](const sdp::Format& g) { return sameCodec(g, f); })) {
       // RFC 3264 6.1: the answer uses our numbers for what it accepted; matched by name
       // and clock, for answerers that renumber anyway.
       answerCodecs.push_back(f);
@@ -343,7 +378,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   }
   auto inOfferer = [&p](const sdp::Format& f) {
     return std::find_if(p.offererCodecs.begin(), p.offererCodecs.end(),
-                        [&f](const sdp::Format& o) { return sameCodec(o, f); });
+                        [&f](const sdp::Format& g) { return sameCodec(g, f); });
   };
   auto relayable = std::find_if(answerCodecs.begin(), answerCodecs.end(), [&](const sdp::Format& f) {
     return inOfferer(f) != p.offererCodecs.end();
@@ -352,23 +387,22 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   ny.known = knownCodec(ny.codec);
   ny.event = eventFor(answerEvents, ny.codec);
   ny.ptimeMs = stream.ptimeMs;
-  ny.protocol = p.offeredProtocol;
+  ny.protocol = offered.protocol;
   ny.established = true;
-  if (!p.offeredKeys.empty()) {
+  if (!offered.keys.empty()) {
     for (const auto& value : stream.cryptos) {
       auto parsed = srtp::parseCryptoAttribute(value);
       if (parsed.status != srtp::ParseStatus::Ok) continue;
-      auto ours = std::find_if(p.offeredKeys.begin(), p.offeredKeys.end(), [&](const auto& k) {
+      auto ours = std::find_if(offered.keys.begin(), offered.keys.end(), [&](const auto& k) {
         return k.first == parsed.attribute->tag && k.second.suite == parsed.attribute->suite;
       });
-      if (ours == p.offeredKeys.end()) continue;
+      if (ours == offered.keys.end()) continue;
       ny.inbound = peerKey(*parsed.attribute);
       ny.outbound = ours->second;
       ny.cryptoTag = ours->first;
       break;
     }
-    if (!ny.inbound && (isSavp(p.offeredProtocol) || policy_[static_cast<std::size_t>(yi)].srtp ==
-                                                          SrtpMode::Required)) {
+    if (!ny.inbound && (isSavp(offered.protocol) || offered.policy.srtp == SrtpMode::Required)) {
       throw NegotiationError(stream.cryptos.empty()
                                  ? "SRTP is required and the answer has no a=crypto line"
                                  : "the answer's a=crypto matches none of the offered lines");
@@ -400,6 +434,9 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   nx.cryptoTag = p.offererTag;
   nx.established = true;
 
+  // The answerer's side is the one of the offer it answered (another fork's target may
+  // have had another policy): its re-offers are judged by it from now on.
+  policy_[static_cast<std::size_t>(yi)] = offered.policy;
   legs_[static_cast<std::size_t>(xi)] = std::move(nx);
   legs_[static_cast<std::size_t>(yi)] = std::move(ny);
   plan_ = buildPlan();

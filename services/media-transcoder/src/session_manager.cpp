@@ -34,6 +34,10 @@ struct SessionManager::Session {
   // Its share of the worker's load (percent of one core; load.hpp), under the manager's
   // mutex.
   double load = 0;
+  // Per offer toward leg B (0: leg_b's, then the alternatives'): its o= state and whether
+  // leg B latches strictly with it; the answer's offer_id picks one.
+  std::vector<sdp::OriginState> offerOrigins;
+  std::vector<bool> offerStrict;
 };
 
 namespace {
@@ -207,10 +211,17 @@ medius::v1::CreateSessionResponse SessionManager::create(
   session->gatewayId = request.gateway_id();
   session->createdAtMs = wallMs();
   sdp::AudioOverride towardB;
+  std::vector<sdp::AudioOverride> alternatives;
   try {
     session->negotiator = std::make_unique<Negotiator>(policyOf(request.leg_a(), "leg_a"),
                                                        policyOf(request.leg_b(), "leg_b"));
     towardB = session->negotiator->offer(0, offer->audio());
+    for (int i = 0; i < request.leg_b_alternatives_size(); ++i) {
+      std::string field = "leg_b_alternatives[" + std::to_string(i) + "]";
+      std::uint32_t offerId = 0;
+      alternatives.push_back(session->negotiator->alternative(
+          policyOf(request.leg_b_alternatives(i), field.c_str()), offerId));
+    }
   } catch (const MediaError&) {
     metrics_.sessions.invalidArgument.Increment();
     throw;
@@ -317,8 +328,20 @@ medius::v1::CreateSessionResponse SessionManager::create(
   session->origins[0].sessionId = nextOrigin_.fetch_add(1);
   session->origins[1].sessionId = nextOrigin_.fetch_add(1);
   medius::v1::CreateSessionResponse response;
+  // Each offer toward B starts from the same o= line: only the dialog that answers goes on
+  // with it (update() takes its origin state).
+  session->offerOrigins.assign(alternatives.size() + 1, session->origins[1]);
+  session->offerStrict.push_back(relay.legs[1].strict);
   response.set_offer_sdp(offer->render(
-      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, session->origins[1]));
+      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, session->offerOrigins[0]));
+  for (std::size_t i = 0; i < alternatives.size(); ++i) {
+    response.add_alternative_offer_sdp(offer->render(
+        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i]},
+        session->offerOrigins[i + 1]));
+    session->offerStrict.push_back(config_.strictSource ||
+                                   request.leg_b_alternatives(static_cast<int>(i)).strict_source());
+  }
+  session->origins[1] = session->offerOrigins[0];
   response.set_advertised_address(config_.advertisedAddress);
   {
     std::lock_guard lock(mutex_);
@@ -365,9 +388,17 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   // Negotiate first: a refused SDP changes nothing (the previous plan stays in force).
   sdp::AudioOverride toward;
   std::unique_ptr<MediaPipeline> pipeline;
+  // An answer from B to the first offer says which of our offers it took.
+  std::uint32_t offerId = from == 1 && request.is_answer() && !session->offerOrigins.empty()
+                              ? request.offer_id()
+                              : 0;
+  if (offerId >= std::max<std::size_t>(session->offerOrigins.size(), 1)) {
+    throw MediaError(Code::InvalidArgument, "offer_id " + std::to_string(offerId) + ": the session made " +
+                                                std::to_string(session->offerOrigins.size()) + " offers");
+  }
   try {
     toward = request.is_answer()
-                 ? session->negotiator->answer(from, description->audio(), request.provisional())
+                 ? session->negotiator->answer(from, description->audio(), request.provisional(), offerId)
                  : session->negotiator->offer(from, description->audio());
     if (request.is_answer()) pipeline = std::make_unique<MediaPipeline>(*session->negotiator->plan());
   } catch (const NegotiationError& e) {
@@ -376,7 +407,18 @@ medius::v1::UpdateSessionResponse SessionManager::update(
     // A key or codec parameter libsrtp or a codec library refused.
     throw MediaError(Code::InvalidArgument, std::string("media: ") + e.what());
   }
+  std::optional<bool> strictB;
+  if (from == 1 && request.is_answer() && !session->offerStrict.empty()) {
+    strictB = session->offerStrict[offerId];
+  }
+  if (established && from == 1 && !session->offerOrigins.empty()) {
+    // The first offer is answered for good: leg B goes on with the o= of the offer taken.
+    session->origins[1] = session->offerOrigins[offerId];
+    session->offerOrigins.clear();
+    session->offerStrict.clear();
+  }
   session->worker->run([&] {
+    if (strictB) relay.legs[1].strict = *strictB;
     session->worker->setRemote(relay, from, remote);
     if (pipeline) session->worker->setPipeline(relay, std::move(pipeline));
     if (established) session->worker->armTimeout(relay);

@@ -78,6 +78,7 @@ struct B2bua::Fork {
   std::string route;
   std::string contact;
   std::string offer;
+  std::uint32_t offerId = 0;       // which of the worker's offers toward B (its answer says it)
   std::uint32_t sessionExpires = 0;
   std::uint32_t minSe = 0;
   bool retried422 = false;
@@ -111,7 +112,10 @@ struct B2bua::Call {
   std::string calleeUri;           // Request-URI as received
   std::string sourceTrunk;
   std::string offer;               // the caller's SDP
-  std::string offerToB;            // the media worker's offer toward the forks
+  // The media worker's offers toward the forks, one per media policy among the targets
+  // (index = offer id: leg_b's, then leg_b_alternatives'), and those policies.
+  std::vector<std::string> offersToB;
+  v1::CreateSessionRequest offerPolicies;  // only its leg_b and leg_b_alternatives
   std::string lastSdpToA;
   std::string lastSdpToB;
   std::uint32_t maxForwards = 69;
@@ -422,14 +426,14 @@ void B2bua::onRoute(const std::string& id, const grpc::Status& status, const v1:
   v1::CreateSessionRequest request;
   request.set_session_id(id);
   request.set_gateway_id(d_.config.gatewayId);
-  // Each leg's SRTP policy and codecs: the caller's side, and the first target of the first
-  // group. Limitation: the offer toward leg B is made once, here, for that first target; the
-  // other targets of its group (a dual fork's PBX phone) and failover targets whose policy
-  // differs get the same offer.
+  // Each leg's SRTP policy and codecs: the caller's side, and every policy among the
+  // targets (one offer toward B each; a fork gets the one of its target's policy).
   v1::TrunkMedia sourceMedia;
   if (call.aSide == Side::Trunk && trunks_) sourceMedia = trunks_->media(call.sourceTrunk);
   fillLegParams(request, call.aSide, call.sourceTrunk, sourceMedia, plan, d_.config.internalSrtp,
                 d_.config.internalCodecs);
+  *call.offerPolicies.mutable_leg_b() = request.leg_b();
+  *call.offerPolicies.mutable_leg_b_alternatives() = request.leg_b_alternatives();
   request.set_offer_sdp(call.offer);
   request.set_media_timeout_ms(static_cast<std::uint32_t>(d_.config.mediaInactivityMs));
   std::weak_ptr<B2bua*> weak = self_;
@@ -482,8 +486,10 @@ void B2bua::onMediaCreated(const std::string& id, const grpc::Status& status,
   call.mediaSession = true;
   call.mediaWorker = worker;
   call.record.mediaWorker = worker;
-  call.offerToB = response.offer_sdp();
-  call.lastSdpToB = call.offerToB;
+  call.offersToB.assign(1, response.offer_sdp());
+  call.offersToB.insert(call.offersToB.end(), response.alternative_offer_sdp().begin(),
+                        response.alternative_offer_sdp().end());
+  call.lastSdpToB = call.offersToB.front();
   call.state = Call::State::Calling;
   publish(call);
   startGroup(call);
@@ -641,7 +647,16 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
   f.contact = d_.contacts.contact(side, f.proto, "medius");
   for (const auto& p : path) f.route += (f.route.empty() ? "" : ", ") + p;
   f.nextHop = nextHop;
-  f.offer = sdp ? *sdp : call.offerToB;
+  if (sdp) {
+    f.offer = *sdp;
+  } else {
+    // The offer made for this target's media policy (the first one when the worker made
+    // fewer than asked).
+    f.offerId = offerIndexFor(call.offerPolicies, targetLegParams(target, d_.config.internalSrtp,
+                                                                  d_.config.internalCodecs));
+    if (f.offerId >= call.offersToB.size()) f.offerId = 0;
+    f.offer = call.offersToB.empty() ? std::string() : call.offersToB[f.offerId];
+  }
   f.sessionExpires = static_cast<std::uint32_t>(d_.config.sessionExpiresS);
   f.minSe = static_cast<std::uint32_t>(d_.config.minSeS);
   if (f.leg) sendInvite(f);
@@ -857,7 +872,8 @@ void B2bua::onProvisional(Fork& fork, const sip_t* sip, int status) {
                 }
                 c.lastSdpToA = response.sdp();
                 relayProvisional(c, status, phrase, response.sdp());
-              });
+              },
+              fork.offerId);
 }
 
 void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
@@ -897,6 +913,8 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
     hangUp(call, "failed", "SIP;cause=488;text=\"No SDP answer\"", false, true);
     return;
   }
+  // Leg B goes on from the offer this fork got (an offerless re-INVITE is answered with it).
+  call.lastSdpToB = fork.offer;
   updateMedia(call, v1::LEG_B, sdp, true, false,
               [this](Call& now, const grpc::Status& st,
                       const v1::UpdateSessionResponse& response) {
@@ -925,7 +943,8 @@ void B2bua::onForkAnswered(Fork& fork, const sip_t* sip) {
             return;
           }
           b.answerCaller(*c, response.sdp());
-              });
+              },
+              fork.offerId);
 }
 
 void B2bua::answerCaller(Call& call, const std::string& sdp) {
@@ -1454,13 +1473,14 @@ void B2bua::onDialogResponse(std::uint64_t txId, nta_outgoing_t* orq, const sip_
 }
 
 void B2bua::updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool answer,
-                        bool provisional, MediaThen then) {
+                        bool provisional, MediaThen then, std::uint32_t offerId) {
   v1::UpdateSessionRequest request;
   request.set_session_id(call.id);
   request.set_from_leg(from);
   request.set_sdp(sdp);
   request.set_is_answer(answer);
   request.set_provisional(provisional);
+  request.set_offer_id(offerId);
   std::weak_ptr<B2bua*> weak = self_;
   SipLoop* loop = &d_.loop;
   std::string id = call.id;

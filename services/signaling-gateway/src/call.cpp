@@ -104,33 +104,65 @@ std::optional<std::uint32_t> nextMaxForwards(std::optional<std::uint32_t> receiv
   return std::min<std::uint32_t>(*received - 1, 70);
 }
 
+namespace {
+
+v1::LegParams internalLeg(v1::SrtpPolicy internalSrtp, const std::vector<std::string>& internalCodecs) {
+  v1::LegParams leg;
+  leg.set_side(v1::SIDE_INTERNAL);
+  leg.set_srtp(internalSrtp);
+  for (const auto& codec : internalCodecs) leg.add_codecs(codec);
+  return leg;
+}
+
+v1::LegParams trunkLeg(const std::string& name, const v1::TrunkMedia& media) {
+  v1::LegParams leg;
+  leg.set_side(v1::SIDE_TRUNK);
+  leg.set_trunk(name);
+  leg.set_srtp(media.srtp());
+  *leg.mutable_codecs() = media.codecs();
+  return leg;
+}
+
+}  // namespace
+
+v1::LegParams targetLegParams(const v1::RouteTarget& target, v1::SrtpPolicy internalSrtp,
+                              const std::vector<std::string>& internalCodecs) {
+  if (target.has_trunk()) return trunkLeg(target.trunk().trunk(), target.trunk().media());
+  return internalLeg(internalSrtp, internalCodecs);
+}
+
+bool sameMediaPolicy(const v1::LegParams& a, const v1::LegParams& b) {
+  return a.side() == b.side() && a.srtp() == b.srtp() && a.strict_source() == b.strict_source() &&
+         std::equal(a.codecs().begin(), a.codecs().end(), b.codecs().begin(), b.codecs().end());
+}
+
+std::uint32_t offerIndexFor(const v1::CreateSessionRequest& request, const v1::LegParams& target) {
+  if (sameMediaPolicy(request.leg_b(), target)) return 0;
+  for (int i = 0; i < request.leg_b_alternatives_size(); ++i) {
+    if (sameMediaPolicy(request.leg_b_alternatives(i), target)) return static_cast<std::uint32_t>(i) + 1;
+  }
+  return 0;
+}
+
 void fillLegParams(v1::CreateSessionRequest& request, Side aSide, const std::string& sourceTrunk,
                    const v1::TrunkMedia& sourceTrunkMedia, const v1::RoutePlan& plan,
                    v1::SrtpPolicy internalSrtp, const std::vector<std::string>& internalCodecs) {
-  auto internal = [&](v1::LegParams& leg) {
-    leg.set_side(v1::SIDE_INTERNAL);
-    leg.set_srtp(internalSrtp);
-    for (const auto& codec : internalCodecs) leg.add_codecs(codec);
-  };
-  auto trunk = [](v1::LegParams& leg, const std::string& name, const v1::TrunkMedia& media) {
-    leg.set_side(v1::SIDE_TRUNK);
-    leg.set_trunk(name);
-    leg.set_srtp(media.srtp());
-    *leg.mutable_codecs() = media.codecs();
-  };
-  if (aSide == Side::Internal) {
-    internal(*request.mutable_leg_a());
-  } else {
-    trunk(*request.mutable_leg_a(), sourceTrunk, sourceTrunkMedia);
+  *request.mutable_leg_a() = aSide == Side::Internal ? internalLeg(internalSrtp, internalCodecs)
+                                                     : trunkLeg(sourceTrunk, sourceTrunkMedia);
+  request.clear_leg_b_alternatives();
+  bool first = true;
+  for (const auto& group : plan.groups()) {
+    for (const auto& target : group.targets()) {
+      v1::LegParams leg = targetLegParams(target, internalSrtp, internalCodecs);
+      if (first) {
+        *request.mutable_leg_b() = std::move(leg);
+        first = false;
+      } else if (offerIndexFor(request, leg) == 0 && !sameMediaPolicy(request.leg_b(), leg)) {
+        *request.add_leg_b_alternatives() = std::move(leg);
+      }
+    }
   }
-  const v1::RouteTarget* first = plan.groups_size() > 0 && plan.groups(0).targets_size() > 0
-                                     ? &plan.groups(0).targets(0)
-                                     : nullptr;
-  if (first && first->has_trunk()) {
-    trunk(*request.mutable_leg_b(), first->trunk().trunk(), first->trunk().media());
-  } else {
-    internal(*request.mutable_leg_b());
-  }
+  if (first) *request.mutable_leg_b() = internalLeg(internalSrtp, internalCodecs);
 }
 
 }  // namespace medius::gateway

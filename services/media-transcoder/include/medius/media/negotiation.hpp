@@ -39,6 +39,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,12 +79,21 @@ class Negotiator {
   // Throws NegotiationError.
   sdp::AudioOverride offer(int from, const sdp::AudioStream& offer);
 
+  // Another offer toward the answering leg, of the same first offer, for a target whose
+  // side has another policy (a dual fork's devices next to a PBX trunk, a failover trunk
+  // with SRTP): its own codecs, SRTP and keys. `offerId` receives the number its answer
+  // quotes (the first offer's is 0). Only while the first offer (not a re-offer) awaits
+  // its answer. Throws NegotiationError.
+  sdp::AudioOverride alternative(const LegPolicy& policy, std::uint32_t& offerId);
+
   // The answer of leg `from` to the offer we made it (provisional: early media; the final
-  // answer may follow and replace it). Without a pending offer to that leg (the gateway
+  // answer may follow and replace it); `offerId` says which of the first offer's
+  // alternatives it answers, and that offer's policy becomes the leg's. Without a pending offer to that leg (the gateway
   // re-sent a new peer of the leg the last SDP it had from us: a blind transfer's target),
   // it answers that SDP, offered on behalf of the other leg as it stands. Returns what to render toward the offering leg and
   // updates plan(). Throws NegotiationError; the previous plan then stays in force.
-  sdp::AudioOverride answer(int from, const sdp::AudioStream& answer, bool provisional);
+  sdp::AudioOverride answer(int from, const sdp::AudioStream& answer, bool provisional,
+                            std::uint32_t offerId = 0);
 
   // The plan in force (after the first answer). nullopt before.
   const std::optional<MediaPlan>& plan() const { return plan_; }
@@ -106,6 +116,14 @@ class Negotiator {
     std::optional<SrtpParams> outbound;
     std::uint32_t cryptoTag = 0;
   };
+  // What we offered the answerer for one policy of its side: formats, protocol, and our
+  // key per a=crypto tag.
+  struct Offered {
+    LegPolicy policy;
+    std::vector<sdp::Format> formats;
+    std::string protocol;
+    std::vector<std::pair<std::uint32_t, SrtpParams>> keys;
+  };
   // An offer we relayed and whose answer is awaited.
   struct Pending {
     int offerer = -1;
@@ -120,13 +138,15 @@ class Negotiator {
     std::uint32_t offererTag = 0;
     // Our key toward the offerer (made with the offer, sent in the answer).
     std::optional<SrtpParams> towardOfferer;
-    // What we offered the answerer: formats, and our key per a=crypto tag.
-    std::vector<sdp::Format> offered;
-    std::string offeredProtocol;
-    std::vector<std::pair<std::uint32_t, SrtpParams>> offeredKeys;
+    // Every payload type of the offer (taken when we add codecs or events).
+    std::set<unsigned> offererPts;
+    // What we offered the answerer: [0] made by offer(), more by alternative().
+    std::vector<Offered> offers;
     bool reoffer = false;
   };
 
+  static Offered makeOffer(const Pending& p, const LegPolicy& answerer);
+  static sdp::AudioOverride overrideOf(const Pending& p, const Offered& o);
   sdp::AudioOverride render(const LegState& leg) const;
   MediaPlan buildPlan() const;
 

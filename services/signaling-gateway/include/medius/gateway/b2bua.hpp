@@ -198,8 +198,10 @@ class B2bua {
   // UpdateSession on the call's worker; `then` runs on the loop if the call still exists.
   using MediaThen =
       std::function<void(Call& call, const grpc::Status&, const v1::UpdateSessionResponse&)>;
+  // offerId: for an answer of a fork to the first offer, which of the worker's offers it
+  // answers (Fork::offerId).
   void updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool answer,
-                   bool provisional, MediaThen then);
+                   bool provisional, MediaThen then, std::uint32_t offerId = 0);
   std::unique_ptr<DialogTx> newTx(const std::string& callId, DialogTx::Kind kind, bool toA,
                                   nta_leg_t* leg);
   void ackInDialog(nta_leg_t* leg, const sip_t* sip);

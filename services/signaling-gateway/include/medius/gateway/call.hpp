@@ -60,15 +60,30 @@ std::string statusPhrase(int status);
 // (received 0); an absent header counts as 70.
 std::optional<std::uint32_t> nextMaxForwards(std::optional<std::uint32_t> received);
 
-// Fills the two legs of a new call's media session (CreateSessionRequest leg_a, leg_b:
-// side, trunk, SRTP policy, codecs in preference order):
-//   leg A (the caller): internalSrtp/internalCodecs (gateway.json media.internal_*) for a
-//     caller on the internal side, else sourceTrunkMedia (the source trunk's srtp and codecs
-//     from routing's ListTrunks, TrunkLocator::media);
-//   leg B: the first target of the plan's first group: a trunk target's TrunkTarget.media,
-//     the internal policy for a user's devices.
-// A trunk routing sent no media for (an older routing) leaves the leg's srtp unspecified and
-// its codecs empty: the worker's defaults.
+// The media policy of one call target (LegParams: side, trunk, SRTP policy, codecs in
+// preference order): a trunk target's TrunkTarget.media, the internal policy
+// (gateway.json media.internal_srtp / internal_codecs) for a user's devices. A trunk routing
+// sent no media for (an older routing) leaves srtp unspecified and the codecs empty: the
+// worker's defaults.
+v1::LegParams targetLegParams(const v1::RouteTarget& target, v1::SrtpPolicy internalSrtp,
+                              const std::vector<std::string>& internalCodecs);
+
+// Whether two legs get the same offer from the media worker: same side, SRTP policy, codecs
+// and strict_source (the trunk's name does not change an offer).
+bool sameMediaPolicy(const v1::LegParams& a, const v1::LegParams& b);
+
+// Which offer of the session a target gets: 0 for leg_b's, i + 1 for leg_b_alternatives(i);
+// 0 when none matches.
+std::uint32_t offerIndexFor(const v1::CreateSessionRequest& request, const v1::LegParams& target);
+
+// Fills the legs of a new call's media session:
+//   leg_a (the caller): the internal policy for a caller on the internal side, else
+//     sourceTrunkMedia (the source trunk's srtp and codecs from routing's ListTrunks,
+//     TrunkLocator::media);
+//   leg_b: the first target of the plan's first group (targetLegParams);
+//   leg_b_alternatives: every other policy among the plan's targets, once each (the
+//     devices of a dual fork next to a PBX trunk, failover trunks with SRTP or other
+//     codecs): the worker makes an offer for each, and each fork gets the one of its policy.
 void fillLegParams(v1::CreateSessionRequest& request, Side aSide, const std::string& sourceTrunk,
                    const v1::TrunkMedia& sourceTrunkMedia, const v1::RoutePlan& plan,
                    v1::SrtpPolicy internalSrtp, const std::vector<std::string>& internalCodecs);
