@@ -32,6 +32,10 @@ Accounts (one line each, see client_account/trunk_account):
 Codec names must carry rate and channels (`g722/16000/1`): an unknown name makes baresip
 offer all its codecs.
 
+BaresipProcess is the process part (config dir, start, stop, log, dump) that
+test_baresip's registering agents share with Baresip; DumpsAgentsOnFailure is the TestCase
+mixin that prints their logs after a failed test.
+
 Tone analysis (numpy, /usr/bin/python3): dominant_frequency() and level_dbfs() over the
 middle half of a WAV (baresip's recordings start and end with a little silence).
 """
@@ -125,11 +129,15 @@ def wait_for(predicate, timeout, interval=0.05):
 
 
 def client_account(user, gateway_port, password=None, mediaenc=None, codecs=None,
-                   gateway_host="127.0.0.1", regint=600, extra=""):
-    """A user registering through the gateway's internal side (digest with auth_pass)."""
+                   gateway_host="127.0.0.1", regint=600, extra="", transport="udp"):
+    """A user registering through the gateway's internal side (digest with auth_pass);
+    transport "tcp" goes into the outbound URI."""
     password = password if password is not None else harness.user_password(user)
-    line = ('<sip:%s@%s>;auth_pass=%s;outbound="sip:%s:%d";regint=%d'
-            % (user, harness.DOMAIN, password, gateway_host, gateway_port, regint))
+    outbound = "sip:%s:%d" % (gateway_host, gateway_port)
+    if transport != "udp":
+        outbound += ";transport=%s" % transport
+    line = ('<sip:%s@%s>;auth_pass=%s;outbound="%s";regint=%d'
+            % (user, harness.DOMAIN, password, outbound, regint))
     return line + _media_params(mediaenc, codecs) + extra
 
 
@@ -148,73 +156,74 @@ def _media_params(mediaenc, codecs):
     return out
 
 
-class Baresip:
-    """One baresip process (see the module docstring). `account` may contain {port}, the
-    SIP port chosen at start (a trunk passes its fixed port instead)."""
+def write_config(directory, host, port, account, settings=(), modules=(), uuid=None):
+    """Writes baresip's config dir: `config` (SIP on host:port with net_interface host, the
+    settings lines, module_path, the module lines as given: "module x.so", "module_tmp
+    x.so", ...), `accounts` (the one account line) and, for uuid.so, `uuid`."""
+    lines = ["sip_listen %s:%d" % (host, port),
+             "net_interface %s" % host]
+    lines += list(settings)
+    lines.append("module_path %s" % MODULE_PATH)
+    lines += list(modules)
+    with open(os.path.join(directory, "config"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(directory, "accounts"), "w") as f:
+        f.write(account + "\n")
+    if uuid:
+        with open(os.path.join(directory, "uuid"), "w") as f:
+            f.write(uuid)
 
-    def __init__(self, workdir, name, host, account, tone_hz, port=None):
+
+class BaresipProcess:
+    """One headless baresip process with its own config dir (`directory`, made here):
+    start() picks the ports (pick_ports), writes the config (write_config, the subclass's),
+    runs `baresip -f DIR -s -t LIFETIME` with stdin /dev/null and waits for "baresip is
+    ready.", then on_ready() (an OSError there counts as a failed start); stop() signals its
+    PID only."""
+
+    lifetime_s = LIFETIME_S
+
+    def __init__(self, directory, name, host, port=None):
         self.name = name
         self.host = host
-        self.dir = os.path.join(workdir, "baresip-%s-%d" % (name, time.monotonic_ns()))
-        self.rec_dir = os.path.join(self.dir, "rec")
-        os.makedirs(self.rec_dir)
-        self.account_template = account
-        self.tone_hz = tone_hz
+        self.dir = directory
+        os.makedirs(self.dir)
         self.fixed_port = port
         self.port = None
-        self.ctrl_port = None
         self.log_path = os.path.join(self.dir, "baresip.log")
         self.proc = None
-        self.events = []
-        self._responses = {}
-        self._cond = threading.Condition()
-        self._sock = None
-        self._reader = None
-        self._token = 0
 
-    # ---- process
+    def pick_ports(self):
+        """self.port: the fixed one, else a free SIP port on host."""
+        self.port = self.fixed_port or free_sip_port(self.host)
 
     def write_config(self):
-        rtp_min, rtp_max = rtp_window()
-        lines = ["sip_listen %s:%d" % (self.host, self.port),
-                 "net_interface %s" % self.host,
-                 "rtp_ports %d-%d" % (rtp_min, rtp_max),
-                 "audio_player alsa,null",
-                 "audio_alert alsa,null",
-                 "audio_source ausine,%d" % self.tone_hz,
-                 # ausine produces 48 kHz stereo only; baresip resamples to the codec.
-                 "ausrc_srate 48000",
-                 "ausrc_channels 2",
-                 "snd_path %s" % self.rec_dir,
-                 "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port,
-                 "module_path %s" % MODULE_PATH]
-        lines += ["module %s" % m for m in MODULES]
-        lines += ["module_tmp account.so", "module_app menu.so", "module_app ctrl_tcp.so"]
-        with open(os.path.join(self.dir, "config"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.account = self.account_template.format(port=self.port)
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(self.account + "\n")
+        raise NotImplementedError
+
+    def start_banner(self):
+        """What the log's "===== start: ... =====" line says."""
+        return "SIP %s:%d" % (self.host, self.port)
+
+    def on_ready(self):
+        pass
 
     def start(self, attempts=3):
-        """Starts it, waits for "baresip is ready." and connects to ctrl_tcp; new ports when
-        one was taken in the meantime (not for a fixed trunk port)."""
+        """Starts it and waits until it is ready; new ports when one was taken in the
+        meantime (not for a fixed port)."""
         for attempt in range(1, attempts + 1):
-            self.port = self.fixed_port or free_sip_port(self.host)
-            self.ctrl_port = harness.free_port()
+            self.pick_ports()
             self.write_config()
             with open(self.log_path, "ab") as log:
-                log.write(b"\n===== start: SIP %s:%d, ctrl 127.0.0.1:%d =====\n"
-                          % (self.host.encode(), self.port, self.ctrl_port))
+                log.write(b"\n===== start: %s =====\n" % self.start_banner().encode())
                 log.flush()
                 self.proc = subprocess.Popen(
-                    [baresip_path(), "-f", self.dir, "-s", "-t", str(LIFETIME_S)],
+                    [baresip_path(), "-f", self.dir, "-s", "-t", str(self.lifetime_s)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             wait_for(lambda: "baresip is ready." in self.log() or self.proc.poll() is not None,
                      15)
             if self.proc.poll() is None and "baresip is ready." in self.log():
                 try:
-                    self._connect()
+                    self.on_ready()
                     return self
                 except OSError:
                     pass
@@ -226,12 +235,6 @@ class Baresip:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Signal, wait, SIGKILL after timeout; the exit code (-9 when killed)."""
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-            self._sock = None
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -245,6 +248,105 @@ class Baresip:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        """The log as text: colours removed, the status line's \\r made newlines."""
+        text = self.raw_log()
+        return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+    def raw_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def dump_details(self):
+        """Lines dump() prints before the log."""
+        return []
+
+    def dump(self, out=sys.stderr):
+        print("\n===== baresip %s (%s) =====" % (self.name, self.log_path), file=out)
+        for line in self.dump_details():
+            print(line, file=out)
+        print(self.log()[-25000:], file=out)
+        out.flush()
+
+
+class DumpsAgentsOnFailure:
+    """unittest.TestCase mixin (before the TestCase in the bases): self.agents, emptied
+    before each test, are the baresips (BaresipProcess) whose logs are printed when the
+    test fails."""
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        self.agents = []
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for agent in self.agents:
+                agent.dump()
+        return out
+
+
+class Baresip(BaresipProcess):
+    """One baresip media peer (see the module docstring). `account` may contain {port}, the
+    SIP port chosen at start (a trunk passes its fixed port instead)."""
+
+    def __init__(self, workdir, name, host, account, tone_hz, port=None):
+        super().__init__(os.path.join(workdir, "baresip-%s-%d" % (name, time.monotonic_ns())),
+                         name, host, port=port)
+        self.rec_dir = os.path.join(self.dir, "rec")
+        os.makedirs(self.rec_dir)
+        self.account_template = account
+        self.tone_hz = tone_hz
+        self.ctrl_port = None
+        self.events = []
+        self._responses = {}
+        self._cond = threading.Condition()
+        self._sock = None
+        self._reader = None
+        self._token = 0
+
+    # ---- process
+
+    def pick_ports(self):
+        super().pick_ports()
+        self.ctrl_port = harness.free_port()
+
+    def start_banner(self):
+        return "SIP %s:%d, ctrl 127.0.0.1:%d" % (self.host, self.port, self.ctrl_port)
+
+    def write_config(self):
+        rtp_min, rtp_max = rtp_window()
+        self.account = self.account_template.format(port=self.port)
+        write_config(self.dir, self.host, self.port, self.account,
+                     settings=["rtp_ports %d-%d" % (rtp_min, rtp_max),
+                               "audio_player alsa,null",
+                               "audio_alert alsa,null",
+                               "audio_source ausine,%d" % self.tone_hz,
+                               # ausine produces 48 kHz stereo only; baresip resamples to
+                               # the codec.
+                               "ausrc_srate 48000",
+                               "ausrc_channels 2",
+                               "snd_path %s" % self.rec_dir,
+                               "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port],
+                     modules=["module %s" % m for m in MODULES]
+                     + ["module_tmp account.so", "module_app menu.so",
+                        "module_app ctrl_tcp.so"])
+
+    def on_ready(self):
+        """Connects to ctrl_tcp."""
+        self._connect()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        return super().stop(sig, timeout)
 
     # ---- ctrl_tcp
 
@@ -362,18 +464,6 @@ class Baresip:
         first."""
         return sorted(glob.glob(os.path.join(self.rec_dir, "dump-*-%s.wav" % kind)))
 
-    def log(self):
-        """The log as text: colours removed, the status line's \\r made newlines."""
-        text = self.raw_log()
-        return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-
-    def raw_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def sip_messages(self):
         """The -s trace: [(transport, src, dst, message text with \\n line ends)]."""
         return [(m.group(1), m.group(2), m.group(3), m.group(4).replace("\r\n", "\n"))
@@ -407,11 +497,8 @@ class Baresip:
             out.append(text)
         return out
 
-    def dump(self, out=sys.stderr):
-        print("\n===== baresip %s (%s) =====" % (self.name, self.log_path), file=out)
-        print("events: %s" % self.event_summary(), file=out)
-        print(self.log()[-25000:], file=out)
-        out.flush()
+    def dump_details(self):
+        return ["events: %s" % self.event_summary()]
 
 
 def raw_ulaw_tone(path, hz, seconds):

@@ -856,6 +856,7 @@ class LoopbackCapture:
     datagrams that look like RTP (version 2, payload type below 72 or above 76) to or
     from the given hosts are kept, as (time.time(), src, sport, dst, dport, payload_type,
     ssrc).
+    A subclass that wants more of each packet overrides on_rtp().
     LoopbackCapture.available() says whether this machine allows it."""
 
     def __init__(self, hosts=None):
@@ -897,11 +898,20 @@ class LoopbackCapture:
             rtp = frame[ihl + 8:]
             if len(rtp) < 12 or rtp[0] >> 6 != 2:
                 continue
+            now = time.time()
+            self.on_rtp(now, src, sport, dst, dport, rtp)
             payload_type = rtp[1] & 0x7F
             if 72 <= payload_type <= 76:  # RTCP
                 continue
             ssrc = struct.unpack("!I", rtp[8:12])[0]
-            self.packets.append((time.time(), src, sport, dst, dport, payload_type, ssrc))
+            self.packets.append((now, src, sport, dst, dport, payload_type, ssrc))
+
+    def on_rtp(self, when, src, sport, dst, dport, rtp):
+        """Called on the capture's thread for every UDP datagram to or from the hosts that
+        looks like RTP (version 2), RTCP included, before it is counted: rtp is the UDP
+        payload (bytes), `when` the time.time() it is counted with. Does nothing here; a
+        subclass sets the attributes it fills before calling __init__ (the thread starts
+        there)."""
 
     def stop(self):
         self._stop = True

@@ -22,155 +22,47 @@ Environment: BARESIP (path of baresip, default from PATH), plus harness.py's.
 
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid as uuidlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import baresip  # noqa: E402
 import harness  # noqa: E402
 
-MODULE_PATH = "/usr/lib/baresip/modules"
-LIFETIME_S = 180   # baresip's own -t: it quits by itself if the test never stops it
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
+class RegisteringBaresip(baresip.BaresipProcess):
+    """A baresip on 127.0.0.1 with account.so (and uuid.so, reading `uuid`) only: no audio,
+    no control module (baresip.BaresipProcess starts and stops it)."""
 
-def baresip_path():
-    return os.environ.get("BARESIP", shutil.which("baresip") or "baresip")
-
-
-def free_sip_port():
-    """A free UDP+TCP port whose next port is free for TCP too (baresip's TLS listener)."""
-    for _ in range(50):
-        port = harness.free_port()
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        harness._given_ports.add(port + 1)
-        return port
-    raise RuntimeError("no free port pair")
-
-
-def wait_for(predicate, timeout, interval=0.1):
-    """predicate()'s first truthy value within timeout seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-class Baresip:
-    """One baresip process with its own config dir; stopped by its PID only."""
+    lifetime_s = 180   # baresip's own -t: it quits by itself if the test never stops it
 
     def __init__(self, parent_dir, name, account, modules=("account.so",), uuid=None):
-        self.name = name
-        self.dir = os.path.join(parent_dir, name)
-        os.makedirs(self.dir)
-        self.account = account          # the accounts line, with {port} not yet known
+        super().__init__(os.path.join(parent_dir, name), name, "127.0.0.1")
+        self.account = account
         self.modules = modules
         self.uuid = uuid
-        self.log_path = os.path.join(self.dir, "baresip.log")
-        self.proc = None
-        self.port = None
 
     def write_config(self):
-        lines = ["sip_listen 127.0.0.1:%d" % self.port,
-                 "net_interface 127.0.0.1",
-                 "module_path %s" % MODULE_PATH]
-        lines += ["module_tmp %s" % m for m in self.modules]
-        with open(os.path.join(self.dir, "config"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write(self.account + "\n")
-        if self.uuid:
-            with open(os.path.join(self.dir, "uuid"), "w") as f:
-                f.write(self.uuid)
-
-    def start(self, attempts=3):
-        """Starts it and waits for "baresip is ready."; another port when its SIP port was
-        taken in the meantime."""
-        for attempt in range(1, attempts + 1):
-            self.port = free_sip_port()
-            self.write_config()
-            with open(self.log_path, "ab") as log:
-                log.write(b"\n===== start on port %d =====\n" % self.port)
-                log.flush()
-                self.proc = subprocess.Popen(
-                    [baresip_path(), "-f", self.dir, "-s", "-t", str(LIFETIME_S)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            ready = wait_for(lambda: "baresip is ready." in self.log()
-                             or self.proc.poll() is not None, 15)
-            if ready and self.proc.poll() is None and "baresip is ready." in self.log():
-                return self
-            self.stop(timeout=5)
-            if "in use" not in self.log() or attempt == attempts:
-                raise AssertionError("baresip %s did not start:\n%s" % (self.name, self.log()))
-        return self
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        """Signal, wait, SIGKILL after timeout; the exit code (-9 when killed)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log(self):
-        """The log as text: colours removed, the status line's \\r made newlines."""
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-
-    def dump(self, out=sys.stderr):
-        print("\n===== baresip %s (%s) =====" % (self.name, self.log_path), file=out)
-        print(self.log()[-30000:], file=out)
-        out.flush()
+        baresip.write_config(self.dir, self.host, self.port, self.account,
+                             modules=["module_tmp %s" % m for m in self.modules],
+                             uuid=self.uuid)
 
 
-class BaresipInterop(harness.E2ETestCase):
+class BaresipInterop(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         cls.cluster = harness.Cluster(algorithms=("MD5",), name="baresip").start()
-
-    def run(self, result=None):
-        result = result or self.defaultTestResult()
-        self.agents = []
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            for agent in self.agents:
-                agent.dump()
-        return out
 
     # ---- helpers
 
     def agent(self, name, user, password=None, transport="udp", extra="", modules=None,
               uuid=None):
-        password = password if password is not None else harness.user_password(user)
-        outbound = "sip:127.0.0.1:%d" % self.cluster.internal_port
-        if transport != "udp":
-            outbound += ";transport=%s" % transport
-        account = ('<sip:%s@%s>;auth_pass=%s;outbound="%s";regint=600%s'
-                   % (user, harness.DOMAIN, password, outbound, extra))
-        ua = Baresip(self.cluster.dir, name, account,
-                     modules=modules or ("account.so",), uuid=uuid)
+        account = baresip.client_account(user, self.cluster.internal_port, password=password,
+                                         transport=transport, extra=extra)
+        ua = RegisteringBaresip(self.cluster.dir, name, account,
+                                modules=modules or ("account.so",), uuid=uuid)
         self.agents.append(ua)
         self.addCleanup(ua.stop)
         return ua
@@ -186,7 +78,7 @@ class BaresipInterop(harness.E2ETestCase):
             last[:] = self.bindings(aor)
             return len(last) == count
 
-        wait_for(have, timeout, 0.2)
+        baresip.wait_for(have, timeout, 0.2)
         self.assertEqual(len(last), count, "%s: expected %d binding(s), got %s"
                          % (aor, count, last))
         return list(last)
@@ -244,8 +136,8 @@ class BaresipInterop(harness.E2ETestCase):
         ua.start()
         # baresip gives up after libre's 16-request loop limit (every 401 carries a fresh
         # nonce, so it answers each one) and logs the final status.
-        failed = wait_for(lambda: re.search(r"reg: sip:user007@example\.com: (401|403) ",
-                                            ua.log()), 15)
+        failed = baresip.wait_for(lambda: re.search(r"reg: sip:user007@example\.com: (401|403) ",
+                                                    ua.log()), 15)
         self.assertTrue(failed, "no 401/403 failure in baresip's log")
         self.assertNotIn("200 OK", ua.log())
         deadline = time.monotonic() + 3
@@ -277,8 +169,8 @@ class BaresipInterop(harness.E2ETestCase):
                             modules=modules, uuid=instance)
         second.start()
         self.assertNotEqual(second.port, first.port)
-        replaced = wait_for(lambda: [b for b in self.bindings(aor)
-                                     if b["source"]["port"] == second.port], 10, 0.2)
+        replaced = baresip.wait_for(lambda: [b for b in self.bindings(aor)
+                                             if b["source"]["port"] == second.port], 10, 0.2)
         self.assertTrue(replaced, "the restarted instance never registered")
         bindings = self.bindings(aor)
         self.assertEqual(len(bindings), 1, bindings)

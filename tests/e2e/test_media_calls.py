@@ -30,7 +30,6 @@ cleanup. The file runs in about a minute.
 
 import os
 import re
-import socket
 import struct
 import sys
 import time
@@ -76,56 +75,32 @@ def harness_wait(predicate, what, timeout=5.0):
     raise AssertionError("not within %.1fs: %s" % (timeout, what))
 
 class PayloadCapture(harness.LoopbackCapture):
-    """LoopbackCapture that also keeps the RTP payload of the packets sent to one UDP
-    port: payloads[(host, port)] = [(time, seq, payload type, payload)]."""
+    """LoopbackCapture that also keeps the RTP payload of the packets (RTCP included) to or
+    from the hosts that are sent to one UDP port: payloads = [(time, seq, payload type,
+    payload)]."""
 
     def __init__(self, port, hosts=None):
         self.port = port
         self.payloads = []
         super().__init__(hosts=hosts)
 
-    def _run(self):
-        while not self._stop:
-            try:
-                data, address = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if address[2] != socket.PACKET_HOST:
-                continue
-            frame = data[14:]
-            if len(frame) < 28 or frame[9] != 17:
-                continue
-            ihl = (frame[0] & 0x0F) * 4
-            dport = struct.unpack("!H", frame[ihl + 2:ihl + 4])[0]
-            rtp = frame[ihl + 8:]
-            if dport != self.port or len(rtp) < 12 or rtp[0] >> 6 != 2:
-                continue
-            header = 12 + 4 * (rtp[0] & 0x0F)
-            if rtp[0] & 0x10 and len(rtp) >= header + 4:   # header extension
-                header += 4 + 4 * struct.unpack("!H", rtp[header + 2:header + 4])[0]
-            seq = struct.unpack("!H", rtp[2:4])[0]
-            self.payloads.append((time.time(), seq, rtp[1] & 0x7F, bytes(rtp[header:])))
+    def on_rtp(self, when, src, sport, dst, dport, rtp):
+        if dport != self.port:
+            return
+        header = 12 + 4 * (rtp[0] & 0x0F)
+        if rtp[0] & 0x10 and len(rtp) >= header + 4:   # header extension
+            header += 4 + 4 * struct.unpack("!H", rtp[header + 2:header + 4])[0]
+        seq = struct.unpack("!H", rtp[2:4])[0]
+        self.payloads.append((when, seq, rtp[1] & 0x7F, bytes(rtp[header:])))
 
 
-class MediaCallTestCase(CallTestCase):
+class MediaCallTestCase(baresip.DumpsAgentsOnFailure, CallTestCase):
     """CallTestCase plus baresip peers: dumps their logs when a test fails."""
 
     @classmethod
     def setUpClass(cls):
         baresip.check_prerequisites()
         super().setUpClass()
-
-    def run(self, result=None):
-        result = result or self.defaultTestResult()
-        self.agents = []
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            for agent in self.agents:
-                agent.dump()
-        return out
 
     # ---- peers
 
