@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "medius/media/srtp/openssl_crypto.hpp"
 #include "medius/media/srtp/session.hpp"
 
 namespace medius::media::srtp {
@@ -180,6 +181,82 @@ TEST(Rfc3711, SessionMatchesTheModelAcrossRocWrapAndForSrtcp) {
     buffer.resize(length);
     ASSERT_EQ(buffer, modelSrtcp(rtcpKeys, rtcp, index)) << "srtcp index " << index;
   }
+}
+
+// AEAD_AES_128_GCM (RFC 7714): session key and 96-bit salt from the same PRF (section 11),
+// IV = (0^16 || SSRC || ROC || SEQ) XOR salt (section 8.1), the RTP header as AAD, the
+// 16-octet tag after the ciphertext.
+Bytes modelSrtpGcm(const Bytes& key, const Bytes& salt, const Bytes& rtp, std::uint32_t roc) {
+  Bytes iv = salt;
+  for (int i = 0; i < 4; ++i) iv[2 + i] ^= rtp[8 + i];
+  for (int i = 0; i < 4; ++i) iv[6 + i] ^= static_cast<std::uint8_t>(roc >> (24 - 8 * i));
+  iv[10] ^= rtp[2];
+  iv[11] ^= rtp[3];
+  Bytes out(rtp.begin(), rtp.begin() + 12);
+  out.resize(rtp.size() + 16);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int length = 0;
+  EXPECT_EQ(EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, key.data(), iv.data()), 1);
+  EXPECT_EQ(EVP_EncryptUpdate(ctx, nullptr, &length, rtp.data(), 12), 1);
+  EXPECT_EQ(EVP_EncryptUpdate(ctx, out.data() + 12, &length, rtp.data() + 12,
+                              static_cast<int>(rtp.size() - 12)), 1);
+  EXPECT_EQ(EVP_EncryptFinal_ex(ctx, out.data() + 12 + length, &length), 1);
+  EXPECT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out.data() + rtp.size()), 1);
+  EVP_CIPHER_CTX_free(ctx);
+  return out;
+}
+
+TEST(Rfc7714, AeadAes128GcmSessionMatchesTheModel) {
+  const Bytes masterSalt(kMasterSalt.begin(), kMasterSalt.begin() + 12);
+  Bytes keySalt = kMasterKey;
+  keySalt.insert(keySalt.end(), masterSalt.begin(), masterSalt.end());
+  const KeyMaterial key{std::span<const std::uint8_t>(keySalt)};
+  SrtpSession out(CryptoSuite::AeadAes128Gcm, key, Direction::Outbound);
+  SrtpSession in(CryptoSuite::AeadAes128Gcm, key, Direction::Inbound);
+  const Bytes sessionKey = derive(kMasterKey, masterSalt, 0, 16);
+  const Bytes sessionSalt = derive(kMasterKey, masterSalt, 2, 12);
+  std::uint32_t roc = 0;
+  std::uint16_t seq = 65500;
+  for (int n = 0; n < 100; ++n, ++seq) {
+    if (seq == 0) ++roc;
+    Bytes rtp(12 + 1 + static_cast<std::size_t>(n * 3 % 200));
+    rtp[0] = 0x80;
+    rtp[1] = 0x00;
+    rtp[2] = static_cast<std::uint8_t>(seq >> 8);
+    rtp[3] = static_cast<std::uint8_t>(seq);
+    rtp[8] = 0x12;
+    rtp[9] = 0x34;
+    rtp[10] = 0x56;
+    rtp[11] = 0x78;
+    for (std::size_t i = 12; i < rtp.size(); ++i) rtp[i] = static_cast<std::uint8_t>(i * 7 + n);
+    Bytes buffer = rtp;
+    buffer.resize(rtp.size() + out.rtpOverhead());
+    std::size_t length = rtp.size();
+    ASSERT_EQ(out.protectRtp(buffer, length), Status::Ok);
+    buffer.resize(length);
+    ASSERT_EQ(buffer, modelSrtpGcm(sessionKey, sessionSalt, rtp, roc)) << "packet " << n;
+    Bytes tampered = buffer;
+    tampered.back() ^= 1;
+    std::size_t tamperedLength = tampered.size();
+    EXPECT_EQ(in.unprotectRtp(tampered, tamperedLength), Status::AuthFailed);
+    ASSERT_EQ(in.unprotectRtp(buffer, length), Status::Ok);
+    buffer.resize(length);
+    ASSERT_EQ(buffer, rtp);
+  }
+}
+
+TEST(CryptoBackend, LibsrtpRunsOnOpenSslPrimitives) {
+  // Any session initializes libsrtp, which installs the OpenSSL types (openssl_crypto.hpp);
+  // each passed the self-test of the NSS type it replaced.
+  Bytes keySalt = kMasterKey;
+  keySalt.insert(keySalt.end(), kMasterSalt.begin(), kMasterSalt.end());
+  SrtpSession session(CryptoSuite::AesCm128HmacSha1_80, KeyMaterial{std::span<const std::uint8_t>(keySalt)},
+                      Direction::Outbound);
+  const CryptoBackendReport& report = installOpenSslCrypto();
+  EXPECT_TRUE(report.allOpenSsl);
+  EXPECT_EQ(report.types, (std::vector<std::string>{"AES-ICM-128: openssl", "AES-ICM-256: openssl",
+                                                    "AES-GCM-128: openssl", "AES-GCM-256: openssl",
+                                                    "HMAC-SHA1: openssl"}));
 }
 
 }  // namespace

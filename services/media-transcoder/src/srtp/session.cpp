@@ -1,5 +1,7 @@
 #include "medius/media/srtp/session.hpp"
 
+#include "medius/media/srtp/openssl_crypto.hpp"
+
 #include <openssl/crypto.h>
 #include <srtp2/srtp.h>
 
@@ -20,7 +22,11 @@ void initLibrary() {
   static srtp_err_status_t status = srtp_err_status_ok;
   // srtp_init() is not thread-safe and registers the crypto kernel once per process; it is
   // never undone (srtp_shutdown() would pull the ciphers out from under live contexts).
-  std::call_once(once, [] { status = srtp_init(); });
+  std::call_once(once, [] {
+    status = srtp_init();
+    // The primitives from OpenSSL instead of Debian's NSS build (openssl_crypto.hpp).
+    if (status == srtp_err_status_ok) installOpenSslCrypto();
+  });
   if (status != srtp_err_status_ok) {
     throw SrtpError("srtp_init failed (libsrtp error " + std::to_string(status) + ")");
   }
