@@ -29,6 +29,38 @@ constexpr int kSaltLen = 14;     // SRTP_SALT_LEN: AES-ICM's key is key || 112-b
 constexpr int kGcmSaltLen = 12;  // SRTP_AEAD_SALT_LEN
 constexpr int kSha1Len = 20;
 
+// A cipher of `type` whose state (an IcmState or GcmState) gets its own EVP context.
+template <typename State>
+srtp_err_status_t newCipher(srtp_cipher_t** c, const srtp_cipher_type_t* type, int algorithm,
+                            int keyLen, State initial) {
+  auto* cipher = new (std::nothrow) srtp_cipher_t{};
+  auto* state = new (std::nothrow) State(initial);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (!cipher || !state || !ctx) {
+    delete cipher;
+    delete state;
+    EVP_CIPHER_CTX_free(ctx);
+    return srtp_err_status_alloc_fail;
+  }
+  state->ctx = ctx;
+  cipher->type = type;
+  cipher->state = state;
+  cipher->key_len = keyLen;
+  cipher->algorithm = algorithm;
+  *c = cipher;
+  return srtp_err_status_ok;
+}
+
+template <typename State>
+srtp_err_status_t deleteCipher(srtp_cipher_t* c) {
+  auto* state = static_cast<State*>(c->state);
+  EVP_CIPHER_CTX_free(state->ctx);
+  OPENSSL_cleanse(state, sizeof(State));
+  delete state;
+  delete c;
+  return srtp_err_status_ok;
+}
+
 // ---------------------------------------------------------------- AES-ICM (RFC 3711 4.1.1)
 
 struct IcmState {
@@ -43,48 +75,20 @@ extern srtp_cipher_type_t icm128;
 extern srtp_cipher_type_t icm256;
 
 srtp_err_status_t icmAlloc(srtp_cipher_t** c, int keyLen, int /*tagLen*/) {
-  const srtp_cipher_type_t* type = nullptr;
-  const EVP_CIPHER* evp = nullptr;
-  int algorithm = 0;
+  IcmState state;
+  state.keySize = keyLen - kSaltLen;
   if (keyLen == SRTP_AES_ICM_128_KEY_LEN_WSALT) {
-    type = &icm128;
-    evp = EVP_aes_128_ctr();
-    algorithm = SRTP_AES_ICM_128;
-  } else if (keyLen == SRTP_AES_ICM_256_KEY_LEN_WSALT) {
-    type = &icm256;
-    evp = EVP_aes_256_ctr();
-    algorithm = SRTP_AES_ICM_256;
-  } else {
-    return srtp_err_status_bad_param;
+    state.evp = EVP_aes_128_ctr();
+    return newCipher(c, &icm128, SRTP_AES_ICM_128, keyLen, state);
   }
-  auto* cipher = new (std::nothrow) srtp_cipher_t{};
-  auto* state = new (std::nothrow) IcmState{};
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (!cipher || !state || !ctx) {
-    delete cipher;
-    delete state;
-    EVP_CIPHER_CTX_free(ctx);
-    return srtp_err_status_alloc_fail;
+  if (keyLen == SRTP_AES_ICM_256_KEY_LEN_WSALT) {
+    state.evp = EVP_aes_256_ctr();
+    return newCipher(c, &icm256, SRTP_AES_ICM_256, keyLen, state);
   }
-  state->ctx = ctx;
-  state->evp = evp;
-  state->keySize = keyLen - kSaltLen;
-  cipher->type = type;
-  cipher->state = state;
-  cipher->key_len = keyLen;
-  cipher->algorithm = algorithm;
-  *c = cipher;
-  return srtp_err_status_ok;
+  return srtp_err_status_bad_param;
 }
 
-srtp_err_status_t icmDealloc(srtp_cipher_t* c) {
-  auto* state = static_cast<IcmState*>(c->state);
-  EVP_CIPHER_CTX_free(state->ctx);
-  OPENSSL_cleanse(state->offset.data(), state->offset.size());
-  delete state;
-  delete c;
-  return srtp_err_status_ok;
-}
+srtp_err_status_t icmDealloc(srtp_cipher_t* c) { return deleteCipher<IcmState>(c); }
 
 srtp_err_status_t icmInit(void* s, const std::uint8_t* key) {
   auto* state = static_cast<IcmState*>(s);
@@ -131,48 +135,21 @@ extern srtp_cipher_type_t gcm128;
 extern srtp_cipher_type_t gcm256;
 
 srtp_err_status_t gcmAlloc(srtp_cipher_t** c, int keyLen, int tagLen) {
-  const srtp_cipher_type_t* type = nullptr;
-  const EVP_CIPHER* evp = nullptr;
-  int algorithm = 0;
-  if (keyLen == SRTP_AES_GCM_128_KEY_LEN_WSALT) {
-    type = &gcm128;
-    evp = EVP_aes_128_gcm();
-    algorithm = SRTP_AES_GCM_128;
-  } else if (keyLen == SRTP_AES_GCM_256_KEY_LEN_WSALT) {
-    type = &gcm256;
-    evp = EVP_aes_256_gcm();
-    algorithm = SRTP_AES_GCM_256;
-  } else {
-    return srtp_err_status_bad_param;
-  }
   if (tagLen != 16 && tagLen != 8) return srtp_err_status_bad_param;
-  auto* cipher = new (std::nothrow) srtp_cipher_t{};
-  auto* state = new (std::nothrow) GcmState{};
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (!cipher || !state || !ctx) {
-    delete cipher;
-    delete state;
-    EVP_CIPHER_CTX_free(ctx);
-    return srtp_err_status_alloc_fail;
+  GcmState state;
+  state.tagLen = tagLen;
+  if (keyLen == SRTP_AES_GCM_128_KEY_LEN_WSALT) {
+    state.evp = EVP_aes_128_gcm();
+    return newCipher(c, &gcm128, SRTP_AES_GCM_128, keyLen, state);
   }
-  state->ctx = ctx;
-  state->evp = evp;
-  state->tagLen = tagLen;
-  cipher->type = type;
-  cipher->state = state;
-  cipher->key_len = keyLen;
-  cipher->algorithm = algorithm;
-  *c = cipher;
-  return srtp_err_status_ok;
+  if (keyLen == SRTP_AES_GCM_256_KEY_LEN_WSALT) {
+    state.evp = EVP_aes_256_gcm();
+    return newCipher(c, &gcm256, SRTP_AES_GCM_256, keyLen, state);
+  }
+  return srtp_err_status_bad_param;
 }
 
-srtp_err_status_t gcmDealloc(srtp_cipher_t* c) {
-  auto* state = static_cast<GcmState*>(c->state);
-  EVP_CIPHER_CTX_free(state->ctx);
-  delete state;
-  delete c;
-  return srtp_err_status_ok;
-}
+srtp_err_status_t gcmDealloc(srtp_cipher_t* c) { return deleteCipher<GcmState>(c); }
 
 srtp_err_status_t gcmInit(void* s, const std::uint8_t* key) {
   auto* state = static_cast<GcmState*>(s);
