@@ -8,6 +8,8 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "medius/media/srtp/session.hpp"
@@ -52,6 +54,37 @@ void refill(SrtpSession& sender, std::vector<std::vector<std::uint8_t>>& batch, 
   }
 }
 
+void report(benchmark::State& state, CryptoSuite suite) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.SetLabel(std::string(medius::media::srtp::suiteName(suite)));
+}
+
+// Times `perPacket(buffer, length)` (returns its failures) on SRTP packets of `sender`,
+// made kBatch at a time outside the timed region (an SRTP context refuses replays, so each
+// packet is handled once).
+template <typename PerPacket>
+void runOnSrtpPackets(benchmark::State& state, CryptoSuite suite, SrtpSession& sender,
+                      const char* failed, PerPacket perPacket) {
+  std::vector<std::vector<std::uint8_t>> batch(kBatch, std::vector<std::uint8_t>(kPacket + 64));
+  std::vector<std::size_t> lengths(kBatch);
+  std::uint16_t seq = 0;
+  std::size_t next = kBatch;
+  std::int64_t failures = 0;
+  for (auto _ : state) {
+    if (next == kBatch) {
+      state.PauseTiming();
+      refill(sender, batch, seq, lengths);
+      next = 0;
+      state.ResumeTiming();
+    }
+    std::size_t length = lengths[next];
+    failures += perPacket(std::span<std::uint8_t>(batch[next]), length);
+    ++next;
+  }
+  if (failures != 0) state.SkipWithError(failed);
+  report(state, suite);
+}
+
 void BM_Protect(benchmark::State& state) {
   const auto suite = static_cast<CryptoSuite>(state.range(0));
   SrtpSession out(suite, generateKeyMaterial(suite), Direction::Outbound);
@@ -64,8 +97,7 @@ void BM_Protect(benchmark::State& state) {
     benchmark::DoNotOptimize(status);
     benchmark::DoNotOptimize(buffer);
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  state.SetLabel(std::string(medius::media::srtp::suiteName(suite)));
+  report(state, suite);
 }
 
 void BM_Unprotect(benchmark::State& state) {
@@ -73,25 +105,10 @@ void BM_Unprotect(benchmark::State& state) {
   const auto key = generateKeyMaterial(suite);
   SrtpSession out(suite, key, Direction::Outbound);
   SrtpSession in(suite, key, Direction::Inbound);
-  std::vector<std::vector<std::uint8_t>> batch(kBatch, std::vector<std::uint8_t>(kPacket + 64));
-  std::vector<std::size_t> lengths(kBatch);
-  std::uint16_t seq = 0;
-  std::size_t next = kBatch;
-  std::int64_t failures = 0;
-  for (auto _ : state) {
-    if (next == kBatch) {
-      state.PauseTiming();
-      refill(out, batch, seq, lengths);
-      next = 0;
-      state.ResumeTiming();
-    }
-    std::size_t length = lengths[next];
-    failures += in.unprotectRtp(batch[next], length) != Status::Ok;
-    ++next;
-  }
-  if (failures != 0) state.SkipWithError("unprotect failed");
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  state.SetLabel(std::string(medius::media::srtp::suiteName(suite)));
+  runOnSrtpPackets(state, suite, out, "unprotect failed",
+                   [&in](std::span<std::uint8_t> packet, std::size_t& length) {
+                     return std::int64_t{in.unprotectRtp(packet, length) != Status::Ok};
+                   });
 }
 
 // SRTP in with the caller's key, SRTP out with ours: what an SRTP<->SRTP relay pays per
@@ -102,26 +119,11 @@ void BM_UnprotectThenProtect(benchmark::State& state) {
   SrtpSession peer(suite, key, Direction::Outbound);
   SrtpSession in(suite, key, Direction::Inbound);
   SrtpSession out(suite, generateKeyMaterial(suite), Direction::Outbound);
-  std::vector<std::vector<std::uint8_t>> batch(kBatch, std::vector<std::uint8_t>(kPacket + 64));
-  std::vector<std::size_t> lengths(kBatch);
-  std::uint16_t seq = 0;
-  std::size_t next = kBatch;
-  std::int64_t failures = 0;
-  for (auto _ : state) {
-    if (next == kBatch) {
-      state.PauseTiming();
-      refill(peer, batch, seq, lengths);
-      next = 0;
-      state.ResumeTiming();
-    }
-    std::size_t length = lengths[next];
-    failures += in.unprotectRtp(batch[next], length) != Status::Ok;
-    failures += out.protectRtp(batch[next], length) != Status::Ok;
-    ++next;
-  }
-  if (failures != 0) state.SkipWithError("unprotect or protect failed");
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  state.SetLabel(std::string(medius::media::srtp::suiteName(suite)));
+  runOnSrtpPackets(state, suite, peer, "unprotect or protect failed",
+                   [&in, &out](std::span<std::uint8_t> packet, std::size_t& length) {
+                     return std::int64_t{in.unprotectRtp(packet, length) != Status::Ok} +
+                            std::int64_t{out.protectRtp(packet, length) != Status::Ok};
+                   });
 }
 
 void suites(benchmark::internal::Benchmark* b) {

@@ -505,6 +505,29 @@ TEST(SessionLoad, TranscodingOutweighsRelayingAsTheBenchmarksSay) {
               (100 * 8 + 50 * (162 + 22 + 20)) / 10000.0, 1e-9);
 }
 
+TEST(SessionLoad, TheOfferSaysWhatTheSessionWillLikelyCost) {
+  // Opus with SRTP toward a G.711 trunk: no codec in common, transcoded whatever the answer.
+  Negotiator opus(internal(), trunk());
+  EXPECT_FALSE(opus.outlook());
+  opus.offer(0, audioOf(kOpusSrtpOffer));
+  auto outlook = opus.outlook();
+  ASSERT_TRUE(outlook);
+  EXPECT_TRUE(outlook->transcodeOnly);
+  EXPECT_EQ(outlook->codecs, (std::array<CodecId, 2>{CodecId::Opus, CodecId::Pcmu}));
+  EXPECT_EQ(outlook->srtp, (std::array<bool, 2>{true, false}));
+  opus.answer(1, audioOf(kPcmuAnswer), false);
+  EXPECT_FALSE(opus.outlook());
+
+  // PCMU from the trunk toward an SRTP client: relayable, SRTP on B only.
+  Negotiator pcmu(trunk(), internal());
+  pcmu.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0", "")));
+  outlook = pcmu.outlook();
+  ASSERT_TRUE(outlook);
+  EXPECT_FALSE(outlook->transcodeOnly);
+  EXPECT_EQ(outlook->codecs, (std::array<CodecId, 2>{CodecId::Pcmu, CodecId::Pcmu}));
+  EXPECT_EQ(outlook->srtp, (std::array<bool, 2>{false, true}));
+}
+
 TEST(SessionLoad, AWorkerRefusesSessionsAboveItsLoadLimit) {
   MediaConfig config;
   config.portRange = {31400, 31499};

@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "medius/media/srtp/crypto_attribute.hpp"
-#include "medius/media/srtp/keys.hpp"
+#include "medius/media/srtp/sdes.hpp"
 
 namespace medius::media {
 
@@ -62,39 +62,16 @@ std::string names(const std::vector<CodecId>& codecs) {
 
 bool isSavp(const std::string& protocol) { return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF"; }
 
-// A peer's key from its a=crypto line: the first key (with several, RFC 4568 6.1, the MKI
-// in each packet would pick one; SrtpSession takes one key here).
-SrtpParams peerKey(const srtp::CryptoAttribute& attribute) {
-  auto keys = attribute.masterKeys();
+// The SRTP context parameters of an a=crypto line, the peer's or ours: its first key (with
+// several, RFC 4568 6.1, the MKI in each packet would pick one; SrtpSession takes one key
+// here).
+SrtpParams paramsOf(const srtp::CryptoAttribute& attribute) {
+  const srtp::KeyParam& first = attribute.keys.front();
   SrtpParams key;
   key.suite = attribute.suite;
-  key.key = keys.front().keySalt;
-  key.mki = keys.front().mki;
+  key.key = first.keySalt;
+  key.mki = first.mki;
   return key;
-}
-
-// The a=crypto line for one of our keys.
-std::string cryptoLine(std::uint32_t tag, const SrtpParams& key) {
-  srtp::CryptoAttribute attribute;
-  attribute.tag = tag;
-  attribute.suite = key.suite;
-  srtp::KeyParam param;
-  param.keySalt = key.key;
-  attribute.keys.push_back(std::move(param));
-  return srtp::formatCryptoAttribute(attribute);
-}
-
-// The suites we offer, in order. AES_CM_128_HMAC_SHA1_80 first: it is the one every SDES
-// endpoint has (RFC 4568 6.2.1 makes it mandatory to implement), and most answerers take
-// the first line they support; the AEAD suites (RFC 7714) follow where libsrtp2 has them,
-// then the 32-bit tag variant.
-std::vector<srtp::CryptoSuite> offeredSuites() {
-  std::vector<srtp::CryptoSuite> out;
-  for (auto suite : {srtp::CryptoSuite::AesCm128HmacSha1_80, srtp::CryptoSuite::AeadAes128Gcm,
-                     srtp::CryptoSuite::AeadAes256Gcm, srtp::CryptoSuite::AesCm128HmacSha1_32}) {
-    if (srtp::suiteAvailable(suite)) out.push_back(suite);
-  }
-  return out;
 }
 
 // The telephone-event of `events` to use next to `codec`: the one at the codec's clock
@@ -168,35 +145,17 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
       throw NegotiationError("SRTP (" + stream.protocol + ") offered where SRTP is off");
     }
   } else {
-    std::string problems;
-    for (const auto& value : stream.cryptos) {
-      auto parsed = srtp::parseCryptoAttribute(value);
-      if (parsed.status == srtp::ParseStatus::Ok && srtp::suiteAvailable(parsed.attribute->suite)) {
-        p.offererKey = peerKey(*parsed.attribute);
-        p.offererTag = parsed.attribute->tag;
-        break;
-      }
-      std::string why = parsed.status == srtp::ParseStatus::UnknownSuite
-                            ? "unknown suite " + parsed.suiteName.substr(0, 40)
-                            : parsed.error;
-      problems += (problems.empty() ? "" : "; ") + why;
-    }
-    if (!p.offererKey && (isSavp(stream.protocol) || px.srtp == SrtpMode::Required)) {
+    // Any suite this libsrtp2 has; our key toward the offerer is kept across re-offers
+    // while the suite stays.
+    static const std::vector<srtp::CryptoSuite> acceptable = srtp::defaultSuites();
+    const std::vector<std::string_view> values(stream.cryptos.begin(), stream.cryptos.end());
+    srtp::SdesAnswer sdes = srtp::answerCryptoOffer(values, acceptable, x.sdes ? &x.sdes->local : nullptr);
+    if (!sdes.choice && (isSavp(stream.protocol) || px.srtp == SrtpMode::Required)) {
       throw NegotiationError(stream.cryptos.empty()
                                  ? "SRTP is required and the offer has no a=crypto line"
-                                 : "no usable a=crypto line: " + problems);
+                                 : "no usable a=crypto line: " + sdes.problems);
     }
-    if (p.offererKey) {
-      // Our key toward the offerer: kept across re-offers while the suite stays.
-      if (x.outbound && x.outbound->suite == p.offererKey->suite) {
-        p.towardOfferer = *x.outbound;
-      } else {
-        SrtpParams ours;
-        ours.suite = p.offererKey->suite;
-        ours.key = srtp::generateKeyMaterial(ours.suite);
-        p.towardOfferer = std::move(ours);
-      }
-    }
+    p.offererSdes = std::move(sdes.choice);
   }
 
   if (p.reoffer) {
@@ -206,7 +165,7 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
     o.policy = py;
     o.formats = out.formats;
     o.protocol = y.protocol;
-    if (y.outbound) o.keys.emplace_back(y.cryptoTag, *y.outbound);
+    if (y.sdes) o.cryptos.push_back(y.sdes->local);
     p.offers.push_back(std::move(o));
     pending_ = std::move(p);
     return out;
@@ -226,6 +185,27 @@ sdp::AudioOverride Negotiator::alternative(const LegPolicy& policy, std::uint32_
   p.offers.push_back(makeOffer(p, policy));
   offerId = static_cast<std::uint32_t>(p.offers.size() - 1);
   return overrideOf(p, p.offers.back());
+}
+
+std::optional<Negotiator::Outlook> Negotiator::outlook() const {
+  if (!pending_ || pending_->offers.empty()) return std::nullopt;
+  const Pending& p = *pending_;
+  const Offered& o = p.offers.front();
+  const auto xi = static_cast<std::size_t>(p.offerer);
+  const std::size_t yi = 1 - xi;
+  Outlook out;
+  out.codecs[xi] = knownCodec(p.offererCodecs.front()).value_or(CodecId::Pcmu);
+  auto first = std::find_if(o.formats.begin(), o.formats.end(),
+                            [](const sdp::Format& f) { return knownCodec(f).has_value(); });
+  if (first != o.formats.end()) out.codecs[yi] = *knownCodec(*first);
+  out.transcodeOnly = std::none_of(o.formats.begin(), o.formats.end(), [&p](const sdp::Format& f) {
+    auto id = knownCodec(f);
+    return id && std::any_of(p.offererCodecs.begin(), p.offererCodecs.end(),
+                             [id](const sdp::Format& g) { return knownCodec(g) == id; });
+  });
+  out.srtp[xi] = p.offererSdes.has_value();
+  out.srtp[yi] = !o.cryptos.empty();
+  return out;
 }
 
 Negotiator::Offered Negotiator::makeOffer(const Pending& p, const LegPolicy& py) {
@@ -294,14 +274,7 @@ Negotiator::Offered Negotiator::makeOffer(const Pending& p, const LegPolicy& py)
   } else {
     // Optional: RTP/AVP with a=crypto, the "best effort" offer an SRTP endpoint upgrades.
     o.protocol = py.srtp == SrtpMode::Required ? "RTP/SAVP" : "RTP/AVP";
-    std::uint32_t tag = 1;
-    for (auto suite : offeredSuites()) {
-      SrtpParams key;
-      key.suite = suite;
-      key.key = srtp::generateKeyMaterial(suite);
-      o.keys.emplace_back(tag, std::move(key));
-      ++tag;
-    }
+    o.cryptos = srtp::makeCryptoOffer(srtp::interopOfferSuites());
   }
   return o;
 }
@@ -311,7 +284,7 @@ sdp::AudioOverride Negotiator::overrideOf(const Pending& p, const Offered& o) {
   out.formats = o.formats;
   out.ptimeMs = p.offererPtime;
   out.protocol = o.protocol;
-  for (const auto& [tag, key] : o.keys) out.cryptos.push_back(cryptoLine(tag, key));
+  for (const auto& line : o.cryptos) out.cryptos.push_back(srtp::formatCryptoAttribute(line));
   return out;
 }
 
@@ -336,14 +309,12 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
     p.offererCn = y.cn;
     p.offererPtime = y.ptimeMs;
     p.offererProtocol = y.protocol;
-    p.offererKey = y.inbound;
-    p.offererTag = y.cryptoTag;
-    p.towardOfferer = y.outbound;
+    p.offererSdes = y.sdes;
     Offered o;
     o.policy = policy_[static_cast<std::size_t>(from)];
     o.formats = render(x).formats;
     o.protocol = x.protocol;
-    if (x.outbound) o.keys.emplace_back(x.cryptoTag, *x.outbound);
+    if (x.sdes) o.cryptos.push_back(x.sdes->local);
     p.offers.push_back(std::move(o));
     pending_ = std::move(p);
     offerId = 0;
@@ -389,23 +360,17 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   ny.ptimeMs = stream.ptimeMs;
   ny.protocol = offered.protocol;
   ny.established = true;
-  if (!offered.keys.empty()) {
+  if (!offered.cryptos.empty()) {
+    // The first a=crypto of the answer with one of our tags and its suite.
+    std::string why;
     for (const auto& value : stream.cryptos) {
-      auto parsed = srtp::parseCryptoAttribute(value);
-      if (parsed.status != srtp::ParseStatus::Ok) continue;
-      auto ours = std::find_if(offered.keys.begin(), offered.keys.end(), [&](const auto& k) {
-        return k.first == parsed.attribute->tag && k.second.suite == parsed.attribute->suite;
-      });
-      if (ours == offered.keys.end()) continue;
-      ny.inbound = peerKey(*parsed.attribute);
-      ny.outbound = ours->second;
-      ny.cryptoTag = ours->first;
-      break;
+      ny.sdes = srtp::acceptCryptoAnswer(offered.cryptos, value, why);
+      if (ny.sdes) break;
     }
-    if (!ny.inbound && (isSavp(offered.protocol) || offered.policy.srtp == SrtpMode::Required)) {
+    if (!ny.sdes && (isSavp(offered.protocol) || offered.policy.srtp == SrtpMode::Required)) {
       throw NegotiationError(stream.cryptos.empty()
                                  ? "SRTP is required and the answer has no a=crypto line"
-                                 : "the answer's a=crypto matches none of the offered lines");
+                                 : "the answer's a=crypto matches none of the offered lines (" + why + ")");
     }
   }
 
@@ -429,9 +394,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   if (relay && !nx.cn) ny.cn.reset();
   nx.ptimeMs = p.offererPtime;
   nx.protocol = p.offererProtocol;
-  nx.inbound = p.offererKey;
-  nx.outbound = p.towardOfferer;
-  nx.cryptoTag = p.offererTag;
+  nx.sdes = p.offererSdes;
   nx.established = true;
 
   // The answerer's side is the one of the offer it answered (another fork's target may
@@ -453,7 +416,7 @@ sdp::AudioOverride Negotiator::render(const LegState& leg) const {
   if (leg.event) out.formats.push_back(*leg.event);
   if (leg.cn) out.formats.push_back(*leg.cn);
   out.ptimeMs = leg.ptimeMs;
-  if (leg.outbound) out.cryptos.push_back(cryptoLine(leg.cryptoTag, *leg.outbound));
+  if (leg.sdes) out.cryptos.push_back(srtp::formatCryptoAttribute(leg.sdes->local));
   return out;
 }
 
@@ -462,8 +425,10 @@ MediaPlan Negotiator::buildPlan() const {
   for (std::size_t i = 0; i < 2; ++i) {
     const LegState& s = legs_[i];
     LegPlan& leg = plan.legs[i];
-    leg.inbound = s.inbound;
-    leg.outbound = s.outbound;
+    if (s.sdes) {
+      leg.inbound = paramsOf(s.sdes->remote);
+      leg.outbound = paramsOf(s.sdes->local);
+    }
     leg.codecName = s.codec.name;
     leg.codec = s.known;
     leg.codecPt = s.codec.pt;

@@ -232,22 +232,9 @@ medius::v1::CreateSessionResponse SessionManager::create(
   // Capacity: a session whose offer shares no codec with leg B's side will be transcoded
   // whatever B answers; any other starts as relayed and is re-weighed at the answer.
   {
-    const auto& offered = offer->audio().formatInfo;
-    auto codecOf = [](const sdp::Format& f) { return codec::codecFromName(f.name, f.clock); };
-    std::optional<codec::CodecId> a;
-    bool shared = false;
-    for (const auto& f : offered) {
-      auto id = codecOf(f);
-      if (id && !a) a = id;
-      for (const auto& g : towardB.formats) shared = shared || (id && codecOf(g) == id);
-    }
-    std::optional<codec::CodecId> b;
-    for (const auto& g : towardB.formats) {
-      if (!b) b = codecOf(g);
-    }
-    bool srtpA = !offer->audio().cryptos.empty();
-    session->load = estimatedLoad(!shared && a && b, a.value_or(codec::CodecId::Pcmu),
-                                  b.value_or(codec::CodecId::Pcmu), srtpA, !towardB.cryptos.empty());
+    const Negotiator::Outlook outlook = session->negotiator->outlook().value();
+    session->load = estimatedLoad(outlook.transcodeOnly, outlook.codecs[0], outlook.codecs[1],
+                                  outlook.srtp[0], outlook.srtp[1]);
     std::lock_guard lock(mutex_);
     if (load_ + session->load > loadLimit_) {
       throw refused(metrics_.sessions.resourceExhausted, Code::ResourceExhausted,

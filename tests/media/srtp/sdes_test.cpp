@@ -83,6 +83,37 @@ TEST(Sdes, NoUsableLineExplainsWhy) {
   EXPECT_EQ(none.error, "no usable a=crypto among 0: 0 unknown suite, 0 unsupported, 0 malformed, 0 not accepted");
 }
 
+TEST(Sdes, NoUsableLineNamesEveryProblem) {
+  const std::string unknown = "1 F8_128_HMAC_SHA1_80 inline:" + kRfcKey;
+  const std::string noKey = "2 AES_CM_128_HMAC_SHA1_80 inline:";
+  const std::vector<std::string_view> offer = {unknown, noKey};
+  const SdesAnswer answer = answerCryptoOffer(offer, defaultSuites());
+  EXPECT_FALSE(answer.choice.has_value());
+  EXPECT_EQ(answer.problems, "unknown crypto suite \"F8_128_HMAC_SHA1_80\"; key 1: missing key");
+}
+
+TEST(Sdes, InteropOfferPutsTheMandatorySuiteFirst) {
+  const std::vector<CryptoSuite> suites = interopOfferSuites();
+  EXPECT_EQ(suites, (std::vector<CryptoSuite>{CryptoSuite::AesCm128HmacSha1_80, CryptoSuite::AeadAes128Gcm,
+                                              CryptoSuite::AeadAes256Gcm, CryptoSuite::AesCm128HmacSha1_32}));
+}
+
+TEST(Sdes, AnswerKeepsOurKeyWhileTheSuiteStays) {
+  const CryptoAttribute before = makeLocalCryptoAttribute(1, CryptoSuite::AesCm128HmacSha1_80);
+  const std::string same = "2 AES_CM_128_HMAC_SHA1_80 inline:" + kRfcKey;
+  const std::vector<std::string_view> reoffer = {same};
+  const SdesAnswer kept = answerCryptoOffer(reoffer, defaultSuites(), &before);
+  ASSERT_TRUE(kept.choice.has_value()) << kept.error;
+  EXPECT_EQ(kept.choice->local.tag, 2u);  // the tag of the line chosen now
+  EXPECT_TRUE(kept.choice->local.keys[0].keySalt == before.keys[0].keySalt);
+  const std::string other = "1 AES_CM_128_HMAC_SHA1_32 inline:" + kRfcKey;
+  const std::vector<std::string_view> rekey = {other};
+  const SdesAnswer fresh = answerCryptoOffer(rekey, defaultSuites(), &before);
+  ASSERT_TRUE(fresh.choice.has_value()) << fresh.error;
+  EXPECT_EQ(fresh.choice->local.suite, CryptoSuite::AesCm128HmacSha1_32);
+  EXPECT_FALSE(fresh.choice->local.keys[0].keySalt == before.keys[0].keySalt);
+}
+
 TEST(Sdes, RepeatedTagIsMalformed) {
   const std::string first = "1 AES_CM_128_HMAC_SHA1_80 inline:" + kRfcKey;
   const std::string again = "1 AES_CM_128_HMAC_SHA1_32 inline:" + kRfcKey;

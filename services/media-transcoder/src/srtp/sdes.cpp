@@ -15,6 +15,15 @@ std::vector<CryptoSuite> defaultSuites() {
   return out;
 }
 
+std::vector<CryptoSuite> interopOfferSuites() {
+  std::vector<CryptoSuite> out;
+  for (CryptoSuite suite : {CryptoSuite::AesCm128HmacSha1_80, CryptoSuite::AeadAes128Gcm,
+                            CryptoSuite::AeadAes256Gcm, CryptoSuite::AesCm128HmacSha1_32}) {
+    if (suiteAvailable(suite)) out.push_back(suite);
+  }
+  return out;
+}
+
 std::vector<CryptoAttribute> makeCryptoOffer(std::span<const CryptoSuite> suites) {
   if (suites.empty()) throw std::invalid_argument("an SDES offer needs at least one suite");
   std::vector<CryptoAttribute> out;
@@ -30,10 +39,14 @@ std::vector<CryptoAttribute> makeCryptoOffer(std::span<const CryptoSuite> suites
 }
 
 SdesAnswer answerCryptoOffer(std::span<const std::string_view> offeredValues,
-                             std::span<const CryptoSuite> acceptable) {
+                             std::span<const CryptoSuite> acceptable, const CryptoAttribute* keep) {
   SdesAnswer answer;
   std::vector<std::uint32_t> tags;
   std::string firstProblem;
+  auto problem = [&answer, &firstProblem](std::string why) {
+    if (firstProblem.empty()) firstProblem = why;
+    answer.problems += (answer.problems.empty() ? "" : "; ") + why;
+  };
   for (std::string_view value : offeredValues) {
     CryptoParseResult parsed = parseCryptoAttribute(value);
     if (parsed.tag) {
@@ -57,17 +70,21 @@ SdesAnswer answerCryptoOffer(std::span<const std::string_view> offeredValues,
       case ParseStatus::Ok:
         if (std::find(acceptable.begin(), acceptable.end(), parsed.attribute->suite) == acceptable.end()) {
           ++answer.notAccepted;
-          if (firstProblem.empty()) {
-            firstProblem = std::string(suiteName(parsed.attribute->suite)) + " not accepted here";
-          }
-          break;
+          problem(std::string(suiteName(parsed.attribute->suite)) + " not accepted here");
+          continue;
         }
-        if (answer.choice) break;  // a usable line after the chosen one
-        answer.choice = SdesChoice{*parsed.attribute,
-                                   makeLocalCryptoAttribute(parsed.attribute->tag, parsed.attribute->suite)};
+        if (answer.choice) continue;  // a usable line after the chosen one
+        if (keep != nullptr && keep->suite == parsed.attribute->suite) {
+          CryptoAttribute ours = *keep;
+          ours.tag = parsed.attribute->tag;
+          answer.choice = SdesChoice{*parsed.attribute, std::move(ours)};
+        } else {
+          answer.choice = SdesChoice{*parsed.attribute,
+                                     makeLocalCryptoAttribute(parsed.attribute->tag, parsed.attribute->suite)};
+        }
         continue;
     }
-    if (firstProblem.empty() && parsed.status != ParseStatus::Ok) firstProblem = parsed.error;
+    problem(parsed.error);
   }
   if (!answer.choice) {
     answer.error = "no usable a=crypto among " + std::to_string(offeredValues.size()) + ": " +

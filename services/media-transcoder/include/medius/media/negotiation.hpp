@@ -9,7 +9,9 @@
 // Offer from leg X (the first one, or a re-offer), to leg Y:
 //   - X's usable codecs: the codecs X offered that X's side allows, in X's order. None:
 //     NegotiationError (the gateway answers 488).
-//   - X's crypto: the first a=crypto line we can use (RFC 4568 7.1.1: the answerer picks).
+//   - X's crypto: the first a=crypto line we can use (RFC 4568 7.1.1: the answerer picks;
+//     srtp::answerCryptoOffer()), answered with our key of the last answer when the suite
+//     stays.
 //     Policy off and RTP/SAVP, or policy required and no usable line: NegotiationError.
 //     Policy off with a best-effort RTP/AVP + a=crypto offer: answered plain.
 //   - The offer to Y: first the codecs X offered that Y's side allows (so Y can pick one
@@ -18,7 +20,8 @@
 //     telephone-event (8000, and 48000 when Opus is offered) when X offered one; CN when X
 //     did. SRTP toward Y per Y's policy: off = RTP/AVP, optional = RTP/AVP with a=crypto
 //     (best effort), required = RTP/SAVP; our a=crypto lines carry fresh keys
-//     (AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_32 when available).
+//     (srtp::interopOfferSuites(): AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM,
+//     AEAD_AES_256_GCM, AES_CM_128_HMAC_SHA1_32 when available).
 //   A re-offer once the session is established offers Y exactly what Y has (codec, events,
 //   CN, protocol and our keys: no change of media toward Y); only X's side is
 //   re-negotiated (a new codec, or new keys: re-keying, RFC 4568 7.1.4).
@@ -26,7 +29,8 @@
 //   - Y's codec: the first format of the answer that X offered too (relayed), else the
 //     first one we offered (transcoded); in the relayed case every other format of the
 //     answer that X offered is relayed as well. Y's keys: the a=crypto line
-//     with one of our tags and its suite. Required and no such line: NegotiationError.
+//     with one of our tags and its suite (srtp::acceptCryptoAnswer()). Required and no
+//     such line: NegotiationError.
 //   - X's codec: Y's codec when X offered it (relay), else X's first usable codec
 //     (transcode). The answer to X: X's codec with X's numbers, X's telephone-event, CN
 //     when both sides do it; X's protocol; for SRTP, X's chosen tag and suite with our key.
@@ -47,6 +51,8 @@
 #include "medius/media/codec/codec.hpp"
 #include "medius/media/media_plan.hpp"
 #include "medius/media/sdp.hpp"
+#include "medius/media/srtp/crypto_attribute.hpp"
+#include "medius/media/srtp/sdes.hpp"
 #include "medius/media/srtp/suite.hpp"
 
 namespace medius::media {
@@ -98,6 +104,20 @@ class Negotiator {
   // The plan in force (after the first answer). nullopt before.
   const std::optional<MediaPlan>& plan() const { return plan_; }
 
+  // What an offer awaiting its answer already says of the media (for the load estimate
+  // before any answer), per leg (0 = A, 1 = B): the codec each leg likely uses (the
+  // offerer's first usable one; the first one offered to the answerer, in its offer 0)
+  // and whether it has SRTP (the offerer's chosen a=crypto line; a=crypto in offer 0).
+  struct Outlook {
+    // No codec offered to the answerer is one of the offerer's: transcoded whatever it
+    // answers.
+    bool transcodeOnly = false;
+    std::array<codec::CodecId, 2> codecs{codec::CodecId::Pcmu, codec::CodecId::Pcmu};
+    std::array<bool, 2> srtp{false, false};
+  };
+  // nullopt when no offer awaits its answer.
+  std::optional<Outlook> outlook() const;
+
  private:
   // What one leg uses once negotiated.
   struct LegState {
@@ -111,18 +131,17 @@ class Negotiator {
     std::optional<sdp::Format> cn;
     std::uint32_t ptimeMs = 0;
     std::string protocol = "RTP/AVP";
-    // SRTP: the peer's key (inbound) and ours (outbound), with the a=crypto tag and suite.
-    std::optional<SrtpParams> inbound;
-    std::optional<SrtpParams> outbound;
-    std::uint32_t cryptoTag = 0;
+    // SRTP: the a=crypto line agreed on, the peer's (its key is the plan's inbound) and
+    // ours (outbound), with the same tag and suite.
+    std::optional<srtp::SdesChoice> sdes;
   };
   // What we offered the answerer for one policy of its side: formats, protocol, and our
-  // key per a=crypto tag.
+  // a=crypto lines (tag, suite and our key).
   struct Offered {
     LegPolicy policy;
     std::vector<sdp::Format> formats;
     std::string protocol;
-    std::vector<std::pair<std::uint32_t, SrtpParams>> keys;
+    std::vector<srtp::CryptoAttribute> cryptos;
   };
   // An offer we relayed and whose answer is awaited.
   struct Pending {
@@ -133,11 +152,9 @@ class Negotiator {
     std::optional<sdp::Format> offererCn;
     std::uint32_t offererPtime = 0;
     std::string offererProtocol;
-    // The offerer's chosen crypto line: tag, suite and its key.
-    std::optional<SrtpParams> offererKey;
-    std::uint32_t offererTag = 0;
-    // Our key toward the offerer (made with the offer, sent in the answer).
-    std::optional<SrtpParams> towardOfferer;
+    // The offerer's chosen a=crypto line and ours toward it (made with the offer, sent in
+    // the answer).
+    std::optional<srtp::SdesChoice> offererSdes;
     // Every payload type of the offer (taken when we add codecs or events).
     std::set<unsigned> offererPts;
     // What we offered the answerer: [0] made by offer(), more by alternative().
