@@ -7,6 +7,8 @@ add_library(medius_fuzz_media_codec STATIC
   ${MEDIUS_CODEC_SRC}/g729_codec.cpp
   ${MEDIUS_CODEC_SRC}/resampler.cpp
   ${MEDIUS_CODEC_SRC}/comfort_noise.cpp
+  ${MEDIUS_CODEC_SRC}/dtmf_tones.cpp
+  ${MEDIUS_CODEC_SRC}/dtmf_detector.cpp
   ${MEDIUS_CODEC_SRC}/transcoder.cpp)
 target_include_directories(medius_fuzz_media_codec PUBLIC ${PROJECT_SOURCE_DIR}/services/media-transcoder/include)
 target_link_libraries(medius_fuzz_media_codec PUBLIC

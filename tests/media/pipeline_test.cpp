@@ -591,6 +591,249 @@ TEST(PipelineTranscode, EventsBecomeInBandTonesForALegWithoutTelephoneEvent) {
   EXPECT_EQ(toneFrames, 6);
 }
 
+// A leg whose peer sends digits as tones only: PCMU packets, each 20 ms frame from spandsp's
+// generator (silence between digits).
+class InbandDigitSender {
+ public:
+  InbandDigitSender(std::uint32_t ssrc) : ssrc_(ssrc), encoder_(codec::makeEncoder(codec::CodecId::Pcmu)) {}
+  void digit(char d, unsigned ms) { ASSERT_TRUE(gen_.start(d, ms)); }
+  Bytes packet() {
+    std::vector<std::int16_t> pcm(160);
+    gen_.generate(pcm);
+    Bytes payload(160);
+    EXPECT_EQ(encoder_->encode(pcm, payload).bytes, 160u);
+    Bytes p = rtpPacket(seq_, ts_, 0, ssrc_, payload);
+    ++seq_;
+    ts_ += 160;
+    return p;
+  }
+
+ private:
+  std::uint32_t ssrc_;
+  std::uint16_t seq_ = 7000;
+  std::uint32_t ts_ = 90000;
+  codec::DtmfGenerator gen_{8000};
+  std::unique_ptr<codec::Encoder> encoder_;
+};
+
+// Digits heard in decoded audio by spandsp's detector.
+std::string digitsHeard(std::span<const std::int16_t> pcm, std::uint32_t rate) {
+  codec::DtmfDetector detector(rate);
+  std::array<codec::DtmfEvent, codec::DtmfDetector::kMaxEventsPerFrame> events{};
+  std::string digits;
+  const std::size_t frame = rate / 50;
+  for (std::size_t at = 0; at + frame <= pcm.size(); at += frame) {
+    std::size_t n = detector.process(pcm.subspan(at, frame), events);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (events[i].edge == codec::DtmfEdge::Start) digits += events[i].digit;
+    }
+  }
+  return digits;
+}
+
+class PipelineInbandDtmf : public ::testing::TestWithParam<test::Side> {};
+
+// RFC 4733 3.1 / 2.5.1: A has no telephone-event and sends a 200 ms "5" as tones; B has
+// telephone-event: B gets event 5 (M on the first packet, one timestamp, growing durations,
+// the end packet three times) and audio without the tone.
+TEST_P(PipelineInbandDtmf, ToneFromALegWithoutEventsBecomesTelephoneEvents) {
+  const test::Side target = GetParam();
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, target);
+  plan.legs[0].eventPt.reset();
+  plan.flows[0].sourceEventPt.reset();
+  plan.flows[1].targetEventPt.reset();
+  Harness h(plan);
+  InbandDigitSender a(0xa1);
+  std::vector<Bytes> toB;
+  auto frames = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      for (auto& o : h.receive(0, a.packet())) toB.push_back(std::move(o.data));
+      for (auto& o : h.advance(20)) toB.push_back(std::move(o.data));
+    }
+  };
+  frames(10);  // 200 ms of silence
+  a.digit('5', 200);
+  frames(30);  // the digit, then 400 ms of silence
+  for (auto& o : h.advance(200)) toB.push_back(std::move(o.data));
+
+  const std::uint32_t eventClock = codec::codecInfo(target.codec).rtpClockRate;
+  const std::uint32_t perMs = eventClock / 1000;
+  std::vector<rtp::RtpView> events;
+  std::vector<rtp::TelephoneEvent> payloads;
+  rtp::RtpView firstAudio;
+  bool haveAudio = false;
+  test::ToneReceiver atB(target.codec);
+  std::uint16_t expectSeq = 0;
+  for (std::size_t i = 0; i < toB.size(); ++i) {
+    rtp::RtpView v;
+    ASSERT_EQ(rtp::parseRtp(toB[i], v), rtp::RtpStatus::Ok);
+    EXPECT_EQ(v.ssrc, *h.pipeline->generatedSsrc(1));
+    if (i > 0) {
+      EXPECT_EQ(v.sequence, expectSeq) << "audio and events share one sequence space";
+    }
+    expectSeq = static_cast<std::uint16_t>(v.sequence + 1);
+    if (v.payloadType == target.pt) {
+      if (!haveAudio) firstAudio = v;
+      haveAudio = true;
+      atB.add(toB[i]);
+      continue;
+    }
+    ASSERT_EQ(v.payloadType, target.eventPt);
+    rtp::TelephoneEvent ev;
+    ASSERT_EQ(rtp::parseTelephoneEvent(v.payload, ev), rtp::DtmfStatus::Ok);
+    events.push_back(v);
+    payloads.push_back(ev);
+  }
+  ASSERT_TRUE(haveAudio);
+  ASSERT_GE(events.size(), 8u);  // start, ~20 ms updates, 3 end packets
+  EXPECT_TRUE(events.front().marker);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(payloads[i].event, 5);
+    EXPECT_EQ(events[i].timestamp, events[0].timestamp) << "one timestamp per event";
+    if (i > 0) {
+      EXPECT_FALSE(events[i].marker);
+      EXPECT_GE(payloads[i].duration, payloads[i - 1].duration);
+    }
+    EXPECT_EQ(payloads[i].end, i + 3 >= events.size()) << i;
+  }
+  const rtp::TelephoneEvent& last = payloads.back();
+  EXPECT_EQ(payloads[payloads.size() - 2].duration, last.duration);
+  EXPECT_EQ(payloads[payloads.size() - 3].duration, last.duration);
+  EXPECT_NEAR(last.duration, 200.0 * perMs, 15.0 * perMs);
+  // The event starts where the tone was in the (40 ms look-ahead delayed) audio: 200 ms +
+  // 40 ms after the first audio sample.
+  const auto startMs = static_cast<std::int32_t>(events[0].timestamp - firstAudio.timestamp) /
+                       static_cast<std::int32_t>(perMs);
+  EXPECT_NEAR(startMs, 240, 15);
+  EXPECT_EQ(load(h.counters(0).eventsMapped), 1u);
+  // The tone is not in B's audio (it would be detected twice downstream), the rest is.
+  EXPECT_EQ(digitsHeard(atB.after(0), atB.rate()), "");
+  EXPECT_GE(atB.after(0).size(), std::size_t{atB.rate()} * 600 / 1000);
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, PipelineInbandDtmf,
+                         ::testing::Values(test::Side{codec::CodecId::Opus, 111, 110},
+                                           test::Side{codec::CodecId::Pcmu, 0, 101}),
+                         [](const auto& param) { return std::string(codec::codecInfo(param.param.codec).encodingName); });
+
+TEST(PipelineInbandDtmf, ToneFromALegWithEventsIsNotDetected) {
+  // Both legs have telephone-event: no detection, the source's tones are its business.
+  Harness h(test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110}));
+  InbandDigitSender a(0xa1);
+  std::size_t events = 0;
+  a.digit('1', 200);
+  for (int i = 0; i < 30; ++i) {
+    for (auto& o : h.receive(0, a.packet())) events += o.data[1] == 110 ? 1 : 0;
+    for (auto& o : h.advance(20)) events += (o.data[1] & 0x7f) == 110 ? 1 : 0;
+  }
+  EXPECT_EQ(events, 0u);
+  EXPECT_EQ(load(h.counters(0).eventsMapped), 0u);
+}
+
+TEST(PipelineInbandDtmf, ADigitInProgressEndsWithItsStream) {
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
+  plan.legs[0].eventPt.reset();
+  plan.flows[0].sourceEventPt.reset();
+  plan.flows[1].targetEventPt.reset();
+  Harness h(plan);
+  InbandDigitSender before(0xa1), after(0xa2);
+  std::vector<rtp::TelephoneEvent> events;
+  std::vector<bool> afterSwitch;
+  bool switched = false;
+  auto take = [&](const std::vector<Out>& outs) {
+    for (const auto& o : outs) {
+      rtp::RtpView v;
+      ASSERT_EQ(rtp::parseRtp(o.data, v), rtp::RtpStatus::Ok);
+      if (v.payloadType != 110) continue;
+      rtp::TelephoneEvent ev;
+      ASSERT_EQ(rtp::parseTelephoneEvent(v.payload, ev), rtp::DtmfStatus::Ok);
+      events.push_back(ev);
+      afterSwitch.push_back(switched);
+    }
+  };
+  before.digit('7', 2000);
+  for (int i = 0; i < 15; ++i) {
+    take(h.receive(0, before.packet()));
+    take(h.advance(20));
+  }
+  switched = true;  // a re-INVITE: another SSRC, no tone
+  for (int i = 0; i < 15; ++i) {
+    take(h.receive(0, after.packet()));
+    take(h.advance(20));
+  }
+  ASSERT_FALSE(events.empty());
+  std::size_t ends = 0, updatesAfter = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].event, 7);
+    if (events[i].end) ++ends;
+    if (afterSwitch[i] && !events[i].end) ++updatesAfter;
+  }
+  EXPECT_EQ(ends, 3u);
+  EXPECT_EQ(updatesAfter, 0u);
+  EXPECT_TRUE(events.back().end);
+}
+
+TEST(PipelineInbandDtmf, TheLookaheadIsPlayedOutWhenTheSourceStops) {
+  // 200 ms of a 1 kHz tone then nothing (DTX without CN): the last 40 ms, still in the
+  // detector's delay line, go out right after it, not at the next talkspurt.
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Pcmu, 0, 101});
+  plan.legs[0].eventPt.reset();
+  plan.flows[0].sourceEventPt.reset();
+  plan.flows[1].targetEventPt.reset();
+  Harness h(plan);
+  test::ToneSender a(codec::CodecId::Pcmu, 1000, 0, 0xa1);
+  std::vector<Bytes> toB;
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    for (auto& o : h.receive(0, a.packet(i))) toB.push_back(std::move(o.data));
+    for (auto& o : h.advance(20)) toB.push_back(std::move(o.data));
+  }
+  for (auto& o : h.advance(300)) toB.push_back(std::move(o.data));
+  ASSERT_EQ(toB.size(), 12u);  // 40 ms of look-ahead silence first, then the 200 ms
+  std::vector<double> power;
+  for (const auto& p : toB) {
+    test::ToneReceiver one(codec::CodecId::Pcmu);
+    one.add(p);
+    power.push_back(codec::test::tonePower(one.after(0), 1000, 8000));
+  }
+  EXPECT_LT(power[0], 1e3);
+  EXPECT_LT(power[1], 1e3);
+  for (std::size_t i = 2; i < 12; ++i) EXPECT_GT(power[i], 1e6) << "packet " << i;
+}
+
+// A new SSRC on a transcoded flow (re-INVITE, fork switch) restarts the decoding: the
+// second stream comes out as from a pipeline that never saw the first.
+TEST(PipelineTranscode, NewSourceSsrcRestartsTheDecoding) {
+  const MediaPlan plan = test::transcodePlan({codec::CodecId::G722, 9, 101}, {codec::CodecId::Pcmu, 0, 101});
+  Harness reused(plan);
+  Harness fresh(plan);
+  test::ToneSender first(codec::CodecId::G722, 440, 9, 0x1111);
+  test::ToneSender second(codec::CodecId::G722, 1000, 9, 0x2222);
+  auto payloads = [](const std::vector<Out>& outs, std::vector<Bytes>& into) {
+    for (const auto& o : outs) {
+      rtp::RtpView v;
+      ASSERT_EQ(rtp::parseRtp(o.data, v), rtp::RtpStatus::Ok);
+      into.emplace_back(v.payload.begin(), v.payload.end());
+    }
+  };
+  std::vector<Bytes> ignored, afterSwitch, alone;
+  for (std::uint16_t i = 0; i < 25; ++i) {
+    payloads(reused.receive(0, first.packet(i)), ignored);
+    payloads(reused.advance(20), ignored);
+  }
+  payloads(reused.advance(200), ignored);  // the first stream has played out
+  for (std::uint16_t i = 0; i < 25; ++i) {
+    const Bytes packet = second.packet(i);
+    payloads(reused.receive(0, packet), afterSwitch);
+    payloads(reused.advance(20), afterSwitch);
+    payloads(fresh.receive(0, packet), alone);
+    payloads(fresh.advance(20), alone);
+  }
+  ASSERT_GE(alone.size(), 20u);
+  ASSERT_EQ(afterSwitch.size(), alone.size());
+  for (std::size_t i = 0; i < alone.size(); ++i) EXPECT_TRUE(afterSwitch[i] == alone[i]) << "packet " << i;
+  EXPECT_EQ(load(reused.counters(0).concealedFrames), 0u);
+}
+
 // ---- RTCP --------------------------------------------------------------------------------
 
 TEST(PipelineRtcp, TranscodedLegGetsOurSenderReportsAndRttIsMeasured) {
@@ -871,6 +1114,27 @@ TEST(PipelineAllocation, PacketPathAllocatesNothing) {
     }
     EXPECT_EQ(counter.count(), 0);
     EXPECT_GT(load(h.counters(1).rtcpOut), 5u);
+  }
+  // In-band DTMF detected on a PCMU leg without telephone-event, sent as events to Opus.
+  {
+    MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
+    plan.legs[0].eventPt.reset();
+    plan.flows[0].sourceEventPt.reset();
+    plan.flows[1].targetEventPt.reset();
+    Harness h(plan);
+    InbandDigitSender a(0xa1);
+    std::vector<Bytes> fromA;
+    for (int i = 0; i < 60; ++i) {
+      if (i == 10 || i == 35) a.digit(i == 10 ? '5' : '#', 200);
+      fromA.push_back(a.packet());
+    }
+    test::AllocationCounter counter;
+    for (const auto& p : fromA) {
+      h.receiveQuiet(0, p);
+      for (int t = 0; t < 4; ++t) h.tickQuiet(5);
+    }
+    EXPECT_EQ(counter.count(), 0);
+    EXPECT_EQ(load(h.counters(0).eventsMapped), 2u);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "medius/media/codec/comfort_noise.hpp"
+#include "medius/media/codec/dtmf_detector.hpp"
 #include "medius/media/codec/dtmf_tones.hpp"
 #include "medius/media/codec/transcoder.hpp"
 #include "medius/media/rtp/dtmf.hpp"
@@ -46,6 +47,15 @@ std::uint64_t clockNanos(clockid_t clock) {
 
 std::uint32_t scaleTs(std::uint32_t units, std::uint32_t fromClock, std::uint32_t toClock) {
   return static_cast<std::uint32_t>(std::uint64_t{units} * toClock / fromClock);
+}
+
+// The transcoder of a flow: with in-band DTMF detection when the source sends digits as
+// tones only and the target takes telephone-events (RFC 4733 3.1: we send the events and
+// take the tones out of the audio).
+codec::TranscoderConfig transcoderConfig(const FlowPlan& plan) {
+  codec::TranscoderConfig config = plan.transcoder;
+  config.detectDtmf = !plan.sourceEventPt && plan.targetEventPt.has_value();
+  return config;
 }
 
 std::unique_ptr<srtp::SrtpSession> makeSrtp(const std::optional<SrtpParams>& params,
@@ -109,7 +119,7 @@ struct MediaPipeline::Leg {
 
 struct MediaPipeline::Flow {
   Flow(const FlowPlan& plan, const PipelineOptions& options)
-      : transcoder(plan.transcoder),
+      : transcoder(transcoderConfig(plan)),
         jitter([&] {
           rtp::JitterBufferConfig c;
           c.clockRate = plan.sourceClock;
@@ -138,12 +148,22 @@ struct MediaPipeline::Flow {
         toneEncoder.reset();
       }
     }
+    detector = transcoder.dtmfDetector();
+    if (detector) lookaheadTs = scaleTs(detector->lookaheadMs(), 1000, plan.sourceClock);
   }
   codec::Transcoder transcoder;
   rtp::JitterBuffer jitter;
   rtp::TelephoneEventMapper events;
   rtp::RtpClockMap eventClock;
   bool anchored = false;
+  bool haveSsrc = false;  // the source stream decoded (a new SSRC resets the decoding state)
+  std::uint32_t ssrc = 0;
+  // In-band DTMF detected in the source, sent as events (null without detection).
+  codec::InbandDtmfDetector* detector = nullptr;
+  rtp::TelephoneEventSender detected;
+  std::uint64_t detectedStart = 0;  // the digit's start, in the detector's sample positions
+  std::uint32_t lookaheadTs = 0;    // the detector's delay, in source clock units
+  std::uint32_t drainTs = 0;        // of which still owed since the last decoded frame
   std::vector<std::uint8_t> out;
   std::array<codec::TranscodedPacket, codec::Transcoder::kMaxPacketsPerCall> packets{};
   bool started = false;  // an audio packet was queued: the playout clock runs
@@ -445,6 +465,11 @@ void MediaPipeline::transcodeRtp(int leg, const rtp::RtpView& view, std::uint64_
     bump(c.payloadDrops);
     return;
   }
+  if (!flow.haveSsrc || flow.ssrc != view.ssrc) {
+    if (flow.haveSsrc) newSource(leg, sink);
+    flow.haveSsrc = true;
+    flow.ssrc = view.ssrc;
+  }
   if (event) mapEvent(leg, view, sink);
   // Every packet of the source's sequence space goes through the jitter buffer, so that a
   // telephone-event or CN packet is not mistaken for a lost audio frame: audio with its
@@ -480,6 +505,89 @@ void MediaPipeline::transcodeRtp(int leg, const rtp::RtpView& view, std::uint64_
     flow.started = true;
     flow.nextPlayNanos = nowNanos;
   }
+}
+
+void MediaPipeline::newSource(int leg, PacketSink& sink) noexcept {
+  // Another stream (re-INVITE, a fork that won, a restarted phone): nothing of the old one's
+  // decoding may shape the new one's audio. The jitter buffer resets itself on the new SSRC
+  // (put() returns Reset); the decoder (predictor, PLC history, Opus state), the resampler,
+  // the audio waiting for a target packet, the event mapping anchored on the old stream's
+  // timestamps and a tone or digit in progress go now. Our own stream toward the target goes
+  // on (same SSRC and sequence numbers, marker on its next packet).
+  Flow& flow = *flows_[static_cast<std::size_t>(leg)];
+  if (flow.detected.active()) {
+    // The old stream's digit ends where it was last reported.
+    std::array<rtp::MappedEvent, rtp::TelephoneEventSender::kMaxOutput> packets{};
+    sendEvents(1 - leg, packets, flow.detected.end(0, packets), sink);
+  }
+  flow.transcoder.reset();
+  flow.events.reset();
+  flow.anchored = false;
+  flow.haveAudio = false;
+  flow.haveLast = false;
+  flow.cnActive = false;
+  flow.haveToneEvent = false;
+  flow.toneRemaining = 0;
+  flow.drainTs = 0;  // the detector's delay line was emptied
+  if (auto& out = out_[static_cast<std::size_t>(1 - leg)]) out->marker = true;
+}
+
+void MediaPipeline::sendEvents(int toLeg, std::span<const rtp::MappedEvent> events, std::size_t count,
+                               PacketSink& sink) noexcept {
+  const FlowPlan& plan = plan_.flows[static_cast<std::size_t>(1 - toLeg)];
+  OutStream& out = *out_[static_cast<std::size_t>(toLeg)];
+  for (std::size_t i = 0; i < count && i < events.size(); ++i) {
+    std::span<std::uint8_t> slot = sink.slot();
+    if (slot.empty()) return;
+    rtp::RtpHeader header{*plan.targetEventPt, events[i].marker, out.seq, events[i].timestamp, out.ssrc};
+    rtp::writeRtpHeader(slot, header);
+    std::memcpy(slot.data() + rtp::kRtpHeaderSize, events[i].payload.data(), events[i].payload.size());
+    ++out.seq;
+    sendGenerated(toLeg, slot, rtp::kRtpHeaderSize + events[i].payload.size(), false, sink);
+  }
+}
+
+void MediaPipeline::sendDetectedEvents(int leg, PacketSink& sink) noexcept {
+  const FlowPlan& plan = plan_.flows[static_cast<std::size_t>(leg)];
+  Flow& flow = *flows_[static_cast<std::size_t>(leg)];
+  codec::InbandDtmfDetector& detector = *flow.detector;
+  const OutStream& out = *out_[static_cast<std::size_t>(1 - leg)];
+  // Where the detector's output stands on our clock: out.ts is the timestamp of the next
+  // sample we encode, the samples still waiting in the transcoder for a full target packet
+  // come before it. Positions are in detector samples, timestamps in the event clock.
+  const std::uint64_t rate = detector.sampleRate();
+  const std::uint64_t clock = plan.targetEventClock;
+  const std::uint64_t queued = flow.transcoder.queuedSamples() * rate / flow.transcoder.encoder().sampleRate();
+  const std::uint64_t here = detector.outputPosition() - std::min(queued, detector.outputPosition());
+  const std::uint32_t hereTs = scaleTs(out.ts, out.clock, plan.targetEventClock);
+  auto units = [&](std::uint64_t from, std::uint64_t to) { return to > from ? (to - from) * clock / rate : 0; };
+  auto tsAt = [&](std::uint64_t position) {
+    return position >= here ? hereTs + static_cast<std::uint32_t>(units(here, position))
+                            : hereTs - static_cast<std::uint32_t>(units(position, here));
+  };
+  std::array<codec::DtmfEvent, codec::InbandDtmfDetector::kMaxPendingEdges> edges{};
+  std::array<rtp::MappedEvent, rtp::TelephoneEventSender::kMaxOutput> packets{};
+  const std::size_t count = detector.take(edges);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (edges[i].edge == codec::DtmfEdge::End) {
+      sendEvents(1 - leg, packets, flow.detected.end(units(flow.detectedStart, edges[i].sample), packets), sink);
+      continue;
+    }
+    const int code = rtp::dtmfEventCode(edges[i].digit);
+    if (code < 0) continue;
+    if (flow.detected.active()) sendEvents(1 - leg, packets, flow.detected.end(0, packets), sink);
+    flow.detectedStart = edges[i].sample;
+    const std::size_t n = flow.detected.start(static_cast<std::uint8_t>(code), tsAt(edges[i].sample),
+                                              units(edges[i].sample, here), packets);
+    sendEvents(1 - leg, packets, n, sink);
+    bump(counters(leg).eventsMapped);
+  }
+  if (count > 0) return;
+  // RFC 4733 2.5.1.2: an update every packet interval while the digit lasts; after its end
+  // the end packet twice more (2.5.1.4), one per interval.
+  const std::size_t n = flow.detected.active() ? flow.detected.update(units(flow.detectedStart, here), packets)
+                                               : flow.detected.repeatEnd(packets);
+  sendEvents(1 - leg, packets, n, sink);
 }
 
 void MediaPipeline::mapEvent(int leg, const rtp::RtpView& view, PacketSink& sink) noexcept {
@@ -537,15 +645,7 @@ void MediaPipeline::mapEvent(int leg, const rtp::RtpView& view, PacketSink& sink
     return;
   }
   bump(c.eventsMapped);
-  for (std::size_t i = 0; i < result.count; ++i) {
-    std::span<std::uint8_t> slot = sink.slot();
-    if (slot.empty()) return;
-    rtp::RtpHeader header{*plan.targetEventPt, mapped[i].marker, out.seq, mapped[i].timestamp, out.ssrc};
-    rtp::writeRtpHeader(slot, header);
-    std::memcpy(slot.data() + rtp::kRtpHeaderSize, mapped[i].payload.data(), mapped[i].payload.size());
-    ++out.seq;
-    sendGenerated(to, slot, rtp::kRtpHeaderSize + mapped[i].payload.size(), false, sink);
-  }
+  sendEvents(to, mapped, result.count, sink);
 }
 
 bool MediaPipeline::sendGenerated(int toLeg, std::span<std::uint8_t> slot, std::size_t length, bool rtcp,
@@ -649,6 +749,7 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
     flow.eventClock.inAnchor = frame.timestamp;
     flow.eventClock.outAnchor = scaleTs(out.ts, out.clock, plan.targetEventClock);
     flow.anchored = true;
+    flow.drainTs = flow.lookaheadTs;
     codec::TranscodeResult r = flow.transcoder.push(frame.payload, flow.out, flow.packets);
     if (r.status == codec::CodecStatus::BadPayload) {
       bump(c.decodeErrors);
@@ -658,6 +759,7 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
   };
   auto conceal = [&](std::span<const std::uint8_t> nextPayload) {
     bump(c.concealedFrames);
+    flow.drainTs = flow.lookaheadTs;
     codec::TranscodeResult r = flow.transcoder.pushLost(flow.frameTs, nextPayload, flow.out, flow.packets);
     emitTranscoded(leg, r.packets, nowNanos, sink);
   };
@@ -692,8 +794,16 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
     case rtp::FrameStatus::Empty:
       if (flow.cnActive) {
         bump(c.comfortNoiseFrames);
+        flow.drainTs = flow.lookaheadTs;
         codec::TranscodeResult r =
             flow.transcoder.pushComfortNoise(flow.cnLevel, flow.frameTs, flow.out, flow.packets);
+        emitTranscoded(leg, r.packets, nowNanos, sink);
+      } else if (flow.detector && flow.drainTs > 0) {
+        // The source went quiet: the audio still in the detector's look-ahead is owed now
+        // (pushed out by silence), not at the start of the next talkspurt.
+        flow.drainTs -= std::min(flow.drainTs, flow.frameTs);
+        codec::TranscodeResult r = flow.transcoder.pushComfortNoise(codec::kComfortNoiseMinLevel, flow.frameTs,
+                                                                    flow.out, flow.packets);
         emitTranscoded(leg, r.packets, nowNanos, sink);
       } else if (flow.haveLast) {
         // Silence (DTX without CN, underrun): our clock runs on, the next packet is marked.
@@ -739,6 +849,7 @@ void MediaPipeline::emitTranscoded(int leg, std::size_t packets, std::uint64_t n
     out.ts += p.timestampIncrement;
     out.marker = false;
   }
+  if (flow.detector) sendDetectedEvents(leg, sink);
 }
 
 // ---- RTCP ----------------------------------------------------------------------------

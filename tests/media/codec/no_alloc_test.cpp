@@ -10,6 +10,7 @@
 
 #include "medius/media/codec/codec.hpp"
 #include "medius/media/codec/comfort_noise.hpp"
+#include "medius/media/codec/dtmf_detector.hpp"
 #include "medius/media/codec/dtmf_tones.hpp"
 #include "medius/media/codec/resampler.hpp"
 #include "medius/media/codec/transcoder.hpp"
@@ -32,7 +33,10 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
   DtmfGenerator gen(16000);
   DtmfDetector det(16000);
   ComfortNoiseGenerator noise(50);
-  Transcoder toOpus(TranscoderConfig{}), fromOpus([] {
+  InbandDtmfDetector inband(8000);
+  TranscoderConfig toOpusConfig;
+  toOpusConfig.detectDtmf = true;  // PCMU -> Opus with in-band DTMF detection
+  Transcoder toOpus(toOpusConfig), fromOpus([] {
     TranscoderConfig c;
     c.from = CodecId::Opus;
     c.to = CodecId::G722;
@@ -45,6 +49,7 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
   std::vector<std::uint8_t> tOut(std::max(toOpus.outputCapacity(), fromOpus.outputCapacity()));
   std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
   std::array<DtmfEvent, DtmfDetector::kMaxEventsPerFrame> events{};
+  std::array<DtmfEvent, InbandDtmfDetector::kMaxPendingEdges> edges{};
 
   {
     media::test::AllocationCounter probe;
@@ -64,11 +69,16 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
       ASSERT_EQ(e.status, CodecStatus::Ok);
       if (e.bytes > 0) (void)decoders[k]->decode(std::span(payload.data(), e.bytes), out);
       if (i % 10 == 0) (void)decoders[k]->conceal(in.size(), out);
+      // A new stream; bcg729 has no reset (G.729's re-creates its channel, once per stream).
+      if (i == 25 && decoders[k]->id() != CodecId::G729) decoders[k]->reset();
     }
     (void)up.process(pcm8, out);
     if (i % 10 == 0) gen.start('5', 100);
     gen.generate(pcm16);
     (void)det.process(pcm16, events);
+    inband.process(pcm8);
+    (void)inband.take(edges);
+    if (i == 30) inband.reset();
     noise.setLevel(static_cast<std::uint8_t>(40 + i % 5));
     noise.generate(pcm8);
     TranscodeResult r = toOpus.push(std::span(payload.data(), 160), tOut, packets);
@@ -81,6 +91,7 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
       (void)fromOpus.pushLost(960, std::span(copy.data(), opus.size()), tOut, packets);
     }
     (void)toOpus.pushComfortNoise(60, 160, tOut, packets);
+    if (i == 40) toOpus.reset();
   }
   EXPECT_EQ(counter.count(), 0);
 }

@@ -176,6 +176,31 @@ INSTANTIATE_TEST_SUITE_P(Transcoder, Chain,
                                   (tp.param.matchOpusRate ? "_matched" : "_48k");
                          });
 
+class NewStream : public ::testing::TestWithParam<CodecId> {};
+
+TEST_P(NewStream, ResetDecodesTheNewStreamAsAFreshTranscoder) {
+  // A re-INVITE or a fork switch brings another SSRC: after reset() nothing of the old
+  // stream (decoder predictor or state, resampler history, partial packet) shapes the new one.
+  const CodecId from = GetParam();
+  auto first = sourcePayloads(from, 440, 200);
+  auto second = sourcePayloads(from, 1000, 200);
+  Transcoder reused(config(from, CodecId::Pcmu, true, 30));  // 20 ms in, 30 ms out: a partial packet waits
+  Transcoder kept(config(from, CodecId::Pcmu, true, 30));
+  Transcoder fresh(config(from, CodecId::Pcmu, true, 30));
+  runAll(reused, first);
+  runAll(kept, first);
+  EXPECT_GT(reused.queuedSamples(), 0u);
+  reused.reset();
+  EXPECT_EQ(reused.queuedSamples(), 0u);
+  Collected a = runAll(reused, second);
+  Collected b = runAll(fresh, second);
+  Collected c = runAll(kept, second);
+  EXPECT_EQ(a.payloads, b.payloads);
+  EXPECT_NE(c.payloads, b.payloads);  // without the reset the old stream leaks into the new
+}
+
+INSTANTIATE_TEST_SUITE_P(Transcoder, NewStream, ::testing::Values(CodecId::G722, CodecId::Opus, CodecId::Pcma));
+
 TEST(Transcoder, LossIsConcealedInTheTargetStream) {
   Transcoder t(config(CodecId::G722, CodecId::Pcmu));
   auto in = sourcePayloads(CodecId::G722, 1000, 600);

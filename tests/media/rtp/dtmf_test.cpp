@@ -1,4 +1,5 @@
-// RFC 4733 telephone-event payloads and their mapping between 8 kHz and 48 kHz legs.
+// RFC 4733 telephone-event payloads, their mapping between 8 kHz and 48 kHz legs, and the
+// packets of events we originate (TelephoneEventSender).
 #include "medius/media/rtp/dtmf.hpp"
 
 #include <gtest/gtest.h>
@@ -145,6 +146,75 @@ TEST(TelephoneEventMapper, RejectsShortPayloadAndSmallOutput) {
   EXPECT_EQ(mapper.map(0, true, shortPayload, clock, out).count, 0u);
   const auto p = payload(1, false, 160);
   EXPECT_EQ(mapper.map(0, true, p, clock, std::span(out.data(), 1)).count, 0u);
+}
+
+TEST(TelephoneEvent, DigitCodes) {
+  const char digits[] = "0123456789*#ABCD";
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(dtmfEventCode(digits[i]), i);
+  EXPECT_EQ(dtmfEventCode('a'), -1);
+  EXPECT_EQ(dtmfEventCode('x'), -1);
+}
+
+TEST(TelephoneEventSender, StartUpdatesAndThreeEndPacketsShareTheTimestamp) {
+  TelephoneEventSender sender;
+  std::array<MappedEvent, TelephoneEventSender::kMaxOutput> out{};
+  EXPECT_EQ(sender.update(160, out), 0u);  // nothing in progress
+  EXPECT_EQ(sender.end(160, out), 0u);
+  ASSERT_EQ(sender.start(5, 12345, 80, out), 1u);
+  EXPECT_TRUE(sender.active());
+  EXPECT_TRUE(out[0].marker);
+  EXPECT_EQ(out[0].timestamp, 12345u);
+  TelephoneEvent ev = decode(out[0]);
+  EXPECT_EQ(ev.event, 5);
+  EXPECT_FALSE(ev.end);
+  EXPECT_EQ(ev.volume, TelephoneEventSender::kVolume);
+  EXPECT_EQ(ev.duration, 80);
+  for (std::uint64_t d : {240u, 400u, 300u}) {  // a smaller duration never goes back
+    ASSERT_EQ(sender.update(d, out), 1u);
+    EXPECT_FALSE(out[0].marker);
+    EXPECT_EQ(out[0].timestamp, 12345u);
+    EXPECT_EQ(decode(out[0]).duration, d == 300 ? 400 : d);
+  }
+  ASSERT_EQ(sender.end(800, out), 1u);
+  EXPECT_FALSE(sender.active());
+  const MappedEvent last = out[0];
+  EXPECT_FALSE(last.marker);
+  EXPECT_EQ(last.timestamp, 12345u);
+  EXPECT_TRUE(decode(last).end);
+  EXPECT_EQ(decode(last).duration, 800);
+  for (int i = 0; i < 2; ++i) {  // RFC 4733 2.5.1.4: the end packet three times in all
+    ASSERT_EQ(sender.repeatEnd(out), 1u);
+    EXPECT_EQ(out[0].timestamp, last.timestamp);
+    EXPECT_EQ(out[0].payload, last.payload);
+    EXPECT_FALSE(out[0].marker);
+  }
+  EXPECT_EQ(sender.repeatEnd(out), 0u);
+  // A new digit drops repeats still pending.
+  ASSERT_EQ(sender.start(11, 20000, 0, out), 1u);
+  ASSERT_EQ(sender.end(160, out), 1u);
+  ASSERT_EQ(sender.start(1, 30000, 0, out), 1u);
+  EXPECT_EQ(decode(out[0]).event, 1);
+  EXPECT_EQ(sender.repeatEnd(out), 0u);
+  EXPECT_EQ(sender.start(1, 0, 0, std::span(out.data(), 1)), 0u);  // too small an output
+}
+
+TEST(TelephoneEventSender, LongDigitAt48kHzIsSegmented) {
+  // A 1.5 s key press at 48 kHz: 72000 units, more than 0xFFFF (RFC 4733 2.5.1.3).
+  TelephoneEventSender sender;
+  std::array<MappedEvent, TelephoneEventSender::kMaxOutput> out{};
+  ASSERT_EQ(sender.start(0, 1000, 960, out), 1u);
+  ASSERT_EQ(sender.update(65000, out), 1u);
+  ASSERT_EQ(sender.update(66000, out), 2u);
+  EXPECT_EQ(out[0].timestamp, 1000u);
+  EXPECT_EQ(decode(out[0]).duration, 0xffff);
+  EXPECT_FALSE(decode(out[0]).end);
+  EXPECT_EQ(out[1].timestamp, 1000u + 0xffff);
+  EXPECT_EQ(decode(out[1]).duration, 66000 - 0xffff);
+  EXPECT_FALSE(out[1].marker);
+  ASSERT_EQ(sender.end(72000, out), 1u);
+  EXPECT_EQ(out[0].timestamp, 1000u + 0xffff);
+  EXPECT_EQ(decode(out[0]).duration, 72000 - 0xffff);
+  EXPECT_TRUE(decode(out[0]).end);
 }
 
 }  // namespace

@@ -94,6 +94,7 @@ class G711Encoder final : public Encoder {
 class Plc {
  public:
   Plc() { plc_init(&state_); }
+  void reset() noexcept { plc_init(&state_); }
   void received(std::span<std::int16_t> pcm) noexcept {
     plc_rx(&state_, pcm.data(), static_cast<int>(pcm.size()));
   }
@@ -132,6 +133,7 @@ class G711Decoder final : public Decoder {
     plc_.fill(pcm.first(samples));
     return {CodecStatus::Ok, samples};
   }
+  void reset() noexcept override { plc_.reset(); }
 
  private:
   Plc plc_;
@@ -184,6 +186,10 @@ class G722Decoder final : public Decoder {
     if (pcm.size() < samples) return {CodecStatus::BufferTooSmall, 0};
     plc_.fill(pcm.first(samples));
     return {CodecStatus::Ok, samples};
+  }
+  void reset() noexcept override {
+    g722_decode_init(state_, 64000, 0);  // in place: no allocation with a state given
+    plc_.reset();
   }
 
  private:

@@ -92,6 +92,14 @@ DtmfDetector::DtmfDetector(std::uint32_t sampleRate) : sampleRate_(sampleRate) {
 
 DtmfDetector::~DtmfDetector() { dtmf_rx_free(rx_); }
 
+void DtmfDetector::reset() noexcept {
+  // Re-initialising in place (a state given) allocates nothing and clears the callback.
+  dtmf_rx_init(rx_, nullptr, nullptr);
+  dtmf_rx_set_realtime_callback(rx_, &DtmfDetector::onTone, this);
+  if (down_) down_->reset();
+  current_ = 0;
+}
+
 void DtmfDetector::onTone(void* self, int code, int /*level*/, int /*delay*/) noexcept {
   auto* d = static_cast<DtmfDetector*>(self);
   DtmfEvent event{};

@@ -105,6 +105,14 @@ class G729Decoder final : public Decoder {
     return {CodecStatus::Ok, samples};
   }
 
+  void reset() noexcept override {
+    // bcg729 has no reset: a new channel (one malloc per new stream, not per packet).
+    if (bcg729DecoderChannelContextStruct* fresh = initBcg729DecoderChannel()) {
+      closeBcg729DecoderChannel(dec_);
+      dec_ = fresh;
+    }
+  }
+
  private:
   bcg729DecoderChannelContextStruct* dec_ = nullptr;
 };

@@ -121,6 +121,7 @@ class OpusDecoder final : public Decoder {
   }
 
   bool hasFec() const noexcept override { return true; }
+  void reset() noexcept override { opus_decoder_ctl(dec_, OPUS_RESET_STATE); }
 
   // RFC 7587 section 4.2 / opus_decode(3): with decode_fec=1 and frame_size equal to the lost
   // duration, libopus decodes the LBRR data of the next packet (the previous frame at lower

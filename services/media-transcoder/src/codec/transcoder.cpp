@@ -38,6 +38,11 @@ Transcoder::Transcoder(const TranscoderConfig& config)
     resampler_ = std::make_unique<Resampler>(decoder_->sampleRate(), encoder_->sampleRate(),
                                              config.resamplerQuality);
   }
+  if (config.detectDtmf) {
+    const std::uint32_t rate = decoder_->sampleRate();
+    if (rate == 8000 || rate == 16000 || rate == 24000 || rate == 48000)
+      dtmf_ = std::make_unique<InbandDtmfDetector>(rate, config.dtmfLookaheadMs);
+  }
   std::size_t maxIn = std::size_t{decoder_->sampleRate()} / 1000 * kMaxInputMs;
   std::size_t maxOut = std::size_t{encoder_->sampleRate()} / 1000 * kMaxInputMs + 1;
   decoded_.assign(maxIn, 0);
@@ -52,6 +57,13 @@ Transcoder::Transcoder(const TranscoderConfig& config)
 }
 
 Transcoder::~Transcoder() = default;
+
+void Transcoder::reset() noexcept {
+  decoder_->reset();
+  if (resampler_) resampler_->reset();
+  if (dtmf_) dtmf_->reset();
+  fifoLen_ = 0;
+}
 
 TranscodeResult Transcoder::push(std::span<const std::uint8_t> payload, std::span<std::uint8_t> out,
                                  std::span<TranscodedPacket> packets) noexcept {
@@ -100,6 +112,8 @@ TranscodeResult Transcoder::pushComfortNoise(std::uint8_t levelDbov,
 
 TranscodeResult Transcoder::feed(std::size_t decoded, std::span<std::uint8_t> out,
                                  std::span<TranscodedPacket> packets) noexcept {
+  // Detection sees the decoded audio, before resampling, and silences its tones in place.
+  if (dtmf_) dtmf_->process(std::span<std::int16_t>(decoded_.data(), decoded));
   std::span<const std::int16_t> pcm(decoded_.data(), decoded);
   std::span<std::int16_t> room(fifo_.data() + fifoLen_, fifo_.size() - fifoLen_);
   if (resampler_) {

@@ -1,12 +1,49 @@
 #include "medius/media/rtp/dtmf.hpp"
 
+#include <algorithm>
+
 #include "bytes.hpp"
 
 namespace medius::media::rtp {
 
 namespace {
 constexpr std::uint64_t kMaxDuration = 0xffff;
+
+// The packets that report an event's `total` duration since its start (output units), as
+// segments of at most 0xFFFF (RFC 4733 2.5.1.3): segment k covers (k * 0xFFFF, (k + 1) *
+// 0xFFFF], a duration of exactly 0xFFFF stays in segment 0 (the packet reporting the
+// maximum ends the segment). When the total moved into a later segment than `lastSegment`,
+// the previous one is closed first with the maximum duration and no E bit. Writes 1 or 2
+// entries of `out` (which holds 2); returns how many.
+std::size_t emitSegmented(std::uint32_t start, std::uint64_t total, std::uint64_t& lastSegment,
+                          TelephoneEvent event, bool end, bool marker, std::span<MappedEvent> out) noexcept {
+  const std::uint64_t segment = total == 0 ? 0 : (total - 1) / kMaxDuration;
+  std::size_t n = 0;
+  auto write = [&](std::uint64_t seg, std::uint64_t duration, bool endBit, bool markerBit) {
+    MappedEvent& m = out[n++];
+    m.timestamp = start + static_cast<std::uint32_t>(seg * kMaxDuration);
+    m.marker = markerBit;
+    TelephoneEvent o = event;
+    o.end = endBit;
+    o.duration = static_cast<std::uint16_t>(duration);
+    writeTelephoneEvent(m.payload, o);
+  };
+  if (segment > lastSegment) {
+    write(segment - 1, kMaxDuration, false, false);
+    lastSegment = segment;
+  }
+  write(segment, total - segment * kMaxDuration, end, marker);
+  return n;
+}
 }  // namespace
+
+int dtmfEventCode(char digit) noexcept {
+  if (digit >= '0' && digit <= '9') return digit - '0';
+  if (digit == '*') return 10;
+  if (digit == '#') return 11;
+  if (digit >= 'A' && digit <= 'D') return 12 + (digit - 'A');
+  return -1;
+}
 
 DtmfStatus parseTelephoneEvent(std::span<const std::uint8_t> payload, TelephoneEvent& out) noexcept {
   if (payload.size() < 4) return DtmfStatus::TooShort;
@@ -68,28 +105,54 @@ MapResult TelephoneEventMapper::map(std::uint32_t inTimestamp, bool marker,
   // Total duration since the event start, in output units.
   const std::uint64_t inTotal = std::uint64_t{inTimestamp - inStart_} + ev.duration;
   const std::uint64_t outTotal = clock.scale(inTotal);
-  // Segment k covers (k * 0xFFFF, (k + 1) * 0xFFFF]; a duration of exactly 0xFFFF stays in
-  // segment 0 (2.5.1.3: the packet reporting the maximum ends the segment).
-  const std::uint64_t segment = outTotal == 0 ? 0 : (outTotal - 1) / kMaxDuration;
-  std::size_t n = 0;
-  auto emit = [&](std::uint64_t seg, std::uint64_t duration, bool endBit, bool markerBit) {
-    MappedEvent& m = out[n++];
-    m.timestamp = outStart_ + static_cast<std::uint32_t>(seg * kMaxDuration);
-    m.marker = markerBit;
-    TelephoneEvent o = ev;
-    o.end = endBit;
-    o.duration = static_cast<std::uint16_t>(duration);
-    writeTelephoneEvent(m.payload, o);
-  };
-  if (segment > outSegment_) {
-    // Close the previous output segment with the maximum duration and no E bit.
-    emit(segment - 1, kMaxDuration, false, false);
-    outSegment_ = segment;
-  }
-  const bool first = segment == 0 && !sameSegment && !nextSegment;
-  emit(segment, outTotal - segment * kMaxDuration, ev.end, first && marker);
-  result.count = n;
+  const bool first = outTotal <= kMaxDuration && !sameSegment && !nextSegment;
+  result.count = emitSegmented(outStart_, outTotal, outSegment_, ev, ev.end, first && marker, out);
   return result;
+}
+
+std::size_t TelephoneEventSender::emit(std::uint64_t duration, bool end, std::span<MappedEvent> out) noexcept {
+  if (out.size() < kMaxOutput) return 0;
+  const bool first = !active_;
+  duration_ = std::max(duration_, duration);
+  TelephoneEvent ev;
+  ev.event = event_;
+  ev.volume = kVolume;
+  active_ = true;
+  return emitSegmented(start_, duration_, segment_, ev, end, first, out);
+}
+
+std::size_t TelephoneEventSender::start(std::uint8_t event, std::uint32_t timestamp, std::uint64_t duration,
+                                        std::span<MappedEvent> out) noexcept {
+  active_ = false;
+  endRepeats_ = 0;
+  event_ = event;
+  start_ = timestamp;
+  duration_ = 0;
+  segment_ = 0;
+  return emit(duration, false, out);
+}
+
+std::size_t TelephoneEventSender::update(std::uint64_t duration, std::span<MappedEvent> out) noexcept {
+  if (!active_) return 0;
+  return emit(duration, false, out);
+}
+
+std::size_t TelephoneEventSender::end(std::uint64_t duration, std::span<MappedEvent> out) noexcept {
+  if (!active_) return 0;
+  const std::size_t n = emit(duration, true, out);
+  active_ = false;
+  if (n > 0) {
+    lastEnd_ = out[n - 1];
+    endRepeats_ = 2;
+  }
+  return n;
+}
+
+std::size_t TelephoneEventSender::repeatEnd(std::span<MappedEvent> out) noexcept {
+  if (endRepeats_ == 0 || out.empty()) return 0;
+  --endRepeats_;
+  out[0] = lastEnd_;
+  return 1;
 }
 
 }  // namespace medius::media::rtp

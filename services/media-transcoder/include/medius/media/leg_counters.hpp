@@ -64,7 +64,8 @@ struct LegCounters {
   std::atomic<std::uint64_t> jitterBufferDrops{0};
   std::atomic<std::uint64_t> comfortNoiseFrames{0};
   // Telephone-event packets received from this leg and mapped to the other (or events
-  // rendered as in-band tones for a leg without telephone-event).
+  // rendered as in-band tones for a leg without telephone-event, or in-band digits of this
+  // leg detected and sent to the other as telephone-events, one per digit).
   std::atomic<std::uint64_t> eventsMapped{0};
 };
 

@@ -93,7 +93,8 @@ struct FlowPlan {
   std::uint16_t sourcePtimeMs = 20;  // the jitter buffer's frame (what the source sends)
   // Telephone-events: source PT/clock -> target PT/clock. When the source has them and the
   // target leg has none (targetEventPt unset), the data plane plays each event as in-band
-  // DTMF tones in the target's audio (MediaPipeline).
+  // DTMF tones in the target's audio; when the source has none and the target has, it
+  // detects in-band digits in the source's audio and sends them as events (MediaPipeline).
   std::optional<std::uint8_t> sourceEventPt;
   std::optional<std::uint8_t> targetEventPt;
   std::uint32_t sourceEventClock = 8000;

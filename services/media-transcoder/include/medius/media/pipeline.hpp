@@ -24,7 +24,14 @@
 //              RFC 4733 2.5) into the same SSRC and sequence space, or, when the target has
 //              no telephone-event, rendered as in-band DTMF tones (spandsp, Q.23) in place of
 //              the audio from the event's first packet for the duration its packets give; CN consumed
-//              (its level becomes comfort noise while the source is silent, RFC 3389).
+//              (its level becomes comfort noise while the source is silent, RFC 3389). When the
+//              source has no telephone-event and the target has, in-band digits are detected in
+//              the decoded audio (codec::InbandDtmfDetector: spandsp dtmf_rx, 40 ms look-ahead)
+//              and sent as RFC 4733 events in the target's event PT and clock (M on the first
+//              packet, an update per source frame, the end packet three times), the tones cut
+//              from the audio (RFC 4733 3.1). A new source SSRC (re-INVITE, fork switch) resets
+//              the decoding state (jitter buffer, decoder, resampler, detector, event mapping)
+//              and ends a digit in progress; our stream toward the target goes on.
 // RTCP: when both flows relay, RTCP is relayed (SRTCP transforms applied, malformed
 // compound packets dropped; a peer's report block about the other peer's SR we relayed
 // gives the round trip between us and that peer). When either flow transcodes, the pipeline is the RTP end
@@ -62,6 +69,7 @@ struct RtpView;
 class RttEstimator;
 class SenderStats;
 class TelephoneEventMapper;
+struct MappedEvent;
 }  // namespace rtp
 namespace srtp {
 class SrtpSession;
@@ -190,6 +198,10 @@ class MediaPipeline {
                          std::uint8_t payloadType, PacketSink& sink) noexcept;
   void transcodeRtp(int leg, const rtp::RtpView& view, std::uint64_t nowNanos, PacketSink& sink) noexcept;
   void mapEvent(int leg, const rtp::RtpView& view, PacketSink& sink) noexcept;
+  void newSource(int leg, PacketSink& sink) noexcept;
+  void sendEvents(int toLeg, std::span<const rtp::MappedEvent> events, std::size_t count,
+                  PacketSink& sink) noexcept;
+  void sendDetectedEvents(int leg, PacketSink& sink) noexcept;
   void playout(int leg, std::uint64_t nowNanos, PacketSink& sink) noexcept;
   void playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink) noexcept;
   void emitTranscoded(int leg, std::size_t packets, std::uint64_t nowNanos, PacketSink& sink) noexcept;

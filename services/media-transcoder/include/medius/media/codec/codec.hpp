@@ -162,6 +162,11 @@ class Decoder {
   virtual DecodeResult conceal(std::size_t samples, std::span<std::int16_t> pcm) noexcept = 0;
   // Whether decodeFec can do better than conceal (Opus with in-band FEC).
   virtual bool hasFec() const noexcept { return false; }
+  // Forgets the stream decoded so far (predictor, PLC history, Opus state): the next payload
+  // starts a new stream (a new SSRC after a re-INVITE or a fork switch). No allocation,
+  // except G.729, whose bcg729 channel has no reset and is re-created (once per new stream;
+  // if that fails the old state is kept).
+  virtual void reset() noexcept = 0;
   // Recovers the lost packet *before* nextPayload from nextPayload's in-band FEC (RFC 7587
   // section 4.2, opus_decode with decode_fec=1); `samples` is the lost packet's duration.
   // Falls back to conceal() when the payload carries no FEC or the codec has none. The caller

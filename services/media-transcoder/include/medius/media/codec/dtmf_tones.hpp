@@ -73,6 +73,9 @@ class DtmfDetector {
   // do not fit are dropped and counted in droppedEvents().
   std::size_t process(std::span<const std::int16_t> pcm, std::span<DtmfEvent> events) noexcept;
   std::uint64_t droppedEvents() const noexcept { return dropped_; }
+  // Forgets a digit in progress and the filter history (a new stream); sample positions go
+  // on counting. No allocation.
+  void reset() noexcept;
 
  private:
   static void onTone(void* self, int code, int level, int delay) noexcept;

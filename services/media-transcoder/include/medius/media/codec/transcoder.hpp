@@ -22,6 +22,7 @@
 
 #include "medius/media/codec/codec.hpp"
 #include "medius/media/codec/comfort_noise.hpp"
+#include "medius/media/codec/dtmf_detector.hpp"
 #include "medius/media/codec/resampler.hpp"
 
 namespace medius::media::codec {
@@ -37,6 +38,13 @@ struct TranscoderConfig {
   // cheaper Opus for a narrowband peer whose audio has nothing above 4 kHz anyway. The RTP
   // clock stays 48000. false = Opus at opusPcmRate() (48 kHz by default) plus resampling.
   bool matchOpusRate = true;
+  // In-band DTMF detection on the decoded source audio (InbandDtmfDetector), for a source
+  // without telephone-event toward a target with it: the caller takes the digits from
+  // dtmfDetector() and sends them as events; the tones are taken out of the audio, which is
+  // delayed by dtmfLookaheadMs for that (see dtmf_detector.hpp). Ignored when the decoder's
+  // PCM rate is one the detector does not take (Opus at 12 kHz).
+  bool detectDtmf = false;
+  unsigned dtmfLookaheadMs = InbandDtmfDetector::kDefaultLookaheadMs;
 };
 
 // One output packet: payload bytes at out[offset, offset + size).
@@ -90,6 +98,14 @@ class Transcoder {
                                    std::span<std::uint8_t> out,
                                    std::span<TranscodedPacket> packets) noexcept;
 
+  // A new source stream (another SSRC): the decoder, the resampler, the detector and the
+  // audio waiting to fill a target packet forget the old one. The encoder keeps its state:
+  // the stream we send goes on.
+  void reset() noexcept;
+
+  // The in-band DTMF detector (config.detectDtmf), null without one.
+  InbandDtmfDetector* dtmfDetector() noexcept { return dtmf_.get(); }
+
   const Encoder& encoder() const noexcept { return *encoder_; }
   const Decoder& decoder() const noexcept { return *decoder_; }
   std::size_t queuedSamples() const noexcept { return fifoLen_; }
@@ -102,6 +118,7 @@ class Transcoder {
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<Encoder> encoder_;
   std::unique_ptr<Resampler> resampler_;  // null when the PCM rates are equal
+  std::unique_ptr<InbandDtmfDetector> dtmf_;
   ComfortNoiseGenerator noise_;
   std::uint32_t sourceClock_;
   std::vector<std::int16_t> decoded_;  // one input's PCM at the source rate

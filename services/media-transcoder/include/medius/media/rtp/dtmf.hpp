@@ -33,6 +33,9 @@ struct TelephoneEvent {
   std::uint16_t duration = 0;  // in RTP timestamp units since the event (segment) start
 };
 
+// The event code of a DTMF digit ('0'-'9', '*', '#', 'A'-'D'); -1 for anything else.
+int dtmfEventCode(char digit) noexcept;
+
 enum class DtmfStatus : std::uint8_t { Ok, TooShort };
 
 // Parses the first 4 octets (a payload may be longer with RFC 2198 redundancy stripped
@@ -88,6 +91,53 @@ class TelephoneEventMapper {
   std::uint16_t inSegmentDuration_ = 0;
   std::uint32_t outStart_ = 0;    // output timestamp of the event start
   std::uint64_t outSegment_ = 0;  // index of the last output segment emitted
+};
+
+// Events we originate (in-band DTMF detected on a leg without telephone-event, sent to a
+// leg with it), packetized as RFC 4733 2.5.1 asks: the first packet with the M bit, updates
+// with the duration so far, all with the event's start timestamp; the end packet (E bit)
+// sent three times (2.5.1.4) with the same content; an event longer than 0xFFFF units is
+// segmented as TelephoneEventMapper does (2.5.1.3). Timestamps and durations are in the
+// target's event clock; the caller writes the RTP headers (PT, sequence numbers, SSRC).
+//
+// Contract: noexcept, no allocation. Thread: one sender per direction, owned by the worker.
+class TelephoneEventSender {
+ public:
+  // Output packets one call can produce (an update crossing a segment boundary).
+  static constexpr std::size_t kMaxOutput = 2;
+  // Volume sent (-dBm0): spandsp's detector does not give one per digit; a typical level.
+  static constexpr std::uint8_t kVolume = 10;
+
+  // Starts `event` (0..255) at `timestamp`: one packet (M set), duration `duration`. An
+  // event still in progress is abandoned (the caller ends it first); pending end repeats
+  // of the previous one are dropped.
+  std::size_t start(std::uint8_t event, std::uint32_t timestamp, std::uint64_t duration,
+                    std::span<MappedEvent> out) noexcept;
+  // The event lasts `duration` units so far (never less than already sent): 1 or 2 packets;
+  // 0 when no event is in progress.
+  std::size_t update(std::uint64_t duration, std::span<MappedEvent> out) noexcept;
+  // The event ended after `duration` units: the end packet (E set), whose two repeats
+  // repeatEnd() gives; 0 when no event is in progress.
+  std::size_t end(std::uint64_t duration, std::span<MappedEvent> out) noexcept;
+  // The next retransmission of the last end packet (two after end()), or 0.
+  std::size_t repeatEnd(std::span<MappedEvent> out) noexcept;
+
+  bool active() const noexcept { return active_; }
+  void reset() noexcept {
+    active_ = false;
+    endRepeats_ = 0;
+  }
+
+ private:
+  std::size_t emit(std::uint64_t duration, bool end, std::span<MappedEvent> out) noexcept;
+
+  bool active_ = false;
+  std::uint8_t event_ = 0;
+  std::uint32_t start_ = 0;
+  std::uint64_t duration_ = 0;  // the largest duration sent
+  std::uint64_t segment_ = 0;   // index of the last segment emitted
+  MappedEvent lastEnd_{};
+  int endRepeats_ = 0;
 };
 
 }  // namespace medius::media::rtp
