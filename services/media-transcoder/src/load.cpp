@@ -5,12 +5,12 @@ namespace medius::media {
 namespace {
 
 // Measured on a worker under real call load (bench/media_load.cpp, docs/performance.md): at
-// one packet per socket every 20 ms each packet pays its own wake-up and system calls, and
-// AES-CM with Debian's NSS-backed libsrtp2 costs far more across hundreds of keys than in
-// a one-key micro-benchmark.
+// one packet per socket every 20 ms each packet pays its own wake-up and system calls. SRTP
+// runs on OpenSSL's primitives (srtp/openssl_crypto.hpp): ~3 us per operation under load
+// (it was 15 us on Debian's NSS build).
 constexpr double kPacketsPerSecond = 50.0;      // each way, at 20 ms
 constexpr double kPacketMicros = 8.0;           // receive, parse, send (kernel included)
-constexpr double kSrtpMicros = 15.0;            // one protect or unprotect (AES-CM; GCM ~6.5)
+constexpr double kSrtpMicros = 3.0;             // one protect or unprotect (AES-CM or GCM)
 constexpr double kFramesPerSecond = 50.0;
 constexpr double kTranscodedFrameMicros = 10.0;  // jitter buffer, our RTP header, playout tick
 
@@ -25,8 +25,12 @@ double transportMicros(bool srtpA, bool srtpB) {
 }
 
 // Encode + decode of `codec` next to a leg using `partner`: Opus runs at the partner's rate
-// (codec::TranscoderConfig::matchOpusRate): 8 kHz next to G.711/G.729, 16 kHz next to G.722.
+// (codec::TranscoderConfig::matchOpusRate): 8 kHz next to G.711/G.729, 16 kHz next to G.722;
+// G.722 next to G.711/G.729 codes its lower sub-band only, at 8 kHz (matchG722Rate).
 double frameMicros(codec::CodecId codec, codec::CodecId partner) {
+  bool narrowbandPartner = partner == codec::CodecId::Pcmu || partner == codec::CodecId::Pcma ||
+                           partner == codec::CodecId::G729;
+  if (codec == codec::CodecId::G722 && narrowbandPartner) return 8.5;
   if (codec != codec::CodecId::Opus) return codecFrameMicros(codec);
   switch (partner) {
     case codec::CodecId::Pcmu:

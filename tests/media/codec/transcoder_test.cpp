@@ -101,8 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         PtimeCase{CodecId::Pcmu, CodecId::Pcma, 30, 33, 240, 80},   // 1000 = 33 x 30 + 10 ms
         PtimeCase{CodecId::Pcmu, CodecId::G729, 40, 25, 40, 0},     // 20 -> 40 ms
-        PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},    // 20 -> 10 ms, 16k -> 8k
-        PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 640},  // 960 ms + 40 ms queued
+        PtimeCase{CodecId::G722, CodecId::Pcmu, 10, 100, 80, 0},    // 20 -> 10 ms
+        PtimeCase{CodecId::Pcma, CodecId::G722, 60, 16, 480, 320},  // 960 ms + 40 ms queued (8 kHz)
         PtimeCase{CodecId::G729, CodecId::Pcmu, 30, 33, 240, 80},
         // 30 and 40 ms sources into 20 ms targets (34 x 30 ms = 1020 ms of input).
         PtimeCase{CodecId::Pcma, CodecId::Pcmu, 20, 51, 160, 0, 30},
@@ -146,6 +146,11 @@ TEST_P(Chain, KeepsA1kHzTone) {
   if (cc.inner == CodecId::Opus) {
     EXPECT_EQ(a.encoder().sampleRate(), cc.matchOpusRate ? 8000u : 48000u);
     EXPECT_EQ(b.decoder().sampleRate(), cc.matchOpusRate ? 8000u : 48000u);
+  }
+  if (cc.inner == CodecId::G722) {
+    // Against G.711: G.722's lower sub-band at 8 kHz, no resampling.
+    EXPECT_EQ(a.encoder().sampleRate(), 8000u);
+    EXPECT_EQ(b.decoder().sampleRate(), 8000u);
   }
   Collected mid = runAll(a, sourcePayloads(cc.outer, 1000, 1000));
   ASSERT_EQ(mid.payloads.size(), 50u);

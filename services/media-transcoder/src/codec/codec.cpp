@@ -140,18 +140,27 @@ class G711Decoder final : public Decoder {
 };
 
 // --- G.722 at 64 kbit/s (spandsp g722, 16 kHz PCM; RFC 3551 4.5.2) ---------------------------
+//
+// Narrowband PCM (G722Params::narrowbandPcm, spandsp's G722_SAMPLE_RATE_8000): 8 kHz PCM
+// goes into and comes out of the lower sub-band only, without the QMF filter bank and
+// without resampling. The stream on the wire is ordinary G.722 (the upper sub-band carries
+// silence); a peer decodes it at 16 kHz as usual. For a PCMU/PCMA/G.729 peer on the other
+// leg nothing is lost: its audio has nothing above 4 kHz, and what G.722 carries above
+// 4 kHz it could not play.
 
 class G722Encoder final : public Encoder {
  public:
-  explicit G722Encoder(unsigned ptimeMs) : Encoder(CodecId::G722, 16000, ptimeMs) {
-    state_ = g722_encode_init(nullptr, 64000, 0);
+  G722Encoder(unsigned ptimeMs, bool narrowband)
+      : Encoder(CodecId::G722, narrowband ? 8000 : 16000, ptimeMs) {
+    state_ = g722_encode_init(nullptr, 64000, narrowband ? G722_SAMPLE_RATE_8000 : 0);
     if (state_ == nullptr) throw std::runtime_error("g722_encode_init failed");
   }
   ~G722Encoder() override { g722_encode_free(state_); }
   EncodeResult encode(std::span<const std::int16_t> pcm,
                       std::span<std::uint8_t> out) noexcept override {
     if (pcm.size() != samplesPerPacket()) return {CodecStatus::BadFrameSize, 0};
-    if (out.size() < pcm.size() / 2) return {CodecStatus::BufferTooSmall, 0};
+    // One byte per 125 us of audio: per sample at 8 kHz, per two at 16 kHz.
+    if (out.size() < samplesPerPacket() * 8000 / sampleRate()) return {CodecStatus::BufferTooSmall, 0};
     int n = g722_encode(state_, out.data(), pcm.data(), static_cast<int>(pcm.size()));
     return {CodecStatus::Ok, static_cast<std::size_t>(n)};
   }
@@ -162,16 +171,17 @@ class G722Encoder final : public Encoder {
 
 class G722Decoder final : public Decoder {
  public:
-  G722Decoder() : Decoder(CodecId::G722, 16000) {
-    state_ = g722_decode_init(nullptr, 64000, 0);
+  explicit G722Decoder(bool narrowband)
+      : Decoder(CodecId::G722, narrowband ? 8000 : 16000), samplesPerByte_(narrowband ? 1 : 2) {
+    state_ = g722_decode_init(nullptr, 64000, narrowband ? G722_SAMPLE_RATE_8000 : 0);
     if (state_ == nullptr) throw std::runtime_error("g722_decode_init failed");
   }
   ~G722Decoder() override { g722_decode_free(state_); }
   DecodeResult decode(std::span<const std::uint8_t> payload,
                       std::span<std::int16_t> pcm) noexcept override {
     if (payload.empty()) return {CodecStatus::BadPayload, 0};
-    if (payload.size() * 2 > kMaxDecodedSamples) return {CodecStatus::BadPayload, 0};
-    if (pcm.size() < payload.size() * 2) return {CodecStatus::BufferTooSmall, 0};
+    if (payload.size() * samplesPerByte_ > kMaxDecodedSamples) return {CodecStatus::BadPayload, 0};
+    if (pcm.size() < payload.size() * samplesPerByte_) return {CodecStatus::BufferTooSmall, 0};
     int n = g722_decode(state_, pcm.data(), payload.data(), static_cast<int>(payload.size()));
     auto written = static_cast<std::size_t>(std::max(n, 0));
     plc_.received(pcm.first(written));
@@ -188,12 +198,14 @@ class G722Decoder final : public Decoder {
     return {CodecStatus::Ok, samples};
   }
   void reset() noexcept override {
-    g722_decode_init(state_, 64000, 0);  // in place: no allocation with a state given
+    // In place (no allocation with a state given), in the same PCM mode.
+    g722_decode_init(state_, 64000, samplesPerByte_ == 1 ? G722_SAMPLE_RATE_8000 : 0);
     plc_.reset();
   }
 
  private:
   g722_decode_state_t* state_ = nullptr;
+  std::size_t samplesPerByte_;
   Plc plc_;
 };
 
@@ -299,7 +311,7 @@ std::unique_ptr<Encoder> makeEncoder(CodecId id, const CodecParams& params) {
     case CodecId::Pcma:
       return std::make_unique<G711Encoder>(id, ptime);
     case CodecId::G722:
-      return std::make_unique<G722Encoder>(ptime);
+      return std::make_unique<G722Encoder>(ptime, params.g722.narrowbandPcm);
     case CodecId::G729:
       return detail::makeG729Encoder(params.g729, ptime);
     case CodecId::Opus:
@@ -314,7 +326,7 @@ std::unique_ptr<Decoder> makeDecoder(CodecId id, const CodecParams& params) {
     case CodecId::Pcma:
       return std::make_unique<G711Decoder>(id);
     case CodecId::G722:
-      return std::make_unique<G722Decoder>();
+      return std::make_unique<G722Decoder>(params.g722.narrowbandPcm);
     case CodecId::G729:
       return detail::makeG729Decoder();
     case CodecId::Opus:

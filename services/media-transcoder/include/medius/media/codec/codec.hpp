@@ -100,10 +100,20 @@ struct G729Params {
   bool annexB = true;  // encoder VAD/DTX: SID frames (2 bytes) and silence suppression
 };
 
+// G.722 parameters of our encoder/decoder object (not negotiated: the stream is standard).
+struct G722Params {
+  // PCM at 8 kHz instead of 16 kHz: only the lower sub-band is coded (the upper carries
+  // silence) and decoded, without the QMF filter bank. For a narrowband peer on the other
+  // leg it saves the resampling and about half the codec's work and loses nothing the
+  // peer could hear (Transcoder sets it; spandsp's G722_SAMPLE_RATE_8000).
+  bool narrowbandPcm = false;
+};
+
 struct CodecParams {
   std::uint16_t ptimeMs = 0;  // 0 = the codec's default
   OpusParams opus;
   G729Params g729;
+  G722Params g722;
 };
 
 // Applies an a=fmtp parameter list ("maxplaybackrate=16000; useinbandfec=1" for Opus,

@@ -38,6 +38,10 @@ struct TranscoderConfig {
   // cheaper Opus for a narrowband peer whose audio has nothing above 4 kHz anyway. The RTP
   // clock stays 48000. false = Opus at opusPcmRate() (48 kHz by default) plus resampling.
   bool matchOpusRate = true;
+  // G.722 against G.711 or G.729: G.722's lower sub-band at 8 kHz (G722Params::narrowbandPcm),
+  // no QMF and no resampling; the wideband half of the G.722 side would be lost in the
+  // narrowband codec anyway. false = G.722 at 16 kHz plus resampling.
+  bool matchG722Rate = true;
   // In-band DTMF detection on the decoded source audio (InbandDtmfDetector), for a source
   // without telephone-event toward a target with it: the caller takes the digits from
   // dtmfDetector() and sends them as events; the tones are taken out of the audio, which is
