@@ -6,6 +6,7 @@ add_library(medius_fuzz_media_srtp STATIC
   ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/srtp/keys.cpp
   ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/srtp/crypto_attribute.cpp
   ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/srtp/sdes.cpp
+  ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/srtp/openssl_crypto.cpp
   ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/srtp/session.cpp)
 target_include_directories(medius_fuzz_media_srtp PUBLIC ${PROJECT_SOURCE_DIR}/services/media-transcoder/include)
 target_link_libraries(medius_fuzz_media_srtp PUBLIC PkgConfig::SRTP2 OpenSSL::Crypto)
