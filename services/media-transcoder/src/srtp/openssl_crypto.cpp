@@ -29,10 +29,25 @@ constexpr int kSaltLen = 14;     // SRTP_SALT_LEN: AES-ICM's key is key || 112-b
 constexpr int kGcmSaltLen = 12;  // SRTP_AEAD_SALT_LEN
 constexpr int kSha1Len = 20;
 
-// A cipher of `type` whose state (an IcmState or GcmState) gets its own EVP context.
-template <typename State>
-srtp_err_status_t newCipher(srtp_cipher_t** c, const srtp_cipher_type_t* type, int algorithm,
-                            int keyLen, State initial) {
+// One key size of a cipher type: the EVP cipher and libsrtp's type and algorithm for it.
+struct Variant {
+  int keyLen;  // with the salt, as libsrtp passes it to alloc
+  const EVP_CIPHER* (*evp)();
+  srtp_cipher_type_t* type;
+  int algorithm;
+};
+
+// A cipher for the variant of `keyLen`, whose state (an IcmState or GcmState, filled in but
+// for the EVP parts) gets its own EVP context.
+template <typename State, std::size_t N>
+srtp_err_status_t newCipher(const std::array<Variant, N>& variants, srtp_cipher_t** c, int keyLen,
+                            State initial) {
+  const Variant* variant = nullptr;
+  for (const auto& v : variants) {
+    if (v.keyLen == keyLen) variant = &v;
+  }
+  if (variant == nullptr) return srtp_err_status_bad_param;
+  initial.evp = variant->evp();
   auto* cipher = new (std::nothrow) srtp_cipher_t{};
   auto* state = new (std::nothrow) State(initial);
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -43,10 +58,10 @@ srtp_err_status_t newCipher(srtp_cipher_t** c, const srtp_cipher_type_t* type, i
     return srtp_err_status_alloc_fail;
   }
   state->ctx = ctx;
-  cipher->type = type;
+  cipher->type = variant->type;
   cipher->state = state;
   cipher->key_len = keyLen;
-  cipher->algorithm = algorithm;
+  cipher->algorithm = variant->algorithm;
   *c = cipher;
   return srtp_err_status_ok;
 }
@@ -74,18 +89,15 @@ struct IcmState {
 extern srtp_cipher_type_t icm128;
 extern srtp_cipher_type_t icm256;
 
+const std::array<Variant, 2> kIcmVariants{{
+    {SRTP_AES_ICM_128_KEY_LEN_WSALT, EVP_aes_128_ctr, &icm128, SRTP_AES_ICM_128},
+    {SRTP_AES_ICM_256_KEY_LEN_WSALT, EVP_aes_256_ctr, &icm256, SRTP_AES_ICM_256},
+}};
+
 srtp_err_status_t icmAlloc(srtp_cipher_t** c, int keyLen, int /*tagLen*/) {
   IcmState state;
   state.keySize = keyLen - kSaltLen;
-  if (keyLen == SRTP_AES_ICM_128_KEY_LEN_WSALT) {
-    state.evp = EVP_aes_128_ctr();
-    return newCipher(c, &icm128, SRTP_AES_ICM_128, keyLen, state);
-  }
-  if (keyLen == SRTP_AES_ICM_256_KEY_LEN_WSALT) {
-    state.evp = EVP_aes_256_ctr();
-    return newCipher(c, &icm256, SRTP_AES_ICM_256, keyLen, state);
-  }
-  return srtp_err_status_bad_param;
+  return newCipher(kIcmVariants, c, keyLen, state);
 }
 
 srtp_err_status_t icmDealloc(srtp_cipher_t* c) { return deleteCipher<IcmState>(c); }
@@ -134,19 +146,16 @@ struct GcmState {
 extern srtp_cipher_type_t gcm128;
 extern srtp_cipher_type_t gcm256;
 
+const std::array<Variant, 2> kGcmVariants{{
+    {SRTP_AES_GCM_128_KEY_LEN_WSALT, EVP_aes_128_gcm, &gcm128, SRTP_AES_GCM_128},
+    {SRTP_AES_GCM_256_KEY_LEN_WSALT, EVP_aes_256_gcm, &gcm256, SRTP_AES_GCM_256},
+}};
+
 srtp_err_status_t gcmAlloc(srtp_cipher_t** c, int keyLen, int tagLen) {
   if (tagLen != 16 && tagLen != 8) return srtp_err_status_bad_param;
   GcmState state;
   state.tagLen = tagLen;
-  if (keyLen == SRTP_AES_GCM_128_KEY_LEN_WSALT) {
-    state.evp = EVP_aes_128_gcm();
-    return newCipher(c, &gcm128, SRTP_AES_GCM_128, keyLen, state);
-  }
-  if (keyLen == SRTP_AES_GCM_256_KEY_LEN_WSALT) {
-    state.evp = EVP_aes_256_gcm();
-    return newCipher(c, &gcm256, SRTP_AES_GCM_256, keyLen, state);
-  }
-  return srtp_err_status_bad_param;
+  return newCipher(kGcmVariants, c, keyLen, state);
 }
 
 srtp_err_status_t gcmDealloc(srtp_cipher_t* c) { return deleteCipher<GcmState>(c); }
