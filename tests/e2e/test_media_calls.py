@@ -14,7 +14,9 @@ an independent SIP user agent, baresip 1.0.0 (tests/e2e/baresip.py), on both sid
   answered on that leg, `medctl sessions` shows whether the worker transcodes, and an RTP
   capture on lo (harness.LoopbackCapture, root) shows the payload types on each leg;
 - DTMF: `sndcode` on one side, CALL_DTMF_START events (RFC 4733 only; baresip detects no
-  in-band tones) on the other, both ways;
+  in-band tones) on the other, both ways; toward a SIPp PBX without telephone-event the
+  digits arrive in-band (decoded from a capture), and the in-band digits such a PBX plays
+  (sox-made tones) reach the client as RFC 4733 events (the worker detects them);
 - the gateway runs with its own default internal_srtp "required" (a plain client: 488).
 
 G.729: baresip has none, so the trunk is SIPp answering only PT 18 and echoing the RTP it
@@ -31,6 +33,7 @@ cleanup. The file runs in about a minute.
 import os
 import re
 import struct
+import subprocess
 import sys
 import time
 
@@ -391,6 +394,63 @@ class TranscodedCalls(MediaCallTestCase):
         self.assertEqual(found, "159#", "digits decoded from the PCMU sent to the PBX (%d "
                          "packets, payload types %s)" % (len(packets), sorted(types)))
         self.assertNoLeftovers()
+
+    def test_in_band_dtmf_from_a_trunk_without_telephone_event_reaches_the_client_as_events(self):
+        """The PBX (SIPp) answers PCMU without telephone-event and plays the digits 1, 5, 9, #
+        in-band (sox-made dual tones in its RTP). alice (Opus, SRTP, telephone-event) must
+        get them as RFC 4733 events: the worker detects them in the decoded PCMU (spandsp)
+        and sends telephone-events; baresip reports each as CALL_DTMF_START."""
+        tones = self.dtmf_ulaw_file("159#")
+        with open(os.path.join(harness.SCENARIOS, "uas_inband_dtmf_pcmu.xml")) as f:
+            text = f.read().replace("@TONE_FILE@", tones)
+        scenario = os.path.join(self.cluster.dir, "uas_inband_dtmf_pcmu.xml")
+        with open(scenario, "w") as f:
+            f.write(text)
+        self.stop_idle("pbx")
+        self.addCleanup(self.start_idle, "pbx")
+        pbx = harness.SippProcess(scenario, self.cluster.dir, local_ip=HOSTS["pbx"],
+                                  port=self.cluster.trunk_ports["pbx"], timeout=60,
+                                  name="pbx-inband-dtmf-%d" % time.monotonic_ns())
+        self.addCleanup(pbx.stop)
+        time.sleep(0.3)  # bound before the INVITE comes
+        alice = self.client([OPUS])
+
+        def digits():
+            alice.wait_event("CALL_DTMF_START", 8, count=4)
+
+        self.call(alice, "2200", talk_s=TALK_S + 2, during=digits)
+        self.stopped_uas(pbx, "the PBX dialling in-band")
+        self.assertEqual(alice.received_digits(), "159#", alice.event_summary())
+        self.assertNoLeftovers()
+
+    def dtmf_ulaw_file(self, digits):
+        """A raw u-law file (SIPp's rtp_stream input) with `digits` as DTMF dual tones, 150
+        ms each with 150 ms gaps after 0.5 s of silence, made with sox."""
+        low = {"1": 697, "2": 697, "3": 697, "4": 770, "5": 770, "6": 770, "7": 852,
+               "8": 852, "9": 852, "*": 941, "0": 941, "#": 941}
+        high = {"1": 1209, "2": 1336, "3": 1477, "4": 1209, "5": 1336, "6": 1477,
+                "7": 1209, "8": 1336, "9": 1477, "*": 1209, "0": 1336, "#": 1477}
+        path = os.path.join(self.cluster.dir, "dtmf-%s.ul" % digits.replace("#", "H").replace("*", "S"))
+        parts = []
+        silence = os.path.join(self.cluster.dir, "silence.ul")
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", silence, "trim", "0",
+                        "0.15"], check=True, capture_output=True, timeout=30)
+        lead = os.path.join(self.cluster.dir, "lead.ul")
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", lead, "trim", "0",
+                        "0.5"], check=True, capture_output=True, timeout=30)
+        parts.append(lead)
+        for i, digit in enumerate(digits):
+            tone = os.path.join(self.cluster.dir, "digit-%d.ul" % i)
+            subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", tone, "synth",
+                            "0.15", "sine", str(low[digit]), "sine", "mix", str(high[digit]),
+                            "vol", "0.4"], check=True, capture_output=True, timeout=30)
+            parts += [tone, silence]
+        parts.append(lead)
+        with open(path, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    out.write(f.read())
+        return path
 
     def test_dtmf_both_ways_across_transcoding(self):
         """RFC 4733 events from alice (Opus, SRTP) reach the PCMU trunk as telephone-events,
