@@ -502,6 +502,25 @@ TEST_F(RelayTest, DeleteFreesThePortsAndReturnsFinalStats) {
   EXPECT_EQ(metrics_.sessions.ok.Value(), 1);
 }
 
+TEST_F(RelayTest, DropsReachTheCountersWhileTheCallLasts) {
+  // medius_media_dropped_packets_total moves as packets are dropped (an attack or a key
+  // mix-up shows while the calls last), and deleting the session adds nothing twice.
+  Peer a, b;
+  Call call = setUp("drops", a, b);
+  a.sendTo(call.portA, {0x00, 0x01, 0x02});  // not RTP: version 0, truncated
+  a.sendTo(call.portA, {0x80});
+  EXPECT_TRUE(eventually([&] { return metrics_.droppedMalformed.Value() == 2; }))
+      << metrics_.droppedMalformed.Value();
+  EXPECT_EQ(stats("drops").leg_a().bad_packets(), 2u);  // the session is still there
+  a.sendTo(call.portA, {0x00});
+  EXPECT_TRUE(eventually([&] { return metrics_.droppedMalformed.Value() == 3; }));
+  v1::SessionStats last;
+  ASSERT_TRUE(remove("drops", &last).ok());
+  EXPECT_EQ(last.leg_a().bad_packets(), 3u);
+  EXPECT_EQ(metrics_.droppedMalformed.Value(), 3);
+  EXPECT_EQ(metrics_.droppedSrtpAuth.Value(), 0);
+}
+
 TEST_F(RelayTest, RefusalsCarryTheirCodes) {
   Peer a;
   std::string out;

@@ -78,7 +78,8 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
       droppedMalformed(droppedFamily.Add({{"reason", "malformed"}})),
       droppedPayloadType(droppedFamily.Add({{"reason", "payload_type"}})),
       traffic{packetsFamily.Add({{"direction", "a_to_b"}}), packetsFamily.Add({{"direction", "b_to_a"}}),
-              bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}})},
+              bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}}),
+              {&droppedSrtpAuth, &droppedSrtpReplay, &droppedMalformed, &droppedPayloadType}},
       sessions{sessionsFamily.Add({{"result", "ok"}}),
                sessionsFamily.Add({{"result", "invalid_argument"}}),
                sessionsFamily.Add({{"result", "already_exists"}}),
@@ -88,10 +89,6 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
 void MediaMetrics::observeSession(const medius::v1::SessionStats& stats) {
   if (stats.mos() > 0) sessionMos.Observe(stats.mos());
   for (const auto* leg : {&stats.leg_a(), &stats.leg_b()}) {
-    droppedSrtpAuth.Increment(static_cast<double>(leg->srtp_auth_failures()));
-    droppedSrtpReplay.Increment(static_cast<double>(leg->srtp_replays()));
-    droppedMalformed.Increment(static_cast<double>(leg->bad_packets()));
-    droppedPayloadType.Increment(static_cast<double>(leg->payload_drops()));
     if (leg->packets_in() == 0) continue;
     legLossRatio.Observe(leg->loss_percent() / 100.0);
     legJitterSeconds.Observe(leg->jitter_ms() / 1000.0);

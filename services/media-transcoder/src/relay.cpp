@@ -196,6 +196,7 @@ void Worker::attach(RelaySession& session) {
 }
 
 void Worker::detach(RelaySession& session) {
+  flushDropped(session);
   for (auto& leg : session.legs) {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, leg.rtp.get(), nullptr);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, leg.rtcp.get(), nullptr);
@@ -461,11 +462,29 @@ void Worker::tick(std::int64_t nowMs) {
     flush(*session);
   }
   flushTotals();
+  for (RelaySession* session : sessions_) flushDropped(*session);
   for (RelaySession* session : sessions_) {
     if (!session->timeoutArmed || session->timedOut.load(std::memory_order_relaxed)) continue;
     if (nowMs - session->lastRtpMs >= static_cast<std::int64_t>(session->timeoutMs)) {
       session->timedOut.store(true, std::memory_order_relaxed);
       if (onTimeout_) onTimeout_(*session);
+    }
+  }
+}
+
+void Worker::flushDropped(RelaySession& session) {
+  for (std::size_t leg = 0; leg < session.legs.size(); ++leg) {
+    const LegCounters& c = session.legs[leg].counters;
+    const std::array<std::uint64_t, 4> now{c.srtpAuthFailures.load(std::memory_order_relaxed),
+                                           c.srtpReplays.load(std::memory_order_relaxed),
+                                           c.badPackets.load(std::memory_order_relaxed),
+                                           c.payloadDrops.load(std::memory_order_relaxed)};
+    auto& reported = session.droppedReported[leg];
+    for (std::size_t reason = 0; reason < now.size(); ++reason) {
+      if (now[reason] > reported[reason] && totals_.dropped[reason] != nullptr) {
+        totals_.dropped[reason]->Increment(static_cast<double>(now[reason] - reported[reason]));
+      }
+      reported[reason] = now[reason];
     }
   }
 }

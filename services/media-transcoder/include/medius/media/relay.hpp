@@ -134,6 +134,8 @@ struct RelaySession {
   std::size_t workerIndex = 0;  // position in the worker's session list
   // Null: relay byte for byte (issue 5). Set and replaced by Worker::setPipeline.
   std::unique_ptr<MediaPipeline> pipeline;
+  // Per leg, the drop counters already added to TrafficCounters::dropped (worker thread).
+  std::array<std::array<std::uint64_t, 4>, 2> droppedReported{};
 };
 
 // Aggregate traffic totals (medius_media_packets_total / bytes_total by direction).
@@ -142,6 +144,10 @@ struct TrafficCounters {
   prometheus::Counter& packetsBtoA;
   prometheus::Counter& bytesAtoB;
   prometheus::Counter& bytesBtoA;
+  // medius_media_dropped_packets_total{reason}, in the order of RelaySession::droppedReported:
+  // srtp_auth, srtp_replay, malformed, payload_type. Added as they happen (every tick and
+  // at detach), not at the session's end.
+  std::array<prometheus::Counter*, 4> dropped{};
 };
 
 class Worker {
@@ -194,6 +200,8 @@ class Worker {
   // empties it.
   void flush(RelaySession& session);
   void flushTotals();
+  // Adds the session's drops since the last call to TrafficCounters::dropped.
+  void flushDropped(RelaySession& session);
 
   const int index_;
   TrafficCounters& totals_;
