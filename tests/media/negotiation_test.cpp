@@ -279,6 +279,25 @@ TEST(Negotiation, OpusBothSidesWithEventsAt8000IsRelayedWithItsEvents) {
   EXPECT_EQ(plan.flows[1].payloadMap[101], 101);
 }
 
+TEST(Negotiation, TranscodedPacketsRespectPtimeAndMaxptime) {
+  auto flowPtime = [](const std::string& answerAttributes) {
+    Negotiator n(internal(), trunk());
+    n.offer(0, audioOf(kOpusSrtpOffer));
+    n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0", answerAttributes)), false);
+    return n.plan()->flows[0].transcoder.toParams.ptimeMs;  // A (Opus) -> B (PCMU)
+  };
+  EXPECT_EQ(flowPtime(""), 20);                              // PCMU's default
+  EXPECT_EQ(flowPtime("a=ptime:30\r\n"), 30);                // what B asks for
+  EXPECT_EQ(flowPtime("a=maxptime:10\r\n"), 10);             // the default would be too long
+  EXPECT_EQ(flowPtime("a=ptime:40\r\na=maxptime:30\r\n"), 30);  // never above maxptime
+  EXPECT_EQ(flowPtime("a=ptime:25\r\n"), 20);                // not a PCMU packetization
+  // Toward the client: its a=ptime:20, and Opus allows 20.
+  Negotiator n(internal(), trunk());
+  n.offer(0, audioOf(kOpusSrtpOffer));
+  n.answer(1, audioOf(kPcmuAnswer), false);
+  EXPECT_EQ(n.plan()->flows[1].transcoder.toParams.ptimeMs, 20);
+}
+
 TEST(Negotiation, SrtpRequiredWithoutCryptoIsRefused) {
   Negotiator n(internal(SrtpMode::Required), trunk());
   auto offer = sdpWith("m=audio 40000 RTP/AVP 0", "");

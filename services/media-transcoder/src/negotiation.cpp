@@ -74,6 +74,20 @@ SrtpParams paramsOf(const srtp::CryptoAttribute& attribute) {
   return key;
 }
 
+// The packetization we send a transcoded leg: its a=ptime when the codec allows it, else the
+// codec's default; never above its a=maxptime (RFC 4566 6: the longest it takes), then the
+// longest allowed packet that fits (or the shortest the codec has).
+std::uint16_t targetPtime(CodecId codec, std::uint32_t ptime, std::uint32_t maxptime) {
+  const auto& info = codec::codecInfo(codec);
+  std::uint32_t chosen = ptime != 0 && codec::ptimeAllowed(codec, ptime) ? ptime : info.defaultPtimeMs;
+  if (maxptime == 0 || chosen <= maxptime) return static_cast<std::uint16_t>(chosen);
+  std::uint16_t fit = info.allowedPtimesMs.front();
+  for (std::uint16_t allowed : info.allowedPtimesMs) {
+    if (allowed <= maxptime) fit = allowed;
+  }
+  return fit;
+}
+
 // The telephone-event of `events` to use next to `codec`: the one at the codec's clock
 // (RFC 4733 2.1: events use the audio clock), else the 8000 one, else the first.
 std::optional<sdp::Format> eventFor(const std::vector<sdp::Format>& events, const sdp::Format& codec) {
@@ -132,6 +146,7 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
                            names(px.codecs));
   }
   p.offererPtime = stream.ptimeMs;
+  p.offererMaxptime = stream.maxptimeMs;
   p.offererProtocol = stream.protocol;
   if (stream.protocol != "RTP/AVP" && stream.protocol != "RTP/SAVP" &&
       stream.protocol != "RTP/AVPF" && stream.protocol != "RTP/SAVPF") {
@@ -308,6 +323,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
     if (y.event) p.offererEvents.push_back(*y.event);
     p.offererCn = y.cn;
     p.offererPtime = y.ptimeMs;
+    p.offererMaxptime = y.maxptimeMs;
     p.offererProtocol = y.protocol;
     p.offererSdes = y.sdes;
     Offered o;
@@ -358,6 +374,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   ny.known = knownCodec(ny.codec);
   ny.event = eventFor(answerEvents, ny.codec);
   ny.ptimeMs = stream.ptimeMs;
+  ny.maxptimeMs = stream.maxptimeMs;
   ny.protocol = offered.protocol;
   ny.established = true;
   if (!offered.cryptos.empty()) {
@@ -393,6 +410,7 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
   if (p.offererCn && (!relay || ny.cn)) nx.cn = p.offererCn;
   if (relay && !nx.cn) ny.cn.reset();
   nx.ptimeMs = p.offererPtime;
+  nx.maxptimeMs = p.offererMaxptime;
   nx.protocol = p.offererProtocol;
   nx.sdes = p.offererSdes;
   nx.established = true;
@@ -467,9 +485,7 @@ MediaPlan Negotiator::buildPlan() const {
     // loosely (RFC 7587 7.1), the target's configures our encoder.
     codec::applyFmtp(*src.known, src.codec.fmtp, flow.transcoder.fromParams);
     codec::applyFmtp(*dst.known, dst.codec.fmtp, flow.transcoder.toParams);
-    std::uint16_t targetPtime = static_cast<std::uint16_t>(dst.ptimeMs);
-    flow.transcoder.toParams.ptimeMs =
-        targetPtime != 0 && codec::ptimeAllowed(*dst.known, targetPtime) ? targetPtime : 0;
+    flow.transcoder.toParams.ptimeMs = targetPtime(*dst.known, dst.ptimeMs, dst.maxptimeMs);
     flow.sourcePt = src.codec.pt;
     flow.targetPt = dst.codec.pt;
     flow.sourceClock = src.codec.clock;

@@ -130,6 +130,7 @@ class Negotiator {
     std::optional<sdp::Format> event;        // telephone-event
     std::optional<sdp::Format> cn;
     std::uint32_t ptimeMs = 0;
+    std::uint32_t maxptimeMs = 0;  // a=maxptime: the longest packets it takes (0: any)
     std::string protocol = "RTP/AVP";
     // SRTP: the a=crypto line agreed on, the peer's (its key is the plan's inbound) and
     // ours (outbound), with the same tag and suite.
@@ -151,6 +152,7 @@ class Negotiator {
     std::vector<sdp::Format> offererEvents;
     std::optional<sdp::Format> offererCn;
     std::uint32_t offererPtime = 0;
+    std::uint32_t offererMaxptime = 0;
     std::string offererProtocol;
     // The offerer's chosen a=crypto line and ours toward it (made with the offer, sent in
     // the answer).
