@@ -633,16 +633,21 @@ std::string digitsHeard(std::span<const std::int16_t> pcm, std::uint32_t rate) {
 
 class PipelineInbandDtmf : public ::testing::TestWithParam<test::Side> {};
 
+// A PCMU leg A without telephone-event transcoded toward `target` (which has events).
+MediaPlan inbandPlan(const test::Side& target) {
+  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, target);
+  plan.legs[0].eventPt.reset();
+  plan.flows[0].sourceEventPt.reset();
+  plan.flows[1].targetEventPt.reset();
+  return plan;
+}
+
 // RFC 4733 3.1 / 2.5.1: A has no telephone-event and sends a 200 ms "5" as tones; B has
 // telephone-event: B gets event 5 (M on the first packet, one timestamp, growing durations,
 // the end packet three times) and audio without the tone.
 TEST_P(PipelineInbandDtmf, ToneFromALegWithoutEventsBecomesTelephoneEvents) {
   const test::Side target = GetParam();
-  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, target);
-  plan.legs[0].eventPt.reset();
-  plan.flows[0].sourceEventPt.reset();
-  plan.flows[1].targetEventPt.reset();
-  Harness h(plan);
+  Harness h(inbandPlan(target));
   InbandDigitSender a(0xa1);
   std::vector<Bytes> toB;
   auto frames = [&](int n) {
@@ -731,11 +736,7 @@ TEST(PipelineInbandDtmf, ToneFromALegWithEventsIsNotDetected) {
 }
 
 TEST(PipelineInbandDtmf, ADigitInProgressEndsWithItsStream) {
-  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
-  plan.legs[0].eventPt.reset();
-  plan.flows[0].sourceEventPt.reset();
-  plan.flows[1].targetEventPt.reset();
-  Harness h(plan);
+  Harness h(inbandPlan({codec::CodecId::Opus, 111, 110}));
   InbandDigitSender before(0xa1), after(0xa2);
   std::vector<rtp::TelephoneEvent> events;
   std::vector<bool> afterSwitch;
@@ -776,11 +777,7 @@ TEST(PipelineInbandDtmf, ADigitInProgressEndsWithItsStream) {
 TEST(PipelineInbandDtmf, TheLookaheadIsPlayedOutWhenTheSourceStops) {
   // 200 ms of a 1 kHz tone then nothing (DTX without CN): the last 40 ms, still in the
   // detector's delay line, go out right after it, not at the next talkspurt.
-  MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Pcmu, 0, 101});
-  plan.legs[0].eventPt.reset();
-  plan.flows[0].sourceEventPt.reset();
-  plan.flows[1].targetEventPt.reset();
-  Harness h(plan);
+  Harness h(inbandPlan({codec::CodecId::Pcmu, 0, 101}));
   test::ToneSender a(codec::CodecId::Pcmu, 1000, 0, 0xa1);
   std::vector<Bytes> toB;
   for (std::uint16_t i = 0; i < 10; ++i) {
@@ -1117,11 +1114,7 @@ TEST(PipelineAllocation, PacketPathAllocatesNothing) {
   }
   // In-band DTMF detected on a PCMU leg without telephone-event, sent as events to Opus.
   {
-    MediaPlan plan = test::transcodePlan({codec::CodecId::Pcmu, 0, 101}, {codec::CodecId::Opus, 111, 110});
-    plan.legs[0].eventPt.reset();
-    plan.flows[0].sourceEventPt.reset();
-    plan.flows[1].targetEventPt.reset();
-    Harness h(plan);
+    Harness h(inbandPlan({codec::CodecId::Opus, 111, 110}));
     InbandDigitSender a(0xa1);
     std::vector<Bytes> fromA;
     for (int i = 0; i < 60; ++i) {
