@@ -1,15 +1,7 @@
 # Fuzz targets of medius_media_codec (issue 6): every decoder, Opus FEC, RFC 3389 CN parsing,
 # fmtp parsing and the transcoder fed untrusted payloads, compiled from the sources.
-set(MEDIUS_CODEC_SRC ${PROJECT_SOURCE_DIR}/services/media-transcoder/src/codec)
-add_library(medius_fuzz_media_codec STATIC
-  ${MEDIUS_CODEC_SRC}/codec.cpp
-  ${MEDIUS_CODEC_SRC}/opus_codec.cpp
-  ${MEDIUS_CODEC_SRC}/g729_codec.cpp
-  ${MEDIUS_CODEC_SRC}/resampler.cpp
-  ${MEDIUS_CODEC_SRC}/comfort_noise.cpp
-  ${MEDIUS_CODEC_SRC}/dtmf_tones.cpp
-  ${MEDIUS_CODEC_SRC}/dtmf_detector.cpp
-  ${MEDIUS_CODEC_SRC}/transcoder.cpp)
+include(${PROJECT_SOURCE_DIR}/services/media-transcoder/src/codec/sources.cmake)
+add_library(medius_fuzz_media_codec STATIC ${MEDIUS_MEDIA_CODEC_SOURCES})
 target_include_directories(medius_fuzz_media_codec PUBLIC ${PROJECT_SOURCE_DIR}/services/media-transcoder/include)
 target_link_libraries(medius_fuzz_media_codec PUBLIC
   PkgConfig::OPUS PkgConfig::SPANDSP PkgConfig::BCG729 PkgConfig::SPEEXDSP)
