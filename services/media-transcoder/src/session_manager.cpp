@@ -34,10 +34,14 @@ struct SessionManager::Session {
   // Its share of the worker's load (percent of one core; load.hpp), under the manager's
   // mutex.
   double load = 0;
-  // Per offer toward leg B (0: leg_b's, then the alternatives'): its o= state and whether
-  // leg B latches strictly with it; the answer's offer_id picks one.
-  std::vector<sdp::OriginState> offerOrigins;
-  std::vector<bool> offerStrict;
+  // Per offer toward leg B (0: leg_b's, then the alternatives'), until the first offer is
+  // answered for good: its o= state and whether leg B latches strictly with it; the
+  // answer's offer_id picks one.
+  struct OfferToB {
+    sdp::OriginState origin;
+    bool strict = false;
+  };
+  std::vector<OfferToB> offersToB;
 };
 
 namespace {
@@ -317,18 +321,17 @@ medius::v1::CreateSessionResponse SessionManager::create(
   medius::v1::CreateSessionResponse response;
   // Each offer toward B starts from the same o= line: only the dialog that answers goes on
   // with it (update() takes its origin state).
-  session->offerOrigins.assign(alternatives.size() + 1, session->origins[1]);
-  session->offerStrict.push_back(relay.legs[1].strict);
+  auto& offers = session->offersToB;
+  offers.assign(alternatives.size() + 1, {session->origins[1], relay.legs[1].strict});
   response.set_offer_sdp(offer->render(
-      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, session->offerOrigins[0]));
+      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, offers[0].origin));
   for (std::size_t i = 0; i < alternatives.size(); ++i) {
     response.add_alternative_offer_sdp(offer->render(
-        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i]},
-        session->offerOrigins[i + 1]));
-    session->offerStrict.push_back(config_.strictSource ||
-                                   request.leg_b_alternatives(static_cast<int>(i)).strict_source());
+        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i]}, offers[i + 1].origin));
+    offers[i + 1].strict =
+        config_.strictSource || request.leg_b_alternatives(static_cast<int>(i)).strict_source();
   }
-  session->origins[1] = session->offerOrigins[0];
+  session->origins[1] = offers[0].origin;
   response.set_advertised_address(config_.advertisedAddress);
   {
     std::lock_guard lock(mutex_);
@@ -376,12 +379,11 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   sdp::AudioOverride toward;
   std::unique_ptr<MediaPipeline> pipeline;
   // An answer from B to the first offer says which of our offers it took.
-  std::uint32_t offerId = from == 1 && request.is_answer() && !session->offerOrigins.empty()
-                              ? request.offer_id()
-                              : 0;
-  if (offerId >= std::max<std::size_t>(session->offerOrigins.size(), 1)) {
+  const bool answersFirstOffer = from == 1 && request.is_answer() && !session->offersToB.empty();
+  std::uint32_t offerId = answersFirstOffer ? request.offer_id() : 0;
+  if (answersFirstOffer && offerId >= session->offersToB.size()) {
     throw MediaError(Code::InvalidArgument, "offer_id " + std::to_string(offerId) + ": the session made " +
-                                                std::to_string(session->offerOrigins.size()) + " offers");
+                                                std::to_string(session->offersToB.size()) + " offers");
   }
   try {
     toward = request.is_answer()
@@ -395,14 +397,11 @@ medius::v1::UpdateSessionResponse SessionManager::update(
     throw MediaError(Code::InvalidArgument, std::string("media: ") + e.what());
   }
   std::optional<bool> strictB;
-  if (from == 1 && request.is_answer() && !session->offerStrict.empty()) {
-    strictB = session->offerStrict[offerId];
-  }
-  if (established && from == 1 && !session->offerOrigins.empty()) {
+  if (answersFirstOffer) strictB = session->offersToB[offerId].strict;
+  if (answersFirstOffer && established) {
     // The first offer is answered for good: leg B goes on with the o= of the offer taken.
-    session->origins[1] = session->offerOrigins[offerId];
-    session->offerOrigins.clear();
-    session->offerStrict.clear();
+    session->origins[1] = session->offersToB[offerId].origin;
+    session->offersToB.clear();
   }
   session->worker->run([&] {
     if (strictB) relay.legs[1].strict = *strictB;
