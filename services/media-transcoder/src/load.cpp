@@ -28,18 +28,10 @@ double transportMicros(bool srtpA, bool srtpB) {
 // (codec::TranscoderConfig::matchOpusRate): 8 kHz next to G.711/G.729, 16 kHz next to G.722;
 // G.722 next to G.711/G.729 codes its lower sub-band only, at 8 kHz (matchG722Rate).
 double frameMicros(codec::CodecId codec, codec::CodecId partner) {
-  bool narrowbandPartner = partner == codec::CodecId::Pcmu || partner == codec::CodecId::Pcma ||
-                           partner == codec::CodecId::G729;
-  if (codec == codec::CodecId::G722 && narrowbandPartner) return 8.5;
+  if (codec == codec::CodecId::G722 && codec::narrowband(partner)) return 8.5;
   if (codec != codec::CodecId::Opus) return codecFrameMicros(codec);
-  switch (partner) {
-    case codec::CodecId::Pcmu:
-    case codec::CodecId::Pcma:
-    case codec::CodecId::G729: return 85.0;
-    case codec::CodecId::G722: return 162.0;
-    case codec::CodecId::Opus: return 216.0;
-  }
-  return 216.0;
+  if (codec::narrowband(partner)) return 85.0;
+  return partner == codec::CodecId::G722 ? 162.0 : 216.0;
 }
 
 double transcodeMicros(codec::CodecId a, codec::CodecId b) {

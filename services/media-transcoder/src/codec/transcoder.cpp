@@ -34,7 +34,6 @@ Transcoder::Transcoder(const TranscoderConfig& config)
   }
   if (config.matchG722Rate) {
     // G.722 against a narrowband codec (G.711, G.729): its lower sub-band at 8 kHz only.
-    auto narrowband = [](CodecId id) { return codecInfo(id).sampleRate == 8000; };
     if (config.from == CodecId::G722 && narrowband(config.to)) fromParams.g722.narrowbandPcm = true;
     if (config.to == CodecId::G722 && narrowband(config.from)) toParams.g722.narrowbandPcm = true;
   }

@@ -43,6 +43,10 @@ std::optional<CodecId> codecFromName(std::string_view encodingName,
                                      std::uint32_t clockRate = 0) noexcept;
 bool ptimeAllowed(CodecId id, unsigned ptimeMs) noexcept;
 
+// A codec whose PCM is 8 kHz (G.711, G.729): next to one, the transcoder runs Opus and G.722
+// at 8 kHz too (TranscoderConfig::matchOpusRate, matchG722Rate).
+inline bool narrowband(CodecId id) noexcept { return codecInfo(id).sampleRate == 8000; }
+
 // Largest payload any encoder here writes for one packet (Opus: 3 x 1275 bytes at 60 ms,
 // RFC 6716 section 3.2.5 caps a packet at 1275 bytes per 20 ms frame; we cap at one MTU).
 inline constexpr std::size_t kMaxPayloadBytes = 1500;
