@@ -462,8 +462,8 @@ void Worker::tick(std::int64_t nowMs) {
     flush(*session);
   }
   flushTotals();
-  for (RelaySession* session : sessions_) flushDropped(*session);
   for (RelaySession* session : sessions_) {
+    flushDropped(*session);
     if (!session->timeoutArmed || session->timedOut.load(std::memory_order_relaxed)) continue;
     if (nowMs - session->lastRtpMs >= static_cast<std::int64_t>(session->timeoutMs)) {
       session->timedOut.store(true, std::memory_order_relaxed);
