@@ -1,5 +1,5 @@
 # Load tool of the media worker (issue 6): N concurrent calls through one media-transcoder
 # process, CPU per call. Run by hand (figures in docs/performance.md), never by ctest.
-add_executable(media_load media_load.cpp)
+add_executable(media_load media_load.cpp ng_client.cpp)
 target_link_libraries(media_load PRIVATE medius_media CLI11::CLI11)
 medius_target_defaults(media_load)

@@ -45,6 +45,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <numbers>
@@ -61,6 +62,7 @@
 #include "medius/media/srtp/crypto_attribute.hpp"
 #include "medius/media/srtp/session.hpp"
 #include "medius/v1/media.grpc.pb.h"
+#include "ng_client.hpp"
 
 namespace {
 
@@ -69,6 +71,7 @@ namespace codec = medius::media::codec;
 namespace srtp = medius::media::srtp;
 namespace sdp = medius::media::sdp;
 using Clock = std::chrono::steady_clock;
+using medius::bench::Bencode;
 using namespace std::chrono_literals;
 
 // One peer's side of a path: what it offers/answers and what the worker's LegParams say.
@@ -193,6 +196,13 @@ int udpSocket(const std::string& ip, std::uint16_t& port) {
   return fd;
 }
 
+std::uint16_t freeUdpPort() {
+  std::uint16_t port = 0;
+  int fd = udpSocket("127.0.0.1", port);
+  close(fd);
+  return port;
+}
+
 std::uint16_t freeTcpPort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa = inetAddress("127.0.0.1", 0);
@@ -284,7 +294,10 @@ double selfCpuSeconds() {
 // The media-transcoder this tool started; stopped by PID in the destructor.
 class Child {
  public:
-  Child(const std::string& binary, const std::string& config, const std::string& log) {
+  Child(const std::vector<std::string>& argv, const std::string& log) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
@@ -293,7 +306,7 @@ class Child {
         dup2(fd, 1);
         dup2(fd, 2);
       }
-      execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
+      execv(args[0], args.data());
       _exit(127);
     }
   }
@@ -435,6 +448,8 @@ int main(int argc, char** argv) {
   std::string suiteName = "AES_CM_128_HMAC_SHA1_80";
   std::string addrA = "127.0.0.2", addrB = "127.0.0.3";
   std::string logLevel = "warn";
+  std::string peerName = "medius";
+  std::string rtpengine = "/usr/bin/rtpengine";
   app.add_option("--path", pathName,
                  "pcmu-opus | pcma-g722 | pcmu-g722 | pcmu-g729 | relay-srtp-rtp | relay-rtp");
   app.add_option("--sessions,-n", sessionCount, "concurrent sessions");
@@ -447,6 +462,10 @@ int main(int argc, char** argv) {
   app.add_option("--port-max", portMax, "");
   app.add_option("--suite", suiteName, "SRTP suite peer A offers on relay-srtp-rtp");
   app.add_option("--log-level", logLevel, "log level of the started worker");
+  app.add_option("--peer", peerName,
+                 "medius (the media-transcoder) | rtpengine (Debian's rtpengine in userspace, driven over its "
+                 "ng protocol: the same streams through the established peer, relay paths only)");
+  app.add_option("--rtpengine", rtpengine, "rtpengine binary (--peer rtpengine)");
   CLI11_PARSE(app, argc, argv);
 
   auto path = pathByName(pathName);
@@ -459,6 +478,15 @@ int main(int argc, char** argv) {
     std::cerr << "SRTP suite not available: " << suiteName << "\n";
     return 2;
   }
+  const bool useRtpengine = peerName == "rtpengine";
+  if (!useRtpengine && peerName != "medius") {
+    std::cerr << "unknown --peer " << peerName << " (medius or rtpengine)\n";
+    return 2;
+  }
+  if (useRtpengine && (path->transcoded || !attach.empty())) {
+    std::cerr << "--peer rtpengine: relay paths only (Debian's rtpengine build is measured relaying), no --grpc\n";
+    return 2;
+  }
   if (!attach.empty() && attachPid <= 0) {
     std::cerr << "--grpc needs --pid\n";
     return 2;
@@ -468,8 +496,34 @@ int main(int argc, char** argv) {
   std::string target = attach;
   int pid = attachPid;
   std::filesystem::path dir;
+  std::unique_ptr<medius::bench::NgClient> ng;
   try {
-    if (attach.empty()) {
+    if (useRtpengine) {
+      char tmpl[] = "/tmp/media-load-XXXXXX";
+      if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+      dir = tmpl;
+      std::uint16_t ngPort = freeUdpPort();
+      // Userspace only (--table=-1: no kernel forwarding), one relay thread like our
+      // worker's `workers: 1`, no config file of the machine's.
+      child = std::make_unique<Child>(
+          std::vector<std::string>{rtpengine, "--config-file=none", "--foreground", "--log-stderr", "--table=-1",
+                                   "--interface=127.0.0.1", "--listen-ng=127.0.0.1:" + std::to_string(ngPort),
+                                   "--port-min=" + std::to_string(portMin), "--port-max=" + std::to_string(portMax),
+                                   "--num-threads=1", "--log-level=4", "--delete-delay=0", "--timeout=600"},
+          (dir / "rtpengine.log").string());
+      pid = child->pid();
+      ng = std::make_unique<medius::bench::NgClient>(ngPort);
+      bool up = false;
+      for (int i = 0; i < 50 && !up; ++i) {
+        try {
+          ng->call({{"command", "ping"}}, 200ms, "pong");
+          up = true;
+        } catch (const std::exception&) {
+        }
+      }
+      if (!up) throw std::runtime_error("rtpengine did not answer ping on 127.0.0.1:" + std::to_string(ngPort) + " (see " + dir.string() + "/rtpengine.log)");
+      std::cout << "started " << rtpengine << " pid " << pid << " ng 127.0.0.1:" << ngPort << "\n";
+    } else if (attach.empty()) {
       char tmpl[] = "/tmp/media-load-XXXXXX";
       if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
       dir = tmpl;
@@ -482,19 +536,23 @@ int main(int argc, char** argv) {
           << "  \"port_range\": {\"min\": " << portMin << ", \"max\": " << portMax << "},\n"
           << "  \"workers\": 1,\n  \"media_timeout_ms\": 600000,\n  \"max_sessions\": 50000,\n"
           << "  \"load_limit\": 100000\n}\n";
-      child = std::make_unique<Child>(transcoder, (dir / "media.json").string(), (dir / "media.log").string());
+      child = std::make_unique<Child>(std::vector<std::string>{transcoder, "--config", (dir / "media.json").string()},
+                                      (dir / "media.log").string());
       pid = child->pid();
       std::cout << "started " << transcoder << " pid " << pid << " grpc " << target << " config "
                 << (dir / "media.json").string() << "\n";
     }
 
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
-    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() + 15s)) {
-      throw std::runtime_error("worker at " + target + " not reachable (see its log in " + dir.string() + ")");
+    std::unique_ptr<v1::MediaTranscoder::Stub> stub;
+    if (!useRtpengine) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
+      auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() + 15s)) {
+        throw std::runtime_error("worker at " + target + " not reachable (see its log in " + dir.string() + ")");
+      }
+      stub = v1::MediaTranscoder::NewStub(channel);
     }
-    auto stub = v1::MediaTranscoder::NewStub(channel);
 
     // Payloads: a 1 s tone per peer, encoded once.
     std::uint32_t tsStepA = 0, tsStepB = 0;
@@ -518,7 +576,20 @@ int main(int argc, char** argv) {
         cryptoA = srtp::formatCryptoAttribute(attr);
         s.a.out = std::make_unique<srtp::SrtpSession>(*suite, attr.keys.at(0).keySalt, srtp::Direction::Outbound);
       }
+      const std::string offerA = peerSdp(addrA, s.a.port, path->a.srtp ? "RTP/SAVP" : "RTP/AVP", fa.pt, fa, cryptoA);
+      std::string offerToB, answerToA;
+      if (useRtpengine) {
+        // The same offer/answer through rtpengine: A's offer (SRTP on relay-srtp-rtp) becomes
+        // a plain RTP/AVP offer toward B, B's plain answer an SDES answer toward A.
+        medius::bench::NgClient::Request offer{{"command", "offer"}, {"call-id", s.id}, {"from-tag", "a" + std::to_string(i)},
+                                               {"sdp", offerA}, {"ICE", "remove"}, {"replace", std::vector<std::string>{"origin", "session-connection"}}};
+        if (path->a.srtp) offer["transport-protocol"] = std::string("RTP/AVP");
+        Bencode reply{ng->call(offer)};
+        offerToB = reply.stringAt("sdp");
+      }
       v1::CreateSessionRequest req;
+      v1::CreateSessionResponse created;
+      if (!useRtpengine) {
       req.set_session_id(s.id);
       req.set_gateway_id("media-load");
       for (auto [legSpec, leg] : {std::pair{&path->a, req.mutable_leg_a()}, std::pair{&path->b, req.mutable_leg_b()}}) {
@@ -527,11 +598,12 @@ int main(int argc, char** argv) {
         leg->add_codecs(codecParamName(legSpec->codec));
         if (legSpec->side == v1::SIDE_TRUNK) leg->set_trunk("load");
       }
-      req.set_offer_sdp(peerSdp(addrA, s.a.port, path->a.srtp ? "RTP/SAVP" : "RTP/AVP", fa.pt, fa, cryptoA));
-      v1::CreateSessionResponse created;
+      req.set_offer_sdp(offerA);
       auto st = stub->CreateSession(rpcContext().get(), req, &created);
       if (!st.ok()) throw std::runtime_error("CreateSession " + s.id + ": " + st.error_message());
-      auto offerB = sdp::Description::parse(created.offer_sdp()).audio();
+      offerToB = created.offer_sdp();
+      }
+      auto offerB = sdp::Description::parse(offerToB).audio();
       std::optional<int> ptB;
       for (const auto& f : offerB.formatInfo) {
         auto id = codec::codecFromName(f.name, f.clock);
@@ -540,29 +612,38 @@ int main(int argc, char** argv) {
           break;
         }
       }
-      if (!ptB) throw std::runtime_error("the worker's offer to B lacks " + codecParamName(path->b.codec) + ":\n" + created.offer_sdp());
+      if (!ptB) throw std::runtime_error("the offer to B lacks " + codecParamName(path->b.codec) + ":\n" + offerToB);
       s.b.dest = inetAddress(offerB.address, offerB.rtpPort);
 
-      v1::UpdateSessionRequest upd;
-      upd.set_session_id(s.id);
-      upd.set_from_leg(v1::LEG_B);
-      upd.set_is_answer(true);
-      upd.set_sdp(peerSdp(addrB, s.b.port, "RTP/AVP", *ptB, fb, ""));
-      v1::UpdateSessionResponse answered;
-      st = stub->UpdateSession(rpcContext().get(), upd, &answered);
-      if (!st.ok()) throw std::runtime_error("UpdateSession " + s.id + ": " + st.error_message());
-      auto answerA = sdp::Description::parse(answered.sdp()).audio();
+      const std::string answerB = peerSdp(addrB, s.b.port, "RTP/AVP", *ptB, fb, "");
+      if (useRtpengine) {
+        Bencode reply{ng->call({{"command", "answer"}, {"call-id", s.id}, {"from-tag", "a" + std::to_string(i)},
+                                {"to-tag", "b" + std::to_string(i)}, {"sdp", answerB}, {"ICE", "remove"},
+                                {"replace", std::vector<std::string>{"origin", "session-connection"}}})};
+        answerToA = reply.stringAt("sdp");
+      } else {
+        v1::UpdateSessionRequest upd;
+        upd.set_session_id(s.id);
+        upd.set_from_leg(v1::LEG_B);
+        upd.set_is_answer(true);
+        upd.set_sdp(answerB);
+        v1::UpdateSessionResponse answered;
+        auto st = stub->UpdateSession(rpcContext().get(), upd, &answered);
+        if (!st.ok()) throw std::runtime_error("UpdateSession " + s.id + ": " + st.error_message());
+        answerToA = answered.sdp();
+      }
+      auto answerA = sdp::Description::parse(answerToA).audio();
       s.a.dest = inetAddress(answerA.address, answerA.rtpPort);
       if (path->a.srtp) {
-        if (answerA.cryptos.empty()) throw std::runtime_error("no a=crypto in the answer to A:\n" + answered.sdp());
+        if (answerA.cryptos.empty()) throw std::runtime_error("no a=crypto in the answer to A:\n" + answerToA);
         auto parsed = srtp::parseCryptoAttribute(answerA.cryptos.front());
         if (parsed.status != srtp::ParseStatus::Ok) throw std::runtime_error("answer crypto: " + parsed.error);
         auto keys = parsed.attribute->masterKeys();
         s.a.in = std::make_unique<srtp::SrtpSession>(parsed.attribute->suite, keys, srtp::Direction::Inbound);
       }
       if (i == 0) {
-        std::cout << "--- offer from A\n" << req.offer_sdp() << "--- worker's offer to B\n" << created.offer_sdp()
-                  << "--- answer from B\n" << upd.sdp() << "--- worker's answer to A\n" << answered.sdp() << "---\n";
+        std::cout << "--- offer from A\n" << offerA << "--- " << peerName << "'s offer to B\n" << offerToB
+                  << "--- answer from B\n" << answerB << "--- " << peerName << "'s answer to A\n" << answerToA << "---\n";
       }
       s.a.pt = static_cast<std::uint8_t>(fa.pt);
       s.b.pt = static_cast<std::uint8_t>(*ptB);
@@ -578,7 +659,18 @@ int main(int argc, char** argv) {
       s.b.frame = i % framesB.size();
     }
     auto setupMs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - setupStart).count();
-    auto initial = listSessions(*stub);
+    // rtpengine has no per-leg counters we read: what goes in is what the peers sent, what
+    // comes out what they received.
+    auto counters = [&]() -> WorkerCounters {
+      if (stub) return listSessions(*stub);
+      PeerTotals t = totals(sessions);
+      WorkerCounters c;
+      c.in = t.sentA + t.sentB;
+      c.out = t.recvA + t.recvB;
+      c.sessions = sessions.size();
+      return c;
+    };
+    auto initial = counters();
     std::cout << "path " << path->name << ": " << sessionCount << " sessions set up in " << setupMs
               << " ms; worker: " << initial.sessions << " sessions, " << initial.transcoding
               << " transcoding, load " << fmt(initial.load, 2) << " (limit " << fmt(initial.loadLimit, 0) << ")\n";
@@ -635,7 +727,7 @@ int main(int argc, char** argv) {
           ticks0 = cpuTicks(statFile);
           threads0 = threadTicks(pid);
           machine0 = machineTicks();
-          worker0 = listSessions(*stub);
+          worker0 = counters();
           peers0 = totals(sessions);
           self0 = selfCpuSeconds();
           loadBefore = loadAverage();
@@ -656,7 +748,7 @@ int main(int argc, char** argv) {
     const std::uint64_t ticks1 = cpuTicks(statFile);
     const ThreadTicks threads1 = threadTicks(pid);
     const auto machine1 = machineTicks();
-    const WorkerCounters worker1 = listSessions(*stub);
+    const WorkerCounters worker1 = counters();
     const PeerTotals peers1 = totals(sessions);
     const double self1 = selfCpuSeconds();
     const std::string loadAfter = loadAverage();
@@ -687,21 +779,29 @@ int main(int argc, char** argv) {
               << fmt(recvAPerS, 0) << " pkt/s, at B " << fmt(recvBPerS, 0) << " pkt/s; rejected (SRTP/short) "
               << (peers1.rejected - peers0.rejected) << ", send errors " << (peers1.sendErrors - peers0.sendErrors)
               << ", late 2 ms slots " << lateSlots << "; driver CPU " << fmt(100.0 * (self1 - self0) / elapsed, 1) << " %\n"
-              << "worker (ListSessions): received " << fmt(inPerS, 0) << " pkt/s, sent " << fmt(outPerS, 0)
+              << (stub ? "worker (ListSessions): received " : "rtpengine (from the peers' counts): received ") << fmt(inPerS, 0) << " pkt/s, sent " << fmt(outPerS, 0)
               << " pkt/s, dropped " << (worker1.dropped - worker0.dropped) << "; estimated load "
               << fmt(worker1.load, 2) << " % of a core\n\n";
     std::cout << "| path | sessions | pkt/s into worker | pkt/s out | worker CPU % (process) | relay thread % | CPU per call (% of a core) | calls per core | us per relayed packet | packets/s per core | worker's estimated load % |\n"
               << "|---|---|---|---|---|---|---|---|---|---|---|\n"
-              << "| " << path->name << " | " << sessionCount << " | " << fmt(inPerS, 0) << " | " << fmt(outPerS, 0) << " | "
+              << "| " << path->name << (stub ? "" : " (rtpengine)") << " | " << sessionCount << " | " << fmt(inPerS, 0) << " | " << fmt(outPerS, 0) << " | "
               << fmt(cpuPct, 1) << " | " << fmt(busiestPct, 1) << " | " << fmt(perCall, 4) << " | "
               << (perCall > 0 ? fmt(100.0 / perCall, 0) : "-") << " | " << fmt(usPerPacket, 2) << " | "
               << (usPerPacket > 0 ? fmt(1e6 / usPerPacket, 0) : "-") << " | " << fmt(worker1.load, 1) << " |\n";
 
     for (auto& s : sessions) {
-      v1::DeleteSessionRequest del;
-      del.set_session_id(s.id);
-      v1::SessionStats ignored;
-      (void)stub->DeleteSession(rpcContext().get(), del, &ignored);
+      if (stub) {
+        v1::DeleteSessionRequest del;
+        del.set_session_id(s.id);
+        v1::SessionStats ignored;
+        (void)stub->DeleteSession(rpcContext().get(), del, &ignored);
+      } else {
+        try {
+          ng->call({{"command", "delete"}, {"call-id", s.id}});
+        } catch (const std::exception&) {
+          // Stopped below in any case.
+        }
+      }
       close(s.a.fd);
       close(s.b.fd);
     }
