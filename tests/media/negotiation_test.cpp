@@ -438,6 +438,27 @@ TEST(Negotiation, RekeyingReofferFromTheClientChangesOnlyItsInboundKey) {
   EXPECT_TRUE(after.legs[0].outbound->key == before.legs[0].outbound->key);
 }
 
+TEST(Negotiation, EveryKeyOfAMultiKeyCryptoLineReachesThePlan) {
+  // RFC 4568 section 6.1: two keys, each with a 1-octet MKI (as Lync/Skype for Business
+  // write "|2^31|1:1").
+  std::string offer = kOpusSrtpOffer;
+  offer.replace(offer.find("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"), 40,
+                "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31|1:1;"
+                "inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk|2^31|2:1");
+  Negotiator n(internal(), trunk());
+  n.offer(0, audioOf(offer));
+  n.answer(1, audioOf(kPcmuAnswer), false);
+  const auto& inbound = n.plan()->legs[0].inbound;
+  ASSERT_TRUE(inbound);
+  ASSERT_TRUE(inbound->mki);
+  EXPECT_EQ(inbound->mki->value, 1u);
+  ASSERT_EQ(inbound->moreKeys.size(), 1u);
+  ASSERT_TRUE(inbound->moreKeys[0].mki);
+  EXPECT_EQ(inbound->moreKeys[0].mki->value, 2u);
+  EXPECT_EQ(inbound->moreKeys[0].mki->length, 1u);
+  EXPECT_FALSE(inbound->moreKeys[0].keySalt == inbound->key);
+}
+
 TEST(Negotiation, AFinalAnswerReplacesTheEarlyOne) {
   Negotiator n(trunk(), trunk(SrtpMode::Off, {CodecId::Pcmu, CodecId::Pcma, CodecId::G729}));
   n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0 8", "")));

@@ -66,8 +66,8 @@ struct LegKeys {
   explicit LegKeys(srtp::CryptoSuite s = srtp::CryptoSuite::AesCm128HmacSha1_80)
       : suite(s), peer(srtp::generateKeyMaterial(s)), ours(srtp::generateKeyMaterial(s)) {}
   void apply(LegPlan& leg) const {
-    leg.inbound = SrtpParams{suite, peer, std::nullopt};
-    leg.outbound = SrtpParams{suite, ours, std::nullopt};
+    leg.inbound = SrtpParams{suite, peer, std::nullopt, {}};
+    leg.outbound = SrtpParams{suite, ours, std::nullopt, {}};
   }
   SrtpPeer peerSide() const { return SrtpPeer(suite, peer, ours); }
 };

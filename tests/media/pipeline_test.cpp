@@ -122,6 +122,46 @@ TEST(PipelineRelay, SrtpToRtpAndBackChangesOnlyTheEncryption) {
   EXPECT_EQ(load(h.counters(0).lost), 0u);
 }
 
+// RFC 4568 section 6.1: a peer's a=crypto with two keys, each with an MKI; the MKI in each
+// packet says which key protected it, and the sender may move to the second key mid-call.
+TEST(PipelineRelay, EveryMasterKeyOfThePeersCryptoLineIsUsedByItsMki) {
+  const auto suite = srtp::CryptoSuite::AesCm128HmacSha1_80;
+  const srtp::KeyMaterial first = srtp::generateKeyMaterial(suite);
+  const srtp::KeyMaterial second = srtp::generateKeyMaterial(suite);
+  MediaPlan plan = test::relayPlan();
+  SrtpParams inbound{suite, first, srtp::Mki{1, 1}, {}};
+  inbound.moreKeys.push_back(srtp::MasterKey{second, srtp::Mki{2, 1}});
+  plan.legs[0].inbound = inbound;
+  plan.legs[0].outbound = SrtpParams{suite, srtp::generateKeyMaterial(suite), std::nullopt, {}};
+  Harness h(plan);
+
+  const srtp::MasterKey withFirst{first, srtp::Mki{1, 1}};
+  const srtp::MasterKey withSecond{second, srtp::Mki{2, 1}};
+  const srtp::MasterKey withUnknown{second, srtp::Mki{3, 1}};
+  srtp::SrtpSession senderFirst(suite, std::span<const srtp::MasterKey>(&withFirst, 1), srtp::Direction::Outbound);
+  srtp::SrtpSession senderSecond(suite, std::span<const srtp::MasterKey>(&withSecond, 1), srtp::Direction::Outbound);
+  srtp::SrtpSession senderUnknown(suite, std::span<const srtp::MasterKey>(&withUnknown, 1), srtp::Direction::Outbound);
+  auto protect = [](srtp::SrtpSession& session, const Bytes& plain) {
+    std::vector<std::uint8_t> buffer(plain.size() + 64);
+    std::copy(plain.begin(), plain.end(), buffer.begin());
+    std::size_t length = plain.size();
+    EXPECT_EQ(session.protectRtp(buffer, length), srtp::Status::Ok);
+    buffer.resize(length);
+    return buffer;
+  };
+
+  for (std::uint16_t seq = 1; seq <= 6; ++seq) {
+    Bytes plain = rtpPacket(seq, seq * 160u, 0, 0xa1a1a1a1, test::filler(160, static_cast<std::uint8_t>(seq)));
+    auto out = h.receive(0, protect(seq <= 3 ? senderFirst : senderSecond, plain));
+    ASSERT_EQ(out.size(), 1u) << "packet " << seq << " (key " << (seq <= 3 ? 1 : 2) << ") was dropped";
+    EXPECT_EQ(out[0].data, plain);
+  }
+  // A key the peer never offered (MKI 3) is not accepted, whatever the key bytes.
+  Bytes plain = rtpPacket(7, 7 * 160u, 0, 0xa1a1a1a1, test::filler(160, 7));
+  EXPECT_TRUE(h.receive(0, protect(senderUnknown, plain)).empty());
+  EXPECT_EQ(load(h.counters(0).srtpAuthFailures), 1u);
+}
+
 TEST(PipelineRelay, SrtpToSrtpWithDifferentKeysAndSuites) {
   MediaPlan plan = test::relayPlan();
   test::LegKeys keysA(srtp::CryptoSuite::AesCm128HmacSha1_80);

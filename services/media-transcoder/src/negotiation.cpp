@@ -62,15 +62,18 @@ std::string names(const std::vector<CodecId>& codecs) {
 
 bool isSavp(const std::string& protocol) { return protocol == "RTP/SAVP" || protocol == "RTP/SAVPF"; }
 
-// The SRTP context parameters of an a=crypto line, the peer's or ours: its first key (with
-// several, RFC 4568 6.1, the MKI in each packet would pick one; SrtpSession takes one key
-// here).
+// The SRTP context parameters of an a=crypto line, the peer's or ours: every key of it
+// (with several, RFC 4568 6.1, each has an MKI and the MKI in each packet picks one; the
+// parser made sure of that).
 SrtpParams paramsOf(const srtp::CryptoAttribute& attribute) {
   const srtp::KeyParam& first = attribute.keys.front();
   SrtpParams key;
   key.suite = attribute.suite;
   key.key = first.keySalt;
   key.mki = first.mki;
+  for (std::size_t i = 1; i < attribute.keys.size(); ++i) {
+    key.moreKeys.push_back(srtp::MasterKey{attribute.keys[i].keySalt, attribute.keys[i].mki});
+  }
   return key;
 }
 

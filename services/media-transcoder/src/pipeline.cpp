@@ -62,9 +62,9 @@ std::unique_ptr<srtp::SrtpSession> makeSrtp(const std::optional<SrtpParams>& par
                                             srtp::Direction direction) {
   if (!params) return nullptr;
   if (params->mki) {
-    srtp::MasterKey key{params->key, params->mki};
-    return std::make_unique<srtp::SrtpSession>(params->suite, std::span<const srtp::MasterKey>(&key, 1),
-                                               direction);
+    std::vector<srtp::MasterKey> keys{srtp::MasterKey{params->key, params->mki}};
+    keys.insert(keys.end(), params->moreKeys.begin(), params->moreKeys.end());
+    return std::make_unique<srtp::SrtpSession>(params->suite, std::span<const srtp::MasterKey>(keys), direction);
   }
   return std::make_unique<srtp::SrtpSession>(params->suite, params->key, direction);
 }

@@ -32,8 +32,12 @@ struct SrtpParams {
   srtp::KeyMaterial key;
   // The peer's MKI (inbound only; we never send one).
   std::optional<srtp::Mki> mki;
+  // The peer's further master keys, each with its MKI (inbound only): RFC 4568 section 6.1
+  // allows several keys in one a=crypto line, and the MKI in each packet says which one
+  // protected it (a sender may move to the next key without a re-offer).
+  std::vector<srtp::MasterKey> moreKeys;
   bool operator==(const SrtpParams& other) const {
-    return suite == other.suite && key == other.key && mki == other.mki;
+    return suite == other.suite && key == other.key && mki == other.mki && moreKeys == other.moreKeys;
   }
 };
 

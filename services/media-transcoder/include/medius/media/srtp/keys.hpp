@@ -64,6 +64,7 @@ struct Mki {
 struct MasterKey {
   KeyMaterial keySalt;
   std::optional<Mki> mki;
+  bool operator==(const MasterKey&) const = default;
 };
 
 // A fresh master key || salt of the length `suite` needs (RFC 3711 section 8.1: keys
