@@ -493,6 +493,65 @@ TEST(Negotiation, ATransferTargetsAnswerToTheTransferorsLastSdpIsApplied) {
   EXPECT_EQ(n.plan()->legs[1].codec, CodecId::Pcmu);
 }
 
+TEST(Negotiation, ATransferTargetOnAnotherSideGetsAnOfferOfItsOwnPolicy) {
+  // A trunk caller (PCMU) reached alice (SRTP, Opus); alice transfers the caller to a PBX
+  // phone behind a plain G.711 trunk. The target must get a plain offer of the trunk's
+  // codecs, not alice's SRTP one, and the caller's media must not change.
+  Negotiator n(trunk(), internal());
+  n.offer(0, audioOf(kPcmuTrunkOffer));
+  auto toCaller = n.answer(1, audioOf(kOpusSrtpAnswer), false);
+  ASSERT_TRUE(n.plan()->legs[1].inbound);
+  Negotiator old = n;
+
+  auto toTarget = n.retarget(1, trunk(SrtpMode::Off, {CodecId::Pcma, CodecId::Pcmu}));
+  EXPECT_EQ(toTarget.protocol, "RTP/AVP");
+  EXPECT_TRUE(toTarget.cryptos.empty());
+  // The caller's codec first (relayed without decoding if the target takes it), then the
+  // trunk's other codecs, the caller's telephone-event.
+  EXPECT_EQ(formatNames(toTarget),
+            (std::vector<std::string>{"PCMU/8000:0", "PCMA/8000:8", "telephone-event/8000:101"}));
+  auto toCallerAfter = n.answer(1, audioOf(kPcmuAnswer), false);
+  EXPECT_EQ(formatNames(toCallerAfter), formatNames(toCaller));
+  EXPECT_EQ(toCallerAfter.protocol, toCaller.protocol);
+  const MediaPlan& plan = *n.plan();
+  EXPECT_FALSE(plan.legs[1].inbound) << "the PBX leg is plain RTP now";
+  EXPECT_EQ(plan.legs[1].codec, CodecId::Pcmu);
+  EXPECT_FALSE(plan.transcoding()) << "PCMU both ways: relayed";
+
+  // Re-offers from the new peer are judged by its side's policy: plain RTP is fine.
+  EXPECT_NO_THROW(n.offer(1, audioOf(kPcmuAnswer)));
+
+  // What the transfer did before retarget(): the target answered alice's last SDP (SRTP
+  // required), which a plain PBX cannot.
+  EXPECT_THROW(old.answer(1, audioOf(kPcmuAnswer), false), NegotiationError);
+}
+
+TEST(Negotiation, ATransferTargetOfTheSameSideGetsFreshKeysAndTheOtherLegKeepsItsOwn) {
+  Negotiator n(trunk(), internal());
+  n.offer(0, audioOf(kPcmuTrunkOffer));
+  n.answer(1, audioOf(kOpusSrtpAnswer), false);
+  const srtp::KeyMaterial aliceKey = n.plan()->legs[1].outbound->key;
+  auto toTarget = n.retarget(1, internal());
+  EXPECT_EQ(toTarget.protocol, "RTP/SAVP");
+  ASSERT_FALSE(toTarget.cryptos.empty());
+  auto parsed = srtp::parseCryptoAttribute(toTarget.cryptos.front());
+  ASSERT_EQ(parsed.status, srtp::ParseStatus::Ok);
+  EXPECT_FALSE(parsed.attribute->keys.front().keySalt == aliceKey) << "a new peer gets a new key";
+  // A second retarget (the first target did not answer) replaces the first; a re-offer
+  // from the caller would too. An ordinary offer awaiting its answer blocks it.
+  EXPECT_NO_THROW(n.retarget(1, trunk()));
+  n.answer(1, audioOf(kPcmuAnswer), false);
+  n.offer(0, audioOf(kPcmuTrunkOffer));
+  EXPECT_THROW(n.retarget(1, trunk()), NegotiationError);
+}
+
+TEST(Negotiation, NoNewPeerBeforeTheSessionIsEstablished) {
+  Negotiator n(trunk(), internal());
+  EXPECT_THROW(n.retarget(1, trunk()), NegotiationError);
+  n.offer(0, audioOf(kPcmuTrunkOffer));
+  EXPECT_THROW(n.retarget(1, trunk()), NegotiationError);
+}
+
 TEST(Negotiation, AnAnswerWithNoneOfTheOfferedCodecsIsRefused) {
   Negotiator n(trunk(), trunk());
   n.offer(0, audioOf(sdpWith("m=audio 40000 RTP/AVP 0", "")));

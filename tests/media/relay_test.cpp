@@ -419,6 +419,67 @@ TEST_F(RelayTest, EveryTargetPolicyGetsItsOfferAndTheAnswerQuotesIt) {
   EXPECT_EQ(got->data, rtp(1));
 }
 
+TEST_F(RelayTest, ANewPeerOfALegGetsAnOfferOfItsSideAndMediaFollowsIt) {
+  // B transfers A (blind): the gateway asks for an offer to the transfer target on leg B.
+  Peer a, b, target;
+  auto offerFor = [&](const std::string& id, v1::Side side, v1::SrtpPolicy srtp, const std::string& sdp,
+                      v1::UpdateSessionResponse& out) {
+    v1::UpdateSessionRequest req;
+    req.set_session_id(id);
+    req.set_from_leg(v1::LEG_B);
+    req.set_sdp(sdp);
+    req.mutable_new_peer()->set_side(side);
+    req.mutable_new_peer()->set_srtp(srtp);
+    return stub_->UpdateSession(context().get(), req, &out);
+  };
+  v1::UpdateSessionResponse out;
+  std::string offerForB;
+  ASSERT_TRUE(create("xfer", sdpFor(a.port()), &offerForB).ok());
+  EXPECT_EQ(offerFor("xfer", v1::SIDE_TRUNK, v1::SRTP_POLICY_OFF, "", out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION)
+      << "no new peer before the first answer";
+  Call call;
+  call.portB = portIn(offerForB);
+  call.portA = portIn(update("xfer", v1::LEG_B, sdpFor(b.port()), true));
+  EXPECT_EQ(offerFor("xfer", v1::SIDE_TRUNK, v1::SRTP_POLICY_OFF, sdpFor(target.port()), out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT)
+      << "new_peer asks for an offer: no SDP comes with it";
+
+  // A target on the internal side: SRTP required, its own keys, the same leg B port, a new o=.
+  ASSERT_TRUE(offerFor("xfer", v1::SIDE_INTERNAL, v1::SRTP_POLICY_REQUIRED, "", out).ok());
+  auto toInternal = sdp::Description::parse(out.sdp());
+  EXPECT_EQ(toInternal.audio().protocol, "RTP/SAVP");
+  EXPECT_FALSE(toInternal.audio().cryptos.empty());
+  EXPECT_EQ(toInternal.audio().rtpPort, call.portB);
+  auto origin = [](const std::string& text) { return text.substr(text.find("o="), text.find("\r\ns=") - text.find("o=")); };
+  EXPECT_NE(origin(out.sdp()), origin(offerForB));
+  // A plain answer cannot answer that offer.
+  v1::UpdateSessionRequest plain;
+  plain.set_session_id("xfer");
+  plain.set_from_leg(v1::LEG_B);
+  plain.set_sdp(sdpFor(target.port()));
+  plain.set_is_answer(true);
+  v1::UpdateSessionResponse ignored;
+  EXPECT_EQ(stub_->UpdateSession(context().get(), plain, &ignored).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The target is a PBX phone behind a plain trunk after all: a plain offer, answered, and
+  // A's audio reaches the target, the target's reaches A.
+  ASSERT_TRUE(offerFor("xfer", v1::SIDE_TRUNK, v1::SRTP_POLICY_OFF, "", out).ok());
+  auto toTrunk = sdp::Description::parse(out.sdp());
+  EXPECT_EQ(toTrunk.audio().protocol, "RTP/AVP");
+  EXPECT_TRUE(toTrunk.audio().cryptos.empty());
+  std::string toA = update("xfer", v1::LEG_B, sdpFor(target.port()), true);
+  EXPECT_EQ(portIn(toA), call.portA) << "A's port never changes";
+  a.sendTo(call.portA, rtp(7));
+  auto got = target.receive();
+  ASSERT_TRUE(got) << "A's audio does not reach the transfer target";
+  EXPECT_EQ(got->data, rtp(7));
+  target.sendTo(call.portB, rtp(8));
+  auto back = a.receive();
+  ASSERT_TRUE(back) << "the target's audio does not reach A";
+  EXPECT_EQ(back->data, rtp(8));
+}
+
 TEST_F(RelayTest, MultiplexedRtcpFollowsTheRtpPath) {
   Peer a, b;
   std::string muxed = sdpFor(a.port());

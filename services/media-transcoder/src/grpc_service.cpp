@@ -15,6 +15,7 @@ grpc::StatusCode toGrpc(MediaError::Code code) {
     case MediaError::Code::AlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case MediaError::Code::ResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case MediaError::Code::Unavailable: return grpc::StatusCode::UNAVAILABLE;
+    case MediaError::Code::FailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
   }
   return grpc::StatusCode::INTERNAL;
 }

@@ -195,6 +195,42 @@ sdp::AudioOverride Negotiator::offer(int from, const sdp::AudioStream& stream) {
   return out;
 }
 
+Negotiator::Pending Negotiator::standing(int offerer) const {
+  const LegState& y = legs_[static_cast<std::size_t>(offerer)];
+  Pending p;
+  p.offerer = offerer;
+  p.offererCodecs.push_back(y.codec);
+  p.offererCodecs.insert(p.offererCodecs.end(), y.more.begin(), y.more.end());
+  if (y.event) p.offererEvents.push_back(*y.event);
+  p.offererCn = y.cn;
+  p.offererPtime = y.ptimeMs;
+  p.offererMaxptime = y.maxptimeMs;
+  p.offererProtocol = y.protocol;
+  p.offererSdes = y.sdes;
+  for (const auto& f : p.offererCodecs) p.offererPts.insert(f.pt);
+  for (const auto& f : p.offererEvents) p.offererPts.insert(f.pt);
+  if (p.offererCn) p.offererPts.insert(p.offererCn->pt);
+  return p;
+}
+
+sdp::AudioOverride Negotiator::retarget(int leg, const LegPolicy& policy) {
+  const std::string name = leg == 0 ? "A" : "B";
+  if (pending_ && !pending_->retarget) {
+    throw NegotiationError("a new peer of leg " + name + " while an offer awaits its answer");
+  }
+  if (!legs_[0].established || !legs_[1].established) {
+    throw NegotiationError("a new peer of leg " + name + " before the session is established");
+  }
+  Pending p = standing(1 - leg);
+  // Codecs the other leg relays but this side does not allow are left out by makeOffer;
+  // anything else of the new side's list is transcoded.
+  p.retarget = true;
+  p.offers.push_back(makeOffer(p, policy));
+  sdp::AudioOverride out = overrideOf(p, p.offers.back());
+  pending_ = std::move(p);
+  return out;
+}
+
 sdp::AudioOverride Negotiator::alternative(const LegPolicy& policy, std::uint32_t& offerId) {
   if (!pending_ || pending_->reoffer || pending_->offers.empty()) {
     throw NegotiationError("no first offer to make another one of");
@@ -315,20 +351,11 @@ sdp::AudioOverride Negotiator::answer(int from, const sdp::AudioStream& stream, 
       throw NegotiationError("an answer from leg " + std::string(from == 0 ? "A" : "B") +
                              " without an offer to it");
     }
-    // The gateway sent a new peer of this leg the last SDP we gave the leg (the target of
-    // a blind transfer gets the transferor's): its answer answers that offer, made on
-    // behalf of the other leg as it stands.
-    Pending p;
-    p.offerer = 1 - from;
+    // The gateway sent a new peer of this leg the last SDP we gave the leg (a gateway that
+    // does not ask retarget() for a blind transfer's target): its answer answers that
+    // offer, made on behalf of the other leg as it stands.
+    Pending p = standing(1 - from);
     p.reoffer = true;
-    p.offererCodecs.push_back(y.codec);
-    p.offererCodecs.insert(p.offererCodecs.end(), y.more.begin(), y.more.end());
-    if (y.event) p.offererEvents.push_back(*y.event);
-    p.offererCn = y.cn;
-    p.offererPtime = y.ptimeMs;
-    p.offererMaxptime = y.maxptimeMs;
-    p.offererProtocol = y.protocol;
-    p.offererSdes = y.sdes;
     Offered o;
     o.policy = policy_[static_cast<std::size_t>(from)];
     o.formats = render(x).formats;

@@ -42,6 +42,14 @@ struct SessionManager::Session {
     bool strict = false;
   };
   std::vector<OfferToB> offersToB;
+  // A new peer of a leg (a blind transfer's target) was made an offer: the leg, and the o=
+  // state and strictness it goes on with once that peer's final answer comes.
+  struct NewPeer {
+    int leg = 0;
+    sdp::OriginState origin;
+    bool strict = false;
+  };
+  std::optional<NewPeer> newPeer;
 };
 
 namespace {
@@ -362,6 +370,7 @@ medius::v1::UpdateSessionResponse SessionManager::update(
     throw MediaError(Code::InvalidArgument, "from_leg must be LEG_A or LEG_B");
   }
   auto session = find(request.session_id());
+  if (request.has_new_peer()) return offerToNewPeer(*session, request);
   std::optional<sdp::Description> description;
   try {
     description = sdp::Description::parse(request.sdp());
@@ -398,6 +407,16 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   }
   std::optional<bool> strictB;
   if (answersFirstOffer) strictB = session->offersToB[offerId].strict;
+  std::optional<Session::NewPeer> newPeer;
+  if (request.is_answer() && session->newPeer && session->newPeer->leg == from) {
+    newPeer = session->newPeer;
+    if (established) {
+      session->origins[static_cast<std::size_t>(from)] = newPeer->origin;
+      session->newPeer.reset();
+    }
+  } else if (!request.is_answer()) {
+    session->newPeer.reset();  // a re-offer from either leg replaces the offer to the new peer
+  }
   if (answersFirstOffer && established) {
     // The first offer is answered for good: leg B goes on with the o= of the offer taken.
     session->origins[1] = session->offersToB[offerId].origin;
@@ -405,6 +424,7 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   }
   session->worker->run([&] {
     if (strictB) relay.legs[1].strict = *strictB;
+    if (newPeer) relay.legs[static_cast<std::size_t>(from)].strict = newPeer->strict;
     session->worker->setRemote(relay, from, remote);
     if (pipeline) session->worker->setPipeline(relay, std::move(pipeline));
     if (established) session->worker->armTimeout(relay);
@@ -431,6 +451,40 @@ medius::v1::UpdateSessionResponse SessionManager::update(
                            sdp::directionName(description->audio().direction),
                            request.provisional() ? ", provisional" : "", remote.address,
                            remote.rtpPort);
+  return response;
+}
+
+medius::v1::UpdateSessionResponse SessionManager::offerToNewPeer(
+    Session& session, const medius::v1::UpdateSessionRequest& request) {
+  if (!request.sdp().empty() || request.is_answer()) {
+    throw MediaError(Code::InvalidArgument, "new_peer: an offer is asked for, no sdp or is_answer comes with it");
+  }
+  const int leg = request.from_leg() == medius::v1::LEG_A ? 0 : 1;
+  LegPolicy policy = policyOf(request.new_peer(), "new_peer");
+  std::lock_guard lock(session.mutex);
+  if (session.deleted) throw MediaError(Code::NotFound, "no session \"" + request.session_id() + "\"");
+  sdp::AudioOverride toward;
+  try {
+    toward = session.negotiator->retarget(leg, policy);
+  } catch (const NegotiationError& e) {
+    throw MediaError(Code::FailedPrecondition, std::string("new_peer: ") + e.what());
+  }
+  // A new dialog: its own o= line (the leg's present one stays until the peer answers).
+  Session::NewPeer peer;
+  peer.leg = leg;
+  peer.origin.sessionId = nextOrigin_.fetch_add(1);
+  peer.strict = config_.strictSource || request.new_peer().strict_source();
+  // The body of an offer nobody sent us: only what render() keeps (direction) comes from it.
+  static const sdp::Description base = sdp::Description::parse(
+      "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=audio 9 RTP/AVP 0\r\na=sendrecv\r\n");
+  medius::v1::UpdateSessionResponse response;
+  response.set_sdp(base.render(
+      {config_.advertisedAddress, session.relay->legs[static_cast<std::size_t>(leg)].localPort, &toward},
+      peer.origin));
+  session.newPeer = peer;
+  log::get("media")->info("session {}: offer to a new peer of leg {} (srtp {})", session.id, leg == 0 ? "A" : "B",
+                          srtpModeName(policy.srtp));
   return response;
 }
 

@@ -100,6 +100,14 @@ class Negotiator {
   // updates plan(). Throws NegotiationError; the previous plan then stays in force.
   sdp::AudioOverride answer(int from, const sdp::AudioStream& answer, bool provisional,
                             std::uint32_t offerId = 0);
+  // A new peer of leg `leg` (the target of a blind transfer, replacing the transferor)
+  // whose side has `policy`: an offer toward it made on behalf of the other leg as it
+  // stands (that leg's codec, events, CN and keys: nothing changes toward it), with the
+  // new side's codecs, SRTP and fresh keys, as a first offer to that side would be. Its
+  // answer comes through answer(leg, ...) and `policy` becomes the leg's. Only once
+  // established, with no offer awaiting its answer other than an earlier retarget's.
+  // Throws NegotiationError.
+  sdp::AudioOverride retarget(int leg, const LegPolicy& policy);
 
   // The plan in force (after the first answer). nullopt before.
   const std::optional<MediaPlan>& plan() const { return plan_; }
@@ -162,9 +170,15 @@ class Negotiator {
     // What we offered the answerer: [0] made by offer(), more by alternative().
     std::vector<Offered> offers;
     bool reoffer = false;
+    // Made by retarget(): another retarget() may replace it (the transfer target did not
+    // answer and the gateway tries again).
+    bool retarget = false;
   };
 
   static Offered makeOffer(const Pending& p, const LegPolicy& answerer);
+  // An offer from leg `offerer` as it stands (its codec and the other codecs it relays,
+  // events, CN, ptime, protocol and a=crypto), with no offer to the other leg yet.
+  Pending standing(int offerer) const;
   static sdp::AudioOverride overrideOf(const Pending& p, const Offered& o);
   sdp::AudioOverride render(const LegState& leg) const;
   MediaPlan buildPlan() const;

@@ -3,7 +3,9 @@
 //
 // Life of a session: create() parses leg A's offer, books two port pairs, binds four
 // sockets, pins the session to the least loaded worker and returns the offer for leg B;
-// update() applies an answer or re-offer from one leg (its remote moves, latching
+// update() with new_peer makes an offer to a new peer of a leg (a blind transfer's target,
+// Negotiator::retarget) and keeps the o= line and strictness it will need. update()
+// otherwise applies an answer or re-offer from one leg (its remote moves, latching
 // re-arms when the address changed) and returns the SDP for the other leg, whose local
 // port never changes; the first final answer (is_answer, not provisional) starts the media
 // timeout, so a call may ring in silence for as long as it likes; remove() detaches the sockets on the worker, closes them and
@@ -36,7 +38,7 @@ namespace medius::media {
 // A refused control request; the service maps `code` to a gRPC status.
 class MediaError : public std::runtime_error {
  public:
-  enum class Code { InvalidArgument, NotFound, AlreadyExists, ResourceExhausted, Unavailable };
+  enum class Code { InvalidArgument, NotFound, AlreadyExists, ResourceExhausted, Unavailable, FailedPrecondition };
   MediaError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
   Code code() const { return code_; }
 
@@ -71,6 +73,8 @@ class SessionManager {
 
  private:
   struct Session;
+  medius::v1::UpdateSessionResponse offerToNewPeer(Session& session,
+                                                   const medius::v1::UpdateSessionRequest& request);
 
   std::shared_ptr<Session> find(const std::string& sessionId) const;
   medius::v1::SessionStats statsOf(const Session& session) const;
