@@ -624,6 +624,14 @@ class Calls(CallTestCase):
         bob_result = self.finish_uas(bob, what="bob's device")
         invite = bob_result.received("INVITE")[0]
         self.assertTrue(invite.text.startswith("INVITE " + bob_contact), invite.text[:200])
+        # bob is on the internal side: his offer is made for its policy (the internal codecs,
+        # SRTP optional here: RTP/AVP with a=crypto), not the plain G.711 the PBX trunk got.
+        pbx_offer = pbx_result.received("INVITE")[0].body
+        self.assertNotIn("a=crypto", pbx_offer)
+        self.assertNotRegex(pbx_offer, r"(?i)a=rtpmap:\d+ (G722|opus)/")
+        self.assertIn("a=crypto", invite.body, invite.body)
+        self.assertRegex(invite.body, r"(?i)a=rtpmap:\d+ (G722|opus)/", invite.body)
+        self.assertIn("m=audio", invite.body)
         # alice: a re-INVITE with bob's media, then bob's BYE relayed.
         self.assertTrue(caller_result.received("INVITE"), "alice got no re-INVITE")
         self.assertTrue(caller_result.received("BYE"))

@@ -1481,6 +1481,10 @@ void B2bua::updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool
   request.set_is_answer(answer);
   request.set_provisional(provisional);
   request.set_offer_id(offerId);
+  sendMediaUpdate(call, std::move(request), std::move(then));
+}
+
+void B2bua::sendMediaUpdate(Call& call, v1::UpdateSessionRequest request, MediaThen then) {
   std::weak_ptr<B2bua*> weak = self_;
   SipLoop* loop = &d_.loop;
   std::string id = call.id;
@@ -1854,14 +1858,16 @@ void B2bua::onTransferRoute(const std::string& id, const grpc::Status& status,
     const auto& t = target.trunk();
     std::string to = t.request_uri();
     if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
-    const std::string& sdp = call.transfer.fromA ? call.lastSdpToA : call.lastSdpToB;
-    Fork* f = sendFork(call, target, t.request_uri(), "<" + to + ">", nextHopOf(t.address()),
-                       Side::Trunk, {}, &sdp, call.transfer.fromA ? 1 : 2);
-    if (!f) {
-      transferFailed(call, 503, "Service Unavailable");
-      return;
-    }
-    call.transfer.target = f;
+    offerToTransferTarget(call, target, [this, target, to](Call& now, const std::string& offer) {
+      const auto& trunk = target.trunk();
+      Fork* f = sendFork(now, target, trunk.request_uri(), "<" + to + ">", nextHopOf(trunk.address()),
+                         Side::Trunk, {}, &offer, now.transfer.fromA ? 1 : 2);
+      if (!f) {
+        transferFailed(now, 503, "Service Unavailable");
+        return;
+      }
+      now.transfer.target = f;
+    });
     return;
   }
   v1::LookupRequest lookup;
@@ -1891,14 +1897,37 @@ void B2bua::onTransferLookup(const std::string& id, const v1::RouteTarget& targe
     hop = nextHopOf(binding.received());
   }
   std::vector<std::string> path(binding.path().begin(), binding.path().end());
-  const std::string& sdp = call.transfer.fromA ? call.lastSdpToA : call.lastSdpToB;
-  Fork* f = sendFork(call, target, binding.contact_uri(), "<" + target.user_aor() + ">", hop,
-                     Side::Internal, path, &sdp, call.transfer.fromA ? 1 : 2);
-  if (!f) {
-    transferFailed(call, 503, "Service Unavailable");
-    return;
-  }
-  call.transfer.target = f;
+  std::string contact = binding.contact_uri();
+  offerToTransferTarget(call, target, [this, target, contact, hop, path](Call& now, const std::string& offer) {
+    Fork* f = sendFork(now, target, contact, "<" + target.user_aor() + ">", hop, Side::Internal, path,
+                       &offer, now.transfer.fromA ? 1 : 2);
+    if (!f) {
+      transferFailed(now, 503, "Service Unavailable");
+      return;
+    }
+    now.transfer.target = f;
+  });
+}
+
+void B2bua::offerToTransferTarget(Call& call, const v1::RouteTarget& target,
+                                  std::function<void(Call& call, const std::string& offer)> send) {
+  v1::UpdateSessionRequest request;
+  request.set_session_id(call.id);
+  request.set_from_leg(call.transfer.fromA ? v1::LEG_A : v1::LEG_B);
+  *request.mutable_new_peer() = targetLegParams(target, d_.config.internalSrtp, d_.config.internalCodecs);
+  sendMediaUpdate(call, std::move(request),
+                  [this, send = std::move(send)](Call& now, const grpc::Status& st,
+                                                 const v1::UpdateSessionResponse& response) {
+                    // The transferor may have hung up, or the call ended, meanwhile.
+                    if (!now.transfer.active || now.transfer.target || now.state != Call::State::Confirmed) return;
+                    if (!st.ok()) {
+                      log::get("call")->warn("call {}: no offer for the transfer target: {}", now.id,
+                                             st.error_message());
+                      transferFailed(now, 500, "Media Failure");
+                      return;
+                    }
+                    send(now, response.sdp());
+                  });
 }
 
 void B2bua::onTransferResponse(Fork& fork, int status, const std::string& phrase, const sip_t* sip) {
@@ -1983,6 +2012,8 @@ void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOt
       fork.counted = true;
     }
   }
+  // What the target got from us (an offer of its own side's policy) is that side's last SDP.
+  if (fromA) call.lastSdpToA = fork.offer; else call.lastSdpToB = fork.offer;
   call.record.trunk = fork.trunk.empty() ? call.record.trunk : fork.trunk;
   call.record.answeredBy = fork.requestUri;
   call.transfer = {};

@@ -164,6 +164,10 @@ class B2bua {
                        const v1::RoutePlan& plan);
   void onTransferLookup(const std::string& id, const v1::RouteTarget& target,
                         const grpc::Status& status, const v1::LookupResponse& response);
+  // The transfer target gets an offer of its own side's media policy, made by the worker for
+  // the transferor's media leg (UpdateSession.new_peer); `send` rings it with that offer.
+  void offerToTransferTarget(Call& call, const v1::RouteTarget& target,
+                             std::function<void(Call& call, const std::string& offer)> send);
   void onTransferResponse(Fork& fork, int status, const std::string& phrase, const sip_t* sip);
   void completeTransfer(Call& call, Fork& fork, const std::string& sdpForOther);
   void transferFailed(Call& call, int status, const std::string& phrase);
@@ -202,6 +206,7 @@ class B2bua {
   // answers (Fork::offerId).
   void updateMedia(Call& call, v1::LegId from, const std::string& sdp, bool answer,
                    bool provisional, MediaThen then, std::uint32_t offerId = 0);
+  void sendMediaUpdate(Call& call, v1::UpdateSessionRequest request, MediaThen then);
   std::unique_ptr<DialogTx> newTx(const std::string& callId, DialogTx::Kind kind, bool toA,
                                   nta_leg_t* leg);
   void ackInDialog(nta_leg_t* leg, const sip_t* sip);
