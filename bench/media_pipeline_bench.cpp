@@ -53,7 +53,7 @@ MediaPlan relayPlan() {
 }
 
 SrtpParams params(srtp::CryptoSuite suite, const srtp::KeyMaterial& key) {
-  return {suite, key, std::nullopt};
+  return {suite, key, std::nullopt, {}};
 }
 
 void writeRtp(std::uint8_t* p, std::uint16_t seq) {
