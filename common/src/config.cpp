@@ -136,6 +136,8 @@ void Object::failEnv(const char* env, std::string_view problem) const {
   throw ConfigError(std::string("environment variable ") + env, "", std::string(problem));
 }
 
+const std::string& Object::file() const { return doc_.file(); }
+
 bool Object::has(std::string_view key) const { return value_.contains(std::string(key)); }
 
 const json* Object::member(std::string_view key) {

@@ -1,6 +1,7 @@
 #include "medius/common/service.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <stdexcept>
 
@@ -30,6 +31,13 @@ ServiceSettings readServiceSettings(config::Object& root, const std::string& def
   }
   s.shutdownTimeoutMs =
       o.integer("shutdown_timeout_ms", 5000, 0, 3'600'000, "MEDIUS_SHUTDOWN_TIMEOUT_MS");
+  const std::filesystem::path file(o.file());
+  s.grpcTls = readGrpcTls(o, file.has_parent_path() ? file.parent_path().string() : std::string());
+  if (!s.grpcTls && !isLoopbackTarget(s.grpcListen)) {
+    o.fail("grpc_listen", s.grpcListen +
+                              " is not a loopback address: plaintext gRPC only on loopback, "
+                              "configure service.grpc_tls (CA, certificate, key) to listen there");
+  }
   if (auto logObj = o.optionalObject("log")) {
     const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical",
                                           "off"};
@@ -57,12 +65,12 @@ ServiceSettings readServiceSettings(config::Object& root, const std::string& def
 }
 
 GrpcServer::GrpcServer(const std::string& listen, const std::vector<grpc::Service*>& services,
-                       std::vector<std::string> healthNames)
+                       std::vector<std::string> healthNames, const std::optional<GrpcTls>& tls)
     : healthNames_(std::move(healthNames)) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(listen, serverCredentials(tls), &port_);
   for (auto* s : services) builder.RegisterService(s);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {

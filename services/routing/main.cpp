@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
 
   try {
     log::init("routing", settings.log);
+    setClientTls(settings.grpcTls);
     auto logger = log::get("routing");
 
     metrics::MetricsServer metricsServer(settings.metricsListen);
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
     logger->info("starting: config {} (hash {}), registrar {}", live.file(),
                  routing::configHash(*live.current()),
                  routing::registrarSettings(*live.current()).address);
-    GrpcServer server(settings.grpcListen, {&service}, {"medius.v1.Routing"});
+    GrpcServer server(settings.grpcListen, {&service}, {"medius.v1.Routing"}, settings.grpcTls);
     logger->info("serving gRPC on {} (port {}), metrics on {}", settings.grpcListen,
                  server.port(), settings.metricsListen);
 

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   if (!loaded) return 2;
   const GatewayConfig& cfg = *loaded;
   log::init("signaling-gateway", cfg.service.log);
+  setClientTls(cfg.service.grpcTls);
   auto logger = log::get("main");
   logger->info("gateway {} domain {} registrar {} (timeout {} ms), routing {} (timeout {} ms), "
                "user agent \"{}\"",
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
     GatewayAdminService admin(cfg.gatewayId, state);
     admin.setTrunkMonitor(monitor.get());
     admin.setCallDirectory(&directory);
-    GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"});
+    GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"}, cfg.service.grpcTls);
     admin.setOnDrain([&grpcServer] { grpcServer.setServing(false); });
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
                  metricsServer.port());

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
 
   try {
     log::init("media-transcoder", config.service.log);
+    setClientTls(config.service.grpcTls);
     auto logger = log::get("media");
     logger->info("starting: {} (config {})", config.summary(), config.file);
 
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
     media::MediaMetrics metrics(metricsServer.registry());
     media::SessionManager manager(config, metrics);
     media::MediaService service(manager);
-    GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.MediaTranscoder"});
+    GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.MediaTranscoder"}, config.service.grpcTls);
     service.setOnDrain([&server] { server.setServing(false); });
     logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
                  server.port(), config.service.metricsListen);

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
 
   try {
     log::init("registrar", config.service.log);
+    setClientTls(config.service.grpcTls);
     auto logger = log::get("registrar");
     logger->info("starting: {} (config {})", config.summary(), config.file);
 
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
     registrar::Registrar core(config, *store, SystemClock::instance(), metrics);
     registrar::Sweeper sweeper(core, std::chrono::milliseconds(config.sweepIntervalMs));
     registrar::RegistrarService service(core, *store);
-    GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.Registrar"});
+    GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.Registrar"}, config.service.grpcTls);
     logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
                  server.port(), config.service.metricsListen);
 

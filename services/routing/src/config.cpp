@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/media_policy.hpp"
 
 namespace medius::routing {
@@ -437,6 +438,7 @@ std::shared_ptr<const Config> loadConfig(const config::Document& doc) {
     } catch (const std::invalid_argument& e) {
       o.fail("address", e.what());
     }
+    requireTlsOrLoopback(o, "address", cfg->registrar.address, cfg->service.grpcTls.has_value());
     cfg->registrar.timeoutMs = o.integer("timeout_ms", cfg->registrar.timeoutMs, 1, 60'000);
     o.finish();
   }

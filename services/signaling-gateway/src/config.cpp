@@ -5,6 +5,7 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/media_policy.hpp"
 
 namespace medius::gateway {
@@ -95,6 +96,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
     } catch (const std::invalid_argument& e) {
       registrar->fail("address", e.what());
     }
+    requireTlsOrLoopback(*registrar, "address", c.registrarAddress, c.service.grpcTls.has_value());
     c.registrarTimeoutMs = registrar->integer("timeout_ms", 2000, 1, 60000);
     registrar->finish();
   } else if (const char* value = std::getenv("MEDIUS_REGISTRAR_ADDRESS"); value && *value) {
@@ -107,6 +109,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
     } catch (const std::invalid_argument& e) {
       routing->fail("address", e.what());
     }
+    requireTlsOrLoopback(*routing, "address", c.routingAddress, c.service.grpcTls.has_value());
     c.routingTimeoutMs = routing->integer("timeout_ms", 1000, 1, 60000);
     routing->finish();
   } else if (const char* value = std::getenv("MEDIUS_ROUTING_ADDRESS"); value && *value) {
@@ -130,6 +133,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
       } catch (const std::invalid_argument& e) {
         media->fail("workers", "\"" + worker + "\": " + e.what());
       }
+      requireTlsOrLoopback(*media, "workers", worker, c.service.grpcTls.has_value());
     }
     c.mediaTimeoutMs = media->integer("timeout_ms", 1000, 1, 60000);
     c.mediaInactivityMs = media->integer("media_timeout_ms", 0, 0, 3600000);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/logging.hpp"
 
 namespace medius::gateway {
@@ -32,7 +33,7 @@ std::shared_ptr<grpc::Channel> channelTo(const std::string& address) {
   // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: that is also the connect timeout.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kMinBackoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxBackoff.count()));
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, clientCredentials(address), args);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "medius/gateway/registrar_client.hpp"
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/logging.hpp"
 
 namespace medius::gateway {
@@ -22,7 +23,7 @@ GrpcRegistrarClient::GrpcRegistrarClient(const std::string& address,
                                          std::chrono::milliseconds timeout,
                                          GatewayMetrics& metrics)
     : stub_(v1::Registrar::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+          grpc::CreateChannel(address, clientCredentials(address)))),
       timeout_(timeout),
       metrics_(metrics) {}
 

@@ -1,5 +1,6 @@
 #include "medius/gateway/routing_client.hpp"
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/logging.hpp"
 
 namespace medius::gateway {
@@ -24,7 +25,7 @@ struct GrpcRoutingClient::Call {
 GrpcRoutingClient::GrpcRoutingClient(const std::string& address,
                                      std::chrono::milliseconds timeout, GatewayMetrics& metrics)
     : stub_(v1::Routing::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+          grpc::CreateChannel(address, clientCredentials(address)))),
       timeout_(timeout),
       metrics_(metrics),
       listSeconds_(metrics.grpcClientSeconds("routing", "ListTrunks")),

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "medius/common/grpc_tls.hpp"
 #include "medius/v1/gateway.grpc.pb.h"
 #include "medius/v1/media.grpc.pb.h"
 #include "medius/v1/registrar.grpc.pb.h"
@@ -15,7 +16,11 @@ namespace medius::medctl {
 namespace {
 
 std::shared_ptr<grpc::Channel> channelTo(const std::string& target) {
-  return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  try {
+    return grpc::CreateChannel(target, clientCredentials(target));
+  } catch (const std::invalid_argument& e) {
+    throw CallError(std::string(e.what()) + " (medctl --tls-ca/--tls-cert/--tls-key)");
+  }
 }
 
 // Connection problems read as "cannot reach"; anything else names the status code.

@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/medctl/calls_format.hpp"
 #include "medius/medctl/client.hpp"
 #include "medius/medctl/format.hpp"
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   int timeoutMs = 3000;
   app.add_option("--timeout-ms", timeoutMs, "Deadline of each call in milliseconds")
       ->check(CLI::Range(1, 600000));
+  // Mutual TLS toward services configured with service.grpc_tls (docs/security.md).
+  std::string tlsCa = envOr("MEDIUS_GRPC_TLS_CA", ""), tlsCert = envOr("MEDIUS_GRPC_TLS_CERT", ""),
+              tlsKey = envOr("MEDIUS_GRPC_TLS_KEY", "");
+  app.add_option("--tls-ca", tlsCa, "CA of the services' certificates (env MEDIUS_GRPC_TLS_CA)");
+  app.add_option("--tls-cert", tlsCert, "medctl's client certificate (env MEDIUS_GRPC_TLS_CERT)");
+  app.add_option("--tls-key", tlsKey, "its private key (env MEDIUS_GRPC_TLS_KEY)");
 
   std::string aor;
   bool json = false;
@@ -116,6 +123,13 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   const auto timeout = std::chrono::milliseconds(timeoutMs);
+  if (!tlsCa.empty() || !tlsCert.empty() || !tlsKey.empty()) {
+    if (tlsCa.empty() || tlsCert.empty() || tlsKey.empty()) {
+      std::cerr << "medctl: --tls-ca, --tls-cert and --tls-key go together\n";
+      return 2;
+    }
+    medius::setClientTls(medius::GrpcTls{tlsCa, tlsCert, tlsKey, true});
+  }
 
   if (route->parsed()) {
     if (from.empty() && fromTrunk.empty()) {

@@ -47,6 +47,8 @@ class Object {
   Object& operator=(const Object&) = delete;
 
   const std::string& path() const { return path_; }
+  // The file this object comes from (a name such as "(defaults)" for parsed text).
+  const std::string& file() const;
   bool has(std::string_view key) const;
 
   // Required values (missing -> error). `env`, when given and set in the environment,

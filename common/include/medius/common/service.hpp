@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "medius/common/config.hpp"
+#include "medius/common/grpc_tls.hpp"
 #include "medius/common/logging.hpp"
 
 namespace grpc {
@@ -30,11 +31,15 @@ struct ServiceSettings {
   std::int64_t shutdownTimeoutMs = 5000;
   // Logging (level env MEDIUS_LOG_LEVEL, format env MEDIUS_LOG_FORMAT).
   log::Settings log;
+  // TLS of its gRPC server and clients (grpc_tls.hpp); nullopt: plaintext, loopback only.
+  std::optional<GrpcTls> grpcTls;
 };
 
 // Reads the "service" block of a config root:
 //   "service": {"grpc_listen": "...", "metrics_listen": "...", "shutdown_timeout_ms": 5000,
-//               "log": {"level": "info", "format": "text", "levels": {"sip": "debug"}}}
+//               "log": {"level": "info", "format": "text", "levels": {"sip": "debug"}},
+//               "grpc_tls": {"ca": "...", "cert": "...", "key": "..."}}
+// Without grpc_tls, a grpc_listen that is not loopback is a config error.
 ServiceSettings readServiceSettings(config::Object& root, const std::string& defaultGrpc,
                                     const std::string& defaultMetrics);
 
@@ -43,8 +48,9 @@ class GrpcServer {
   // Starts serving `services` (not owned; they must outlive the server) on `listen`.
   // `healthNames` are the fully qualified service names reported SERVING.
   // Throws std::runtime_error when the address cannot be bound.
+  // `tls`: TLS with client certificates (grpc_tls.hpp); nullopt: plaintext.
   GrpcServer(const std::string& listen, const std::vector<grpc::Service*>& services,
-             std::vector<std::string> healthNames);
+             std::vector<std::string> healthNames, const std::optional<GrpcTls>& tls = std::nullopt);
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;

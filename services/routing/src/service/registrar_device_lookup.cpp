@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "medius/common/grpc_tls.hpp"
 #include "medius/v1/registrar.grpc.pb.h"
 
 namespace medius::routing::service {
@@ -11,7 +12,7 @@ namespace medius::routing::service {
 std::shared_ptr<grpc::Channel> RegistrarChannels::channel(const std::string& address) {
   std::lock_guard lock(mutex_);
   auto& channel = channels_[address];
-  if (!channel) channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  if (!channel) channel = grpc::CreateChannel(address, clientCredentials(address));
   return channel;
 }
 
