@@ -106,6 +106,63 @@ TEST(Negotiation, OpusSrtpClientToPcmuTrunkIsTranscodedAndEncryptedInsideOnly) {
   EXPECT_EQ(bToA.transcoder.toParams.ptimeMs, 20);
 }
 
+// RFC 3389 CN offered to the called side on its own policy ("CN" in its codec list), not
+// only when the caller offered it: the Opus client's audio is transcoded for the trunk
+// whatever it answers, so the worker consumes the trunk's CN and generates CN for it.
+TEST(Negotiation, CnIsOfferedToACnTrunkWhenTheCallIsTranscodedAnyway) {
+  LegPolicy cnTrunk = trunk();
+  cnTrunk.comfortNoise = true;
+  Negotiator n(internal(), cnTrunk);
+  auto toB = n.offer(0, audioOf(kOpusSrtpOffer));
+  EXPECT_EQ(formatNames(toB), (std::vector<std::string>{"PCMU/8000:0", "PCMA/8000:8", "telephone-event/8000:101",
+                                                        "CN/8000:13"}));
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 50000 RTP/AVP 0 101 13",
+                                         "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+                                         "a=rtpmap:13 CN/8000\r\n")),
+                      false);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"opus/48000:96", "telephone-event/8000:101"}))
+      << "the client did not offer CN: its answer has none";
+  const MediaPlan& plan = *n.plan();
+  EXPECT_EQ(plan.flows[0].targetCnPt, 13) << "the client's silence becomes CN for the trunk";
+  EXPECT_FALSE(plan.flows[0].sourceCnPt);
+  EXPECT_EQ(plan.flows[1].sourceCnPt, 13) << "the trunk's CN becomes noise for the client";
+  EXPECT_FALSE(plan.flows[1].targetCnPt);
+  EXPECT_FALSE(plan.legs[0].cnPt);
+  EXPECT_EQ(plan.legs[1].cnPt, 13);
+
+  // Without "CN" in its list the trunk is offered none (the caller did not offer it).
+  Negotiator plain(internal(), trunk());
+  for (const auto& f : plain.offer(0, audioOf(kOpusSrtpOffer)).formats) EXPECT_NE(f.name, "CN");
+}
+
+TEST(Negotiation, CnIsNotOfferedOnTheCalledSidesBehalfWhenItCouldBeRelayed) {
+  // The caller has PCMU: a PCMU answer would be relayed, and CN the caller did not ask for
+  // could not cross (we would drop it: silence instead of the called side's noise).
+  LegPolicy cnTrunk = trunk();
+  cnTrunk.comfortNoise = true;
+  Negotiator n(trunk(), cnTrunk);
+  const std::string pcmu = sdpWith("m=audio 30000 RTP/AVP 0 8", "a=sendrecv\r\n");
+  for (const auto& f : n.offer(0, audioOf(pcmu)).formats) EXPECT_NE(f.name, "CN");
+  // Toward Opus only (no codec we generate CN for): none either.
+  LegPolicy opusCn{SrtpMode::Off, {CodecId::Opus}};
+  opusCn.comfortNoise = true;
+  Negotiator m(trunk(), opusCn);
+  for (const auto& f : m.offer(0, audioOf(pcmu)).formats) EXPECT_NE(f.name, "CN");
+}
+
+TEST(Negotiation, CnTheCallerOfferedIsGeneratedTowardItWhenTranscoded) {
+  // The caller offers PCMU with CN; the called side answers Opus without CN: the caller is
+  // answered with CN, and its direction from the Opus side generates it.
+  Negotiator n(trunk(), internal(SrtpMode::Off));
+  auto toB = n.offer(0, audioOf(sdpWith("m=audio 30000 RTP/AVP 0 13", "a=rtpmap:13 CN/8000\r\n")));
+  auto toA = n.answer(1, audioOf(sdpWith("m=audio 40000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2\r\n")), false);
+  EXPECT_EQ(formatNames(toA), (std::vector<std::string>{"PCMU/8000:0", "CN/8000:13"}));
+  const MediaPlan& plan = *n.plan();
+  EXPECT_EQ(plan.flows[1].targetCnPt, 13);
+  EXPECT_EQ(plan.flows[0].sourceCnPt, 13);
+  EXPECT_FALSE(plan.flows[0].targetCnPt) << "no CN toward Opus";
+}
+
 // A dual fork from a trunk: the PBX (plain G.711) and alice's devices (SRTP required, Opus
 // first) each get an offer for their side, and the answer that wins sets leg B's policy.
 const char* kPcmuTrunkOffer =

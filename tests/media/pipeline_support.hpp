@@ -4,13 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "codec/signal.hpp"
 #include "medius/media/codec/codec.hpp"
 #include "medius/media/media_plan.hpp"
+#include "medius/media/pipeline.hpp"
 #include "medius/media/rtp/packet.hpp"
 #include "medius/media/srtp/keys.hpp"
 #include "medius/media/srtp/session.hpp"
@@ -180,5 +184,75 @@ class ToneReceiver {
   std::unique_ptr<codec::Decoder> decoder_;
   std::vector<std::int16_t> pcm_;
 };
+
+// ---- a pipeline on buffers ----------------------------------------------------------
+
+inline constexpr std::uint64_t kMs = 1'000'000;
+
+struct Out {
+  int leg;
+  bool rtcpSocket;
+  Bytes data;
+  std::uint64_t at = 0;  // the virtual time it was emitted
+};
+
+// A pipeline on a virtual clock, with the worker's buffer and sink.
+class Harness {
+ public:
+  explicit Harness(const MediaPlan& plan, const PipelineOptions& options = quiet())
+      : pipeline(std::make_unique<MediaPipeline>(plan, options)) {}
+  // No RTCP reports within a test's few seconds (the RTCP tests ask for them), so that
+  // the media tests count media packets only.
+  static PipelineOptions quiet() {
+    PipelineOptions options;
+    options.rtcpIntervalMs = 3'600'000;
+    return options;
+  }
+
+  std::vector<Out> receive(int leg, const Bytes& packet, bool rtcpSocket = false) {
+    std::copy(packet.begin(), packet.end(), buffer_.begin());
+    last = pipeline->receive(leg, rtcpSocket, buffer_, packet.size(), now, sink_);
+    return drain();
+  }
+  // Runs the playout clock for `ms` in 5 ms ticks.
+  std::vector<Out> advance(std::uint64_t ms) {
+    std::vector<Out> all;
+    for (std::uint64_t t = 0; t < ms; t += 5) {
+      now += 5 * kMs;
+      pipeline->tick(now, sink_);
+      for (auto& o : drain()) all.push_back(std::move(o));
+    }
+    return all;
+  }
+  std::vector<Out> drain() {
+    std::vector<Out> out;
+    for (const auto& p : sink_.packets())
+      out.push_back({p.leg, p.rtcpSocket, Bytes(p.data, p.data + p.length), now});
+    sink_.clear();
+    return out;
+  }
+  LegCounters& counters(int leg) { return pipeline->counters(leg); }
+  // The packet path alone (nothing copied out): for the allocation test.
+  void receiveQuiet(int leg, const Bytes& packet) {
+    std::copy(packet.begin(), packet.end(), buffer_.begin());
+    last = pipeline->receive(leg, false, buffer_, packet.size(), now, sink_);
+    sink_.clear();
+  }
+  void tickQuiet(std::uint64_t ms) {
+    now += ms * kMs;
+    pipeline->tick(now, sink_);
+    sink_.clear();
+  }
+
+  std::unique_ptr<MediaPipeline> pipeline;
+  std::uint64_t now = 1'000 * kMs;
+  ReceiveResult last = ReceiveResult::Dropped;
+
+ private:
+  alignas(16) std::array<std::uint8_t, 4096 + 64> buffer_{};
+  PacketSink sink_;
+};
+
+inline std::uint64_t load(const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); }
 
 }  // namespace medius::media::test

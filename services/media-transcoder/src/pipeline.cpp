@@ -55,6 +55,7 @@ std::uint32_t scaleTs(std::uint32_t units, std::uint32_t fromClock, std::uint32_
 codec::TranscoderConfig transcoderConfig(const FlowPlan& plan) {
   codec::TranscoderConfig config = plan.transcoder;
   config.detectDtmf = !plan.sourceEventPt && plan.targetEventPt.has_value();
+  config.sendComfortNoise = plan.targetCnPt.has_value();
   return config;
 }
 
@@ -241,7 +242,8 @@ MediaPipeline::MediaPipeline(const MediaPlan& plan, const PipelineOptions& optio
       throw std::invalid_argument("source ptime out of range");
     }
     if ((flow.sourceEventPt && *flow.sourceEventPt > 127) ||
-        (flow.targetEventPt && *flow.targetEventPt > 127) || (flow.sourceCnPt && *flow.sourceCnPt > 127)) {
+        (flow.targetEventPt && *flow.targetEventPt > 127) || (flow.sourceCnPt && *flow.sourceCnPt > 127) ||
+        (flow.targetCnPt && *flow.targetCnPt > 127)) {
       throw std::invalid_argument("payload type > 127");
     }
     flows_[i] = std::make_unique<Flow>(flow, options_);
@@ -798,6 +800,13 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
         codec::TranscodeResult r =
             flow.transcoder.pushComfortNoise(flow.cnLevel, flow.frameTs, flow.out, flow.packets);
         emitTranscoded(leg, r.packets, nowNanos, sink);
+      } else if (flow.haveLast && flow.transcoder.sendsComfortNoise()) {
+        // Toward a CN target (RFC 3389): the source's DTX or an underrun becomes CN packets
+        // at its background level rather than nothing (the look-ahead of a DTMF detector is
+        // pushed out by it too).
+        flow.drainTs -= std::min(flow.drainTs, flow.frameTs);
+        emitTranscoded(leg, flow.transcoder.pushSilence(flow.frameTs, flow.out, flow.packets).packets, nowNanos,
+                       sink);
       } else if (flow.detector && flow.drainTs > 0) {
         // The source went quiet: the audio still in the detector's look-ahead is owed now
         // (pushed out by silence), not at the start of the next talkspurt.
@@ -837,17 +846,25 @@ void MediaPipeline::emitTranscoded(int leg, std::size_t packets, std::uint64_t n
     }
     const std::size_t length = rtp::kRtpHeaderSize + payload.size();
     if (payload.empty() || slot.size() < length + srtp::kMaxOverhead) {
-      // DTX (RFC 7587 3.1.3): nothing to send, time passes; or the sink is full.
+      // DTX (RFC 7587 3.1.3) or silence toward a CN target: nothing to send, time passes;
+      // or the sink is full.
       out.ts += p.timestampIncrement;
       out.marker = true;
       continue;
     }
-    rtp::writeRtpHeader(slot, {plan.targetPt, out.marker, out.seq, out.ts, out.ssrc});
+    // RFC 3389 4: a CN packet's header is built as for audio (its timestamp is where the
+    // noise starts); it is no talkspurt, so no marker, and the audio after it starts one
+    // (RFC 3551 4.1). A digit's tone took the frame's place above: then it is audio.
+    const bool cn = p.comfortNoise && payload.data() != flow.tonePayload.data();
+    rtp::writeRtpHeader(slot, {cn ? *plan.targetCnPt : plan.targetPt, out.marker && !cn, out.seq, out.ts, out.ssrc});
     std::memcpy(slot.data() + rtp::kRtpHeaderSize, payload.data(), payload.size());
-    if (sendGenerated(to, slot, length, false, sink)) out.sender.onSent(payload.size(), out.ts, nowNanos);
+    if (sendGenerated(to, slot, length, false, sink)) {
+      out.sender.onSent(payload.size(), out.ts, nowNanos);
+      if (cn) bump(counters(to).comfortNoiseSent);
+    }
     ++out.seq;
     out.ts += p.timestampIncrement;
-    out.marker = false;
+    out.marker = cn;
   }
   if (flow.detector) sendDetectedEvents(leg, sink);
 }

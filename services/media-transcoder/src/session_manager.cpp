@@ -1,5 +1,7 @@
 #include "medius/media/session_manager.hpp"
 
+#include <strings.h>
+
 #include <array>
 #include <chrono>
 #include <random>
@@ -81,6 +83,10 @@ LegPolicy policyOf(const medius::v1::LegParams& leg, const char* field) {
   if (leg.codecs_size() > 0) {
     policy.codecs.clear();
     for (const auto& name : leg.codecs()) {
+      if (strcasecmp(name.c_str(), "CN") == 0) {
+        policy.comfortNoise = true;  // RFC 3389: may be offered to this side (negotiation.hpp)
+        continue;
+      }
       auto id = codec::codecFromName(name);
       if (!id) {
         throw MediaError(MediaError::Code::InvalidArgument,
@@ -89,6 +95,9 @@ LegPolicy policyOf(const medius::v1::LegParams& leg, const char* field) {
       if (std::find(policy.codecs.begin(), policy.codecs.end(), *id) == policy.codecs.end()) {
         policy.codecs.push_back(*id);
       }
+    }
+    if (policy.codecs.empty()) {
+      throw MediaError(MediaError::Code::InvalidArgument, std::string(field) + ".codecs: no audio codec");
     }
   }
   return policy;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <string>
 #include <vector>
 
 #include "medius/media/codec/comfort_noise.hpp"
@@ -281,6 +282,85 @@ TEST(Transcoder, ComfortNoiseFillsTheSourcesDtxGap) {
   auto pcm = decodeAll(CodecId::Pcmu, c.payloads);
   EXPECT_NEAR(measureLevelDbov(std::span(pcm).subspan(800)), 40, 3);
   EXPECT_EQ(t.pushComfortNoise(40, 0, out, packets).status, CodecStatus::BadFrameSize);
+}
+
+// Toward a target that takes CN (RFC 3389): the source's silence becomes one CN packet after
+// the hangover and nothing in between the refreshes; its time passes all along.
+TEST(Transcoder, SilenceTowardACnTargetBecomesCnPackets) {
+  TranscoderConfig c = config(CodecId::Pcmu, CodecId::G722);
+  c.sendComfortNoise = true;
+  Transcoder t(c);
+  ASSERT_TRUE(t.sendsComfortNoise());
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  auto tone = sourcePayloads(CodecId::Pcmu, 1000, 400);
+  std::vector<std::uint8_t> silence(160, 0xff);  // PCMU zero
+  std::string kinds;  // per frame: a = audio, c = CN, . = nothing
+  std::uint64_t timestamp = 0;
+  auto push = [&](std::span<const std::uint8_t> payload) {
+    TranscodeResult r = t.push(payload, out, packets);
+    ASSERT_EQ(r.status, CodecStatus::Ok);
+    for (std::size_t i = 0; i < r.packets; ++i) {
+      timestamp += packets[i].timestampIncrement;
+      if (packets[i].comfortNoise) {
+        ASSERT_EQ(packets[i].size, 1u);
+        EXPECT_GE(out[packets[i].offset], 50) << "a level below the threshold";
+        kinds += 'c';
+      } else {
+        kinds += packets[i].size == 0 ? '.' : 'a';
+        if (packets[i].size != 0) {
+          EXPECT_EQ(packets[i].size, 160u);
+        }
+      }
+    }
+  };
+  for (const auto& p : tone) push(p);
+  for (int i = 0; i < 31; ++i) push(silence);
+  for (int i = 0; i < 5; ++i) push(tone[static_cast<std::size_t>(i)]);
+  ASSERT_EQ(kinds.size(), 56u);
+  EXPECT_EQ(kinds.substr(0, 30), std::string(30, 'a')) << "the tone, then the 200 ms hangover: " << kinds;
+  const std::size_t first = kinds.find('c');
+  ASSERT_LE(first, 32u) << kinds;  // the resampler's tail of the tone may take a frame or two
+  for (std::size_t k = first; k < 51; ++k) EXPECT_EQ(kinds[k], (k - first) % 10 == 0 ? 'c' : '.') << kinds;
+  EXPECT_EQ(kinds.substr(51), "aaaaa") << "the next talkspurt at once";
+  EXPECT_EQ(timestamp, 56u * 160) << "one target frame per source frame, CN or not";
+
+  // Opus has its DTX and G.729 Annex B: no CN toward them.
+  c.to = CodecId::G729;
+  EXPECT_FALSE(Transcoder(c).sendsComfortNoise());
+  Transcoder plain(config(CodecId::Pcmu, CodecId::G722));
+  EXPECT_EQ(plain.pushSilence(160, out, packets).packets, 0u) << "no CN target: nothing to do";
+}
+
+// The source sends nothing (DTX, an underrun): toward a CN target, CN at once at the
+// background level measured before, then refreshes.
+TEST(Transcoder, ASilentSourceBecomesCnAtItsBackgroundLevel) {
+  TranscoderConfig c = config(CodecId::Pcmu, CodecId::Pcma);
+  c.sendComfortNoise = true;
+  Transcoder t(c);
+  std::vector<std::uint8_t> out(t.outputCapacity());
+  std::array<TranscodedPacket, Transcoder::kMaxPacketsPerCall> packets{};
+  ComfortNoiseGenerator background(64);
+  auto enc = makeEncoder(CodecId::Pcmu, {});
+  std::vector<std::int16_t> pcm(160);
+  std::array<std::uint8_t, kMaxPayloadBytes> buf{};
+  for (int i = 0; i < 15; ++i) {  // a quiet line: the hangover, then CN
+    background.generate(pcm);
+    t.push(std::span(buf.data(), enc->encode(pcm, buf).bytes), out, packets);
+  }
+  t.push(sourcePayloads(CodecId::Pcmu, 1000, 20).front(), out, packets);  // a word
+  std::vector<std::uint8_t> levels;
+  std::size_t frames = 0;
+  for (int i = 0; i < 20; ++i) {
+    TranscodeResult r = t.pushSilence(160, out, packets);
+    for (std::size_t k = 0; k < r.packets; ++k, ++frames) {
+      if (packets[k].comfortNoise) levels.push_back(out[packets[k].offset]);
+    }
+  }
+  EXPECT_EQ(frames, 20u);
+  ASSERT_EQ(levels.size(), 2u) << "at the gap's start and 200 ms later";
+  EXPECT_NEAR(levels[0], 64, 2);
+  EXPECT_EQ(levels[1], levels[0]) << "no drift: our own noise is not measured";
 }
 
 TEST(Transcoder, BadInputIsReportedAndTheStreamContinues) {

@@ -48,6 +48,11 @@ Transcoder::Transcoder(const TranscoderConfig& config)
     if (rate == 8000 || rate == 16000 || rate == 24000 || rate == 48000)
       dtmf_ = std::make_unique<InbandDtmfDetector>(rate, config.dtmfLookaheadMs);
   }
+  if (config.sendComfortNoise &&
+      (config.to == CodecId::Pcmu || config.to == CodecId::Pcma || config.to == CodecId::G722)) {
+    silence_ = std::make_unique<SilenceSuppressor>(encoder_->sampleRate(), encoder_->samplesPerPacket(),
+                                                   config.silence);
+  }
   std::size_t maxIn = std::size_t{decoder_->sampleRate()} / 1000 * kMaxInputMs;
   std::size_t maxOut = std::size_t{encoder_->sampleRate()} / 1000 * kMaxInputMs + 1;
   decoded_.assign(maxIn, 0);
@@ -67,6 +72,7 @@ void Transcoder::reset() noexcept {
   decoder_->reset();
   if (resampler_) resampler_->reset();
   if (dtmf_) dtmf_->reset();
+  if (silence_) silence_->reset();
   fifoLen_ = 0;
 }
 
@@ -75,6 +81,7 @@ TranscodeResult Transcoder::push(std::span<const std::uint8_t> payload, std::spa
   DecodeResult d = decoder_->decode(payload, decoded_);
   if (d.status == CodecStatus::BufferTooSmall) return {CodecStatus::BadPayload, 0};
   if (d.status != CodecStatus::Ok) return {d.status, 0};
+  if (silence_) silence_->sourceActive();
   return feed(d.samples, out, packets);
 }
 
@@ -93,6 +100,7 @@ TranscodeResult Transcoder::pushLost(std::uint32_t sourceTimestampSpan,
                        ? decoder_->conceal(samples, decoded_)
                        : decoder_->decodeFec(nextPayload, samples, decoded_);
   if (d.status != CodecStatus::Ok) return {d.status, 0};
+  if (silence_) silence_->sourceActive();
   return feed(d.samples, out, packets);
 }
 
@@ -112,7 +120,14 @@ TranscodeResult Transcoder::pushComfortNoise(std::uint8_t levelDbov,
   if (samples == 0) return {CodecStatus::BadFrameSize, 0};
   noise_.setLevel(levelDbov);
   noise_.generate(std::span<std::int16_t>(decoded_.data(), samples));
+  if (silence_) silence_->sourceSilent(noise_.level());
   return feed(samples, out, packets);
+}
+
+TranscodeResult Transcoder::pushSilence(std::uint32_t sourceTimestampSpan, std::span<std::uint8_t> out,
+                                        std::span<TranscodedPacket> packets) noexcept {
+  if (!silence_) return {};
+  return pushComfortNoise(silence_->backgroundLevel(), sourceTimestampSpan, out, packets);
 }
 
 TranscodeResult Transcoder::feed(std::size_t decoded, std::span<std::uint8_t> out,
@@ -138,6 +153,26 @@ TranscodeResult Transcoder::feed(std::size_t decoded, std::span<std::uint8_t> ou
       result.status = CodecStatus::BufferTooSmall;
       break;
     }
+    if (silence_) {
+      // RFC 3389 toward a CN target: a silent frame is a CN packet or nothing, not encoded
+      // (the peer's decoder does not see it either, so a G.722 predictor stays in step).
+      const SilenceDecision s = silence_->next(std::span<const std::int16_t>(fifo_.data() + consumed, frame));
+      if (s.action != SilenceAction::Audio) {
+        std::size_t bytes = 0;
+        if (s.action == SilenceAction::ComfortNoise) {
+          bytes = writeComfortNoise(s.levelDbov, out.subspan(std::min(written, out.size())));
+          if (bytes == 0) {
+            result.status = CodecStatus::BufferTooSmall;
+            break;
+          }
+        }
+        consumed += frame;
+        packets[result.packets++] = {static_cast<std::uint32_t>(written), static_cast<std::uint32_t>(bytes),
+                                     encoder_->timestampIncrement(), s.action == SilenceAction::ComfortNoise};
+        written += bytes;
+        continue;
+      }
+    }
     EncodeResult e = encoder_->encode(std::span<const std::int16_t>(fifo_.data() + consumed, frame),
                                       out.subspan(written));
     if (e.status == CodecStatus::BufferTooSmall) {
@@ -151,7 +186,7 @@ TranscodeResult Transcoder::feed(std::size_t decoded, std::span<std::uint8_t> ou
     }
     packets[result.packets++] = {static_cast<std::uint32_t>(written),
                                  static_cast<std::uint32_t>(e.bytes),
-                                 encoder_->timestampIncrement()};
+                                 encoder_->timestampIncrement(), false};
     written += e.bytes;
   }
   if (consumed > 0) {

@@ -63,6 +63,9 @@ struct LegCounters {
   std::atomic<std::uint64_t> decodeErrors{0};
   std::atomic<std::uint64_t> jitterBufferDrops{0};
   std::atomic<std::uint64_t> comfortNoiseFrames{0};
+  // Transcoded flows, on the leg we send to: RFC 3389 CN packets we generated for its
+  // peer in place of silent audio frames (FlowPlan::targetCnPt).
+  std::atomic<std::uint64_t> comfortNoiseSent{0};
   // Telephone-event packets received from this leg and mapped to the other (or events
   // rendered as in-band tones for a leg without telephone-event, or in-band digits of this
   // leg detected and sent to the other as telephone-events, one per digit).

@@ -106,6 +106,11 @@ struct FlowPlan {
   // CN received on the source leg (RFC 3389): its level becomes comfort noise in the
   // transcoder's input, so a target without CN hears noise instead of silence.
   std::optional<std::uint8_t> sourceCnPt;
+  // CN on the target leg, at the target's clock, and a target codec without a silence
+  // scheme of its own (G.711, G.722): the silence of the source (detected in the decoded
+  // audio, or its CN, DTX and underruns) is sent to the target as CN packets in this PT
+  // instead of audio frames (codec::SilenceSuppressor).
+  std::optional<std::uint8_t> targetCnPt;
 };
 
 struct MediaPlan {

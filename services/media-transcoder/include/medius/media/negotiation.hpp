@@ -18,7 +18,9 @@
 //     that is relayed without decoding), then Y's other allowed codecs (transcoded), with
 //     X's payload type numbers where X had them, static numbers, or free dynamic ones;
 //     telephone-event (8000, and 48000 when Opus is offered) when X offered one; CN when X
-//     did. SRTP toward Y per Y's policy: off = RTP/AVP, optional = RTP/AVP with a=crypto
+//     did, or when Y's side takes CN (LegPolicy::comfortNoise), none of the codecs offered to
+//     Y is one of X's (so the flows are transcoded whatever Y answers) and one of them is
+//     G.711 or G.722 (we generate CN for those: CN/8000, PT 13). SRTP toward Y per Y's policy: off = RTP/AVP, optional = RTP/AVP with a=crypto
 //     (best effort), required = RTP/SAVP; our a=crypto lines carry fresh keys
 //     (srtp::interopOfferSuites(): AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM,
 //     AEAD_AES_256_GCM, AES_CM_128_HMAC_SHA1_32 when available).
@@ -33,7 +35,8 @@
 //     such line: NegotiationError.
 //   - X's codec: Y's codec when X offered it (relay), else X's first usable codec
 //     (transcode). The answer to X: X's codec with X's numbers, X's telephone-event, CN
-//     when both sides do it; X's protocol; for SRTP, X's chosen tag and suite with our key.
+//     when X offered it and Y does it too or the flows are transcoded (never CN X did not
+//     offer); X's protocol; for SRTP, X's chosen tag and suite with our key.
 //   - A flow whose source has telephone-event and whose target has none is transcoded even
 //     between equal codecs: its events are played as in-band DTMF into the target's audio.
 //
@@ -63,6 +66,10 @@ std::string_view srtpModeName(SrtpMode mode);
 struct LegPolicy {
   SrtpMode srtp = SrtpMode::Off;
   std::vector<codec::CodecId> codecs{codec::CodecId::Pcmu, codec::CodecId::Pcma};
+  // The side takes RFC 3389 comfort noise ("CN" in its codec list): it is offered CN/8000
+  // even when the offerer did not offer CN, provided the worker transcodes toward it
+  // whatever it answers (then it generates CN for it and consumes the CN it sends).
+  bool comfortNoise = false;
 };
 
 // The defaults of the issue: internal clients SRTP required with Opus, G.722, PCMU, PCMA;

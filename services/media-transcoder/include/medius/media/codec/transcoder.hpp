@@ -3,11 +3,14 @@
 //   payload (or a loss) -> Decoder (or its PLC / Opus FEC) -> Resampler to the target's PCM
 //   rate -> PCM FIFO (target ptime accumulation: 20 ms in, 30/40 ms out or the reverse)
 //   -> Encoder -> 0..n target payloads, each with its RTP timestamp increment.
+// Toward a target that takes RFC 3389 CN (sendComfortNoise), each target frame first goes
+// through a SilenceSuppressor: during silence a CN payload (or nothing) replaces the frame.
 //
 // It maps payloads to payloads: no RTP headers, sequence numbers or SSRC (the caller, the
 // relay worker, writes them; it adds each packet's timestampIncrement to its target
 // timestamp, and sends the packet only when size > 0: size 0 is a DTX frame whose time
-// still passes, RFC 7587 3.1.3 / RFC 3551 4.5.6).
+// still passes, RFC 7587 3.1.3 / RFC 3551 4.5.6; a comfortNoise packet goes with the
+// target's CN payload type).
 //
 // Ownership: owns its decoder, encoder, resampler and preallocated buffers (all created in
 // the constructor). Thread: one owner (the leg's worker); push/pushLost never allocate and
@@ -24,6 +27,7 @@
 #include "medius/media/codec/comfort_noise.hpp"
 #include "medius/media/codec/dtmf_detector.hpp"
 #include "medius/media/codec/resampler.hpp"
+#include "medius/media/codec/silence_suppressor.hpp"
 
 namespace medius::media::codec {
 
@@ -49,6 +53,12 @@ struct TranscoderConfig {
   // PCM rate is one the detector does not take (Opus at 12 kHz).
   bool detectDtmf = false;
   unsigned dtmfLookaheadMs = InbandDtmfDetector::kDefaultLookaheadMs;
+  // The target takes RFC 3389 CN: silent target frames become CN packets or nothing
+  // (SilenceSuppressor, see silence_suppressor.hpp). Only for targets that have no silence
+  // scheme of their own: G.711 and G.722 (G.729 sends Annex B SIDs, Opus its DTX); ignored
+  // for the others.
+  bool sendComfortNoise = false;
+  SilenceSuppressorParams silence;
 };
 
 // One output packet: payload bytes at out[offset, offset + size).
@@ -56,6 +66,9 @@ struct TranscodedPacket {
   std::uint32_t offset = 0;
   std::uint32_t size = 0;                // 0 = DTX: nothing to send, timestamp still advances
   std::uint32_t timestampIncrement = 0;  // in the target's RTP clock
+  // An RFC 3389 CN payload (one level byte) instead of the target codec's: it goes with the
+  // target's CN payload type; the next audio packet starts a talkspurt (marker bit).
+  bool comfortNoise = false;
 };
 
 struct TranscodeResult {
@@ -97,10 +110,21 @@ class Transcoder {
   // Fills `sourceTimestampSpan` (source RTP clock) with RFC 3389 comfort noise at
   // `levelDbov` (from a CN packet the source sent, parseComfortNoise) and transcodes it:
   // for a target that does not do CN, the source's DTX gap becomes audible noise instead of
-  // silence. Clamped to kMaxInputMs per call, like pushLost.
+  // silence. Clamped to kMaxInputMs per call, like pushLost. Toward a CN target this audio
+  // is known silence at that level (SilenceSuppressor::sourceSilent) until the next push()
+  // or pushLost().
   TranscodeResult pushComfortNoise(std::uint8_t levelDbov, std::uint32_t sourceTimestampSpan,
                                    std::span<std::uint8_t> out,
                                    std::span<TranscodedPacket> packets) noexcept;
+
+  // The source sent nothing for `sourceTimestampSpan` (DTX without CN, an underrun): toward
+  // a CN target its background noise (the level the suppressor measured) is fed as known
+  // silence, so the target gets CN packets instead of nothing; otherwise nothing happens
+  // ({Ok, 0}: the caller lets the time pass).
+  TranscodeResult pushSilence(std::uint32_t sourceTimestampSpan, std::span<std::uint8_t> out,
+                              std::span<TranscodedPacket> packets) noexcept;
+  // Silent target frames become CN (config.sendComfortNoise on a G.711 or G.722 target).
+  bool sendsComfortNoise() const noexcept { return silence_ != nullptr; }
 
   // A new source stream (another SSRC): the decoder, the resampler, the detector and the
   // audio waiting to fill a target packet forget the old one. The encoder keeps its state:
@@ -123,6 +147,7 @@ class Transcoder {
   std::unique_ptr<Encoder> encoder_;
   std::unique_ptr<Resampler> resampler_;  // null when the PCM rates are equal
   std::unique_ptr<InbandDtmfDetector> dtmf_;
+  std::unique_ptr<SilenceSuppressor> silence_;  // null unless the target takes CN
   ComfortNoiseGenerator noise_;
   std::uint32_t sourceClock_;
   std::vector<std::int16_t> decoded_;  // one input's PCM at the source rate
