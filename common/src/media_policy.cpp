@@ -23,7 +23,8 @@ std::string listOf(const std::vector<std::string>& names) {
 
 const std::vector<std::string>& knownCodecs() {
   // The rtpmap encoding names the media worker negotiates (RFC 7587 spells Opus "opus").
-  static const std::vector<std::string> kCodecs{"opus", "G722", "PCMU", "PCMA", "G729"};
+  // "CN" is RFC 3389 comfort noise: no audio codec, it lets the worker offer CN to the side.
+  static const std::vector<std::string> kCodecs{"opus", "G722", "PCMU", "PCMA", "G729", "CN"};
   return kCodecs;
 }
 
@@ -73,6 +74,9 @@ std::vector<std::string> readCodecs(Object& o, std::string_view key,
       o.fail(at, "codec \"" + *codec + "\" is listed twice");
     }
     out.push_back(std::move(*codec));
+  }
+  if (std::all_of(out.begin(), out.end(), [](const std::string& c) { return c == "CN"; })) {
+    o.fail(key, "at least one audio codec is required (\"CN\" is comfort noise only)");
   }
   return out;
 }

@@ -47,6 +47,14 @@ TEST(MediaPolicy, ValuesAndNormalizedCodecNames) {
   EXPECT_EQ(srtpPolicyName(v1::SRTP_POLICY_REQUIRED), "required");
 }
 
+TEST(MediaPolicy, CnIsListedBesideAudioCodecs) {
+  // RFC 3389 comfort noise: the media worker may offer CN to this side (docs/media.md).
+  EXPECT_EQ(read(R"({"codecs": ["pcmu", "cn"]})").codecs, (std::vector<std::string>{"PCMU", "CN"}));
+  ConfigError e = errorOf(R"({"codecs": ["CN"]})");
+  EXPECT_EQ(e.path(), "$.codecs");
+  EXPECT_NE(e.problem().find("at least one audio codec"), std::string::npos) << e.problem();
+}
+
 TEST(MediaPolicy, ErrorsNameFileAndPath) {
   ConfigError e = errorOf(R"({"srtp": "mandatory"})");
   EXPECT_EQ(e.file(), "media.json");

@@ -41,6 +41,7 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
     c.from = CodecId::Opus;
     c.to = CodecId::G722;
     c.toParams.ptimeMs = 40;
+    c.sendComfortNoise = true;  // RFC 3389 toward G.722: SilenceSuppressor
     return c;
   }());
   std::vector<std::int16_t> pcm48(960), pcm8(160), pcm16(320), out(kMaxDecodedSamples);
@@ -91,6 +92,7 @@ TEST(NoAllocation, PacketPathAllocatesNothing) {
       (void)fromOpus.pushLost(960, std::span(copy.data(), opus.size()), tOut, packets);
     }
     (void)toOpus.pushComfortNoise(60, 160, tOut, packets);
+    (void)fromOpus.pushSilence(960, tOut, packets);
     if (i == 40) toOpus.reset();
   }
   EXPECT_EQ(counter.count(), 0);

@@ -5,7 +5,10 @@
 //   "srtp":   "off" | "optional" | "required"
 //   "codecs": ["PCMU", "PCMA", ...] in preference order. Names are case-insensitive on
 //             input and normalized to their SDP encoding names: "opus", "G722", "PCMU",
-//             "PCMA", "G729". Unknown names, duplicates and an empty list are errors.
+//             "PCMA", "G729", and "CN": RFC 3389 comfort noise, which lets the media worker
+//             offer CN to the side even when the other side did not offer it (see
+//             docs/media.md). Unknown names, duplicates and a list without an audio codec
+//             are errors.
 //
 // Thread: pure functions.
 #pragma once

@@ -24,7 +24,9 @@
 //              RFC 4733 2.5) into the same SSRC and sequence space, or, when the target has
 //              no telephone-event, rendered as in-band DTMF tones (spandsp, Q.23) in place of
 //              the audio from the event's first packet for the duration its packets give; CN consumed
-//              (its level becomes comfort noise while the source is silent, RFC 3389). When the
+//              (its level becomes comfort noise while the source is silent, RFC 3389); toward a
+//              target with CN (targetCnPt), the source's silence (detected in its audio, or its
+//              CN, DTX, underruns) is sent as CN packets (codec::SilenceSuppressor). When the
 //              source has no telephone-event and the target has, in-band digits are detected in
 //              the decoded audio (codec::InbandDtmfDetector: spandsp dtmf_rx, 40 ms look-ahead)
 //              and sent as RFC 4733 events in the target's event PT and clock (M on the first
