@@ -56,6 +56,7 @@ class ComfortNoiseCalls(MediaCallTestCase):
               % (summary(before), summary(muted), summary(talking)))
         self.assertGreater(summary(before).get(0, 0), 30, "PCMU while alice talks")
         cn = [p for p in muted if p[2] == 13]
+        print("CN levels while muted: %s" % [p[3][0] for p in cn])
         self.assertGreaterEqual(len(cn), 3, "CN while alice is muted: %s" % summary(muted))
         self.assertLess(len(muted), 20, "silence is not sent as 20 ms audio: %s" % summary(muted))
         for p in cn:

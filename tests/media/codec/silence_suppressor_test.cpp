@@ -80,11 +80,28 @@ TEST(SilenceSuppressor, ALevelChangeSendsAnUpdateBeforeTheRefresh) {
   d = runNoise(s, noise, 5);
   auto update = std::find_if(d.begin(), d.end(), [](const auto& x) { return x.action == SilenceAction::ComfortNoise; });
   ASSERT_NE(update, d.end());
-  EXPECT_LT(update - d.begin(), 3) << "within a few frames, not at the 200 ms refresh";
+  EXPECT_LT(update - d.begin(), 5) << "after the 100 ms between updates, not at the 200 ms refresh";
   d = runNoise(s, noise, 10);
   EXPECT_NEAR(std::find_if(d.begin(), d.end(), [](const auto& x) { return x.action == SilenceAction::ComfortNoise; })
                   ->levelDbov,
               55, 1);
+}
+
+TEST(SilenceSuppressor, AFadingTailGetsAnUpdateEvery100MsNotEveryFrame) {
+  SilenceSuppressor s(8000, kFrame);
+  ComfortNoiseGenerator noise(60);
+  ASSERT_EQ(runNoise(s, noise, 11)[10].action, SilenceAction::ComfortNoise);
+  std::vector<SilenceDecision> d;
+  for (int level = 63; level <= 120; level += 3) {  // 3 dB quieter every frame
+    noise.setLevel(static_cast<std::uint8_t>(level));
+    d.push_back(runNoise(s, noise, 1)[0]);
+  }
+  const int updates = count(d, SilenceAction::ComfortNoise);
+  EXPECT_GE(updates, 3);
+  EXPECT_LE(updates, 4) << "20 frames: one update per 5 frames at most";
+  // Below -90 dBov the level no longer matters: only the refresh.
+  noise.setLevel(127);
+  EXPECT_EQ(count(runNoise(s, noise, 9), SilenceAction::ComfortNoise), 1);
 }
 
 TEST(SilenceSuppressor, AToneIsNeverReplacedByComfortNoise) {

@@ -14,6 +14,8 @@ namespace {
 // Weight of a new quiet frame in the background power: about four frames of memory, so the
 // level sent at the start of a silence reflects the hangover's frames, not an old silence.
 constexpr double kBackgroundWeight = 0.25;
+// -dBov of one LSB RMS in 16-bit PCM: 20 log10(1 / 32767) = -90.3 dBov.
+constexpr int kInaudibleLevel = 90;
 
 double meanPower(std::span<const std::int16_t> pcm) noexcept {
   if (pcm.empty()) return 0;
@@ -43,6 +45,7 @@ SilenceSuppressor::SilenceSuppressor(std::uint32_t sampleRate, std::size_t frame
   if (sampleRate == 0 || frameSamples == 0) throw std::invalid_argument("SilenceSuppressor: empty frames");
   hangoverFrames_ = framesFor(params.hangoverMs, sampleRate, frameSamples);
   refreshFrames_ = std::max(1u, framesFor(params.refreshMs, sampleRate, frameSamples));
+  minUpdateFrames_ = std::max(1u, framesFor(params.minUpdateMs, sampleRate, frameSamples));
 }
 
 std::uint8_t SilenceSuppressor::backgroundLevel() const noexcept {
@@ -84,8 +87,11 @@ SilenceDecision SilenceSuppressor::next(std::span<const std::int16_t> frame) noe
   }
   ++sinceSent_;
   const std::uint8_t now = backgroundLevel();
-  const int moved = now > sentLevel_ ? now - sentLevel_ : sentLevel_ - now;
-  if (moved >= params_.levelStepDb || sinceSent_ >= refreshFrames_) {
+  // Below -90 dBov (under one LSB of 16-bit PCM) every level sounds the same: no update.
+  const int a = std::min<int>(now, kInaudibleLevel);
+  const int b = std::min<int>(sentLevel_, kInaudibleLevel);
+  const bool moved = (a > b ? a - b : b - a) >= params_.levelStepDb && sinceSent_ >= minUpdateFrames_;
+  if (moved || sinceSent_ >= refreshFrames_) {
     sinceSent_ = 0;
     sentLevel_ = now;
     return {SilenceAction::ComfortNoise, sentLevel_};

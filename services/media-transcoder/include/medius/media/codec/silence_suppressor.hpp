@@ -14,8 +14,10 @@
 //              of consecutive quiet frames: the weak ends of words), then silence starts:
 //              a CN packet with the background level.
 //   silence    quiet frame: Nothing, or a CN update when the background level moved by
-//              `levelStepDb` or more from the last one sent, or when `refreshMs` passed since
-//              it (see below). Loud frame: Audio at once (no onset delay: never clip a
+//              `levelStepDb` or more from the last one sent (at most every `minUpdateMs`:
+//              a decoder fading out its last word, Opus's does by ~3 dB a frame, would
+//              otherwise get a CN packet per frame; levels under -90 dBov, below one LSB of
+//              16-bit audio, count as one), or when `refreshMs` passed since it (see below). Loud frame: Audio at once (no onset delay: never clip a
 //              word's start); the caller marks that packet (RFC 3551 4.1).
 // The background level is the power average (smoothed over ~4 frames) of the quiet frames.
 //
@@ -48,6 +50,7 @@ struct SilenceSuppressorParams {
   std::uint16_t hangoverMs = 200;
   std::uint16_t refreshMs = 200;
   std::uint8_t levelStepDb = 3;
+  std::uint16_t minUpdateMs = 100;
 };
 
 enum class SilenceAction : std::uint8_t {
@@ -84,6 +87,7 @@ class SilenceSuppressor {
   SilenceSuppressorParams params_;
   unsigned hangoverFrames_;
   unsigned refreshFrames_;
+  unsigned minUpdateFrames_;
   bool silent_ = false;
   unsigned quietFrames_ = 0;  // consecutive quiet frames of the talkspurt (hangover)
   unsigned sinceSent_ = 0;    // frames since the last CN packet
