@@ -105,10 +105,6 @@ std::optional<sdp::Format> eventFor(const std::vector<sdp::Format>& events, cons
   return std::nullopt;
 }
 
-// A codec toward which the transcoder generates RFC 3389 CN (codec::TranscoderConfig::
-// sendComfortNoise): one at 8000 with no silence scheme of its own.
-bool generatesCn(CodecId id) { return id == CodecId::Pcmu || id == CodecId::Pcma || id == CodecId::G722; }
-
 // CN may be offered to the answerer on its side's behalf alone when the worker will honour
 // it whatever the answer: no offered codec is the offerer's (every answer is transcoded, so
 // CN from the answerer is consumed and its silence generated as CN), and one of them is a
@@ -123,7 +119,7 @@ bool cnOfferable(const std::vector<sdp::Format>& offererCodecs, const std::vecto
                     [id](const sdp::Format& g) { return knownCodec(g) == id; })) {
       return false;
     }
-    generated = generated || generatesCn(*id);
+    generated = generated || codec::usesRfc3389Cn(*id);
   }
   return generated;
 }
@@ -564,7 +560,7 @@ MediaPlan Negotiator::buildPlan() const {
     }
     if (src.cn) flow.sourceCnPt = src.cn->pt;
     // RFC 3389 CN at the target's clock toward a codec with no silence scheme of its own.
-    if (dst.cn && dst.cn->clock == dst.codec.clock && generatesCn(*dst.known)) flow.targetCnPt = dst.cn->pt;
+    if (dst.cn && dst.cn->clock == dst.codec.clock && codec::usesRfc3389Cn(*dst.known)) flow.targetCnPt = dst.cn->pt;
   }
   return plan;
 }

@@ -48,8 +48,7 @@ Transcoder::Transcoder(const TranscoderConfig& config)
     if (rate == 8000 || rate == 16000 || rate == 24000 || rate == 48000)
       dtmf_ = std::make_unique<InbandDtmfDetector>(rate, config.dtmfLookaheadMs);
   }
-  if (config.sendComfortNoise &&
-      (config.to == CodecId::Pcmu || config.to == CodecId::Pcma || config.to == CodecId::G722)) {
+  if (config.sendComfortNoise && usesRfc3389Cn(config.to)) {
     silence_ = std::make_unique<SilenceSuppressor>(encoder_->sampleRate(), encoder_->samplesPerPacket(),
                                                    config.silence);
   }

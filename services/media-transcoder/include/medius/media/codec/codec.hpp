@@ -47,6 +47,13 @@ bool ptimeAllowed(CodecId id, unsigned ptimeMs) noexcept;
 // at 8 kHz too (TranscoderConfig::matchOpusRate, matchG722Rate).
 inline bool narrowband(CodecId id) noexcept { return codecInfo(id).sampleRate == 8000; }
 
+// A codec with no silence scheme of its own (G.711, G.722), whose peers send silence as
+// RFC 3389 CN: toward one the transcoder generates CN (TranscoderConfig::sendComfortNoise).
+// G.729 has its Annex B SIDs, Opus its DTX.
+inline bool usesRfc3389Cn(CodecId id) noexcept {
+  return id == CodecId::Pcmu || id == CodecId::Pcma || id == CodecId::G722;
+}
+
 // Largest payload any encoder here writes for one packet (Opus: 3 x 1275 bytes at 60 ms,
 // RFC 6716 section 3.2.5 caps a packet at 1275 bytes per 20 ms frame; we cap at one MTU).
 inline constexpr std::size_t kMaxPayloadBytes = 1500;
