@@ -161,6 +161,31 @@ TEST(PipelineComfortNoise, DtxGapsProduceCnInsteadOfNothing) {
   EXPECT_TRUE(resumed->view.marker);
 }
 
+TEST(PipelineComfortNoise, ASourceSilentForMoreThan2SecondsGetsNoMoreCn) {
+  // On hold (a=inactive) or gone: its peer must not get RTP for ever; it keeps the level.
+  Call call(opusToPcmuWithCn());
+  Talker a(codec::CodecId::Opus, 111);
+  for (int i = 0; i < 20; ++i) call.frame(a.tone());
+  for (int i = 0; i < 200; ++i) {  // 4 s
+    a.skip();
+    call.frame(std::nullopt);
+  }
+  std::vector<std::uint64_t> cnAt;
+  for (const auto& s : call.sent) {
+    if (s.view.payloadType == 13) cnAt.push_back(s.view.timestamp);
+  }
+  ASSERT_GE(cnAt.size(), 10u);
+  EXPECT_LE(cnAt.size(), 11u) << "2 s of CN: the start and a refresh every 200 ms";
+  EXPECT_EQ(load(call.h.counters(1).comfortNoiseSent), cnAt.size());
+  const std::size_t before = call.sent.size();
+  call.frame(a.tone());  // it comes back: audio, marked (then silent again: CN again)
+  call.keep(call.h.advance(100));
+  ASSERT_GT(call.sent.size(), before);
+  EXPECT_EQ(call.sent[before].view.payloadType, 0);
+  EXPECT_TRUE(call.sent[before].view.marker);
+  EXPECT_EQ(call.sent.back().view.payloadType, 13) << "a new silence, covered again";
+}
+
 TEST(PipelineComfortNoise, CnFromTheSourceKeepsItsLevelTowardACnTarget) {
   // PCMU with CN on both legs, transcoded to G.722: the source's CN level (-45 dBov, above
   // the detector's threshold) goes out as CN at once, not as noise in G.722.

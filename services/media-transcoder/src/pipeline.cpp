@@ -29,6 +29,9 @@ constexpr std::uint64_t kNanosPerSecond = 1'000'000'000;
 constexpr int kMaxCatchUpFrames = 4;
 // Jitter buffer entries skipped in one playout step (CN and telephone-event placeholders).
 constexpr int kMaxSkippedEntries = 8;
+// CN toward a CN target for a source that sends nothing (Opus DTX sends every 400 ms): past
+// this it is on hold (a=inactive: no RTP to its peer) or gone; the peer keeps the last level.
+constexpr std::uint32_t kMaxCnWithoutSourceMs = 2000;
 
 void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
   // Single writer (the worker): a load and a store, no locked read-modify-write.
@@ -155,6 +158,7 @@ struct MediaPipeline::Flow {
   std::uint16_t audioSeq = 0;
   std::uint32_t audioTs = 0;
   bool cnActive = false;  // the source is silent under CN (played in sequence order)
+  std::uint32_t unheardTs = 0;  // since the last audio frame, CN sent for nothing received
   std::uint8_t cnLevel = codec::kComfortNoiseMinLevel;
   // In-band DTMF for a target without telephone-event (null otherwise).
   std::unique_ptr<codec::Encoder> toneEncoder;
@@ -725,6 +729,7 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
     flow.lastSeq = frame.sequence;
     flow.lastTs = frame.timestamp;
     flow.cnActive = false;
+    flow.unheardTs = 0;
     // Events received from now on line up with this frame's place on our clock.
     flow.eventClock.inAnchor = frame.timestamp;
     flow.eventClock.outAnchor = scaleTs(out.ts, out.clock, plan.targetEventClock);
@@ -778,11 +783,11 @@ void MediaPipeline::playFrame(int leg, std::uint64_t nowNanos, PacketSink& sink)
         codec::TranscodeResult r =
             flow.transcoder.pushComfortNoise(flow.cnLevel, flow.frameTs, flow.out, flow.packets);
         emitTranscoded(leg, r.packets, nowNanos, sink);
-      } else if (flow.haveLast && flow.transcoder.sendsComfortNoise()) {
-        // Toward a CN target (RFC 3389): the source's DTX or an underrun becomes CN packets
-        // at its background level rather than nothing (the look-ahead of a DTMF detector is
-        // pushed out by it too).
+      } else if (flow.haveLast && flow.transcoder.sendsComfortNoise() &&
+                 flow.unheardTs < scaleTs(kMaxCnWithoutSourceMs, 1000, plan.sourceClock)) {
+        // RFC 3389: DTX or an underrun is CN, not nothing (pushing out a DTMF look-ahead too).
         flow.drainTs -= std::min(flow.drainTs, flow.frameTs);
+        flow.unheardTs += flow.frameTs;
         emitTranscoded(leg, flow.transcoder.pushSilence(flow.frameTs, flow.out, flow.packets).packets, nowNanos,
                        sink);
       } else if (flow.detector && flow.drainTs > 0) {
