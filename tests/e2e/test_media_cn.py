@@ -34,7 +34,9 @@ class ComfortNoiseCalls(MediaCallTestCase):
         def mute_a_while():
             marks["muted"] = time.time()
             alice.command("mute")
-            time.sleep(2.0)
+            time.sleep(1.5)
+            marks["sessions"] = self.cluster.sessions().get("sessions", [])
+            time.sleep(0.5)
             marks["unmuted"] = time.time()
             alice.command("mute")
             time.sleep(1.0)
@@ -63,4 +65,9 @@ class ComfortNoiseCalls(MediaCallTestCase):
             self.assertEqual(len(p[3]), 1, "a level byte: %r" % (p[3],))
             self.assertGreaterEqual(p[3][0], 50, "a quiet level: %r" % (p[3],))
         self.assertGreater(summary(talking).get(0, 0), 20, "PCMU again after unmuting")
+        # The worker counts them on the trunk's leg (medctl sessions, GetSessionStats).
+        self.assertEqual(len(marks["sessions"]), 1, marks["sessions"])
+        leg_b = marks["sessions"][0].get("leg_b", {})
+        self.assertGreaterEqual(int(leg_b.get("comfort_noise_sent", 0)), 3, marks["sessions"][0])
+        self.assertEqual(int(marks["sessions"][0].get("leg_a", {}).get("comfort_noise_sent", 0)), 0)
         self.assertNoLeftovers()

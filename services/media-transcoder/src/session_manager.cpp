@@ -138,6 +138,7 @@ void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& 
   out.set_jitter_ms(static_cast<double>(get(c.jitterMicros)) / 1000.0);
   out.set_rtt_ms(static_cast<double>(get(c.rttMicros)) / 1000.0);
   out.set_concealed_frames(get(c.concealedFrames));
+  out.set_comfort_noise_sent(get(c.comfortNoiseSent));
   out.set_events(get(c.eventsMapped));
   out.set_srtp(srtp);
   out.set_codec(codec);
