@@ -2,6 +2,8 @@
 // media policy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "medius/common/config.hpp"
 #include "medius/gateway/config.hpp"
 
@@ -97,6 +99,67 @@ TEST(GatewayConfig, BadInternalMediaKeysNameTheirPath) {
               "codec \"opus\" is listed twice");
   expectError(R"({"internal_codecs": []})", "$.media.internal_codecs", "at least one codec");
   expectError(R"({"internal_codec": ["opus"]})", "$.media.internal_codec", "unknown key");
+}
+
+TEST(GatewayConfig, FloodDefaults) {
+  auto c = parse(R"({"domain": "example.com", "retry_after_seconds": 9, "calls": {"max_calls": 40}})");
+  EXPECT_TRUE(c.flood.enabled);
+  EXPECT_EQ(c.flood.windowMs, 2000);
+  EXPECT_EQ(c.flood.maxRequests, 400);
+  EXPECT_EQ(c.flood.banSeconds, 60);
+  EXPECT_EQ(c.flood.maxSources, 16384);
+  EXPECT_EQ(c.flood.maxRequestsPerSecond, 0);
+  // The dialog limit is calls.max_calls; the 503's Retry-After defaults to the gateway's.
+  EXPECT_EQ(c.flood.maxDialogs, 40);
+  EXPECT_EQ(c.flood.retryAfterSeconds, 9);
+  EXPECT_NE(std::find(c.flood.userAgentDeny.begin(), c.flood.userAgentDeny.end(), "friendly-scanner"),
+            c.flood.userAgentDeny.end());
+  EXPECT_TRUE(c.flood.exempt.empty());
+}
+
+TEST(GatewayConfig, ReadsTheFloodKeys) {
+  auto c = parse(R"({"domain": "example.com", "security": {"flood": {
+      "enabled": false, "window_ms": 500, "max_requests": 7, "ban_s": 3, "max_sources": 100,
+      "max_requests_per_second": 250, "retry_after_s": 30,
+      "user_agent_deny": ["EvilTool"], "exempt": ["192.0.2.0/24", "2001:db8::1"]}}})");
+  EXPECT_FALSE(c.flood.enabled);
+  EXPECT_EQ(c.flood.windowMs, 500);
+  EXPECT_EQ(c.flood.maxRequests, 7);
+  EXPECT_EQ(c.flood.banSeconds, 3);
+  EXPECT_EQ(c.flood.maxSources, 100);
+  EXPECT_EQ(c.flood.maxRequestsPerSecond, 250);
+  EXPECT_EQ(c.flood.retryAfterSeconds, 30);
+  EXPECT_EQ(c.flood.userAgentDeny, std::vector<std::string>{"EvilTool"});
+  ASSERT_EQ(c.flood.exempt.size(), 2u);
+  EXPECT_TRUE(c.flood.exempt[0].contains(*IpAddress::parse("192.0.2.9")));
+  EXPECT_TRUE(c.flood.exempt[1].contains(*IpAddress::parse("2001:db8::1")));
+}
+
+TEST(GatewayConfig, BadFloodKeysNameTheirPath) {
+  auto expectError = [](std::string_view text, const std::string& fragment) {
+    try {
+      parse(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const config::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
+    }
+  };
+  expectError(R"({"domain": "example.com", "security": {"flood": {"window_ms": 0}}})",
+              "security.flood.window_ms");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"max_requests": "many"}}})",
+              "security.flood.max_requests");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"max_sources": 1}}})",
+              "security.flood.max_sources");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["trunk.example.com"]}}})",
+              "security.flood.exempt");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["10.0.0.0/40"]}}})",
+              "10.0.0.0/40");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"user_agent_deny": [""]}}})",
+              "security.flood.user_agent_deny");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"ban": 5}}})",
+              "security.flood.ban");
+  expectError(R"({"domain": "example.com", "security": {"flod": {}}})", "security.flod");
 }
 
 }  // namespace

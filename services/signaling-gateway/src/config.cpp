@@ -67,6 +67,30 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
   return urls;
 }
 
+void readFlood(config::Object& block, FloodSettings& f) {
+  f.enabled = block.boolean("enabled", f.enabled);
+  f.windowMs = block.integer("window_ms", f.windowMs, 100, 60000);
+  f.maxRequests = block.integer("max_requests", f.maxRequests, 1, 1000000);
+  f.banSeconds = block.integer("ban_s", f.banSeconds, 1, 86400);
+  f.maxSources = block.integer("max_sources", f.maxSources, 16, 1000000);
+  f.maxRequestsPerSecond =
+      block.integer("max_requests_per_second", f.maxRequestsPerSecond, 0, 1000000);
+  f.retryAfterSeconds = block.integer("retry_after_s", f.retryAfterSeconds, 0, 86400);
+  f.userAgentDeny = block.strings("user_agent_deny", f.userAgentDeny);
+  for (const auto& p : f.userAgentDeny) {
+    if (p.empty()) block.fail("user_agent_deny", "an empty pattern would match every request");
+  }
+  f.exempt.clear();
+  for (const auto& text : block.strings("exempt", {})) {
+    auto prefix = IpPrefix::parse(text);
+    if (!prefix) {
+      block.fail("exempt", "\"" + text + "\" is not an IP address or prefix (\"192.0.2.0/24\")");
+    }
+    f.exempt.push_back(*prefix);
+  }
+  block.finish();
+}
+
 }  // namespace
 
 bool isListenUrl(const std::string& url) {
@@ -155,6 +179,12 @@ GatewayConfig loadConfig(const config::Document& doc) {
     c.cdrFile = value;
   }
   c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
+  c.flood.maxDialogs = c.maxCalls;
+  c.flood.retryAfterSeconds = c.retryAfterSeconds;
+  if (auto security = root.optionalObject("security")) {
+    if (auto flood = security->optionalObject("flood")) readFlood(*flood, c.flood);
+    security->finish();
+  }
   c.userAgent = root.string("user_agent", "Medius/0.1");
   for (char ch : c.userAgent) {
     if (ch == '\r' || ch == '\n') root.fail("user_agent", "must be one line");

@@ -10,12 +10,14 @@
 #include <stdexcept>
 
 #include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url_tag.h>
 
 #include "medius/common/logging.hpp"
 
@@ -50,6 +52,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       registrar_(registrar),
       metrics_(metrics),
       state_(state),
+      flood_(config.flood, SystemClock::instance()),
       self_(std::make_shared<Gateway*>(this)) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
@@ -64,7 +67,10 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   // NTATAG_UA(1): we are a user agent on both legs (a B2BUA), not a proxy: nta
   // retransmits our 2xx to INVITE until the ACK and hands that ACK to the transaction,
   // and ACKs+BYEs stray 2xx of INVITEs we destroyed.
-  agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), nullptr, nullptr,
+  // The message callback gets every request that matches no transaction and no dialog leg
+  // (there is no default leg): the flood guard sees it before a transaction exists.
+  agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), &Gateway::messageCallback,
+                            reinterpret_cast<nta_agent_magic_t*>(this),
                             TPTAG_IDENT(kInternal), NTATAG_SERVER_RPORT(2),
                             NTATAG_BAD_REQ_MASK(0), NTATAG_UA(1), TAG_END());
   if (!agent_) {
@@ -84,15 +90,16 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   }
   for (const auto& url : config_.trunkListen) addTport(url, kTrunk);
 
-  // A default leg without a dialog: every request that matches no transaction becomes a
-  // server transaction (nta_incoming_t) delivered to legCallback.
-  leg_ = nta_leg_tcreate(agent_, &Gateway::legCallback,
-                         reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
-                         TAG_END());
+  // The probes' leg. Without a URL it would become nta's default leg, which takes every
+  // request before the message callback; with this URL and method it matches no request
+  // that a peer sends in practice (and one that does gets 501).
+  leg_ = nta_leg_tcreate(agent_, &Gateway::outgoingLegCallback, nullptr, NTATAG_NO_DIALOG(1),
+                         URLTAG_URL("sip:outgoing.medius.invalid"),
+                         NTATAG_METHOD("X-MEDIUS-OUTGOING"), TAG_END());
   if (!leg_) {
     nta_agent_destroy(agent_);
     agent_ = nullptr;
-    throw std::runtime_error("cannot create the default nta leg");
+    throw std::runtime_error("cannot create the outgoing nta leg");
   }
 
   state_.listeners.clear();
@@ -123,6 +130,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
 }
 
 void Gateway::setTrunkLocator(const TrunkLocator* locator) {
+  trunks_ = locator;
   if (b2bua_) b2bua_->setTrunkLocator(locator);
 }
 
@@ -236,18 +244,148 @@ int Gateway::probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
   return 0;
 }
 
-int Gateway::legCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
-                         const sip_t* sip) noexcept {
+int Gateway::outgoingLegCallback(nta_leg_magic_t*, nta_leg_t*, nta_incoming_t*,
+                                 const sip_t*) noexcept {
+  return 501;
+}
+
+int Gateway::messageCallback(nta_agent_magic_t* magic, nta_agent_t* agent, msg_t* msg,
+                             sip_t* sip) noexcept {
   auto* self = reinterpret_cast<Gateway*>(magic);
+  if (!sip || !sip->sip_request) {
+    // A response that matches no client transaction: nta discarded those before we had
+    // a message callback.
+    nta_msg_discard(agent, msg);
+    return 0;
+  }
   try {
-    return self->onRequest(irq, sip);
+    self->onMessage(msg, sip);
   } catch (const std::exception& e) {
     log::get("sip")->error("request handling failed: {}", e.what());
   } catch (...) {
     log::get("sip")->error("request handling failed");
   }
-  // Let nta answer 500 (it does so for a returned status when nothing was sent yet).
-  return 500;
+  return 0;
+}
+
+Side Gateway::sideOfMessage(msg_t* msg) const {
+  // During the message callback nta knows the transport that delivered msg.
+  Side side = Side::Internal;
+  if (tport_t* tp = nta_incoming_transport(agent_, nullptr, msg)) {
+    const tp_name_t* name = tport_name(tp);
+    if (name && name->tpn_ident && std::strcmp(name->tpn_ident, kTrunk) == 0) side = Side::Trunk;
+    tport_unref(tp);
+  }
+  return side;
+}
+
+void Gateway::onMessage(msg_t* msg, sip_t* sip) {
+  const sip_request_t* rq = sip->sip_request;
+  Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
+  Side side = sideOfMessage(msg);
+  if (rq->rq_method == sip_method_ack) {
+    // An ACK that matched no transaction and no dialog: never answered (an ACK of our
+    // stateless 503 lands here too).
+    metrics_.countRequest(method, side);
+    nta_msg_discard(agent_, msg);
+    return;
+  }
+  if (!admit(msg, sip, method, side)) return;
+
+  // From here on as nta's leg_recv does for a leg callback: a server transaction, our
+  // handler, then the returned status answered and the transaction released.
+  nta_incoming_t* irq = nta_incoming_create(agent_, nullptr, msg, sip, TAG_END());
+  if (!irq) {  // msg is consumed even on failure
+    log::get("sip")->warn("cannot create a server transaction for {}", methodLabel(method));
+    return;
+  }
+  int status = 500;
+  try {
+    status = onRequest(irq, sip);
+  } catch (const std::exception& e) {
+    log::get("sip")->error("request handling failed: {}", e.what());
+  } catch (...) {
+    log::get("sip")->error("request handling failed");
+  }
+  if (status == 0) return;
+  if (status < 100 || status > 699 || (rq->rq_method == sip_method_invite && status < 300 &&
+                                       status >= 200)) {
+    status = 500;
+  }
+  if (nta_incoming_status(irq) < 200) nta_incoming_treply(irq, status, nullptr, TAG_END());
+  if (status >= 200) nta_incoming_destroy(irq);
+}
+
+bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side) {
+  FloodRequest request;
+  std::string host;
+  std::uint32_t port = 0;
+  if (su_addrinfo_t* ai = msg_addrinfo(msg); ai && ai->ai_addr) {
+    char text[INET6_ADDRSTRLEN] = "";
+    if (ai->ai_addr->sa_family == AF_INET) {
+      sockaddr_in sin{};
+      std::memcpy(&sin, ai->ai_addr, sizeof sin);
+      inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+      port = ntohs(sin.sin_port);
+      request.source.bytes[10] = request.source.bytes[11] = 0xff;
+      std::memcpy(request.source.bytes.data() + 12, &sin.sin_addr, 4);
+    } else if (ai->ai_addr->sa_family == AF_INET6) {
+      sockaddr_in6 sin6{};
+      std::memcpy(&sin6, ai->ai_addr, sizeof sin6);
+      inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+      port = ntohs(sin6.sin6_port);
+      std::memcpy(request.source.bytes.data(), &sin6.sin6_addr, 16);
+    }
+    host = text;
+  }
+  request.userAgent = sip->sip_user_agent && sip->sip_user_agent->g_string
+                          ? std::string_view(sip->sip_user_agent->g_string)
+                          : std::string_view();
+  request.inDialog = sip->sip_to && sip->sip_to->a_tag;
+  request.newDialog = sip->sip_request->rq_method == sip_method_invite && !request.inDialog;
+  request.trusted = trunks_ && !host.empty() && !trunks_->trunkAt(host, port).empty();
+  request.activeDialogs = b2bua_ ? b2bua_->activeCalls() : 0;
+  FloodVerdict verdict = flood_.check(request);
+  metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
+  if (flood_.bansTotal() != floodBans_) {
+    metrics_.countFloodBans(flood_.bansTotal() - floodBans_);
+    floodBans_ = flood_.bansTotal();
+    log::get("sip")->warn("flood: source {} banned for {} s ({} requests in {} ms)", host,
+                          flood_.settings().banSeconds, flood_.settings().maxRequests,
+                          flood_.settings().windowMs);
+  }
+  metrics_.countRequest(method, side);
+  switch (verdict) {
+    case FloodVerdict::Pass:
+      return true;
+    case FloodVerdict::DropScanner:
+    case FloodVerdict::DropBanned:
+      // No answer: a scanner learns nothing, a flood gets nothing to amplify (Kamailio's
+      // pike and sanity practice).
+      metrics_.countFloodDrop(verdict == FloodVerdict::DropScanner ? "scanner" : "banned");
+      log::get("sip")->debug("flood: {} from {} dropped ({})", methodLabel(method), host,
+                             verdict == FloodVerdict::DropScanner ? "scanner" : "banned");
+      nta_msg_discard(agent_, msg);
+      return false;
+    case FloodVerdict::RejectDialogs:
+    case FloodVerdict::RejectRate: {
+      bool dialogs = verdict == FloodVerdict::RejectDialogs;
+      metrics_.countFloodReject(dialogs ? "dialogs" : "rate");
+      if (method == Method::Invite) {
+        metrics_.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
+      }
+      std::string retryAfter = std::to_string(flood_.settings().retryAfterSeconds);
+      // Stateless: no transaction is kept for a request we refuse for load. A retransmitted
+      // INVITE gets the same answer again; its ACK comes back to onMessage and is dropped.
+      nta_msg_treply(agent_, msg, 503, dialogs ? "Too Many Calls" : "Overloaded",
+                     SIPTAG_RETRY_AFTER_STR(retryAfter.c_str()),
+                     SIPTAG_SERVER_STR(config_.userAgent.c_str()), TAG_END());
+      metrics_.countResponse(method, 503, side);
+      return false;
+    }
+  }
+  nta_msg_discard(agent_, msg);
+  return false;
 }
 
 Side Gateway::sideOf(nta_incoming_t* irq) const {
@@ -338,8 +476,7 @@ void Gateway::respond(nta_incoming_t* irq, Method method, Side side, const SipRe
 int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
   const sip_request_t* rq = sip->sip_request;
   Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
-  Side side = sideOf(irq);
-  metrics_.countRequest(method, side);
+  Side side = sideOf(irq);  // counted in admit()
   log::get("sip")->debug("{} from the {} side, Call-ID {}", rq->rq_method_name, sideName(side),
                          sip->sip_call_id ? sip->sip_call_id->i_id : "-");
 

@@ -132,7 +132,32 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                           .Name("medius_gateway_cdr_write_errors_total")
                           .Help("CDR lines that could not be written to calls.cdr_file")
                           .Register(registry)
-                          .Add({})) {
+                          .Add({})),
+      floodBans_(prometheus::BuildCounter()
+                     .Name("medius_gateway_flood_bans_total")
+                     .Help("Source addresses banned for sending requests over their rate")
+                     .Register(registry)
+                     .Add({})),
+      floodBanned_(prometheus::BuildGauge()
+                       .Name("medius_gateway_flood_banned_sources")
+                       .Help("Source addresses banned now")
+                       .Register(registry)
+                       .Add({})),
+      floodSources_(prometheus::BuildGauge()
+                        .Name("medius_gateway_flood_sources")
+                        .Help("Source addresses in the flood guard's bounded table")
+                        .Register(registry)
+                        .Add({})) {
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("medius_gateway_flood_dropped_total")
+                      .Help("Requests dropped without an answer by the flood guard, by reason")
+                      .Register(registry);
+  floodDropped_ = {&dropped.Add({{"reason", "banned"}}), &dropped.Add({{"reason", "scanner"}})};
+  auto& rejected = prometheus::BuildCounter()
+                       .Name("medius_gateway_flood_rejected_total")
+                       .Help("Requests answered 503 by the flood guard's global limits, by reason")
+                       .Register(registry);
+  floodRejected_ = {&rejected.Add({{"reason", "dialogs"}}), &rejected.Add({{"reason", "rate"}})};
   for (std::size_t d = 0; d < kDirections.size(); ++d) {
     for (std::size_t o = 0; o < kOutcomes.size(); ++o) {
       callCounters_[d][o] = &calls_.Add(
@@ -231,6 +256,19 @@ void GatewayMetrics::countCall(std::string_view direction, std::string_view outc
   const int o = indexOf(kOutcomes, outcome);
   if (d < 0 || o < 0) return;
   callCounters_[static_cast<std::size_t>(d)][static_cast<std::size_t>(o)]->Increment();
+}
+
+void GatewayMetrics::countFloodDrop(std::string_view reason) {
+  floodDropped_[reason == "scanner" ? 1 : 0]->Increment();
+}
+
+void GatewayMetrics::countFloodReject(std::string_view reason) {
+  floodRejected_[reason == "rate" ? 1 : 0]->Increment();
+}
+
+void GatewayMetrics::setFloodSources(std::size_t sources, std::size_t banned) {
+  floodSources_.Set(static_cast<double>(sources));
+  floodBanned_.Set(static_cast<double>(banned));
 }
 
 void GatewayMetrics::observeCallSetup(double seconds) { callSetup_.Observe(seconds); }

@@ -43,6 +43,22 @@
 //                      a caller that supports 100rel gets its early media (18x with SDP)
 //                      reliably, one that requires it gets every 18x reliably. false:
 //                      neither, and a caller's Require: 100rel gets 420.
+//   security.flood     flood and scan protection (flood_guard.hpp, docs/security.md):
+//     enabled          true
+//     window_ms        2000 (100..60000): the per-source counting window.
+//     max_requests     400 (1..1000000): out-of-dialog requests one source address may send
+//                      per window; more bans it.
+//     ban_s            60 (1..86400): how long a banned source's requests are dropped.
+//     max_sources      16384 (16..1000000): bound of the source table (least recently
+//                      seen sources are forgotten first).
+//     max_requests_per_second  0 (0..1000000, 0 = no limit): out-of-dialog requests the
+//                      gateway admits per second from all sources; the rest get 503.
+//     retry_after_s    retry_after_seconds (0..86400): Retry-After of those 503s and of the
+//                      503 at calls.max_calls (the global dialog limit).
+//     user_agent_deny  ["friendly-scanner", "sipvicious", "sipcli", "VaxSIPUserAgent", ...]:
+//                      case-insensitive substrings of User-Agent whose requests are dropped.
+//     exempt           []: addresses or prefixes ("192.0.2.0/24") never rate-limited or
+//                      banned per source (configured trunk addresses always are exempt).
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -53,6 +69,7 @@
 
 #include "medius/common/config.hpp"
 #include "medius/common/service.hpp"
+#include "medius/gateway/flood_guard.hpp"
 #include "medius/v1/media.pb.h"
 
 namespace medius::gateway {
@@ -83,6 +100,8 @@ struct GatewayConfig {
   std::int64_t sessionExpiresS = 1800;
   std::int64_t minSeS = 90;
   bool rel100 = true;
+  // maxDialogs is calls.max_calls; retryAfterSeconds defaults to retry_after_seconds.
+  FloodSettings flood;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.

@@ -1,5 +1,11 @@
 // Gateway: the SIP front end. Owns the nta agent with the internal-side and trunk-side
-// listeners and answers every request received on them:
+// listeners and answers every request received on them.
+// An out-of-dialog request reaches us first in nta's message callback, as a bare msg_t,
+// before nta spent a server transaction on it: the FloodGuard (flood_guard.hpp) drops it
+// unanswered (banned source, scanner User-Agent), answers it statelessly with 503
+// Retry-After (a global limit), or lets it through, and only then it becomes an
+// nta_incoming_t (nta_incoming_create) handled as below. Requests of existing dialogs go
+// to their call's legs (b2bua.hpp) and never meet the guard.
 //   REGISTER (internal)  validated, relayed to the registrar (async gRPC), answered later
 //   REGISTER (trunk)     403
 //   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
@@ -35,6 +41,7 @@
 
 #include "medius/gateway/b2bua.hpp"
 #include "medius/gateway/config.hpp"
+#include "medius/gateway/flood_guard.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/register_request.hpp"
 #include "medius/gateway/registrar_client.hpp"
@@ -109,8 +116,16 @@ class Gateway final : public OptionsProber {
   static int probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                            const sip_t* sip) noexcept;
 
-  static int legCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
-                         const sip_t* sip) noexcept;
+  // nta's message callback: out-of-dialog requests (and stray responses) as bare msgs.
+  static int messageCallback(nta_agent_magic_t* magic, nta_agent_t* agent, msg_t* msg,
+                             sip_t* sip) noexcept;
+  static int outgoingLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
+                                 const sip_t* sip) noexcept;
+  // Takes msg: the flood guard's verdict, then a server transaction for onRequest.
+  void onMessage(msg_t* msg, sip_t* sip);
+  // Asks the guard; false when the message was dropped or answered (and consumed).
+  bool admit(msg_t* msg, const sip_t* sip, Method method, Side side);
+  Side sideOfMessage(msg_t* msg) const;
   int onRequest(nta_incoming_t* irq, const sip_t* sip);
   int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
   void completeRegister(std::uint64_t id, const grpc::Status& status,
@@ -129,7 +144,13 @@ class Gateway final : public OptionsProber {
   GatewayMetrics& metrics_;
   GatewayState& state_;
   nta_agent_t* agent_ = nullptr;  // owned; destroyed after leg_
-  nta_leg_t* leg_ = nullptr;      // owned default leg (NTATAG_NO_DIALOG)
+  // Owned leg without a dialog, only the vehicle of our OPTIONS probes (nta_outgoing_tcreate
+  // needs a leg). It has a URL that no request names, so that it is not nta's default leg:
+  // a default leg would take every request before the message callback.
+  nta_leg_t* leg_ = nullptr;
+  FloodGuard flood_;
+  std::uint64_t floodBans_ = 0;  // bans already added to the metric
+  const TrunkLocator* trunks_ = nullptr;
   bool accepting_ = true;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;

@@ -14,6 +14,13 @@
 //   medius_gateway_trunk_call_failures_total{trunk}             forks a trunk failed
 //   medius_gateway_trunk_active_calls{trunk}                    calls counted on a trunk
 //   medius_gateway_cdr_write_errors_total                       CDR lines not written
+//   medius_gateway_flood_dropped_total{reason}                  requests dropped unanswered:
+//                                                               banned|scanner
+//   medius_gateway_flood_rejected_total{reason}                 503s of the global limits:
+//                                                               dialogs|rate
+//   medius_gateway_flood_bans_total                             per-source bans started
+//   medius_gateway_flood_banned_sources                         sources banned now
+//   medius_gateway_flood_sources                                sources in the flood table
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
 // calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
@@ -86,6 +93,12 @@ class GatewayMetrics {
   void countTrunkAnswer(const std::string& trunk);
   void countTrunkFailure(const std::string& trunk);
   void setTrunkActiveCalls(const std::string& trunk, std::uint32_t calls);
+  // Flood guard (SIP loop). Every series exists from the start (at 0).
+  // reason: "banned" or "scanner"; "dialogs" or "rate".
+  void countFloodDrop(std::string_view reason);
+  void countFloodReject(std::string_view reason);
+  void countFloodBans(std::uint64_t bans) { floodBans_.Increment(static_cast<double>(bans)); }
+  void setFloodSources(std::size_t sources, std::size_t banned);
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
 
@@ -115,6 +128,12 @@ class GatewayMetrics {
   prometheus::Gauge& callsActive_;
   prometheus::Histogram& callSetup_;
   prometheus::Counter& cdrWriteErrors_;
+  prometheus::Counter& floodBans_;
+  prometheus::Gauge& floodBanned_;
+  prometheus::Gauge& floodSources_;
+  // [banned, scanner] and [dialogs, rate], created in the constructor.
+  std::array<prometheus::Counter*, 2> floodDropped_{};
+  std::array<prometheus::Counter*, 2> floodRejected_{};
   std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
   std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
   std::mutex errorMutex_;
