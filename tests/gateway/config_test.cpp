@@ -102,7 +102,8 @@ TEST(GatewayConfig, BadInternalMediaKeysNameTheirPath) {
 }
 
 TEST(GatewayConfig, FloodDefaults) {
-  auto c = parse(R"({"domain": "example.com", "retry_after_seconds": 9, "calls": {"max_calls": 40}})");
+  auto c = parse(
+      R"({"domain": "example.com", "retry_after_seconds": 9, "calls": {"max_calls": 40}})");
   EXPECT_TRUE(c.flood.enabled);
   EXPECT_EQ(c.flood.windowMs, 2000);
   EXPECT_EQ(c.flood.maxRequests, 400);
@@ -112,8 +113,8 @@ TEST(GatewayConfig, FloodDefaults) {
   // The dialog limit is calls.max_calls; the 503's Retry-After defaults to the gateway's.
   EXPECT_EQ(c.flood.maxDialogs, 40);
   EXPECT_EQ(c.flood.retryAfterSeconds, 9);
-  EXPECT_NE(std::find(c.flood.userAgentDeny.begin(), c.flood.userAgentDeny.end(), "friendly-scanner"),
-            c.flood.userAgentDeny.end());
+  const auto& deny = c.flood.userAgentDeny;
+  EXPECT_NE(std::find(deny.begin(), deny.end(), "friendly-scanner"), deny.end());
   EXPECT_TRUE(c.flood.exempt.empty());
 }
 
@@ -151,8 +152,9 @@ TEST(GatewayConfig, BadFloodKeysNameTheirPath) {
               "security.flood.max_requests");
   expectError(R"({"domain": "example.com", "security": {"flood": {"max_sources": 1}}})",
               "security.flood.max_sources");
-  expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["trunk.example.com"]}}})",
-              "security.flood.exempt");
+  expectError(
+      R"({"domain": "example.com", "security": {"flood": {"exempt": ["trunk.example.com"]}}})",
+      "security.flood.exempt");
   expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["10.0.0.0/40"]}}})",
               "10.0.0.0/40");
   expectError(R"({"domain": "example.com", "security": {"flood": {"user_agent_deny": [""]}}})",

@@ -96,8 +96,9 @@ class B2bua {
 
   void setTrunkLocator(const TrunkLocator* locator) { trunks_ = locator; }
 
-  // A new out-of-dialog INVITE (server transaction from the default leg). Returns what
-  // the leg callback returns (0: answered by us, later).
+  // A new out-of-dialog INVITE (a server transaction the Gateway made after its flood
+  // guard admitted the request). Returns a status as an nta leg callback does (0:
+  // answered by us, later).
   int onInvite(nta_incoming_t* irq, const sip_t* sip, Side side, const RequestSource& source);
   // A media worker's event (any thread).
   void onMediaEvent(const std::string& worker, const v1::MediaEvent& event);

@@ -21,9 +21,9 @@
 // peer is Ok (any code); nta's locally made 408 is Timeout, its locally made 503 (or any
 // other local answer: ICMP unreachable, no transport) is Error.
 //
-// Life of a REGISTER: onRequest (leg callback, loop) -> buildRegisterRequest ->
-// RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post -> completeRegister
-// (loop) -> registerReply -> nta_incoming_treply.
+// Life of a REGISTER: messageCallback (loop) -> FloodGuard::check -> onRequest ->
+// buildRegisterRequest -> RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post ->
+// completeRegister (loop) -> registerReply -> nta_incoming_treply.
 //
 // Thread: construct, use and destroy on the SipLoop thread only (SipLoop::invoke). The
 // few values other threads read are in GatewayState (atomics).
