@@ -7,6 +7,7 @@ address (SIPp -i).
   its later requests get no answer and are counted in medius_gateway_flood_dropped_total,
   while a normal call from another address completes during the flood.
 - A request whose User-Agent is a known scanner's gets no answer.
+- Over security.flood.max_requests_per_second, requests get 503 with Retry-After.
 - With calls.max_calls = 1 (the global dialog limit), a second INVITE gets 503 with
   Retry-After while the BYE of the call in progress still works.
 """
@@ -130,6 +131,33 @@ class Flood(FloodTestCase):
         # The same address with an honest User-Agent is answered (scanners are not banned
         # by address: a spoofed User-Agent must not lock a real phone out).
         self.assertEqual(options(client).status, 200)
+
+
+class GlobalRate(FloodTestCase):
+    cluster_options = {"gateway_extra": {"security": {"flood": {
+        "max_requests_per_second": 20, "retry_after_s": 3, "exempt": ["127.0.0.60"]}}}}
+
+    def test_over_the_global_rate_requests_get_503_with_retry_after(self):
+        before = self.metric("medius_gateway_flood_rejected_total", {"reason": "rate"})
+        target = "127.0.0.1:%d" % self.cluster.internal_port
+        # 100 per second for 3 s from an exempt address (no per-source ban): the gateway
+        # admits about 20 per second and answers the rest 503 at once.
+        sipp = harness.SippProcess("flood_options.xml", self.cluster.dir, target=target,
+                                   local_ip="127.0.0.60", calls=300, rate=100, timeout=60,
+                                   auto_answer=False, name="rate-%d" % time.monotonic_ns())
+        self.addCleanup(sipp.stop)
+        result = sipp.wait()
+        ok, busy = result.received(200), result.received(503)
+        self.assertEqual(len(ok) + len(busy), 300, result.describe())
+        self.assertGreaterEqual(len(ok), 40, result.describe())
+        self.assertLessEqual(len(ok), 100, result.describe())
+        self.assertTrue(all(m.get("Retry-After") == "3" for m in busy), busy[0].text)
+        self.assertEqual(self.metric("medius_gateway_flood_rejected_total", {"reason": "rate"}),
+                         before + len(busy))
+        self.assertEqual(self.metric("medius_gateway_flood_bans_total"), 0)
+        # A second later the gateway admits requests again.
+        time.sleep(1.5)
+        self.assertEqual(options(self.client("127.0.0.61")).status, 200)
 
 
 class DialogLimit(FloodTestCase):
