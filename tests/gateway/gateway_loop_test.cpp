@@ -113,6 +113,15 @@ class UdpClient {
       if (r.rfind("SIP/2.0 1", 0) != 0) return r;
     }
   }
+  // The first response within ms ("" when none came).
+  std::string receiveWithin(int ms) {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string r = receive();
+    timeval normal{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &normal, sizeof normal);
+    return r;
+  }
   // Sends without waiting (ACK).
   void send(std::uint16_t to, const std::string& text) {
     sockaddr_in a{};
@@ -231,6 +240,63 @@ class GatewayLoopTest : public ::testing::Test {
   std::unique_ptr<Gateway> gateway_;
   UdpClient sip_;
 };
+
+TEST_F(GatewayLoopTest, TheFloodGuardDropsBeforeATransactionExists) {
+  // This gateway allows 3 requests per minute per source.
+  loop_->invoke([&] {
+    gateway_.reset();
+    config_.flood.windowMs = 60000;
+    config_.flood.maxRequests = 3;
+    config_.flood.banSeconds = 600;
+    gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+  });
+  auto transactions = [&] {
+    std::size_t n = 0;
+    loop_->invoke([&] { n = gateway_->serverTransactions(); });
+    return n;
+  };
+  std::size_t before = transactions();
+  for (int i = 0; i < 3; ++i) {
+    std::string r = sip_.exchange(internalPort_, request("OPTIONS", "bob", ""));
+    EXPECT_EQ(statusOf(r), 200) << r;
+  }
+  EXPECT_EQ(transactions(), before + 3);
+  // The fourth starts a ban; it and the next ones get no answer and cost no transaction.
+  for (int i = 0; i < 20; ++i) sip_.send(internalPort_, request("OPTIONS", "bob", ""));
+  sip_.send(internalPort_, request("OPTIONS", "bob", "User-Agent: friendly-scanner\r\n"));
+  EXPECT_EQ(sip_.receiveWithin(300), "");
+  EXPECT_EQ(m("medius_gateway_flood_dropped_total{reason=\"banned\"}"), 20);
+  EXPECT_EQ(m("medius_gateway_flood_dropped_total{reason=\"scanner\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_flood_bans_total"), 1);
+  EXPECT_EQ(m("medius_gateway_flood_banned_sources"), 1);
+  EXPECT_EQ(m("medius_gateway_flood_sources"), 1);
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"OPTIONS\",side=\"internal\"}"), 24);
+  EXPECT_EQ(transactions(), before + 3);
+}
+
+TEST_F(GatewayLoopTest, OverTheGlobalRateTheAnswerIsAStateless503) {
+  loop_->invoke([&] {
+    gateway_.reset();
+    config_.flood.maxRequestsPerSecond = 2;
+    config_.flood.retryAfterSeconds = 11;
+    gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+  });
+  std::size_t before = 0;
+  loop_->invoke([&] { before = gateway_->serverTransactions(); });
+  EXPECT_EQ(statusOf(sip_.exchange(internalPort_, request("OPTIONS", "bob", ""))), 200);
+  EXPECT_EQ(statusOf(sip_.exchange(internalPort_, request("OPTIONS", "bob", ""))), 200);
+  std::string r = sip_.exchange(internalPort_, request("OPTIONS", "bob", ""));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "11") << r;
+  EXPECT_EQ(headerValue(r, "Server").value_or(""), "Medius-Test/1") << r;
+  EXPECT_EQ(m("medius_gateway_flood_rejected_total{reason=\"rate\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"5xx\",method=\"OPTIONS\","
+              "side=\"internal\"}"),
+            1);
+  std::size_t after = 0;
+  loop_->invoke([&] { after = gateway_->serverTransactions(); });
+  EXPECT_EQ(after, before + 2);
+}
 
 TEST_F(GatewayLoopTest, RegisterIsChallengedThenAccepted) {
   std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 3600\r\n"));

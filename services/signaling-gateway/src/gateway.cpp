@@ -175,6 +175,12 @@ std::uint16_t Gateway::boundPort(Side side) const {
   return 0;
 }
 
+std::size_t Gateway::serverTransactions() const {
+  usize_t created = 0;
+  nta_agent_get_stats(agent_, NTATAG_S_SERVER_TR_REF(created), TAG_END());
+  return created;
+}
+
 std::uint64_t Gateway::probe(const v1::SocketAddress& address, Done done) {
   assert(loop_.isLoopThread());
   const char* transport = address.transport() == v1::TRANSPORT_TCP   ? "tcp"

@@ -100,6 +100,9 @@ class Gateway final : public OptionsProber {
   std::uint64_t probe(const v1::SocketAddress& address, Done done) override;
   void cancel(std::uint64_t handle) override;
   std::size_t outstandingProbes() const { return probes_.size(); }
+  // Server transactions nta has created since start (tests: a request the flood guard
+  // dropped or refused made none).
+  std::size_t serverTransactions() const;
 
  private:
   struct Pending {
