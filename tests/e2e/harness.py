@@ -528,6 +528,147 @@ class Cluster:
                         calls=calls, rate=rate, name=name)
 
 
+    def gateway_replica(self, gateway_id):
+        """A further signaling gateway of a calls cluster (same config file, its own ports,
+        gateway_id and CDR file through the env overrides), not started yet: see
+        GatewayReplica. Not in self.services: the test stops it (a killed one exits -9)."""
+        return GatewayReplica(self, gateway_id)
+
+
+class GatewayReplica:
+    """One more gateway beside a Cluster's own (e.g. two behind the load balancer). Keeps
+    its ports across start()/kill()/start(), so a restarted gateway is the same dispatcher
+    destination. internal_port is its internal side, cdr_file its CDRs."""
+
+    def __init__(self, cluster, gateway_id):
+        self.cluster = cluster
+        self.gateway_id = gateway_id
+        self.grpc = free_port()
+        self.metrics_port = free_port()
+        self.internal_port = free_port()
+        self.trunk_port = free_port()
+        self.cdr_file = os.path.join(cluster.dir, "cdr-%s.jsonl" % gateway_id)
+        self.service = None
+        self.runs = 0
+
+    def env(self):
+        env = dict(self.cluster.gateway_env())
+        env.update({"MEDIUS_GRPC_LISTEN": "127.0.0.1:%d" % self.grpc,
+                    "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.metrics_port,
+                    "MEDIUS_INTERNAL_LISTEN": "sip:127.0.0.1:%d" % self.internal_port,
+                    "MEDIUS_TRUNK_LISTEN": "sip:127.0.0.1:%d" % self.trunk_port,
+                    "MEDIUS_GATEWAY_ID": self.gateway_id,
+                    "MEDIUS_CDR_FILE": self.cdr_file})
+        return env
+
+    def start(self):
+        self.runs += 1
+        log = os.path.join(self.cluster.dir, "signaling-gateway-%s.%d.log"
+                           % (self.gateway_id, self.runs))
+        self.service = Service("signaling-gateway-%s" % self.gateway_id,
+                               [os.path.join(bin_dir(), "signaling-gateway"), "--config",
+                                self.cluster.gateway_config], self.env(), log)
+        wait_tcp("127.0.0.1", self.grpc, 30, self.service.proc)
+        deadline = time.monotonic() + 30
+        while self.cluster.medctl("health", "--target", "127.0.0.1:%d" % self.grpc,
+                                  check=False).returncode != 0:
+            if not self.service.alive() or time.monotonic() > deadline:
+                raise RuntimeError("gateway %s not healthy:\n%s"
+                                   % (self.gateway_id, self.service.log_text()[-4000:]))
+            time.sleep(0.1)
+        wait_tcp("127.0.0.1", self.internal_port, 20, self.service.proc)
+        return self
+
+    def kill(self):
+        """SIGKILL, by PID: a crashed gateway (no drain, no goodbye)."""
+        if self.service is not None and self.service.alive():
+            os.kill(self.service.pid, signal.SIGKILL)
+            self.service.proc.wait()
+        return self.service.stop() if self.service is not None else None
+
+    def stop(self):
+        return self.service.stop() if self.service is not None else None
+
+    @property
+    def sip_uri(self):
+        return "sip:127.0.0.1:%d" % self.internal_port
+
+    def cdr_records(self):
+        try:
+            with open(self.cdr_file) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                    timeout=5) as r:
+            return r.read().decode()
+
+    def log_text(self):
+        return self.service.log_text() if self.service is not None else ""
+
+
+class Kamailio:
+    """Kamailio (Debian's `kamailio`) running deploy/kamailio/kamailio.cfg as the SIP load
+    balancer: on host:port (UDP and TCP), dispatcher set 1 = the given gateway SIP URIs (in
+    that order: with Call-ID hashing the order decides which gateway a Call-ID reaches),
+    in the foreground (-DD -E, log to a file in workdir), a kamcmd control socket in
+    workdir. Stopped by its PID."""
+
+    CONFIG = os.path.join(ROOT, "deploy", "kamailio", "kamailio.cfg")
+
+    def __init__(self, workdir, gateways, host="127.0.0.1", port=None, name="kamailio"):
+        self.host = host
+        self.port = port or free_port(host)
+        self.dir = os.path.join(workdir, "%s-%d" % (name, self.port))
+        os.makedirs(self.dir, exist_ok=True)
+        self.list_file = os.path.join(self.dir, "dispatcher.list")
+        with open(self.list_file, "w") as f:
+            f.write("# setid destination\n")
+            for uri in gateways:
+                f.write("1 %s\n" % uri)
+        self.ctl = "unix:" + os.path.join(self.dir, "ctl.sock")
+        self.log_path = os.path.join(self.dir, "kamailio.log")
+        self.argv = [shutil.which("kamailio") or "/usr/sbin/kamailio", "-f", self.CONFIG,
+                     "-DD", "-E", "-P", os.path.join(self.dir, "kamailio.pid"),
+                     "-w", self.dir, "-Y", self.dir,
+                     "-A", "LB_ADDR=%s" % host, "-A", "LB_PORT=%d" % self.port,
+                     "-A", 'DISPATCHER_LIST="%s"' % self.list_file,
+                     "-A", 'CTL_SOCKET="%s"' % self.ctl, "-A", "LB_CHILDREN=2",
+                     "-A", "WITH_DEBUG"]
+        self.service = Service(name, self.argv, {}, self.log_path)
+        wait_tcp(host, self.port, 30, self.service.proc)
+        deadline = time.monotonic() + 30
+        while self.kamcmd("core.version", check=False).returncode != 0:
+            if not self.service.alive() or time.monotonic() > deadline:
+                raise RuntimeError("kamailio control socket not up:\n" + self.log_text())
+            time.sleep(0.1)
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def kamcmd(self, *args, check=True):
+        rc = subprocess.run(["kamcmd", "-s", self.ctl] + list(args), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=20)
+        if check and rc.returncode != 0:
+            raise AssertionError("kamcmd %s failed: %s%s" % (" ".join(args), rc.stdout,
+                                                             rc.stderr))
+        return rc
+
+    def destinations(self):
+        """{uri: flags} of dispatcher set 1 ("AP": active and probed, "IP": inactive)."""
+        text = self.kamcmd("dispatcher.list").stdout
+        return dict(re.findall(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)", text))
+
+    def log_text(self):
+        return self.service.log_text()
+
+    def stop(self):
+        return self.service.stop()
+
+
 def metric_value(text, name, labels=None):
     """Sum of the samples of `name` whose labels include `labels` (dict); None if absent."""
     total = None

@@ -1,0 +1,370 @@
+"""Kamailio as the SIP load balancer in front of two signaling gateways (issue 8, item 4).
+
+The real Kamailio from Debian runs deploy/kamailio/kamailio.cfg (the same file the
+deployments use; only its -A defines differ: address, port, dispatcher list, control
+socket) on 127.0.0.5 at a free port; behind it two gateways of one calls cluster
+(harness.Cluster(calls=True): registrar, routing, media worker, gateway "gw-e2e", plus
+harness.GatewayReplica "gw-b"); the PBX trunk (127.0.0.13) is a SIPp UAS that answers every
+call; callers are SIPp UACs on 127.0.0.21 that send everything to Kamailio.
+
+Call-IDs are fixed strings (SIPp -cid_str "lbS-%u@..."), so with a fixed dispatcher list the
+Call-ID hash sends each call to a known gateway: the spread over both gateways, the same
+spread after a gateway rejoins, and the INVITE that meets a silent gateway are all
+deterministic, not a matter of luck.
+
+What is checked:
+- every request of a dialog reaches the gateway that took its INVITE: per gateway the INVITE,
+  ACK and BYE counts on its internal side are equal to its answered calls, every CDR ends
+  with the caller's BYE (a BYE at the other gateway would get 481 and fail the SIPp run),
+  and the 200 the caller got carries Kamailio's Record-Route;
+- calls spread over both gateways;
+- a gateway killed with SIGKILL leaves the set (OPTIONS probing) within DETECT_S; calls
+  placed right after the kill all succeed (those that meet the dead gateway fail over); once
+  it is out, every new call goes to the survivor with no failover wait;
+- restarted, it rejoins within DETECT_S and takes back exactly its former share;
+- an INVITE that a gateway never answers (a fake gateway that answers the probes but not
+  INVITEs) is failed over by the failure_route to the next gateway, and the call succeeds.
+"""
+
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+LB_HOST = "127.0.0.5"
+CALLER_HOST = "127.0.0.21"
+PBX = "pbx"
+# Probing: OPTIONS every 1 s, 2 failures (each after fr_timer 2 s) mark a gateway inactive,
+# 1 answer brings it back: about 3-4 s. Asserted with a wide margin for a loaded machine.
+DETECT_S = 20
+SETTLE_S = 10
+CALLS = 10
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("not within %.1fs: %s (last: %r)" % (timeout, what, last))
+
+
+class SilentGateway:
+    """A fake gateway on 127.0.0.1 (UDP): answers OPTIONS 200, so the probes keep it in
+    the set, and never answers an INVITE (a hung gateway). Records the INVITEs' Call-IDs."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", harness.free_port()))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.invites = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def sip_uri(self):
+        return "sip:127.0.0.1:%d" % self.port
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            text = data.decode(errors="replace")
+            head = text.split("\r\n\r\n", 1)[0].split("\r\n")
+            method = head[0].split(" ", 1)[0]
+            headers = [line for line in head[1:] if ":" in line]
+
+            def named(*names):
+                return [h for h in headers if h.split(":", 1)[0].strip().lower() in names]
+            if method == "INVITE":
+                call_id = named("call-id", "i")
+                self.invites.append(call_id[0].split(":", 1)[1].strip() if call_id else "")
+            elif method == "OPTIONS":
+                lines = ["SIP/2.0 200 OK"] + named("via", "v") + named("from", "f")
+                lines += [t + ";tag=" + secrets.token_hex(4) for t in named("to", "t")[:1]]
+                lines += named("call-id", "i") + named("cseq")
+                lines += ["Content-Length: 0", "", ""]
+                self.sock.sendto("\r\n".join(lines).encode(), peer)
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+class LoadBalancerTest(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cluster = harness.Cluster(name="lb", calls=True)
+        cls.cluster = cluster.start()
+        cls.gw_b = None
+        cls.pbx = None
+        try:
+            cls.gw_b = cluster.gateway_replica("gw-b").start()
+            cls.pbx = harness.SippProcess(
+                "uas_answer.xml", cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
+                port=cluster.trunk_ports[PBX], rtp_echo=True, timeout=3600, name="pbx")
+            wait_until(lambda: harness.metric_value(
+                cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": PBX}) == 1.0,
+                20, "pbx up in routing")
+        except Exception:
+            cls.tear_down_extras()
+            cluster.dump_logs()
+            cluster.cleanup()
+            cls.cluster = None
+            raise
+
+    @classmethod
+    def tear_down_extras(cls):
+        if cls.pbx is not None:
+            cls.pbx.stop()
+        if cls.gw_b is not None:
+            cls.gw_b.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tear_down_extras()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.lb = None
+
+    def tearDown(self):
+        if self.lb is not None:
+            self.lb.stop()
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for name, text in (("kamailio", self.lb.log_text() if self.lb else ""),
+                               ("gw-b", self.gw_b.log_text() if self.gw_b else "")):
+                print("\n===== %s log =====\n%s" % (name, text[-20000:]), file=sys.stderr)
+        return out
+
+    # ---- helpers
+
+    @property
+    def gw_a_uri(self):
+        return "sip:127.0.0.1:%d" % self.cluster.internal_port
+
+    def start_lb(self, gateways):
+        self.lb = harness.Kamailio(self.cluster.dir, gateways, host=LB_HOST)
+        wait_until(lambda: all(f.startswith("A") for f in self.lb.destinations().values())
+                   and len(self.lb.destinations()) == len(gateways), DETECT_S,
+                   "every gateway active in the dispatcher")
+        return self.lb
+
+    def calls(self, prefix, count=CALLS, rate=5, duration_ms=1000, timeout=120):
+        """count SIPp calls (bob dials 2200, the PBX) through the LB with Call-IDs
+        prefix-1@..., prefix-2@..., started in the background."""
+        return harness.SippProcess(
+            "uac_call.xml", self.cluster.dir, "-s", "2200",
+            "-cid_str", "%s-%%u@medius-e2e" % prefix, target=self.lb.address,
+            local_ip=CALLER_HOST, keys={"caller": "bob", "from_host": harness.DOMAIN,
+                                         "ruri_host": harness.DOMAIN},
+            calls=count, rate=rate, duration_ms=duration_ms, timeout=timeout,
+            name="%s-%d" % (prefix, time.monotonic_ns()))
+
+    def assert_all_ok(self, uac, count, what):
+        result = uac.wait()
+        self.assertEqual(result.returncode, 0, "%s:\n%s" % (what, result.describe()))
+        stats = uac.stats()
+        self.assertEqual(int(stats.get("SuccessfulCall(C)", "0")), count, "%s: %s" % (what, stats))
+        self.assertEqual(int(stats.get("FailedCall(C)", "0")), 0, "%s: %s" % (what, stats))
+        return result
+
+    def snapshot(self):
+        """Per gateway: CDRs so far and its internal-side INVITE/BYE counters (a
+        gateway that is down counts as None)."""
+        out = {}
+        for name, cdrs, metrics in (
+                ("a", self.cluster.cdr_records, lambda: self.cluster.metrics("gateway")),
+                ("b", self.gw_b.cdr_records, self.gw_b.metrics)):
+            try:
+                text = metrics()
+                counts = {m: int(harness.metric_value(
+                    text, "medius_gateway_sip_requests_total",
+                    {"method": m, "side": "internal"}) or 0) for m in ("INVITE", "BYE")}
+            except OSError:
+                counts = None
+            out[name] = {"cdrs": len(cdrs()), "requests": counts}
+        return out
+
+    def delta(self, before, after, gateway):
+        b, a = before[gateway], after[gateway]
+        requests = None
+        if a["requests"] is not None:
+            base = b["requests"] or {"INVITE": 0, "BYE": 0}
+            requests = {m: a["requests"][m] - base[m] for m in a["requests"]}
+        return a["cdrs"] - b["cdrs"], requests
+
+    def settled(self, before, total):
+        """Waits until `total` new CDRs are written over both gateways; returns the
+        per-gateway (cdrs, {INVITE, BYE}) deltas."""
+        wait_until(lambda: sum(self.delta(before, self.snapshot(), g)[0] for g in "ab") >= total,
+                   SETTLE_S, "%d new CDRs" % total)
+        time.sleep(0.5)  # a late retransmission would still be counted
+        after = self.snapshot()
+        return {g: self.delta(before, after, g) for g in "ab"}
+
+    def assert_sticky(self, deltas, what):
+        """Every dialog's requests reached one gateway: per gateway, INVITE = BYE = answered
+        calls (on a gateway that restarted, counted since the restart). The gateway does not
+        count the ACK of a 2xx (nta takes it): assert_dialogs_stay covers the ACKs."""
+        for gateway, (cdrs, requests) in deltas.items():
+            if requests is None:
+                continue
+            self.assertEqual(requests, {"INVITE": cdrs, "BYE": cdrs},
+                             "%s: gateway %s got %s for %d calls" % (what, gateway, requests,
+                                                                     cdrs))
+
+    def assert_answered(self, records, what):
+        for r in records:
+            self.assertEqual(r.get("final_status"), 200, "%s: %s" % (what, r))
+            self.assertEqual(r.get("end_cause"), "caller-bye", "%s: %s" % (what, r))
+
+    def lb_hops(self, since=0):
+        """From the LB's log (WITH_DEBUG) after offset `since`: {Call-ID: [(method,
+        "host:port")]}: where each INVITE was dispatched and each in-dialog request
+        (ACK, BYE) was relayed."""
+        hops = {}
+        for kind, method, call_id, uri in re.findall(
+                r"(dispatch|in-dialog) (\S+) Call-ID (\S+) to (\S+)", self.lb.log_text()[since:]):
+            host = re.match(r"sips?:(?:[^@]*@)?([^;>]+)", uri).group(1)
+            hops.setdefault(call_id, []).append((method, host))
+        return hops
+
+    def assert_dialogs_stay(self, since, prefix, count, what):
+        """Every dialog's ACK and BYE went where its INVITE was dispatched."""
+        hops = self.lb_hops(since)
+        ids = ["%s-%d@medius-e2e" % (prefix, i) for i in range(1, count + 1)]
+        for call_id in ids:
+            seen = hops.get(call_id, [])
+            self.assertEqual(sorted(m for m, _ in seen), ["ACK", "BYE", "INVITE"],
+                             "%s: %s: %s" % (what, call_id, seen))
+            self.assertEqual(len({h for _, h in seen}), 1, "%s: %s: %s" % (what, call_id, seen))
+        return {call_id: hops[call_id][0][1] for call_id in ids}
+
+    def lb_failovers(self):
+        return re.findall(r"did not answer the INVITE, Call-ID (\S+):", self.lb.log_text())
+
+    # ---- tests
+
+    def test_calls_stick_spread_and_survive_a_gateway_kill(self):
+        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+
+        # 1. Both gateways up: the calls spread, each dialog stays on one gateway.
+        before = self.snapshot()
+        a_cdrs, b_cdrs = len(self.cluster.cdr_records()), len(self.gw_b.cdr_records())
+        since = len(lb.log_text())
+        uac = self.calls("lbS")
+        result = self.assert_all_ok(uac, CALLS, "calls through the LB")
+        spread = self.settled(before, CALLS)
+        self.assert_sticky(spread, "both gateways up")
+        where = self.assert_dialogs_stay(since, "lbS", CALLS, "both gateways up")
+        self.assertEqual(set(where.values()), {"127.0.0.1:%d" % self.cluster.internal_port,
+                                               "127.0.0.1:%d" % self.gw_b.internal_port}, where)
+        self.assertGreater(spread["a"][0], 0, "no call reached gateway a: %s" % spread)
+        self.assertGreater(spread["b"][0], 0, "no call reached gateway b: %s" % spread)
+        self.assert_answered(self.cluster.cdr_records()[a_cdrs:] + self.gw_b.cdr_records()[b_cdrs:],
+                             "both up")
+        ok = [m for m in result.received(200) if "INVITE" in (m.get("CSeq") or "")]
+        self.assertTrue(ok, "the caller saw no 200 to its INVITE")
+        for message in ok:
+            self.assertTrue(any("%s:%d" % (LB_HOST, lb.port) in rr
+                                for rr in message.all("Record-Route")),
+                            "no Record-Route of the LB in:\n%s" % message.text)
+
+        # 2. Kill gateway b: calls placed at once all complete (one meeting the dead
+        # gateway before the probes notice fails over after fr_timer), and b leaves the set.
+        self.gw_b.kill()
+        killed_at = time.monotonic()
+        before = self.snapshot()
+        uac = self.calls("lbK", count=6, rate=2, duration_ms=500)
+        wait_until(lambda: lb.destinations().get(self.gw_b.sip_uri, "").startswith("I"),
+                   DETECT_S, "gateway b inactive in the dispatcher")
+        detected_s = time.monotonic() - killed_at
+        self.assert_all_ok(uac, 6, "calls right after the kill")
+        window = self.settled(before, 6)
+        self.assertEqual(window["a"][0], 6, "the survivor did not take them all: %s" % window)
+        print("\ngateway b out of the set %.1fs after SIGKILL; %d call(s) failed over"
+              % (detected_s, len(self.lb_failovers())), file=sys.stderr)
+
+        # 3. b is out: every new call goes straight to a (no failover wait), all succeed.
+        failovers = len(self.lb_failovers())
+        before = self.snapshot()
+        since = len(lb.log_text())
+        uac = self.calls("lbS")
+        self.assert_all_ok(uac, CALLS, "calls with gateway b dead")
+        alone_where = self.assert_dialogs_stay(since, "lbS", CALLS, "gateway b dead")
+        self.assertEqual(set(alone_where.values()),
+                         {"127.0.0.1:%d" % self.cluster.internal_port}, alone_where)
+        alone = self.settled(before, CALLS)
+        self.assertEqual(alone["a"], (CALLS, {"INVITE": CALLS, "BYE": CALLS}),
+                         alone)
+        self.assertEqual(len(self.lb_failovers()), failovers,
+                         "a call still went to the dead gateway first")
+
+        # 4. Restart b (same address): it rejoins and takes back exactly its former share
+        # (same Call-IDs, same hash).
+        self.gw_b.start()
+        wait_until(lambda: lb.destinations().get(self.gw_b.sip_uri, "").startswith("A"),
+                   DETECT_S, "gateway b active again")
+        before = self.snapshot()
+        since = len(lb.log_text())
+        uac = self.calls("lbS")
+        self.assert_all_ok(uac, CALLS, "calls after b rejoined")
+        self.assertEqual(self.assert_dialogs_stay(since, "lbS", CALLS, "after the rejoin"), where,
+                         "each Call-ID back on the gateway it reached before the kill")
+        back = self.settled(before, CALLS)
+        self.assert_sticky(back, "after the rejoin")
+        self.assertEqual((back["a"][0], back["b"][0]), (spread["a"][0], spread["b"][0]),
+                         "not the same spread as before the kill: %s vs %s" % (back, spread))
+
+    def test_an_unanswered_invite_fails_over_to_the_next_gateway(self):
+        silent = SilentGateway()
+        self.addCleanup(silent.stop)
+        # The silent gateway first: Call-IDs lbF-1.. are hashed over [silent, a].
+        lb = self.start_lb([silent.sip_uri, self.gw_a_uri])
+        before = self.snapshot()
+        uac = self.calls("lbF", count=6, rate=1, duration_ms=500)
+        self.assert_all_ok(uac, 6, "calls with a silent gateway in the set")
+        settled = self.settled(before, 6)
+        self.assertEqual(settled["a"], (6, {"INVITE": 6, "BYE": 6}), settled)
+        self.assertTrue(silent.invites, "no INVITE was hashed to the silent gateway")
+        # Each INVITE the silent gateway swallowed was failed over by the failure_route and
+        # answered by gateway a.
+        failed_over = self.lb_failovers()
+        a_log = self.cluster.gateway.log_text()
+        a_host = "127.0.0.1:%d" % self.cluster.internal_port
+        hops = self.lb_hops()
+        for call_id in silent.invites:
+            self.assertIn(call_id, failed_over, lb.log_text()[-4000:])
+            self.assertIn("Call-ID %s" % call_id, a_log)
+            # The dialog then lives on a: its ACK and BYE go there, not to the silent one.
+            self.assertEqual(sorted(hops.get(call_id, [])),
+                             [("ACK", a_host), ("BYE", a_host),
+                              ("INVITE", "127.0.0.1:%d" % silent.port)], hops.get(call_id))
+
+
+if __name__ == "__main__":
+    harness.main()
