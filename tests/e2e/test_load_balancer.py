@@ -26,6 +26,7 @@ What is checked:
   INVITEs) is failed over by the failure_route to the next gateway, and the call succeeds.
 """
 
+import json
 import os
 import re
 import secrets
@@ -365,6 +366,46 @@ class LoadBalancerTest(harness.E2ETestCase):
                              [("ACK", a_host), ("BYE", a_host),
                               ("INVITE", "127.0.0.1:%d" % silent.port)], hops.get(call_id))
 
+
+    def test_a_device_registered_through_the_lb_is_called_through_it(self):
+        """REGISTER through the LB gets a Path; an inbound call to that user leaves the
+        gateway for the LB (the Path as Route) and reaches the device from the LB, which
+        Record-Routes it, so the BYE takes the same way."""
+        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+        host = "127.0.0.22"
+        port = harness.free_port(host)
+        response = harness.register_device(lb.port, "bob", host, port, gateway_host=LB_HOST)
+        self.assertIsNotNone(response, "no answer to the REGISTER through the LB")
+        self.assertEqual(response.status, 200, response.raw)
+        self.addCleanup(harness.register_device, lb.port, "bob", host, port, 0,
+                        gateway_host=LB_HOST)
+        text = json.dumps(self.cluster.registrations("sip:bob@%s" % harness.DOMAIN))
+        self.assertIn("%s:%d" % (LB_HOST, lb.port), text, "no Path of the LB in: %s" % text)
+
+        device = harness.SippProcess("uas_answer_rr.xml", self.cluster.dir, local_ip=host,
+                                     port=port, rtp_echo=True, timeout=60, name="dev-bob")
+        self.addCleanup(device.stop)
+        time.sleep(0.3)
+        trunk = "pstn-primary"
+        target = "127.0.0.1:%d" % self.cluster.trunk_port
+        uac = harness.SippProcess(
+            "uac_call.xml", self.cluster.dir, "-s", "4255550101", target=target,
+            local_ip=harness.TRUNK_HOSTS[trunk], port=self.cluster.trunk_ports[trunk],
+            keys={"caller": "2065550199", "from_host": harness.TRUNK_HOSTS[trunk],
+                  "ruri_host": target},
+            calls=1, duration_ms=1000, timeout=60, name="inbound-%d" % time.monotonic_ns())
+        self.addCleanup(uac.stop)
+        self.assert_all_ok(uac, 1, "inbound call to bob's device through the LB")
+        seen = device.finish(calls=1)
+        invites = seen.received("INVITE")
+        self.assertEqual(len(invites), 1, seen.describe())
+        lb_hop = "%s:%d" % (LB_HOST, lb.port)
+        self.assertIn(lb_hop, invites[0].all("Via")[0], invites[0].text)
+        self.assertTrue(any(lb_hop in rr for rr in invites[0].all("Record-Route")),
+                        invites[0].text)
+        byes = seen.received("BYE")
+        self.assertEqual(len(byes), 1, seen.describe())
+        self.assertIn(lb_hop, byes[0].all("Via")[0], "the BYE bypassed the LB:\n" + byes[0].text)
 
 if __name__ == "__main__":
     harness.main()
