@@ -650,7 +650,8 @@ class Kamailio:
         return "%s:%d" % (self.host, self.port)
 
     def kamcmd(self, *args, check=True):
-        rc = subprocess.run(["kamcmd", "-s", self.ctl] + list(args), stdin=subprocess.DEVNULL,
+        kamcmd = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
+        rc = subprocess.run([kamcmd, "-s", self.ctl] + list(args), stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=20)
         if check and rc.returncode != 0:
             raise AssertionError("kamcmd %s failed: %s%s" % (" ".join(args), rc.stdout,

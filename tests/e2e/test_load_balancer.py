@@ -328,8 +328,11 @@ class LoadBalancerTest(harness.E2ETestCase):
         # 4. Restart b (same address): it rejoins and takes back exactly its former share
         # (same Call-IDs, same hash).
         self.gw_b.start()
+        started_at = time.monotonic()
         wait_until(lambda: lb.destinations().get(self.gw_b.sip_uri, "").startswith("A"),
                    DETECT_S, "gateway b active again")
+        print("gateway b back in the set %.1fs after it was healthy again"
+              % (time.monotonic() - started_at), file=sys.stderr)
         before = self.snapshot()
         since = len(lb.log_text())
         uac = self.calls("lbS")
