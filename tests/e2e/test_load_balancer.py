@@ -174,12 +174,13 @@ class LoadBalancerTest(harness.E2ETestCase):
                    "every gateway active in the dispatcher")
         return self.lb
 
-    def calls(self, prefix, count=CALLS, rate=5, duration_ms=1000, timeout=120):
+    def calls(self, prefix, count=CALLS, rate=5, duration_ms=1000, timeout=120,
+              transport="u1"):
         """count SIPp calls (bob dials 2200, the PBX) through the LB with Call-IDs
         prefix-1@..., prefix-2@..., started in the background."""
         return harness.SippProcess(
             "uac_call.xml", self.cluster.dir, "-s", "2200",
-            "-cid_str", "%s-%%u@medius-e2e" % prefix, target=self.lb.address,
+            "-cid_str", "%s-%%u@medius-e2e" % prefix, target=self.lb.address, transport=transport,
             local_ip=CALLER_HOST, keys={"caller": "bob", "from_host": harness.DOMAIN,
                                          "ruri_host": harness.DOMAIN},
             calls=count, rate=rate, duration_ms=duration_ms, timeout=timeout,
@@ -369,6 +370,18 @@ class LoadBalancerTest(harness.E2ETestCase):
                              [("ACK", a_host), ("BYE", a_host),
                               ("INVITE", "127.0.0.1:%d" % silent.port)], hops.get(call_id))
 
+
+    def test_tcp_callers(self):
+        """Clients on TCP: the LB relays to the gateways over UDP (the dispatcher URIs) and
+        Record-Routes both transports, so ACK and BYE come back over the caller's TCP
+        connection and reach the dialog's gateway."""
+        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+        before = self.snapshot()
+        since = len(lb.log_text())
+        uac = self.calls("lbT", count=4, rate=2, transport="t1")
+        self.assert_all_ok(uac, 4, "calls over TCP through the LB")
+        self.assert_sticky(self.settled(before, 4), "TCP callers")
+        self.assert_dialogs_stay(since, "lbT", 4, "TCP callers")
 
     def test_a_device_registered_through_the_lb_is_called_through_it(self):
         """REGISTER through the LB gets a Path; an inbound call to that user leaves the
