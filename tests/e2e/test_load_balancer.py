@@ -175,11 +175,11 @@ class LoadBalancerTest(harness.E2ETestCase):
         return self.lb
 
     def calls(self, prefix, count=CALLS, rate=5, duration_ms=1000, timeout=120,
-              transport="u1"):
+              transport="u1", scenario="uac_call.xml"):
         """count SIPp calls (bob dials 2200, the PBX) through the LB with Call-IDs
         prefix-1@..., prefix-2@..., started in the background."""
         return harness.SippProcess(
-            "uac_call.xml", self.cluster.dir, "-s", "2200",
+            scenario, self.cluster.dir, "-s", "2200",
             "-cid_str", "%s-%%u@medius-e2e" % prefix, target=self.lb.address, transport=transport,
             local_ip=CALLER_HOST, keys={"caller": "bob", "from_host": harness.DOMAIN,
                                          "ruri_host": harness.DOMAIN},
@@ -382,6 +382,38 @@ class LoadBalancerTest(harness.E2ETestCase):
         self.assert_all_ok(uac, 4, "calls over TCP through the LB")
         self.assert_sticky(self.settled(before, 4), "TCP callers")
         self.assert_dialogs_stay(since, "lbT", 4, "TCP callers")
+
+    def test_the_callee_hangs_up_through_the_lb(self):
+        """The gateway's BYE toward the caller follows the dialog's route set (the LB's
+        Record-Route), not the caller's Contact."""
+        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+        cls = type(self)
+        cls.pbx.stop()
+        cls.pbx = None
+        pbx = harness.SippProcess(
+            "uas_answer_bye.xml", self.cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
+            port=self.cluster.trunk_ports[PBX], rtp_echo=True, duration_ms=1000, timeout=60,
+            name="pbx-bye-%d" % time.monotonic_ns())
+        self.addCleanup(self.restore_pbx)
+        self.addCleanup(pbx.stop)
+        time.sleep(0.3)
+        before = self.snapshot()
+        uac = self.calls("lbB", count=4, rate=2, scenario="uac_call_wait_bye.xml",
+                         duration_ms=0)
+        result = self.assert_all_ok(uac, 4, "callers waiting for the far end's BYE")
+        byes = result.received("BYE")
+        self.assertEqual(len(byes), 4, result.describe())
+        lb_hop = "%s:%d" % (LB_HOST, lb.port)
+        for bye in byes:
+            self.assertIn(lb_hop, bye.all("Via")[0], "the BYE bypassed the LB:\n" + bye.text)
+        self.settled(before, 4)
+
+    @classmethod
+    def restore_pbx(cls):
+        cls.pbx = harness.SippProcess(
+            "uas_answer.xml", cls.cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
+            port=cls.cluster.trunk_ports[PBX], rtp_echo=True, timeout=3600,
+            name="pbx-%d" % time.monotonic_ns())
 
     def test_a_device_registered_through_the_lb_is_called_through_it(self):
         """REGISTER through the LB gets a Path; an inbound call to that user leaves the
