@@ -383,20 +383,54 @@ class LoadBalancerTest(harness.E2ETestCase):
         self.assert_sticky(self.settled(before, 4), "TCP callers")
         self.assert_dialogs_stay(since, "lbT", 4, "TCP callers")
 
-    def test_the_callee_hangs_up_through_the_lb(self):
-        """The gateway's BYE toward the caller follows the dialog's route set (the LB's
-        Record-Route), not the caller's Contact."""
-        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+    def swap_pbx(self, scenario, duration_ms=None):
+        """The PBX trunk's SIPp runs `scenario` for this test (the answering one comes back
+        at cleanup)."""
         cls = type(self)
         cls.pbx.stop()
         cls.pbx = None
         pbx = harness.SippProcess(
-            "uas_answer_bye.xml", self.cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
-            port=self.cluster.trunk_ports[PBX], rtp_echo=True, duration_ms=1000, timeout=60,
-            name="pbx-bye-%d" % time.monotonic_ns())
+            scenario, self.cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
+            port=self.cluster.trunk_ports[PBX], rtp_echo=True, duration_ms=duration_ms,
+            timeout=60, name="pbx-%s-%d" % (scenario[:-4], time.monotonic_ns()))
         self.addCleanup(self.restore_pbx)
         self.addCleanup(pbx.stop)
         time.sleep(0.3)
+        return pbx
+
+    def test_a_cancel_follows_its_invite(self):
+        """The caller's CANCEL reaches the gateway that has the INVITE (tm matches it to the
+        INVITE's transaction), which CANCELs the ringing PBX: 200 to the CANCEL, 487."""
+        self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+        pbx = self.swap_pbx("uas_ringing.xml")
+        before = self.snapshot()
+        uac = self.calls("lbC", count=4, rate=2, scenario="uac_cancel.xml")
+        self.assert_all_ok(uac, 4, "callers CANCELling a ringing PBX")
+        wait_until(lambda: sum(self.delta(before, self.snapshot(), g)[0] for g in "ab") >= 4,
+                   SETTLE_S, "4 CDRs")
+        records = self.cluster.cdr_records()[before["a"]["cdrs"]:] + \
+            self.gw_b.cdr_records()[before["b"]["cdrs"]:]
+        self.assertEqual(sorted((r["final_status"], r["end_cause"]) for r in records),
+                         [(487, "caller-cancel")] * 4, records)
+        self.assertEqual(len(pbx.finish(calls=4).received("CANCEL")), 4)
+
+    def test_no_gateway_left_gives_503_with_retry_after(self):
+        dead = "sip:127.0.0.1:%d" % harness.free_port()
+        lb = self.start_lb([dead])
+        wait_until(lambda: lb.destinations().get(dead, "").startswith("I"), DETECT_S,
+                   "the dead gateway inactive")
+        client = harness.SipClient(lb.port, host=LB_HOST, local=(CALLER_HOST, 0))
+        self.addCleanup(client.close)
+        response = client.request("OPTIONS", user="bob", contact=False, expires=None)
+        self.assertIsNotNone(response, "no answer from the LB")
+        self.assertEqual((response.status, response.get("Retry-After")), (503, "5"),
+                         response.raw)
+
+    def test_the_callee_hangs_up_through_the_lb(self):
+        """The gateway's BYE toward the caller follows the dialog's route set (the LB's
+        Record-Route), not the caller's Contact."""
+        lb = self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
+        self.swap_pbx("uas_answer_bye.xml", duration_ms=1000)
         before = self.snapshot()
         uac = self.calls("lbB", count=4, rate=2, scenario="uac_call_wait_bye.xml",
                          duration_ms=0)
