@@ -404,7 +404,7 @@ class LoadBalancerTest(harness.E2ETestCase):
         self.start_lb([self.gw_a_uri, self.gw_b.sip_uri])
         pbx = self.swap_pbx("uas_ringing.xml")
         before = self.snapshot()
-        uac = self.calls("lbC", count=4, rate=2, scenario="uac_cancel.xml")
+        uac = self.calls("lbC", count=4, rate=2, scenario="uac_cancel_any_order.xml")
         self.assert_all_ok(uac, 4, "callers CANCELling a ringing PBX")
         wait_until(lambda: sum(self.delta(before, self.snapshot(), g)[0] for g in "ab") >= 4,
                    SETTLE_S, "4 CDRs")
