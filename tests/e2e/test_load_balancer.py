@@ -134,22 +134,25 @@ class LoadBalancerTest(harness.E2ETestCase):
 
     @classmethod
     def tear_down_extras(cls):
+        """Stops the PBX and gateway b; gateway b's exit code on SIGTERM."""
         if cls.pbx is not None:
             cls.pbx.stop()
-        if cls.gw_b is not None:
-            cls.gw_b.stop()
+        return cls.gw_b.stop() if cls.gw_b is not None else 0
 
     @classmethod
     def tearDownClass(cls):
-        cls.tear_down_extras()
+        code = cls.tear_down_extras()
         super().tearDownClass()
+        if code != 0:
+            raise AssertionError("gateway b exited %s on SIGTERM" % code)
 
     def setUp(self):
         self.lb = None
 
     def tearDown(self):
         if self.lb is not None:
-            self.lb.stop()
+            code = self.lb.stop()
+            self.assertEqual(code, 0, "kamailio exited %s on SIGTERM" % code)
 
     def run(self, result=None):
         result = result or self.defaultTestResult()
