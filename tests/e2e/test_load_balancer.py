@@ -148,6 +148,18 @@ class LoadBalancerTest(harness.E2ETestCase):
 
     def setUp(self):
         self.lb = None
+        # No call of an earlier test left on either gateway: its CDR would land in this
+        # test's counts.
+        wait_until(lambda: not self.gateway_calls(), 60, "no call left on the gateways")
+
+    def gateway_calls(self):
+        calls = []
+        for port in (self.cluster.gateway_grpc, self.gw_b.grpc):
+            rc = self.cluster.medctl("calls", "--gateway", "127.0.0.1:%d" % port, "--json",
+                                     check=False)
+            if rc.returncode == 0:  # gateway b may be down (a failed kill test)
+                calls += json.loads(rc.stdout).get("calls") or []
+        return calls
 
     def tearDown(self):
         if self.lb is not None:
