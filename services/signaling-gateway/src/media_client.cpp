@@ -140,7 +140,12 @@ struct GrpcMediaClient::Impl {
     if (!w) {
       w = std::make_unique<Worker>();
       w->address = address;
-      w->stub = v1::MediaTranscoder::NewStub(channelTo(address));
+      try {
+        w->stub = v1::MediaTranscoder::NewStub(channelTo(address));
+      } catch (const std::invalid_argument& e) {
+        // Plaintext to an address that is not loopback: no stub, every call to it fails.
+        log::get("grpc")->warn("media worker {}: {}", address, e.what());
+      }
     }
     return *w;
   }
@@ -365,6 +370,16 @@ void GrpcMediaClient::updateAsync(const std::string& worker, v1::UpdateSessionRe
   call->worker = &impl_->workerAt(worker);
   call->updateRequest = std::move(request);
   call->updateDone = std::move(done);
+  if (!call->worker->stub) {
+    auto refused = std::move(call->updateDone);
+    delete call;
+    Impl::complete([&] {
+      refused(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                           "media worker \"" + worker + "\": plaintext gRPC only to loopback addresses"),
+              {});
+    }, "UpdateSession");
+    return;
+  }
   if (!impl_->begin(call)) {
     auto cancelled = std::move(call->updateDone);
     delete call;
@@ -386,6 +401,16 @@ void GrpcMediaClient::deleteAsync(const std::string& worker, v1::DeleteSessionRe
   call->worker = &impl_->workerAt(worker);
   call->deleteRequest = std::move(request);
   call->deleteDone = std::move(done);
+  if (!call->worker->stub) {
+    auto refused = std::move(call->deleteDone);
+    delete call;
+    Impl::complete([&] {
+      refused(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                           "media worker \"" + worker + "\": plaintext gRPC only to loopback addresses"),
+              {});
+    }, "DeleteSession");
+    return;
+  }
   if (!impl_->begin(call)) {
     auto cancelled = std::move(call->deleteDone);
     delete call;
