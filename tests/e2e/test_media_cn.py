@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import baresip  # noqa: E402
+import harness  # noqa: E402
 from test_media_calls import (HOSTS, INTERNAL_SRTP_REQUIRED, OPUS,  # noqa: E402
                               MediaCallTestCase, PayloadCapture)
 
@@ -71,3 +72,7 @@ class ComfortNoiseCalls(MediaCallTestCase):
         self.assertGreaterEqual(int(leg_b.get("comfort_noise_sent", 0)), 3, marks["sessions"][0])
         self.assertEqual(int(marks["sessions"][0].get("leg_a", {}).get("comfort_noise_sent", 0)), 0)
         self.assertNoLeftovers()
+
+
+if __name__ == "__main__":
+    harness.main()
