@@ -89,6 +89,19 @@ TEST(RoutingConfig, TrunkMediaPolicy) {
             (Codecs{"opus", "G722", "PCMA"}));
 }
 
+TEST(RoutingConfig, TrustedTrunks) {
+  // The reference topology trusts its PSTN carriers (P-Asserted-Identity toward them),
+  // not the PBX; absent means untrusted; anything but a boolean is refused.
+  auto cfg = exampleConfig();
+  EXPECT_TRUE(cfg->findTrunk("pstn-primary")->trusted);
+  EXPECT_TRUE(trunkInfo(*cfg, "pstn-backup").trusted());
+  EXPECT_FALSE(trunkInfo(*cfg, "pbx").trusted());
+  auto edited = variant([](json& j) { j["trunks"][0].erase("trusted"); });
+  EXPECT_FALSE(edited->trunks[0].trusted);
+  std::string error = variantError([](json& j) { j["trunks"][2]["trusted"] = "yes"; }, "bad.json");
+  EXPECT_NE(error.find("bad.json: $.trunks[2].trusted: "), std::string::npos) << error;
+}
+
 TEST(RoutingConfig, RegistrarAddressFromEnvironment) {
   ::setenv("MEDIUS_REGISTRAR_ADDRESS", "127.0.0.5:6000", 1);
   auto cfg = exampleConfig();

@@ -155,6 +155,7 @@ void readTrunks(config::Object& root, Config& cfg) {
         static_cast<std::uint32_t>(t.integer("failover_timeout_ms", 10000, 0, 600'000));
     trunk.srtp = config::readSrtpPolicy(t, "srtp", trunk.srtp);
     trunk.codecs = config::readCodecs(t, "codecs", trunk.codecs);
+    trunk.trusted = t.boolean("trusted", false);
     trunk.outbound = readTranslations(t, "outbound");
     trunk.inbound = readTranslations(t, "inbound");
     t.finish();
@@ -494,6 +495,7 @@ v1::TrunkInfo trunkInfo(const Config& config, const std::string& trunk) {
   info.mutable_address()->set_port(t->address.port);
   info.mutable_address()->set_transport(t->transport);
   info.set_max_concurrent_calls(t->maxConcurrentCalls);
+  info.set_trusted(t->trusted);
   trunkMedia(*t, *info.mutable_media());
   return info;
 }

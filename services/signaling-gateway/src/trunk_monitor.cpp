@@ -143,12 +143,14 @@ void TrunkMonitor::onTrunkList(const grpc::Status& status, const v1::ListTrunksR
       if (it != trunks_.end()) {
         it->second.maxCalls = info->max_concurrent_calls();
         it->second.media = info->media();
+        it->second.trusted = info->trusted();
       }
       if (it == trunks_.end()) {
         Trunk trunk;
         trunk.name = name;
         trunk.maxCalls = info->max_concurrent_calls();
         trunk.media = info->media();
+        trunk.trusted = info->trusted();
         trunk.address = info->address();
         trunk.health.up = info->up();
         trunk.health.lastChangeMs = clock_.nowMs();
@@ -300,6 +302,11 @@ std::uint32_t TrunkMonitor::maxCalls(const std::string& trunk) const {
 v1::TrunkMedia TrunkMonitor::media(const std::string& trunk) const {
   auto it = trunks_.find(trunk);
   return it == trunks_.end() ? v1::TrunkMedia() : it->second.media;
+}
+
+bool TrunkMonitor::trusted(const std::string& trunk) const {
+  auto it = trunks_.find(trunk);
+  return it != trunks_.end() && it->second.trusted;
 }
 
 }  // namespace medius::gateway

@@ -14,6 +14,7 @@
 //                 "failover_timeout_ms": 10000,
 //                 "srtp": "off" | "optional" | "required",   default "off"
 //                 "codecs": ["PCMU", "PCMA"],   preference order; see common/media_policy.hpp
+//                 "trusted": false,             RFC 3325 trust: P-Asserted-Identity sent to it
 //                 "outbound": {"called": [rule], "calling": [rule]},
 //                 "inbound": {"called": [rule], "calling": [rule]}}],
 //     "routes": [{"name", "description", "pattern",
@@ -100,6 +101,8 @@ struct Trunk {
   // The trunk side's media policy, for the media worker (TrunkTarget.media, TrunkInfo.media).
   v1::SrtpPolicy srtp = v1::SRTP_POLICY_OFF;
   std::vector<std::string> codecs{"PCMU", "PCMA"};  // normalized names, preference order
+  // In our RFC 3325 trust domain: the gateway sends it P-Asserted-Identity (TrunkInfo.trusted).
+  bool trusted = false;
 };
 
 struct RouteTrunk {

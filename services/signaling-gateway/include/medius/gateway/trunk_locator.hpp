@@ -22,6 +22,9 @@ class TrunkLocator {
   // The trunk's srtp and codecs from routing; an empty TrunkMedia (SRTP_POLICY_UNSPECIFIED,
   // no codecs: the media worker's defaults) when unknown.
   virtual v1::TrunkMedia media(const std::string& trunk) const = 0;
+  // The trunk's "trusted" flag from routing (RFC 3325 trust domain: it gets
+  // P-Asserted-Identity, and its own is believed); false when unknown.
+  virtual bool trusted(const std::string& trunk) const = 0;
 };
 
 }  // namespace medius::gateway

@@ -101,6 +101,7 @@ class TrunkMonitor final : public TrunkLocator {
   std::string trunkAt(const std::string& host, std::uint32_t port) const override;
   std::uint32_t maxCalls(const std::string& trunk) const override;
   v1::TrunkMedia media(const std::string& trunk) const override;
+  bool trusted(const std::string& trunk) const override;
 
  private:
   struct Trunk {
@@ -108,6 +109,7 @@ class TrunkMonitor final : public TrunkLocator {
     v1::SocketAddress address;
     std::uint32_t maxCalls = 0;  // routing's max_concurrent_calls (0: no limit)
     v1::TrunkMedia media;        // routing's srtp and codecs of the trunk
+    bool trusted = false;        // routing's "trusted" (P-Asserted-Identity toward it)
     TrunkHealthState health;
     std::uint64_t probe = 0;  // outstanding probe handle, 0 when none
   };
