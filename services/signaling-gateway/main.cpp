@@ -51,6 +51,13 @@ int main(int argc, char** argv) {
   for (const auto& c : cfg.internalCodecs) codecs += (codecs.empty() ? "" : ", ") + c;
   logger->info("internal media: srtp {}, codecs {}", config::srtpPolicyName(cfg.internalSrtp),
                codecs);
+  if (cfg.authCalls == gateway::CallAuthMode::Off) {
+    logger->warn("auth.calls is \"off\": internal-side calls are NOT authenticated; anyone who "
+                 "reaches the internal port calls as whoever their From says (lab use only)");
+  } else {
+    logger->info("calls from the internal side need digest credentials (realm \"{}\", From {})",
+                 cfg.authRealm, cfg.authFromMustMatch ? "must match the user" : "ignored");
+  }
 
   try {
     metrics::MetricsServer metricsServer(cfg.service.metricsListen);

@@ -31,6 +31,7 @@ CallRecord answeredCall() {
   r.gatewayId = "gw-1";
   r.direction = "outbound";
   r.callerDialled = "alice";
+  r.callerAuthenticated = "sip:alice@example.com";
   r.calleeDialled = "0014255550100";
   r.callerNormalized = "+14255550123";
   r.calleeNormalized = "+14255550100";
@@ -76,7 +77,8 @@ class TempDir {
 TEST(CdrJsonTest, AnsweredCall) {
   EXPECT_EQ(cdrJson(answeredCall()),
             R"({"id":"c-1","gateway_id":"gw-1","direction":"outbound",)"
-            R"("caller":{"dialled":"alice","normalized":"+14255550123"},)"
+            R"("caller":{"dialled":"alice","normalized":"+14255550123",)"
+            R"("authenticated":"sip:alice@example.com"},)"
             R"("callee":{"dialled":"0014255550100","normalized":"+14255550100"},)"
             R"("source_trunk":"","route":"us-pstn","trunk":"pstn-primary",)"
             R"("answered_by":"sip:+14255550100@127.0.0.11:5060",)"
@@ -138,7 +140,7 @@ TEST(CdrJsonTest, FailedCall) {
   r.endCause = "failed";
   EXPECT_EQ(cdrJson(r),
             R"({"id":"c-2","gateway_id":"gw-1","direction":"inbound",)"
-            R"("caller":{"dialled":"+14255550199","normalized":"+14255550199"},)"
+            R"("caller":{"dialled":"+14255550199","normalized":"+14255550199","authenticated":""},)"
             R"("callee":{"dialled":"2200","normalized":"+14255552200"},)"
             R"("source_trunk":"pstn-primary","route":"pbx,voicemail","trunk":"",)"
             R"("answered_by":"",)"

@@ -50,6 +50,38 @@ TEST(GatewayConfig, BadCallKeysNameTheirPath) {
   expectError(R"({"domain": "example.com", "calls": {"prack": true}})", "calls.prack");
 }
 
+TEST(GatewayConfig, CallsNeedCredentialsByDefault) {
+  auto c = parse(R"({"domain": "example.com"})");
+  EXPECT_EQ(c.authCalls, CallAuthMode::Required);
+  EXPECT_EQ(c.authRealm, "example.com");
+  EXPECT_TRUE(c.authFromMustMatch);
+  c = parse(R"({"domain": "example.com", "auth": {"calls": "off", "realm": "corp.example",
+                "from_must_match": false}})");
+  EXPECT_EQ(c.authCalls, CallAuthMode::Off);
+  EXPECT_EQ(c.authRealm, "corp.example");
+  EXPECT_FALSE(c.authFromMustMatch);
+}
+
+TEST(GatewayConfig, BadAuthKeysNameFileAndPath) {
+  auto expectError = [](std::string_view auth, const std::string& path, const std::string& problem) {
+    std::string text = R"({"domain": "example.com", "auth": )" + std::string(auth) + "}";
+    try {
+      parse(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const config::ConfigError& e) {
+      std::string what = e.what();
+      EXPECT_NE(what.find("gateway.json: " + path + ": "), std::string::npos) << what;
+      EXPECT_NE(what.find(problem), std::string::npos) << what;
+    }
+  };
+  expectError(R"({"calls": "optional"})", "$.auth.calls", "required");
+  expectError(R"({"calls": false})", "$.auth.calls", "");
+  expectError(R"({"realm": ""})", "$.auth.realm", "must not be empty");
+  expectError(R"({"realm": "ex\"ample"})", "$.auth.realm", "quotes");
+  expectError(R"({"from_must_match": "no"})", "$.auth.from_must_match", "");
+  expectError(R"({"required": true})", "$.auth.required", "unknown key");
+}
+
 TEST(GatewayConfig, InternalMediaDefaults) {
   auto c = parse(R"({"domain": "example.com"})");
   EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_REQUIRED);

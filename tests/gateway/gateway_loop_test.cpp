@@ -71,10 +71,71 @@ class FakeRegistrar final : public v1::Registrar::Service {
     return last_;
   }
 
+  // Call authentication: one challenge; the "response" parameter says the verdict
+  // ("good" valid as sip:<username>@example.com, "stale", "replay", else invalid).
+  grpc::Status Challenge(grpc::ServerContext*, const v1::ChallengeRequest* req,
+                         v1::ChallengeResponse* resp) override {
+    {
+      std::lock_guard lock(mutex_);
+      challengeRealm_ = req->realm();
+    }
+    resp->add_challenges()->set_header_value(
+        "Digest realm=\"example.com\", nonce=\"c1\", algorithm=MD5, qop=\"auth\"");
+    return grpc::Status::OK;
+  }
+  grpc::Status VerifyDigest(grpc::ServerContext*, const v1::VerifyDigestRequest* req,
+                            v1::VerifyDigestResponse* resp) override {
+    {
+      std::lock_guard lock(mutex_);
+      verified_ = req->credentials();
+    }
+    const std::string& r = req->credentials().response();
+    if (r == "good") {
+      resp->set_result(v1::VerifyDigestResponse::RESULT_OK);
+      resp->set_aor("sip:" + req->credentials().username() + "@example.com");
+      return grpc::Status::OK;
+    }
+    resp->set_result(r == "stale"    ? v1::VerifyDigestResponse::RESULT_STALE
+                     : r == "replay" ? v1::VerifyDigestResponse::RESULT_REPLAYED
+                                     : v1::VerifyDigestResponse::RESULT_INVALID);
+    resp->add_challenges()->set_header_value(
+        std::string("Digest realm=\"example.com\", nonce=\"c2\", algorithm=MD5, qop=\"auth\"") +
+        (r == "stale" ? ", stale=true" : ""));
+    return grpc::Status::OK;
+  }
+  std::string challengeRealm() {
+    std::lock_guard lock(mutex_);
+    return challengeRealm_;
+  }
+  v1::DigestCredentials verified() {
+    std::lock_guard lock(mutex_);
+    return verified_;
+  }
+
  private:
   std::mutex mutex_;
   v1::RegisterRequest last_;
+  std::string challengeRealm_;
+  v1::DigestCredentials verified_;
 };
+
+// Trunks by source: only `allowed` (127.0.0.1:port) is the trunk "pstn".
+class FakeLocator final : public TrunkLocator {
+ public:
+  std::string trunkAt(const std::string& host, std::uint32_t port) const override {
+    return host == "127.0.0.1" && port == allowed ? "pstn" : "";
+  }
+  std::uint32_t maxCalls(const std::string&) const override { return 0; }
+  v1::TrunkMedia media(const std::string&) const override { return {}; }
+  bool trusted(const std::string&) const override { return false; }
+  std::uint32_t allowed = 0;
+};
+
+std::string proxyAuth(const std::string& user, const std::string& response) {
+  return "Proxy-Authorization: Digest username=\"" + user +
+         "\", realm=\"example.com\", nonce=\"c1\", uri=\"sip:example.com\", response=\"" +
+         response + "\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"x\"\r\n";
+}
 
 using medius::testing::freeLoopbackPort;
 
@@ -391,10 +452,14 @@ TEST_F(GatewayLoopTest, UnimplementedMethodsGet501AndTrunkRegister403) {
   std::string r = sip_.exchange(trunkPort_, request("INVITE", "bob", ""));
   EXPECT_EQ(statusOf(r), 501) << r;
   EXPECT_TRUE(headerValue(r, "Allow").has_value()) << r;
+  // The internal side authenticates first (auth.calls "required"), then says 501.
   r = sip_.exchange(internalPort_, request("FROBNICATE", "bob", ""));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  r = sip_.exchange(internalPort_, request("FROBNICATE", "bob", proxyAuth("bob", "good")));
   EXPECT_EQ(statusOf(r), 501) << r;
-  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"other\",side=\"internal\"}"), 1);
-  r = sip_.exchange(internalPort_, request("BYE", "bob", ""));
+  EXPECT_TRUE(headerValue(r, "Allow").has_value()) << r;
+  EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"other\",side=\"internal\"}"), 2);
+  r = sip_.exchange(internalPort_, request("BYE", "bob", proxyAuth("bob", "good")));
   EXPECT_EQ(statusOf(r), 481) << r;
   r = sip_.exchange(trunkPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
   EXPECT_EQ(statusOf(r), 403) << r;
@@ -405,6 +470,95 @@ TEST_F(GatewayLoopTest, UnimplementedMethodsGet501AndTrunkRegister403) {
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_NE(r.find("CSeq: 1 OPTIONS"), std::string::npos) << r;
   EXPECT_EQ(m("medius_gateway_sip_requests_total{method=\"ACK\",side=\"internal\"}"), 1);
+}
+
+TEST_F(GatewayLoopTest, CallsFromTheInternalSideNeedCredentials) {
+  // No credentials: 407 with the registrar's challenge (as Proxy-Authenticate).
+  std::string r = sip_.exchange(internalPort_, request("INVITE", "alice", ""));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_EQ(countHeader(r, "Proxy-Authenticate"), 1u) << r;
+  EXPECT_EQ(countHeader(r, "WWW-Authenticate"), 0u) << r;
+  EXPECT_NE(r.find("nonce=\"c1\""), std::string::npos) << r;
+  EXPECT_EQ(fake_.challengeRealm(), "example.com");
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"missing\"}"), 1);
+  // Credentials for another realm are none of ours.
+  r = sip_.exchange(internalPort_,
+                    request("MESSAGE", "alice",
+                            "Proxy-Authorization: Digest username=\"alice\", realm=\"evil.net\", "
+                            "nonce=\"c1\", uri=\"sip:example.com\", response=\"good\"\r\n"));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"missing\"}"), 2);
+
+  // Good credentials: through (no call services here: 501 means "got past auth").
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("alice", "good")));
+  EXPECT_EQ(statusOf(r), 501) << r;
+  EXPECT_EQ(fake_.verified().method(), "INVITE");
+  EXPECT_EQ(fake_.verified().username(), "alice");
+  EXPECT_EQ(fake_.verified().realm(), "example.com");
+
+  // Wrong, stale, replayed: challenged again, each counted.
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("alice", "wrong")));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"invalid\"}"), 1);
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("alice", "stale")));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_NE(r.find("stale=true"), std::string::npos) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"stale\"}"), 1);
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("alice", "replay")));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"replayed\"}"), 1);
+
+  // bob's credentials with alice's From: 403, nothing goes further.
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("bob", "good")));
+  EXPECT_EQ(statusOf(r), 403) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"from_mismatch\"}"), 1);
+
+  // OPTIONS and REGISTER are not challenged by the gateway.
+  r = sip_.exchange(internalPort_, request("OPTIONS", "alice", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"4xx\",method=\"INVITE\",side=\"internal\"}"), 5);
+  loop_->invoke([&] { EXPECT_EQ(gateway_->pendingAuth(), 0u); });
+}
+
+TEST_F(GatewayLoopTest, RegistrarDownMeansNoCallNot407) {
+  registrarServer_->Shutdown();
+  registrarServer_.reset();
+  std::string r = sip_.exchange(internalPort_, request("INVITE", "alice", ""));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "7") << r;
+  r = sip_.exchange(internalPort_, request("INVITE", "alice", proxyAuth("alice", "good")));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"unavailable\"}"), 2);
+}
+
+TEST_F(GatewayLoopTest, AuthOffLetsInternalRequestsThrough) {
+  loop_->invoke([&] { gateway_.reset(); });
+  config_.authCalls = CallAuthMode::Off;
+  loop_->invoke([&] {
+    gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+  });
+  std::string r = sip_.exchange(internalPort_, request("INVITE", "alice", ""));
+  EXPECT_EQ(statusOf(r), 501) << r;
+}
+
+TEST_F(GatewayLoopTest, TrunkSideRequestsFromUnknownAddressesAre403AndCounted) {
+  FakeLocator locator;
+  loop_->invoke([&] { gateway_->setTrunkLocator(&locator); });
+  for (const char* method : {"OPTIONS", "INVITE", "MESSAGE", "BYE"}) {
+    std::string r = sip_.exchange(trunkPort_, request(method, "pstn", ""));
+    EXPECT_EQ(statusOf(r), 403) << method << "\n" << r;
+    EXPECT_NE(r.find("Not A Configured Trunk"), std::string::npos) << r;
+  }
+  EXPECT_EQ(m("medius_gateway_requests_refused_total{reason=\"unknown_trunk\"}"), 4);
+  // The internal side is not the trunk side.
+  std::string r = sip_.exchange(internalPort_, request("OPTIONS", "alice", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  // From the trunk's own address: served.
+  loop_->invoke([&] { locator.allowed = sip_.port(); });
+  r = sip_.exchange(trunkPort_, request("OPTIONS", "pstn", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_EQ(m("medius_gateway_requests_refused_total{reason=\"unknown_trunk\"}"), 4);
+  loop_->invoke([&] { gateway_->setTrunkLocator(nullptr); });
 }
 
 TEST_F(GatewayLoopTest, AdminReportsStateAndDrain) {

@@ -79,6 +79,7 @@ struct B2bua::Fork {
   std::string contact;
   std::string offer;
   std::uint32_t offerId = 0;       // which of the worker's offers toward B (its answer says it)
+  std::string assertedIdentity;    // P-Asserted-Identity value (trusted trunks only), or ""
   std::uint32_t sessionExpires = 0;
   std::uint32_t minSe = 0;
   bool retried422 = false;
@@ -107,7 +108,9 @@ struct B2bua::Call {
   nta_incoming_t* aIrq = nullptr;  // the caller's INVITE, owned until reaped
   bool aAnswered = false;          // a final response went to the INVITE
   std::string aCallId;
-  std::string callerUri;           // From URI as received
+  std::string callerUri;           // the authenticated AOR, else a trusted trunk's PAI, else the From URI
+  std::string callerUser;          // its user part (From of a fork routing gave no caller ID)
+  bool authenticated = false;      // callerUri is an authenticated user's AOR
   std::string callerDisplay;
   std::string calleeUri;           // Request-URI as received
   std::string sourceTrunk;
@@ -260,7 +263,10 @@ void B2bua::respondA(Call& call, const SipReply& reply) {
 // A new call
 
 int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
-                    const RequestSource& source) {
+                    const RequestSource& source, const CallerIdentity& caller) {
+  // The Gateway authenticates every internal-side INVITE before it gets here.
+  assert(side == Side::Trunk || d_.config.authCalls == CallAuthMode::Off ||
+         caller.authenticated());
   // Every refusal before a call exists: one response, counted and logged, no CDR line.
   auto refuse = [&](int status, std::string phrase, const char* header = nullptr,
                     std::string value = {}) {
@@ -340,7 +346,21 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   }
   call.offer = std::move(sdp);
   call.sourceTrunk = sourceTrunk;
+  // Who calls: the authenticated user, never the From a client made up; on a trusted
+  // trunk its P-Asserted-Identity (RFC 3325 9.1), on any other the From.
   call.callerUri = urlText(sip->sip_from->a_url, true);
+  call.callerUser = sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "";
+  if (caller.authenticated()) {
+    call.callerUri = caller.aor;
+    call.authenticated = true;
+    auto at = caller.aor.find('@');
+    auto colon = caller.aor.find(':');
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      call.callerUser = caller.aor.substr(colon + 1, at - colon - 1);
+    }
+  } else if (side == Side::Trunk && trunks_ && trunks_->trusted(sourceTrunk)) {
+    if (std::string asserted = assertedIdentity(sip); !asserted.empty()) call.callerUri = asserted;
+  }
   call.callerDisplay = sip->sip_from->a_display ? unquote(sip->sip_from->a_display) : "";
   call.calleeUri = urlText(sip->sip_request->rq_url, true);
   call.record.id = call.id;
@@ -348,6 +368,7 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   call.record.callerDialled = sip->sip_from->a_url->url_user ? sip->sip_from->a_url->url_user : "";
   call.record.calleeDialled = sip->sip_request->rq_url->url_user;
   call.record.sourceTrunk = sourceTrunk;
+  call.record.callerAuthenticated = caller.aor;
   call.record.startedAtMs = nowMs();
   call.direction = side == Side::Trunk ? "inbound" : "outbound";
 
@@ -383,7 +404,8 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   if (side == Side::Trunk) {
     request.mutable_source()->set_trunk(sourceTrunk);
   } else {
-    request.mutable_source()->set_internal_user(aorOf(sip->sip_from->a_url));
+    request.mutable_source()->set_internal_user(caller.authenticated() ? caller.aor
+                                                                       : aorOf(sip->sip_from->a_url));
   }
   std::weak_ptr<B2bua*> weak = self_;
   SipLoop* loop = &d_.loop;
@@ -625,7 +647,7 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
   call.record.forks.push_back(attempt);
   f.record = call.record.forks.size() - 1;
 
-  std::string callerUser = target.caller_id().empty() ? call.record.callerDialled : target.caller_id();
+  std::string callerUser = target.caller_id().empty() ? call.callerUser : target.caller_id();
   std::string display = target.caller_display_name().empty() ? call.callerDisplay
                                                             : target.caller_display_name();
   std::string fromHost = side == Side::Trunk ? d_.contacts.hostOf(Side::Trunk, f.proto)
@@ -645,6 +667,12 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
                                 SIPTAG_TO_STR(toUri.c_str()), TAG_END());
   if (f.leg) nta_leg_tag(f.leg, nullptr);
   f.contact = d_.contacts.contact(side, f.proto, "medius");
+  // RFC 3325: a trusted trunk learns who the authenticated caller is (the PSTN shows and
+  // bills that number); nobody else gets a P-Asserted-Identity from us, and none a
+  // client sent ever reaches a fork (legs share no headers).
+  if (call.authenticated && !f.trunk.empty() && trunks_ && trunks_->trusted(f.trunk)) {
+    f.assertedIdentity = assertedIdentityValue(display, callerUser, fromHost);
+  }
   for (const auto& p : path) f.route += (f.route.empty() ? "" : ", ") + p;
   f.nextHop = nextHop;
   if (sdp) {
@@ -688,6 +716,7 @@ bool B2bua::sendInvite(Fork& f) {
   std::string maxForwards = std::to_string(f.call->maxForwards);
   std::string sessionExpires = std::to_string(f.sessionExpires);
   std::string minSe = std::to_string(f.minSe);
+  std::string assertedHeader = "P-Asserted-Identity: " + f.assertedIdentity;
   url_string_t const* hop = f.nextHop.empty() ? nullptr : URL_STRING_MAKE(f.nextHop.c_str());
   f.orq = nta_outgoing_tcreate(
       f.leg, &B2bua::forkResponse, reinterpret_cast<nta_outgoing_magic_t*>(&f), hop,
@@ -697,6 +726,7 @@ bool B2bua::sendInvite(Fork& f) {
       SIPTAG_SUPPORTED_STR(d_.config.rel100 ? "timer, 100rel" : "timer"),
       SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()), SIPTAG_MIN_SE_STR(minSe.c_str()),
       TAG_IF(!f.route.empty(), SIPTAG_ROUTE_STR(f.route.c_str())),
+      TAG_IF(!f.assertedIdentity.empty(), SIPTAG_HEADER_STR(assertedHeader.c_str())),
       SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(f.offer.c_str()),
       TPTAG_IDENT(identOf(f.side)), TAG_END());
   return f.orq != nullptr;

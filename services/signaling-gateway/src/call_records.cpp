@@ -78,7 +78,9 @@ std::string cdrJson(const CallRecord& r) {
   j["id"] = r.id;
   j["gateway_id"] = r.gatewayId;
   j["direction"] = r.direction;
-  j["caller"] = {{"dialled", r.callerDialled}, {"normalized", r.callerNormalized}};
+  j["caller"] = {{"dialled", r.callerDialled},
+                 {"normalized", r.callerNormalized},
+                 {"authenticated", r.callerAuthenticated}};
   j["callee"] = {{"dialled", r.calleeDialled}, {"normalized", r.calleeNormalized}};
   j["source_trunk"] = r.sourceTrunk;
   j["route"] = r.route;

@@ -178,6 +178,22 @@ GatewayConfig loadConfig(const config::Document& doc) {
   } else if (const char* value = std::getenv("MEDIUS_CDR_FILE"); value && *value) {
     c.cdrFile = value;
   }
+  c.authRealm = c.domain;
+  if (auto auth = root.optionalObject("auth")) {
+    c.authCalls = auth->choice("calls", "required", {"required", "off"}) == "off"
+                      ? CallAuthMode::Off
+                      : CallAuthMode::Required;
+    c.authRealm = auth->string("realm", c.domain);
+    if (c.authRealm.empty()) auth->fail("realm", "must not be empty");
+    for (char ch : c.authRealm) {
+      // It goes into a quoted-string of the challenge and must match the registrar's.
+      if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
+        auth->fail("realm", "must be printable, without quotes or backslashes");
+      }
+    }
+    c.authFromMustMatch = auth->boolean("from_must_match", true);
+    auth->finish();
+  }
   c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
   c.flood.maxDialogs = c.maxCalls;
   c.flood.retryAfterSeconds = c.retryAfterSeconds;

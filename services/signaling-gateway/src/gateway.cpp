@@ -20,6 +20,7 @@
 #include <sofia-sip/url_tag.h>
 
 #include "medius/common/logging.hpp"
+#include "medius/gateway/sip_util.hpp"
 
 namespace medius::gateway {
 
@@ -52,6 +53,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       registrar_(registrar),
       metrics_(metrics),
       state_(state),
+      authRealm_(config.authRealm.empty() ? config.domain : config.authRealm),
       flood_(config.flood, SystemClock::instance()),
       self_(std::make_shared<Gateway*>(this)) {
   assert(loop_.isLoopThread());
@@ -232,8 +234,7 @@ int Gateway::probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
   if (status < 200) return 0;
   Gateway* self = p->gateway;
   // Responses nta made itself (timeout, transport error) carry its internal flag
-  // (NTA_INTERNAL_MSG, 1 << 15, nta_internal.h: not in the public headers).
-  constexpr unsigned kNtaInternalMsg = 1u << 15;
+  // (kNtaInternalMsg, sip_util.hpp).
   bool local = !sip || (sip->sip_flags & kNtaInternalMsg) != 0;
   ProbeResult result = !local ? ProbeResult::Ok
                        : status == 408 ? ProbeResult::Timeout
@@ -492,13 +493,33 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
     nta_incoming_destroy(irq);
     return 0;
   }
+  RequestSource source = sourceOf(irq);
+  if (side == Side::Trunk && trunks_ && trunks_->trunkAt(source.host, source.port).empty()) {
+    // The trunk ACL, for every request (not only INVITE): a scanner on the trunk port
+    // learns nothing but this, and nothing acts on what it sent.
+    metrics_.countRefused(Refusal::UnknownTrunk);
+    log::get("sip")->info("{} from {}:{} on the trunk side refused: not a configured trunk",
+                          rq->rq_method_name, source.host, source.port);
+    SipReply reply = unknownTrunkReply();
+    respond(irq, method, side, reply);
+    return reply.status;
+  }
   if (auto bad = headerErrorReply(sip)) {
     respond(irq, method, side, *bad);
     return bad->status;
   }
   if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
+  if (needsCredentials(sip, side, config_.authCalls)) {
+    return authenticate(irq, sip, side, method, source);
+  }
+  return dispatch(irq, sip, side, method, source, CallerIdentity{});
+}
+
+int Gateway::dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
+                      const RequestSource& source, const CallerIdentity& caller) {
+  const sip_request_t* rq = sip->sip_request;
   bool newInvite = rq->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
-  if (newInvite && b2bua_) return b2bua_->onInvite(irq, sip, side, sourceOf(irq));
+  if (newInvite && b2bua_) return b2bua_->onInvite(irq, sip, side, source, caller);
 
   SipReply reply;
   bool inDialog = sip->sip_to && sip->sip_to->a_tag;
@@ -570,8 +591,148 @@ void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
   nta_incoming_destroy(p.irq);
 }
 
+int Gateway::authenticate(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
+                          const RequestSource& source) {
+  auto p = std::make_unique<AuthPending>();
+  p->gateway = this;
+  p->id = nextId_++;
+  p->irq = irq;
+  p->request = nta_incoming_getrequest(irq);
+  p->side = side;
+  p->method = method;
+  p->source = source;
+  // A CANCEL while the registrar works: nta answers it 200 and the INVITE 487 after
+  // authIrqCallback; completeAuth then only releases the transaction.
+  nta_incoming_bind(irq, &Gateway::authIrqCallback, reinterpret_cast<nta_incoming_magic_t*>(p.get()));
+  std::uint64_t id = p->id;
+  std::string methodName = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
+  auto credentials = digestCredentials(sip->sip_proxy_authorization, authRealm_, methodName);
+  authPending_.emplace(id, std::move(p));
+  std::weak_ptr<Gateway*> weak = self_;
+  SipLoop* loop = &loop_;
+  if (!credentials) {
+    log::get("sip")->debug("{} without credentials for {}: challenged", methodName, authRealm_);
+    v1::ChallengeRequest request;
+    request.set_realm(authRealm_);
+    registrar_.challengeAsync(std::move(request), [weak, loop, id](const grpc::Status& status,
+                                                                   v1::ChallengeResponse response) {
+      loop->post([weak, id, status, response = std::move(response)] {
+        if (auto self = weak.lock()) (*self)->completeAuth(id, status, &response, nullptr);
+      });
+    });
+    return 0;
+  }
+  v1::VerifyDigestRequest request;
+  *request.mutable_credentials() = std::move(*credentials);
+  registrar_.verifyDigestAsync(std::move(request), [weak, loop, id](const grpc::Status& status,
+                                                                    v1::VerifyDigestResponse response) {
+    loop->post([weak, id, status, response = std::move(response)] {
+      if (auto self = weak.lock()) (*self)->completeAuth(id, status, nullptr, &response);
+    });
+  });
+  return 0;
+}
+
+int Gateway::authIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t*, const sip_t* sip) noexcept {
+  auto* p = reinterpret_cast<AuthPending*>(magic);
+  if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_cancel && !p->cancelled) {
+    p->cancelled = true;
+    p->gateway->metrics_.countRequest(Method::Cancel, p->side);
+    p->gateway->metrics_.countResponse(p->method, 487, p->side);
+  }
+  return 0;
+}
+
+void Gateway::releaseAuth(std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>>::iterator it) {
+  AuthPending& p = *it->second;
+  if (p.request) msg_destroy(p.request);
+  nta_incoming_destroy(p.irq);
+  authPending_.erase(it);
+}
+
+void Gateway::completeAuth(std::uint64_t id, const grpc::Status& status,
+                           const v1::ChallengeResponse* challenge,
+                           const v1::VerifyDigestResponse* verify) {
+  auto it = authPending_.find(id);
+  if (it == authPending_.end()) return;  // answered already (shutdown)
+  AuthPending& p = *it->second;
+  const sip_t* sip = p.request ? sip_object(p.request) : nullptr;
+  if (p.cancelled || !sip || !sip->sip_request) {
+    releaseAuth(it);
+    return;
+  }
+  const char* name = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "?";
+  const char* callId = sip->sip_call_id ? sip->sip_call_id->i_id : "-";
+  if (challenge) {
+    SipReply reply = challengeReply(status, *challenge, config_.retryAfterSeconds);
+    metrics_.countAuthFailure(reply.status == 407 ? AuthFailure::Missing : AuthFailure::Unavailable);
+    if (reply.status != 407) {
+      log::get("sip")->warn("{} {}: cannot challenge ({}): {}", name, callId, reply.phrase,
+                            status.error_message());
+    }
+    respond(p.irq, p.method, p.side, reply);
+    releaseAuth(it);
+    return;
+  }
+  std::string fromAor = sip->sip_from ? aorOf(sip->sip_from->a_url) : std::string();
+  AuthVerdict verdict = verifyVerdict(status, *verify, fromAor, config_.authFromMustMatch,
+                                      config_.retryAfterSeconds);
+  if (verdict.failure) metrics_.countAuthFailure(*verdict.failure);
+  if (!verdict.identity) {
+    log::get("sip")->info("{} {} from {}:{} not authenticated: {} {}{}{}", name, callId,
+                          p.source.host, p.source.port, verdict.reply.status, verdict.reply.phrase,
+                          verify->reason().empty() ? "" : ": ", verify->reason());
+    respond(p.irq, p.method, p.side, verdict.reply);
+    releaseAuth(it);
+    return;
+  }
+  if (fromAor != verdict.identity->aor) {
+    log::get("sip")->info("{} {}: From {} but authenticated as {}: the call is {}'s", name, callId,
+                          fromAor, verdict.identity->aor, verdict.identity->aor);
+  }
+  // Let it through: from here on the request is handled as if it had just arrived
+  // (the B2bua binds the INVITE transaction to its call).
+  nta_incoming_t* irq = p.irq;
+  msg_t* request = p.request;
+  Side side = p.side;
+  Method method = p.method;
+  RequestSource source = p.source;
+  authPending_.erase(it);
+  nta_incoming_bind(irq, nullptr, nullptr);
+  int rc = 500;
+  try {
+    rc = dispatch(irq, sip, side, method, source, *verdict.identity);
+  } catch (const std::exception& e) {
+    log::get("sip")->error("request handling failed: {}", e.what());
+  }
+  if (rc != 0) {
+    // What nta does for a leg callback's return value: answer it if nothing final went
+    // out yet, then the transaction is ours to release.
+    if (nta_incoming_status(irq) < 200) {
+      SipReply reply;
+      reply.status = rc >= 200 && rc < 700 ? rc : 500;
+      reply.phrase = "Server Internal Error";
+      respond(irq, method, side, reply);
+    }
+    nta_incoming_destroy(irq);
+  }
+  msg_destroy(request);
+}
+
 void Gateway::failPending() {
   assert(loop_.isLoopThread());
+  for (auto it = authPending_.begin(); it != authPending_.end();) {
+    auto next = std::next(it);
+    if (!it->second->cancelled) {
+      SipReply reply;
+      reply.status = 503;
+      reply.phrase = "Shutting Down";
+      reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
+      respond(it->second->irq, it->second->method, it->second->side, reply);
+    }
+    releaseAuth(it);
+    it = next;
+  }
   for (auto& [id, p] : pending_) {
     SipReply reply;
     reply.status = 503;

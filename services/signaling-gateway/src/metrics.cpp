@@ -26,6 +26,25 @@ int indexOf(const std::array<std::string_view, N>& values, std::string_view valu
 }
 }  // namespace
 
+std::string_view authFailureLabel(AuthFailure failure) {
+  switch (failure) {
+    case AuthFailure::Missing: return "missing";
+    case AuthFailure::Invalid: return "invalid";
+    case AuthFailure::Stale: return "stale";
+    case AuthFailure::Replayed: return "replayed";
+    case AuthFailure::FromMismatch: return "from_mismatch";
+    case AuthFailure::Unavailable: return "unavailable";
+  }
+  return "invalid";
+}
+
+std::string_view refusalLabel(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::UnknownTrunk: return "unknown_trunk";
+  }
+  return "unknown_trunk";
+}
+
 std::string_view sideName(Side side) { return side == Side::Internal ? "internal" : "trunk"; }
 
 std::string_view methodLabel(Method method) {
@@ -164,6 +183,38 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
           {{"direction", std::string(kDirections[d])}, {"outcome", std::string(kOutcomes[o])}});
     }
   }
+  auto& authFamily = prometheus::BuildCounter()
+                         .Name("medius_gateway_auth_failures_total")
+                         .Help("Requests (calls) that needed digest credentials and were not let "
+                               "through, by reason")
+                         .Register(registry);
+  for (std::size_t i = 0; i < kAuthFailureCount; ++i) {
+    authFailures_[i] =
+        &authFamily.Add({{"reason", std::string(authFailureLabel(static_cast<AuthFailure>(i)))}});
+  }
+  auto& refusedFamily = prometheus::BuildCounter()
+                            .Name("medius_gateway_requests_refused_total")
+                            .Help("Requests refused before anything acted on them, by reason")
+                            .Register(registry);
+  for (std::size_t i = 0; i < kRefusalCount; ++i) {
+    refused_[i] = &refusedFamily.Add({{"reason", std::string(refusalLabel(static_cast<Refusal>(i)))}});
+  }
+}
+
+void GatewayMetrics::countAuthFailure(AuthFailure failure) {
+  authFailures_[static_cast<std::size_t>(failure)]->Increment();
+}
+
+void GatewayMetrics::countRefused(Refusal refusal) {
+  refused_[static_cast<std::size_t>(refusal)]->Increment();
+}
+
+double GatewayMetrics::authFailures(AuthFailure failure) const {
+  return authFailures_[static_cast<std::size_t>(failure)]->Value();
+}
+
+double GatewayMetrics::refused(Refusal refusal) const {
+  return refused_[static_cast<std::size_t>(refusal)]->Value();
 }
 
 void GatewayMetrics::countRequest(Method method, Side side) {

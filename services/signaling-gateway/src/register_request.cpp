@@ -24,6 +24,8 @@
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
+#include "medius/gateway/call_auth.hpp"
+
 namespace medius::gateway {
 
 namespace {
@@ -112,23 +114,8 @@ std::string str(const char* s) { return s ? std::string(s) : std::string(); }
 
 // Fills credentials from the first Digest Authorization header for `realm`.
 void readCredentials(const sip_t* sip, const std::string& realm, v1::RegisterRequest& req) {
-  for (const sip_authorization_t* au = sip->sip_authorization; au; au = au->au_next) {
-    if (!au->au_scheme || !iequals(au->au_scheme, "Digest")) continue;
-    auto r = paramValue(au->au_params, "realm");
-    if (!r || *r != realm) continue;
-    auto* c = req.mutable_credentials();
-    c->set_realm(*r);
-    c->set_username(paramValue(au->au_params, "username").value_or(""));
-    c->set_nonce(paramValue(au->au_params, "nonce").value_or(""));
-    c->set_uri(paramValue(au->au_params, "uri").value_or(""));
-    c->set_response(lower(paramValue(au->au_params, "response").value_or("")));
-    c->set_algorithm(paramValue(au->au_params, "algorithm").value_or(""));
-    c->set_cnonce(paramValue(au->au_params, "cnonce").value_or(""));
-    c->set_opaque(paramValue(au->au_params, "opaque").value_or(""));
-    c->set_qop(paramValue(au->au_params, "qop").value_or(""));
-    c->set_nc(paramValue(au->au_params, "nc").value_or(""));
-    c->set_method("REGISTER");
-    return;
+  if (auto c = digestCredentials(sip->sip_authorization, realm, "REGISTER")) {
+    *req.mutable_credentials() = std::move(*c);
   }
 }
 

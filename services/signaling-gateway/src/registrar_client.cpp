@@ -16,6 +16,12 @@ struct GrpcRegistrarClient::Call {
   v1::LookupRequest lookupRequest;
   v1::LookupResponse lookupResponse;
   LookupDone lookupDone;
+  v1::ChallengeRequest challengeRequest;
+  v1::ChallengeResponse challengeResponse;
+  ChallengeDone challengeDone;
+  v1::VerifyDigestRequest verifyRequest;
+  v1::VerifyDigestResponse verifyResponse;
+  VerifyDone verifyDone;
   std::chrono::steady_clock::time_point started;
 };
 
@@ -64,6 +70,38 @@ void GrpcRegistrarClient::lookupAsync(v1::LookupRequest request, LookupDone done
                          [this, call](grpc::Status status) { finish(call, status); });
 }
 
+void GrpcRegistrarClient::challengeAsync(v1::ChallengeRequest request, ChallengeDone done) {
+  auto* call = new Call;
+  call->method = "Challenge";
+  call->seconds = &metrics_.grpcClientSeconds("registrar", "Challenge");
+  call->challengeRequest = std::move(request);
+  call->challengeDone = std::move(done);
+  call->started = std::chrono::steady_clock::now();
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout_);
+  {
+    std::lock_guard lock(mutex_);
+    inFlight_.insert(call);
+  }
+  stub_->async()->Challenge(&call->context, &call->challengeRequest, &call->challengeResponse,
+                            [this, call](grpc::Status status) { finish(call, status); });
+}
+
+void GrpcRegistrarClient::verifyDigestAsync(v1::VerifyDigestRequest request, VerifyDone done) {
+  auto* call = new Call;
+  call->method = "VerifyDigest";
+  call->seconds = &metrics_.grpcClientSeconds("registrar", "VerifyDigest");
+  call->verifyRequest = std::move(request);
+  call->verifyDone = std::move(done);
+  call->started = std::chrono::steady_clock::now();
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout_);
+  {
+    std::lock_guard lock(mutex_);
+    inFlight_.insert(call);
+  }
+  stub_->async()->VerifyDigest(&call->context, &call->verifyRequest, &call->verifyResponse,
+                               [this, call](grpc::Status status) { finish(call, status); });
+}
+
 void GrpcRegistrarClient::finish(Call* call, const grpc::Status& status) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - call->started).count();
@@ -76,6 +114,8 @@ void GrpcRegistrarClient::finish(Call* call, const grpc::Status& status) {
   try {
     if (call->done) call->done(status, std::move(call->response));
     if (call->lookupDone) call->lookupDone(status, std::move(call->lookupResponse));
+    if (call->challengeDone) call->challengeDone(status, std::move(call->challengeResponse));
+    if (call->verifyDone) call->verifyDone(status, std::move(call->verifyResponse));
   } catch (const std::exception& e) {
     log::get("grpc")->error("{} completion threw: {}", call->method, e.what());
   }

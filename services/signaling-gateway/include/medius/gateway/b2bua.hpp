@@ -3,8 +3,10 @@
 // Contact; nothing of one side's Via, Record-Route, Contact or Call-ID reaches the other.
 //
 // Life of a call (all on the SIP loop; gRPC results are posted back to it):
-//   INVITE (Gateway::onRequest) -> checks (draining, max calls, Max-Forwards, loop, SDP,
-//   trunk ACL by source address) -> 100 Trying -> Routing.RouteCall -> outcome mapped to
+//   INVITE (Gateway::onRequest: trunk ACL, digest authentication of the internal side) ->
+//   checks (draining, max calls, Max-Forwards, loop, SDP, trunk ACL by source address) ->
+//   100 Trying -> Routing.RouteCall (the caller: the authenticated user, or a trusted
+//   trunk's P-Asserted-Identity, else the From) -> outcome mapped to
 //   SIP, or MediaTranscoder.CreateSession (leg A = caller) -> group 0: every target at
 //   once (a user target: Registrar.Lookup, one fork per contact) -> 18x relayed (183
 //   with SDP through UpdateSession as early media) -> first 2xx wins: ACK it, CANCEL the
@@ -50,6 +52,7 @@
 #include <sofia-sip/nta.h>
 
 #include "medius/gateway/call.hpp"
+#include "medius/gateway/call_auth.hpp"
 #include "medius/gateway/call_records.hpp"
 #include "medius/gateway/config.hpp"
 #include "medius/gateway/media_client.hpp"
@@ -96,10 +99,12 @@ class B2bua {
 
   void setTrunkLocator(const TrunkLocator* locator) { trunks_ = locator; }
 
-  // A new out-of-dialog INVITE (a server transaction the Gateway made after its flood
-  // guard admitted the request). Returns a status as an nta leg callback does (0:
-  // answered by us, later).
-  int onInvite(nta_incoming_t* irq, const sip_t* sip, Side side, const RequestSource& source);
+  // A new out-of-dialog INVITE (server transaction from the default leg). Returns what
+  // the leg callback returns (0: answered by us, later). `caller`: who the Gateway
+  // authenticated (empty on the trunk side and with auth.calls "off"); it is the caller
+  // routing sees, the CDR records and a trusted trunk gets as P-Asserted-Identity.
+  int onInvite(nta_incoming_t* irq, const sip_t* sip, Side side, const RequestSource& source,
+               const CallerIdentity& caller);
   // A media worker's event (any thread).
   void onMediaEvent(const std::string& worker, const v1::MediaEvent& event);
 

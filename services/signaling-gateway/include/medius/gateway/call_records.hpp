@@ -69,6 +69,7 @@ struct CallRecord {
   std::string gatewayId;
   std::string direction;          // "outbound", "inbound", "internal" or "transit"
   std::string callerDialled;      // From user part as received
+  std::string callerAuthenticated;  // the AOR the caller authenticated as ("" if none)
   std::string calleeDialled;      // Request-URI user part as received
   std::string callerNormalized;   // from the route plan ("" when routing was not reached)
   std::string calleeNormalized;

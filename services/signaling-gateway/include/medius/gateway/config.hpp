@@ -59,6 +59,17 @@
 //                      case-insensitive substrings of User-Agent whose requests are dropped.
 //     exempt           []: addresses or prefixes ("192.0.2.0/24") never rate-limited or
 //                      banned per source (configured trunk addresses always are exempt).
+//   auth.calls         "required" ("required" | "off"): digest credentials (a 407 challenge,
+//                      checked by the registrar) for every out-of-dialog request from the
+//                      internal side other than REGISTER, OPTIONS, ACK and CANCEL (calls.md,
+//                      docs/security.md). "off" lets anyone on the internal side call as
+//                      whoever their From says: for a closed lab only.
+//   auth.realm         `domain`: the realm of the challenges (the registrar must have the
+//                      same auth.realm, it verifies the credentials).
+//   auth.from_must_match  true: an authenticated request whose From AOR is not the
+//                      authenticated user's gets 403 (as OCS/Lync and Teams refuse it);
+//                      false: accepted, but routing and the CDR still see the
+//                      authenticated user, never the From.
 //
 // Thread: plain values, read-only after loading.
 #pragma once
@@ -73,6 +84,8 @@
 #include "medius/v1/media.pb.h"
 
 namespace medius::gateway {
+
+enum class CallAuthMode { Required, Off };
 
 struct GatewayConfig {
   ServiceSettings service;
@@ -102,6 +115,9 @@ struct GatewayConfig {
   bool rel100 = true;
   // maxDialogs is calls.max_calls; retryAfterSeconds defaults to retry_after_seconds.
   FloodSettings flood;
+  CallAuthMode authCalls = CallAuthMode::Required;
+  std::string authRealm;  // loadConfig sets it (the domain by default); "" means the domain
+  bool authFromMustMatch = true;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.

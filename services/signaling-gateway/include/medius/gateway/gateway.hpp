@@ -6,8 +6,14 @@
 // Retry-After (a global limit), or lets it through, and only then it becomes an
 // nta_incoming_t (nta_incoming_create) handled as below. Requests of existing dialogs go
 // to their call's legs (b2bua.hpp) and never meet the guard.
+// Then:
+//   anything (trunk)     403 "Not A Configured Trunk" when the source address is no trunk
+//                        routing lists (counted in requests_refused_total), ACK dropped
 //   REGISTER (internal)  validated, relayed to the registrar (async gRPC), answered later
 //   REGISTER (trunk)     403
+//   out of dialog (internal), not REGISTER/OPTIONS/ACK/CANCEL: digest credentials first
+//                        (call_auth.hpp: Registrar.Challenge -> 407, Registrar.VerifyDigest
+//                        -> on as the authenticated user), unless auth.calls is "off"
 //   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
 //   ACK                  never answered
 //   INVITE               a new call: B2bua::onInvite (b2bua.hpp); 501 when the gateway
@@ -40,6 +46,7 @@
 #include <sofia-sip/nta.h>
 
 #include "medius/gateway/b2bua.hpp"
+#include "medius/gateway/call_auth.hpp"
 #include "medius/gateway/config.hpp"
 #include "medius/gateway/flood_guard.hpp"
 #include "medius/gateway/metrics.hpp"
@@ -82,10 +89,13 @@ class Gateway final : public OptionsProber {
   // Stop taking new work: new REGISTERs get 503 with Retry-After.
   void stopAccepting();
   std::size_t pendingRegisters() const { return pending_.size(); }
-  // Answers every pending REGISTER with 503 now.
+  // Requests waiting for the registrar's Challenge/VerifyDigest.
+  std::size_t pendingAuth() const { return authPending_.size(); }
+  // Answers every pending REGISTER (and request waiting for authentication) with 503 now.
   void failPending();
 
-  // Calls (loop thread). The locator identifies trunks by source address (trunk ACL).
+  // Calls (loop thread). The locator identifies trunks by source address: the trunk ACL
+  // of every trunk-side request (none is checked before it is set).
   void setTrunkLocator(const TrunkLocator* locator);
   std::size_t activeCalls() const { return b2bua_ ? b2bua_->activeCalls() : 0; }
   // Ends every call now (BYE/CANCEL/503), after the drain grace period.
@@ -110,6 +120,19 @@ class Gateway final : public OptionsProber {
     Side side;
   };
 
+  // A request waiting for Registrar.Challenge or VerifyDigest. Owns a reference to the
+  // request message; the irq's callback (a CANCEL) points at it.
+  struct AuthPending {
+    Gateway* gateway = nullptr;
+    std::uint64_t id = 0;
+    nta_incoming_t* irq = nullptr;
+    msg_t* request = nullptr;  // a reference (nta_incoming_getrequest), released with it
+    Side side = Side::Internal;
+    Method method = Method::Other;
+    RequestSource source;
+    bool cancelled = false;  // nta answered the INVITE 487 after a CANCEL
+  };
+
   struct Probe {
     Gateway* gateway;
     std::uint64_t id;
@@ -131,6 +154,19 @@ class Gateway final : public OptionsProber {
   Side sideOfMessage(msg_t* msg) const;
   int onRequest(nta_incoming_t* irq, const sip_t* sip);
   int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
+  // What a request becomes once nothing (any more) stands in its way: a new call, or
+  // the answer to the rest. Returns what the leg callback returns (0: answered later).
+  int dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
+               const RequestSource& source, const CallerIdentity& caller);
+  // Digest authentication of a request that needsCredentials(); answered or dispatched
+  // in completeAuth.
+  int authenticate(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
+                   const RequestSource& source);
+  void completeAuth(std::uint64_t id, const grpc::Status& status,
+                    const v1::ChallengeResponse* challenge, const v1::VerifyDigestResponse* verify);
+  static int authIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                             const sip_t* sip) noexcept;
+  void releaseAuth(std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>>::iterator it);
   void completeRegister(std::uint64_t id, const grpc::Status& status,
                         const v1::RegisterResponse& response);
   // Sends `reply` (plus Server) on `irq`, counts it. Does not destroy irq.
@@ -146,6 +182,7 @@ class Gateway final : public OptionsProber {
   RegistrarClient& registrar_;
   GatewayMetrics& metrics_;
   GatewayState& state_;
+  std::string authRealm_;  // auth.realm, the domain when unset
   nta_agent_t* agent_ = nullptr;  // owned; destroyed after leg_
   // Owned leg without a dialog, only the vehicle of our OPTIONS probes (nta_outgoing_tcreate
   // needs a leg). It has a URL that no request names, so that it is not nta's default leg:
@@ -157,6 +194,7 @@ class Gateway final : public OptionsProber {
   bool accepting_ = true;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>> authPending_;
   std::uint64_t nextProbe_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Probe>> probes_;
   // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after

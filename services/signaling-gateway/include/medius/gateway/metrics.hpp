@@ -21,6 +21,8 @@
 //   medius_gateway_flood_bans_total                             per-source bans started
 //   medius_gateway_flood_banned_sources                         sources banned now
 //   medius_gateway_flood_sources                                sources in the flood table
+//   medius_gateway_auth_failures_total{reason}                  call/request digest failures
+//   medius_gateway_requests_refused_total{reason}               requests refused unprocessed
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
 // calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
@@ -61,6 +63,19 @@ std::string_view methodLabel(Method method);
 // Case-sensitive, as SIP method names are (RFC 3261 7.1).
 Method methodFromName(std::string_view name);
 
+// Why a request that needs digest credentials (call_auth.hpp) was not let through; the
+// label values of medius_gateway_auth_failures_total, every series exists from the start.
+enum class AuthFailure { Missing, Invalid, Stale, Replayed, FromMismatch, Unavailable };
+inline constexpr std::size_t kAuthFailureCount = 6;
+// "missing", "invalid", "stale", "replayed", "from_mismatch", "unavailable".
+std::string_view authFailureLabel(AuthFailure failure);
+
+// Why a request was refused before anything acted on it (requests_refused_total):
+// UnknownTrunk, a trunk-side request from an address that is no configured trunk.
+enum class Refusal { UnknownTrunk };
+inline constexpr std::size_t kRefusalCount = 1;
+std::string_view refusalLabel(Refusal refusal);
+
 class GatewayMetrics {
  public:
   explicit GatewayMetrics(prometheus::Registry& registry);
@@ -99,6 +114,12 @@ class GatewayMetrics {
   void countFloodReject(std::string_view reason);
   void countFloodBans(std::uint64_t bans) { floodBans_.Increment(static_cast<double>(bans)); }
   void setFloodSources(std::size_t sources, std::size_t banned);
+  // Security (SIP loop).
+  void countAuthFailure(AuthFailure failure);
+  void countRefused(Refusal refusal);
+  // For tests: the current value of one series.
+  double authFailures(AuthFailure failure) const;
+  double refused(Refusal refusal) const;
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
 
@@ -143,6 +164,8 @@ class GatewayMetrics {
   std::map<std::string, TrunkCallSeries, std::less<>> trunkCalls_;  // SIP loop only
   // calls_total series, [direction][outcome], created in the constructor.
   std::array<std::array<prometheus::Counter*, 4>, 4> callCounters_{};
+  std::array<prometheus::Counter*, kAuthFailureCount> authFailures_{};
+  std::array<prometheus::Counter*, kRefusalCount> refused_{};
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

@@ -1,5 +1,6 @@
-// The gateway's view of the registrar: Register (REGISTER relay) and Lookup (the contacts
-// of a user a call rings), both asynchronous.
+// The gateway's view of the registrar: Register (REGISTER relay), Lookup (the contacts
+// of a user a call rings), Challenge and VerifyDigest (digest authentication of calls and
+// other requests than REGISTER, call_auth.hpp), all asynchronous.
 //
 // RegistrarClient is the seam tests may fake; GrpcRegistrarClient is the real one
 // (gRPC callback API, a deadline on every call, latency and error metrics).
@@ -29,9 +30,13 @@ class RegistrarClient {
  public:
   using RegisterDone = std::function<void(const grpc::Status&, v1::RegisterResponse)>;
   using LookupDone = std::function<void(const grpc::Status&, v1::LookupResponse)>;
+  using ChallengeDone = std::function<void(const grpc::Status&, v1::ChallengeResponse)>;
+  using VerifyDone = std::function<void(const grpc::Status&, v1::VerifyDigestResponse)>;
   virtual ~RegistrarClient() = default;
   virtual void registerAsync(v1::RegisterRequest request, RegisterDone done) = 0;
   virtual void lookupAsync(v1::LookupRequest request, LookupDone done) = 0;
+  virtual void challengeAsync(v1::ChallengeRequest request, ChallengeDone done) = 0;
+  virtual void verifyDigestAsync(v1::VerifyDigestRequest request, VerifyDone done) = 0;
 };
 
 class GrpcRegistrarClient final : public RegistrarClient {
@@ -45,6 +50,8 @@ class GrpcRegistrarClient final : public RegistrarClient {
 
   void registerAsync(v1::RegisterRequest request, RegisterDone done) override;
   void lookupAsync(v1::LookupRequest request, LookupDone done) override;
+  void challengeAsync(v1::ChallengeRequest request, ChallengeDone done) override;
+  void verifyDigestAsync(v1::VerifyDigestRequest request, VerifyDone done) override;
 
  private:
   struct Call;

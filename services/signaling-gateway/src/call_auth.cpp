@@ -1,0 +1,188 @@
+#include "medius/gateway/call_auth.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+
+#include "medius/gateway/sip_util.hpp"
+
+namespace medius::gateway {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+SipReply make(int status, std::string phrase) {
+  SipReply r;
+  r.status = status;
+  r.phrase = std::move(phrase);
+  return r;
+}
+
+SipReply unavailable(const grpc::Status& status, std::int64_t retryAfterSeconds) {
+  SipReply r = make(503, status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                             ? "Registrar Timeout"
+                             : "Registrar Unavailable");
+  r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));
+  return r;
+}
+
+// A 407 from challenges; 403 when there are none (a registrar that gave no challenge
+// cannot be answered with credentials anyway).
+template <typename Challenges>
+SipReply proxyChallenge(const Challenges& challenges) {
+  SipReply r = make(407, "Proxy Authentication Required");
+  for (const auto& c : challenges) {
+    if (!c.header_value().empty()) r.headers.emplace_back("Proxy-Authenticate", c.header_value());
+  }
+  if (r.headers.empty()) return make(403, "Forbidden");
+  return r;
+}
+
+// "sips:" and "sip:" name the same user: compare the AORs without the scheme.
+std::string_view withoutScheme(std::string_view aor) {
+  auto colon = aor.find(':');
+  return colon == std::string_view::npos ? aor : aor.substr(colon + 1);
+}
+
+}  // namespace
+
+bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode) {
+  if (side != Side::Internal || mode == CallAuthMode::Off) return false;
+  if (!sip || !sip->sip_request) return false;
+  if (sip->sip_to && sip->sip_to->a_tag) return false;  // in a dialog: the leg decides
+  switch (sip->sip_request->rq_method) {
+    case sip_method_register:
+    case sip_method_options:
+    case sip_method_ack:
+    case sip_method_cancel:
+      return false;
+    default:
+      // Issue 7 item 1 (mutual TLS from a trusted peer) will return false here for a
+      // request whose connection presented a trusted client certificate.
+      return true;
+  }
+}
+
+std::optional<v1::DigestCredentials> digestCredentials(const msg_auth_t* list,
+                                                       const std::string& realm,
+                                                       const std::string& method) {
+  for (const msg_auth_t* au = list; au; au = au->au_next) {
+    if (!au->au_scheme || !iequals(au->au_scheme, "Digest")) continue;
+    auto r = paramValue(au->au_params, "realm");
+    if (!r || *r != realm) continue;
+    v1::DigestCredentials c;
+    c.set_realm(*r);
+    c.set_username(paramValue(au->au_params, "username").value_or(""));
+    c.set_nonce(paramValue(au->au_params, "nonce").value_or(""));
+    c.set_uri(paramValue(au->au_params, "uri").value_or(""));
+    c.set_response(lower(paramValue(au->au_params, "response").value_or("")));
+    c.set_algorithm(paramValue(au->au_params, "algorithm").value_or(""));
+    c.set_cnonce(paramValue(au->au_params, "cnonce").value_or(""));
+    c.set_opaque(paramValue(au->au_params, "opaque").value_or(""));
+    c.set_qop(paramValue(au->au_params, "qop").value_or(""));
+    c.set_nc(paramValue(au->au_params, "nc").value_or(""));
+    c.set_method(method);
+    return c;
+  }
+  return std::nullopt;
+}
+
+SipReply challengeReply(const grpc::Status& status, const v1::ChallengeResponse& response,
+                        std::int64_t retryAfterSeconds) {
+  if (!status.ok()) return unavailable(status, retryAfterSeconds);
+  SipReply r = proxyChallenge(response.challenges());
+  if (r.status != 407) return unavailable(grpc::Status(grpc::StatusCode::INTERNAL, "no challenge"),
+                                          retryAfterSeconds);
+  return r;
+}
+
+AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResponse& response,
+                          const std::string& fromAor, bool fromMustMatch,
+                          std::int64_t retryAfterSeconds) {
+  AuthVerdict v;
+  if (!status.ok()) {
+    v.reply = unavailable(status, retryAfterSeconds);
+    v.failure = AuthFailure::Unavailable;
+    return v;
+  }
+  using R = v1::VerifyDigestResponse;
+  switch (response.result()) {
+    case R::RESULT_OK:
+      if (response.aor().empty()) break;
+      // RFC 3261 22.3 leaves the From to the server's policy. OCS/Lync answer a From that
+      // is not the authenticated user with 403 (ms-diagnostics "From URI not authorized"),
+      // Teams Direct Routing likewise: a caller must not present someone else's identity,
+      // even to its own callees.
+      if (fromMustMatch && withoutScheme(fromAor) != withoutScheme(response.aor())) {
+        v.reply = make(403, "From Does Not Match The Authenticated User");
+        v.failure = AuthFailure::FromMismatch;
+        return v;
+      }
+      v.identity = CallerIdentity{response.aor()};
+      return v;
+    case R::RESULT_INVALID:
+      v.reply = proxyChallenge(response.challenges());
+      v.failure = AuthFailure::Invalid;
+      return v;
+    case R::RESULT_STALE:
+      v.reply = proxyChallenge(response.challenges());
+      v.failure = AuthFailure::Stale;
+      return v;
+    case R::RESULT_REPLAYED:
+      v.reply = proxyChallenge(response.challenges());
+      v.failure = AuthFailure::Replayed;
+      return v;
+    case R::RESULT_UNSPECIFIED:
+    case v1::VerifyDigestResponse_Result_VerifyDigestResponse_Result_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::VerifyDigestResponse_Result_VerifyDigestResponse_Result_INT_MAX_SENTINEL_DO_NOT_USE_:
+      break;
+  }
+  // A result we do not know: the registrar is newer or broken; never let it through.
+  v.reply = unavailable(grpc::Status(grpc::StatusCode::INTERNAL, "unexpected result"),
+                        retryAfterSeconds);
+  v.failure = AuthFailure::Unavailable;
+  return v;
+}
+
+SipReply unknownTrunkReply() { return make(403, "Not A Configured Trunk"); }
+
+std::string assertedIdentity(const sip_t* sip) {
+  if (!sip) return {};
+  for (const sip_unknown_t* u = sip->sip_unknown; u; u = u->un_next) {
+    if (!u->un_name || !iequals(u->un_name, "P-Asserted-Identity") || !u->un_value) continue;
+    std::string_view value(u->un_value);
+    auto open = value.find('<');
+    if (open != std::string_view::npos) {
+      auto close = value.find('>', open);
+      if (close == std::string_view::npos) return {};
+      return std::string(value.substr(open + 1, close - open - 1));
+    }
+    // name-addr without brackets: the URI up to the first ',' or ';' or space.
+    auto end = value.find_first_of(",; \t");
+    return std::string(value.substr(0, end));
+  }
+  return {};
+}
+
+std::string assertedIdentityValue(const std::string& display, const std::string& user,
+                                  const std::string& host) {
+  return (display.empty() ? std::string() : quoteDisplay(display) + " ") + "<sip:" +
+         escapeUser(user) + "@" + host + ">";
+}
+
+}  // namespace medius::gateway
