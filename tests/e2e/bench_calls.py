@@ -153,7 +153,9 @@ def run_caller(scenario, target, ruri_host, workdir, rate, calls, duration_s, ti
     extra = ["-s", "2200", "-m", str(calls), "-r", str(rate), "-d", str(int(duration_s * 1000)),
              "-l", str(max(100, int(rate * (duration_s + 5) * 3))),
              "-timeout", "%ds" % timeout, "-timeout_error", "-aa",
-             "-recv_timeout", "20000", "-trace_rtt", "-rtt_freq", "1"]
+             "-recv_timeout", "20000", "-trace_rtt", "-rtt_freq", "1",
+             # The gateway challenges every call (auth.calls): 407, then alice's credentials.
+             "-au", "alice", "-ap", harness.user_password("alice")]
     for key, value in keys.items():
         extra += ["-key", key, value]
     argv = sipp_argv(scenario, CALLER_HOST, harness.free_port(CALLER_HOST),

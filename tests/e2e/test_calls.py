@@ -126,14 +126,22 @@ class CallTestCase(harness.E2ETestCase):
         return uas, "sip:%s@%s:%d" % (user, host, port)
 
     def caller(self, scenario, number, caller="alice", host="127.0.0.21", trunk=None,
-               duration_ms=3000, calls=1, rate=None, timeout=60, extra_keys=None):
+               duration_ms=3000, calls=1, rate=None, timeout=60, extra_keys=None,
+               auth_user=None, auth_password=None):
         """A SIPp caller (started in the background; .wait() for its verdict). From the
-        internal side as a user (From sip:caller@example.com), or from a trunk's own
-        address (From sip:caller@trunk-host) to the gateway's trunk side."""
+        internal side as a user (From sip:caller@example.com), answering the gateway's 407
+        with that user's digest credentials (or auth_user's, auth_password), or from a
+        trunk's own address (From sip:caller@trunk-host) to the gateway's trunk side."""
+        args = ["-s", number]
         if trunk is None:
             target = "127.0.0.1:%d" % self.cluster.internal_port
             keys = {"caller": caller, "from_host": DOMAIN, "ruri_host": DOMAIN}
             port = None
+            # The internal side answers 407: the scenarios authenticate as the caller
+            # (auth_user/auth_password override it, e.g. to spoof the From or fail).
+            args += ["-au", auth_user or caller,
+                     "-ap", auth_password if auth_password is not None
+                     else harness.user_password(auth_user or caller)]
         else:
             self.stop_idle(trunk)
             self.addCleanup(self.start_idle, trunk)
@@ -141,7 +149,7 @@ class CallTestCase(harness.E2ETestCase):
             target = "127.0.0.1:%d" % self.cluster.trunk_port
             keys = {"caller": caller, "from_host": host, "ruri_host": target}
         keys.update(extra_keys or {})
-        uac = harness.SippProcess(scenario, self.cluster.dir, "-s", number, target=target,
+        uac = harness.SippProcess(scenario, self.cluster.dir, *args, target=target,
                                   local_ip=host, port=port, keys=keys, calls=calls, rate=rate,
                                   duration_ms=duration_ms, timeout=timeout, auto_answer=True,
                                   name="caller-%s-%d" % (scenario[:-4], time.monotonic_ns()))
@@ -542,24 +550,30 @@ class Calls(CallTestCase):
     # ---- requests the gateway refuses before routing (raw INVITEs, one socket)
 
     def raw_invite(self, extra=(), sdp=True, max_forwards="70", user="alice", number="2200"):
+        """One INVITE from the internal side, authenticated as user (407, ACK, again with
+        Proxy-Authorization): the final response to the second try."""
         client = harness.SipClient(self.cluster.internal_port, local=("127.0.0.21", 0))
         self.addCleanup(client.close)
         body = ("v=0\r\no=t 1 1 IN IP4 127.0.0.21\r\ns=-\r\nc=IN IP4 127.0.0.21\r\n"
                 "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n") if sdp else ""
-        lines = ["INVITE sip:%s@%s SIP/2.0" % (number, DOMAIN),
-                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (client.host, client.port,
-                                                                   secrets.token_hex(6)),
-                 "Max-Forwards: %s" % max_forwards,
-                 "From: <sip:%s@%s>;tag=%s" % (user, DOMAIN, secrets.token_hex(4)),
-                 "To: <sip:%s@%s>" % (number, DOMAIN),
-                 "Call-ID: %s@127.0.0.21" % secrets.token_hex(8),
-                 "CSeq: 1 INVITE",
-                 "Contact: <sip:%s@%s:%d>" % (user, client.host, client.port)]
-        lines += list(extra)
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines += ["Content-Length: %d" % len(body), "", body]
-        return client.send_raw("\r\n".join(lines))
+        from_tag = secrets.token_hex(4)
+        call_id = "%s@127.0.0.21" % secrets.token_hex(8)
+
+        def build(cseq, branch, auth):
+            lines = ["INVITE sip:%s@%s SIP/2.0" % (number, DOMAIN),
+                     "Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (client.host, client.port, branch),
+                     "Max-Forwards: %s" % max_forwards,
+                     "From: <sip:%s@%s>;tag=%s" % (user, DOMAIN, from_tag),
+                     "To: <sip:%s@%s>" % (number, DOMAIN),
+                     "Call-ID: %s" % call_id,
+                     "CSeq: %d INVITE" % cseq,
+                     "Contact: <sip:%s@%s:%d>" % (user, client.host, client.port)]
+            lines += list(extra) + list(auth)
+            if body:
+                lines.append("Content-Type: application/sdp")
+            lines += ["Content-Length: %d" % len(body), "", body]
+            return "\r\n".join(lines)
+        return client.send_authenticated(build, user, harness.user_password(user))
 
     def test_refused_before_routing_483_488_420(self):
         pbx = self.far("pbx", "uas_answer.xml", duration_ms=0)

@@ -96,8 +96,16 @@ class MalformedRegister(harness.E2ETestCase):
         self.assertIsNotNone(response.get("Supported"), response.raw)
 
     def test_unimplemented_method_gets_501(self):
+        # Out of dialog from the internal side: credentials first (auth.calls), then 501.
         response = self.client.request("SUBSCRIBE", user="alice", expires="60",
                                        extra=("Event: presence",))
+        self.assertIsNotNone(response)
+        self.assertEqual(response.status, 407, response.raw)
+        self.assertTrue(response.all("Proxy-Authenticate"), response.raw)
+        auth = harness.proxy_authorization("alice", harness.user_password("alice"), response,
+                                           "SUBSCRIBE", "sip:%s" % harness.DOMAIN)
+        response = self.client.request("SUBSCRIBE", user="alice", expires="60",
+                                       extra=("Event: presence", "Proxy-Authorization: " + auth))
         self.assertIsNotNone(response)
         self.assertEqual(response.status, 501, response.raw)
         self.assert_still_serving()
