@@ -598,6 +598,14 @@ int Gateway::authenticate(nta_incoming_t* irq, const sip_t* sip, Side side, Meth
   p->id = nextId_++;
   p->irq = irq;
   p->request = nta_incoming_getrequest(irq);
+  if (!p->request) {
+    // No message to act on later (out of memory): answer now, as the leg callback would.
+    SipReply reply;
+    reply.status = 500;
+    reply.phrase = "Server Internal Error";
+    respond(irq, method, side, reply);
+    return reply.status;
+  }
   p->side = side;
   p->method = method;
   p->source = source;
