@@ -15,6 +15,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
@@ -90,7 +91,8 @@ class FakeRegistrar final : public v1::Registrar::Service {
       verified_ = req->credentials();
     }
     const std::string& r = req->credentials().response();
-    if (r == "good") {
+    if (r == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    if (r == "good" || r == "slow") {
       resp->set_result(v1::VerifyDigestResponse::RESULT_OK);
       resp->set_aor("sip:" + req->credentials().username() + "@example.com");
       return grpc::Status::OK;
@@ -518,6 +520,31 @@ TEST_F(GatewayLoopTest, CallsFromTheInternalSideNeedCredentials) {
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"4xx\",method=\"INVITE\",side=\"internal\"}"), 5);
   loop_->invoke([&] { EXPECT_EQ(gateway_->pendingAuth(), 0u); });
+}
+
+TEST_F(GatewayLoopTest, CancelWhileTheRegistrarVerifiesEndsTheInvite) {
+  // The caller gives up while VerifyDigest runs (400 ms): CANCEL gets 200, the INVITE
+  // 487, and the late verdict only releases the transaction (no call, no second answer).
+  std::string head = "sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" +
+                     std::to_string(sip_.port()) +
+                     ";rport;branch=z9hG4bK-cancel-auth\r\nMax-Forwards: 70\r\n"
+                     "From: <sip:alice@example.com>;tag=ca\r\nTo: <sip:alice@example.com>\r\n"
+                     "Call-ID: cancel-auth@test\r\n";
+  sip_.send(internalPort_, "INVITE " + head + "CSeq: 1 INVITE\r\n" + proxyAuth("alice", "slow") +
+                               "Content-Length: 0\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  sip_.send(internalPort_, "CANCEL " + head + "CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
+  std::string a = sip_.receive();
+  std::string b = sip_.receive();
+  std::string cancel = a.find("CSeq: 1 CANCEL") != std::string::npos ? a : b;
+  std::string invite = a.find("CSeq: 1 CANCEL") != std::string::npos ? b : a;
+  EXPECT_EQ(statusOf(cancel), 200) << cancel;
+  EXPECT_EQ(statusOf(invite), 487) << invite;
+  loop_->invoke([&] { EXPECT_EQ(gateway_->pendingAuth(), 1u); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  loop_->invoke([&] { EXPECT_EQ(gateway_->pendingAuth(), 0u); });
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"4xx\",method=\"INVITE\",side=\"internal\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"5xx\",method=\"INVITE\",side=\"internal\"}"), 0);
 }
 
 TEST_F(GatewayLoopTest, RegistrarDownMeansNoCallNot407) {
