@@ -192,9 +192,11 @@ class LoadBalancerTest(harness.E2ETestCase):
     def calls(self, prefix, count=CALLS, rate=5, duration_ms=1000, timeout=120,
               transport="u1", scenario="uac_call.xml"):
         """count SIPp calls (bob dials 2200, the PBX) through the LB with Call-IDs
-        prefix-1@..., prefix-2@..., started in the background."""
+        prefix-1@..., prefix-2@..., started in the background. bob answers the gateway's 407
+        with his digest credentials (docs/security.md)."""
         return harness.SippProcess(
             scenario, self.cluster.dir, "-s", "2200",
+            "-au", "bob", "-ap", harness.user_password("bob"),
             "-cid_str", "%s-%%u@medius-e2e" % prefix, target=self.lb.address, transport=transport,
             local_ip=CALLER_HOST, keys={"caller": "bob", "from_host": harness.DOMAIN,
                                          "ruri_host": harness.DOMAIN},
@@ -244,13 +246,15 @@ class LoadBalancerTest(harness.E2ETestCase):
         return {g: self.delta(before, after, g) for g in "ab"}
 
     def assert_sticky(self, deltas, what):
-        """Every dialog's requests reached one gateway: per gateway, INVITE = BYE = answered
-        calls (on a gateway that restarted, counted since the restart). The gateway does not
-        count the ACK of a 2xx (nta takes it): assert_dialogs_stay covers the ACKs."""
+        """Every dialog's requests reached one gateway: per gateway, BYE = answered calls
+        and INVITE = twice that (each call's first INVITE is challenged with 407 and sent
+        again with credentials, same Call-ID: both must reach the gateway that issued the
+        challenge; on a gateway that restarted, counted since the restart). The gateway does
+        not count the ACK of a 2xx (nta takes it): assert_dialogs_stay covers the ACKs."""
         for gateway, (cdrs, requests) in deltas.items():
             if requests is None:
                 continue
-            self.assertEqual(requests, {"INVITE": cdrs, "BYE": cdrs},
+            self.assertEqual(requests, {"INVITE": 2 * cdrs, "BYE": cdrs},
                              "%s: gateway %s got %s for %d calls" % (what, gateway, requests,
                                                                      cdrs))
 
@@ -271,12 +275,14 @@ class LoadBalancerTest(harness.E2ETestCase):
         return hops
 
     def assert_dialogs_stay(self, since, prefix, count, what):
-        """Every dialog's ACK and BYE went where its INVITE was dispatched."""
+        """Every dialog's ACK and BYE went where its INVITE was dispatched (both INVITEs: the
+        one challenged with 407 and the one with credentials; the ACK of the 407 stays in
+        the LB's transaction layer, hop by hop)."""
         hops = self.lb_hops(since)
         ids = ["%s-%d@medius-e2e" % (prefix, i) for i in range(1, count + 1)]
         for call_id in ids:
             seen = hops.get(call_id, [])
-            self.assertEqual(sorted(m for m, _ in seen), ["ACK", "BYE", "INVITE"],
+            self.assertEqual(sorted(m for m, _ in seen), ["ACK", "BYE", "INVITE", "INVITE"],
                              "%s: %s: %s" % (what, call_id, seen))
             self.assertEqual(len({h for _, h in seen}), 1, "%s: %s: %s" % (what, call_id, seen))
         return {call_id: hops[call_id][0][1] for call_id in ids}
@@ -336,7 +342,7 @@ class LoadBalancerTest(harness.E2ETestCase):
         self.assertEqual(set(alone_where.values()),
                          {"127.0.0.1:%d" % self.cluster.internal_port}, alone_where)
         alone = self.settled(before, CALLS)
-        self.assertEqual(alone["a"], (CALLS, {"INVITE": CALLS, "BYE": CALLS}),
+        self.assertEqual(alone["a"], (CALLS, {"INVITE": 2 * CALLS, "BYE": CALLS}),
                          alone)
         self.assertEqual(len(self.lb_failovers()), failovers,
                          "a call still went to the dead gateway first")
@@ -369,7 +375,7 @@ class LoadBalancerTest(harness.E2ETestCase):
         uac = self.calls("lbF", count=6, rate=1, duration_ms=500)
         self.assert_all_ok(uac, 6, "calls with a silent gateway in the set")
         settled = self.settled(before, 6)
-        self.assertEqual(settled["a"], (6, {"INVITE": 6, "BYE": 6}), settled)
+        self.assertEqual(settled["a"], (6, {"INVITE": 12, "BYE": 6}), settled)
         self.assertTrue(silent.invites, "no INVITE was hashed to the silent gateway")
         # Each INVITE the silent gateway swallowed was failed over by the failure_route and
         # answered by gateway a.
@@ -381,9 +387,18 @@ class LoadBalancerTest(harness.E2ETestCase):
             self.assertIn(call_id, failed_over, lb.log_text()[-4000:])
             self.assertIn("Call-ID %s" % call_id, a_log)
             # The dialog then lives on a: its ACK and BYE go there, not to the silent one.
-            self.assertEqual(sorted(hops.get(call_id, [])),
-                             [("ACK", a_host), ("BYE", a_host),
-                              ("INVITE", "127.0.0.1:%d" % silent.port)], hops.get(call_id))
+            # Its two INVITEs (the one a challenged with 407, then the one with credentials,
+            # same Call-ID) were each dispatched by the hash, the first to the silent one; the
+            # second goes there too while the probes still find it alive (and fails over
+            # again), or to a.
+            seen = hops.get(call_id, [])
+            invites = [h for m, h in seen if m == "INVITE"]
+            silent_host = "127.0.0.1:%d" % silent.port
+            self.assertEqual(len(invites), 2, seen)
+            self.assertEqual(invites[0], silent_host, seen)
+            self.assertTrue(set(invites) <= {silent_host, a_host}, seen)
+            self.assertEqual(sorted((m, h) for m, h in seen if m != "INVITE"),
+                             [("ACK", a_host), ("BYE", a_host)], seen)
 
 
     def test_tcp_callers(self):
