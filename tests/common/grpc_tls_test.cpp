@@ -102,13 +102,13 @@ TEST(GrpcPlaintext, OnlyOnLoopback) {
                              "ipv4:127.0.0.1:5", "dns:///localhost:5", "unix:/run/medius.sock"}) {
     EXPECT_TRUE(isLoopbackTarget(target)) << target;
   }
-  for (const char* target : {"0.0.0.0:50051", "10.0.0.5:50051", "media:50053", "127.example.com:5",
+  for (const char* target : {"0.0.0.0:50051", "10.200.0.5:50051", "media:50053", "127.example.com:5",
                              "[::]:50051", "dns:///media.svc:50053", "128.0.0.1:5", ""}) {
     EXPECT_FALSE(isLoopbackTarget(target)) << target;
   }
   setClientTls(std::nullopt);
   EXPECT_NO_THROW(clientCredentials("127.0.0.1:50053"));
-  EXPECT_THROW(clientCredentials("10.1.2.3:50053"), std::invalid_argument);
+  EXPECT_THROW(clientCredentials("10.200.2.3:50053"), std::invalid_argument);
 }
 
 ServiceSettings settingsOf(const std::string& text) {

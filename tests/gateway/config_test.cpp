@@ -187,8 +187,8 @@ TEST(GatewayConfig, BadFloodKeysNameTheirPath) {
   expectError(
       R"({"domain": "example.com", "security": {"flood": {"exempt": ["trunk.example.com"]}}})",
       "security.flood.exempt");
-  expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["10.0.0.0/40"]}}})",
-              "10.0.0.0/40");
+  expectError(R"({"domain": "example.com", "security": {"flood": {"exempt": ["10.200.0.0/40"]}}})",
+              "10.200.0.0/40");
   expectError(R"({"domain": "example.com", "security": {"flood": {"user_agent_deny": [""]}}})",
               "security.flood.user_agent_deny");
   expectError(R"({"domain": "example.com", "security": {"flood": {"ban": 5}}})",
