@@ -1,8 +1,9 @@
 #include "medius/gateway/call_auth.hpp"
 
-#include <algorithm>
 #include <cctype>
 #include <string_view>
+
+#include <strings.h>
 
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -13,43 +14,20 @@ namespace medius::gateway {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 std::string lower(std::string s) {
   for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return s;
-}
-
-SipReply make(int status, std::string phrase) {
-  SipReply r;
-  r.status = status;
-  r.phrase = std::move(phrase);
-  return r;
-}
-
-SipReply unavailable(const grpc::Status& status, std::int64_t retryAfterSeconds) {
-  SipReply r = make(503, status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                             ? "Registrar Timeout"
-                             : "Registrar Unavailable");
-  r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));
-  return r;
 }
 
 // A 407 from challenges; 403 when there are none (a registrar that gave no challenge
 // cannot be answered with credentials anyway).
 template <typename Challenges>
 SipReply proxyChallenge(const Challenges& challenges) {
-  SipReply r = make(407, "Proxy Authentication Required");
+  SipReply r{407, "Proxy Authentication Required", {}};
   for (const auto& c : challenges) {
     if (!c.header_value().empty()) r.headers.emplace_back("Proxy-Authenticate", c.header_value());
   }
-  if (r.headers.empty()) return make(403, "Forbidden");
+  if (r.headers.empty()) return SipReply{403, "Forbidden", {}};
   return r;
 }
 
@@ -82,7 +60,7 @@ std::optional<v1::DigestCredentials> digestCredentials(const msg_auth_t* list,
                                                        const std::string& realm,
                                                        const std::string& method) {
   for (const msg_auth_t* au = list; au; au = au->au_next) {
-    if (!au->au_scheme || !iequals(au->au_scheme, "Digest")) continue;
+    if (!au->au_scheme || strcasecmp(au->au_scheme, "Digest") != 0) continue;
     auto r = paramValue(au->au_params, "realm");
     if (!r || *r != realm) continue;
     v1::DigestCredentials c;
@@ -104,9 +82,9 @@ std::optional<v1::DigestCredentials> digestCredentials(const msg_auth_t* list,
 
 SipReply challengeReply(const grpc::Status& status, const v1::ChallengeResponse& response,
                         std::int64_t retryAfterSeconds) {
-  if (!status.ok()) return unavailable(status, retryAfterSeconds);
+  if (!status.ok()) return registrarFailureReply(status, retryAfterSeconds);
   SipReply r = proxyChallenge(response.challenges());
-  if (r.status != 407) return unavailable(grpc::Status(grpc::StatusCode::INTERNAL, "no challenge"),
+  if (r.status != 407) return registrarFailureReply(grpc::Status(grpc::StatusCode::INTERNAL, "no challenge"),
                                           retryAfterSeconds);
   return r;
 }
@@ -116,7 +94,7 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
                           std::int64_t retryAfterSeconds) {
   AuthVerdict v;
   if (!status.ok()) {
-    v.reply = unavailable(status, retryAfterSeconds);
+    v.reply = registrarFailureReply(status, retryAfterSeconds);
     v.failure = AuthFailure::Unavailable;
     return v;
   }
@@ -129,7 +107,7 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
       // Teams Direct Routing likewise: a caller must not present someone else's identity,
       // even to its own callees.
       if (fromMustMatch && withoutScheme(fromAor) != withoutScheme(response.aor())) {
-        v.reply = make(403, "From Does Not Match The Authenticated User");
+        v.reply = SipReply{403, "From Does Not Match The Authenticated User", {}};
         v.failure = AuthFailure::FromMismatch;
         return v;
       }
@@ -153,18 +131,18 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
       break;
   }
   // A result we do not know: the registrar is newer or broken; never let it through.
-  v.reply = unavailable(grpc::Status(grpc::StatusCode::INTERNAL, "unexpected result"),
+  v.reply = registrarFailureReply(grpc::Status(grpc::StatusCode::INTERNAL, "unexpected result"),
                         retryAfterSeconds);
   v.failure = AuthFailure::Unavailable;
   return v;
 }
 
-SipReply unknownTrunkReply() { return make(403, "Not A Configured Trunk"); }
+SipReply unknownTrunkReply() { return SipReply{403, "Not A Configured Trunk", {}}; }
 
 std::string assertedIdentity(const sip_t* sip) {
   if (!sip) return {};
   for (const sip_unknown_t* u = sip->sip_unknown; u; u = u->un_next) {
-    if (!u->un_name || !iequals(u->un_name, "P-Asserted-Identity") || !u->un_value) continue;
+    if (!u->un_name || strcasecmp(u->un_name, "P-Asserted-Identity") != 0 || !u->un_value) continue;
     std::string_view value(u->un_value);
     auto open = value.find('<');
     if (open != std::string_view::npos) {
