@@ -211,6 +211,28 @@ class Service:
 TRUNK_HOSTS = {"pstn-primary": "127.0.0.11", "pstn-backup": "127.0.0.12", "pbx": "127.0.0.13"}
 
 
+def wait_until(predicate, timeout, what):
+    """predicate()'s first truthy value within timeout seconds (polled every 100 ms), or
+    AssertionError naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("not within %.1fs: %s (last: %r)" % (timeout, what, last))
+
+
+def read_cdr(path):
+    """A CDR file's lines as dicts ([] while it does not exist)."""
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
 def _merge(into, extra):
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -501,11 +523,7 @@ class Cluster:
 
     def cdr_records(self):
         """The CDR file's lines as dicts ([] while it does not exist)."""
-        try:
-            with open(self.cdr_file) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except OSError:
-            return []
+        return read_cdr(self.cdr_file)
 
     def gateway_rss_kib(self):
         with open("/proc/%d/status" % self.gateway.pid) as f:
@@ -594,11 +612,7 @@ class GatewayReplica:
         return "sip:127.0.0.1:%d" % self.internal_port
 
     def cdr_records(self):
-        try:
-            with open(self.cdr_file) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except OSError:
-            return []
+        return read_cdr(self.cdr_file)
 
     def metrics(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,

@@ -28,6 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_until  # noqa: E402
 
 DOMAIN = harness.DOMAIN
 HOSTS = harness.TRUNK_HOSTS
@@ -36,17 +37,6 @@ COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 MIN_RTP = 40
 # How long the gateway may take to forget a finished call (calls, sessions, CDR).
 SETTLE_S = 5.0
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError("not within %.1fs: %s (last: %r)" % (timeout, what, last))
 
 
 class CallTestCase(harness.E2ETestCase):

@@ -38,6 +38,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_until  # noqa: E402
 
 LB_HOST = "127.0.0.5"
 CALLER_HOST = "127.0.0.21"
@@ -47,17 +48,6 @@ PBX = "pbx"
 DETECT_S = 20
 SETTLE_S = 10
 CALLS = 10
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError("not within %.1fs: %s (last: %r)" % (timeout, what, last))
 
 
 class SilentGateway:
