@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
     auto routing = std::make_unique<GrpcRoutingClient>(
         cfg.routingAddress, std::chrono::milliseconds(cfg.routingTimeoutMs), gatewayMetrics);
     auto media = std::make_unique<GrpcMediaClient>(
-        cfg.mediaWorkers, std::chrono::milliseconds(cfg.mediaTimeoutMs), gatewayMetrics);
+        cfg.mediaWorkers, std::chrono::milliseconds(cfg.mediaTimeoutMs), gatewayMetrics,
+        MediaWorkerDiscovery{std::chrono::milliseconds(cfg.mediaDiscoveryIntervalMs), {}});
     CallDirectory directory;
     CdrWriter cdr(cfg.cdrFile, &gatewayMetrics.cdrWriteErrors());
     std::unique_ptr<Gateway> gateway;

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,7 +18,9 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -109,12 +112,13 @@ media::MediaConfig workerConfig() {
 // One real media-transcoder worker (wired as services/media-transcoder/src/main.cpp does).
 class MediaWorker {
  public:
-  explicit MediaWorker(std::uint16_t port = 0)
-      : config_(workerConfig()),
+  explicit MediaWorker(std::uint16_t port = 0, std::string host = "127.0.0.1")
+      : host_(std::move(host)),
+        config_(workerConfig()),
         metrics_(registry_),
         manager_(config_, metrics_),
         service_(manager_),
-        server_("127.0.0.1:" + std::to_string(port), {&service_}, {"medius.v1.MediaTranscoder"}) {
+        server_(host_ + ":" + std::to_string(port), {&service_}, {"medius.v1.MediaTranscoder"}) {
     service_.setOnDrain([this] { server_.setServing(false); });
   }
   ~MediaWorker() {
@@ -123,11 +127,12 @@ class MediaWorker {
     server_.shutdown(500ms);
     manager_.shutdown();
   }
-  std::string address() const { return "127.0.0.1:" + std::to_string(server_.port()); }
+  std::string address() const { return host_ + ":" + std::to_string(server_.port()); }
   std::uint16_t port() const { return static_cast<std::uint16_t>(server_.port()); }
   media::SessionManager& manager() { return manager_; }
 
  private:
+  std::string host_;
   media::MediaConfig config_;
   prometheus::Registry registry_;
   media::MediaMetrics metrics_;
@@ -435,6 +440,137 @@ TEST_F(MediaClientTest, ClientDestructorCancelsCallsInFlightAndStreams) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
   EXPECT_EQ(dones.load(), 7);
   EXPECT_EQ(cancelled.load(), 7);
+}
+
+// ---- media workers found by name ("dns:host:port") ----
+
+TEST(MediaWorkerNames, ParseDnsWorker) {
+  auto name = parseDnsWorker("dns:media.medius.svc:50053");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->first, "media.medius.svc");
+  EXPECT_EQ(name->second, "50053");
+  EXPECT_FALSE(parseDnsWorker("127.0.0.1:50053").has_value());
+  EXPECT_THROW(parseDnsWorker("dns:"), std::invalid_argument);
+  EXPECT_THROW(parseDnsWorker("dns:media"), std::invalid_argument);
+  EXPECT_THROW(parseDnsWorker("dns::50053"), std::invalid_argument);
+}
+
+TEST(MediaWorkerNames, ResolveHost) {
+  auto local = resolveHost("localhost");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_NE(std::find(local->begin(), local->end(), "127.0.0.1"), local->end());
+  EXPECT_EQ(resolveHost("127.0.0.3"), std::vector<std::string>{"127.0.0.3"});
+  // A name that does not exist has no addresses (or, without a resolver, no answer).
+  auto none = resolveHost("no-such-worker.invalid");
+  EXPECT_TRUE(!none.has_value() || none->empty());
+}
+
+// A resolver the test steers: the addresses it answers now, or nullopt (failure).
+class FakeResolver {
+ public:
+  void set(std::optional<std::vector<std::string>> answer) {
+    std::lock_guard lock(mutex_);
+    answer_ = std::move(answer);
+  }
+  MediaWorkerDiscovery discovery() {
+    return MediaWorkerDiscovery{20ms, [this](const std::string& host) {
+                                  EXPECT_EQ(host, "media.test");
+                                  std::lock_guard lock(mutex_);
+                                  return answer_;
+                                }};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<std::vector<std::string>> answer_;
+};
+
+double gauge(prometheus::Registry& registry, const std::string& name) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
+  }
+  return -1;
+}
+
+bool waitGauge(prometheus::Registry& registry, double value) {
+  for (int i = 0; i < 200; ++i) {
+    if (gauge(registry, "medius_gateway_media_workers") == value) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST_F(MediaClientTest, WorkersFoundByNameJoinAndLeave) {
+  MediaWorker first(0, "127.0.0.1");
+  MediaWorker second(first.port(), "127.0.0.2");
+  const std::string name = "dns:media.test:" + std::to_string(first.port());
+  FakeResolver resolver;
+  resolver.set(std::vector<std::string>{"127.0.0.1"});
+  Events events;
+  GrpcMediaClient client({name}, 2000ms, metrics_, resolver.discovery());
+  client.watch("gw1", events.handler());
+  EXPECT_EQ(gauge(registry_, "medius_gateway_media_workers"), 1);
+  for (int i = 0; i < 2; ++i) {
+    Created c = create(client, "one" + std::to_string(i));
+    ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+    EXPECT_EQ(c.worker, first.address());
+  }
+
+  // Scaled out: the second address joins; new sessions go to both.
+  resolver.set(std::vector<std::string>{"127.0.0.1", "127.0.0.2"});
+  ASSERT_TRUE(waitGauge(registry_, 2));
+  std::set<std::string> used;
+  for (int i = 0; i < 4; ++i) {
+    Created c = create(client, "two" + std::to_string(i));
+    ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+    used.insert(c.worker);
+  }
+  EXPECT_EQ(used, (std::set<std::string>{first.address(), second.address()}));
+  // Its events stream was opened when it joined.
+  ASSERT_TRUE(waitSubscribed(client, events, second.address()));
+
+  // A failed resolution keeps the last addresses.
+  resolver.set(std::nullopt);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(gauge(registry_, "medius_gateway_media_workers"), 2);
+
+  // Scaled in: the first leaves. No new sessions on it, but its own are still reachable.
+  resolver.set(std::vector<std::string>{"127.0.0.2"});
+  ASSERT_TRUE(waitGauge(registry_, 1));
+  const auto onFirst = first.manager().sessionCount();
+  for (int i = 0; i < 4; ++i) {
+    Created c = create(client, "after" + std::to_string(i));
+    ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+    EXPECT_EQ(c.worker, second.address()) << i;
+  }
+  EXPECT_EQ(first.manager().sessionCount(), onFirst);
+  EXPECT_TRUE(remove(client, first.address(), "one0").ok());
+  EXPECT_EQ(first.manager().sessionCount(), onFirst - 1);
+
+  // Every pod gone: no worker, a clear UNAVAILABLE.
+  resolver.set(std::vector<std::string>{});
+  ASSERT_TRUE(waitGauge(registry_, 0));
+  Created none = create(client, "none");
+  EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // Back: the first rejoins with a new events stream.
+  resolver.set(std::vector<std::string>{"127.0.0.1"});
+  ASSERT_TRUE(waitGauge(registry_, 1));
+  ASSERT_TRUE(waitSubscribed(client, events, first.address()));
+}
+
+TEST_F(MediaClientTest, NameThatDoesNotResolveYetGivesNoWorkerUntilItDoes) {
+  MediaWorker worker;
+  FakeResolver resolver;
+  resolver.set(std::nullopt);
+  GrpcMediaClient client({"dns:media.test:" + std::to_string(worker.port())}, 2000ms, metrics_,
+                         resolver.discovery());
+  EXPECT_EQ(create(client, "early").status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  resolver.set(std::vector<std::string>{"127.0.0.1"});
+  ASSERT_TRUE(waitGauge(registry_, 1));
+  Created c = create(client, "later");
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  EXPECT_EQ(c.worker, worker.address());
 }
 
 // ---- routing: RouteCall through the real routing service ----

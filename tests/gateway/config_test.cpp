@@ -131,6 +131,21 @@ TEST(GatewayConfig, BadInternalMediaKeysNameTheirPath) {
               "codec \"opus\" is listed twice");
   expectError(R"({"internal_codecs": []})", "$.media.internal_codecs", "at least one codec");
   expectError(R"({"internal_codec": ["opus"]})", "$.media.internal_codec", "unknown key");
+  // Workers found by name: a host and a port after "dns:", and plaintext only to loopback.
+  expectError(R"({"workers": ["dns:"]})", "$.media.workers", "\"dns:\"");
+  expectError(R"({"workers": ["dns:media"]})", "$.media.workers", "\"dns:media\"");
+  expectError(R"({"workers": ["dns:media.medius.svc:50053"]})", "$.media.workers",
+              "not a loopback address");
+  expectError(R"({"discovery_interval_ms": 10})", "$.media.discovery_interval_ms", "");
+}
+
+TEST(GatewayConfig, ReadsWorkersFoundByName) {
+  auto c = parse(R"({"domain": "example.com", "media": {"workers": ["dns:localhost:50053",
+                     "127.0.0.1:50055"], "discovery_interval_ms": 2000}})");
+  EXPECT_EQ(c.mediaWorkers,
+            (std::vector<std::string>{"dns:localhost:50053", "127.0.0.1:50055"}));
+  EXPECT_EQ(c.mediaDiscoveryIntervalMs, 2000);
+  EXPECT_EQ(parse(R"({"domain": "example.com"})").mediaDiscoveryIntervalMs, 5000);
 }
 
 TEST(GatewayConfig, FloodDefaults) {

@@ -7,6 +7,7 @@
 
 #include "medius/common/grpc_tls.hpp"
 #include "medius/common/media_policy.hpp"
+#include "medius/gateway/media_client.hpp"
 
 namespace medius::gateway {
 
@@ -152,13 +153,17 @@ GatewayConfig loadConfig(const config::Document& doc) {
     }
     if (c.mediaWorkers.empty()) media->fail("workers", "at least one worker address is required");
     for (const auto& worker : c.mediaWorkers) {
+      // "host:port", or "dns:host:port" (every address of host, re-resolved).
+      std::string target = worker;
       try {
-        config::parseHostPort(worker);
+        if (auto name = parseDnsWorker(worker)) target = name->first + ":" + name->second;
+        config::parseHostPort(target);
       } catch (const std::invalid_argument& e) {
         media->fail("workers", "\"" + worker + "\": " + e.what());
       }
-      requireTlsOrLoopback(*media, "workers", worker, c.service.grpcTls.has_value());
+      requireTlsOrLoopback(*media, "workers", target, c.service.grpcTls.has_value());
     }
+    c.mediaDiscoveryIntervalMs = media->integer("discovery_interval_ms", 5000, 100, 300000);
     c.mediaTimeoutMs = media->integer("timeout_ms", 1000, 1, 60000);
     c.mediaInactivityMs = media->integer("media_timeout_ms", 0, 0, 3600000);
     c.internalSrtp = config::readSrtpPolicy(*media, "internal_srtp", c.internalSrtp);

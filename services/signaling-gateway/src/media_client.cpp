@@ -1,5 +1,8 @@
 #include "medius/gateway/media_client.hpp"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "medius/common/config.hpp"
 #include "medius/common/grpc_tls.hpp"
 #include "medius/common/logging.hpp"
 
@@ -26,22 +30,71 @@ bool refused(const grpc::Status& status) {
          status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
 }
 
-std::shared_ptr<grpc::Channel> channelTo(const std::string& address) {
+// `tlsName`: the name the worker's certificate must carry when it differs from the
+// address (a worker found by name is called at its numeric address).
+std::shared_ptr<grpc::Channel> channelTo(const std::string& address,
+                                         const std::string& tlsName = {}) {
   grpc::ChannelArguments args;
+  if (!tlsName.empty()) args.SetSslTargetNameOverride(tlsName);
   // The channel's own reconnect backoff (default 1 s .. 120 s) would hide a restarted
   // worker from the watch stream's 100 ms .. 5 s backoff: align the two. (Not
   // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: that is also the connect timeout.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(kMinBackoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxBackoff.count()));
+  // Plaintext is allowed to loopback only: for a name, the address decides.
   return grpc::CreateCustomChannel(address, clientCredentials(address), args);
 }
 
+std::string joinHostPort(const std::string& host, const std::string& port) {
+  return host.find(':') != std::string::npos ? "[" + host + "]:" + port : host + ":" + port;
+}
+
 }  // namespace
+
+std::optional<std::pair<std::string, std::string>> parseDnsWorker(const std::string& entry) {
+  constexpr std::string_view kPrefix = "dns:";
+  if (entry.compare(0, kPrefix.size(), kPrefix) != 0) return std::nullopt;
+  auto hostPort = config::parseHostPort(std::string_view(entry).substr(kPrefix.size()));
+  if (hostPort.host.empty()) throw std::invalid_argument("no host name after \"dns:\"");
+  return std::make_pair(hostPort.host, std::to_string(hostPort.port));
+}
+
+std::optional<std::vector<std::string>> resolveHost(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &result); rc != 0) {
+    // A name with no addresses now (e.g. every pod of a headless Service gone) is an
+    // answer, not a failure.
+    if (rc == EAI_NONAME || rc == EAI_NODATA) return std::vector<std::string>{};
+    log::get("grpc")->warn("media workers: resolving {} failed: {}", host, ::gai_strerror(rc));
+    return std::nullopt;
+  }
+  std::vector<std::string> addresses;
+  for (auto* ai = result; ai != nullptr; ai = ai->ai_next) {
+    char text[NI_MAXHOST];
+    if (::getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, nullptr, 0,
+                      NI_NUMERICHOST) != 0) {
+      continue;
+    }
+    if (std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
+      addresses.emplace_back(text);
+    }
+  }
+  ::freeaddrinfo(result);
+  return addresses;
+}
 
 struct GrpcMediaClient::Impl {
   struct Worker {
     std::string address;
     std::unique_ptr<v1::MediaTranscoder::Stub> stub;
+    // New sessions may go to it (configured, or among its name's addresses now). Guarded
+    // by Impl::mutex.
+    bool candidate = false;
+    // A WatchEvents stream is open or a reconnect is scheduled. Guarded by Impl::mutex.
+    bool streaming = false;
     // The last CreateSession on it was refused (UNAVAILABLE / RESOURCE_EXHAUSTED): new
     // sessions try the other workers first.
     std::atomic<bool> refusing{false};
@@ -113,41 +166,130 @@ struct GrpcMediaClient::Impl {
     std::atomic<bool> connected_{false};
   };
 
-  Impl(std::vector<std::string> addresses, std::chrono::milliseconds callTimeout,
-       GatewayMetrics& gatewayMetrics)
+  // A configured "dns:host:port" entry and the addresses it resolved to last.
+  struct Name {
+    std::string host;
+    std::string port;
+    std::set<std::string> addresses;  // "ip:port", guarded by mutex
+  };
+
+  Impl(std::vector<std::string> entries, std::chrono::milliseconds callTimeout,
+       GatewayMetrics& gatewayMetrics, MediaWorkerDiscovery workerDiscovery)
       : timeout(callTimeout),
         metrics(gatewayMetrics),
+        discovery(std::move(workerDiscovery)),
         createSeconds(gatewayMetrics.grpcClientSeconds("media", "CreateSession")),
         updateSeconds(gatewayMetrics.grpcClientSeconds("media", "UpdateSession")),
         deleteSeconds(gatewayMetrics.grpcClientSeconds("media", "DeleteSession")) {
-    if (addresses.empty()) throw std::invalid_argument("GrpcMediaClient: no media workers");
-    for (auto& address : addresses) {
-      auto worker = std::make_unique<Worker>();
-      worker->stub = v1::MediaTranscoder::NewStub(channelTo(address));
-      worker->address = std::move(address);
-      workers.push_back(std::move(worker));
+    if (entries.empty()) throw std::invalid_argument("GrpcMediaClient: no media workers");
+    if (!discovery.resolve) discovery.resolve = resolveHost;
+    std::lock_guard lock(mutex);
+    for (auto& entry : entries) {
+      if (auto name = parseDnsWorker(entry)) {
+        names.push_back(Name{name->first, name->second, {}});
+      } else {
+        Worker& w = workerLocked(entry, {});
+        if (!w.stub) {
+          throw std::invalid_argument("media worker " + entry +
+                                      ": plaintext gRPC only to loopback addresses");
+        }
+        staticEntries.push_back(entry);
+        if (!w.candidate) {
+          w.candidate = true;
+          candidates.push_back(&w);
+        }
+      }
     }
+    for (auto& name : names) {
+      if (auto addresses = discovery.resolve(name.host)) applyLocked(name, *addresses);
+    }
+    metrics.mediaWorkers().Set(static_cast<double>(candidates.size()));
   }
 
-  // The worker at `address`; an unknown one (e.g. removed from the config while it still
-  // holds sessions) gets a channel on demand. Never used for new sessions.
-  Worker& workerAt(const std::string& address) {
-    for (auto& w : workers) {
-      if (w->address == address) return *w;
-    }
-    std::lock_guard lock(mutex);
-    auto& w = extraWorkers[address];
+  // The worker at `address` (created with a channel on first use). Caller holds mutex.
+  Worker& workerLocked(const std::string& address, const std::string& tlsName) {
+    auto& w = known[address];
     if (!w) {
       w = std::make_unique<Worker>();
       w->address = address;
       try {
-        w->stub = v1::MediaTranscoder::NewStub(channelTo(address));
+        w->stub = v1::MediaTranscoder::NewStub(channelTo(address, tlsName));
       } catch (const std::invalid_argument& e) {
         // Plaintext to an address that is not loopback: no stub, every call to it fails.
         log::get("grpc")->warn("media worker {}: {}", address, e.what());
       }
     }
     return *w;
+  }
+
+  // The worker at `address`; an unknown one (e.g. removed from the config, or gone from
+  // its name's addresses, while it still holds sessions) gets a channel on demand. Only
+  // candidates take new sessions.
+  Worker& workerAt(const std::string& address) {
+    std::lock_guard lock(mutex);
+    return workerLocked(address, {});
+  }
+
+  // `name` resolved to `resolved` (numeric hosts): workers that joined become candidates
+  // (and get their events stream), those that left stop taking new sessions. Caller
+  // holds mutex. Returns the workers whose stream must be opened (after unlocking).
+  std::vector<Worker*> applyLocked(Name& name, const std::vector<std::string>& resolved) {
+    std::set<std::string> now;
+    for (const auto& host : resolved) now.insert(joinHostPort(host, name.port));
+    std::vector<Worker*> open;
+    for (const auto& address : now) {
+      if (name.addresses.count(address)) continue;
+      Worker& w = workerLocked(address, name.host);
+      log::get("grpc")->info("media worker {} joined ({} resolves to it)", address, name.host);
+      if (!w.candidate && w.stub) {
+        w.candidate = true;
+        candidates.push_back(&w);
+        if (watching && !w.streaming) {
+          w.streaming = true;
+          open.push_back(&w);
+        }
+      }
+    }
+    for (const auto& address : name.addresses) {
+      if (now.count(address)) continue;
+      log::get("grpc")->info("media worker {} left ({} no longer resolves to it): no new "
+                             "sessions on it", address, name.host);
+      auto it = known.find(address);
+      if (it == known.end() || !it->second->candidate) continue;
+      // Still a candidate through a static entry or another name?
+      bool kept = std::find(staticEntries.begin(), staticEntries.end(), address) !=
+                  staticEntries.end();
+      for (const auto& other : names) {
+        if (&other != &name && other.addresses.count(address)) kept = true;
+      }
+      if (kept) continue;
+      it->second->candidate = false;
+      candidates.erase(std::remove(candidates.begin(), candidates.end(), it->second.get()),
+                       candidates.end());
+    }
+    name.addresses = std::move(now);
+    return open;
+  }
+
+  // The discovery thread: re-resolves every name each interval.
+  void discoveryLoop() {
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      discoveryCv.wait_for(lock, discovery.interval, [this] { return stopping; });
+      if (stopping) break;
+      for (auto& name : names) {
+        lock.unlock();
+        auto resolved = discovery.resolve(name.host);  // may block: not under the lock
+        lock.lock();
+        if (stopping) break;
+        if (!resolved) continue;
+        auto open = applyLocked(name, *resolved);
+        metrics.mediaWorkers().Set(static_cast<double>(candidates.size()));
+        lock.unlock();
+        for (auto* w : open) openStream(*w);
+        lock.lock();
+      }
+    }
   }
 
   // Registers a new call; false (and nothing registered) while stopping.
@@ -245,6 +387,7 @@ struct GrpcMediaClient::Impl {
         delete stream;
         return;
       }
+      worker.streaming = true;
       streams.insert(stream);
     }
     stream->start();
@@ -258,6 +401,13 @@ struct GrpcMediaClient::Impl {
     delete stream;
     if (stopping) {
       if (inFlight.empty() && streams.empty()) idle.notify_all();
+      return;
+    }
+    if (!worker.candidate) {
+      // Gone from its name's addresses: its sessions' events end with the stream.
+      worker.streaming = false;
+      log::get("grpc")->info("media WatchEvents on {} ended; the worker left, not reopened",
+                             worker.address);
       return;
     }
     if (wasConnected) worker.backoff = kMinBackoff;
@@ -295,9 +445,9 @@ struct GrpcMediaClient::Impl {
     }
   }
 
-  std::vector<std::unique_ptr<Worker>> workers;  // fixed after construction
   std::chrono::milliseconds timeout;
   GatewayMetrics& metrics;
+  MediaWorkerDiscovery discovery;
   prometheus::Histogram& createSeconds;
   prometheus::Histogram& updateSeconds;
   prometheus::Histogram& deleteSeconds;
@@ -306,22 +456,34 @@ struct GrpcMediaClient::Impl {
   // Set once by watch() before any stream starts.
   std::string gatewayId;
   EventHandler onEvent;
-  std::atomic<bool> watching{false};
+  bool watching = false;  // guarded by mutex
   std::thread timer;
+  std::thread discoverer;  // when there are names
 
   std::mutex mutex;
   std::condition_variable idle;
   std::condition_variable timerCv;
+  std::condition_variable discoveryCv;
   bool stopping = false;                                              // guarded by mutex
+  // Every worker ever known by address (configured, resolved, or named by a session);
+  // never removed before the destructor, so Worker pointers stay valid.
+  std::map<std::string, std::unique_ptr<Worker>> known;               // guarded by mutex
+  std::vector<Worker*> candidates;  // new sessions go to these; guarded by mutex
+  std::vector<std::string> staticEntries;                             // fixed
+  std::vector<Name> names;                                            // guarded by mutex
   std::set<Call*> inFlight;                                           // guarded by mutex
   std::set<Stream*> streams;                                          // guarded by mutex
   std::multimap<std::chrono::steady_clock::time_point, Worker*> reconnects;  // guarded
-  std::map<std::string, std::unique_ptr<Worker>> extraWorkers;        // guarded by mutex
 };
 
 GrpcMediaClient::GrpcMediaClient(std::vector<std::string> workers,
-                                 std::chrono::milliseconds timeout, GatewayMetrics& metrics)
-    : impl_(std::make_unique<Impl>(std::move(workers), timeout, metrics)) {}
+                                 std::chrono::milliseconds timeout, GatewayMetrics& metrics,
+                                 MediaWorkerDiscovery discovery)
+    : impl_(std::make_unique<Impl>(std::move(workers), timeout, metrics, std::move(discovery))) {
+  if (!impl_->names.empty()) {
+    impl_->discoverer = std::thread([impl = impl_.get()] { impl->discoveryLoop(); });
+  }
+}
 
 GrpcMediaClient::~GrpcMediaClient() {
   {
@@ -332,7 +494,9 @@ GrpcMediaClient::~GrpcMediaClient() {
     impl_->reconnects.clear();
   }
   impl_->timerCv.notify_all();
+  impl_->discoveryCv.notify_all();
   if (impl_->timer.joinable()) impl_->timer.join();
+  if (impl_->discoverer.joinable()) impl_->discoverer.join();
   std::unique_lock lock(impl_->mutex);
   impl_->idle.wait(lock, [this] { return impl_->inFlight.empty() && impl_->streams.empty(); });
 }
@@ -345,12 +509,17 @@ void GrpcMediaClient::createAsync(v1::CreateSessionRequest request, CreateDone d
   // reported: a transcoded call weighs ~10 relayed ones), round robin among equals (start
   // one further each call); refusing workers last (they may have come back: a draining
   // worker restarted, a full one freed capacity).
-  const std::size_t n = impl_->workers.size();
-  const std::size_t start = impl_->nextWorker.fetch_add(1) % n;
+  std::vector<Impl::Worker*> candidates;
+  {
+    std::lock_guard lock(impl_->mutex);
+    candidates = impl_->candidates;
+  }
+  const std::size_t n = candidates.size();
+  const std::size_t start = n == 0 ? 0 : impl_->nextWorker.fetch_add(1) % n;
   for (int pass = 0; pass < 2; ++pass) {
     auto first = op->order.size();
     for (std::size_t i = 0; i < n; ++i) {
-      Impl::Worker* w = impl_->workers[(start + i) % n].get();
+      Impl::Worker* w = candidates[(start + i) % n];
       if (w->refusing.load() == (pass == 1)) op->order.push_back(w);
     }
     std::stable_sort(op->order.begin() + static_cast<std::ptrdiff_t>(first), op->order.end(),
@@ -425,11 +594,20 @@ void GrpcMediaClient::deleteAsync(const std::string& worker, v1::DeleteSessionRe
 }
 
 void GrpcMediaClient::watch(const std::string& gatewayId, EventHandler onEvent) {
-  if (impl_->watching.exchange(true)) return;
-  impl_->gatewayId = gatewayId;
-  impl_->onEvent = std::move(onEvent);
+  std::vector<Impl::Worker*> open;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->watching) return;
+    impl_->watching = true;
+    impl_->gatewayId = gatewayId;
+    impl_->onEvent = std::move(onEvent);
+    for (auto* worker : impl_->candidates) {
+      worker->streaming = true;
+      open.push_back(worker);
+    }
+  }
   impl_->timer = std::thread([impl = impl_.get()] { impl->timerLoop(); });
-  for (auto& worker : impl_->workers) impl_->openStream(*worker);
+  for (auto* worker : open) impl_->openStream(*worker);
 }
 
 }  // namespace medius::gateway

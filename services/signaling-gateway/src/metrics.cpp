@@ -112,6 +112,11 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                            .Help("REGISTER requests waiting for the registrar")
                            .Register(registry)
                            .Add({})),
+      mediaWorkers_(prometheus::BuildGauge()
+                        .Name("medius_gateway_media_workers")
+                        .Help("Media workers new sessions may go to (configured and resolved)")
+                        .Register(registry)
+                        .Add({})),
       registerSeconds_(grpcSeconds_.Add({{"service", "registrar"}, {"method", "Register"}},
                                         metrics::latencyBuckets())),
       calls_(prometheus::BuildCounter()

@@ -104,6 +104,8 @@ struct GatewayConfig {
   std::int64_t keepaliveSuccessesToUp = 1;
   std::vector<std::string> mediaWorkers{"127.0.0.1:50053"};
   std::int64_t mediaTimeoutMs = 1000;
+  // How often "dns:host:port" workers are re-resolved.
+  std::int64_t mediaDiscoveryIntervalMs = 5000;
   std::int64_t mediaInactivityMs = 0;
   v1::SrtpPolicy internalSrtp = v1::SRTP_POLICY_REQUIRED;
   std::vector<std::string> internalCodecs{"opus", "G722", "PCMU", "PCMA"};

@@ -90,6 +90,8 @@ class GatewayMetrics {
   prometheus::Histogram& registrarRegisterSeconds() { return registerSeconds_; }
   void countGrpcError(std::string_view service, std::string_view method, grpc::StatusCode code);
   prometheus::Gauge& registerPending() { return registerPending_; }
+  // Media workers new sessions may go to (configured plus resolved). Any thread.
+  prometheus::Gauge& mediaWorkers() { return mediaWorkers_; }
   // The latency histogram of one gRPC method ("routing", "ListTrunks"). Any thread.
   prometheus::Histogram& grpcClientSeconds(std::string_view service, std::string_view method);
 
@@ -140,6 +142,7 @@ class GatewayMetrics {
   prometheus::Family<prometheus::Gauge>& trunkUp_;
   prometheus::Family<prometheus::Counter>& trunkOptions_;
   prometheus::Gauge& registerPending_;
+  prometheus::Gauge& mediaWorkers_;
   prometheus::Histogram& registerSeconds_;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Counter>& trunkAttempts_;
