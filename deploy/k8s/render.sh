@@ -2,7 +2,8 @@
 # Renders helm/medius into deploy/k8s/medius.yaml: the same cluster as plain manifests, for
 # `kubectl apply` without Helm. tests/deploy checks that the committed file is up to date.
 #
-#   deploy/k8s/render.sh [HELM]     (HELM: a helm binary; default `helm` on PATH)
+#   deploy/k8s/render.sh [HELM [OUT]]   (HELM: a helm binary, default `helm` on PATH;
+#                                        OUT: default deploy/k8s/medius.yaml)
 #
 # Before applying it, create the namespace and the gRPC TLS Secrets it mounts
 # (docs/deploy.md, "TLS material"):
@@ -11,8 +12,9 @@
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 helm="${1:-helm}"
+out="${2:-$here/medius.yaml}"
 {
   echo "# Rendered from helm/medius by deploy/k8s/render.sh with deploy/k8s/values.yaml: do not edit."
   "$helm" template medius "$here/../../helm/medius" --namespace medius -f "$here/values.yaml"
-} > "$here/medius.yaml.tmp"
-mv "$here/medius.yaml.tmp" "$here/medius.yaml"
+} > "$out.tmp"
+mv "$out.tmp" "$out"

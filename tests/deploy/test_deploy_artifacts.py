@@ -1,0 +1,612 @@
+#!/usr/bin/python3
+"""Static checks of the deployment artifacts (ctest label "deploy"; no Docker engine, no
+Kubernetes API): the images' Dockerfiles, docker-compose.yml, the Helm chart and the
+manifests rendered from it, and that compose and the chart describe the same cluster.
+
+    test_deploy_artifacts.py CHECK      (CHECK: one of CHECKS below)
+
+Environment: MEDIUS_DEPLOY_TOOLS (helm and node modules, tests/deploy/fetch-deploy-tools.sh),
+MEDIUS_BUILD_DIR (for the runtime-packages check: bin/<service>).
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.environ.get("MEDIUS_DEPLOY_TOOLS", os.path.join(ROOT, "build", "deploy-tools"))
+HELM = os.path.join(TOOLS, "helm", "helm")
+CHART = os.path.join(ROOT, "helm", "medius")
+NONDEFAULT = os.path.join(HERE, "helm-values-nondefault.yaml")
+SKIP = 77
+
+# The cluster: component -> its gRPC and metrics ports, config file, binary.
+COMPONENTS = {
+    "registrar": {"grpc": 50051, "metrics": 9101, "file": "registrar.json", "binary": "registrar"},
+    "routing": {"grpc": 50052, "metrics": 9102, "file": "routing.json", "binary": "routing"},
+    "media-transcoder": {"grpc": 50053, "metrics": 9103, "file": "media.json", "binary": "media-transcoder"},
+    "signaling-gateway": {"grpc": 50054, "metrics": 9104, "file": "gateway.json", "binary": "signaling-gateway"},
+}
+# Prometheus job per component (deploy/prometheus/prometheus.yml).
+JOBS = {"registrar": "medius-registrar", "routing": "medius-routing",
+        "media-transcoder": "medius-media", "signaling-gateway": "medius-gateway"}
+# docker-compose service -> chart component.
+COMPOSE_COMPONENT = {
+    "kamailio": "kamailio", "gateway-1": "signaling-gateway", "gateway-2": "signaling-gateway",
+    "routing": "routing", "registrar-1": "registrar", "registrar-2": "registrar",
+    "media-1": "media-transcoder", "media-2": "media-transcoder", "redis": "redis",
+}
+COMPOSE_ONLY = {"certs", "prometheus", "grafana"}  # the chart leaves these to the cluster
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg)
+
+
+def expect(cond, msg):
+    if not cond:
+        fail(msg)
+    return cond
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def helm_env():
+    home = tempfile.mkdtemp(prefix="medius-helm-home-")
+    env = dict(os.environ, HOME=home, XDG_CACHE_HOME=f"{home}/cache", XDG_CONFIG_HOME=f"{home}/config",
+               XDG_DATA_HOME=f"{home}/data", HELM_CACHE_HOME=f"{home}/cache")
+    return env
+
+
+def need_tools():
+    if not os.access(HELM, os.X_OK):
+        print(f"no helm at {HELM}: run tests/deploy/fetch-deploy-tools.sh {TOOLS} (the deploy_tools test)")
+        sys.exit(1)
+
+
+def helm_template(*args, release="medius", namespace="medius", chart=CHART):
+    r = run([HELM, "template", release, chart, "--namespace", namespace, *args], env=helm_env())
+    if r.returncode != 0:
+        fail(f"helm template {' '.join(args)}: {r.stderr.strip()}")
+        return None, []
+    return r.stdout, [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def component(doc):
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def config_of(docs, comp):
+    """The JSON config file a component's ConfigMap or Secret carries."""
+    name = COMPONENTS[comp]["file"]
+    for d in docs:
+        if d["kind"] in ("ConfigMap", "Secret") and component(d) == comp:
+            data = d.get("data") or d.get("stringData") or {}
+            if name in data:
+                return json.loads(data[name])
+    fail(f"no config {name} for {comp}")
+    return {}
+
+
+def volumes(service):
+    """A compose service's volumes as dicts (docker-compose 1.29 prints the short form)."""
+    out = []
+    for v in service.get("volumes", []):
+        if isinstance(v, str):
+            parts = v.split(":")
+            v = {"type": "bind" if parts[0].startswith("/") else "volume", "source": parts[0],
+                 "target": parts[1], "read_only": len(parts) > 2 and "ro" in parts[2].split(",")}
+        out.append(v)
+    return out
+
+
+def container_env(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+# ---------------------------------------------------------------- checks
+
+def check_helm_lint():
+    need_tools()
+    for extra in ([], ["-f", NONDEFAULT]):
+        r = run([HELM, "lint", "--strict", CHART, *extra], env=helm_env())
+        expect(r.returncode == 0, f"helm lint --strict {' '.join(extra)}:\n{r.stdout}{r.stderr}")
+    # values.schema.json refuses what it should.
+    for bad in (["--set", "media.advertise=nodeName"], ["--set", "redis.enabled=false"],
+                ["--set", "surprise=1"], ["--set", "tls.mode=self"], ["--set", "gateway.replicas=0"],
+                ["--set", "media.portRange.min=30000", "--set", "media.portRange.max=20000"]):
+        r = run([HELM, "template", "x", CHART, *bad], env=helm_env())
+        expect(r.returncode != 0, f"helm template {' '.join(bad)} was accepted")
+
+
+def validate_files(paths):
+    env = dict(os.environ, NODE_PATH=os.path.join(TOOLS, "node_modules"))
+    r = run(["node", os.path.join(HERE, "validate_manifests.js"), *paths], env=env)
+    expect(r.returncode == 0, f"validate_manifests.js:\n{r.stdout}{r.stderr}")
+    print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr)
+    r = run(["/usr/bin/python3", os.path.join(HERE, "check_manifest_fields.py"), *paths])
+    expect(r.returncode == 0, f"check_manifest_fields.py:\n{r.stdout}{r.stderr}")
+    print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr)
+
+
+def check_rendered_cluster(docs, label, nondefault=False):
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    expected = {"kamailio", "signaling-gateway", "routing", "registrar", "media-transcoder"}
+    if not nondefault:
+        expected.add("redis")
+    expect(set(deployments) == expected, f"{label}: Deployments {sorted(deployments)}")
+    pdbs = {component(d) for d in by_kind(docs, "PodDisruptionBudget")}
+    expect(pdbs >= expected - {"redis"}, f"{label}: PodDisruptionBudgets only for {sorted(pdbs)}")
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+
+    for comp, dep in deployments.items():
+        spec = dep["spec"]["template"]["spec"]
+        expect(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{label}: {comp} may run as root")
+        for c in spec["containers"]:
+            res = c.get("resources", {})
+            expect(res.get("requests") and res.get("limits"), f"{label}: {comp}/{c['name']} without requests/limits")
+            sc = c.get("securityContext", {})
+            expect(sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False,
+                   f"{label}: {comp}/{c['name']} securityContext")
+        if comp not in COMPONENTS:
+            continue
+        main = spec["containers"][0]
+        port = COMPONENTS[comp]["grpc"]
+        probe = main.get("readinessProbe", {}).get("exec", {}).get("command", [])
+        expect(probe[:1] == ["medctl"] and f"localhost:{port}" in probe,
+               f"{label}: {comp} readiness is not medctl health on {port}: {probe}")
+        expect("tcpSocket" in main.get("livenessProbe", {}), f"{label}: {comp} liveness must not fail a draining pod")
+        ports = {p["containerPort"] for p in main["ports"]}
+        expect({port, COMPONENTS[comp]["metrics"]} <= ports, f"{label}: {comp} container ports {ports}")
+        env = container_env(main)
+        for k in ("MEDIUS_GRPC_TLS_CA", "MEDIUS_GRPC_TLS_CERT", "MEDIUS_GRPC_TLS_KEY"):
+            expect(k in env, f"{label}: {comp} has no {k} (medctl probes need it)")
+        cfg = config_of(docs, comp)
+        svc = cfg.get("service", {})
+        expect(svc.get("grpc_listen") == f"0.0.0.0:{port}", f"{label}: {comp} grpc_listen {svc.get('grpc_listen')}")
+        expect(svc.get("metrics_listen") == f"0.0.0.0:{COMPONENTS[comp]['metrics']}", f"{label}: {comp} metrics_listen")
+        expect(set(svc.get("grpc_tls", {})) >= {"ca", "cert", "key"}, f"{label}: {comp} without service.grpc_tls")
+        mounts = {m["mountPath"] for m in main.get("volumeMounts", [])}
+        expect("/etc/medius/tls" in mounts and f"/etc/medius/{COMPONENTS[comp]['file']}" in mounts,
+               f"{label}: {comp} mounts {mounts}")
+        if comp in ("signaling-gateway", "media-transcoder"):
+            drain = int(env.get("MEDIUS_DRAIN_TIMEOUT_SECONDS") or 0)
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+            expect(drain > 0 and grace > drain, f"{label}: {comp} grace {grace}s not above drain {drain}s")
+
+    # Every called address is a rendered Service with that port.
+    def called(address, what):
+        host, _, port = address.removeprefix("dns:").rpartition(":")
+        s = services.get(host)
+        if expect(s is not None, f"{label}: {what} {address}: no Service {host}"):
+            expect(int(port) in {p["port"] for p in s["spec"]["ports"]}, f"{label}: {what} {address}: no port {port}")
+        return s
+    gw = config_of(docs, "signaling-gateway")
+    called(gw["registrar"]["address"], "gateway registrar.address")
+    called(gw["routing"]["address"], "gateway routing.address")
+    expect(len(gw["media"]["workers"]) == 1 and gw["media"]["workers"][0].startswith("dns:"),
+           f"{label}: gateway media.workers {gw['media']['workers']}")
+    media_svc = called(gw["media"]["workers"][0], "gateway media.workers")
+    if media_svc:
+        expect(media_svc["spec"].get("clusterIP") == "None" and media_svc["spec"].get("publishNotReadyAddresses"),
+               f"{label}: the media workers' Service must be headless and publish not-ready (draining) workers")
+    called(config_of(docs, "routing")["registrar"]["address"], "routing registrar.address")
+    gw_env = container_env(deployments["signaling-gateway"]["spec"]["template"]["spec"]["containers"][0])
+    expect(gw_env.get("MEDIUS_INTERNAL_LISTEN") == "sip:$(POD_IP):5062", f"{label}: gateway internal listen")
+    expect(gw_env.get("MEDIUS_TRUNK_LISTEN") == "sip:$(POD_IP):5060", f"{label}: gateway trunk listen")
+    media_env = {e["name"]: e for e in deployments["media-transcoder"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    expect("fieldRef" in media_env.get("MEDIUS_MEDIA_ADVERTISED_ADDRESS", {}).get("valueFrom", {}),
+           f"{label}: media advertised address not from the downward API")
+
+    # Kamailio's dispatcher list comes from the gateways' headless Service.
+    kam = deployments["kamailio"]["spec"]["template"]["spec"]
+    sync = [c for c in kam["containers"] + kam.get("initContainers", []) if "dispatcher-sync.sh" in c.get("command", [])]
+    expect(len(sync) == 2, f"{label}: kamailio needs dispatcher-sync.sh as init container and sidecar")
+    for c in sync:
+        host = container_env(c).get("MEDIUS_GATEWAYS_HOST")
+        s = services.get(host)
+        expect(s is not None and s["spec"].get("clusterIP") == "None" and s["spec"].get("publishNotReadyAddresses"),
+               f"{label}: MEDIUS_GATEWAYS_HOST {host} is not the gateways' headless Service")
+
+    # HPA on the media workers.
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    if expect(len(hpas) == 1, f"{label}: {len(hpas)} HPAs"):
+        h = hpas[0]["spec"]
+        expect(h["scaleTargetRef"]["name"] == deployments["media-transcoder"]["metadata"]["name"], f"{label}: HPA target")
+        kinds = {m["type"]: m for m in h["metrics"]}
+        expect("Resource" in kinds, f"{label}: HPA without the CPU fallback")
+        if not nondefault:
+            expect(kinds.get("Pods", {}).get("pods", {}).get("metric", {}).get("name") == "medius_media_load_ratio",
+                   f"{label}: HPA without the medius_media_load_ratio Pods metric")
+        expect("replicas" not in deployments["media-transcoder"]["spec"], f"{label}: media replicas fight the HPA")
+
+    # Prometheus job names: the Services' medius.io/job label (the ServiceMonitor's jobLabel).
+    jobs = {component(s): s["metadata"]["labels"].get("medius.io/job") for s in services.values()
+            if s["metadata"]["labels"].get("medius.io/job")}
+    expect(jobs == JOBS, f"{label}: job labels {jobs}")
+    for sm in by_kind(docs, "ServiceMonitor"):
+        expect(sm["spec"]["jobLabel"] == "medius.io/job", f"{label}: ServiceMonitor jobLabel")
+    expect(bool(by_kind(docs, "ServiceMonitor")) == nondefault, f"{label}: ServiceMonitor toggle")
+
+
+def check_generated_certs(docs):
+    """tls.mode generate: every component's certificate is signed by the CA and names the
+    Service it is called at (what the gRPC clients verify)."""
+    services = {component(s): s["metadata"]["name"] for s in by_kind(docs, "Service")}
+    secrets = {component(s): s for s in by_kind(docs, "Secret") if s.get("type") == "kubernetes.io/tls"}
+    tmp = tempfile.mkdtemp(prefix="medius-chart-certs-")
+    try:
+        for comp in COMPONENTS:
+            s = secrets.get(comp)
+            if not expect(s is not None, f"generate: no TLS Secret for {comp}"):
+                continue
+            files = {}
+            for key in ("ca.crt", "tls.crt", "tls.key"):
+                files[key] = os.path.join(tmp, f"{comp}-{key}")
+                with open(files[key], "wb") as f:
+                    f.write(base64.b64decode(s["data"][key]))
+            r = run(["openssl", "verify", "-CAfile", files["ca.crt"], files["tls.crt"]])
+            expect(r.returncode == 0, f"generate: {comp} certificate not signed by its CA: {r.stdout}{r.stderr}")
+            r = run(["openssl", "x509", "-in", files["tls.crt"], "-noout", "-ext", "subjectAltName"])
+            sans = r.stdout.strip()
+            for name in (services[comp], f"{services[comp]}.medius.svc.cluster.local", "localhost"):
+                expect(f"DNS:{name}," in sans + ",", f"generate: {comp} certificate lacks DNS:{name}: {sans}")
+            expect("IP Address:127.0.0.1" in sans, f"generate: {comp} certificate lacks 127.0.0.1")
+    finally:
+        shutil.rmtree(tmp)
+
+
+def check_notes(values):
+    """NOTES.txt renders (helm template skips it: render it as a ConfigMap in a copy)."""
+    tmp = tempfile.mkdtemp(prefix="medius-notes-")
+    try:
+        chart = os.path.join(tmp, "medius")
+        shutil.copytree(CHART, chart)
+        shutil.copy(os.path.join(chart, "templates", "NOTES.txt"), os.path.join(chart, "files", "NOTES.txt"))
+        with open(os.path.join(chart, "templates", "notes-render.yaml"), "w") as f:
+            f.write('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n'
+                    '{{ tpl (.Files.Get "files/NOTES.txt") . | indent 4 }}\n')
+        out, docs = helm_template(*values, "--show-only", "templates/notes-render.yaml", chart=chart)
+        if docs:
+            notes = docs[0]["data"]["notes"]
+            for words in ("Place a first call", "medctl", "kubectl"):
+                expect(words in notes, f"NOTES.txt lacks {words!r}")
+    finally:
+        shutil.rmtree(tmp)
+
+
+def check_helm_render():
+    need_tools()
+    tmp = tempfile.mkdtemp(prefix="medius-render-")
+    try:
+        paths = []
+        for label, args in (("default", []), ("nondefault", ["-f", NONDEFAULT]),
+                            ("existing", ["-f", os.path.join(ROOT, "deploy", "k8s", "values.yaml")])):
+            out, docs = helm_template(*args)
+            if out is None:
+                continue
+            path = os.path.join(tmp, f"{label}.yaml")
+            with open(path, "w") as f:
+                f.write(out)
+            paths.append(path)
+            check_rendered_cluster(docs, label, nondefault=(label == "nondefault"))
+            if label == "default":
+                check_generated_certs(docs)
+            if label == "nondefault":
+                certs = by_kind(docs, "Certificate")
+                expect(len(certs) == 4, f"certManager: {len(certs)} Certificates")
+            if label == "existing":
+                expect(not by_kind(docs, "Secret") or all(s.get("type") != "kubernetes.io/tls" for s in by_kind(docs, "Secret")),
+                       "existing: the chart rendered TLS Secrets")
+        validate_files(paths + [os.path.join(ROOT, "deploy", "k8s", "medius.yaml")])
+        check_notes([])
+        check_notes(["-f", NONDEFAULT])
+    finally:
+        shutil.rmtree(tmp)
+
+
+def check_k8s_render_current():
+    need_tools()
+    tmp = tempfile.mkdtemp(prefix="medius-k8s-")
+    try:
+        out = os.path.join(tmp, "medius.yaml")
+        r = run([os.path.join(ROOT, "deploy", "k8s", "render.sh"), HELM, out], env=helm_env())
+        if expect(r.returncode == 0, f"render.sh: {r.stderr}"):
+            with open(out) as f, open(os.path.join(ROOT, "deploy", "k8s", "medius.yaml")) as g:
+                expect(f.read() == g.read(), "deploy/k8s/medius.yaml is stale: run deploy/k8s/render.sh")
+    finally:
+        shutil.rmtree(tmp)
+
+
+def compose_doc():
+    r = run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"), "config"], cwd=ROOT)
+    if r.returncode != 0:
+        fail(f"docker-compose config: {r.stderr}")
+        return {}
+    return yaml.safe_load(r.stdout)
+
+
+def check_compose_config():
+    r = run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT)
+    expect(r.returncode == 0 and not r.stderr.strip(), f"docker-compose config -q: {r.stdout}{r.stderr}")
+    doc = compose_doc()
+    services = doc.get("services", {})
+    expect(set(services) == set(COMPOSE_COMPONENT) | COMPOSE_ONLY, f"compose services {sorted(services)}")
+    for name, s in services.items():
+        for dep, cond in (s.get("depends_on") or {}).items():
+            want = "service_completed_successfully" if dep == "certs" else "service_healthy"
+            if name != "grafana":
+                expect(cond.get("condition") == want, f"compose {name} depends on {dep} with {cond}")
+        for vol in volumes(s):
+            if vol.get("type") == "bind" and "deploy" in vol.get("source", ""):
+                expect(vol.get("read_only"), f"compose {name}: {vol['source']} not read-only")
+    expect(doc.get("networks", {}).get("backend", {}).get("internal") is True, "compose backend network not internal")
+    for name in ("registrar-1", "registrar-2", "routing", "redis"):
+        expect(list(services.get(name, {}).get("networks", {})) == ["backend"], f"compose {name} must sit on backend only")
+
+
+def check_dockerfile_lint():
+    lint = os.path.join(TOOLS, "node_modules", ".bin", "dockerfile-utils")
+    if not os.access(lint, os.X_OK):
+        need_tools()
+    ddir = os.path.join(ROOT, "deploy", "docker")
+    files = sorted(f for f in os.listdir(ddir) if f.endswith(".Dockerfile"))
+    expect(set(files) == {f"{c}.Dockerfile" for c in COMPONENTS} | {"build.Dockerfile", "kamailio.Dockerfile", "certs.Dockerfile"},
+           f"Dockerfiles {files}")
+    for f in files:
+        path = os.path.join(ddir, f)
+        r = run([lint, "lint", path])
+        expect(r.returncode == 0 and "Error" not in r.stdout, f"dockerfile-utils lint {f}:\n{r.stdout}{r.stderr}")
+        text = open(path).read()
+        froms = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M)
+        expect(froms and froms[-1][0] == "debian:bookworm", f"{f}: the final stage is not debian:bookworm")
+        if f == "build.Dockerfile":
+            continue
+        if f == "certs.Dockerfile":
+            # Runs as root on purpose: it hands the keys to the services' uid 10001.
+            expect('"--owner", "10001:10001"' in text, f"{f}: does not give the files to uid 10001")
+            continue
+        expect(re.search(r"^USER\s+1000[12]:1000[12]$", text, re.M), f"{f}: no numeric non-root USER")
+        comp = f.removesuffix(".Dockerfile")
+        if comp in COMPONENTS:
+            info = COMPONENTS[comp]
+            expect(froms[0] == ("medius-build", "build"), f"{f}: does not start FROM medius-build AS build")
+            expect(len(froms) == 2, f"{f}: {len(froms)} stages")
+            expect(f'"--target", "localhost:{info["grpc"]}"' in text and "HEALTHCHECK" in text, f"{f}: no medctl health check")
+            expose = re.search(r"^EXPOSE\s+(.+)$", text, re.M)
+            expect(expose and {str(info["grpc"]), str(info["metrics"])} <= set(expose.group(1).split()), f"{f}: EXPOSE")
+            expect(f'ENTRYPOINT ["{info["binary"]}", "--config", "/etc/medius/{info["file"]}"]' in text, f"{f}: ENTRYPOINT")
+            expect(f"medius/{comp}:{project_version()}" in text, f"{f}: image name medius/{comp}:{project_version()}")
+        elif comp == "kamailio":
+            expect("HEALTHCHECK" in text and "EXPOSE 5060/udp 5060/tcp" in text, f"{f}: health check / EXPOSE")
+
+
+def project_version():
+    m = re.search(r"project\(medius VERSION (\S+)", open(os.path.join(ROOT, "CMakeLists.txt")).read())
+    return m.group(1)
+
+
+def check_runtime_packages():
+    """The runtime stage installs the Debian package of every library each binary needs."""
+    build = os.environ.get("MEDIUS_BUILD_DIR", os.path.join(ROOT, "build"))
+    base = {"libc6", "libgcc-s1"}  # in debian:bookworm itself
+    missing_bins = 0
+    for comp, info in COMPONENTS.items():
+        text = open(os.path.join(ROOT, "deploy", "docker", f"{comp}.Dockerfile")).read()
+        install = re.search(r"apt-get install -y --no-install-recommends\s+\\?\s*(.*?)\s*\\?\s*&&\s*rm", text, re.S)
+        pkgs = set(install.group(1).replace("\\", " ").split()) if install else set()
+        for binary in (info["binary"], "medctl"):
+            path = os.path.join(build, "bin", binary)
+            if not os.path.exists(path):
+                missing_bins += 1
+                continue
+            r = run(["objdump", "-p", path])
+            for lib in re.findall(r"NEEDED\s+(\S+)", r.stdout):
+                owner = None
+                for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"):
+                    q = run(["dpkg", "-S", os.path.join(d, lib)])
+                    if q.returncode == 0:
+                        owner = q.stdout.split(":")[0]
+                        break
+                if expect(owner, f"{binary}: no Debian package owns {lib}"):
+                    expect(owner in pkgs | base, f"{comp}.Dockerfile: {binary} needs {lib} from {owner}, not installed")
+    if missing_bins == 2 * len(COMPONENTS):
+        print(f"no binaries in {build}/bin: nothing to compare")
+        sys.exit(SKIP)
+
+
+def check_certs_script():
+    script = os.path.join(ROOT, "deploy", "docker", "gen-grpc-certs.sh")
+    tmp = tempfile.mkdtemp(prefix="medius-certs-")
+    try:
+        r = run([script, tmp])
+        expect(r.returncode == 0, f"gen-grpc-certs.sh: {r.stderr}")
+        compose = compose_doc().get("services", {})
+        for comp, hosts in (("registrar", ["registrar"]), ("routing", ["routing"]),
+                            ("media-transcoder", ["media-transcoder"]),
+                            ("signaling-gateway", ["gateway-1", "gateway-2"])):
+            crt = os.path.join(tmp, comp, "tls.crt")
+            r = run(["openssl", "verify", "-CAfile", os.path.join(tmp, "ca.crt"), crt])
+            expect(r.returncode == 0, f"{comp}: not signed by the CA")
+            sans = run(["openssl", "x509", "-in", crt, "-noout", "-ext", "subjectAltName"]).stdout.strip()
+            for h in hosts + ["localhost"]:
+                expect(f"DNS:{h}," in sans + ",", f"{comp} certificate lacks DNS:{h}")
+            # The compose services of this component read these very files.
+            for name, c in COMPOSE_COMPONENT.items():
+                if c == comp:
+                    env = compose.get(name, {}).get("environment", {})
+                    expect(env.get("MEDIUS_GRPC_TLS_CERT") == f"/etc/medius/tls/{comp}/tls.crt",
+                           f"compose {name} MEDIUS_GRPC_TLS_CERT {env.get('MEDIUS_GRPC_TLS_CERT')}")
+        before = open(os.path.join(tmp, "routing", "tls.crt")).read()
+        run([script, tmp])
+        expect(open(os.path.join(tmp, "routing", "tls.crt")).read() == before, "gen-grpc-certs.sh is not idempotent")
+        kdir = os.path.join(tmp, "k8s")
+        r = run([script, "--kubernetes", "medius", "medius", kdir])
+        if expect(r.returncode == 0, f"gen-grpc-certs.sh --kubernetes: {r.stderr}"):
+            secrets = [d for d in yaml.safe_load_all(r.stdout) if d]
+            names = {s["metadata"]["name"] for s in secrets}
+            # Exactly the Secrets the rendered deploy/k8s/medius.yaml mounts.
+            with open(os.path.join(ROOT, "deploy", "k8s", "medius.yaml")) as f:
+                mounted = {v["secret"]["secretName"] for d in yaml.safe_load_all(f) if d and d["kind"] == "Deployment"
+                           for v in d["spec"]["template"]["spec"].get("volumes", []) if "secret" in v
+                           and "grpc-tls" in v["secret"]["secretName"]}
+            expect(names == mounted, f"--kubernetes Secrets {sorted(names)}, deploy/k8s mounts {sorted(mounted)}")
+        # dispatcher-sync.sh --once: the list from a DNS name.
+        lst = os.path.join(tmp, "dispatcher.list")
+        env = dict(os.environ, MEDIUS_GATEWAYS_HOST="localhost", MEDIUS_GATEWAYS_PORT="5062", DISPATCHER_LIST=lst)
+        r = run(["sh", os.path.join(ROOT, "deploy", "kamailio", "dispatcher-sync.sh"), "--once"], env=env)
+        expect(r.returncode == 0 and "1 sip:127.0.0.1:5062\n" in open(lst).read(), f"dispatcher-sync.sh --once: {r.stderr}")
+    finally:
+        shutil.rmtree(tmp)
+
+
+def wiring(cfg):
+    """The keys of a config file that wire the cluster, host names taken out."""
+    def port(addr):
+        return addr.rpartition(":")[2]
+    out = {}
+    svc = cfg.get("service", {})
+    out["grpc_listen"] = svc.get("grpc_listen")
+    out["metrics_listen"] = svc.get("metrics_listen")
+    out["grpc_tls"] = sorted(svc.get("grpc_tls", {}))
+    for key in ("registrar", "routing"):
+        if isinstance(cfg.get(key), dict) and "address" in cfg[key]:
+            out[f"{key}.address port"] = port(cfg[key]["address"])
+    if isinstance(cfg.get("media"), dict) and "workers" in cfg["media"]:
+        out["media.workers"] = [w.split(":")[0] + ":" + port(w) for w in cfg["media"]["workers"]]
+    if "store" in cfg:
+        out["store.type"] = cfg["store"].get("type")
+        out["store port"] = port(cfg["store"].get("address", ""))
+    if "bind_address" in cfg:
+        out["bind_address"] = cfg["bind_address"]
+    for key in ("domain",):
+        if key in cfg:
+            out[key] = cfg[key]
+    return out
+
+
+def policy(routing):
+    p = {k: v for k, v in routing.items() if k not in ("service", "registrar", "domain")}
+    p = json.loads(json.dumps(p))
+    for t in p.get("trunks", []):
+        t.pop("address", None)
+    return p
+
+
+def check_consistency():
+    """docker-compose.yml and the chart describe the same cluster."""
+    need_tools()
+    compose = compose_doc().get("services", {})
+    _, docs = helm_template()
+    deployments = {component(d): d for d in by_kind(docs, "Deployment")}
+    version = project_version()
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    expect(chart["appVersion"] == version == chart["version"], f"Chart {chart['version']}/{chart['appVersion']}, CMake {version}")
+
+    # Same parts.
+    expect(set(COMPOSE_COMPONENT.values()) == set(deployments), f"compose parts vs chart {sorted(deployments)}")
+    for name, comp in COMPOSE_COMPONENT.items():
+        s = compose.get(name)
+        if not expect(s is not None, f"compose has no {name}"):
+            continue
+        main = deployments[comp]["spec"]["template"]["spec"]["containers"][0]
+        if comp != "redis":
+            expect(s["image"] == main["image"] == f"medius/{comp}:{version}", f"{name}: image {s['image']} vs chart {main['image']}")
+        else:
+            expect(s["image"] == main["image"], f"redis image {s['image']} vs {main['image']}")
+        if comp not in COMPONENTS:
+            continue
+        # Same environment names (the chart adds only its log settings and POD_IP).
+        cenv = {k for k in s.get("environment", {}) if k.startswith("MEDIUS_")}
+        kenv = {e["name"] for e in main.get("env", []) if e["name"].startswith("MEDIUS_")} - {"MEDIUS_LOG_LEVEL", "MEDIUS_LOG_FORMAT"}
+        expect(cenv == kenv, f"{name}: env compose-only {sorted(cenv - kenv)}, chart-only {sorted(kenv - cenv)}")
+        # Same config file, same wiring keys.
+        mount = [v for v in volumes(s) if v.get("target") == f"/etc/medius/{COMPONENTS[comp]['file']}"]
+        if expect(mount, f"{name}: /etc/medius/{COMPONENTS[comp]['file']} not mounted"):
+            ccfg = json.load(open(mount[0]["source"]))
+            kcfg = config_of(docs, comp)
+            expect(wiring(ccfg) == wiring(kcfg), f"{name}: wiring differs:\n compose {wiring(ccfg)}\n chart   {wiring(kcfg)}")
+            expect(set(ccfg) >= set(kcfg),
+                   f"{name}: chart config keys {sorted(set(kcfg) - set(ccfg))} not in compose")
+
+    # Same routing policy and users as the reference topology.
+    ref = json.load(open(os.path.join(ROOT, "examples", "local", "routing.json")))
+    crouting = json.load(open(os.path.join(ROOT, "deploy", "compose", "routing.json")))
+    kpolicy = json.load(open(os.path.join(CHART, "files", "routing-policy.json")))
+    expect(policy(crouting) == policy(ref) == policy(kpolicy), "routing policy: compose, chart and examples/local differ")
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    creg = json.load(open(os.path.join(ROOT, "deploy", "compose", "registrar.json")))
+    expect(creg["users"] == values["registrar"]["users"], "registrar users: compose and chart differ")
+    expect(creg["domain"] == values["domain"] == crouting["domain"], "domain differs")
+
+    # Same SIP entry: Kamailio on 5060 in front of the gateways' internal side 5062.
+    kam_svc = [s for s in by_kind(docs, "Service") if component(s) == "kamailio"][0]
+    expect({p["port"] for p in kam_svc["spec"]["ports"]} == {5060}, "chart Kamailio Service port")
+    published = {int(str(p).split("/")[0].rpartition(":")[2]) if isinstance(p, str) else p["target"]
+                 for p in compose["kamailio"]["ports"]}
+    expect(published == {5060}, f"compose Kamailio ports {published}")
+    kam = deployments["kamailio"]["spec"]["template"]["spec"]
+    sync_port = container_env(kam["containers"][1]).get("MEDIUS_GATEWAYS_PORT")
+    listed = re.findall(r"^1 sip:[\d.]+:(\d+)$", open(os.path.join(ROOT, "deploy", "compose", "dispatcher.list")).read(), re.M)
+    expect(listed and set(listed) == {sync_port}, f"dispatcher ports compose {listed}, chart {sync_port}")
+    for name in ("gateway-1", "gateway-2"):
+        env = compose["gateway-1" if name == "gateway-1" else name]["environment"]
+        expect(env["MEDIUS_INTERNAL_LISTEN"].endswith(":5062") and env["MEDIUS_TRUNK_LISTEN"].endswith(":5060"),
+               f"compose {name} listen ports")
+        ip = env["MEDIUS_INTERNAL_LISTEN"].removeprefix("sip:").rpartition(":")[0]
+        expect(f"1 sip:{ip}:5062" in open(os.path.join(ROOT, "deploy", "compose", "dispatcher.list")).read(),
+               f"compose {name} ({ip}) not in the dispatcher list")
+
+    # Same scrape jobs and metrics ports.
+    def jobs(path):
+        conf = yaml.safe_load(open(path))
+        return {j["job_name"]: {t.rpartition(":")[2] for sc in j["static_configs"] for t in sc["targets"]}
+                for j in conf["scrape_configs"]}
+    ref_jobs = jobs(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml"))
+    expect(jobs(os.path.join(ROOT, "deploy", "compose", "prometheus.yml")) == ref_jobs, "compose Prometheus jobs differ")
+    for comp, job in JOBS.items():
+        expect(ref_jobs.get(job) == {str(COMPONENTS[comp]["metrics"])}, f"job {job} port")
+
+    # Draining: both give the gateways and workers more time than their drain limit.
+    def secs(v):
+        m = re.fullmatch(r"(\d+)(s|m)", str(v))
+        return int(m.group(1)) * (60 if m.group(2) == "m" else 1) if m else 10
+    for name in ("gateway-1", "gateway-2", "media-1", "media-2"):
+        s = compose[name]
+        drain = int(s["environment"].get("MEDIUS_DRAIN_TIMEOUT_SECONDS", 0))
+        expect(0 < drain < secs(s.get("stop_grace_period", "10s")), f"compose {name}: stop_grace_period vs drain {drain}")
+
+
+CHECKS = {
+    "helm-lint": check_helm_lint,
+    "helm-render": check_helm_render,
+    "k8s-render-current": check_k8s_render_current,
+    "compose-config": check_compose_config,
+    "dockerfile-lint": check_dockerfile_lint,
+    "runtime-packages": check_runtime_packages,
+    "certs-scripts": check_certs_script,
+    "consistency": check_consistency,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
+        sys.exit(f"usage: test_deploy_artifacts.py {{{','.join(CHECKS)}}}")
+    CHECKS[sys.argv[1]]()
+    print(f"{sys.argv[1]}: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
