@@ -593,7 +593,80 @@ def check_consistency():
         expect(0 < drain < secs(s.get("stop_grace_period", "10s")), f"compose {name}: stop_grace_period vs drain {drain}")
 
 
+def free_port(host):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind((host, 0))
+        return u.getsockname()[1]
+
+
+def check_kamailio_sync():
+    """The chart's Kamailio arguments and dispatcher-sync.sh, for real: Kamailio started with
+    the rendered Deployment's args (the pod address and /run/kamailio replaced by a loopback
+    address and a temporary directory), the init container's `--once`, then the sidecar
+    loop, which must see the gateways' name resolve and get Kamailio to reload its list."""
+    import time
+    need_tools()
+    kamailio, kamcmd = shutil.which("kamailio"), shutil.which("kamcmd")
+    if not (kamailio and kamcmd):
+        print("no kamailio/kamcmd")
+        sys.exit(1)
+    _, docs = helm_template()
+    dep = [d for d in by_kind(docs, "Deployment") if component(d) == "kamailio"][0]["spec"]["template"]["spec"]
+    tmp = tempfile.mkdtemp(prefix="medius-kamailio-")
+    procs = []
+    try:
+        addr, port = "127.0.0.57", free_port("127.0.0.57")
+        args = [a.replace("$(POD_IP)", addr).replace("/run/kamailio", tmp) for a in dep["containers"][0]["args"]]
+        args = [f"LB_PORT={port}" if a == "LB_PORT=5060" else a for a in args]
+        image = open(os.path.join(ROOT, "deploy", "docker", "kamailio.Dockerfile")).read()
+        entry = json.loads(re.search(r"^ENTRYPOINT (\[.*?\])$", image, re.M | re.S).group(1).replace("\\\n", ""))
+        entry = [a.replace("/etc/kamailio/medius/kamailio.cfg", os.path.join(ROOT, "deploy", "kamailio", "kamailio.cfg"))
+                  .replace("/run/kamailio", tmp) for a in entry]
+        ctl = f"unix:{tmp}/kamailio_ctl"
+        env = dict(os.environ, MEDIUS_GATEWAYS_HOST="localhost", MEDIUS_GATEWAYS_PORT="5062",
+                   DISPATCHER_LIST=f"{tmp}/dispatcher.list", CTL_SOCKET=ctl, SYNC_INTERVAL_SECONDS="1")
+        sync_env = {e["name"]: e["value"] for e in dep["initContainers"][0]["env"]}
+        expect(sync_env.get("DISPATCHER_LIST") == "/run/kamailio/dispatcher.list" and sync_env.get("CTL_SOCKET") ==
+               "unix:/run/kamailio/kamailio_ctl", f"the sidecar's paths differ from Kamailio's: {sync_env}")
+        script = os.path.join(ROOT, "deploy", "kamailio", "dispatcher-sync.sh")
+        # The init container: a list before Kamailio starts. Here "localhost" plays the
+        # headless Service and resolves to 127.0.0.1 (no SIP is sent but Kamailio's probes).
+        r = run(["sh", script, "--once"], env=env)
+        expect(r.returncode == 0, f"dispatcher-sync.sh --once: {r.stderr}")
+        with open(f"{tmp}/dispatcher.list", "w") as f:
+            f.write("1 sip:127.0.0.2:5062\n")  # a stale list, which the sidecar must replace
+        log = open(f"{tmp}/kamailio.log", "w")
+        procs.append(subprocess.Popen(entry + args, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.time() + 10
+        while time.time() < deadline and run([kamcmd, "-s", ctl, "core.uptime"]).returncode != 0:
+            time.sleep(0.2)
+        if not expect(run([kamcmd, "-s", ctl, "core.uptime"]).returncode == 0,
+                      f"Kamailio with the chart's args did not start: {open(f'{tmp}/kamailio.log').read()[-2000:]}"):
+            return
+        procs.append(subprocess.Popen(["sh", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        listed = ""
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            listed = run([kamcmd, "-s", ctl, "dispatcher.list"]).stdout
+            if "sip:127.0.0.1:5062" in listed and "127.0.0.2" not in listed:
+                break
+            time.sleep(0.5)
+        expect("sip:127.0.0.1:5062" in listed and "127.0.0.2" not in listed,
+               f"the sidecar did not get Kamailio to load the resolved list: {listed}")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 CHECKS = {
+    "kamailio-sync": check_kamailio_sync,
     "helm-lint": check_helm_lint,
     "helm-render": check_helm_render,
     "k8s-render-current": check_k8s_render_current,
