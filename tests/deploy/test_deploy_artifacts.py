@@ -665,7 +665,68 @@ def check_kamailio_sync():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_configs_load():
+    """Every config file compose mounts and the chart renders is one the services accept
+    (unknown keys, bad values and TLS settings are config errors: exit 2 naming the file).
+    Each binary of the build starts on loopback with the file, certificates from
+    gen-grpc-certs.sh and free ports given through its MEDIUS_* variables; a config error
+    shows within a second, a good file leaves it running (it is then stopped)."""
+    import time
+    build = os.environ.get("MEDIUS_BUILD_DIR", os.path.join(ROOT, "build"))
+    if not all(os.path.exists(os.path.join(build, "bin", c["binary"])) for c in COMPONENTS.values()):
+        print(f"no service binaries in {build}/bin: nothing to start")
+        sys.exit(SKIP)
+    need_tools()
+    _, docs = helm_template()
+    tmp = tempfile.mkdtemp(prefix="medius-configs-")
+    try:
+        certs = os.path.join(tmp, "tls")
+        r = run([os.path.join(ROOT, "deploy", "docker", "gen-grpc-certs.sh"), certs])
+        expect(r.returncode == 0, f"gen-grpc-certs.sh: {r.stderr}")
+        for origin in ("compose", "chart"):
+            for comp, info in COMPONENTS.items():
+                if origin == "compose":
+                    cfg = json.load(open(os.path.join(ROOT, "deploy", "compose", info["file"])))
+                else:
+                    cfg = config_of(docs, comp)
+                tls = cfg["service"]["grpc_tls"]
+                for key, name in (("ca", "ca.crt"), ("cert", "tls.crt"), ("key", "tls.key")):
+                    tls[key] = os.path.join(certs, comp, name)
+                path = os.path.join(tmp, f"{origin}-{info['file']}")
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+                host = "127.0.0.58"
+                env = dict(os.environ, MEDIUS_GRPC_LISTEN=f"{host}:{free_port(host)}",
+                           MEDIUS_METRICS_LISTEN=f"{host}:{free_port(host)}",
+                           MEDIUS_REDIS_ADDRESS=f"{host}:{free_port(host)}",
+                           MEDIUS_MEDIA_BIND_ADDRESS=host, MEDIUS_MEDIA_ADVERTISED_ADDRESS=host,
+                           MEDIUS_INTERNAL_LISTEN=f"sip:{host}:{free_port(host)}",
+                           MEDIUS_TRUNK_LISTEN=f"sip:{host}:{free_port(host)}",
+                           MEDIUS_GATEWAY_ID="gw-test")
+                log = os.path.join(tmp, f"{origin}-{comp}.log")
+                with open(log, "w") as out:
+                    p = subprocess.Popen([os.path.join(build, "bin", info["binary"]), "--config", path],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+                deadline = time.time() + 1.5
+                while time.time() < deadline and p.poll() is None:
+                    time.sleep(0.1)
+                if p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+                    continue
+                text = open(log).read()
+                expect(p.returncode != 2 and "config error" not in text,
+                       f"{origin} {info['file']}: {info['binary']} refused it (exit {p.returncode}): {text[-600:]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 CHECKS = {
+    "configs-load": check_configs_load,
     "kamailio-sync": check_kamailio_sync,
     "helm-lint": check_helm_lint,
     "helm-render": check_helm_render,
