@@ -397,6 +397,39 @@ def check_dockerfile_lint():
             expect("HEALTHCHECK" in text and "EXPOSE 5060/udp 5060/tcp" in text, f"{f}: health check / EXPOSE")
 
 
+def apt_packages(text):
+    """The packages of a Dockerfile's `apt-get install` lines."""
+    pkgs = []
+    for m in re.finditer(r"apt-get install -y --no-install-recommends(.*?)(?:&&|$)", text, re.S):
+        pkgs += [w for w in m.group(1).replace("\\", " ").split() if not w.startswith("-")]
+    return pkgs
+
+
+def check_apt_packages():
+    """Every package the images install exists in Debian 12 (apt-cache on this machine), and
+    the build image installs every library -dev package ./medius deps does."""
+    ddir = os.path.join(ROOT, "deploy", "docker")
+    wanted = {}
+    for f in sorted(os.listdir(ddir)):
+        if f.endswith(".Dockerfile"):
+            for p in apt_packages(open(os.path.join(ddir, f)).read()):
+                wanted.setdefault(p, []).append(f)
+    expect(len(wanted) > 20, f"apt packages parsed: {sorted(wanted)}")
+    missing = [p for p in wanted if run(["apt-cache", "show", p]).returncode != 0]
+    if len(missing) == len(wanted):
+        print("apt-cache knows none of the packages (no package lists: apt-get update)")
+        sys.exit(SKIP)
+    for p in missing:
+        fail(f"{', '.join(wanted[p])}: no Debian package {p}")
+    script = open(os.path.join(ROOT, "medius")).read()
+    deps = re.search(r"^DEB_PACKAGES=\((.*?)^\)", script, re.S | re.M).group(1).split()
+    build = set(apt_packages(open(os.path.join(ddir, "build.Dockerfile")).read()))
+    tests_only = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev", "libfuzzer-14-dev"}
+    for p in deps:
+        if p.endswith("-dev") and p not in tests_only:
+            expect(p in build, f"build.Dockerfile lacks {p} (in ./medius's DEB_PACKAGES)")
+
+
 def project_version():
     m = re.search(r"project\(medius VERSION (\S+)", open(os.path.join(ROOT, "CMakeLists.txt")).read())
     return m.group(1)
@@ -726,6 +759,7 @@ def check_configs_load():
 
 
 CHECKS = {
+    "apt-packages": check_apt_packages,
     "configs-load": check_configs_load,
     "kamailio-sync": check_kamailio_sync,
     "helm-lint": check_helm_lint,
