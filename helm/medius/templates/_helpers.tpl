@@ -109,13 +109,18 @@ capabilities:
 - name: grpc-tls
   mountPath: /etc/medius/tls
   readOnly: true
+- name: tmp
+  mountPath: /tmp
 {{- end -}}
 
-{{- define "medius.tlsVolume" -}}
+{{/* The TLS Secret, and a small /tmp (the root filesystem is read-only). */}}
+{{- define "medius.volumes" -}}
 - name: grpc-tls
   secret:
     secretName: {{ include "medius.tlsSecret" . }}
     defaultMode: 0440
+- name: tmp
+  emptyDir: {sizeLimit: 64Mi}
 {{- end -}}
 
 {{- define "medius.podCommon" -}}
