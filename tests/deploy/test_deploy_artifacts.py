@@ -171,7 +171,9 @@ def check_rendered_cluster(docs, label, nondefault=False):
         probe = main.get("readinessProbe", {}).get("exec", {}).get("command", [])
         expect(probe[:1] == ["medctl"] and f"localhost:{port}" in probe,
                f"{label}: {comp} readiness is not medctl health on {port}: {probe}")
-        expect("tcpSocket" in main.get("livenessProbe", {}), f"{label}: {comp} liveness must not fail a draining pod")
+        live = " ".join(main.get("livenessProbe", {}).get("exec", {}).get("command", []))
+        expect("NOT_)?SERVING" in live and f"localhost:{port}" in live,
+               f"{label}: {comp} liveness must accept a draining (NOT_SERVING) pod: {live}")
         ports = {p["containerPort"] for p in main["ports"]}
         expect({port, COMPONENTS[comp]["metrics"]} <= ports, f"{label}: {comp} container ports {ports}")
         env = container_env(main)

@@ -73,9 +73,10 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
 {{/* Probes: readiness is grpc.health.v1 SERVING through medctl (an exec probe: Kubernetes'
-     native grpc probe cannot present a client certificate, and the services require one);
-     liveness only a TCP connect to the gRPC port, so a draining (NOT_SERVING) pod is taken out
-     of the Services but never restarted while its calls finish. */}}
+     native grpc probe cannot present a client certificate, and the services require one).
+     Liveness is "the gRPC server answers the health check at all": SERVING or NOT_SERVING,
+     so a draining pod (NOT_SERVING while its calls last) leaves the Services but is never
+     restarted, while a hung server is. */}}
 {{- define "medius.probes" -}}
 readinessProbe:
   exec:
@@ -85,8 +86,8 @@ readinessProbe:
   timeoutSeconds: 3
   failureThreshold: 2
 livenessProbe:
-  tcpSocket:
-    port: grpc
+  exec:
+    command: ["sh", "-c", "medctl --timeout-ms 2000 health --target localhost:{{ .port }} | grep -qE ': (NOT_)?SERVING$'"]
   initialDelaySeconds: 10
   periodSeconds: 10
   timeoutSeconds: 3
