@@ -1,0 +1,1006 @@
+#!/usr/bin/env python3
+"""./medius bench: Medius against Kamailio and rtpengine, in the same run, on this machine.
+
+Every row runs Medius and then its peer on the same scenario, one after the other, and
+reports both and their ratio (Medius / peer). Everything it starts runs on 127.0.0.x ports
+it picks and is stopped by PID at the end. Writes <out>/<UTC time>.json, a Markdown table
+(<UTC time>.md, also printed) and PNG plots (matplotlib) into bench/results/ (or --out).
+
+Rows (docs/performance.md, "./medius bench"):
+  calls      highest calls/s with zero failed calls (ramp, then bisection; SIPp UAC ->
+             system -> SIPp UAS, short calls, media anchored, no RTP) and CPU us per call
+             of all the system's processes at one fixed rate. Peer: Kamailio stateful
+             proxy with record-routing and topos, plus rtpengine over ng
+             (bench/peers/kamailio-proxy.cfg)
+  register   REGISTER/s with digest (401, then credentials) and CPU us per registration.
+             Peer: Kamailio registrar + auth, in-memory usrloc (kamailio-registrar.cfg)
+  relay      RTP packets/s per core of relay CPU, plain RTP and SRTP<->RTP (bench/media_load,
+             --peer medius / --peer rtpengine, rtpengine userspace)
+  transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load; no peer yet)
+  latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
+
+  bench.py [--quick | --smoke] [--rows calls,register,relay,transcode,latency]
+           [--target HOST:PORT --rate N [--number 2200]] [--out DIR] [--bin-dir DIR]
+
+--target measures a running deployment (a gateway's internal side, or a load balancer in
+front of it) at a bounded rate: only the calls and latency rows, no peer, no CPU figures.
+--check exits non-zero unless every row has a number or an explicit reason (the smoke test).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
+import bench_calls  # noqa: E402  (BenchCluster, Uas, cpu_seconds, last_stats, pct, ...)
+
+ROWS = ("calls", "register", "relay", "transcode", "latency")
+CALLER_HOST = bench_calls.CALLER_HOST          # 127.0.0.21, exempt from the flood guard
+PEER_PROXY_HOST = "127.0.0.41"                 # Kamailio proxy
+PEER_UAS_HOST = "127.0.0.42"                   # the peer run's SIPp UAS
+PEER_REGISTRAR_HOST = "127.0.0.51"             # Kamailio registrar
+REGISTER_HOST = "127.0.0.52"                   # SIPp registering (both runs)
+SCENARIO = os.path.join(HERE, "scenarios", "uac_setup.xml")
+PEERS = os.path.join(HERE, "peers")
+
+# Sizes per mode. step_s: seconds of arrivals per ramp step; steps: most ramp steps per
+# system; fixed_s: seconds of the fixed-rate run (CPU per call, latency).
+PRESETS = {
+    "smoke": {"call_start": 5, "call_steps": 1, "call_step_s": 2, "call_ms": 200,
+              "call_fixed_s": 2, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
+              "reg_fixed_s": 2, "relay_sessions": [10], "relay_paths": ["relay-rtp"],
+              "media_warmup": 1, "media_s": 2, "transcode_paths": ["pcmu-g722"],
+              "transcode_sessions": 10},
+    "quick": {"call_start": 20, "call_steps": 3, "call_step_s": 3, "call_ms": 500,
+              "call_fixed_s": 3, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
+              "reg_fixed_s": 2, "relay_sessions": [20], "relay_paths": ["relay-rtp",
+                                                                        "relay-srtp-rtp"],
+              "media_warmup": 1, "media_s": 2,
+              "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
+              "transcode_sessions": 10},
+    "full": {"call_start": 50, "call_steps": 7, "call_step_s": 10, "call_ms": 1000,
+             "call_fixed_s": 20, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
+             "reg_fixed_s": 10, "relay_sessions": [50, 200, 1000],
+             "relay_paths": ["relay-rtp", "relay-srtp-rtp"], "media_warmup": 3, "media_s": 10,
+             "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
+             "transcode_sessions": 100},
+}
+MAX_CALL_RATE = 2000
+MAX_REG_RATE = 20000
+
+
+def log(*args):
+    print("==>", *args, flush=True)
+
+
+# ---------------------------------------------------------------- processes and CPU
+
+def tree_pids(pid):
+    """pid and all its descendants (Kamailio forks its workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_of(pids):
+    """utime+stime seconds of these processes and all their descendants."""
+    total = 0.0
+    for pid in pids:
+        for p in tree_pids(pid):
+            try:
+                total += bench_calls.cpu_seconds(p)
+            except (OSError, IndexError, ValueError):
+                pass  # exited meanwhile
+    return total
+
+
+class Daemon:
+    """A peer process (rtpengine, Kamailio) started here; stopped by its PID."""
+
+    def __init__(self, name, argv, workdir):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.service = harness.Service(name, argv, {}, self.log_path)
+
+    @property
+    def pid(self):
+        return self.service.pid
+
+    def stop(self):
+        return self.service.stop()
+
+
+def start_rtpengine(workdir, port_min, port_max):
+    binary = shutil.which("rtpengine") or "/usr/bin/rtpengine"
+    if not os.access(binary, os.X_OK):
+        raise PeerUnavailable("rtpengine not installed (Debian package rtpengine-daemon)")
+    ng = harness.free_port()
+    d = Daemon("rtpengine", [binary, "--config-file=none", "--foreground", "--log-stderr",
+                             "--table=-1", "--interface=127.0.0.1",
+                             "--listen-ng=127.0.0.1:%d" % ng, "--port-min=%d" % port_min,
+                             "--port-max=%d" % port_max, "--num-threads=2", "--log-level=3",
+                             "--delete-delay=0"], workdir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not d.service.alive():
+            raise PeerUnavailable("rtpengine exited at start (%s)" % d.log_path)
+        if subprocess.run(["ss", "-Hlun", "src 127.0.0.1:%d" % ng], capture_output=True,
+                          text=True).stdout.strip():
+            return d, ng
+        time.sleep(0.1)
+    d.stop()
+    raise PeerUnavailable("rtpengine did not open its ng port")
+
+
+def start_kamailio(workdir, config, host, extra_defines):
+    binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    if not os.access(binary, os.X_OK):
+        raise PeerUnavailable("kamailio not installed (Debian package kamailio)")
+    port = harness.free_port(host)
+    name = os.path.splitext(os.path.basename(config))[0]
+    kdir = os.path.join(workdir, name)
+    os.makedirs(kdir, exist_ok=True)
+    ctl = os.path.join(kdir, "ctl.sock")
+    argv = [binary, "-f", config, "-DD", "-E", "-P", os.path.join(kdir, "kamailio.pid"),
+            "-w", kdir, "-Y", kdir, "-A", "PEER_ADDR=%s" % host, "-A", "PEER_PORT=%d" % port,
+            "-A", 'CTL_SOCKET="unix:%s"' % ctl, "-A", "PEER_CHILDREN=%d" % os.cpu_count()]
+    for key, value in extra_defines.items():
+        argv += ["-A", '%s="%s"' % (key, value)]
+    d = Daemon(name, argv, kdir)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(ctl):
+        if not d.service.alive() or time.monotonic() > deadline:
+            d.stop()
+            raise PeerUnavailable("kamailio did not start with %s: %s"
+                                  % (os.path.basename(config),
+                                     d.service.log_text()[-600:].strip().replace("\n", " | ")))
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return d, "%s:%d" % (host, port)
+
+
+class PeerUnavailable(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- SIPp runs
+
+def rtt_by_name(workdir):
+    """{timer name: sorted ms} from SIPp's -trace_rtt files (Date_ms;response_time_ms;rtd_no,
+    the last column holding the timer's name)."""
+    out = {}
+    for name in os.listdir(workdir):
+        if not name.endswith("_rtt.csv"):
+            continue
+        for line in harness._read(os.path.join(workdir, name)).splitlines():
+            parts = line.strip().rstrip(";").split(";")
+            if len(parts) >= 3:
+                try:
+                    out.setdefault(parts[2], []).append(float(parts[1]))
+                except ValueError:
+                    pass  # header
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def run_sipp_step(argv, workdir, expected, pids, timeout):
+    """Runs SIPp to its end; CPU of pids (trees) over the run, the stat file's counters."""
+    os.makedirs(workdir, exist_ok=True)
+    cpu_before = cpu_of(pids) if pids else None
+    started = time.monotonic()
+    with open(os.path.join(workdir, "stdout"), "wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=workdir)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+    elapsed = time.monotonic() - started
+    cpu = cpu_of(pids) - cpu_before if pids else None
+    stats = bench_calls.last_stats(workdir)
+    ok = int(stats.get("SuccessfulCall(C)", 0) or 0)
+    failed = int(stats.get("FailedCall(C)", 0) or 0)
+    return {"rc": rc, "ok": ok, "failed": failed, "expected": expected,
+            "clean": rc == 0 and failed == 0 and ok == expected, "elapsed_s": round(elapsed, 2),
+            "cpu_s": cpu, "cpu_us_per": (1e6 * cpu / ok) if (cpu is not None and ok) else None,
+            "argv": " ".join(argv)}
+
+
+def ramp(run_step, start, steps, limit):
+    """Highest rate with a clean step: doubles from start until a step fails, then bisects
+    between the last clean and the first failed rate; at most `steps` steps."""
+    good, bad, rate, history = 0, None, start, []
+    for _ in range(steps):
+        step = run_step(rate)
+        step["rate"] = rate
+        history.append(step)
+        log("  %d/s: %d ok, %d failed of %d%s" % (rate, step["ok"], step["failed"],
+                                                  step["expected"],
+                                                  "" if step["clean"] else "  (not clean)"))
+        if step["clean"]:
+            good = rate
+            nxt = min(limit, rate * 2) if bad is None else (good + bad) // 2
+        else:
+            bad = rate
+            nxt = (good + bad) // 2
+        if nxt <= good or (bad is not None and bad - good <= max(1, good // 10)) or nxt == rate:
+            break
+        rate = nxt
+    return good, history
+
+
+# ---------------------------------------------------------------- systems under test
+
+class MediusCalls:
+    name = "Medius"
+
+    def __init__(self, workdir, opts):
+        self.workdir = workdir
+        # auth.calls off: the peer authenticates no INVITE either (same scenario for both).
+        self.cluster = bench_calls.BenchCluster(
+            (40000, 49999), name="bench-calls", calls=True,
+            gateway_extra={"auth": {"calls": "off"},
+                           "security": {"flood": {"exempt": [CALLER_HOST]}}})
+        self.uas = None
+
+    def start(self):
+        self.cluster.start()
+        self.uas = bench_calls.Uas(harness.TRUNK_HOSTS["pbx"], self.cluster.trunk_ports["pbx"],
+                                   os.path.join(self.workdir, "medius-uas"), 7200)
+        harness.wait_until(lambda: harness.metric_value(
+            self.cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": "pbx"}) == 1.0,
+            30, "the pbx trunk up in routing")
+        self.target = "127.0.0.1:%d" % self.cluster.internal_port
+        self.ruri_host = harness.DOMAIN
+        self.pids = [s.pid for s in self.cluster.services]
+
+    def idle(self):
+        bench_calls.wait_idle(self.cluster, 30)
+
+    def rss_kib(self):
+        return sum(rss_kib(p) for p in self.pids)
+
+    def stop(self):
+        if self.uas is not None:
+            self.uas.stop()
+        bad = self.cluster.cleanup()
+        if bad:
+            log("Medius services exited badly: %s (logs in %s)" % (bad, self.cluster.dir))
+
+
+def write_topos_tables(db):
+    """topos's two tables for db_text, from Debian's schema files, with every string column
+    nullable: topos stores no value for the columns a message lacks (x_context when the
+    config sets none), which Debian's schema (NOT NULL) refuses."""
+    schema = "/usr/share/kamailio/dbtext/kamailio"
+    for table in ("topos_d", "topos_t", "version"):
+        with open(os.path.join(schema, table)) as f:
+            lines = f.read().splitlines()
+        if table != "version":
+            lines = [lines[0].replace("(string)", "(string,null)")]
+        with open(os.path.join(db, table), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+class PeerCalls:
+    name = "Kamailio+rtpengine"
+
+    def __init__(self, workdir, opts):
+        self.workdir = workdir
+        self.daemons = []
+        self.uas = None
+
+    def start(self):
+        if not os.path.exists("/usr/lib/x86_64-linux-gnu/kamailio/modules/topos.so"):
+            raise PeerUnavailable("Kamailio's topos module is missing")
+        rtp, ng = start_rtpengine(self.workdir, 50000, 59999)
+        self.daemons.append(rtp)
+        db = os.path.join(self.workdir, "topos-db")
+        os.makedirs(db, exist_ok=True)
+        write_topos_tables(db)
+        kam, address = start_kamailio(self.workdir, os.path.join(PEERS, "kamailio-proxy.cfg"),
+                                      PEER_PROXY_HOST, {"RTPENGINE_SOCK": "udp:127.0.0.1:%d" % ng,
+                                                        "TOPOS_DB_URL": "text://" + db})
+        self.daemons.append(kam)
+        uas_port = harness.free_port(PEER_UAS_HOST)
+        self.uas = bench_calls.Uas(PEER_UAS_HOST, uas_port, os.path.join(self.workdir, "peer-uas"),
+                                   7200)
+        self.target = address
+        self.ruri_host = "%s:%d" % (PEER_UAS_HOST, uas_port)
+        self.pids = [d.pid for d in self.daemons]
+
+    def idle(self):
+        time.sleep(1)
+
+    def rss_kib(self):
+        return sum(rss_kib(p) for pid in self.pids for p in tree_pids(pid))
+
+    def stop(self):
+        if self.uas is not None:
+            self.uas.stop()
+        for d in reversed(self.daemons):
+            d.stop()
+
+
+class Target:
+    """A deployment someone else runs (--target): no processes of ours, no CPU."""
+    name = "target"
+
+    def __init__(self, address):
+        self.target = address
+        self.ruri_host = harness.DOMAIN
+        self.pids = []
+
+    def start(self):
+        pass
+
+    def idle(self):
+        time.sleep(1)
+
+    def stop(self):
+        pass
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def call_step(system, workdir, rate, seconds, call_ms, number, with_pids=True):
+    calls = max(1, int(rate * seconds))
+    step_dir = tempfile.mkdtemp(prefix="calls-%d-" % rate, dir=workdir)
+    extra = ["-s", number, "-m", str(calls), "-r", str(rate), "-d", str(call_ms),
+             "-l", str(max(50, int(rate * (call_ms / 1000.0 + 5) * 2))),
+             "-timeout", "%ds" % int(seconds + call_ms / 1000.0 + 30), "-timeout_error",
+             "-recv_timeout", "10000", "-trace_rtt", "-rtt_freq", "1",
+             "-key", "caller", "alice", "-key", "from_host", harness.DOMAIN,
+             "-key", "ruri_host", system.ruri_host, "-key", "domain", harness.DOMAIN]
+    argv = bench_calls.sipp_argv(SCENARIO, CALLER_HOST, harness.free_port(CALLER_HOST),
+                                 harness.free_media_port(CALLER_HOST), step_dir, extra,
+                                 target=system.target)
+    system.idle()
+    step = run_sipp_step(argv, step_dir, calls, system.pids if with_pids else [],
+                         seconds + call_ms / 1000.0 + 60)
+    step["rtt"] = rtt_by_name(step_dir)
+    return step
+
+
+def latency_figures(step):
+    """{"trying": {"p50", "p99", "samples"}, "ringing": ..., "setup": ...} from a step's
+    response times (the timers of bench/scenarios/uac_setup.xml)."""
+    out = {}
+    for name in ("trying", "ringing", "setup"):
+        values = step.get("rtt", {}).get(name, [])
+        if values:
+            out[name] = {"p50": bench_calls.pct(values, 50), "p99": bench_calls.pct(values, 99),
+                         "samples": len(values)}
+    return out
+
+
+class MediusRegistrar:
+    name = "Medius"
+
+    def __init__(self, workdir, opts):
+        self.cluster = harness.Cluster(algorithms=("MD5",), name="bench-register",
+                                       gateway_extra={"security": {"flood": {
+                                           "exempt": [REGISTER_HOST]}}})
+
+    def start(self):
+        self.cluster.start()
+        self.target = "127.0.0.1:%d" % self.cluster.internal_port
+        self.pids = [s.pid for s in self.cluster.services]
+
+    def stop(self):
+        bad = self.cluster.cleanup()
+        if bad:
+            log("Medius services exited badly: %s" % bad)
+
+
+class PeerRegistrar:
+    name = "Kamailio"
+
+    def __init__(self, workdir, opts):
+        self.workdir = workdir
+        self.daemon = None
+
+    def start(self):
+        self.daemon, self.target = start_kamailio(
+            self.workdir, os.path.join(PEERS, "kamailio-registrar.cfg"), PEER_REGISTRAR_HOST, {})
+        self.pids = [self.daemon.pid]
+
+    def stop(self):
+        if self.daemon is not None:
+            self.daemon.stop()
+
+
+def register_step(system, workdir, csv, port, rate, seconds):
+    count = max(1, int(rate * seconds))
+    step_dir = tempfile.mkdtemp(prefix="register-%d-" % rate, dir=workdir)
+    argv = [harness.sipp_path(), system.target, "-sf",
+            os.path.join(harness.SCENARIOS, "register.xml"), "-t", "u1", "-i", REGISTER_HOST,
+            "-p", str(port), "-mp", str(harness.free_port(REGISTER_HOST)),
+            "-key", "domain", harness.DOMAIN, "-auth_uri", harness.DOMAIN,
+            "-key", "expires", "3600", "-inf", csv, "-m", str(count), "-r", str(rate),
+            "-l", "500", "-nostdin", "-timeout", "%ds" % int(seconds + 30), "-timeout_error",
+            "-trace_err", "-error_file", os.path.join(step_dir, "errors.log"),
+            "-trace_stat", "-stf", os.path.join(step_dir, "stat.csv"), "-fd", "1"]
+    step = run_sipp_step(argv, step_dir, count, system.pids, seconds + 60)
+    step["achieved_per_s"] = round(step["ok"] / step["elapsed_s"], 1) if step["elapsed_s"] else 0
+    return step
+
+
+# ---------------------------------------------------------------- rows
+
+def row(name, metric, unit, better, medius=None, peer=None, peer_reason=None,
+        medius_reason=None, conditions=""):
+    ratio = None
+    if medius is not None and peer:
+        ratio = medius / peer
+    return {"row": name, "metric": metric, "unit": unit, "better": better, "medius": medius,
+            "peer": peer, "ratio": ratio, "medius_unavailable": medius_reason,
+            "peer_unavailable": peer_reason if peer is None else None,
+            "conditions": conditions}
+
+
+def run_pair(make_medius, make_peer, body, workdir):
+    """body(system) for Medius then the peer; ({"Medius": ..., "peer": ...}, peer reason)."""
+    results, reasons = {}, {}
+    for key, make in (("medius", make_medius), ("peer", make_peer)):
+        if make is None:
+            continue
+        system = None
+        try:
+            system = make(workdir, None)
+            log("starting %s" % system.name)
+            system.start()
+            results[key] = body(system)
+        except PeerUnavailable as e:
+            reasons[key] = "%s: %s" % ("peer unavailable" if key == "peer" else "unavailable", e)
+        except Exception as e:  # a broken run is reported in its row, never hidden
+            reasons[key] = "run failed: %s" % (str(e).splitlines() or ["?"])[0][:300]
+            log("%s failed: %s" % (key, e))
+        finally:
+            if system is not None:
+                try:
+                    system.stop()
+                except Exception as e:
+                    log("stopping %s: %s" % (key, e))
+    return results, reasons
+
+
+def calls_rows(opts, p, workdir, want_latency):
+    rows, plots = [], {}
+    if opts.target:
+        def body(system):
+            step = call_step(system, workdir, opts.rate, p["call_fixed_s"], p["call_ms"],
+                             opts.number, with_pids=False)
+            return {"fixed": step}
+        results, reasons = run_pair(lambda w, o: Target(opts.target), None, body, workdir)
+        fixed = results.get("medius", {}).get("fixed")
+        why = "peer unavailable: a --target run measures one system"
+        cond = "target %s, %d calls/s asked for %d s, calls of %d ms" % (
+            opts.target, opts.rate, p["call_fixed_s"], p["call_ms"])
+        rows.append(row("calls", "calls without failure at the asked rate", "calls", "higher",
+                        medius=fixed["ok"] if fixed and fixed["clean"] else None,
+                        medius_reason=None if fixed and fixed["clean"] else reasons.get(
+                            "medius", "not measured: failed calls at %d/s" % opts.rate),
+                        peer_reason=why, conditions=cond))
+        if want_latency and fixed:
+            rows += latency_rows({"medius": fixed}, {"peer": why}, cond)
+        return rows, {"calls_ramp": {}, "target_step": fixed}
+
+    ramps = {}
+
+    def ramp_body(system):
+        best, history = ramp(lambda r: call_step(system, workdir, r, p["call_step_s"],
+                                                 p["call_ms"], "2200"),
+                             p["call_start"], p["call_steps"], MAX_CALL_RATE)
+        return {"max": best, "history": history, "system": system}
+
+    # Both systems stay up between the ramp and the fixed-rate run, so ramp first for both
+    # inside one body, then the common fixed rate needs both maxima: two passes.
+    log("calls: ramp of Medius, then of Kamailio+rtpengine")
+    results, reasons = run_pair(MediusCalls, PeerCalls, lambda s: strip(ramp_body(s)), workdir)
+    maxima = [r["max"] for r in results.values() if r["max"]]
+    fixed_rate = max(1, min(maxima) // 2) if maxima else max(1, p["call_start"] // 2)
+    log("calls: fixed rate %d/s (half the lower of the maxima) for CPU per call and latency"
+        % fixed_rate)
+
+    def fixed_body(system):
+        step = call_step(system, workdir, fixed_rate, p["call_fixed_s"], p["call_ms"], "2200")
+        return {"fixed": step}
+    fixed, fixed_reasons = run_pair(MediusCalls, PeerCalls, fixed_body, workdir)
+    for key in ("medius", "peer"):
+        if key not in reasons and key in fixed_reasons:
+            reasons[key] = fixed_reasons[key]
+    cond = ("SIPp UAC 127.0.0.21 -> system -> SIPp UAS, calls of %d ms with SDP, no RTP; "
+            "ramp from %d/s, %d s of arrivals per step, at most %d steps; Medius: the 4 "
+            "services, auth.calls off; peer: Kamailio %s (tm, rr, topos on db_text) + "
+            "rtpengine userspace (ng)" % (p["call_ms"], p["call_start"], p["call_step_s"],
+                                          p["call_steps"], kamailio_version()))
+    m, pr = results.get("medius"), results.get("peer")
+    rows.append(row("calls", "highest call setup rate with zero failed calls", "calls/s",
+                    "higher", medius=m["max"] if m else None, peer=pr["max"] if pr else None,
+                    medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"),
+                    conditions=cond))
+    fm, fp = fixed.get("medius", {}).get("fixed"), fixed.get("peer", {}).get("fixed")
+    (vm, rm), (vp, rp) = per_op(fm, reasons.get("medius"), "call"), per_op(
+        fp, reasons.get("peer"), "call")
+    rows.append(row("calls", "CPU per call, all the system's processes", "us", "lower",
+                    medius=vm, peer=vp, medius_reason=rm, peer_reason=rp,
+                    conditions="%d calls/s for %d s; utime+stime from /proc of every process "
+                               "the bench started for that system, per successful call%s"
+                               % (fixed_rate, p["call_fixed_s"],
+                                  failures_note({"Medius": fm, "peer": fp}))))
+    if want_latency:
+        rows += latency_rows({"medius": fm, "peer": fp}, reasons,
+                             "at %d calls/s (half the lower maximum); SIPp -trace_rtt, every call"
+                             % fixed_rate)
+    ramps = {k: v["history"] for k, v in results.items()}
+    return rows, {"calls_ramp": ramps, "fixed": {"medius": fm, "peer": fp},
+                  "fixed_rate": fixed_rate}
+
+
+def per_op(step, reason, what):
+    """(CPU us per operation of a fixed-rate step, reason when there is none)."""
+    if reason:
+        return None, reason
+    if not step:
+        return None, "not measured: no run"
+    if not step["ok"]:
+        return None, "not measured: no successful %s at the fixed rate" % what
+    if not step["cpu_s"]:
+        return None, "not measured: too little CPU used to measure (a longer run is needed)"
+    return step["cpu_us_per"], None
+
+
+def failures_note(steps):
+    notes = ["%s: %d failed, %d missing of %d" % (k, s["failed"],
+                                                   max(0, s["expected"] - s["ok"] - s["failed"]),
+                                                   s["expected"])
+             for k, s in steps.items() if s and not s["clean"]]
+    return ("; NOT CLEAN at the fixed rate (%s)" % ", ".join(notes)) if notes else ""
+
+
+def strip(result):
+    result.pop("system", None)
+    return result
+
+
+def latency_rows(steps, reasons, cond):
+    rows = []
+    lat = {k: latency_figures(v) if v else {} for k, v in steps.items()}
+    for which, label in (("trying", "INVITE -> 100"), ("ringing", "INVITE -> 180")):
+        for q in ("p50", "p99"):
+            values = {k: lat.get(k, {}).get(which, {}).get(q) for k in ("medius", "peer")}
+            rows.append(row("latency", "%s %s" % (label, q), "ms", "lower",
+                            medius=values["medius"], peer=values["peer"],
+                            medius_reason=reasons.get("medius") or (
+                                None if values["medius"] is not None
+                                else "not measured: no samples"),
+                            peer_reason=reasons.get("peer") or (
+                                None if values["peer"] is not None
+                                else "not measured: no samples"),
+                            conditions=cond + "; SIPp's clock steps by ~4 ms"))
+    return rows
+
+
+def register_rows(opts, p, workdir):
+    users = ["user%03d" % i for i in range(100)]
+    csv = harness.write_users_csv(os.path.join(workdir, "users.csv"), users)
+
+    def ramp_body(system):
+        port = harness.free_port(REGISTER_HOST)
+        best, history = ramp(lambda r: register_step(system, workdir, csv, port, r,
+                                                     p["reg_step_s"]),
+                             p["reg_start"], p["reg_steps"], MAX_REG_RATE)
+        return {"max": best, "history": history}
+    log("register: ramp of Medius, then of Kamailio")
+    results, reasons = run_pair(MediusRegistrar, PeerRegistrar, ramp_body, workdir)
+    maxima = [r["max"] for r in results.values() if r["max"]]
+    fixed_rate = max(1, min(maxima) // 2) if maxima else max(1, p["reg_start"] // 2)
+
+    def fixed_body(system):
+        return register_step(system, workdir, csv, harness.free_port(REGISTER_HOST), fixed_rate,
+                             p["reg_fixed_s"])
+    fixed, fixed_reasons = run_pair(MediusRegistrar, PeerRegistrar, fixed_body, workdir)
+    for key in ("medius", "peer"):
+        if key not in reasons and key in fixed_reasons:
+            reasons[key] = fixed_reasons[key]
+    m, pr = results.get("medius"), results.get("peer")
+    cond = ("SIPp 127.0.0.52, 100 users, REGISTER -> 401 (MD5, qop=auth) -> REGISTER -> 200; "
+            "ramp from %d/s, %d s per step, at most %d steps; Medius: gateway + registrar "
+            "(memory store); peer: Kamailio %s registrar + auth, usrloc in memory"
+            % (p["reg_start"], p["reg_step_s"], p["reg_steps"], kamailio_version()))
+    rows = [row("register", "highest REGISTER rate with zero failures", "registrations/s",
+                "higher", medius=m["max"] if m else None, peer=pr["max"] if pr else None,
+                medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"),
+                conditions=cond)]
+    fm, fp = fixed.get("medius"), fixed.get("peer")
+    (vm, rm), (vp, rp) = per_op(fm, reasons.get("medius"), "registration"), per_op(
+        fp, reasons.get("peer"), "registration")
+    rows.append(row("register", "CPU per registration, all the system's processes", "us",
+                    "lower", medius=vm, peer=vp, medius_reason=rm, peer_reason=rp,
+                    conditions="%d registrations/s for %d s, per successful registration%s"
+                               % (fixed_rate, p["reg_fixed_s"],
+                                  failures_note({"Medius": fm, "peer": fp}))))
+    return rows, {"register_ramp": {k: v["history"] for k, v in results.items()},
+                  "register_fixed": {"medius": fm, "peer": fp}}
+
+
+def media_load(opts, path, sessions, peer, p):
+    """One bench/media_load run; its table row as a dict, or raises with the reason."""
+    binary = os.path.join(opts.bin_dir, "media_load")
+    if not os.access(binary, os.X_OK):
+        raise PeerUnavailable("%s not built" % binary)
+    argv = [binary, "--transcoder", os.path.join(opts.bin_dir, "media-transcoder"),
+            "--peer", peer, "--path", path, "-n", str(sessions),
+            "--warmup", str(p["media_warmup"]), "--seconds", str(p["media_s"])]
+    if peer == "rtpengine":
+        rtpengine = shutil.which("rtpengine") or "/usr/bin/rtpengine"
+        if not os.access(rtpengine, os.X_OK):
+            raise PeerUnavailable("rtpengine not installed (Debian package rtpengine-daemon)")
+        argv += ["--rtpengine", rtpengine]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120 + sessions // 5 + p["media_warmup"] + p["media_s"])
+    table = [l for l in proc.stdout.splitlines() if l.startswith("| ") and "---" not in l]
+    if len(table) < 2:
+        raise RuntimeError("media_load exit %d: %s" % (proc.returncode, (
+            proc.stderr.strip() or proc.stdout.strip()[-300:]).splitlines()[-1:]))
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    values = [c.strip() for c in table[1].strip("|").split("|")]
+    data = dict(zip(head, values))
+
+    def num(key):
+        try:
+            return float(data.get(key, "").replace(",", ""))
+        except ValueError:
+            return None
+    # media_load exits 1 when the peers got less than 90 % of what was sent the other way
+    # (an overloaded machine): the figure stands, with the warning beside it.
+    warning = next((l for l in proc.stdout.splitlines() if l.startswith("WARNING")), None)
+    return {"argv": " ".join(argv), "exit": proc.returncode, "warning": warning,
+            "packets_per_core": num("packets/s per core"),
+            "calls_per_core": num("calls per core"), "us_per_packet": num("us per relayed packet"),
+            "pps_in": num("pkt/s into worker"), "cpu_pct": num("worker CPU % (process)")}
+
+
+def relay_rows(opts, p):
+    rows, raw = [], []
+    for path in p["relay_paths"]:
+        for n in p["relay_sessions"]:
+            got, reasons = {}, {}
+            for peer in ("medius", "rtpengine"):
+                log("relay: %s, %d sessions, %s" % (path, n, peer))
+                try:
+                    got[peer] = media_load(opts, path, n, peer, p)
+                except PeerUnavailable as e:
+                    reasons[peer] = "%s: %s" % ("peer unavailable" if peer == "rtpengine"
+                                                else "unavailable", e)
+                except Exception as e:
+                    reasons[peer] = "run failed: %s" % e
+            for k, r in got.items():
+                if r["packets_per_core"] is None:
+                    reasons[k] = ("not measured: too little CPU used to measure (a longer run "
+                                  "is needed)")
+            raw.append({"path": path, "sessions": n, "results": got, "reasons": reasons})
+            value = lambda k: got[k]["packets_per_core"] if k in got else None
+            warnings = "; ".join("%s: %s" % (k, r["warning"]) for k, r in got.items()
+                                 if r["warning"])
+            rows.append(row("relay", "%s, %d streams: RTP packets/s per core" % (
+                "SRTP<->RTP (AES_CM_128_HMAC_SHA1_80)" if "srtp" in path else "RTP<->RTP", n),
+                "packets/s", "higher", medius=value("medius"), peer=value("rtpengine"),
+                medius_reason=reasons.get("medius"), peer_reason=reasons.get("rtpengine"),
+                conditions="bench/media_load --path %s -n %d --warmup %s --seconds %s: 50 "
+                           "packets/s each way per stream, relay CPU from /proc; peer: "
+                           "rtpengine %s userspace (--table=-1), one thread"
+                           % (path, n, p["media_warmup"], p["media_s"], rtpengine_version())
+                           + ("; " + warnings if warnings else "")))
+    return rows, raw
+
+
+TRANSCODE_NAMES = {"pcmu-g722": "PCMU<->G.722", "pcmu-opus": "PCMU<->Opus",
+                   "pcmu-g729": "PCMU<->G.729"}
+
+
+def transcode_rows(opts, p):
+    rows, raw = [], []
+    for path in p["transcode_paths"]:
+        n = p["transcode_sessions"]
+        log("transcode: %s, %d sessions, Medius" % (path, n))
+        reason, value, warning = None, None, None
+        try:
+            got = media_load(opts, path, n, "medius", p)
+            value = got["calls_per_core"]
+            if value is None:
+                reason = "not measured: too little CPU used to measure (a longer run is needed)"
+            warning = got["warning"]
+            raw.append({"path": path, "sessions": n, "result": got})
+        except Exception as e:
+            reason = "run failed: %s" % e
+        rows.append(row("transcode", "%s: calls per core" % TRANSCODE_NAMES[path], "calls",
+                        "higher", medius=value, medius_reason=reason,
+                        peer_reason="peer unavailable: not measured yet (bench/media_load "
+                                    "drives rtpengine on relay paths only; rtpengine's "
+                                    "transcoding, where Debian's build has the codec, is not "
+                                    "wired in)",
+                        conditions="bench/media_load --path %s -n %d, 50 packets/s each way"
+                                   % (path, n) + ("; " + warning if warning else "")))
+    return rows, raw
+
+
+# ---------------------------------------------------------------- machine, output
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except Exception:
+        return "unknown"
+
+
+_versions = {}
+
+
+def kamailio_version():
+    if "kamailio" not in _versions:
+        line = first_line([shutil.which("kamailio") or "/usr/sbin/kamailio", "-v"])
+        _versions["kamailio"] = line.split()[2] if line.startswith("version:") else line
+    return _versions["kamailio"]
+
+
+def rtpengine_version():
+    if "rtpengine" not in _versions:
+        line = first_line([shutil.which("rtpengine") or "/usr/bin/rtpengine", "--version"])
+        _versions["rtpengine"] = line.split()[-1] if line != "unknown" else line
+    return _versions["rtpengine"]
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    commit = first_line(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "load_average_at_start": bench_calls.loadavg(), "medius_commit": commit,
+            "kamailio": kamailio_version(), "rtpengine": rtpengine_version(),
+            "sipp": first_line([harness.sipp_path(), "-v"]).replace("SIPp ", "")[:40]}
+
+
+def fmt(value):
+    if value is None:
+        return None
+    if abs(value) >= 100:
+        return "{:,.0f}".format(value)
+    return "{:.2f}".format(value).rstrip("0").rstrip(".") if value else "0"
+
+
+def cell(value, reason):
+    """A figure, or the explicit reason there is none ("peer unavailable: ...",
+    "not measured: ...")."""
+    if value is not None:
+        return fmt(value)
+    return reason or "not measured: no result"
+
+
+def markdown(result):
+    m = result["machine"]
+    lines = ["# ./medius bench, %s (%s mode)" % (result["started"], result["mode"]), "",
+             "Machine: %d cores, %s, kernel %s, load average at start %s; Medius %s, "
+             "Kamailio %s, rtpengine %s, SIPp %s." % (m["cores"], m["cpu"], m["kernel"],
+                                                      m["load_average_at_start"],
+                                                      m["medius_commit"], m["kamailio"],
+                                                      m["rtpengine"], m["sipp"]),
+             "Ratio = Medius / peer; the \"better\" column says which direction is better.", "",
+             "| row | what | Medius | peer | ratio | better | conditions |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        medius = cell(r["medius"], r["medius_unavailable"])
+        peer = cell(r["peer"], r["peer_unavailable"])
+        ratio = "%.2fx" % r["ratio"] if r["ratio"] is not None else "-"
+        lines.append("| %s | %s (%s) | %s | %s | %s | %s | %s |" % (
+            r["row"], r["metric"], r["unit"], medius, peer, ratio, r["better"],
+            r["conditions"].replace("|", "/")))
+    return "\n".join(lines) + "\n"
+
+
+def plots(result, out_base):
+    """PNG plots next to the results (matplotlib, Agg backend); [] when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("python3-matplotlib missing: no plots")
+        return []
+    made = []
+    series = [("calls", result["raw"].get("calls", {}).get("calls_ramp", {}), "calls/s asked"),
+              ("register", result["raw"].get("register", {}).get("register_ramp", {}),
+               "registrations/s asked")]
+    for name, ramps, xlabel in series:
+        if not ramps:
+            continue
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        for system, history in ramps.items():
+            label = "Medius" if system == "medius" else "peer"
+            steps = sorted(history, key=lambda s: s["rate"])
+            ax1.plot([s["rate"] for s in steps], [s["failed"] + max(0, s["expected"] - s["ok"]
+                                                                    - s["failed"])
+                                                  for s in steps], "o-", label=label)
+            cpu = [(s["rate"], s["cpu_us_per"]) for s in steps if s.get("cpu_us_per")]
+            if cpu:
+                ax2.plot([c[0] for c in cpu], [c[1] for c in cpu], "o-", label=label)
+        ax1.set_xlabel(xlabel)
+        ax1.set_ylabel("failed or missing")
+        ax1.set_title("%s: rate vs failures" % name)
+        ax1.legend()
+        ax2.set_xlabel(xlabel)
+        ax2.set_ylabel("CPU us per %s" % ("call" if name == "calls" else "registration"))
+        ax2.set_title("%s: CPU per operation vs rate" % name)
+        ax2.legend()
+        fig.tight_layout()
+        path = "%s-%s.png" % (out_base, name)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(path)
+    lat = [r for r in result["rows"] if r["row"] == "latency"]
+    if lat:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        labels = [r["metric"] for r in lat]
+        xs = range(len(lat))
+        ax.bar([x - 0.2 for x in xs], [r["medius"] or 0 for r in lat], 0.4, label="Medius")
+        ax.bar([x + 0.2 for x in xs], [r["peer"] or 0 for r in lat], 0.4, label="peer")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=15, fontsize=8)
+        ax.set_ylabel("ms")
+        ax.set_title("latency percentiles (0 = no result)")
+        ax.legend()
+        fig.tight_layout()
+        path = "%s-latency.png" % out_base
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+def check(result):
+    """Every row has a number (Medius) and a number or an explicit reason (peer)."""
+    problems = []
+    for r in result["rows"]:
+        name = "%s / %s" % (r["row"], r["metric"])
+        if r["medius"] is None and not r["medius_unavailable"]:
+            problems.append("%s: no Medius figure and no reason" % name)
+        if r["peer"] is None and not r["peer_unavailable"]:
+            problems.append("%s: no peer figure and no reason" % name)
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="tiny settings, about 2 minutes")
+    mode.add_argument("--smoke", action="store_true",
+                      help="smaller still (the ctest smoke test): checks the harness works")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help="comma separated, of: %s" % ",".join(ROWS))
+    parser.add_argument("--target", help="HOST:PORT of a running deployment (needs --rate)")
+    parser.add_argument("--rate", type=int, help="calls/s against --target")
+    parser.add_argument("--number", default="2200", help="number dialled at --target")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    parser.add_argument("--bin-dir", default=os.environ.get("MEDIUS_BIN_DIR",
+                                                            os.path.join(ROOT, "build", "bin")))
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless every row has a number or an explicit reason")
+    opts = parser.parse_args()
+    rows = [r.strip() for r in opts.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        parser.error("unknown rows: %s (known: %s)" % (",".join(unknown), ",".join(ROWS)))
+    if opts.target and not opts.rate:
+        parser.error("--target needs --rate (a bounded rate for a real deployment)")
+    opts.bin_dir = os.path.abspath(opts.bin_dir)
+    os.environ["MEDIUS_BIN_DIR"] = opts.bin_dir
+    mode_name = "smoke" if opts.smoke else "quick" if opts.quick else "full"
+    p = PRESETS[mode_name]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    stamp = started.strftime("%Y-%m-%dT%H%M%SZ")
+    os.makedirs(opts.out, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="medius-bench-")
+    result = {"started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "mode": mode_name,
+              "rows_asked": rows, "target": opts.target, "machine": machine(), "rows": [],
+              "raw": {}, "workdir": workdir}
+    log("bench (%s mode), binaries %s, work dir %s" % (mode_name, opts.bin_dir, workdir))
+    t0 = time.monotonic()
+    try:
+        if "calls" in rows or "latency" in rows:
+            got, raw = calls_rows(opts, p, workdir, "latency" in rows)
+            if "calls" not in rows:
+                got = [r for r in got if r["row"] != "calls"]
+            result["rows"] += got
+            result["raw"]["calls"] = raw
+        if "register" in rows:
+            if opts.target:
+                result["rows"].append(row("register", "REGISTER rate", "registrations/s",
+                                          "higher",
+                                          medius_reason="not measured: not run with --target",
+                                          peer_reason="peer unavailable: not run with --target"))
+            else:
+                got, raw = register_rows(opts, p, workdir)
+                result["rows"] += got
+                result["raw"]["register"] = raw
+        for name, fn in (("relay", relay_rows), ("transcode", transcode_rows)):
+            if name not in rows:
+                continue
+            if opts.target:
+                result["rows"].append(row(name, "media", "-", "higher",
+                                          medius_reason="not measured: not run with --target "
+                                          "(the media rows start their own worker)",
+                                          peer_reason="peer unavailable: not run with --target"))
+                continue
+            got, raw = fn(opts, p)
+            result["rows"] += got
+            result["raw"][name] = raw
+    finally:
+        result["seconds"] = round(time.monotonic() - t0, 1)
+        base = os.path.join(opts.out, stamp)
+        result["plots"] = plots(result, base)
+        with open(base + ".json", "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        text = markdown(result)
+        with open(base + ".md", "w") as f:
+            f.write(text)
+        print()
+        print(text)
+        log("results: %s.json, %s.md%s (%.0f s)" % (
+            base, base, "".join(", " + x for x in result["plots"]), result["seconds"]))
+        if not os.environ.get("MEDIUS_E2E_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+    if opts.check:
+        problems = check(result)
+        if not result["rows"]:
+            problems.append("no rows")
+        for problem in problems:
+            print("CHECK FAILED: %s" % problem, file=sys.stderr)
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
