@@ -464,7 +464,7 @@ def register_step(system, workdir, csv, port, rate, seconds):
 def row(name, metric, unit, better, medius=None, peer=None, peer_reason=None,
         medius_reason=None, conditions=""):
     ratio = None
-    if medius is not None and peer:
+    if medius and peer:  # no ratio with a zero (e.g. a latency below SIPp's clock step)
         ratio = medius / peer
     return {"row": name, "metric": metric, "unit": unit, "better": better, "medius": medius,
             "peer": peer, "ratio": ratio, "medius_unavailable": medius_reason,
@@ -515,8 +515,9 @@ def calls_rows(opts, p, workdir, want_latency):
                         medius_reason=None if fixed and fixed["clean"] else reasons.get(
                             "medius", "not measured: failed calls at %d/s" % opts.rate),
                         peer_reason=why, conditions=cond))
-        if want_latency and fixed:
-            rows += latency_rows({"medius": fixed}, {"peer": why}, cond)
+        if want_latency:
+            rows += latency_rows({"medius": fixed}, {"medius": reasons.get("medius"),
+                                                     "peer": why}, cond)
         return rows, {"calls_ramp": {}, "target_step": fixed}
 
     ramps = {}
