@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Smoke test of ./medius bench (ctest bench_smoke, labels bench and e2e): runs bench/bench.py
+--smoke into a temp dir and checks that it works end to end: exit 0, a results JSON and
+Markdown table written, every row asked for present, and every row carrying a number or an
+explicit reason ("peer unavailable: ..."). It never asserts a speed: figures from a test
+machine mean nothing. MEDIUS_BIN_DIR: the build's bin/ directory."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BenchSmoke(unittest.TestCase):
+    def test_smoke_run_writes_every_row(self):
+        out = tempfile.mkdtemp(prefix="medius-bench-smoke-")
+        argv = ["/usr/bin/python3", os.path.join(HERE, "bench.py"), "--smoke", "--check",
+                "--out", out, "--bin-dir", os.environ["MEDIUS_BIN_DIR"]]
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=540)
+        self.assertEqual(proc.returncode, 0, proc.stdout[-6000:] + proc.stderr[-4000:])
+        results = glob.glob(os.path.join(out, "*.json"))
+        self.assertEqual(len(results), 1, os.listdir(out))
+        self.assertTrue(glob.glob(os.path.join(out, "*.md")))
+        with open(results[0]) as f:
+            result = json.load(f)
+        with open(results[0][:-len(".json")] + ".md") as f:
+            table = f.read()
+        kinds = {r["row"] for r in result["rows"]}
+        self.assertEqual(kinds, {"calls", "register", "relay", "transcode", "latency"})
+        for r in result["rows"]:
+            what = "%s / %s" % (r["row"], r["metric"])
+            self.assertTrue(r["medius"] is not None or r["medius_unavailable"], what)
+            self.assertTrue(r["peer"] is not None or r["peer_unavailable"], what)
+            # A reason is fine ("peer unavailable: ...", "failed calls at the fixed rate" on
+            # a saturated machine); a harness that broke is not.
+            for side in ("medius_unavailable", "peer_unavailable"):
+                self.assertFalse((r[side] or "").startswith("run failed"), "%s: %s"
+                                 % (what, r[side]))
+            if r["peer"] is None:
+                self.assertIn(r["peer_unavailable"], table, what)
+        # The Markdown table was printed too.
+        self.assertIn("| row | what | Medius | peer | ratio |", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
