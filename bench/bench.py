@@ -54,22 +54,24 @@ SCENARIO = os.path.join(HERE, "scenarios", "uac_setup.xml")
 PEERS = os.path.join(HERE, "peers")
 
 # Sizes per mode. step_s: seconds of arrivals per ramp step; steps: most ramp steps per
-# system; fixed_s: seconds of the fixed-rate run (CPU per call, latency).
+# system; budget_s: no new ramp step after this many seconds per system; fixed_s: seconds of
+# the fixed-rate run (CPU per call, latency). Full: ~12 minutes when nothing fails, within
+# 20 when the ramps fail and wait for SIPp's timeouts.
 PRESETS = {
     "smoke": {"call_start": 5, "call_steps": 1, "call_step_s": 2, "call_ms": 200,
-              "call_fixed_s": 2, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
+              "call_fixed_s": 2, "call_budget_s": 60, "reg_budget_s": 30, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [10], "relay_paths": ["relay-rtp"],
               "media_warmup": 1, "media_s": 2, "transcode_paths": ["pcmu-g722"],
               "transcode_sessions": 10},
     "quick": {"call_start": 20, "call_steps": 3, "call_step_s": 3, "call_ms": 500,
-              "call_fixed_s": 3, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
+              "call_fixed_s": 3, "call_budget_s": 40, "reg_budget_s": 20, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [20], "relay_paths": ["relay-rtp",
                                                                         "relay-srtp-rtp"],
               "media_warmup": 1, "media_s": 2,
               "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
               "transcode_sessions": 10},
     "full": {"call_start": 50, "call_steps": 7, "call_step_s": 10, "call_ms": 1000,
-             "call_fixed_s": 20, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
+             "call_fixed_s": 20, "call_budget_s": 200, "reg_budget_s": 90, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
              "reg_fixed_s": 10, "relay_sessions": [50, 200, 1000],
              "relay_paths": ["relay-rtp", "relay-srtp-rtp"], "media_warmup": 3, "media_s": 10,
              "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
@@ -230,11 +232,29 @@ def run_sipp_step(argv, workdir, expected, pids, timeout):
             "argv": " ".join(argv)}
 
 
-def ramp(run_step, start, steps, limit):
+def bound_note(r, results):
+    """Marks a "highest rate" figure whose ramp never failed: the steps ran out first, so
+    it is a lower bound (shown as ">= N"), and so is any ratio with it."""
+    for key in ("medius", "peer"):
+        history = (results.get(key) or {}).get("history") or []
+        if history and all(step["clean"] for step in history):
+            r["lower_bound"].append(key)
+    if r["lower_bound"]:
+        r["conditions"] += ("; >= : no step failed before the ramp's steps ran out, the "
+                            "figure is a lower bound")
+    return r
+
+
+def ramp(run_step, start, steps, limit, budget_s):
     """Highest rate with a clean step: doubles from start until a step fails, then bisects
-    between the last clean and the first failed rate; at most `steps` steps."""
+    between the last clean and the first failed rate; at most `steps` steps, and no new
+    step once budget_s seconds have gone (what keeps a full run within 20 minutes)."""
     good, bad, rate, history = 0, None, start, []
+    deadline = time.monotonic() + budget_s
     for _ in range(steps):
+        if history and time.monotonic() > deadline:
+            log("  time budget of this ramp (%d s) used: stopping at %d/s" % (budget_s, good))
+            break
         step = run_step(rate)
         step["rate"] = rate
         history.append(step)
@@ -467,7 +487,8 @@ def row(name, metric, unit, better, medius=None, peer=None, peer_reason=None,
     if medius and peer:  # no ratio with a zero (e.g. a latency below SIPp's clock step)
         ratio = medius / peer
     return {"row": name, "metric": metric, "unit": unit, "better": better, "medius": medius,
-            "peer": peer, "ratio": ratio, "medius_unavailable": medius_reason,
+            "peer": peer, "ratio": ratio, "lower_bound": [],
+            "medius_unavailable": medius_reason,
             "peer_unavailable": peer_reason if peer is None else None,
             "conditions": conditions}
 
@@ -525,7 +546,8 @@ def calls_rows(opts, p, workdir, want_latency):
     def ramp_body(system):
         best, history = ramp(lambda r: call_step(system, workdir, r, p["call_step_s"],
                                                  p["call_ms"], "2200"),
-                             p["call_start"], p["call_steps"], MAX_CALL_RATE)
+                             p["call_start"], p["call_steps"], MAX_CALL_RATE,
+                             p["call_budget_s"])
         return {"max": best, "history": history, "system": system}
 
     # Both systems stay up between the ramp and the fixed-rate run, so ramp first for both
@@ -550,10 +572,11 @@ def calls_rows(opts, p, workdir, want_latency):
             "rtpengine userspace (ng)" % (p["call_ms"], p["call_start"], p["call_step_s"],
                                           p["call_steps"], kamailio_version()))
     m, pr = results.get("medius"), results.get("peer")
-    rows.append(row("calls", "highest call setup rate with zero failed calls", "calls/s",
-                    "higher", medius=m["max"] if m else None, peer=pr["max"] if pr else None,
-                    medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"),
-                    conditions=cond))
+    rows.append(bound_note(row(
+        "calls", "highest call setup rate with zero failed calls", "calls/s", "higher",
+        medius=m["max"] if m else None, peer=pr["max"] if pr else None,
+        medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"), conditions=cond),
+        results))
     fm, fp = fixed.get("medius", {}).get("fixed"), fixed.get("peer", {}).get("fixed")
     (vm, rm), (vp, rp) = per_op(fm, reasons.get("medius"), "call"), per_op(
         fp, reasons.get("peer"), "call")
@@ -624,7 +647,7 @@ def register_rows(opts, p, workdir):
         port = harness.free_port(REGISTER_HOST)
         best, history = ramp(lambda r: register_step(system, workdir, csv, port, r,
                                                      p["reg_step_s"]),
-                             p["reg_start"], p["reg_steps"], MAX_REG_RATE)
+                             p["reg_start"], p["reg_steps"], MAX_REG_RATE, p["reg_budget_s"])
         return {"max": best, "history": history}
     log("register: ramp of Medius, then of Kamailio")
     results, reasons = run_pair(MediusRegistrar, PeerRegistrar, ramp_body, workdir)
@@ -643,10 +666,11 @@ def register_rows(opts, p, workdir):
             "ramp from %d/s, %d s per step, at most %d steps; Medius: gateway + registrar "
             "(memory store); peer: Kamailio %s registrar + auth, usrloc in memory"
             % (p["reg_start"], p["reg_step_s"], p["reg_steps"], kamailio_version()))
-    rows = [row("register", "highest REGISTER rate with zero failures", "registrations/s",
-                "higher", medius=m["max"] if m else None, peer=pr["max"] if pr else None,
-                medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"),
-                conditions=cond)]
+    rows = [bound_note(row(
+        "register", "highest REGISTER rate with zero failures", "registrations/s", "higher",
+        medius=m["max"] if m else None, peer=pr["max"] if pr else None,
+        medius_reason=reasons.get("medius"), peer_reason=reasons.get("peer"), conditions=cond),
+        results)]
     fm, fp = fixed.get("medius"), fixed.get("peer")
     (vm, rm), (vp, rp) = per_op(fm, reasons.get("medius"), "registration"), per_op(
         fp, reasons.get("peer"), "registration")
@@ -812,11 +836,11 @@ def fmt(value):
     return "{:.2f}".format(value).rstrip("0").rstrip(".") if value else "0"
 
 
-def cell(value, reason):
+def cell(value, reason, lower_bound=False):
     """A figure, or the explicit reason there is none ("peer unavailable: ...",
     "not measured: ...")."""
     if value is not None:
-        return fmt(value)
+        return (">= " if lower_bound else "") + fmt(value)
     return reason or "not measured: no result"
 
 
@@ -832,9 +856,11 @@ def markdown(result):
              "| row | what | Medius | peer | ratio | better | conditions |",
              "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        medius = cell(r["medius"], r["medius_unavailable"])
-        peer = cell(r["peer"], r["peer_unavailable"])
+        medius = cell(r["medius"], r["medius_unavailable"], "medius" in r["lower_bound"])
+        peer = cell(r["peer"], r["peer_unavailable"], "peer" in r["lower_bound"])
         ratio = "%.2fx" % r["ratio"] if r["ratio"] is not None else "-"
+        if r["ratio"] is not None and r["lower_bound"]:
+            ratio += " (bounds)"
         lines.append("| %s | %s (%s) | %s | %s | %s | %s | %s |" % (
             r["row"], r["metric"], r["unit"], medius, peer, ratio, r["better"],
             r["conditions"].replace("|", "/")))
@@ -851,15 +877,16 @@ def plots(result, out_base):
         log("python3-matplotlib missing: no plots")
         return []
     made = []
-    series = [("calls", result["raw"].get("calls", {}).get("calls_ramp", {}), "calls/s asked"),
+    series = [("calls", result["raw"].get("calls", {}).get("calls_ramp", {}), "calls/s asked",
+               PeerCalls.name),
               ("register", result["raw"].get("register", {}).get("register_ramp", {}),
-               "registrations/s asked")]
-    for name, ramps, xlabel in series:
+               "registrations/s asked", PeerRegistrar.name)]
+    for name, ramps, xlabel, peer_name in series:
         if not ramps:
             continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         for system, history in ramps.items():
-            label = "Medius" if system == "medius" else "peer"
+            label = "Medius" if system == "medius" else peer_name
             steps = sorted(history, key=lambda s: s["rate"])
             ax1.plot([s["rate"] for s in steps], [s["failed"] + max(0, s["expected"] - s["ok"]
                                                                     - s["failed"])
@@ -886,7 +913,8 @@ def plots(result, out_base):
         labels = [r["metric"] for r in lat]
         xs = range(len(lat))
         ax.bar([x - 0.2 for x in xs], [r["medius"] or 0 for r in lat], 0.4, label="Medius")
-        ax.bar([x + 0.2 for x in xs], [r["peer"] or 0 for r in lat], 0.4, label="peer")
+        ax.bar([x + 0.2 for x in xs], [r["peer"] or 0 for r in lat], 0.4,
+               label=PeerCalls.name if not result["target"] else "peer")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels, rotation=15, fontsize=8)
         ax.set_ylabel("ms")
