@@ -32,7 +32,8 @@ class BenchSmoke(unittest.TestCase):
         with open(results[0][:-len(".json")] + ".md") as f:
             table = f.read()
         kinds = {r["row"] for r in result["rows"]}
-        self.assertEqual(kinds, {"calls", "register", "relay", "transcode", "latency"})
+        self.assertEqual(kinds, {"calls", "register", "relay", "transcode", "latency",
+                                 "memory"})
         for r in result["rows"]:
             what = "%s / %s" % (r["row"], r["metric"])
             self.assertTrue(r["medius"] is not None or r["medius_unavailable"], what)
