@@ -18,7 +18,8 @@ Rows (docs/performance.md, "./medius bench"):
              --peer medius / --peer rtpengine, rtpengine userspace)
   transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load; no peer yet)
   latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
-  memory     not measured yet (the rows say so)
+  memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
+             per registration: not measured yet (the row says so)
 
   bench.py [--quick | --smoke] [--rows calls,register,relay,transcode,latency,memory]
            [--target HOST:PORT --rate N [--number 2200]] [--out DIR] [--bin-dir DIR]
@@ -37,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,19 +62,19 @@ PEERS = os.path.join(HERE, "peers")
 # 20 when the ramps fail and wait for SIPp's timeouts.
 PRESETS = {
     "smoke": {"call_start": 5, "call_steps": 1, "call_step_s": 2, "call_ms": 200,
-              "call_fixed_s": 2, "call_budget_s": 60, "reg_budget_s": 30, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
+              "call_fixed_s": 2, "mem_calls": 10, "call_budget_s": 60, "reg_budget_s": 30, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [10], "relay_paths": ["relay-rtp"],
               "media_warmup": 1, "media_s": 2, "transcode_paths": ["pcmu-g722"],
               "transcode_sessions": 10},
     "quick": {"call_start": 20, "call_steps": 3, "call_step_s": 3, "call_ms": 500,
-              "call_fixed_s": 3, "call_budget_s": 40, "reg_budget_s": 20, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
+              "call_fixed_s": 3, "mem_calls": 50, "call_budget_s": 40, "reg_budget_s": 20, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [20], "relay_paths": ["relay-rtp",
                                                                         "relay-srtp-rtp"],
               "media_warmup": 1, "media_s": 2,
               "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
               "transcode_sessions": 10},
     "full": {"call_start": 50, "call_steps": 7, "call_step_s": 10, "call_ms": 1000,
-             "call_fixed_s": 20, "call_budget_s": 200, "reg_budget_s": 90, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
+             "call_fixed_s": 20, "mem_calls": 1000, "call_budget_s": 200, "reg_budget_s": 90, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
              "reg_fixed_s": 10, "relay_sessions": [50, 200, 1000],
              "relay_paths": ["relay-rtp", "relay-srtp-rtp"], "media_warmup": 3, "media_s": 10,
              "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
@@ -386,6 +388,44 @@ class Target:
         pass
 
 
+def pss_kib(pids):
+    """Proportional set size of these processes and their descendants, KiB (smaps_rollup):
+    memory shared between Kamailio's processes is counted once, not once per process."""
+    total = 0
+    for pid in pids:
+        for p in tree_pids(pid):
+            try:
+                with open("/proc/%d/smaps_rollup" % p) as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+                            break
+            except OSError:
+                pass
+    return total
+
+
+def hold_step(system, workdir, calls, rate):
+    """`calls` calls set up at `rate` and held until all are up at once; the memory of the
+    system's processes (PSS) before and at its peak, per concurrent call."""
+    hold_ms = int((calls / float(rate) + 3) * 1000)
+    before = pss_kib(system.pids)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(step=call_step(
+        system, workdir, rate, calls / float(rate), hold_ms, "2200")), daemon=True)
+    worker.start()
+    peak = before
+    while worker.is_alive():
+        peak = max(peak, pss_kib(system.pids))
+        worker.join(0.5)
+    step = done.get("step")
+    if not step:
+        raise RuntimeError("the hold run did not finish")
+    step["pss_before_kib"], step["pss_peak_kib"] = before, peak
+    step["kib_per_call"] = (peak - before) / float(calls) if step["clean"] else None
+    return step
+
+
 def rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -520,7 +560,7 @@ def run_pair(make_medius, make_peer, body, workdir):
     return results, reasons
 
 
-def calls_rows(opts, p, workdir, want_latency):
+def calls_rows(opts, p, workdir, want_latency, want_memory=False):
     rows, plots = [], {}
     if opts.target:
         def body(system):
@@ -562,7 +602,12 @@ def calls_rows(opts, p, workdir, want_latency):
 
     def fixed_body(system):
         step = call_step(system, workdir, fixed_rate, p["call_fixed_s"], p["call_ms"], "2200")
-        return {"fixed": step}
+        out = {"fixed": step}
+        if want_memory:
+            rate = max(fixed_rate, min(100, max(5, p["mem_calls"] // 10)))
+            log("  memory: %d calls held at once (set up at %d/s)" % (p["mem_calls"], rate))
+            out["hold"] = hold_step(system, workdir, p["mem_calls"], rate)
+        return out
     fixed, fixed_reasons = run_pair(MediusCalls, PeerCalls, fixed_body, workdir)
     for key in ("medius", "peer"):
         if key not in reasons and key in fixed_reasons:
@@ -591,9 +636,27 @@ def calls_rows(opts, p, workdir, want_latency):
         rows += latency_rows({"medius": fm, "peer": fp}, reasons,
                              "at %d calls/s (half the lower maximum); SIPp -trace_rtt, every call"
                              % fixed_rate)
+    if want_memory:
+        hm, hp = fixed.get("medius", {}).get("hold"), fixed.get("peer", {}).get("hold")
+
+        def kib(step, key):
+            if reasons.get(key):
+                return None, reasons[key]
+            if not step or step.get("kib_per_call") is None:
+                return None, "not measured: not every held call was set up"
+            return step["kib_per_call"], None
+        (vm, rm), (vp, rp) = kib(hm, "medius"), kib(hp, "peer")
+        rows.append(row("memory", "memory per active call (%d calls up at once)"
+                        % p["mem_calls"], "KiB", "lower", medius=vm, peer=vp,
+                        medius_reason=rm, peer_reason=rp,
+                        conditions="growth of the PSS (/proc/PID/smaps_rollup) of every "
+                                   "process of the system, from idle to the peak while the "
+                                   "calls are held, divided by the calls; Kamailio's shared "
+                                   "memory is preallocated, so only the pages it touches count"))
     ramps = {k: v["history"] for k, v in results.items()}
     return rows, {"calls_ramp": ramps, "fixed": {"medius": fm, "peer": fp},
-                  "fixed_rate": fixed_rate}
+                  "fixed_rate": fixed_rate,
+                  "hold": {k: v.get("hold") for k, v in fixed.items()}}
 
 
 def per_op(step, reason, what):
@@ -979,8 +1042,9 @@ def main():
     log("bench (%s mode), binaries %s, work dir %s" % (mode_name, opts.bin_dir, workdir))
     t0 = time.monotonic()
     try:
-        if "calls" in rows or "latency" in rows:
-            got, raw = calls_rows(opts, p, workdir, "latency" in rows)
+        if "calls" in rows or "latency" in rows or "memory" in rows:
+            got, raw = calls_rows(opts, p, workdir, "latency" in rows,
+                                  "memory" in rows and not opts.target)
             if "calls" not in rows:
                 got = [r for r in got if r["row"] != "calls"]
             result["rows"] += got
@@ -1007,13 +1071,11 @@ def main():
             got, raw = fn(opts, p)
             result["rows"] += got
             result["raw"][name] = raw
-        # Issue 9's memory and soak rows, not built yet: said in the table, not left out.
+        # Memory per binding (issue 9), not built yet: said in the table, not left out.
         if "memory" in rows:
-            for metric in ("resident memory per active call (1,000 concurrent calls)",
-                           "resident memory per registration (10,000 bindings)"):
-                result["rows"].append(row("memory", metric, "KiB", "lower",
-                                          medius_reason="not measured yet",
-                                          peer_reason="peer unavailable: not measured yet"))
+            result["rows"].append(row("memory", "memory per registration (10,000 bindings)",
+                                      "KiB", "lower", medius_reason="not measured yet",
+                                      peer_reason="peer unavailable: not measured yet"))
     finally:
         result["seconds"] = round(time.monotonic() - t0, 1)
         base = os.path.join(opts.out, stamp)
