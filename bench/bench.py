@@ -924,7 +924,7 @@ def markdown(result):
         peer = cell(r["peer"], r["peer_unavailable"], "peer" in r["lower_bound"])
         ratio = "%.2fx" % r["ratio"] if r["ratio"] is not None else "-"
         if r["ratio"] is not None and r["lower_bound"]:
-            ratio += " (bounds)"
+            ratio += " (a bound)"
         lines.append("| %s | %s (%s) | %s | %s | %s | %s | %s |" % (
             r["row"], r["metric"], r["unit"], medius, peer, ratio, r["better"],
             r["conditions"].replace("|", "/")))
@@ -1008,7 +1008,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="tiny settings, about 2 minutes")
+    mode.add_argument("--quick", action="store_true", help="tiny settings, 2-3 minutes")
     mode.add_argument("--smoke", action="store_true",
                       help="smaller still (the ctest smoke test): checks the harness works")
     parser.add_argument("--rows", default=",".join(ROWS),
