@@ -163,6 +163,32 @@ def write_users_csv(path, users, password_of=user_password):
 
 # ---------------------------------------------------------------- processes
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print when they find
+# something. A service's log holding one of these fails the test even if the process
+# exited 0 (a recoverable report, or options that do not halt).
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: "
+                              r"|WARNING: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer")
+
+
+def sanitizer_env(env):
+    """env with leak detection forced on for an instrumented service: the caller's
+    ASAN_OPTIONS are kept, detect_leaks=1 appended (ASan reads its options left to right,
+    the last one wins), so no caller can switch LeakSanitizer off for the e2e services.
+    Without MEDIUS_SANITIZED=1 the environment is unchanged."""
+    if os.environ.get("MEDIUS_SANITIZED") != "1":
+        return env
+    asan = env.get("ASAN_OPTIONS", "")
+    env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "detect_leaks=1"
+    ubsan = env.get("UBSAN_OPTIONS", "")
+    env["UBSAN_OPTIONS"] = (ubsan + ":" if ubsan else "") + "print_stacktrace=1"
+    return env
+
+
+def sanitizer_reports(text):
+    """The lines of a service's log that are sanitizer reports ([] when clean)."""
+    return [line for line in text.splitlines() if SANITIZER_REPORT.search(line)]
+
+
 class Service:
     """One child process started by the harness; stopped by its PID only."""
 
@@ -172,6 +198,7 @@ class Service:
         self._log = open(log_path, "ab")
         full_env = dict(os.environ)
         full_env.update(env)
+        sanitizer_env(full_env)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=full_env)
 
@@ -479,10 +506,15 @@ class Cluster:
         return codes
 
     def cleanup(self):
-        """Stops everything; returns the exit codes that were not 0 (the logs are kept
-        and printed when there are any)."""
+        """Stops everything; returns the exit codes that were not 0, and every service
+        whose log holds a sanitizer report whatever its exit code (the logs are kept and
+        printed when there are any)."""
         codes = self.stop()
         bad = {name: code for name, code in codes.items() if code != 0}
+        for i, svc in enumerate(self.services):
+            reports = sanitizer_reports(svc.log_text())
+            if reports:
+                bad["%s.%d" % (svc.name, i)] = "sanitizer: " + " | ".join(reports[:3])
         if bad:
             self.dump_logs()
         elif not os.environ.get("MEDIUS_E2E_KEEP"):
@@ -1301,7 +1333,8 @@ class E2ETestCase(unittest.TestCase):
             bad = cls.cluster.cleanup()
             cls.cluster = None
             if bad:
-                raise AssertionError("services did not exit cleanly on SIGTERM: %s" % bad)
+                raise AssertionError("services did not exit cleanly on SIGTERM (or a "
+                                     "sanitizer reported): %s" % bad)
 
 
 def main():
