@@ -9,6 +9,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <sofia-sip/msg.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tport.h>
@@ -20,6 +21,7 @@
 #include <sofia-sip/url_tag.h>
 
 #include "medius/common/logging.hpp"
+#include "medius/gateway/request_checks.hpp"
 #include "medius/gateway/sip_util.hpp"
 
 namespace medius::gateway {
@@ -69,12 +71,17 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   // NTATAG_UA(1): we are a user agent on both legs (a B2BUA), not a proxy: nta
   // retransmits our 2xx to INVITE until the ACK and hands that ACK to the transaction,
   // and ACKs+BYEs stray 2xx of INVITEs we destroyed.
+  // NTATAG_SIPFLAGS(... MSG_DO_EXTRACT_COPY): every parsed header keeps the text it was
+  // read from (h_data/h_len), so the request checks (request_checks.hpp) can refuse what
+  // Sofia's liberal parser accepts: extra spaces in the Request-Line, LWS inside <>
+  // (RFC 4475 3.1.2.9, 3.1.2.10, 3.1.2.14). MSG_DO_CANONIC is nta's default.
   // The message callback gets every request that matches no transaction and no dialog leg
   // (there is no default leg): the flood guard sees it before a transaction exists.
   agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), &Gateway::messageCallback,
                             reinterpret_cast<nta_agent_magic_t*>(this),
                             TPTAG_IDENT(kInternal), NTATAG_SERVER_RPORT(2),
-                            NTATAG_BAD_REQ_MASK(0), NTATAG_UA(1), TAG_END());
+                            NTATAG_BAD_REQ_MASK(0), NTATAG_UA(1),
+                            NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY), TAG_END());
   if (!agent_) {
     throw std::runtime_error("cannot listen on " + first + " (internal side): " + errnoText());
   }
@@ -504,7 +511,12 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
     respond(irq, method, side, reply);
     return reply.status;
   }
-  if (auto bad = headerErrorReply(sip)) {
+  // RFC 3261 8.2 and the RFC 4475 verdicts (request_checks.hpp): before credentials are
+  // asked for, so a malformed request costs no registrar round trip.
+  if (auto bad = requestErrorReply(sip, RequestCheckOptions{config_.rel100})) {
+    metrics_.countRefused(Refusal::Malformed);
+    log::get("sip")->info("{} from {}:{} refused: {} {}", rq->rq_method_name, source.host,
+                          source.port, bad->status, bad->phrase);
     respond(irq, method, side, *bad);
     return bad->status;
   }

@@ -41,6 +41,7 @@ std::string_view authFailureLabel(AuthFailure failure) {
 std::string_view refusalLabel(Refusal refusal) {
   switch (refusal) {
     case Refusal::UnknownTrunk: return "unknown_trunk";
+    case Refusal::Malformed: return "malformed";
   }
   return "unknown_trunk";
 }

@@ -72,8 +72,8 @@ std::string_view authFailureLabel(AuthFailure failure);
 
 // Why a request was refused before anything acted on it (requests_refused_total):
 // UnknownTrunk, a trunk-side request from an address that is no configured trunk.
-enum class Refusal { UnknownTrunk };
-inline constexpr std::size_t kRefusalCount = 1;
+enum class Refusal { UnknownTrunk, Malformed };
+inline constexpr std::size_t kRefusalCount = 2;
 std::string_view refusalLabel(Refusal refusal);
 
 class GatewayMetrics {
