@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const sip_header_t* h : {reinterpret_cast<const sip_header_t*>(sip->sip_reason),
                                   reinterpret_cast<const sip_header_t*>(sip->sip_user_agent),
                                   reinterpret_cast<const sip_header_t*>(sip->sip_via),
-                                  reinterpret_cast<const sip_header_t*>(sip->sip_p_asserted_identity),
+                                  reinterpret_cast<const sip_header_t*>(sip->sip_contact),
                                   reinterpret_cast<const sip_header_t*>(sip->sip_subject)}) {
       std::string value = headerValue(sip, h);
       check(value.find_first_of("\r\n") == std::string::npos);

@@ -49,9 +49,8 @@ bool isTokenChar(unsigned char c) {
          std::strchr("-.!%*_+`'~", c) != nullptr;
 }
 
-// RFC 3261 25.1: display-name = *(token LWS) / quoted-string. Octets above 0x7f are let
-// through (phones put UTF-8 names there unquoted); ASCII separators such as the comma of
-// RFC 4475 3.1.2.15 are not.
+// RFC 3261 25.1: display-name = *(token LWS) / quoted-string: ASCII separators such as the
+// comma of RFC 4475 3.1.2.15 are refused; octets above 0x7f are left to Sofia's parser.
 bool displayOk(const char* display) {
   if (!display || !*display || *display == '"') return true;
   for (const char* p = display; *p; ++p) {
