@@ -76,6 +76,8 @@ TEST_F(RegistrarTest, ChallengeListsConfiguredAlgorithmsInOrder) {
   }
   EXPECT_EQ(metric("medius_registrar_auth_failures_total{reason=\"missing\"}"), 1);
   EXPECT_EQ(metric("medius_registrar_register_requests_total{result=\"unauthorized\"}"), 1);
+  // No credentials: the normal first step, not a failed guess.
+  EXPECT_FALSE(resp.credentials_rejected());
   EXPECT_TRUE(store_.lookup(kAlice, clock_.nowMs()).empty());
 }
 
@@ -107,6 +109,7 @@ TEST_F(RegistrarTest, WrongPasswordIsUnauthorized) {
   EXPECT_EQ(resp.challenges_size(), 2);
   EXPECT_FALSE(resp.challenges(0).stale());
   EXPECT_EQ(metric("medius_registrar_auth_failures_total{reason=\"bad_response\"}"), 1);
+  EXPECT_TRUE(resp.credentials_rejected());
   EXPECT_TRUE(store_.lookup(kAlice, clock_.nowMs()).empty());
 }
 
@@ -114,6 +117,7 @@ TEST_F(RegistrarTest, UnknownUserIsUnauthorized) {
   auto resp = authed(test::registerRequest(kAlice, "sip:alice@192.0.2.10"), "mallory", "x");
   EXPECT_EQ(resp.result(), RegisterResponse::RESULT_UNAUTHORIZED);
   EXPECT_EQ(metric("medius_registrar_auth_failures_total{reason=\"unknown_user\"}"), 1);
+  EXPECT_TRUE(resp.credentials_rejected());
 }
 
 TEST_F(RegistrarTest, WrongRealmIsUnauthorized) {
@@ -133,7 +137,9 @@ TEST_F(RegistrarTest, MalformedCredentialsAreUnauthorized) {
     auto c = good;
     mutate(c);
     *req.mutable_credentials() = c;
-    return registrar_.handleRegister(req).result();
+    auto resp = registrar_.handleRegister(req);
+    EXPECT_EQ(resp.credentials_rejected(), resp.result() == RegisterResponse::RESULT_UNAUTHORIZED);
+    return resp.result();
   };
   EXPECT_EQ(tryWith([](auto& c) { c.set_qop(""); }), RegisterResponse::RESULT_UNAUTHORIZED);
   EXPECT_EQ(tryWith([](auto& c) { c.set_nc("1"); }), RegisterResponse::RESULT_UNAUTHORIZED);
@@ -155,10 +161,13 @@ TEST_F(RegistrarTest, StaleNonceWithCorrectResponseGetsStaleChallenge) {
   ASSERT_GT(resp.challenges_size(), 0);
   EXPECT_TRUE(resp.challenges(0).stale());
   EXPECT_NE(resp.challenges(0).header_value().find("stale=true"), std::string::npos);
+  EXPECT_FALSE(resp.credentials_rejected());  // the password was right
   EXPECT_EQ(metric("medius_registrar_auth_failures_total{reason=\"stale\"}"), 1);
   // A stale nonce with a wrong password is not "stale": no hint that the password was right.
   *req.mutable_credentials() = test::answer(ch, "alice", "wrong");
-  EXPECT_FALSE(registrar_.handleRegister(req).challenges(0).stale());
+  auto wrong = registrar_.handleRegister(req);
+  EXPECT_FALSE(wrong.challenges(0).stale());
+  EXPECT_TRUE(wrong.credentials_rejected());
 }
 
 TEST_F(RegistrarTest, ReplayedNonceCountIsRejected) {
@@ -170,6 +179,7 @@ TEST_F(RegistrarTest, ReplayedNonceCountIsRejected) {
   auto replay = registrar_.handleRegister(req);  // same nc=1
   EXPECT_EQ(replay.result(), RegisterResponse::RESULT_UNAUTHORIZED);
   EXPECT_FALSE(replay.challenges(0).stale());
+  EXPECT_FALSE(replay.credentials_rejected());
   EXPECT_EQ(metric("medius_registrar_auth_failures_total{reason=\"replayed\"}"), 1);
   // The next count of the same nonce is fine (RFC 7616 nonce reuse).
   req.set_cseq(3);

@@ -241,6 +241,9 @@ RegisterResponse Registrar::handleRegister(const RegisterRequest& req) {
       if (!req.has_credentials()) countAuthFailure(AuthOutcome::Missing);
       if (a.outcome != AuthOutcome::Ok) {
         RegisterResponse r = result(RegisterResponse::RESULT_UNAUTHORIZED, a.reason);
+        r.set_credentials_rejected(a.outcome == AuthOutcome::Malformed ||
+                                   a.outcome == AuthOutcome::UnknownUser ||
+                                   a.outcome == AuthOutcome::BadResponse);
         for (auto& c : challenges(a.outcome == AuthOutcome::Stale)) *r.add_challenges() = std::move(c);
         return finish(std::move(r));
       }
