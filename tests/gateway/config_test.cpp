@@ -211,5 +211,55 @@ TEST(GatewayConfig, BadFloodKeysNameTheirPath) {
   expectError(R"({"domain": "example.com", "security": {"flod": {}}})", "security.flod");
 }
 
+TEST(GatewayConfig, AuthLimitDefaultsAndKeys) {
+  auto d = parse(R"({"domain": "example.com"})");
+  EXPECT_TRUE(d.authLimits.enabled);
+  EXPECT_EQ(d.authLimits.sourceMaxFailures, 10);
+  EXPECT_EQ(d.authLimits.sourceWindowS, 60);
+  EXPECT_EQ(d.authLimits.sourceBanS, 600);
+  EXPECT_EQ(d.authLimits.userMaxFailures, 20);
+  EXPECT_EQ(d.authLimits.userWindowS, 300);
+  EXPECT_EQ(d.authLimits.userLockS, 300);
+  EXPECT_EQ(d.authLimits.knownSourceS, 86400);
+  EXPECT_EQ(d.authLimits.maxEntries, 16384);
+  auto c = parse(R"({"domain": "example.com", "security": {"auth": {
+      "enabled": false, "max_failures_per_source": 3, "source_window_s": 10, "source_ban_s": 20,
+      "max_failures_per_user": 4, "user_window_s": 30, "user_lock_s": 40, "known_source_s": 0,
+      "max_entries": 100}}})");
+  EXPECT_FALSE(c.authLimits.enabled);
+  EXPECT_EQ(c.authLimits.sourceMaxFailures, 3);
+  EXPECT_EQ(c.authLimits.sourceWindowS, 10);
+  EXPECT_EQ(c.authLimits.sourceBanS, 20);
+  EXPECT_EQ(c.authLimits.userMaxFailures, 4);
+  EXPECT_EQ(c.authLimits.userWindowS, 30);
+  EXPECT_EQ(c.authLimits.userLockS, 40);
+  EXPECT_EQ(c.authLimits.knownSourceS, 0);
+  EXPECT_EQ(c.authLimits.maxEntries, 100);
+  // The flood block is untouched by the auth block.
+  EXPECT_EQ(c.flood.banSeconds, 60);
+}
+
+TEST(GatewayConfig, BadAuthLimitKeysNameTheirPath) {
+  auto expectError = [](std::string_view text, const std::string& fragment) {
+    try {
+      parse(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const config::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
+    }
+  };
+  expectError(R"({"domain": "example.com", "security": {"auth": {"max_failures_per_source": 0}}})",
+              "security.auth.max_failures_per_source");
+  expectError(R"({"domain": "example.com", "security": {"auth": {"user_lock_s": 100000}}})",
+              "security.auth.user_lock_s");
+  expectError(R"({"domain": "example.com", "security": {"auth": {"source_ban_s": "long"}}})",
+              "security.auth.source_ban_s");
+  expectError(R"({"domain": "example.com", "security": {"auth": {"max_entries": 2}}})",
+              "security.auth.max_entries");
+  expectError(R"({"domain": "example.com", "security": {"auth": {"ban_s": 5}}})",
+              "security.auth.ban_s");
+}
+
 }  // namespace
 }  // namespace medius::gateway

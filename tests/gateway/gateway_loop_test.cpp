@@ -46,14 +46,19 @@ class FakeRegistrar final : public v1::Registrar::Service {
       resp->set_min_expires(60);
     } else if (req->aor() != "sip:alice@example.com") {
       resp->set_result(v1::RegisterResponse::RESULT_NOT_FOUND);
-    } else if (!req->has_credentials()) {
+    } else if (!req->has_credentials() || req->credentials().response() == "wrong" ||
+               req->credentials().response() == "stale") {
+      // "wrong": a failed password check (counted by the gateway's limits); "stale" not.
       resp->set_result(v1::RegisterResponse::RESULT_UNAUTHORIZED);
+      resp->set_credentials_rejected(req->has_credentials() &&
+                                     req->credentials().response() == "wrong");
       resp->add_challenges()->set_header_value(
           "Digest realm=\"example.com\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"");
       resp->add_challenges()->set_header_value(
           "Digest realm=\"example.com\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"");
     } else {
       resp->set_result(v1::RegisterResponse::RESULT_OK);
+      resp->set_authenticated_user(req->credentials().username());
       for (const auto& c : req->contacts()) {
         auto* b = resp->add_bindings();
         b->set_aor(req->aor());
@@ -89,6 +94,7 @@ class FakeRegistrar final : public v1::Registrar::Service {
     {
       std::lock_guard lock(mutex_);
       verified_ = req->credentials();
+      ++verifications_;
     }
     const std::string& r = req->credentials().response();
     if (r == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -113,12 +119,17 @@ class FakeRegistrar final : public v1::Registrar::Service {
     std::lock_guard lock(mutex_);
     return verified_;
   }
+  int verifications() {
+    std::lock_guard lock(mutex_);
+    return verifications_;
+  }
 
  private:
   std::mutex mutex_;
   v1::RegisterRequest last_;
   std::string challengeRealm_;
   v1::DigestCredentials verified_;
+  int verifications_ = 0;
 };
 
 // Trunks by source: only `allowed` (127.0.0.1:port) is the trunk "pstn".
@@ -143,11 +154,12 @@ using medius::testing::freeLoopbackPort;
 
 class UdpClient {
  public:
-  UdpClient() {
+  // Bound to a free port of `host` (a loopback address: another source than 127.0.0.1).
+  explicit UdpClient(const char* host = "127.0.0.1") {
     fd_ = socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, host, &a.sin_addr);
     bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
     socklen_t len = sizeof a;
     getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -520,6 +532,95 @@ TEST_F(GatewayLoopTest, CallsFromTheInternalSideNeedCredentials) {
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"4xx\",method=\"INVITE\",side=\"internal\"}"), 5);
   loop_->invoke([&] { EXPECT_EQ(gateway_->pendingAuth(), 0u); });
+}
+
+std::string registerAuth(const std::string& user, const std::string& response) {
+  return "Expires: 3600\r\nAuthorization: Digest username=\"" + user +
+         "\", realm=\"example.com\", nonce=\"n1\", uri=\"sip:example.com\", response=\"" +
+         response + "\", qop=auth, nc=00000001, cnonce=\"c\"\r\n";
+}
+
+TEST_F(GatewayLoopTest, FailedAuthenticationsBanTheirSource) {
+  loop_->invoke([&] {
+    gateway_.reset();
+    config_.authLimits.sourceMaxFailures = 3;
+    config_.authLimits.sourceBanS = 600;
+    gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+  });
+  // Two wrong REGISTER passwords (the registrar says credentials_rejected), a stale nonce
+  // and a request without credentials (not failures), then a wrong MESSAGE password (MESSAGE, not
+  // INVITE: no 4xx retransmissions waiting for an ACK in this test's socket).
+  std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "wrong")));
+  EXPECT_EQ(statusOf(r), 401) << r;
+  r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("mallory", "wrong")));
+  EXPECT_EQ(statusOf(r), 401) << r;
+  r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "stale")));
+  EXPECT_EQ(statusOf(r), 401) << r;
+  r = sip_.exchange(internalPort_, request("MESSAGE", "alice", ""));
+  EXPECT_EQ(statusOf(r), 407) << r;
+  EXPECT_EQ(m("medius_gateway_auth_bans_total{scope=\"source\"}"), 0);
+  r = sip_.exchange(internalPort_, request("MESSAGE", "alice", proxyAuth("alice", "wrong")));
+  EXPECT_EQ(statusOf(r), 407) << r;  // the failure that reaches the limit is still answered
+  EXPECT_EQ(m("medius_gateway_auth_bans_total{scope=\"source\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_flood_banned_sources"), 1);
+  EXPECT_EQ(m("medius_gateway_flood_bans_total"), 0);  // that one counts rate bans
+  // From now on nothing from that address is answered, not even good credentials.
+  sip_.send(internalPort_, request("OPTIONS", "alice", ""));
+  sip_.send(internalPort_, request("REGISTER", "alice", registerAuth("alice", "0123")));
+  EXPECT_EQ(sip_.receiveWithin(300), "");
+  EXPECT_EQ(m("medius_gateway_flood_dropped_total{reason=\"banned\"}"), 2);
+  // Another address is served.
+  UdpClient other("127.0.0.2");
+  r = other.exchange(internalPort_, request("OPTIONS", "bob", ""));
+  EXPECT_EQ(statusOf(r), 200) << r;
+}
+
+TEST_F(GatewayLoopTest, AUserLockedAfterFailuresIsRefusedExceptFromItsKnownSource) {
+  loop_->invoke([&] {
+    gateway_.reset();
+    config_.authLimits.sourceMaxFailures = 100;
+    config_.authLimits.userMaxFailures = 3;
+    config_.authLimits.userLockS = 600;
+    gateway_ = std::make_unique<Gateway>(*loop_, config_, *client_, *metrics_, state_);
+  });
+  // carol's phone authenticates from 127.0.0.3 (a known source of carol's from now on).
+  UdpClient phone("127.0.0.3");
+  std::string r = phone.exchange(internalPort_, request("MESSAGE", "carol", proxyAuth("carol", "good")));
+  EXPECT_EQ(statusOf(r), 501) << r;  // past authentication (no call services here)
+  // Someone else guesses carol's password from 127.0.0.1: three failures lock carol.
+  for (int i = 0; i < 3; ++i) {
+    r = sip_.exchange(internalPort_, request("MESSAGE", "carol", proxyAuth("carol", "wrong")));
+    EXPECT_EQ(statusOf(r), 407) << r;
+  }
+  EXPECT_EQ(m("medius_gateway_auth_bans_total{scope=\"user\"}"), 1);
+  EXPECT_EQ(m("medius_gateway_auth_bans_total{scope=\"source\"}"), 0);
+  // Locked: even right credentials from an address without history get 403, unchecked.
+  int verifications = fake_.verifications();
+  r = sip_.exchange(internalPort_, request("MESSAGE", "carol", proxyAuth("carol", "good")));
+  EXPECT_EQ(statusOf(r), 403) << r;
+  EXPECT_NE(r.find("403 Too Many Failed Authentications"), std::string::npos) << r;
+  r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("carol", "0123")));
+  EXPECT_EQ(statusOf(r), 403) << r;
+  EXPECT_EQ(fake_.verifications(), verifications);
+  EXPECT_EQ(m("medius_gateway_requests_refused_total{reason=\"user_locked\"}"), 2);
+  // carol's phone still gets in; other users are not locked.
+  r = phone.exchange(internalPort_, request("MESSAGE", "carol", proxyAuth("carol", "good")));
+  EXPECT_EQ(statusOf(r), 501) << r;
+  r = sip_.exchange(internalPort_, request("MESSAGE", "dave", proxyAuth("dave", "good")));
+  EXPECT_EQ(statusOf(r), 501) << r;
+  // A REGISTER that succeeds makes its source known too.
+  UdpClient laptop("127.0.0.4");
+  r = laptop.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "0123")));
+  EXPECT_EQ(statusOf(r), 200) << r;
+  for (int i = 0; i < 3; ++i) {
+    r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "wrong")));
+    EXPECT_EQ(statusOf(r), 401) << r;
+  }
+  EXPECT_EQ(m("medius_gateway_auth_bans_total{scope=\"user\"}"), 2);
+  r = sip_.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "0123")));
+  EXPECT_EQ(statusOf(r), 403) << r;
+  r = laptop.exchange(internalPort_, request("REGISTER", "alice", registerAuth("alice", "0123")));
+  EXPECT_EQ(statusOf(r), 200) << r;
 }
 
 TEST_F(GatewayLoopTest, CancelWhileTheRegistrarVerifiesEndsTheInvite) {

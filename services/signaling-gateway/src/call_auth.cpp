@@ -139,6 +139,8 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
 
 SipReply unknownTrunkReply() { return SipReply{403, "Not A Configured Trunk", {}}; }
 
+SipReply userLockedReply() { return SipReply{403, "Too Many Failed Authentications", {}}; }
+
 std::string assertedIdentity(const sip_t* sip) {
   if (!sip) return {};
   for (const sip_unknown_t* u = sip->sip_unknown; u; u = u->un_next) {

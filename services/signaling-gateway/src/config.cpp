@@ -92,6 +92,19 @@ void readFlood(config::Object& block, FloodSettings& f) {
   block.finish();
 }
 
+void readAuthLimits(config::Object& block, AuthLimitSettings& a) {
+  a.enabled = block.boolean("enabled", a.enabled);
+  a.sourceMaxFailures = block.integer("max_failures_per_source", a.sourceMaxFailures, 1, 1000000);
+  a.sourceWindowS = block.integer("source_window_s", a.sourceWindowS, 1, 86400);
+  a.sourceBanS = block.integer("source_ban_s", a.sourceBanS, 1, 86400);
+  a.userMaxFailures = block.integer("max_failures_per_user", a.userMaxFailures, 1, 1000000);
+  a.userWindowS = block.integer("user_window_s", a.userWindowS, 1, 86400);
+  a.userLockS = block.integer("user_lock_s", a.userLockS, 1, 86400);
+  a.knownSourceS = block.integer("known_source_s", a.knownSourceS, 0, 31 * 86400);
+  a.maxEntries = block.integer("max_entries", a.maxEntries, 16, 1000000);
+  block.finish();
+}
+
 }  // namespace
 
 bool isListenUrl(const std::string& url) {
@@ -204,6 +217,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
   c.flood.retryAfterSeconds = c.retryAfterSeconds;
   if (auto security = root.optionalObject("security")) {
     if (auto flood = security->optionalObject("flood")) readFlood(*flood, c.flood);
+    if (auto auth = security->optionalObject("auth")) readAuthLimits(*auth, c.authLimits);
     security->finish();
   }
   c.userAgent = root.string("user_agent", "Medius/0.1");

@@ -148,16 +148,30 @@ void FloodGuard::unban(Source& source) {
 }
 
 void FloodGuard::releaseExpired(std::int64_t now) {
-  // Bans all last banSeconds, so they end in the order they started.
-  while (!expiries_.empty()) {
-    auto [ip, id] = expiries_.front();
-    auto it = table_.find(ip);
-    if (it != table_.end() && it->second->banId == id) {
-      if (it->second->bannedUntilMs > now) break;
-      unban(*it->second);
-    }
-    expiries_.pop_front();
+  while (!expiries_.empty() && expiries_.top().untilMs <= now) {
+    Expiry e = expiries_.top();
+    expiries_.pop();
+    auto it = table_.find(e.ip);
+    // A ban id that no longer matches: the source was forgotten (evicted) meanwhile.
+    if (it != table_.end() && it->second->banId == e.banId) unban(*it->second);
   }
+}
+
+void FloodGuard::startBan(Source& source, std::int64_t untilMs) {
+  source.bannedUntilMs = untilMs;
+  source.banId = nextBanId_++;
+  expiries_.push(Expiry{untilMs, source.ip, source.banId});
+  ++banned_;
+}
+
+bool FloodGuard::ban(const IpAddress& ip, std::int64_t seconds) {
+  if (!settings_.enabled || exempt(ip)) return false;
+  std::int64_t now = clock_.nowMs();
+  releaseExpired(now);
+  Source& s = touch(ip, now);
+  if (s.bannedUntilMs > now) return false;
+  startBan(s, now + seconds * 1000);
+  return true;
 }
 
 FloodGuard::Source& FloodGuard::touch(const IpAddress& ip, std::int64_t now) {
@@ -199,10 +213,7 @@ FloodVerdict FloodGuard::check(const FloodRequest& request) {
     s.window.advance(now, settings_.windowMs);
     ++s.window.cur;
     if (s.window.estimate(now, settings_.windowMs) > settings_.maxRequests) {
-      s.bannedUntilMs = now + settings_.banSeconds * 1000;
-      s.banId = nextBanId_++;
-      expiries_.emplace_back(s.ip, s.banId);
-      ++banned_;
+      startBan(s, now + settings_.banSeconds * 1000);
       ++bansTotal_;
       return FloodVerdict::DropBanned;
     }

@@ -57,6 +57,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       state_(state),
       authRealm_(config.authRealm.empty() ? config.domain : config.authRealm),
       flood_(config.flood, SystemClock::instance()),
+      authGuard_(config.authLimits, SystemClock::instance()),
       self_(std::make_shared<Gateway*>(this)) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
@@ -567,8 +568,15 @@ int Gateway::onRegister(nta_incoming_t* irq, const sip_t* sip, Side side) {
       reply = std::move(*rejection);
     } else {
       auto& request = std::get<v1::RegisterRequest>(parsed);
+      std::string username = request.has_credentials() ? request.credentials().username() : "";
+      if (request.has_credentials() &&
+          !authAllowed(ctx.source.host, username, "REGISTER")) {
+        reply = userLockedReply();
+        respond(irq, Method::Register, side, reply);
+        return reply.status;
+      }
       std::uint64_t id = nextId_++;
-      pending_.emplace(id, Pending{irq, side});
+      pending_.emplace(id, Pending{irq, side, ctx.source.host, std::move(username)});
       state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
       metrics_.registerPending().Increment();
       log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
@@ -600,6 +608,14 @@ void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
   SipReply reply = status.ok() ? registerReply(response, std::time(nullptr))
                                : registrarFailureReply(status, config_.retryAfterSeconds);
   respond(p.irq, Method::Register, p.side, reply);
+  if (status.ok() && !p.username.empty()) {
+    if (response.result() == v1::RegisterResponse::RESULT_UNAUTHORIZED &&
+        response.credentials_rejected()) {
+      authFailed(p.source, p.username);
+    } else if (!response.authenticated_user().empty()) {
+      authSucceeded(p.source, p.username);
+    }
+  }
   nta_incoming_destroy(p.irq);
 }
 
@@ -627,6 +643,16 @@ int Gateway::authenticate(nta_incoming_t* irq, const sip_t* sip, Side side, Meth
   std::uint64_t id = p->id;
   std::string methodName = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
   auto credentials = digestCredentials(sip->sip_proxy_authorization, authRealm_, methodName);
+  if (credentials) {
+    p->username = credentials->username();
+    if (!authAllowed(source.host, p->username, methodName.c_str())) {
+      nta_incoming_bind(irq, nullptr, nullptr);
+      msg_destroy(p->request);
+      SipReply reply = userLockedReply();
+      respond(irq, method, side, reply);
+      return reply.status;
+    }
+  }
   authPending_.emplace(id, std::move(p));
   std::weak_ptr<Gateway*> weak = self_;
   SipLoop* loop = &loop_;
@@ -698,6 +724,11 @@ void Gateway::completeAuth(std::uint64_t id, const grpc::Status& status,
   AuthVerdict verdict = verifyVerdict(status, *verify, fromAor, config_.authFromMustMatch,
                                       config_.retryAfterSeconds);
   if (verdict.failure) metrics_.countAuthFailure(*verdict.failure);
+  if (status.ok() && verify->result() == v1::VerifyDigestResponse::RESULT_INVALID) {
+    authFailed(p.source.host, p.username);
+  } else if (status.ok() && verify->result() == v1::VerifyDigestResponse::RESULT_OK) {
+    authSucceeded(p.source.host, p.username);
+  }
   if (!verdict.identity) {
     log::get("sip")->info("{} {} from {}:{} not authenticated: {} {}{}{}", name, callId,
                           p.source.host, p.source.port, verdict.reply.status, verdict.reply.phrase,
@@ -737,6 +768,39 @@ void Gateway::completeAuth(std::uint64_t id, const grpc::Status& status,
     nta_incoming_destroy(irq);
   }
   msg_destroy(request);
+}
+
+bool Gateway::authAllowed(const std::string& host, const std::string& user, const char* method) {
+  auto ip = IpAddress::parse(host);
+  if (!ip || authGuard_.allowed(*ip, user)) return true;
+  metrics_.countRefused(Refusal::UserLocked);
+  log::get("sip")->info("{} from {}: credentials for locked user \"{}\" refused (403)", method,
+                        host, user.substr(0, 64));
+  return false;
+}
+
+void Gateway::authFailed(const std::string& host, const std::string& user) {
+  auto ip = IpAddress::parse(host);
+  if (!ip) return;
+  AuthGuard::Outcome outcome = authGuard_.failed(*ip, user);
+  const AuthLimitSettings& limits = authGuard_.settings();
+  if (outcome.banSource && flood_.ban(*ip, limits.sourceBanS)) {
+    metrics_.countAuthBan(AuthBanScope::Source);
+    metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
+    log::get("sip")->warn("auth: source {} banned for {} s ({} failed authentications in {} s)",
+                          host, limits.sourceBanS, limits.sourceMaxFailures, limits.sourceWindowS);
+  }
+  if (outcome.lockedUser) {
+    metrics_.countAuthBan(AuthBanScope::User);
+    log::get("sip")->warn(
+        "auth: user \"{}\" locked for {} s ({} failed authentications in {} s; its known "
+        "sources are still served)",
+        user.substr(0, 64), limits.userLockS, limits.userMaxFailures, limits.userWindowS);
+  }
+}
+
+void Gateway::authSucceeded(const std::string& host, const std::string& user) {
+  if (auto ip = IpAddress::parse(host)) authGuard_.succeeded(*ip, user);
 }
 
 void Gateway::failPending() {

@@ -42,6 +42,7 @@ std::string_view refusalLabel(Refusal refusal) {
   switch (refusal) {
     case Refusal::UnknownTrunk: return "unknown_trunk";
     case Refusal::Malformed: return "malformed";
+    case Refusal::UserLocked: return "user_locked";
   }
   return "unknown_trunk";
 }
@@ -205,6 +206,21 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
   for (std::size_t i = 0; i < kRefusalCount; ++i) {
     refused_[i] = &refusedFamily.Add({{"reason", std::string(refusalLabel(static_cast<Refusal>(i)))}});
   }
+  auto& bansFamily = prometheus::BuildCounter()
+                         .Name("medius_gateway_auth_bans_total")
+                         .Help("Failed-authentication limits reached: source addresses banned "
+                               "(scope=source), usernames locked (scope=user)")
+                         .Register(registry);
+  authBans_[0] = &bansFamily.Add({{"scope", "source"}});
+  authBans_[1] = &bansFamily.Add({{"scope", "user"}});
+}
+
+void GatewayMetrics::countAuthBan(AuthBanScope scope) {
+  authBans_[scope == AuthBanScope::Source ? 0 : 1]->Increment();
+}
+
+double GatewayMetrics::authBans(AuthBanScope scope) const {
+  return authBans_[scope == AuthBanScope::Source ? 0 : 1]->Value();
 }
 
 void GatewayMetrics::countAuthFailure(AuthFailure failure) {

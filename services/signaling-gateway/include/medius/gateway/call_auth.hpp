@@ -80,6 +80,10 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
 // The 403 of a trunk-side request from an address that is no configured trunk.
 SipReply unknownTrunkReply();
 
+// The 403 of credentials for a username locked after failed attempts (auth_guard.hpp),
+// the same whether the user exists or not.
+SipReply userLockedReply();
+
 // The URI of the first P-Asserted-Identity header (RFC 3325), without its display name
 // and angle brackets; "" when none. Only a trusted trunk's is believed.
 std::string assertedIdentity(const sip_t* sip);

@@ -59,6 +59,20 @@
 //                      case-insensitive substrings of User-Agent whose requests are dropped.
 //     exempt           []: addresses or prefixes ("192.0.2.0/24") never rate-limited or
 //                      banned per source (configured trunk addresses always are exempt).
+//   security.auth      failed-authentication limits (auth_guard.hpp, docs/security.md):
+//     enabled          true
+//     max_failures_per_source  10 (1..1000000): failed credentials from one source address
+//                      within source_window_s that get it banned (as a flooding source).
+//     source_window_s  60 (1..86400)
+//     source_ban_s     600 (1..86400): how long that ban lasts.
+//     max_failures_per_user  20 (1..1000000): failed credentials for one digest username,
+//                      from any sources, within user_window_s that lock the user.
+//     user_window_s    300 (1..86400)
+//     user_lock_s      300 (1..86400): while locked, credentials for the user get 403
+//                      without being checked, except from a known source.
+//     known_source_s   86400 (0..2678400): a source address that authenticated as a user
+//                      within this long is a known source of that user (0: none is).
+//     max_entries      16384 (16..1000000): bound of each table (sources, users, known).
 //   auth.calls         "required" ("required" | "off"): digest credentials (a 407 challenge,
 //                      checked by the registrar) for every out-of-dialog request from the
 //                      internal side other than REGISTER, OPTIONS, ACK and CANCEL (calls.md,
@@ -80,6 +94,7 @@
 
 #include "medius/common/config.hpp"
 #include "medius/common/service.hpp"
+#include "medius/gateway/auth_guard.hpp"
 #include "medius/gateway/flood_guard.hpp"
 #include "medius/v1/media.pb.h"
 
@@ -117,6 +132,7 @@ struct GatewayConfig {
   bool rel100 = true;
   // maxDialogs is calls.max_calls; retryAfterSeconds defaults to retry_after_seconds.
   FloodSettings flood;
+  AuthLimitSettings authLimits;
   CallAuthMode authCalls = CallAuthMode::Required;
   std::string authRealm;  // loadConfig sets it (the domain by default); "" means the domain
   bool authFromMustMatch = true;

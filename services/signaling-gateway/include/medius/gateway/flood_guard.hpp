@@ -9,6 +9,8 @@
 //     A ban is not extended by traffic during it; a source still flooding when it ends is
 //     banned again within one window. Trusted sources (trunk addresses, the exempt list) are
 //     never counted or banned.
+//   - Bans from elsewhere (ban(): failed authentications, auth_guard.hpp) share the ban list,
+//     with their own duration.
 //   - Global limits, for every source including the trusted ones: a new INVITE while
 //     maxDialogs calls are in progress, and any request beyond max_requests_per_second
 //     admitted requests in the last second, gets 503 with Retry-After. Requests with a To tag
@@ -25,9 +27,10 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
+#include <functional>
 #include <list>
 #include <optional>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -94,6 +97,12 @@ class FloodGuard {
 
   FloodVerdict check(const FloodRequest& request);
 
+  // Bans `ip` for `seconds` from now (failed authentication, auth_guard.hpp): its requests
+  // are dropped as a flooding source's are. Exempt addresses are never banned; a ban in
+  // progress is not shortened. True when a ban started (not exempt, not banned already).
+  // Such bans are not in bansTotal() (that counts rate bans) but are in bannedSources().
+  bool ban(const IpAddress& ip, std::int64_t seconds);
+
   const FloodSettings& settings() const { return settings_; }
   // Sources in the table now (<= maxSources).
   std::size_t sources() const { return table_.size(); }
@@ -134,8 +143,16 @@ class FloodGuard {
   std::vector<std::string> deny_;  // lower case
   Lru lru_;
   std::unordered_map<IpAddress, Lru::iterator, Hash> table_;
-  // Bans in the order they end (every ban lasts banSeconds): (address, ban id).
-  std::deque<std::pair<IpAddress, std::uint64_t>> expiries_;
+  struct Expiry {
+    std::int64_t untilMs;
+    IpAddress ip;
+    std::uint64_t banId;
+    bool operator>(const Expiry& o) const { return untilMs > o.untilMs; }
+  };
+  void startBan(Source& source, std::int64_t untilMs);
+  // Bans by the time they end, soonest first (rate and authentication bans last
+  // differently long).
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   std::size_t banned_ = 0;
   std::uint64_t bansTotal_ = 0;
   std::uint64_t nextBanId_ = 1;

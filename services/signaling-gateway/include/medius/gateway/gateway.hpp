@@ -14,6 +14,9 @@
 //   out of dialog (internal), not REGISTER/OPTIONS/ACK/CANCEL: digest credentials first
 //                        (call_auth.hpp: Registrar.Challenge -> 407, Registrar.VerifyDigest
 //                        -> on as the authenticated user), unless auth.calls is "off"
+//   credentials (REGISTER and the above) for a username locked after failed attempts:
+//                        403 without asking the registrar; failures ban their source
+//                        (AuthGuard, auth_guard.hpp, onto the FloodGuard's ban list)
 //   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
 //   ACK                  never answered
 //   INVITE               a new call: B2bua::onInvite (b2bua.hpp); 501 when the gateway
@@ -45,6 +48,7 @@
 
 #include <sofia-sip/nta.h>
 
+#include "medius/gateway/auth_guard.hpp"
 #include "medius/gateway/b2bua.hpp"
 #include "medius/gateway/call_auth.hpp"
 #include "medius/gateway/config.hpp"
@@ -118,6 +122,8 @@ class Gateway final : public OptionsProber {
   struct Pending {
     nta_incoming_t* irq;
     Side side;
+    std::string source;    // the request's source address (failed-authentication limits)
+    std::string username;  // the digest username of its credentials; "" without any
   };
 
   // A request waiting for Registrar.Challenge or VerifyDigest. Owns a reference to the
@@ -130,6 +136,7 @@ class Gateway final : public OptionsProber {
     Side side = Side::Internal;
     Method method = Method::Other;
     RequestSource source;
+    std::string username;  // of the credentials; "" when challenged without any
     bool cancelled = false;  // nta answered the INVITE 487 after a CANCEL
   };
 
@@ -169,6 +176,12 @@ class Gateway final : public OptionsProber {
   void releaseAuth(std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>>::iterator it);
   void completeRegister(std::uint64_t id, const grpc::Status& status,
                         const v1::RegisterResponse& response);
+  // Failed-authentication limits (auth_guard.hpp) by source host and digest username.
+  // authAllowed counts and logs a refusal; authFailed bans the source (FloodGuard::ban)
+  // and locks the user when they reach their limits.
+  bool authAllowed(const std::string& host, const std::string& user, const char* method);
+  void authFailed(const std::string& host, const std::string& user);
+  void authSucceeded(const std::string& host, const std::string& user);
   // Sends `reply` (plus Server) on `irq`, counts it. Does not destroy irq.
   void respond(nta_incoming_t* irq, Method method, Side side, const SipReply& reply);
   Side sideOf(nta_incoming_t* irq) const;
@@ -189,6 +202,7 @@ class Gateway final : public OptionsProber {
   // a default leg would take every request before the message callback.
   nta_leg_t* leg_ = nullptr;
   FloodGuard flood_;
+  AuthGuard authGuard_;
   std::uint64_t floodBans_ = 0;  // bans already added to the metric
   const TrunkLocator* trunks_ = nullptr;
   bool accepting_ = true;

@@ -22,7 +22,11 @@
 //   medius_gateway_flood_banned_sources                         sources banned now
 //   medius_gateway_flood_sources                                sources in the flood table
 //   medius_gateway_auth_failures_total{reason}                  call/request digest failures
-//   medius_gateway_requests_refused_total{reason}               requests refused unprocessed
+//   medius_gateway_requests_refused_total{reason}               requests refused unprocessed:
+//                                                               unknown_trunk|malformed|
+//                                                               user_locked
+//   medius_gateway_auth_bans_total{scope}                       failed-auth limits reached:
+//                                                               source (banned)|user (locked)
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
 // calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
@@ -71,9 +75,14 @@ inline constexpr std::size_t kAuthFailureCount = 6;
 std::string_view authFailureLabel(AuthFailure failure);
 
 // Why a request was refused before anything acted on it (requests_refused_total):
-// UnknownTrunk, a trunk-side request from an address that is no configured trunk.
-enum class Refusal { UnknownTrunk, Malformed };
-inline constexpr std::size_t kRefusalCount = 2;
+// UnknownTrunk, a trunk-side request from an address that is no configured trunk;
+// Malformed, a request that fails the RFC 3261/4475 checks (request_checks.hpp);
+// UserLocked, credentials for a username locked after failures (auth_guard.hpp).
+enum class Refusal { UnknownTrunk, Malformed, UserLocked };
+inline constexpr std::size_t kRefusalCount = 3;
+
+// medius_gateway_auth_bans_total{scope}: "source" or "user".
+enum class AuthBanScope { Source, User };
 std::string_view refusalLabel(Refusal refusal);
 
 class GatewayMetrics {
@@ -119,9 +128,11 @@ class GatewayMetrics {
   // Security (SIP loop).
   void countAuthFailure(AuthFailure failure);
   void countRefused(Refusal refusal);
+  void countAuthBan(AuthBanScope scope);
   // For tests: the current value of one series.
   double authFailures(AuthFailure failure) const;
   double refused(Refusal refusal) const;
+  double authBans(AuthBanScope scope) const;
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
 
@@ -169,6 +180,7 @@ class GatewayMetrics {
   std::array<std::array<prometheus::Counter*, 4>, 4> callCounters_{};
   std::array<prometheus::Counter*, kAuthFailureCount> authFailures_{};
   std::array<prometheus::Counter*, kRefusalCount> refused_{};
+  std::array<prometheus::Counter*, 2> authBans_{};  // [source, user]
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).
