@@ -9,6 +9,9 @@ trunks of examples/local/routing.json (pstn-primary and pstn-backup trusted, the
 - P-Asserted-Identity / P-Preferred-Identity from a client never reach a trunk; a trusted
   trunk gets our P-Asserted-Identity with the authenticated caller's number, an untrusted
   one none;
+- a caller's Privacy: id (RFC 3323/3325): an untrusted trunk sees an anonymous From and no
+  P-Asserted-Identity, a trusted one an anonymous From, our P-Asserted-Identity and
+  Privacy: id;
 - a request on the trunk side from an address that is no trunk: 403, counted, no routing.
 """
 
@@ -119,6 +122,31 @@ class AuthenticatedCalls(CallTestCase):
         self.assertIn("<sip:14255550100@", asserted[0])
         self.assertNotIn("4255550199", invite.text)
         self.assertEqual(invite.all("P-Preferred-Identity"), [], invite.text)
+
+    def test_privacy_id_hides_the_caller_from_an_untrusted_trunk(self):
+        pbx = self.far("pbx", "uas_answer.xml", duration_ms=0)
+        cdrs = len(self.cluster.cdr_records())
+        uac = self.caller("uac_call_privacy.xml", "2200", duration_ms=1000)
+        self.assertSippOk(uac.wait(), "alice with Privacy: id via the PBX")
+        invite = self.first(self.finish_uas(pbx, what="the PBX"), "INVITE", "the PBX")
+        self.assertIn("<sip:anonymous@anonymous.invalid>", invite.get("From"), invite.text)
+        self.assertEqual(invite.all("P-Asserted-Identity"), [], invite.text)
+        self.assertNotIn("alice", invite.text)
+        self.assertNotIn("<sip:100@", invite.text)
+        # The operator still knows who called.
+        record = self.new_cdr(cdrs)
+        self.assertEqual(record["caller"].get("authenticated"), "sip:alice@%s" % DOMAIN, record)
+
+    def test_privacy_id_toward_a_trusted_trunk_asserts_the_caller_with_privacy(self):
+        primary = self.far("pstn-primary", "uas_answer.xml", duration_ms=0)
+        uac = self.caller("uac_call_privacy.xml", "4255550123", duration_ms=1000)
+        self.assertSippOk(uac.wait(), "alice with Privacy: id via pstn-primary")
+        invite = self.first(self.finish_uas(primary, what="pstn-primary"), "INVITE", "pstn-primary")
+        self.assertIn("<sip:anonymous@anonymous.invalid>", invite.get("From"), invite.text)
+        asserted = invite.all("P-Asserted-Identity")
+        self.assertEqual(len(asserted), 1, invite.text)
+        self.assertIn("<sip:14255550100@", asserted[0])
+        self.assertEqual(invite.all("Privacy"), ["id"], invite.text)
 
     def test_trunk_side_requests_from_an_unknown_address_are_403_and_counted(self):
         refused = self.gateway_metric("medius_gateway_requests_refused_total",

@@ -188,6 +188,28 @@ TEST(CallAuth, AssertedIdentityHeaders) {
             "\"Alice \\\"A\\\"\" <sip:+14255550100@gw.example.com>");
 }
 
+TEST(CallAuth, PrivacyIdIsAmongThePrivacyValues) {
+  auto privacy = [](const std::string& header) {
+    MsgPtr msg = parse(requestText("INVITE", header));
+    return privacyId(sip_object(msg.get()));
+  };
+  EXPECT_TRUE(privacy("Privacy: id\r\n"));
+  EXPECT_TRUE(privacy("Privacy: header;ID\r\n"));
+  EXPECT_TRUE(privacy("Privacy: id; critical\r\n"));
+  EXPECT_FALSE(privacy("Privacy: none\r\n"));
+  EXPECT_FALSE(privacy("Privacy: header;user\r\n"));
+  EXPECT_FALSE(privacy("Privacy: identity\r\n"));
+  EXPECT_FALSE(privacy(""));
+  EXPECT_FALSE(privacyId(nullptr));
+}
+
+TEST(CallAuth, UserLockedReplyIsTheSameForEveryone) {
+  SipReply r = userLockedReply();
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.phrase, "Too Many Failed Authentications");
+  EXPECT_TRUE(r.headers.empty());
+}
+
 TEST(CallAuth, UnknownTrunkReply) {
   SipReply r = unknownTrunkReply();
   EXPECT_EQ(r.status, 403);

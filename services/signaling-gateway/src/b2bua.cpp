@@ -111,6 +111,7 @@ struct B2bua::Call {
   std::string callerUri;           // the authenticated AOR, else a trusted trunk's PAI, else the From URI
   std::string callerUser;          // its user part (From of a fork routing gave no caller ID)
   bool authenticated = false;      // callerUri is an authenticated user's AOR
+  bool privacyId = false;          // the caller sent Privacy: id (RFC 3323/3325)
   std::string callerDisplay;
   std::string calleeUri;           // Request-URI as received
   std::string sourceTrunk;
@@ -362,6 +363,7 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
     if (std::string asserted = assertedIdentity(sip); !asserted.empty()) call.callerUri = asserted;
   }
   call.callerDisplay = sip->sip_from->a_display ? unquote(sip->sip_from->a_display) : "";
+  call.privacyId = privacyId(sip);
   call.calleeUri = urlText(sip->sip_request->rq_url, true);
   call.record.id = call.id;
   call.record.gatewayId = d_.config.gatewayId;
@@ -652,8 +654,12 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
                                                             : target.caller_display_name();
   std::string fromHost = side == Side::Trunk ? d_.contacts.hostOf(Side::Trunk, f.proto)
                                              : d_.config.domain;
-  std::string from = (display.empty() ? std::string() : quoteDisplay(display) + " ") + "<sip:" +
-                     escapeUser(callerUser) + "@" + fromHost + ">";
+  // RFC 3325 7: a caller who asked for Privacy: id is anonymous to every fork; only a
+  // trusted trunk learns who it is, from the P-Asserted-Identity below.
+  std::string from = call.privacyId
+                         ? std::string(kAnonymousFrom)
+                         : (display.empty() ? std::string() : quoteDisplay(display) + " ") +
+                               "<sip:" + escapeUser(callerUser) + "@" + fromHost + ">";
   std::string callId = randomToken(24) + "@" + d_.config.domain;
   f.callId = callId;
   // A transfer target that replaces the caller gets leg A's callback (its requests are
@@ -668,8 +674,9 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
   if (f.leg) nta_leg_tag(f.leg, nullptr);
   f.contact = d_.contacts.contact(side, f.proto, "medius");
   // RFC 3325: a trusted trunk learns who the authenticated caller is (the PSTN shows and
-  // bills that number); nobody else gets a P-Asserted-Identity from us, and none a
-  // client sent ever reaches a fork (legs share no headers).
+  // bills that number; with Privacy: id it withholds it from the called party); nobody
+  // else gets a P-Asserted-Identity from us, and none a client sent ever reaches a fork
+  // (legs share no headers).
   if (call.authenticated && !f.trunk.empty() && trunks_ && trunks_->trusted(f.trunk)) {
     f.assertedIdentity = assertedIdentityValue(display, callerUser, fromHost);
   }
@@ -716,7 +723,9 @@ bool B2bua::sendInvite(Fork& f) {
   std::string maxForwards = std::to_string(f.call->maxForwards);
   std::string sessionExpires = std::to_string(f.sessionExpires);
   std::string minSe = std::to_string(f.minSe);
-  std::string assertedHeader = "P-Asserted-Identity: " + f.assertedIdentity;
+  // With the caller's Privacy: id, the trusted trunk is told to withhold the identity.
+  std::string assertedHeader = "P-Asserted-Identity: " + f.assertedIdentity +
+                               (f.call->privacyId ? "\r\nPrivacy: id" : "");
   url_string_t const* hop = f.nextHop.empty() ? nullptr : URL_STRING_MAKE(f.nextHop.c_str());
   f.orq = nta_outgoing_tcreate(
       f.leg, &B2bua::forkResponse, reinterpret_cast<nta_outgoing_magic_t*>(&f), hop,

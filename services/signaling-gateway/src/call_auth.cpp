@@ -159,6 +159,14 @@ std::string assertedIdentity(const sip_t* sip) {
   return {};
 }
 
+bool privacyId(const sip_t* sip) {
+  if (!sip || !sip->sip_privacy || !sip->sip_privacy->priv_values) return false;
+  for (const msg_param_t* v = sip->sip_privacy->priv_values; *v; ++v) {
+    if (strcasecmp(*v, "id") == 0) return true;
+  }
+  return false;
+}
+
 std::string assertedIdentityValue(const std::string& display, const std::string& user,
                                   const std::string& host) {
   return (display.empty() ? std::string() : quoteDisplay(display) + " ") + "<sip:" +

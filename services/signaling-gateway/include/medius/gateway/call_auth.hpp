@@ -88,6 +88,13 @@ SipReply userLockedReply();
 // and angle brackets; "" when none. Only a trusted trunk's is believed.
 std::string assertedIdentity(const sip_t* sip);
 
+// True when the request's Privacy header (RFC 3323) asks for "id": the caller's identity
+// must be withheld from everyone outside our trust domain (RFC 3325 7).
+bool privacyId(const sip_t* sip);
+
+// The From of a call whose caller asked for privacy (RFC 3323 4.1.1.3).
+inline constexpr const char* kAnonymousFrom = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
 // The P-Asserted-Identity value we send toward a trusted trunk for an authenticated
 // caller presented as `user` (the number routing formatted for that trunk) at `host`:
 // "<sip:user@host>" (with the display name when there is one).
