@@ -225,7 +225,9 @@ def gateway():
     b.panel("Flood guard",
             [("sum(medius_gateway_flood_banned_sources)", "banned now"),
              ("sum(medius_gateway_flood_sources)", "tracked sources"),
-             ("sum(increase(medius_gateway_flood_bans_total[%s]))" % RATE, "new bans")],
+             ("sum(increase(medius_gateway_flood_bans_total[%s]))" % RATE, "new bans"),
+             ("sum by (scope) (increase(medius_gateway_auth_bans_total[%s]))" % RATE,
+              "failed-auth bans {{scope}}")],
             width=8)
     return b
 
