@@ -1,6 +1,8 @@
 #include "medius/common/service.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <cstdio>
 #include <stdexcept>
@@ -123,6 +125,18 @@ int ShutdownSignals::waitForShutdown(const std::function<void()>& onHangup) {
 
 void reportConfigError(const config::ConfigError& error) {
   std::fprintf(stderr, "config error: %s\n", error.what());
+}
+
+int ShutdownSignals::waitFor(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  const auto ms = std::max<std::int64_t>(0, timeout.count());
+  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1'000'000)};
+  int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;  // -1: EAGAIN (timeout) or EINTR
 }
 
 int ShutdownSignals::wait() {

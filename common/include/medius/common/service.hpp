@@ -75,6 +75,8 @@ class ShutdownSignals {
  public:
   ShutdownSignals();
   int wait();
+  // The next of them within `timeout`; 0 when none came.
+  int waitFor(std::chrono::milliseconds timeout);
   // Waits for SIGTERM or SIGINT and returns it. Every SIGHUP before that calls `onHangup`
   // (a reload), or is logged and ignored when it is empty: a SIGHUP (log rotation, a
   // careless `kill -HUP`) never stops a service.
