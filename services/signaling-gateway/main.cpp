@@ -6,11 +6,13 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "medius/common/config.hpp"
+#include "medius/common/drain.hpp"
 #include "medius/common/logging.hpp"
 #include "medius/common/media_policy.hpp"
 #include "medius/common/metrics.hpp"
@@ -107,28 +109,62 @@ int main(int argc, char** argv) {
       return 1;
     }
 
+    // Draining (medius/common/drain.hpp): the first SIGTERM/SIGINT or a Drain RPC stops new
+    // calls, calls in progress go on until they end or drain.timeout_seconds pass; a second
+    // signal ends them now.
+    DrainState drain(std::chrono::seconds(cfg.drainTimeoutSeconds));
     GatewayAdminService admin(cfg.gatewayId, state);
     admin.setTrunkMonitor(monitor.get());
     admin.setCallDirectory(&directory);
     GrpcServer grpcServer(cfg.service.grpcListen, {&admin}, {"medius.v1.GatewayAdmin"}, cfg.service.grpcTls);
-    admin.setOnDrain([&grpcServer] { grpcServer.setServing(false); });
+    admin.setOnDrain([&](std::uint32_t graceSeconds) {
+      std::optional<std::chrono::seconds> grace;
+      if (graceSeconds > 0) grace = std::chrono::seconds(graceSeconds);
+      if (drain.request(DrainState::Clock::now(), grace)) {
+        logger->info("Drain RPC: draining (limit {} s)",
+                     graceSeconds > 0 ? graceSeconds : cfg.drainTimeoutSeconds);
+      }
+      // At once, not at main's next poll: the load balancer's next probe must see it.
+      grpcServer.setServing(false);
+      loop.post([&] { gateway->startDraining(); });
+    });
     logger->info("serving: admin gRPC on port {}, metrics on port {}", grpcServer.port(),
                  metricsServer.port());
 
-    signals.waitForShutdown([&cdr] { cdr.reopen(); });  // SIGHUP: logrotate
+    DrainHooks hooks;
+    hooks.onHangup = [&cdr] { cdr.reopen(); };  // SIGHUP: logrotate
+    hooks.startDraining = [&] {
+      grpcServer.setServing(false);
+      loop.invoke([&] { gateway->startDraining(); });
+    };
+    hooks.remaining = [&] {
+      std::size_t calls = 0;
+      loop.invoke([&] { calls = gateway->activeCalls() + gateway->pendingAuth(); });
+      return calls;
+    };
+    hooks.what = "calls";
+    runDrain(signals, drain, hooks);
     grpcServer.setServing(false);
     loop.invoke([&] { gateway->stopAccepting(); });
-    // In-flight REGISTERs finish (their gRPC deadline bounds them) and calls in progress
-    // continue (new INVITEs get 503), up to the timeout; then what is left is ended.
+    // REGISTERs being relayed finish (their gRPC deadline bounds them), up to
+    // shutdown_timeout_ms; then the calls left (the drain limit, a second signal) are ended
+    // with BYE (CANCEL or 503 before the answer).
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(cfg.service.shutdownTimeoutMs);
     while (std::chrono::steady_clock::now() < deadline) {
       std::size_t pending = 0;
-      loop.invoke([&] { pending = gateway->pendingRegisters() + gateway->activeCalls(); });
+      loop.invoke([&] { pending = gateway->pendingRegisters(); });
       if (pending == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     loop.invoke([&] { gateway->endAllCalls(); });
+    // The media sessions of the calls that just ended are deleted (and their CDR lines
+    // written) before the media client would cancel those calls: a session left behind
+    // would keep its worker from finishing its own drain.
+    if (!media->waitForCalls(std::chrono::milliseconds(cfg.service.shutdownTimeoutMs))) {
+      logger->warn("media calls still in flight after {} ms: cancelled",
+                   cfg.service.shutdownTimeoutMs);
+    }
     {
       std::lock_guard lock(eventSink->mutex);
       eventSink->gateway = nullptr;

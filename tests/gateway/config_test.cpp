@@ -148,6 +148,22 @@ TEST(GatewayConfig, ReadsWorkersFoundByName) {
   EXPECT_EQ(parse(R"({"domain": "example.com"})").mediaDiscoveryIntervalMs, 5000);
 }
 
+TEST(GatewayConfig, DrainTimeout) {
+  EXPECT_EQ(parse(R"({"domain": "example.com"})").drainTimeoutSeconds, 600);
+  EXPECT_EQ(parse(R"({"domain": "example.com", "drain": {"timeout_seconds": 30}})")
+                .drainTimeoutSeconds, 30);
+  for (const char* bad : {R"({"domain": "example.com", "drain": {"timeout_seconds": 0}})",
+                          R"({"domain": "example.com", "drain": {"timeout_seconds": "1m"}})",
+                          R"({"domain": "example.com", "drain": {"timeout_s": 30}})"}) {
+    try {
+      parse(bad);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const config::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("$.drain.timeout_s"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(GatewayConfig, FloodDefaults) {
   auto c = parse(
       R"({"domain": "example.com", "retry_after_seconds": 9, "calls": {"max_calls": 40}})");

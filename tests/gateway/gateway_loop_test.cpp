@@ -692,7 +692,7 @@ TEST_F(GatewayLoopTest, TrunkSideRequestsFromUnknownAddressesAre403AndCounted) {
 TEST_F(GatewayLoopTest, AdminReportsStateAndDrain) {
   GatewayAdminService admin("gw-test", state_);
   bool drained = false;
-  admin.setOnDrain([&] { drained = true; });
+  admin.setOnDrain([&](std::uint32_t) { drained = true; });
   v1::GatewayInfo info;
   ASSERT_TRUE(admin.GetInfo(nullptr, nullptr, &info).ok());
   EXPECT_EQ(info.gateway_id(), "gw-test");
@@ -706,6 +706,34 @@ TEST_F(GatewayLoopTest, AdminReportsStateAndDrain) {
   // Draining still relays REGISTERs (documented in admin_service.hpp).
   std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
   EXPECT_EQ(statusOf(r), 401) << r;
+}
+
+TEST_F(GatewayLoopTest, DrainingRefusesNewCallsAndProbesButRelaysRegisters) {
+  loop_->invoke([&] { gateway_->startDraining(); });
+  EXPECT_TRUE(state_.draining.load());
+  // OPTIONS: 503, so the load balancer's probes (and a trunk's) take this gateway out.
+  for (std::uint16_t port : {internalPort_, trunkPort_}) {
+    std::string r = sip_.exchange(port, request("OPTIONS", "pstn", ""));
+    EXPECT_EQ(statusOf(r), 503) << r;
+    EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "7") << r;
+  }
+  // A new INVITE: 503 before any authentication (no 407, no registrar round trip), so
+  // Kamailio fails it over to another gateway at once.
+  std::string r = sip_.exchange(internalPort_, request("INVITE", "alice", ""));
+  EXPECT_EQ(statusOf(r), 503) << r;
+  EXPECT_EQ(headerValue(r, "Retry-After").value_or(""), "7") << r;
+  EXPECT_EQ(m("medius_gateway_auth_failures_total{reason=\"missing\"}"), 0);
+  EXPECT_EQ(m("medius_gateway_calls_total{direction=\"outbound\",outcome=\"rejected\"}"), 1);
+  // In-dialog requests still reach the dialog layer (none here: 481, not 503).
+  std::string bye = request("BYE", "alice", "");
+  bye.replace(bye.find("To: <sip:alice@example.com>"), 27, "To: <sip:alice@example.com>;tag=x");
+  r = sip_.exchange(internalPort_, bye);
+  EXPECT_EQ(statusOf(r), 481) << r;
+  // REGISTERs are still relayed to the registrar.
+  r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 60\r\n"));
+  EXPECT_EQ(statusOf(r), 401) << r;
+  EXPECT_EQ(m("medius_gateway_sip_responses_total{code_class=\"5xx\",method=\"OPTIONS\","
+              "side=\"trunk\"}"), 1);
 }
 
 TEST_F(GatewayLoopTest, StoppedGatewayAnswers503) {

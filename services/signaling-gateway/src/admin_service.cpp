@@ -11,7 +11,7 @@ std::string gatewayVersion() { return MEDIUS_VERSION; }
 GatewayAdminService::GatewayAdminService(std::string gatewayId, GatewayState& state)
     : gatewayId_(std::move(gatewayId)), state_(state) {}
 
-void GatewayAdminService::setOnDrain(std::function<void()> onDrain) {
+void GatewayAdminService::setOnDrain(std::function<void(std::uint32_t)> onDrain) {
   std::lock_guard lock(mutex_);
   onDrain_ = std::move(onDrain);
 }
@@ -67,15 +67,16 @@ grpc::Status GatewayAdminService::ListTrunkStatus(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status GatewayAdminService::Drain(grpc::ServerContext*, const v1::GatewayDrainRequest*,
+grpc::Status GatewayAdminService::Drain(grpc::ServerContext*,
+                                        const v1::GatewayDrainRequest* request,
                                         v1::GatewayDrainResponse* response) {
   state_.draining = true;
-  std::function<void()> hook;
+  std::function<void(std::uint32_t)> hook;
   {
     std::lock_guard lock(mutex_);
     hook = onDrain_;
   }
-  if (hook) hook();
+  if (hook) hook(request ? request->grace_seconds() : 0);
   const CallDirectory* calls = callDirectory();
   response->set_calls_remaining(calls ? static_cast<std::uint32_t>(calls->size()) : 0);
   return grpc::Status::OK;

@@ -213,6 +213,15 @@ GatewayConfig loadConfig(const config::Document& doc) {
     auth->finish();
   }
   c.retryAfterSeconds = root.integer("retry_after_seconds", 5, 0, 86400);
+  {
+    std::optional<config::Object> drain = root.optionalObject("drain");
+    config::Document empty = config::Document::parse("{}", "(defaults)");
+    config::Object fallback = empty.root();
+    config::Object& d = drain ? *drain : fallback;
+    c.drainTimeoutSeconds =
+        d.integer("timeout_seconds", c.drainTimeoutSeconds, 1, 86400, "MEDIUS_DRAIN_TIMEOUT_SECONDS");
+    d.finish();
+  }
   c.flood.maxDialogs = c.maxCalls;
   c.flood.retryAfterSeconds = c.retryAfterSeconds;
   if (auto security = root.optionalObject("security")) {

@@ -168,6 +168,16 @@ Gateway::~Gateway() {
   if (agent_) nta_agent_destroy(agent_);
 }
 
+void Gateway::startDraining() {
+  assert(loop_.isLoopThread());
+  if (draining_) return;
+  draining_ = true;
+  state_.draining = true;
+  if (b2bua_) b2bua_->stopAccepting();
+  log::get("sip")->info("draining: new INVITEs and OPTIONS get 503, {} call(s) go on",
+                        activeCalls());
+}
+
 void Gateway::stopAccepting() {
   assert(loop_.isLoopThread());
   accepting_ = false;
@@ -520,6 +530,22 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
                           source.port, bad->status, bad->phrase);
     respond(irq, method, side, *bad);
     return bad->status;
+  }
+  if (draining_ && !(sip->sip_to && sip->sip_to->a_tag) &&
+      (rq->rq_method == sip_method_invite || rq->rq_method == sip_method_options)) {
+    // A new call goes to another gateway: Kamailio fails a 503 over (its failure_route),
+    // a trunk tries its next address; the 503 to OPTIONS takes us out of the dispatcher set.
+    SipReply reply;
+    reply.status = 503;
+    reply.phrase = "Service Unavailable";
+    reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
+    if (rq->rq_method == sip_method_invite) {
+      metrics_.countCall(side == Side::Trunk ? "inbound" : "outbound", "rejected");
+      log::get("call")->info("INVITE {} refused: draining",
+                             sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+    }
+    respond(irq, method, side, reply);
+    return reply.status;
   }
   if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
   if (needsCredentials(sip, side, config_.authCalls)) {

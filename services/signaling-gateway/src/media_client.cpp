@@ -146,7 +146,13 @@ struct GrpcMediaClient::Impl {
     bool connected() const { return connected_.load(); }
 
     void OnReadInitialMetadataDone(bool ok) override {
-      if (ok) connected_ = true;
+      if (!ok) return;
+      connected_ = true;
+      // A worker that refused (drained, full) and whose stream (re)connects is a new
+      // process (restarted after its drain) or one that came back: worth trying first
+      // again. Without this a restarted worker would get no session until the others
+      // refuse.
+      worker_.refusing = false;
     }
     void OnReadDone(bool ok) override {
       if (!ok) return;  // OnDone follows
@@ -371,6 +377,7 @@ struct GrpcMediaClient::Impl {
     std::lock_guard lock(mutex);
     inFlight.erase(call);
     delete call;
+    if (inFlight.empty()) callsDone.notify_all();
     if (inFlight.empty() && streams.empty()) idle.notify_all();
   }
 
@@ -462,6 +469,7 @@ struct GrpcMediaClient::Impl {
 
   std::mutex mutex;
   std::condition_variable idle;
+  std::condition_variable callsDone;  // inFlight became empty
   std::condition_variable timerCv;
   std::condition_variable discoveryCv;
   bool stopping = false;                                              // guarded by mutex
@@ -499,6 +507,11 @@ GrpcMediaClient::~GrpcMediaClient() {
   if (impl_->discoverer.joinable()) impl_->discoverer.join();
   std::unique_lock lock(impl_->mutex);
   impl_->idle.wait(lock, [this] { return impl_->inFlight.empty() && impl_->streams.empty(); });
+}
+
+bool GrpcMediaClient::waitForCalls(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mutex);
+  return impl_->callsDone.wait_for(lock, timeout, [this] { return impl_->inFlight.empty(); });
 }
 
 void GrpcMediaClient::createAsync(v1::CreateSessionRequest request, CreateDone done) {

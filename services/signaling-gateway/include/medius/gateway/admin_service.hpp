@@ -3,14 +3,18 @@
 // GetInfo reports identity, listeners, draining and pending REGISTERs (from atomics in
 // GatewayState, never from Sofia objects). ListTrunkStatus is the TrunkMonitor's view (its
 // thread-safe statuses(), with each trunk's active calls from the CallDirectory); ListCalls
-// and GetInfo.active_calls read the CallDirectory (empty / 0 without one). Drain marks the gateway draining and turns its
-// health NOT_SERVING so the load balancer sends new traffic elsewhere; REGISTERs still
-// arriving are still relayed (they hold no state here, refusing them would only make
-// clients fail over later than the load balancer does).
+// and GetInfo.active_calls read the CallDirectory (empty / 0 without one). Drain marks the
+// gateway draining and calls the drain hook (main: the same drain as SIGTERM, see
+// medius/common/drain.hpp: health NOT_SERVING, 503 to new INVITEs and OPTIONS, calls go on,
+// the process exits 0 when the last one ends or at the limit: grace_seconds when given,
+// else drain.timeout_seconds); REGISTERs still arriving are still relayed (they hold no
+// state here, refusing them would only make clients fail over later than the load balancer
+// does).
 //
 // Thread: gRPC threads.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -26,8 +30,9 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
  public:
   GatewayAdminService(std::string gatewayId, GatewayState& state);
 
-  // Called by Drain (once per Drain call) to turn health NOT_SERVING. Set before serving.
-  void setOnDrain(std::function<void()> onDrain);
+  // Called by Drain (once per Drain call) with its grace_seconds (0: the configured limit).
+  // Set before serving.
+  void setOnDrain(std::function<void(std::uint32_t graceSeconds)> onDrain);
   // The monitor ListTrunkStatus reads (it must outlive the serving). Set before serving;
   // without one the list is empty.
   void setTrunkMonitor(const TrunkMonitor* monitor);
@@ -49,7 +54,7 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
   std::string gatewayId_;
   GatewayState& state_;
   std::mutex mutex_;
-  std::function<void()> onDrain_;  // guarded by mutex_
+  std::function<void(std::uint32_t)> onDrain_;  // guarded by mutex_
   const TrunkMonitor* monitor_ = nullptr;  // guarded by mutex_
   const CallDirectory* calls_ = nullptr;   // guarded by mutex_
   const CallDirectory* callDirectory();

@@ -11,6 +11,10 @@
 //   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
 //   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
 //   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
+//   drain.timeout_seconds 600 (1..86400); MEDIUS_DRAIN_TIMEOUT_SECONDS: after SIGTERM/SIGINT
+//                      or a Drain RPC, how long calls in progress may go on (new INVITEs
+//                      and out-of-dialog OPTIONS get 503); then the rest are ended with BYE
+//                      and the process exits 0. See medius/common/drain.hpp.
 //   user_agent         "Medius/0.1": Server header of every response (User-Agent of our requests).
 //   routing.address    "127.0.0.1:50052"; MEDIUS_ROUTING_ADDRESS.
 //   routing.timeout_ms 1000 (1..60000): deadline of every Routing call.
@@ -111,6 +115,7 @@ struct GatewayConfig {
   std::string registrarAddress = "127.0.0.1:50051";
   std::int64_t registrarTimeoutMs = 2000;
   std::int64_t retryAfterSeconds = 5;
+  std::int64_t drainTimeoutSeconds = 600;
   std::string userAgent = "Medius/0.1";
   std::string routingAddress = "127.0.0.1:50052";
   std::int64_t routingTimeoutMs = 1000;

@@ -17,7 +17,8 @@
 //   credentials (REGISTER and the above) for a username locked after failed attempts:
 //                        403 without asking the registrar; failures ban their source
 //                        (AuthGuard, auth_guard.hpp, onto the FloodGuard's ban list)
-//   OPTIONS              200 with Allow/Accept/Supported (out of dialog)
+//   OPTIONS              200 with Allow/Accept/Supported (out of dialog); 503 while draining
+//                        (the load balancer's probes take the gateway out of its set)
 //   ACK                  never answered
 //   INVITE               a new call: B2bua::onInvite (b2bua.hpp); 501 when the gateway
 //                        was built without call services (REGISTER-only tests)
@@ -90,7 +91,14 @@ class Gateway final : public OptionsProber {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Stop taking new work: new REGISTERs get 503 with Retry-After.
+  // Draining (SIGTERM, a Drain RPC; medius/common/drain.hpp): new INVITEs and out-of-dialog
+  // OPTIONS get 503 with Retry-After (before any authentication), on both sides; calls in
+  // progress, their in-dialog requests and REGISTERs go on. Sets GatewayState::draining.
+  // Idempotent.
+  void startDraining();
+  bool draining() const { return draining_; }
+  // Stop taking new work: new REGISTERs get 503 with Retry-After (the last step before the
+  // process exits).
   void stopAccepting();
   std::size_t pendingRegisters() const { return pending_.size(); }
   // Requests waiting for the registrar's Challenge/VerifyDigest.
@@ -206,6 +214,7 @@ class Gateway final : public OptionsProber {
   std::uint64_t floodBans_ = 0;  // bans already added to the metric
   const TrunkLocator* trunks_ = nullptr;
   bool accepting_ = true;
+  bool draining_ = false;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
   std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>> authPending_;

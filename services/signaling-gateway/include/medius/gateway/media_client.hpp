@@ -8,9 +8,11 @@
 // session on one of them (the least
 // loaded first, by the load/limit each worker reported in its last CreateSession answer,
 // round robin among equals, workers whose last call failed with UNAVAILABLE or
-// RESOURCE_EXHAUSTED last; a worker that refuses is skipped and the next one tried, so one
-// full or draining worker does not fail a call), and sends Update/Delete to the worker
-// that holds the session.
+// RESOURCE_EXHAUSTED last, until a session succeeds on them again or their WatchEvents
+// stream (re)connects (a worker restarted after its drain); a worker that refuses is
+// skipped and the next one tried, so one full or draining worker does not fail a call),
+// and sends Update/Delete to the worker that holds the session (a draining worker serves
+// them until its last session is deleted).
 // A worker that leaves the name's addresses takes no new sessions; Update/Delete still
 // reach it by its address for the sessions it holds, and its events stream stays open
 // until it ends (it is not reopened). A failed resolution keeps the last addresses.
@@ -92,6 +94,9 @@ class GrpcMediaClient final : public MediaClient {
 
   // Starts the WatchEvents streams (once).
   void watch(const std::string& gatewayId, EventHandler onEvent);
+  // Waits until no unary call is in flight (the DeleteSessions of the last calls, at
+  // shutdown, before the destructor would cancel them), at most `timeout`. True when none.
+  bool waitForCalls(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;
