@@ -65,6 +65,14 @@ TEST(MediaConfig, LoadLimitDefaultsTo80PercentOfEachWorkersCore) {
   EXPECT_NE(errorOf(R"({"load_limit": -1})").find("$.load_limit"), std::string::npos);
 }
 
+TEST(MediaConfig, DrainTimeout) {
+  EXPECT_EQ(parse(R"({})", "media.json").drainTimeoutSeconds, 600);
+  EXPECT_EQ(parse(R"({"drain": {"timeout_seconds": 45}})", "media.json").drainTimeoutSeconds, 45);
+  EXPECT_NE(errorOf(R"({"drain": {"timeout_seconds": 86401}})").find("$.drain.timeout_seconds"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"({"drain": {"limit": 5}})").find("$.drain.limit"), std::string::npos);
+}
+
 TEST(MediaConfig, ErrorsNameFileAndPath) {
   EXPECT_EQ(errorOf(R"({"advertised_address": "media.example.com"})"),
             "media.json: $.advertised_address: expected an IPv4 address, got \"media.example.com\"");

@@ -74,6 +74,13 @@ MediaConfig fromDocument(const config::Document& doc) {
   c.maxSessions = static_cast<std::uint32_t>(root.integer("max_sessions", c.maxSessions, 1, 1'000'000));
   c.loadLimit = static_cast<double>(root.integer("load_limit", 0, 0, 100'000, "MEDIUS_MEDIA_LOAD_LIMIT"));
   if (c.loadLimit == 0) c.loadLimit = 80.0 * c.workers;
+  {
+    std::optional<config::Object> drain = root.optionalObject("drain");
+    config::Object& d = drain ? *drain : fallback;
+    c.drainTimeoutSeconds =
+        d.integer("timeout_seconds", c.drainTimeoutSeconds, 1, 86400, "MEDIUS_DRAIN_TIMEOUT_SECONDS");
+    if (drain) d.finish();
+  }
   root.finish();
   return c;
 }
@@ -87,7 +94,8 @@ std::string MediaConfig::summary() const {
          " workers=" + std::to_string(workers) + " media_timeout_ms=" +
          std::to_string(mediaTimeoutMs) + " strict_source=" + (strictSource ? "true" : "false") +
          " max_sessions=" + std::to_string(maxSessions) +
-         " load_limit=" + std::to_string(static_cast<long>(loadLimit)) + "%";
+         " load_limit=" + std::to_string(static_cast<long>(loadLimit)) + "%" +
+         " drain_timeout_s=" + std::to_string(drainTimeoutSeconds);
 }
 
 MediaConfig load(const std::string& path) { return fromDocument(config::Document::load(path)); }

@@ -1,10 +1,12 @@
 // media-transcoder: the media worker of Medius (this slice: anchoring and relay, no codecs).
 // Thin on purpose: flags, config, wiring, signals. The logic is in medius_media.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
 
+#include "medius/common/drain.hpp"
 #include "medius/common/logging.hpp"
 #include "medius/common/metrics.hpp"
 #include "medius/common/service.hpp"
@@ -37,11 +39,27 @@ int main(int argc, char** argv) {
     media::SessionManager manager(config, metrics);
     media::MediaService service(manager);
     GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.MediaTranscoder"}, config.service.grpcTls);
-    service.setOnDrain([&server] { server.setServing(false); });
+    // Draining (medius/common/drain.hpp): the first SIGTERM/SIGINT or a Drain RPC refuses
+    // new sessions (UNAVAILABLE: the gateways try another worker) and turns health
+    // NOT_SERVING; sessions in progress keep relaying, and their updates and deletes are
+    // served, until the last one is deleted or drain.timeout_seconds pass; a second signal
+    // ends them now.
+    DrainState drain(std::chrono::seconds(config.drainTimeoutSeconds));
+    service.setOnDrain([&] {
+      if (drain.request(DrainState::Clock::now())) logger->info("Drain RPC: draining");
+      server.setServing(false);
+    });
     logger->info("serving gRPC on {} (port {}), metrics on {}", config.service.grpcListen,
                  server.port(), config.service.metricsListen);
 
-    signals.waitForShutdown();
+    DrainHooks hooks;
+    hooks.startDraining = [&] {
+      manager.drain();
+      server.setServing(false);
+    };
+    hooks.remaining = [&] { return manager.sessionCount(); };
+    hooks.what = "sessions";
+    runDrain(signals, drain, hooks);
     server.setServing(false);
     service.stopWatches();
     server.shutdown(std::chrono::milliseconds(config.service.shutdownTimeoutMs));

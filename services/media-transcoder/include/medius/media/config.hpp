@@ -19,6 +19,10 @@
 //     "strict_source": false,               drop packets from other sources once a leg has
 //                                           latched (per leg also in LegParams)
 //     "max_sessions": 10000,                CreateSession above it -> RESOURCE_EXHAUSTED
+//     "drain": {"timeout_seconds": 600},    after SIGTERM/SIGINT or a Drain RPC: how long the
+//                                           sessions in progress may go on (new ones are
+//                                           refused) before they are deleted and the process
+//                                           exits 0 (1..86400). Env MEDIUS_DRAIN_TIMEOUT_SECONDS
 //     "load_limit": 0                       estimated load (percent of one core, load.hpp)
 //                                           above which CreateSession is refused with
 //                                           RESOURCE_EXHAUSTED; 0 = 80 x workers.
@@ -55,6 +59,7 @@ struct MediaConfig {
   std::uint32_t maxSessions = 10000;
   // Percent of one core; 0 = 80 x workers (resolved when loaded from a file).
   double loadLimit = 0;
+  std::int64_t drainTimeoutSeconds = 600;
 
   // One line describing the effective config.
   std::string summary() const;
