@@ -199,4 +199,32 @@ medius::v1::ListSessionsResponse listSessions(const std::string& target,
   return response;
 }
 
+std::uint32_t drainGateway(const std::string& target, std::uint32_t graceSeconds,
+                           std::chrono::milliseconds timeout) {
+  auto stub = medius::v1::GatewayAdmin::NewStub(channelTo(target));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::GatewayDrainRequest request;
+  request.set_grace_seconds(graceSeconds);
+  medius::v1::GatewayDrainResponse response;
+  const grpc::Status status = stub->Drain(&context, request, &response);
+  if (!status.ok()) {
+    throw CallError(describe("gateway", target, status), static_cast<int>(status.error_code()));
+  }
+  return response.calls_remaining();
+}
+
+std::uint32_t drainMedia(const std::string& target, std::chrono::milliseconds timeout) {
+  auto stub = medius::v1::MediaTranscoder::NewStub(channelTo(target));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::DrainResponse response;
+  const grpc::Status status = stub->Drain(&context, medius::v1::DrainRequest{}, &response);
+  if (!status.ok()) {
+    throw CallError(describe("media worker", target, status),
+                    static_cast<int>(status.error_code()));
+  }
+  return response.sessions_remaining();
+}
+
 }  // namespace medius::medctl

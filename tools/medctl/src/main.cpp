@@ -7,11 +7,13 @@
 //   medctl trunks [--gateway HOST:PORT] [--json]
 //   medctl calls [--gateway HOST:PORT] [--json]
 //   medctl sessions [--media HOST:PORT] [--json]
+//   medctl drain (--gateway HOST:PORT [--grace-seconds N] | --media HOST:PORT)
 // Exit codes: 0 success, 1 the call failed (or not SERVING), 2 usage error.
 // route: 0 routed, 1 routing said no (the outcome and why are printed), 2 usage, 3 the
 // routing service is unreachable or unavailable. reload: 0 reloaded or unchanged, 1 the
 // file was refused (the config error is printed), 3 unreachable. trunks, calls, sessions: 0
-// printed, 1 the call failed, 3 the service is unreachable.
+// printed, 1 the call failed, 3 the service is unreachable. drain: 0 draining (the remaining
+// calls or sessions are printed), 1 the call failed, 2 usage, 3 unreachable.
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -116,6 +118,17 @@ int main(int argc, char** argv) {
   sessions->add_option("--media", media, "Media worker gRPC address (env MEDIUS_MEDIA_ADDRESS)");
   sessions->add_flag("--json", json, "Print JSON instead of lines");
 
+  std::string drainGatewayAt, drainMediaAt;
+  std::uint32_t graceSeconds = 0;
+  auto* drain = app.add_subcommand(
+      "drain", "Drain a gateway or a media worker: no new calls/sessions, the process exits "
+               "when the last one ends (or at the limit)");
+  drain->add_option("--gateway", drainGatewayAt, "Gateway admin gRPC address");
+  drain->add_option("--media", drainMediaAt, "Media worker gRPC address");
+  drain->add_option("--grace-seconds", graceSeconds,
+                    "Gateway: longest time calls may go on (0: its drain.timeout_seconds)")
+      ->check(CLI::Range(0, 86400));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -165,6 +178,31 @@ int main(int argc, char** argv) {
                   << e.what() << '\n';
         return 1;
       }
+      std::cerr << "medctl: " << e.what() << '\n';
+      return e.unavailable() ? 3 : 1;
+    }
+  }
+
+  if (drain->parsed()) {
+    if (drainGatewayAt.empty() == drainMediaAt.empty()) {
+      std::cerr << "medctl drain: give exactly one of --gateway HOST:PORT or --media HOST:PORT\n";
+      return 2;
+    }
+    if (!drainMediaAt.empty() && graceSeconds != 0) {
+      std::cerr << "medctl drain: --grace-seconds is for a gateway (a media worker uses its "
+                   "drain.timeout_seconds)\n";
+      return 2;
+    }
+    try {
+      if (!drainGatewayAt.empty()) {
+        std::cout << drainGatewayAt << ": draining, " << drainGateway(drainGatewayAt, graceSeconds, timeout)
+                  << " call(s) in progress\n";
+      } else {
+        std::cout << drainMediaAt << ": draining, " << drainMedia(drainMediaAt, timeout)
+                  << " session(s) in progress\n";
+      }
+      return 0;
+    } catch (const CallError& e) {
       std::cerr << "medctl: " << e.what() << '\n';
       return e.unavailable() ? 3 : 1;
     }

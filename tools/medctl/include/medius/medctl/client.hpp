@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -75,5 +76,16 @@ medius::v1::ListCallsResponse listCalls(const std::string& target,
 // MediaTranscoder.ListSessions. Throws CallError ("cannot reach the media worker at ...").
 medius::v1::ListSessionsResponse listSessions(const std::string& target,
                                               std::chrono::milliseconds timeout);
+
+// GatewayAdmin.Drain: the gateway stops taking calls and exits when the last one ends or
+// `graceSeconds` (0: its drain.timeout_seconds) pass. Returns the calls remaining. Throws
+// CallError ("cannot reach the gateway at ...").
+std::uint32_t drainGateway(const std::string& target, std::uint32_t graceSeconds,
+                           std::chrono::milliseconds timeout);
+
+// MediaTranscoder.Drain: the worker refuses new sessions and exits when the last one is
+// deleted or its drain.timeout_seconds pass. Returns the sessions remaining. Throws
+// CallError ("cannot reach the media worker at ...").
+std::uint32_t drainMedia(const std::string& target, std::chrono::milliseconds timeout);
 
 }  // namespace medius::medctl
