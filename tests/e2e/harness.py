@@ -145,6 +145,9 @@ def gateway_config(grpc_port, metrics_port, internal_port, trunk_port, registrar
         # another policy overrides it with Cluster(gateway_extra={"media": {...}}).
         "media": {"internal_srtp": "optional"},
         "retry_after_seconds": 5,
+        # A test's calls left at teardown end within Service.stop's 10 s (test_drain.py
+        # sets a longer limit through MEDIUS_DRAIN_TIMEOUT_SECONDS).
+        "drain": {"timeout_seconds": 5},
         "user_agent": "Medius/0.1",
     }
 
