@@ -194,12 +194,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     try {
+      // The call first: nothing is printed on stdout when it fails.
       if (!drainGatewayAt.empty()) {
-        std::cout << drainGatewayAt << ": draining, " << drainGateway(drainGatewayAt, graceSeconds, timeout)
-                  << " call(s) in progress\n";
+        const auto inProgress = drainGateway(drainGatewayAt, graceSeconds, timeout);
+        std::cout << drainGatewayAt << ": draining, " << inProgress << " call(s) in progress\n";
       } else {
-        std::cout << drainMediaAt << ": draining, " << drainMedia(drainMediaAt, timeout)
-                  << " session(s) in progress\n";
+        const auto inProgress = drainMedia(drainMediaAt, timeout);
+        std::cout << drainMediaAt << ": draining, " << inProgress << " session(s) in progress\n";
       }
       return 0;
     } catch (const CallError& e) {
