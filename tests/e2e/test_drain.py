@@ -15,7 +15,9 @@ What is checked, during a SIPp load run:
   caller's BYE, and it exits 0 once its last call has ended;
 - SIGTERM to media worker 2: no session is created on it afterwards (the CDRs name the
   worker of each call), every call it carried ends normally, and it exits 0 once its last
-  session is deleted.
+  session is deleted;
+- a second SIGTERM during a gateway's drain ends its calls at once with BYE (CDR end_cause
+  "shutdown") and it exits 0.
 """
 
 import datetime
@@ -325,6 +327,35 @@ class DrainTest(harness.E2ETestCase):
         print("\nmedia worker 2: %d session(s) at SIGTERM, %d call(s) in all; %d "
               "CreateSession refused while draining; exited 0 %.1fs after SIGTERM"
               % (carried, len(on2), refused_last, exit_s), file=sys.stderr)
+
+    def test_sigterm_twice_ends_calls_now(self):
+        """A second SIGTERM during the drain ends the calls at once with BYE (the callers
+        wait for it), and the gateway exits 0 well before the 60 s limit."""
+        b_before = len(self.gw_b.cdr_records())
+        count = 3
+        uac = self.uac = harness.SippProcess(
+            "uac_call_wait_bye.xml", self.cluster.dir, "-s", "2200",
+            "-au", "bob", "-ap", harness.user_password("bob"), target="127.0.0.1:%d"
+            % self.gw_b.internal_port, local_ip=CALLER_HOST,
+            keys={"caller": "bob", "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN},
+            calls=count, rate=10, timeout=60, name="drT-%d" % time.monotonic_ns())
+        wait_until(lambda: len(self.gateway_calls(self.gw_b.grpc)) == count, 20,
+                   "the calls up on gateway b")
+        os.kill(self.gw_b.service.pid, signal.SIGTERM)
+        wait_until(lambda: "draining: %d calls in progress" % count in self.gw_b.log_text(), 5,
+                   "gateway b draining")
+        time.sleep(1)
+        self.assertTrue(self.gw_b.service.alive(), "gateway b did not wait for its calls")
+        os.kill(self.gw_b.service.pid, signal.SIGTERM)
+        second = time.monotonic()
+        wait_until(lambda: not self.gw_b.service.alive(), 10, "gateway b exits")
+        self.assertEqual(self.gw_b.service.proc.wait(), 0)
+        self.assertLess(time.monotonic() - second, 10)
+        result = uac.wait(20)
+        self.assertEqual(result.returncode, 0, result.describe())
+        records = self.gw_b.cdr_records()[b_before:]
+        self.assertEqual([r.get("end_cause") for r in records], ["shutdown"] * count, records)
+        self.assertIn("second signal", self.gw_b.log_text())
 
 
 if __name__ == "__main__":
