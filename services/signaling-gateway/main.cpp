@@ -132,7 +132,13 @@ int main(int argc, char** argv) {
                  metricsServer.port());
 
     DrainHooks hooks;
-    hooks.onHangup = [&cdr] { cdr.reopen(); };  // SIGHUP: logrotate
+    // SIGHUP: logrotate reopens the CDR file; the TLS certificate files are re-read.
+    hooks.onHangup = [&cdr, &loop, &gateway] {
+      cdr.reopen();
+      loop.post([&gateway] {
+        if (gateway) gateway->reloadTls(true);
+      });
+    };
     hooks.startDraining = [&] {
       grpcServer.setServing(false);
       loop.invoke([&] { gateway->startDraining(); });

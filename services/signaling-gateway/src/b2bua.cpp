@@ -197,7 +197,9 @@ std::string LocalContacts::contact(Side side, const std::string& proto,
   if (it == hostPort.end()) it = hostPort.find(std::string(identOf(side)) + "/udp");
   std::string hp = it != hostPort.end() ? it->second : "127.0.0.1";
   std::string uri = "<sip:" + user + "@" + hp;
-  if (proto == "tcp") uri += ";transport=tcp";
+  // Over TLS the Contact says so (RFC 3261 19.1.5 ";transport=tls"): the peer's
+  // requests in the dialog then come back over TLS, to the TLS listener.
+  if (proto == "tcp" || proto == "tls") uri += ";transport=" + proto;
   return uri + ">";
 }
 
@@ -640,6 +642,11 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
     f.failoverCodes.assign(target.trunk().failover_codes().begin(),
                            target.trunk().failover_codes().end());
     if (target.trunk().address().transport() == v1::TRANSPORT_TCP) f.proto = "tcp";
+  } else if (requestUri.rfind("sips:", 0) == 0 || nextHop.rfind("sips:", 0) == 0 ||
+             requestUri.find("transport=tls") != std::string::npos) {
+    // A user registered over TLS: its binding's received address is a TLS connection
+    // (nextHopOf gives "sips:"), and the INVITE goes back over it.
+    f.proto = "tls";
   } else if (requestUri.find("transport=tcp") != std::string::npos) {
     f.proto = "tcp";
   }

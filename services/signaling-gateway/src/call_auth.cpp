@@ -39,8 +39,8 @@ std::string_view withoutScheme(std::string_view aor) {
 
 }  // namespace
 
-bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode) {
-  if (side != Side::Internal || mode == CallAuthMode::Off) return false;
+bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode, bool trustedPeer) {
+  if (side != Side::Internal || mode == CallAuthMode::Off || trustedPeer) return false;
   if (!sip || !sip->sip_request) return false;
   if (sip->sip_to && sip->sip_to->a_tag) return false;  // in a dialog: the leg decides
   switch (sip->sip_request->rq_method) {
@@ -50,8 +50,6 @@ bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode) {
     case sip_method_cancel:
       return false;
     default:
-      // Issue 7 item 1 (mutual TLS from a trusted peer) will return false here for a
-      // request whose connection presented a trusted client certificate.
       return true;
   }
 }

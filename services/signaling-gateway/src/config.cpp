@@ -1,6 +1,11 @@
 #include "medius/gateway/config.hpp"
 
 #include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+
+#include <openssl/ssl.h>
 
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
@@ -8,6 +13,7 @@
 #include "medius/common/grpc_tls.hpp"
 #include "medius/common/media_policy.hpp"
 #include "medius/gateway/media_client.hpp"
+#include "medius/gateway/sip_tls.hpp"
 
 namespace medius::gateway {
 
@@ -29,10 +35,21 @@ std::vector<std::string> splitComma(const std::string& text) {
 }
 
 // "listen": [...] of a side block, with a comma-separated env override.
+std::string notListenUrl(const std::string& url) {
+  if (url.rfind("sips:", 0) == 0) {
+    return "\"" + url + "\" is a sips: URL: TLS listens through internal.tls.listen";
+  }
+  return "\"" + url + "\" is not a sip: URL with a host";
+}
+
+// "listen": [...] of a side block, with a comma-separated env override; `extra` reads the
+// block's other keys.
 std::vector<std::string> readListen(config::Object& root, const char* side,
-                                    std::vector<std::string> fallback, const char* env) {
+                                    std::vector<std::string> fallback, const char* env,
+                                    const std::function<void(config::Object&)>& extra = {}) {
   std::vector<std::string> urls = std::move(fallback);
   if (auto block = root.optionalObject(side)) {
+    if (extra) extra(*block);
     urls = block->strings("listen", urls);
     if (const char* value = std::getenv(env); value && *value) {
       urls = splitComma(value);
@@ -41,7 +58,7 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
       for (const auto& url : urls) {
         if (!isListenUrl(url)) {
           throw config::ConfigError(std::string("environment variable ") + env, "",
-                                    "\"" + url + "\" is not a sip: URL with a host");
+                                    notListenUrl(url));
         }
       }
       block->finish();
@@ -49,9 +66,7 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
     }
     if (urls.empty()) block->fail("listen", "at least one URL is required");
     for (const auto& url : urls) {
-      if (!isListenUrl(url)) {
-        block->fail("listen", "\"" + url + "\" is not a sip: URL with a host");
-      }
+      if (!isListenUrl(url)) block->fail("listen", notListenUrl(url));
     }
     block->finish();
     return urls;
@@ -61,11 +76,59 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
     for (const auto& url : urls) {
       if (!isListenUrl(url)) {
         throw config::ConfigError(std::string("environment variable ") + env, "",
-                                  "\"" + url + "\" is not a sip: URL with a host");
+                                  notListenUrl(url));
       }
     }
   }
   return urls;
+}
+
+// internal.tls: every file is read and checked here, so that a bad one stops the start
+// with the file and the problem (Sofia would listen and fail every handshake silently).
+SipTlsSettings readTls(config::Object& tls, const std::string& baseDir) {
+  SipTlsSettings t;
+  auto path = [&](const char* key, const char* env, bool required) {
+    std::string value = tls.string(key, "", env);
+    if (required && value.empty()) tls.fail(key, "is required");
+    std::filesystem::path p(value);
+    if (!value.empty() && p.is_relative() && !baseDir.empty()) p = std::filesystem::path(baseDir) / p;
+    return value.empty() ? std::string() : p.string();
+  };
+  t.listen = tls.string("listen", "", "MEDIUS_INTERNAL_TLS_LISTEN");
+  if (!isTlsListenUrl(t.listen)) {
+    tls.fail("listen", "\"" + t.listen + "\" is not a sips: URL with a host (\"sips:127.0.0.1:5061\")");
+  }
+  t.certFile = path("cert", "MEDIUS_INTERNAL_TLS_CERT", true);
+  t.keyFile = path("key", "MEDIUS_INTERNAL_TLS_KEY", true);
+  t.caFile = path("ca", "MEDIUS_INTERNAL_TLS_CA", false);
+  t.requireClientCert = tls.boolean("require_client_cert", false);
+  t.trustedNames = tls.strings("trusted_names", {});
+  for (const auto& name : t.trustedNames) {
+    if (name.empty() || name.find('*') != std::string::npos) {
+      tls.fail("trusted_names", "\"" + name + "\": names are exact (no empty names, no wildcards)");
+    }
+  }
+  if (t.caFile.empty() && t.requireClientCert) {
+    tls.fail("require_client_cert", "needs \"ca\" (the CA that signs client certificates)");
+  }
+  if (t.caFile.empty() && !t.trustedNames.empty()) {
+    tls.fail("trusted_names", "needs \"ca\": a peer's name is only trusted once its certificate verifies");
+  }
+  t.ciphers = tls.string("ciphers", kDefaultSipTlsCiphers);
+  {
+    SSL_CTX* probe = SSL_CTX_new(TLS_server_method());
+    bool ok = probe && SSL_CTX_set_cipher_list(probe, t.ciphers.c_str()) == 1;
+    SSL_CTX_free(probe);
+    if (!ok) tls.fail("ciphers", "\"" + t.ciphers + "\" selects no cipher OpenSSL knows");
+  }
+  t.reloadIntervalS = tls.integer("reload_interval_s", 60, 0, 86400);
+  try {
+    loadTlsCredentials(t, std::time(nullptr));
+  } catch (const TlsFileError& e) {
+    tls.fail(e.field(), e.what());
+  }
+  tls.finish();
+  return t;
 }
 
 void readFlood(config::Object& block, FloodSettings& f) {
@@ -107,10 +170,19 @@ void readAuthLimits(config::Object& block, AuthLimitSettings& a) {
 
 }  // namespace
 
+bool isTlsListenUrl(const std::string& url) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  url_t* parsed = url_make(home, url.c_str());
+  bool ok = parsed && parsed->url_type == url_sips && parsed->url_host && *parsed->url_host &&
+            !parsed->url_user;
+  su_home_deinit(home);
+  return ok;
+}
+
 bool isListenUrl(const std::string& url) {
   su_home_t home[1] = {SU_HOME_INIT(home)};
   url_t* parsed = url_make(home, url.c_str());
-  // TLS (sips:) needs certificate handling that comes in a later issue.
+  // TLS (sips:) has its own block (internal.tls) with the certificate.
   bool ok = parsed && parsed->url_type == url_sip && parsed->url_host && *parsed->url_host &&
             !parsed->url_user;
   su_home_deinit(home);
@@ -125,7 +197,14 @@ GatewayConfig loadConfig(const config::Document& doc) {
   if (c.gatewayId.empty()) root.fail("gateway_id", "must not be empty");
   c.domain = root.requireString("domain");
   if (c.domain.empty()) root.fail("domain", "must not be empty");
-  c.internalListen = readListen(root, "internal", c.internalListen, "MEDIUS_INTERNAL_LISTEN");
+  std::filesystem::path file(doc.file());
+  std::string baseDir = file.has_parent_path() ? file.parent_path().string() : std::string();
+  c.internalListen = readListen(root, "internal", c.internalListen, "MEDIUS_INTERNAL_LISTEN",
+                                [&](config::Object& internal) {
+                                  if (auto tls = internal.optionalObject("tls")) {
+                                    c.internalTls = readTls(*tls, baseDir);
+                                  }
+                                });
   c.trunkListen = readListen(root, "trunk", c.trunkListen, "MEDIUS_TRUNK_LISTEN");
   if (auto registrar = root.optionalObject("registrar")) {
     c.registrarAddress = registrar->string("address", c.registrarAddress, "MEDIUS_REGISTRAR_ADDRESS");

@@ -17,6 +17,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/tport.h>
+#include <sofia-sip/su_strlst.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url_tag.h>
 
@@ -99,6 +100,41 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
     addTport(config_.internalListen[i], kInternal);
   }
   for (const auto& url : config_.trunkListen) addTport(url, kTrunk);
+  if (config_.internalTls) {
+    // SIP over TLS (sip_tls.hpp): the files are checked, Sofia binds with a directory made
+    // from them, and SipTls takes over the SSL_CTX Sofia created. Client certificates are
+    // verified by SipTls's own callback; Sofia's policy only adds its post-handshake check
+    // (a certificate is required, and must verify) when mutual TLS is required.
+    const SipTlsSettings& tls = *config_.internalTls;
+    try {
+      tls_ = std::make_unique<SipTls>(tls, metrics_, [&](const char* dir) {
+        return nta_agent_add_tport(
+            agent_, URL_STRING_MAKE(tls.listen.c_str()), TPTAG_IDENT(kInternal),
+            TPTAG_CERTIFICATE(dir),
+            TPTAG_TLS_VERIFY_POLICY(tls.requireClientCert ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE),
+            TAG_END());
+      });
+    } catch (const std::exception& e) {
+      std::string why = e.what();
+      nta_agent_destroy(agent_);
+      agent_ = nullptr;
+      throw std::runtime_error("cannot listen on " + tls.listen + " (internal side, TLS): " + why);
+    }
+    log::get("sip")->info("TLS certificate {} (serial {}), client certificates {}{}",
+                          tls_->credentials().subject, tls_->credentials().serial,
+                          tls.caFile.empty() ? "not asked for"
+                          : tls.requireClientCert ? "required"
+                                                  : "verified when presented",
+                          tls.trustedNames.empty() ? "" : ", trusted peers named in trusted_names");
+    if (tls.reloadIntervalS > 0) {
+      tlsTimer_ = su_timer_create(su_root_task(loop_.root()),
+                                  static_cast<su_duration_t>(tls.reloadIntervalS * 1000));
+      if (tlsTimer_) {
+        su_timer_set_for_ever(tlsTimer_, &Gateway::tlsReloadTimer,
+                              reinterpret_cast<su_timer_arg_t*>(this));
+      }
+    }
+  }
 
   // The probes' leg. Without a URL it would become nta's default leg, which takes every
   // request before the message callback; with this URL and method it matches no request
@@ -157,6 +193,7 @@ void Gateway::onMediaEvent(const std::string& worker, const v1::MediaEvent& even
 
 Gateway::~Gateway() {
   assert(loop_.isLoopThread());
+  if (tlsTimer_) su_timer_destroy(tlsTimer_);
   b2bua_.reset();
   failPending();
   self_.reset();
@@ -166,6 +203,49 @@ Gateway::~Gateway() {
   // Destroying the agent drops transactions still retransmitting; it must come after
   // the leg and before the root.
   if (agent_) nta_agent_destroy(agent_);
+  tls_.reset();  // after the agent: no handshake can call into it any more
+}
+
+bool Gateway::reloadTls(bool force) {
+  assert(loop_.isLoopThread());
+  return tls_ ? tls_->reload(force) : false;
+}
+
+void Gateway::tlsReloadTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+  try {
+    reinterpret_cast<Gateway*>(arg)->reloadTls(false);
+  } catch (const std::exception& e) {
+    log::get("sip")->error("TLS reload failed: {}", e.what());
+  }
+}
+
+std::uint16_t Gateway::tlsPort() const {
+  for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
+    const tp_name_t* name = tport_name(tp);
+    if (name->tpn_proto && strcasecmp(name->tpn_proto, "tls") == 0 && name->tpn_port) {
+      return static_cast<std::uint16_t>(std::atoi(name->tpn_port));
+    }
+  }
+  return 0;
+}
+
+bool Gateway::fromTrustedPeer(msg_t* msg) const {
+  if (!config_.internalTls || config_.internalTls->trustedNames.empty()) return false;
+  tport_t* tp = nta_incoming_transport(agent_, nullptr, msg);
+  if (!tp) return false;
+  bool trusted = false;
+  if (tport_has_tls(tp) && tport_is_verified(tp)) {
+    // The connection's certificate names (CN, SAN DNS), valid while msg is being delivered.
+    std::vector<std::string> subjects;
+    if (const su_strlst_t* list = tport_delivered_from_subjects(tp, msg)) {
+      for (usize_t i = 0; i < su_strlst_len(list); ++i) {
+        if (const char* item = su_strlst_item(list, i)) subjects.emplace_back(item);
+      }
+    }
+    trusted = subjectsTrusted(subjects, config_.internalTls->trustedNames);
+  }
+  tport_unref(tp);
+  return trusted;
 }
 
 void Gateway::startDraining() {
@@ -319,6 +399,8 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
 
   // From here on as nta's leg_recv does for a leg callback: a server transaction, our
   // handler, then the returned status answered and the transaction released.
+  // Asked now: the certificate names are readable only while msg is being delivered.
+  bool trustedPeer = side == Side::Internal && fromTrustedPeer(msg);
   nta_incoming_t* irq = nta_incoming_create(agent_, nullptr, msg, sip, TAG_END());
   if (!irq) {  // msg is consumed even on failure
     log::get("sip")->warn("cannot create a server transaction for {}", methodLabel(method));
@@ -326,7 +408,7 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
   }
   int status = 500;
   try {
-    status = onRequest(irq, sip);
+    status = onRequest(irq, sip, trustedPeer);
   } catch (const std::exception& e) {
     log::get("sip")->error("request handling failed: {}", e.what());
   } catch (...) {
@@ -368,7 +450,9 @@ bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side) {
                           : std::string_view();
   request.inDialog = sip->sip_to && sip->sip_to->a_tag;
   request.newDialog = sip->sip_request->rq_method == sip_method_invite && !request.inDialog;
-  request.trusted = trunks_ && !host.empty() && !trunks_->trunkAt(host, port).empty();
+  // Trunks and peers with a trusted TLS client certificate are never banned per source.
+  request.trusted = (trunks_ && !host.empty() && !trunks_->trunkAt(host, port).empty()) ||
+                    (side == Side::Internal && fromTrustedPeer(msg));
   request.activeDialogs = b2bua_ ? b2bua_->activeCalls() : 0;
   FloodVerdict verdict = flood_.check(request);
   metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
@@ -498,7 +582,7 @@ void Gateway::respond(nta_incoming_t* irq, Method method, Side side, const SipRe
   metrics_.countResponse(method, reply.status, side);
 }
 
-int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
+int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer) {
   const sip_request_t* rq = sip->sip_request;
   Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
   Side side = sideOf(irq);  // counted in admit()
@@ -548,7 +632,12 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip) {
     return reply.status;
   }
   if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
-  if (needsCredentials(sip, side, config_.authCalls)) {
+  if (trustedPeer && needsCredentials(sip, side, config_.authCalls, false)) {
+    metrics_.countTrustedPeerRequest();
+    log::get("sip")->debug("{} {} from a trusted TLS peer: no digest credentials needed",
+                           rq->rq_method_name, sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+  }
+  if (needsCredentials(sip, side, config_.authCalls, trustedPeer)) {
     return authenticate(irq, sip, side, method, source);
   }
   return dispatch(irq, sip, side, method, source, CallerIdentity{});

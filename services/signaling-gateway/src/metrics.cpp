@@ -4,6 +4,7 @@
 #include <string>
 
 #include "medius/common/metrics.hpp"
+#include "medius/gateway/sip_tls.hpp"
 
 namespace medius::gateway {
 
@@ -173,7 +174,32 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                         .Name("medius_gateway_flood_sources")
                         .Help("Source addresses in the flood guard's bounded table")
                         .Register(registry)
-                        .Add({})) {
+                        .Add({})),
+      tlsHandshakes_(prometheus::BuildCounter()
+                         .Name("medius_gateway_tls_handshakes_total")
+                         .Help("TLS handshakes on the internal side's TLS listener, by result "
+                               "(ok, or why it was refused)")
+                         .Register(registry)),
+      tlsReloads_(prometheus::BuildCounter()
+                      .Name("medius_gateway_tls_reloads_total")
+                      .Help("Reloads of the TLS certificate files, by result")
+                      .Register(registry)),
+      tlsReloadOk_(tlsReloads_.Add({{"result", "ok"}})),
+      tlsReloadError_(tlsReloads_.Add({{"result", "error"}})),
+      tlsExpiry_(prometheus::BuildGauge()
+                     .Name("medius_gateway_tls_certificate_expiry_timestamp_seconds")
+                     .Help("End of validity (Unix time) of the TLS certificate in use; 0 without TLS")
+                     .Register(registry)
+                     .Add({})),
+      trustedPeerRequests_(prometheus::BuildCounter()
+                               .Name("medius_gateway_trusted_peer_requests_total")
+                               .Help("Requests let in without digest credentials because their "
+                                     "TLS client certificate names a trusted peer")
+                               .Register(registry)
+                               .Add({})) {
+  for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
+    tlsHandshakeSeries_[i] = &tlsHandshakes_.Add({{"result", kTlsHandshakeResults[i]}});
+  }
   auto& dropped = prometheus::BuildCounter()
                       .Name("medius_gateway_flood_dropped_total")
                       .Help("Requests dropped without an answer by the flood guard, by reason")
@@ -329,6 +355,24 @@ void GatewayMetrics::countCall(std::string_view direction, std::string_view outc
   const int o = indexOf(kOutcomes, outcome);
   if (d < 0 || o < 0) return;
   callCounters_[static_cast<std::size_t>(d)][static_cast<std::size_t>(o)]->Increment();
+}
+
+void GatewayMetrics::countTlsHandshake(std::string_view result) {
+  std::size_t other = tlsHandshakeSeries_.size() - 1;
+  for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
+    if (result == kTlsHandshakeResults[i]) {
+      tlsHandshakeSeries_[i]->Increment();
+      return;
+    }
+  }
+  tlsHandshakeSeries_[other]->Increment();
+}
+
+double GatewayMetrics::tlsHandshakes(std::string_view result) const {
+  for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
+    if (result == kTlsHandshakeResults[i]) return tlsHandshakeSeries_[i]->Value();
+  }
+  return 0;
 }
 
 void GatewayMetrics::countFloodDrop(std::string_view reason) {

@@ -16,8 +16,8 @@
 //                                 REPLAYED     -> 407 ("replayed")
 //   registrar unreachable, late or failing     -> 503 with Retry-After ("unavailable"); never
 //                                                 let through unauthenticated
-// Mutual TLS from a trusted peer will replace the digest step (issue 7 item 1, not built:
-// see needsCredentials()).
+// A request over mutual TLS from a trusted peer (a verified client certificate naming one
+// of internal.tls.trusted_names) skips the digest step (needsCredentials()).
 //
 // Thread: any (they only read their arguments).
 #pragma once
@@ -48,9 +48,9 @@ struct CallerIdentity {
 // side, auth.calls "required", out of dialog (no To tag), any method but REGISTER (the
 // registrar challenges it itself), OPTIONS (keepalives and capability queries change
 // nothing), ACK (never answered) and CANCEL (it follows its INVITE, which was checked).
-// The hook for mutual TLS: a request over a connection whose client certificate names a
-// trusted peer will not need them; TLS is not built yet, so every internal request does.
-bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode);
+// Nor does a request from a trusted peer (`trustedPeer`: it came over a TLS connection
+// whose verified client certificate names one of internal.tls.trusted_names).
+bool needsCredentials(const sip_t* sip, Side side, CallAuthMode mode, bool trustedPeer = false);
 
 // Digest credentials of the first Authorization-type header in `list` (Authorization or
 // Proxy-Authorization: both are msg_auth_t) whose realm is `realm`; `method` is the

@@ -7,7 +7,26 @@
 //   domain             required. Realm of the Authorization header relayed to the registrar.
 //   internal.listen    ["sip:127.0.0.1:5062"]; MEDIUS_INTERNAL_LISTEN (comma-separated URLs).
 //   trunk.listen       ["sip:127.0.0.1:5060"]; MEDIUS_TRUNK_LISTEN (comma-separated URLs).
-//                      A sip: URL opens UDP and TCP; ";transport=udp" narrows it.
+//                      A sip: URL opens UDP and TCP; ";transport=udp" narrows it. sips:
+//                      URLs belong in internal.tls.listen.
+//   internal.tls       absent (no TLS): SIP over TLS on the internal side (sip_tls.hpp,
+//                      docs/security.md). Relative paths from the config file's directory.
+//     listen           required, "sips:host:port"; MEDIUS_INTERNAL_TLS_LISTEN
+//     cert             required; MEDIUS_INTERNAL_TLS_CERT: PEM certificate chain (server
+//                      certificate first, then intermediates)
+//     key              required; MEDIUS_INTERNAL_TLS_KEY: PEM private key (unencrypted)
+//     ca               ""; MEDIUS_INTERNAL_TLS_CA: PEM CAs that sign client certificates.
+//                      Set: clients are asked for a certificate, one that does not verify
+//                      is refused. Unset: none is asked for.
+//     require_client_cert  false: true refuses clients without a valid certificate
+//                      (mutual TLS); needs ca.
+//     trusted_names    []: certificate names (CN or SAN DNS, exact, case-insensitive) of
+//                      trusted peers: their requests need no digest credentials; needs ca.
+//     ciphers          kDefaultSipTlsCiphers: OpenSSL cipher list for TLS 1.2 (TLS 1.3
+//                      keeps OpenSSL's suites). TLS 1.0 and 1.1 are always refused.
+//     reload_interval_s  60 (0..86400, 0 = only on SIGHUP): how often the files are
+//                      checked for a change; a changed certificate is used by new
+//                      connections without a restart.
 //   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
 //   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
 //   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
@@ -93,6 +112,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,12 +126,30 @@ namespace medius::gateway {
 
 enum class CallAuthMode { Required, Off };
 
+// TLS 1.2 suites: forward secrecy and AEAD only (Mozilla's "intermediate" list).
+inline constexpr const char* kDefaultSipTlsCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
+
+struct SipTlsSettings {
+  std::string listen;  // "sips:127.0.0.1:5061"
+  std::string certFile;
+  std::string keyFile;
+  std::string caFile;  // "" = no client certificates asked for
+  bool requireClientCert = false;
+  std::vector<std::string> trustedNames;
+  std::string ciphers = kDefaultSipTlsCiphers;
+  std::int64_t reloadIntervalS = 60;
+};
+
 struct GatewayConfig {
   ServiceSettings service;
   std::string gatewayId = "gw1";
   std::string domain;
   std::vector<std::string> internalListen{"sip:127.0.0.1:5062"};
   std::vector<std::string> trunkListen{"sip:127.0.0.1:5060"};
+  std::optional<SipTlsSettings> internalTls;
   std::string registrarAddress = "127.0.0.1:50051";
   std::int64_t registrarTimeoutMs = 2000;
   std::int64_t retryAfterSeconds = 5;
@@ -148,5 +186,7 @@ GatewayConfig loadConfig(const config::Document& doc);
 
 // True for a SIP URL Sofia can bind ("sip:host[:port][;params]"); used by loadConfig.
 bool isListenUrl(const std::string& url);
+// True for "sips:host[:port][;params]" (internal.tls.listen).
+bool isTlsListenUrl(const std::string& url);
 
 }  // namespace medius::gateway

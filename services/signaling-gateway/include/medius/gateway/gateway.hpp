@@ -58,6 +58,7 @@
 #include "medius/gateway/register_request.hpp"
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
+#include "medius/gateway/sip_tls.hpp"
 #include "medius/gateway/trunk_monitor.hpp"
 #include "medius/v1/common.pb.h"
 
@@ -117,6 +118,11 @@ class Gateway final : public OptionsProber {
 
   // The bound port of the first listener of a side ("udp"), for tests using port 0.
   std::uint16_t boundPort(Side side) const;
+  // The bound port of the internal side's TLS listener (0 without internal.tls).
+  std::uint16_t tlsPort() const;
+  // Re-reads the TLS certificate files now (SIGHUP), or only when they changed.
+  // Returns true when a new certificate is in use. Loop thread.
+  bool reloadTls(bool force);
 
   // OptionsProber (loop thread).
   std::uint64_t probe(const v1::SocketAddress& address, Done done) override;
@@ -157,6 +163,11 @@ class Gateway final : public OptionsProber {
   static int probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                            const sip_t* sip) noexcept;
 
+  // True when msg (being delivered now) came over a TLS connection whose client
+  // certificate verified and names one of internal.tls.trusted_names.
+  bool fromTrustedPeer(msg_t* msg) const;
+  static void tlsReloadTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
+
   // nta's message callback: out-of-dialog requests (and stray responses) as bare msgs.
   static int messageCallback(nta_agent_magic_t* magic, nta_agent_t* agent, msg_t* msg,
                              sip_t* sip) noexcept;
@@ -167,7 +178,8 @@ class Gateway final : public OptionsProber {
   // Asks the guard; false when the message was dropped or answered (and consumed).
   bool admit(msg_t* msg, const sip_t* sip, Method method, Side side);
   Side sideOfMessage(msg_t* msg) const;
-  int onRequest(nta_incoming_t* irq, const sip_t* sip);
+  // trustedPeer: fromTrustedPeer() of its message.
+  int onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer);
   int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
   // What a request becomes once nothing (any more) stands in its way: a new call, or
   // the answer to the rest. Returns what the leg callback returns (0: answered later).
@@ -209,6 +221,9 @@ class Gateway final : public OptionsProber {
   // needs a leg). It has a URL that no request names, so that it is not nta's default leg:
   // a default leg would take every request before the message callback.
   nta_leg_t* leg_ = nullptr;
+  // The internal side's TLS (internal.tls), and the timer that checks its files.
+  std::unique_ptr<SipTls> tls_;
+  su_timer_t* tlsTimer_ = nullptr;
   FloodGuard flood_;
   AuthGuard authGuard_;
   std::uint64_t floodBans_ = 0;  // bans already added to the metric

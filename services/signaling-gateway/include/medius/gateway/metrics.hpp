@@ -27,6 +27,11 @@
 //                                                               user_locked
 //   medius_gateway_auth_bans_total{scope}                       failed-auth limits reached:
 //                                                               source (banned)|user (locked)
+//   medius_gateway_tls_handshakes_total{result}                 TLS handshakes on the internal
+//                                                               side: ok or why refused
+//   medius_gateway_tls_reloads_total{result}                    certificate reloads: ok|error
+//   medius_gateway_tls_certificate_expiry_timestamp_seconds     notAfter of the TLS certificate
+//   medius_gateway_trusted_peer_requests_total                  requests let in by mutual TLS
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
 // calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
@@ -133,6 +138,13 @@ class GatewayMetrics {
   double authFailures(AuthFailure failure) const;
   double refused(Refusal refusal) const;
   double authBans(AuthBanScope scope) const;
+  // SIP over TLS (SIP loop). result: one of kTlsHandshakeResults (sip_tls.hpp), others
+  // count as "other". Every series exists from the start (at 0).
+  void countTlsHandshake(std::string_view result);
+  void countTlsReload(bool ok) { (ok ? tlsReloadOk_ : tlsReloadError_).Increment(); }
+  void setTlsCertificateExpiry(double unixSeconds) { tlsExpiry_.Set(unixSeconds); }
+  void countTrustedPeerRequest() { trustedPeerRequests_.Increment(); }
+  double tlsHandshakes(std::string_view result) const;
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
 
@@ -181,6 +193,13 @@ class GatewayMetrics {
   std::array<prometheus::Counter*, kAuthFailureCount> authFailures_{};
   std::array<prometheus::Counter*, kRefusalCount> refused_{};
   std::array<prometheus::Counter*, 2> authBans_{};  // [source, user]
+  prometheus::Family<prometheus::Counter>& tlsHandshakes_;
+  std::array<prometheus::Counter*, 7> tlsHandshakeSeries_{};
+  prometheus::Family<prometheus::Counter>& tlsReloads_;
+  prometheus::Counter& tlsReloadOk_;
+  prometheus::Counter& tlsReloadError_;
+  prometheus::Gauge& tlsExpiry_;
+  prometheus::Counter& trustedPeerRequests_;
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

@@ -1,0 +1,405 @@
+#include "medius/gateway/sip_tls.hpp"
+
+#include <fcntl.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "medius/common/logging.hpp"
+#include "medius/gateway/metrics.hpp"
+
+namespace medius::gateway {
+
+namespace {
+
+std::string opensslError() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "no PEM data of that kind";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+std::string timeText(const ASN1_TIME* t) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return "?";
+  ASN1_TIME_print(bio, t);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data ? data : "", n > 0 ? static_cast<std::size_t>(n) : 0);
+  BIO_free(bio);
+  return out;
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+std::unique_ptr<BIO, BioDeleter> openPem(const std::string& field, const std::string& path) {
+  errno = 0;
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    int err = errno;
+    ERR_clear_error();
+    throw TlsFileError(field, path + ": cannot read: " + (err ? std::strerror(err) : "unknown error"));
+  }
+  return bio;
+}
+
+std::vector<X509Ptr> readCertificates(const std::string& field, const std::string& path) {
+  auto bio = openPem(field, path);
+  std::vector<X509Ptr> out;
+  while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
+  // The loop ends on "no start line" after the last certificate; anything else is a
+  // broken PEM block.
+  unsigned long e = ERR_peek_last_error();
+  if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+    throw TlsFileError(field, path + ": broken PEM certificate: " + opensslError());
+  }
+  ERR_clear_error();
+  if (out.empty()) throw TlsFileError(field, path + ": holds no PEM certificate");
+  return out;
+}
+
+int noPassphrase(char*, int, int, void*) { return -1; }
+
+std::string oneLine(X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return "?";
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data ? data : "", n > 0 ? static_cast<std::size_t>(n) : 0);
+  BIO_free(bio);
+  return out;
+}
+
+// The SSL_CTXs created on this thread while armed (SipTls's constructor, around bind).
+thread_local std::vector<SSL_CTX*>* tCapture = nullptr;
+
+void onNewContext(void* parent, void*, CRYPTO_EX_DATA*, int, long, void*) {
+  if (tCapture && parent) tCapture->push_back(static_cast<SSL_CTX*>(parent));
+}
+
+// One SSL_CTX ex_data index: its "new" callback captures, its slot points to the SipTls.
+int contextIndex() {
+  static const int index =
+      CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, &onNewContext, nullptr, nullptr);
+  return index;
+}
+
+// Per connection: set once its handshake was counted.
+int connectionIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+std::string_view alertResult(int alert) {
+  switch (alert) {
+    case 70:  // protocol_version: TLS 1.0/1.1 (or SSL) offered
+      return "protocol_version";
+    case 116:  // certificate_required (TLS 1.3)
+      return "no_certificate";
+    case 42: case 43: case 44: case 45: case 46: case 48: case 49: case 51:
+      return "bad_certificate";  // bad, unsupported, revoked, expired, unknown, unknown_ca...
+    case 40:  // handshake_failure: no shared cipher, no certificate under TLS 1.2
+      return "handshake_failure";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+TlsCredentials loadTlsCredentials(const SipTlsSettings& s, std::time_t now) {
+  TlsCredentials c;
+  auto certs = readCertificates("cert", s.certFile);
+  c.leaf = std::move(certs.front());
+  for (std::size_t i = 1; i < certs.size(); ++i) c.chain.push_back(std::move(certs[i]));
+  {
+    auto bio = openPem("key", s.keyFile);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, &noPassphrase, nullptr);
+    if (!key) {
+      std::string why = opensslError();
+      bool encrypted = why.find("bad password") != std::string::npos ||
+                       why.find("bad decrypt") != std::string::npos ||
+                       why.find("interrupted or cancelled") != std::string::npos ||
+                       why.find("problems getting password") != std::string::npos;
+      throw TlsFileError("key", s.keyFile + (encrypted ? ": the private key is encrypted (a "
+                                                         "passphrase is not supported)"
+                                                       : ": holds no PEM private key (" + why + ")"));
+    }
+    c.key.reset(key);
+  }
+  if (X509_check_private_key(c.leaf.get(), c.key.get()) != 1) {
+    ERR_clear_error();
+    throw TlsFileError("key", s.keyFile + ": the private key does not match the certificate in " +
+                                  s.certFile);
+  }
+  const ASN1_TIME* notBefore = X509_get0_notBefore(c.leaf.get());
+  const ASN1_TIME* notAfter = X509_get0_notAfter(c.leaf.get());
+  std::time_t t = now;
+  if (X509_cmp_time(notAfter, &t) <= 0) {
+    throw TlsFileError("cert", s.certFile + ": certificate expired on " + timeText(notAfter));
+  }
+  if (X509_cmp_time(notBefore, &t) >= 0) {
+    throw TlsFileError("cert", s.certFile + ": certificate not valid before " + timeText(notBefore));
+  }
+  struct tm tmAfter {};
+  if (ASN1_TIME_to_tm(notAfter, &tmAfter) == 1) c.notAfter = timegm(&tmAfter);
+  c.subject = oneLine(X509_get_subject_name(c.leaf.get()));
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c.leaf.get()), nullptr)) {
+    char* hex = BN_bn2hex(bn);
+    c.serial = hex ? hex : "";
+    OPENSSL_free(hex);
+    BN_free(bn);
+  }
+  if (!s.caFile.empty()) c.cas = readCertificates("ca", s.caFile);
+  return c;
+}
+
+SofiaCertDir::SofiaCertDir(const TlsCredentials& credentials) {
+  std::string base;
+  if (const char* run = std::getenv("XDG_RUNTIME_DIR"); run && *run) {
+    base = run;
+  } else {
+    std::error_code ec;
+    base = std::filesystem::temp_directory_path(ec).string();
+    if (ec || base.empty()) base = "/tmp";
+  }
+  std::string pattern = base + "/medius-sip-tls-XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) {
+    throw std::runtime_error("cannot create a private directory for Sofia's TLS files in " + base +
+                             ": " + std::strerror(errno));
+  }
+  path_ = buf.data();
+  auto write = [this](const char* name, const std::function<bool(BIO*)>& fill) {
+    std::string file = path_ + "/" + name;
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + file + ": " + std::strerror(errno));
+    BIO* bio = BIO_new_fd(fd, BIO_CLOSE);
+    bool ok = bio && fill(bio) && BIO_flush(bio) == 1;
+    if (bio) {
+      BIO_free(bio);
+    } else {
+      ::close(fd);
+    }
+    if (!ok) throw std::runtime_error("cannot write " + file);
+  };
+  try {
+    write("agent.pem", [&](BIO* bio) {
+      if (PEM_write_bio_PrivateKey(bio, credentials.key.get(), nullptr, nullptr, 0, nullptr,
+                                   nullptr) != 1) {
+        return false;
+      }
+      if (PEM_write_bio_X509(bio, credentials.leaf.get()) != 1) return false;
+      for (const auto& x : credentials.chain) {
+        if (PEM_write_bio_X509(bio, x.get()) != 1) return false;
+      }
+      return true;
+    });
+    write("cafile.pem", [&](BIO* bio) {
+      if (credentials.cas.empty()) return PEM_write_bio_X509(bio, credentials.leaf.get()) == 1;
+      for (const auto& x : credentials.cas) {
+        if (PEM_write_bio_X509(bio, x.get()) != 1) return false;
+      }
+      return true;
+    });
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+    throw;
+  }
+}
+
+SofiaCertDir::~SofiaCertDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool subjectsTrusted(const std::vector<std::string>& subjects,
+                     const std::vector<std::string>& trusted) {
+  for (const auto& s : subjects) {
+    for (const auto& t : trusted) {
+      if (!s.empty() && strcasecmp(s.c_str(), t.c_str()) == 0) return true;
+    }
+  }
+  return false;
+}
+
+bool SipTls::FileStamp::operator==(const FileStamp& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+         mtime.tv_nsec == o.mtime.tv_nsec;
+}
+
+SipTls::SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
+               const std::function<int(const char* dir)>& bind)
+    : settings_(settings), metrics_(metrics) {
+  stamps_ = stamps();
+  current_ = loadTlsCredentials(settings_, std::time(nullptr));
+  {
+    SofiaCertDir dir(current_);
+    std::vector<SSL_CTX*> created;
+    (void)contextIndex();  // registered before Sofia makes its context
+    tCapture = &created;
+    int rc = -1;
+    try {
+      rc = bind(dir.path().c_str());
+    } catch (...) {
+      tCapture = nullptr;
+      throw;
+    }
+    tCapture = nullptr;
+    if (rc < 0) throw std::runtime_error(std::string("cannot listen: ") + std::strerror(errno));
+    if (created.empty()) {
+      // A Sofia that made no SSL_CTX of its own (another version): we could neither set the
+      // TLS floor nor reload, so do not serve TLS at all.
+      throw std::runtime_error("Sofia-SIP created no TLS context: TLS settings cannot be applied");
+    }
+    for (SSL_CTX* ctx : created) {
+      SSL_CTX_up_ref(ctx);
+      contexts_.push_back(ctx);
+    }
+  }  // Sofia read the directory while binding: it is removed here
+  for (SSL_CTX* ctx : contexts_) {
+    SSL_CTX_set_ex_data(ctx, contextIndex(), this);
+    // Sofia 1.12.11 has no tags for these (SOFIA.md 3).
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_set_cipher_list(ctx, settings_.ciphers.c_str()) != 1) {
+      ERR_clear_error();
+      throw std::runtime_error("cipher list \"" + settings_.ciphers + "\" refused by OpenSSL");
+    }
+    // Ours instead of Sofia's tls_verify_cb, which clears every verification error when
+    // Sofia's own policy does not verify incoming connections: a certificate is either
+    // verified by the CA or refused. Required (mutual TLS): no certificate is refused too.
+    int mode = SSL_VERIFY_NONE;
+    if (!settings_.caFile.empty()) {
+      mode = SSL_VERIFY_PEER | (settings_.requireClientCert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    }
+    SSL_CTX_set_verify(ctx, mode, &SipTls::verifyCallback);
+    SSL_CTX_set_info_callback(ctx, &SipTls::infoCallback);
+  }
+  install(current_);
+}
+
+SipTls::~SipTls() {
+  for (SSL_CTX* ctx : contexts_) {
+    SSL_CTX_set_info_callback(ctx, nullptr);
+    SSL_CTX_set_ex_data(ctx, contextIndex(), nullptr);
+    SSL_CTX_free(ctx);
+  }
+}
+
+void SipTls::install(const TlsCredentials& c) {
+  for (SSL_CTX* ctx : contexts_) {
+    STACK_OF(X509)* chain = sk_X509_new_null();
+    for (const auto& x : c.chain) sk_X509_push(chain, x.get());
+    // One call replaces certificate, key and chain together (override = 1): there is
+    // never a moment with a new certificate and an old key.
+    int ok = SSL_CTX_use_cert_and_key(ctx, c.leaf.get(), c.key.get(), chain, 1);
+    sk_X509_free(chain);  // the context took its own references
+    if (ok != 1) {
+      std::string why = opensslError();
+      throw std::runtime_error("OpenSSL refused the certificate: " + why);
+    }
+    X509_STORE* store = X509_STORE_new();
+    STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+    for (const auto& ca : c.cas) {
+      X509_STORE_add_cert(store, ca.get());
+      sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca.get())));
+    }
+    ERR_clear_error();
+    SSL_CTX_set_cert_store(ctx, store);         // frees the previous one
+    SSL_CTX_set_client_CA_list(ctx, names);     // likewise
+  }
+  metrics_.setTlsCertificateExpiry(static_cast<double>(c.notAfter));
+}
+
+std::vector<SipTls::FileStamp> SipTls::stamps() const {
+  std::vector<FileStamp> out;
+  for (const std::string* f : {&settings_.certFile, &settings_.keyFile, &settings_.caFile}) {
+    FileStamp stamp;
+    struct stat st {};
+    if (!f->empty() && ::stat(f->c_str(), &st) == 0) {
+      stamp.dev = st.st_dev;
+      stamp.ino = st.st_ino;
+      stamp.size = st.st_size;
+      stamp.mtime = st.st_mtim;
+    }
+    out.push_back(stamp);
+  }
+  return out;
+}
+
+bool SipTls::reload(bool force) {
+  auto now = stamps();
+  if (!force && now == stamps_) return false;
+  try {
+    TlsCredentials fresh = loadTlsCredentials(settings_, std::time(nullptr));
+    install(fresh);
+    current_ = std::move(fresh);
+    stamps_ = std::move(now);
+    failedStamps_.clear();
+    metrics_.countTlsReload(true);
+    log::get("sip")->info("TLS certificate reloaded: {} (serial {}), valid until {}",
+                          current_.subject, current_.serial,
+                          static_cast<long long>(current_.notAfter));
+    return true;
+  } catch (const std::exception& e) {
+    // Files being replaced may be caught half-written: tried again at the next check,
+    // logged and counted once per state of the files.
+    if (force || now != failedStamps_) {
+      metrics_.countTlsReload(false);
+      log::get("sip")->error("TLS certificate not reloaded, the current one stays: {}", e.what());
+      failedStamps_ = std::move(now);
+    }
+    return false;
+  }
+}
+
+int SipTls::verifyCallback(int ok, X509_STORE_CTX* store) {
+  if (!ok) {
+    int err = X509_STORE_CTX_get_error(store);
+    log::get("sip")->debug("TLS client certificate refused at depth {}: {}",
+                           X509_STORE_CTX_get_error_depth(store), X509_verify_cert_error_string(err));
+  }
+  return ok;
+}
+
+void SipTls::infoCallback(const SSL* ssl, int where, int ret) {
+  if (!SSL_is_server(const_cast<SSL*>(ssl))) return;
+  auto* self = static_cast<SipTls*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), contextIndex()));
+  if (!self) return;
+  SSL* s = const_cast<SSL*>(ssl);
+  if (SSL_get_ex_data(s, connectionIndex())) return;  // counted already
+  std::string_view result;
+  if (where & SSL_CB_HANDSHAKE_DONE) {
+    result = "ok";
+  } else if ((where & SSL_CB_ALERT) && ((ret >> 8) & 0xff) == SSL3_AL_FATAL &&
+             !SSL_is_init_finished(s)) {
+    result = (where & SSL_CB_WRITE) ? alertResult(ret & 0xff) : std::string_view("peer_alert");
+    log::get("sip")->info("TLS handshake refused: {} (alert {} {})", result,
+                          (where & SSL_CB_WRITE) ? "sent" : "received",
+                          SSL_alert_desc_string_long(ret));
+  } else {
+    return;
+  }
+  SSL_set_ex_data(s, connectionIndex(), reinterpret_cast<void*>(1));
+  self->metrics_.countTlsHandshake(result);
+}
+
+}  // namespace medius::gateway

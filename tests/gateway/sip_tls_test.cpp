@@ -1,0 +1,285 @@
+// SIP over TLS (medius/gateway/sip_tls.hpp): the certificate checks that stop a start
+// with the file and the problem (Sofia would listen and fail every handshake silently),
+// the directory handed to Sofia, trusted names, and the internal.tls config block.
+// Certificates are made here with OpenSSL; the TLS listener itself is exercised end to
+// end by tests/e2e/test_tls.py.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "medius/common/config.hpp"
+#include "medius/gateway/config.hpp"
+#include "medius/gateway/sip_tls.hpp"
+
+namespace medius::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+
+PkeyPtr makeKey() { return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")); }
+
+// A certificate for `key` named `cn`, signed by issuerKey (self-signed when null), valid
+// from now+notBefore to now+notAfter seconds.
+X509Ptr makeCert(EVP_PKEY* key, const std::string& cn, EVP_PKEY* issuerKey, X509* issuer,
+                 long notBefore = -3600, long notAfter = 86400, long serial = 1) {
+  X509Ptr x(X509_new());
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), serial);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), notBefore);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), notAfter);
+  X509_set_pubkey(x.get(), key);
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x.get(), issuer ? X509_get_subject_name(issuer) : name);
+  X509_sign(x.get(), issuerKey ? issuerKey : key, EVP_sha256());
+  return x;
+}
+
+class TlsFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/medius-sip-tls-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    caKey_ = makeKey();
+    ca_ = makeCert(caKey_.get(), "Test CA", nullptr, nullptr);
+    key_ = makeKey();
+    cert_ = makeCert(key_.get(), "gw.example.com", caKey_.get(), ca_.get(), -3600, 86400, 42);
+    writeCert("gw.pem", cert_.get());
+    writeKey("gw.key", key_.get());
+    writeCert("ca.pem", ca_.get());
+    settings_.listen = "sips:127.0.0.1:5061";
+    settings_.certFile = path("gw.pem");
+    settings_.keyFile = path("gw.key");
+    settings_.caFile = path("ca.pem");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  void writeCert(const std::string& name, X509* x, X509* more = nullptr) {
+    FILE* f = std::fopen(path(name).c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    PEM_write_X509(f, x);
+    if (more) PEM_write_X509(f, more);
+    std::fclose(f);
+  }
+  void writeKey(const std::string& name, EVP_PKEY* key, bool encrypted = false) {
+    FILE* f = std::fopen(path(name).c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    static char pass[] = "secret";
+    PEM_write_PrivateKey(f, key, encrypted ? EVP_aes_128_cbc() : nullptr,
+                         encrypted ? reinterpret_cast<unsigned char*>(pass) : nullptr,
+                         encrypted ? 6 : 0, nullptr, nullptr);
+    std::fclose(f);
+  }
+  void writeText(const std::string& name, const std::string& text) {
+    std::ofstream(path(name)) << text;
+  }
+  // The message of the TlsFileError that loading throws, checking its field.
+  std::string failure(const std::string& field) {
+    try {
+      loadTlsCredentials(settings_, std::time(nullptr));
+    } catch (const TlsFileError& e) {
+      EXPECT_EQ(e.field(), field) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "loaded";
+    return {};
+  }
+
+  std::string dir_;
+  PkeyPtr caKey_, key_;
+  X509Ptr ca_, cert_;
+  SipTlsSettings settings_;
+};
+
+TEST_F(TlsFiles, GoodFilesLoad) {
+  auto c = loadTlsCredentials(settings_, std::time(nullptr));
+  EXPECT_NE(c.subject.find("gw.example.com"), std::string::npos) << c.subject;
+  EXPECT_EQ(c.serial, "2A");
+  EXPECT_EQ(c.cas.size(), 1u);
+  EXPECT_TRUE(c.chain.empty());
+  EXPECT_GT(c.notAfter, std::time(nullptr) + 86000);
+}
+
+TEST_F(TlsFiles, IntermediatesAfterTheLeafAreTheChain) {
+  writeCert("chain.pem", cert_.get(), ca_.get());
+  settings_.certFile = path("chain.pem");
+  auto c = loadTlsCredentials(settings_, std::time(nullptr));
+  EXPECT_EQ(c.chain.size(), 1u);
+}
+
+TEST_F(TlsFiles, AMissingFileIsNamed) {
+  settings_.certFile = path("nope.pem");
+  auto why = failure("cert");
+  EXPECT_NE(why.find(path("nope.pem")), std::string::npos) << why;
+  EXPECT_NE(why.find("No such file"), std::string::npos) << why;
+}
+
+TEST_F(TlsFiles, AKeyOfAnotherCertificateIsRefused) {
+  auto other = makeKey();
+  writeKey("other.key", other.get());
+  settings_.keyFile = path("other.key");
+  auto why = failure("key");
+  EXPECT_NE(why.find("does not match the certificate"), std::string::npos) << why;
+}
+
+TEST_F(TlsFiles, AnExpiredCertificateIsRefused) {
+  auto old = makeCert(key_.get(), "gw.example.com", caKey_.get(), ca_.get(), -86400 * 10, -86400);
+  writeCert("old.pem", old.get());
+  settings_.certFile = path("old.pem");
+  auto why = failure("cert");
+  EXPECT_NE(why.find("certificate expired on"), std::string::npos) << why;
+}
+
+TEST_F(TlsFiles, ACertificateNotYetValidIsRefused) {
+  auto future = makeCert(key_.get(), "gw.example.com", caKey_.get(), ca_.get(), 86400, 86400 * 2);
+  writeCert("future.pem", future.get());
+  settings_.certFile = path("future.pem");
+  auto why = failure("cert");
+  EXPECT_NE(why.find("not valid before"), std::string::npos) << why;
+}
+
+TEST_F(TlsFiles, AnEncryptedKeyIsRefused) {
+  writeKey("enc.key", key_.get(), true);
+  settings_.keyFile = path("enc.key");
+  auto why = failure("key");
+  EXPECT_NE(why.find("encrypted"), std::string::npos) << why;
+}
+
+TEST_F(TlsFiles, FilesWithoutPemAreRefused) {
+  writeText("junk.pem", "not a certificate\n");
+  settings_.certFile = path("junk.pem");
+  EXPECT_NE(failure("cert").find("no PEM certificate"), std::string::npos);
+  settings_.certFile = path("gw.pem");
+  settings_.keyFile = path("gw.pem");  // a certificate where the key should be
+  EXPECT_NE(failure("key").find("no PEM private key"), std::string::npos);
+  settings_.keyFile = path("gw.key");
+  settings_.caFile = path("junk.pem");
+  EXPECT_NE(failure("ca").find("no PEM certificate"), std::string::npos);
+}
+
+TEST_F(TlsFiles, TheSofiaDirectoryIsPrivateAndRemoved) {
+  auto c = loadTlsCredentials(settings_, std::time(nullptr));
+  std::string where;
+  {
+    SofiaCertDir dir(c);
+    where = dir.path();
+    struct stat st {};
+    ASSERT_EQ(::stat(where.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(::stat((where + "/agent.pem").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    // agent.pem: the key, then the certificate, as Sofia reads it.
+    std::ifstream agent(where + "/agent.pem");
+    std::string text((std::istreambuf_iterator<char>(agent)), std::istreambuf_iterator<char>());
+    auto keyAt = text.find("PRIVATE KEY-----");
+    auto certAt = text.find("BEGIN CERTIFICATE");
+    EXPECT_NE(keyAt, std::string::npos);
+    EXPECT_NE(certAt, std::string::npos);
+    EXPECT_LT(keyAt, certAt);
+    EXPECT_TRUE(fs::exists(where + "/cafile.pem"));
+  }
+  EXPECT_FALSE(fs::exists(where));
+}
+
+TEST(SipTlsNames, TrustedNamesMatchExactlyIgnoringCase) {
+  EXPECT_TRUE(subjectsTrusted({"pool.example.com", "x"}, {"POOL.example.com"}));
+  EXPECT_FALSE(subjectsTrusted({"evil-pool.example.com"}, {"pool.example.com"}));
+  EXPECT_FALSE(subjectsTrusted({"pool.example.com.evil"}, {"pool.example.com"}));
+  EXPECT_FALSE(subjectsTrusted({}, {"pool.example.com"}));
+  EXPECT_FALSE(subjectsTrusted({""}, {""}));
+}
+
+class TlsConfig : public TlsFiles {
+ protected:
+  GatewayConfig parse(const std::string& tls) {
+    std::string text = R"({"domain": "example.com", "internal": {"listen": ["sip:127.0.0.1:5062"], "tls": )" +
+                       tls + "}}";
+    return loadConfig(config::Document::parse(text, path("gateway.json")));
+  }
+  std::string error(const std::string& tls) {
+    try {
+      parse(tls);
+    } catch (const config::ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "accepted: " << tls;
+    return {};
+  }
+};
+
+TEST_F(TlsConfig, ReadsTheBlockWithPathsFromTheConfigDirectory) {
+  auto c = parse(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key",
+                     "ca": "ca.pem", "require_client_cert": true,
+                     "trusted_names": ["pool.example.com"], "reload_interval_s": 5})");
+  ASSERT_TRUE(c.internalTls);
+  EXPECT_EQ(c.internalTls->listen, "sips:127.0.0.1:5061");
+  EXPECT_EQ(c.internalTls->certFile, path("gw.pem"));
+  EXPECT_EQ(c.internalTls->caFile, path("ca.pem"));
+  EXPECT_TRUE(c.internalTls->requireClientCert);
+  EXPECT_EQ(c.internalTls->trustedNames, std::vector<std::string>{"pool.example.com"});
+  EXPECT_EQ(c.internalTls->reloadIntervalS, 5);
+  EXPECT_EQ(c.internalTls->ciphers, kDefaultSipTlsCiphers);
+  EXPECT_FALSE(parse(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key"})")
+                   .internalTls->requireClientCert);
+}
+
+TEST_F(TlsConfig, NoBlockNoTls) {
+  auto c = loadConfig(config::Document::parse(R"({"domain": "example.com"})", "gateway.json"));
+  EXPECT_FALSE(c.internalTls);
+}
+
+TEST_F(TlsConfig, ProblemsNameFileAndPath) {
+  auto expect = [&](const std::string& tls, const std::string& where, const std::string& what) {
+    std::string e = error(tls);
+    EXPECT_NE(e.find("gateway.json"), std::string::npos) << e;
+    EXPECT_NE(e.find(where), std::string::npos) << e;
+    EXPECT_NE(e.find(what), std::string::npos) << e;
+  };
+  expect(R"({"listen": "sip:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key"})",
+         "internal.tls.listen", "not a sips: URL");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "key": "gw.key"})", "internal.tls.cert", "required");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "missing.pem", "key": "gw.key"})",
+         "internal.tls.cert", "missing.pem: cannot read");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key",
+             "require_client_cert": true})",
+         "internal.tls.require_client_cert", "needs \"ca\"");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key", "ca": "ca.pem",
+             "trusted_names": ["*.example.com"]})",
+         "internal.tls.trusted_names", "no wildcards");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key",
+             "trusted_names": ["pool.example.com"]})",
+         "internal.tls.trusted_names", "needs \"ca\"");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key",
+             "ciphers": "NOTHING-AT-ALL"})",
+         "internal.tls.ciphers", "selects no cipher");
+  expect(R"({"listen": "sips:127.0.0.1:5061", "cert": "gw.pem", "key": "gw.key", "tls13": true})",
+         "internal.tls.tls13", "");
+}
+
+TEST_F(TlsConfig, SipsListenersBelongToTheTlsBlock) {
+  try {
+    loadConfig(config::Document::parse(
+        R"({"domain": "example.com", "internal": {"listen": ["sips:127.0.0.1:5061"]}})",
+        "gateway.json"));
+    ADD_FAILURE() << "accepted";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("internal.tls.listen"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace medius::gateway
