@@ -152,6 +152,15 @@ def gateway_config(grpc_port, metrics_port, internal_port, trunk_port, registrar
     }
 
 
+MAKE_CERTS = os.path.join(ROOT, "deploy", "certs", "make-certs.sh")
+
+
+def make_certs(directory):
+    """The throwaway CA and certificates of deploy/certs/make-certs.sh in directory."""
+    subprocess.run([MAKE_CERTS, directory], check=True, stdout=subprocess.DEVNULL)
+    return directory
+
+
 def write_users_csv(path, users, password_of=user_password):
     """SIPp injection file: user;password;[authentication ...]. SIPp 3.6 cannot nest
     [fieldN] inside [authentication], but it parses an [authentication] keyword that
@@ -288,7 +297,13 @@ class Cluster:
 
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
                  with_routing=False, gateway_uses_routing=False, with_media=False, calls=False,
-                 trunk_overrides=None, gateway_extra=None, keepalive_interval_ms=1000):
+                 trunk_overrides=None, gateway_extra=None, keepalive_interval_ms=1000,
+                 tls=None):
+        # tls: a dict turns on the internal side's SIP over TLS (internal.tls) on
+        # self.tls_port, with the throwaway certificates of deploy/certs/make-certs.sh in
+        # self.certs_dir (gateway.pem/.key as the server's, ca.pem, client.pem/.key); the
+        # dict's keys are merged into the block, "{certs}" in a value is self.certs_dir.
+        self.tls = tls
         self.calls = calls
         if calls:
             with_routing = gateway_uses_routing = with_media = True
@@ -299,6 +314,11 @@ class Cluster:
         self.media = None
         self.trunk_ports = {}
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
+        self.certs_dir = os.path.join(self.dir, "certs")
+        if tls is not None:
+            make_certs(self.certs_dir)
+        # Extra environment of the gateway (a test pointing at example files).
+        self.gateway_env_extra = {}
         self.algorithms = algorithms
         self.nonce_ttl = nonce_ttl
         self.registrar_config = os.path.join(self.dir, "registrar.json")
@@ -330,14 +350,14 @@ class Cluster:
         self.gateway_metrics = free_port()
         self.internal_port = free_port()
         self.trunk_port = free_port()
+        self.tls_port = free_port()
         with open(os.path.join(self.dir, "registrar.json"), "w") as f:
             json.dump(registrar_config(self.registrar_grpc, self.registrar_metrics,
                                        self.algorithms, self.nonce_ttl), f, indent=2)
         with open(os.path.join(self.dir, "gateway.json"), "w") as f:
-            json.dump(_merge(gateway_config(self.gateway_grpc, self.gateway_metrics,
-                                            self.internal_port, self.trunk_port,
-                                            self.registrar_grpc), self.gateway_extra),
-                      f, indent=2)
+            json.dump(self._with_tls(_merge(gateway_config(
+                self.gateway_grpc, self.gateway_metrics, self.internal_port, self.trunk_port,
+                self.registrar_grpc), self.gateway_extra)), f, indent=2)
         if self.with_media:
             self.media_grpc = free_port()
             self.media_metrics = free_port()
@@ -378,9 +398,21 @@ class Cluster:
                                  "timeout_ms": 1000})
         gateway["calls"] = {"cdr_file": self.cdr_file}
         _merge(gateway, self.gateway_extra)
+        self._with_tls(gateway)
         self.gateway_config = os.path.join(self.dir, "gateway-calls.json")
         with open(self.gateway_config, "w") as f:
             json.dump(gateway, f, indent=2)
+
+    def _with_tls(self, gateway):
+        if self.tls is not None:
+            block = {"listen": "sips:127.0.0.1:%d" % self.tls_port,
+                     "cert": os.path.join(self.certs_dir, "gateway.pem"),
+                     "key": os.path.join(self.certs_dir, "gateway.key")}
+            for key, value in self.tls.items():
+                block[key] = value.format(certs=self.certs_dir) if isinstance(value, str) \
+                    else value
+            gateway["internal"]["tls"] = block
+        return gateway
 
     def trunk_address(self, name):
         return "%s:%d" % (TRUNK_HOSTS[name], self.trunk_ports[name])
@@ -407,6 +439,7 @@ class Cluster:
             env["MEDIUS_MEDIA_WORKERS"] = "127.0.0.1:%d" % self.media_grpc
         if self.calls:
             env["MEDIUS_CDR_FILE"] = self.cdr_file
+        env.update(self.gateway_env_extra)
         return env
 
     def _gateway_env(self):
@@ -414,6 +447,8 @@ class Cluster:
                 "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.gateway_metrics,
                 "MEDIUS_INTERNAL_LISTEN": "sip:127.0.0.1:%d" % self.internal_port,
                 "MEDIUS_TRUNK_LISTEN": "sip:127.0.0.1:%d" % self.trunk_port,
+                # Used only by a gateway config with an internal.tls block.
+                "MEDIUS_INTERNAL_TLS_LISTEN": "sips:127.0.0.1:%d" % self.tls_port,
                 "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc,
                 "MEDIUS_ROUTING_ADDRESS": "127.0.0.1:%d" % (
                     self.routing_grpc if self.gateway_uses_routing else self.no_routing_port)}

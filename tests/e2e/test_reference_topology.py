@@ -10,6 +10,8 @@ a cluster started by `./medius up`.
 import os
 import re
 import signal
+import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -52,6 +54,13 @@ class ReferenceTopology(harness.E2ETestCase):
         cluster.registrar_config = os.path.join(EXAMPLES, "registrar.json")
         cluster.routing_config = os.path.join(EXAMPLES, "routing.json")
         cluster.gateway_config = os.path.join(EXAMPLES, "gateway.json")
+        # Its TLS listener (internal.tls) with the throwaway CA of deploy/certs, as
+        # `./medius up` makes it, through the documented overrides.
+        certs = harness.make_certs(cluster.certs_dir)
+        cluster.gateway_env_extra = {
+            "MEDIUS_INTERNAL_TLS_CERT": os.path.join(certs, "gateway.pem"),
+            "MEDIUS_INTERNAL_TLS_KEY": os.path.join(certs, "gateway.key"),
+            "MEDIUS_INTERNAL_TLS_CA": os.path.join(certs, "ca.pem")}
         cls.cluster = cluster.start()
         # The media-transcoder on examples/local/media.json, listen addresses moved likewise;
         # started through the cluster so that it is stopped (and its exit code checked) with it.
@@ -79,6 +88,26 @@ class ReferenceTopology(harness.E2ETestCase):
         for b in listed["bindings"]:
             self.assertLessEqual(b["expires_in"], 600)
             self.assertGreater(b["expires_in"], 590)
+
+    def test_1b_tls_listener_serves_with_the_lab_ca(self):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.cluster.certs_dir, "ca.pem"))
+        with socket.create_connection(("127.0.0.1", self.cluster.tls_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                self.assertIn(tls.version(), ("TLSv1.2", "TLSv1.3"))
+                host, port = tls.getsockname()
+                tls.sendall(("OPTIONS sip:example.com SIP/2.0\r\n"
+                             "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bKref1;rport\r\n"
+                             "Max-Forwards: 70\r\nFrom: <sip:probe@example.com>;tag=1\r\n"
+                             "To: <sip:example.com>\r\nCall-ID: ref-tls-1\r\n"
+                             "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                             % (host, port)).encode())
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        self.assertTrue(data.startswith(b"SIP/2.0 200 "), data)
 
     def test_2_wrong_password_is_refused(self):
         csv = harness.write_users_csv(os.path.join(self.cluster.dir, "bad.csv"), ["alice"],

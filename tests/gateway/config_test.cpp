@@ -2,7 +2,11 @@
 // media policy.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
 #include "medius/common/config.hpp"
 #include "medius/gateway/config.hpp"
@@ -103,11 +107,27 @@ TEST(GatewayConfig, ReadsTheInternalMediaKeys) {
 
 // The reference lab's internal clients are SIPp (no SRTP): its gateway.json relaxes the
 // default "required" to "optional" (see the medius script and docs/configuration.md).
+// Its TLS listener's throwaway certificates come from deploy/certs/make-certs.sh (./medius
+// up runs it into .medius/certs and points MEDIUS_INTERNAL_TLS_* at them, as done here).
 TEST(GatewayConfig, TheLabAllowsPlainRtpInside) {
-  auto c = loadConfig(
-      config::Document::load(std::string(MEDIUS_SOURCE_DIR) + "/examples/local/gateway.json"));
+  std::string source = MEDIUS_SOURCE_DIR;
+  std::string certs = ::testing::TempDir() + "medius-lab-certs-" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("'" + source + "/deploy/certs/make-certs.sh' '" + certs + "' >/dev/null").c_str()),
+            0);
+  ::setenv("MEDIUS_INTERNAL_TLS_CERT", (certs + "/gateway.pem").c_str(), 1);
+  ::setenv("MEDIUS_INTERNAL_TLS_KEY", (certs + "/gateway.key").c_str(), 1);
+  ::setenv("MEDIUS_INTERNAL_TLS_CA", (certs + "/ca.pem").c_str(), 1);
+  auto c = loadConfig(config::Document::load(source + "/examples/local/gateway.json"));
+  for (const char* name : {"MEDIUS_INTERNAL_TLS_CERT", "MEDIUS_INTERNAL_TLS_KEY", "MEDIUS_INTERNAL_TLS_CA"}) {
+    ::unsetenv(name);
+  }
+  std::filesystem::remove_all(certs);
   EXPECT_EQ(c.internalSrtp, v1::SRTP_POLICY_OPTIONAL);
   EXPECT_EQ(c.internalCodecs, (std::vector<std::string>{"opus", "G722", "PCMU", "PCMA"}));
+  ASSERT_TRUE(c.internalTls);
+  EXPECT_EQ(c.internalTls->listen, "sips:127.0.0.1:5061");
+  EXPECT_EQ(c.internalTls->certFile, certs + "/gateway.pem");
+  EXPECT_FALSE(c.internalTls->requireClientCert);
 }
 
 TEST(GatewayConfig, BadInternalMediaKeysNameTheirPath) {
