@@ -1,0 +1,536 @@
+"""SIP over TLS on the gateway's internal side (issue 7 item 1), with independent clients:
+`openssl s_client` and Python's ssl module (OpenSSL underneath, but not Sofia-SIP) for single
+requests and handshakes, baresip for a REGISTER and calls (TlsBaresipCalls).
+
+- TlsListener: OPTIONS through `openssl s_client` gets 200 over TLS; REGISTER with digest
+  over TLS gets its binding with the TLS connection as its source; TLS 1.2 and 1.3 are
+  served, TLS 1.0 and 1.1 are refused by the server (the client offers them with
+  SECLEVEL=0, so the alert "protocol version" is the server's), and counted; a start with a
+  key that does not match the certificate, or a missing file, stops with the file named.
+- MutualTls (ca + require_client_cert + trusted_names): no client certificate, or one of
+  another CA, gets no SIP answer at all (the connection is dropped) and is counted; a
+  client certificate of the CA is served; one whose name is in trusted_names is a trusted
+  peer (a MESSAGE needs no credentials: 501, not 407), one that is not gets 407.
+- TlsReload: the certificate files are replaced (another serial and CN) while the gateway
+  runs: a new connection gets the new certificate within the check interval, a connection
+  made before goes on; bad new files (a key of another certificate) are refused, counted,
+  and the last good certificate stays; SIGHUP reloads at once.
+- TlsBaresipCalls: baresip registers over TLS (sip_cafile: it verifies the gateway), calls
+  the PBX trunk over TLS, and receives a call from a trunk over its TLS connection (the
+  gateway's INVITE goes back over the connection the REGISTER came on).
+
+The certificates are deploy/certs/make-certs.sh's (harness.Cluster(tls=...)), plus a few
+made here with the openssl CLI (another CA, a reloaded server certificate).
+"""
+
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import baresip  # noqa: E402
+import harness  # noqa: E402
+from harness import wait_until  # noqa: E402
+from test_calls import CallTestCase  # noqa: E402
+
+DOMAIN = harness.DOMAIN
+
+
+def openssl(*args, **kwargs):
+    return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, text=True,
+                          **kwargs)
+
+
+def make_leaf(directory, name, cn, ca_pem, ca_key, days=30):
+    """An EC key and certificate for cn (SAN DNS cn, localhost, IP 127.0.0.1) signed by the
+    CA; returns (pem, key)."""
+    key = os.path.join(directory, name + ".key")
+    pem = os.path.join(directory, name + ".pem")
+    csr = os.path.join(directory, name + ".csr")
+    ext = os.path.join(directory, name + ".ext")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n" % cn)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-days", str(days),
+            "-set_serial", "0x" + secrets.token_hex(8), "-extfile", ext, "-out", pem)
+    return pem, key
+
+
+def make_ca(directory, name):
+    key = os.path.join(directory, name + ".key")
+    pem = os.path.join(directory, name + ".pem")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("req", "-x509", "-new", "-key", key, "-subj", "/CN=" + name, "-days", "30",
+            "-out", pem)
+    return pem, key
+
+
+def tls_client(port, cafile, cert=None, key=None, timeout=5.0):
+    """A TLS connection to the gateway (its certificate verified against cafile for
+    127.0.0.1), presenting cert/key when given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    except Exception:
+        raw.close()
+        raise
+
+
+def peer_serial(sock):
+    der = sock.getpeercert(binary_form=True)
+    text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial", "-subject"],
+                          input=der, capture_output=True, check=True).stdout.decode()
+    return text
+
+
+class TlsSip:
+    """SIP requests over one TLS connection (Via SIP/2.0/TLS)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.host, self.port = sock.getsockname()
+        self.call_id = secrets.token_hex(8) + "@127.0.0.1"
+        self.cseq = 0
+        self.buffer = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def request(self, method, user="alice", uri=None, extra=(), contact=True, expires="600"):
+        self.cseq += 1
+        uri = uri or "sip:%s" % DOMAIN
+        lines = ["%s %s SIP/2.0" % (method, uri),
+                 "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (self.host, self.port,
+                                                                   secrets.token_hex(8)),
+                 "Max-Forwards: 70",
+                 "From: <sip:%s@%s>;tag=%s" % (user, DOMAIN, secrets.token_hex(4)),
+                 "To: <sip:%s@%s>" % (user if method == "REGISTER" else "bob", DOMAIN),
+                 "Call-ID: %s" % self.call_id,
+                 "CSeq: %d %s" % (self.cseq, method)]
+        if contact:
+            lines.append("Contact: <sip:%s@%s:%d;transport=tls>" % (user, self.host, self.port))
+        if method == "REGISTER" and expires is not None:
+            lines.append("Expires: %s" % expires)
+        lines += list(extra)
+        lines += ["User-Agent: medius-e2e-tls", "Content-Length: 0", "", ""]
+        self.sock.sendall("\r\n".join(lines).encode())
+        return self.final_response()
+
+    def final_response(self, timeout=5.0):
+        """The next final response on the connection; None when it closes or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+                length = int(m.group(1)) if m else 0
+                if len(rest) >= length:
+                    self.buffer = rest[length:]
+                    response = harness.SipResponse((head + sep).decode(errors="replace"))
+                    if response.status >= 200:
+                        return response
+                    continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65535)
+            except (socket.timeout, ssl.SSLError, OSError):
+                return None
+            if not data:
+                return None
+            self.buffer += data
+
+    def register(self, user, password):
+        first = self.request("REGISTER", user=user)
+        if first is None or first.status != 401:
+            return first
+        challenge = harness.parse_challenge(first.get("www-authenticate"))
+        auth = harness.SipClient.authorization(None, user, password, challenge)
+        return self.request("REGISTER", user=user, extra=["Authorization: " + auth])
+
+
+def s_client(port, request, *args, timeout=10):
+    """`openssl s_client` sending request (bytes) and printing what came back."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-ign_eof",
+            "-verify_return_error"] + list(args)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    # s_client writes stdin once connected and exits at EOF on the connection (-ign_eof
+    # keeps it reading after stdin's end); the gateway keeps a TLS connection open, so
+    # stop it once the answer is in.
+    proc.stdin.write(request)
+    proc.stdin.flush()
+    output = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            chunk = proc.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            output += chunk
+            if re.search(rb"SIP/2.0 [2-6]\d\d .*\r\n(.*\r\n)*?\r\n", output):
+                break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    try:
+        output += proc.stdout.read() or b""
+    except (BlockingIOError, ValueError):
+        pass
+    proc.stdin.close()
+    proc.stdout.close()
+    return output.decode(errors="replace")
+
+
+def options_text(port):
+    return ("OPTIONS sip:%s SIP/2.0\r\n"
+            "Via: SIP/2.0/TLS 127.0.0.1:%d;branch=z9hG4bK%s;rport\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sip:probe@%s>;tag=%s\r\n"
+            "To: <sip:%s>\r\n"
+            "Call-ID: %s@127.0.0.1\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+            % (DOMAIN, port, secrets.token_hex(8), DOMAIN, secrets.token_hex(4), DOMAIN,
+               secrets.token_hex(8))).encode()
+
+
+class TlsCase(harness.E2ETestCase):
+    tls = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = harness.Cluster(name=cls.__name__.lower(), tls=dict(cls.tls)).start()
+
+    def ca(self):
+        return os.path.join(self.cluster.certs_dir, "ca.pem")
+
+    def handshakes(self, result):
+        return harness.metric_value(self.cluster.metrics("gateway"),
+                                    "medius_gateway_tls_handshakes_total", {"result": result})
+
+    def wait_handshakes(self, result, at_least):
+        wait_until(lambda: self.handshakes(result) >= at_least, 5,
+                   "tls_handshakes_total{result=%s} >= %s" % (result, at_least))
+
+
+class TlsListener(TlsCase):
+    def test_options_through_openssl_s_client(self):
+        out = s_client(self.cluster.tls_port, options_text(self.cluster.tls_port),
+                       "-CAfile", self.ca(), "-verify_hostname", "localhost")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertRegex(out, r"SIP/2.0 200 OK")
+        self.assertRegex(out, r"(?m)^Via: SIP/2.0/TLS ")
+        self.assertRegex(out, r"(?mi)^Allow: .*REGISTER")
+
+    def test_register_over_tls_binds_the_connection(self):
+        sip = TlsSip(tls_client(self.cluster.tls_port, self.ca()))
+        self.addCleanup(sip.close)
+        self.assertEqual(sip.sock.version(), "TLSv1.3")
+        response = sip.register("user010", harness.user_password("user010"))
+        self.assertIsNotNone(response)
+        self.assertEqual(response.status, 200, response.raw)
+        bindings = self.cluster.registrations("sip:user010@%s" % DOMAIN)["bindings"]
+        self.assertEqual(len(bindings), 1, bindings)
+        self.assertEqual(bindings[0]["source"], {"host": "127.0.0.1", "port": sip.port,
+                                                 "transport": "tls"})
+        self.assertEqual(bindings[0]["contact"],
+                         "sip:user010@127.0.0.1:%d;transport=tls" % sip.port)
+        # A wrong password over TLS is still a wrong password.
+        other = TlsSip(tls_client(self.cluster.tls_port, self.ca()))
+        self.addCleanup(other.close)
+        self.assertEqual(other.register("user011", "wrong").status, 401)
+
+    def test_tls_1_2_is_served(self):
+        out = s_client(self.cluster.tls_port, options_text(self.cluster.tls_port),
+                       "-CAfile", self.ca(), "-tls1_2")
+        self.assertIn("Protocol  : TLSv1.2", out)
+        self.assertRegex(out, r"SIP/2.0 200 OK")
+        # The cipher is one of the configured list (ECDHE with AES-GCM for this EC key).
+        self.assertRegex(out, r"Cipher is ECDHE-ECDSA-AES(128|256)-GCM-SHA(256|384)")
+
+    def test_tls_1_0_and_1_1_are_refused_by_the_server(self):
+        before = self.handshakes("protocol_version")
+        for version in ("-tls1", "-tls1_1"):
+            # SECLEVEL=0 makes this OpenSSL 3 client offer the old version at all.
+            out = s_client(self.cluster.tls_port, options_text(self.cluster.tls_port),
+                           "-CAfile", self.ca(), version, "-cipher", "DEFAULT@SECLEVEL=0")
+            self.assertIn("alert protocol version", out, out)
+            self.assertNotIn("SIP/2.0", out)
+        self.wait_handshakes("protocol_version", before + 2)
+
+    def test_a_client_that_does_not_trust_the_gateway_is_counted(self):
+        directory = os.path.join(self.cluster.dir, "other-ca-1")
+        os.makedirs(directory, exist_ok=True)
+        other_ca, _ = make_ca(directory, "other-ca")
+        before = self.handshakes("peer_alert")
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            tls_client(self.cluster.tls_port, other_ca)
+        self.wait_handshakes("peer_alert", before + 1)
+
+    def test_bad_certificate_files_stop_the_start(self):
+        certs = self.cluster.certs_dir
+        directory = os.path.join(self.cluster.dir, "bad-start")
+        os.makedirs(directory, exist_ok=True)
+        cases = [
+            # the client's key with the gateway's certificate
+            ({"cert": os.path.join(certs, "gateway.pem"), "key": os.path.join(certs, "client.key")},
+             "internal.tls.key", "client.key: the private key does not match the certificate"),
+            ({"cert": os.path.join(directory, "missing.pem"),
+              "key": os.path.join(certs, "gateway.key")},
+             "internal.tls.cert", "missing.pem: cannot read: No such file or directory"),
+        ]
+        for overrides, path, message in cases:
+            config = harness.gateway_config(harness.free_port(), harness.free_port(),
+                                            harness.free_port(), harness.free_port(),
+                                            harness.free_port())
+            config["internal"]["tls"] = dict({"listen": "sips:127.0.0.1:%d" % harness.free_port()},
+                                             **overrides)
+            name = os.path.join(directory, "gateway-%d.json" % len(os.listdir(directory)))
+            with open(name, "w") as f:
+                import json
+                json.dump(config, f)
+            result = subprocess.run([os.path.join(harness.bin_dir(), "signaling-gateway"),
+                                     "--config", name], capture_output=True, text=True,
+                                    timeout=20, env=dict(os.environ, MEDIUS_INTERNAL_TLS_LISTEN=""))
+            self.assertEqual(result.returncode, 2, result.stdout + result.stderr)
+            text = result.stdout + result.stderr
+            self.assertIn(path, text)
+            self.assertIn(message, text)
+
+
+class MutualTls(TlsCase):
+    tls = {"ca": "{certs}/ca.pem", "require_client_cert": True,
+           "trusted_names": ["client.example.com"]}
+
+    def client_certs(self):
+        return (os.path.join(self.cluster.certs_dir, "client.pem"),
+                os.path.join(self.cluster.certs_dir, "client.key"))
+
+    def assertRefused(self, sock):
+        """The connection gives no SIP answer: dropped (TLS 1.3 completes the handshake
+        on the client before the server checks the certificate)."""
+        sip = TlsSip(sock)
+        self.addCleanup(sip.close)
+        try:
+            response = sip.request("OPTIONS")
+        except (ssl.SSLError, OSError):
+            response = None
+        self.assertIsNone(response, response.raw if response else "")
+
+    def test_no_client_certificate_is_refused(self):
+        before = self.handshakes("no_certificate")
+        self.assertRefused(tls_client(self.cluster.tls_port, self.ca()))
+        self.wait_handshakes("no_certificate", before + 1)
+
+    def test_a_certificate_of_another_ca_is_refused(self):
+        directory = os.path.join(self.cluster.dir, "other-ca-2")
+        os.makedirs(directory, exist_ok=True)
+        ca_pem, ca_key = make_ca(directory, "other-ca")
+        pem, key = make_leaf(directory, "intruder", "client.example.com", ca_pem, ca_key)
+        before = self.handshakes("bad_certificate")
+        try:
+            sock = tls_client(self.cluster.tls_port, self.ca(), pem, key)
+        except (ssl.SSLError, OSError):
+            sock = None
+        if sock is not None:
+            self.assertRefused(sock)
+        self.wait_handshakes("bad_certificate", before + 1)
+
+    def test_a_trusted_peer_needs_no_credentials(self):
+        pem, key = self.client_certs()
+        sip = TlsSip(tls_client(self.cluster.tls_port, self.ca(), pem, key))
+        self.addCleanup(sip.close)
+        self.assertEqual(sip.request("OPTIONS").status, 200)
+        before = harness.metric_value(self.cluster.metrics("gateway"),
+                                      "medius_gateway_trusted_peer_requests_total")
+        # A MESSAGE is challenged (407) from anyone else; the trusted peer's reaches the
+        # request handling, which does not implement MESSAGE (501).
+        response = sip.request("MESSAGE", user="pool", contact=False)
+        self.assertEqual(response.status, 501, response.raw)
+        self.assertEqual(harness.metric_value(self.cluster.metrics("gateway"),
+                                              "medius_gateway_trusted_peer_requests_total"),
+                         before + 1)
+
+    def test_a_verified_peer_not_in_trusted_names_is_challenged(self):
+        # The gateway's own certificate (same CA, name gateway.example.com) as a client's.
+        certs = self.cluster.certs_dir
+        sip = TlsSip(tls_client(self.cluster.tls_port, self.ca(),
+                                os.path.join(certs, "gateway.pem"),
+                                os.path.join(certs, "gateway.key")))
+        self.addCleanup(sip.close)
+        response = sip.request("MESSAGE", user="pool", contact=False)
+        self.assertEqual(response.status, 407, response.raw)
+
+
+class TlsReload(TlsCase):
+    tls = {"reload_interval_s": 1}
+
+    def test_1_new_certificate_without_restart(self):
+        certs = self.cluster.certs_dir
+        old = tls_client(self.cluster.tls_port, self.ca())
+        old_sip = TlsSip(old)
+        self.addCleanup(old_sip.close)
+        before = peer_serial(old)
+        self.assertIn("gateway.example.com", before)
+        self.assertEqual(old_sip.request("OPTIONS").status, 200)
+        pem, key = make_leaf(os.path.join(self.cluster.dir), "renewed", "renewed.example.com",
+                             os.path.join(certs, "ca.pem"), os.path.join(certs, "ca.key"))
+        # Replaced as a deployment tool would: new files renamed over the old ones.
+        os.replace(key, os.path.join(certs, "gateway.key"))
+        os.replace(pem, os.path.join(certs, "gateway.pem"))
+
+        def renewed():
+            sock = tls_client(self.cluster.tls_port, self.ca())
+            try:
+                return "renewed.example.com" in peer_serial(sock)
+            finally:
+                sock.close()
+        wait_until(renewed, 5, "a new connection gets the renewed certificate")
+        self.assertEqual(harness.metric_value(self.cluster.metrics("gateway"),
+                                              "medius_gateway_tls_reloads_total",
+                                              {"result": "ok"}), 1)
+        # The connection made before goes on, on its old certificate.
+        self.assertEqual(old_sip.request("OPTIONS").status, 200)
+        self.assertEqual(peer_serial(old), before)
+
+    def test_2_bad_new_files_keep_the_last_good_certificate(self):
+        certs = self.cluster.certs_dir
+        with open(os.path.join(certs, "client.key")) as f:
+            wrong_key = f.read()
+        with open(os.path.join(certs, "gateway.key"), "w") as f:
+            f.write(wrong_key)
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
+                                                "medius_gateway_tls_reloads_total",
+                                                {"result": "error"}) >= 1, 5,
+                   "the bad key counted as a failed reload")
+        sock = tls_client(self.cluster.tls_port, self.ca())
+        self.addCleanup(sock.close)
+        self.assertIn("renewed.example.com", peer_serial(sock))
+        self.assertIn("the private key does not match the certificate",
+                      self.cluster.gateway.log_text())
+
+    def test_3_sighup_reloads_at_once(self):
+        certs = self.cluster.certs_dir
+        pem, key = make_leaf(os.path.join(self.cluster.dir), "hup", "hup.example.com",
+                             os.path.join(certs, "ca.pem"), os.path.join(certs, "ca.key"))
+        os.replace(key, os.path.join(certs, "gateway.key"))
+        os.replace(pem, os.path.join(certs, "gateway.pem"))
+        os.kill(self.cluster.gateway.pid, signal.SIGHUP)
+
+        def reloaded():
+            sock = tls_client(self.cluster.tls_port, self.ca())
+            try:
+                return "hup.example.com" in peer_serial(sock)
+            finally:
+                sock.close()
+        wait_until(reloaded, 5, "the certificate after SIGHUP")
+
+
+class TlsBaresipCalls(baresip.DumpsAgentsOnFailure, CallTestCase):
+    """baresip over TLS: REGISTER, a call out, a call in (the whole call path)."""
+
+    cluster_options = {"tls": {}}
+
+    @classmethod
+    def setUpClass(cls):
+        baresip.check_prerequisites()
+        super().setUpClass()
+
+    def tls_client(self, user, host, answer=False):
+        account = ('<sip:%s@%s>;auth_pass=%s;outbound="sip:127.0.0.1:%d;transport=tls";regint=600'
+                   % (user, DOMAIN, harness.user_password(user), self.cluster.tls_port))
+        if answer:
+            account += ";answermode=auto"
+        ua = TlsBaresip(self.cluster.dir, "tls-" + user, host, account, 440,
+                        cafile=os.path.join(self.cluster.certs_dir, "ca.pem"))
+        self.agents.append(ua)
+        self.addCleanup(ua.stop)
+        ua.start()
+        ua.wait_registered()
+        return ua
+
+    def test_register_and_call_out_over_tls(self):
+        ua = self.tls_client("alice", "127.0.0.21")
+        binding = self.cluster.registrations("sip:alice@%s" % DOMAIN)["bindings"][0]
+        self.assertEqual(binding["source"]["transport"], "tls", binding)
+        self.assertRegex(ua.log(), r"alice@example.com: \{0/TLS/v4\} 200 OK")
+        # The call: alice -> 2200 (the pbx trunk, an idle SIPp that answers).
+        started = time.time()
+        ua.dial("sip:2200@%s" % DOMAIN)
+        ua.wait_event("CALL_ESTABLISHED", 15, after=started)
+        time.sleep(1.0)
+        ua.hangup()
+        ua.wait_event("CALL_CLOSED", 10, after=started)
+        trace = ua.log()
+        # Every SIP message of the call went over TLS, both ways.
+        # baresip connects from 127.0.0.1 (its TLS client socket is not bound to its host).
+        self.assertRegex(trace, r"(?m)^TLS 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:%d$" % self.cluster.tls_port)
+        self.assertNotRegex(trace, r"(?m)^(UDP|TCP) 127\.0\.0\.1:%d" % self.cluster.internal_port)
+        invite_200 = [t for _, _, _, t in ua.sip_messages()
+                      if t.startswith("SIP/2.0 200") and re.search(r"(?m)^CSeq: \d+ INVITE", t)]
+        self.assertTrue(invite_200, "no 200 to the INVITE")
+        self.assertRegex(invite_200[0], r"(?mi)^Contact: <sip:medius@127\.0\.0\.1:%d;transport=tls>"
+                         % self.cluster.tls_port)
+
+    def test_a_call_in_reaches_the_client_over_its_tls_connection(self):
+        ua = self.tls_client("bob", "127.0.0.22", answer=True)
+        uac = self.caller("uac_call.xml", "4255550101", caller="2065550199",
+                                 trunk="pstn-primary", duration_ms=2000)
+        result = uac.wait()
+        self.assertEqual(result.returncode, 0, result.describe())
+        # The INVITE came over bob's own TLS connection (from the gateway's TLS port to the
+        # connection's 127.0.0.1 end), to the Contact bob registered.
+        gateway = "127.0.0.1:%d" % self.cluster.tls_port
+        invites = [(transport, dst, text) for transport, src, dst, text in ua.sip_messages()
+                   if src == gateway and text.startswith("INVITE ")]
+        self.assertTrue(invites, "bob got no INVITE over TLS: %s" % [
+            (t, src, dst, text.split("\n", 1)[0]) for t, src, dst, text in ua.sip_messages()])
+        transport, dst, invite = invites[0]
+        self.assertEqual(transport, "TLS")
+        self.assertRegex(invite, r"^INVITE sip:bob-[^@]+@127\.0\.0\.22:\d+;transport=tls SIP/2.0")
+        self.assertRegex(invite, r"(?mi)^Contact: <sip:medius@127\.0\.0\.1:%d;transport=tls>"
+                         % self.cluster.tls_port)
+        binding = self.cluster.registrations("sip:bob@%s" % DOMAIN)["bindings"][0]
+        self.assertEqual(dst, "127.0.0.1:%d" % binding["source"]["port"])
+        # bob answered over the same connection.
+        self.assertTrue([t for transport, src, d, t in ua.sip_messages()
+                         if d == gateway and t.startswith("SIP/2.0 200 ")
+                         and re.search(r"(?m)^CSeq: \d+ INVITE", t)], "bob sent no 200")
+
+
+class TlsBaresip(baresip.Baresip):
+    """baresip that verifies the gateway's certificate (sip_cafile)."""
+
+    def __init__(self, workdir, name, host, account, tone_hz, cafile):
+        super().__init__(workdir, name, host, account, tone_hz)
+        self.cafile = cafile
+
+    def write_config(self):
+        super().write_config()
+        with open(os.path.join(self.dir, "config"), "a") as f:
+            f.write("sip_cafile %s\n" % self.cafile)
+
+
+if __name__ == "__main__":
+    harness.main()
