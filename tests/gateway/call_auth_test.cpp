@@ -62,6 +62,19 @@ TEST(CallAuth, WhichRequestsNeedCredentials) {
   EXPECT_FALSE(needs("INVITE", Side::Internal, CallAuthMode::Required, "abc"));
 }
 
+TEST(CallAuth, ATrustedTlsPeerNeedsNoCredentials) {
+  for (const char* m : {"INVITE", "MESSAGE", "SUBSCRIBE"}) {
+    MsgPtr msg = parse(requestText(m, "", ""));
+    ASSERT_TRUE(msg) << m;
+    EXPECT_TRUE(needsCredentials(sip_object(msg.get()), Side::Internal, CallAuthMode::Required,
+                                 false))
+        << m;
+    EXPECT_FALSE(needsCredentials(sip_object(msg.get()), Side::Internal, CallAuthMode::Required,
+                                  true))
+        << m;
+  }
+}
+
 TEST(CallAuth, ProxyCredentialsForOurRealmOnly) {
   MsgPtr msg = parse(requestText(
       "INVITE",

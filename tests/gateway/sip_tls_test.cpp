@@ -5,8 +5,16 @@
 // end by tests/e2e/test_tls.py.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
 
 #include <cstdio>
 #include <ctime>
@@ -14,12 +22,20 @@
 #include <fstream>
 #include <string>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <prometheus/registry.h>
 
 #include "medius/common/config.hpp"
 #include "medius/gateway/config.hpp"
+#include "medius/gateway/gateway.hpp"
+#include "medius/gateway/metrics.hpp"
+#include "medius/gateway/registrar_client.hpp"
+#include "medius/gateway/sip_loop.hpp"
 #include "medius/gateway/sip_tls.hpp"
 
 namespace medius::gateway {
@@ -43,6 +59,13 @@ X509Ptr makeCert(EVP_PKEY* key, const std::string& cn, EVP_PKEY* issuerKey, X509
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
   X509_set_issuer_name(x.get(), issuer ? X509_get_subject_name(issuer) : name);
+  if (!issuer) {
+    // A CA (OpenSSL verifies a chain only through a certificate marked as one).
+    X509_EXTENSION* bc = X509V3_EXT_conf_nid(nullptr, nullptr, NID_basic_constraints,
+                                             "critical,CA:TRUE");
+    X509_add_ext(x.get(), bc, -1);
+    X509_EXTENSION_free(bc);
+  }
   X509_sign(x.get(), issuerKey ? issuerKey : key, EVP_sha256());
   return x;
 }
@@ -279,6 +302,136 @@ TEST_F(TlsConfig, SipsListenersBelongToTheTlsBlock) {
   } catch (const config::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("internal.tls.listen"), std::string::npos) << e.what();
   }
+}
+
+// The listener itself, in process: a Gateway with internal.tls on a port Sofia picks, an
+// OpenSSL client on a plain blocking socket.
+class TlsGateway : public TlsFiles {
+ protected:
+  void SetUp() override {
+    TlsFiles::SetUp();
+    settings_.listen = "sips:127.0.0.1:0";
+    settings_.reloadIntervalS = 0;
+    config_.domain = "example.com";
+    config_.internalListen = {"sip:127.0.0.1:0;transport=udp"};
+    config_.trunkListen = {"sip:127.0.0.1:0;transport=udp"};
+    config_.internalTls = settings_;
+    metrics_ = std::make_unique<GatewayMetrics>(registry_);
+    client_ = std::make_unique<GrpcRegistrarClient>("127.0.0.1:1", std::chrono::milliseconds(100),
+                                                    *metrics_);
+    loop_.invoke([&] {
+      gateway_ = std::make_unique<Gateway>(loop_, config_, *client_, *metrics_, state_);
+      port_ = gateway_->tlsPort();
+    });
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override {
+    loop_.invoke([&] { gateway_.reset(); });
+    client_.reset();
+    loop_.stop();
+    TlsFiles::TearDown();
+  }
+
+  // Connects with TLS versions [minVersion, maxVersion], verifying the gateway with the CA;
+  // returns the peer certificate's serial ("" when the handshake failed) and, when asked,
+  // the answer to an OPTIONS.
+  std::string connect(int minVersion, int maxVersion, std::string* answer = nullptr) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, minVersion);
+    SSL_CTX_set_max_proto_version(ctx, maxVersion);
+    SSL_CTX_set_security_level(ctx, 0);  // let this client offer TLS 1.0/1.1
+    SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca_.get());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string serial;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      SSL* ssl = SSL_new(ctx);
+      SSL_set_fd(ssl, fd);
+      if (SSL_connect(ssl) == 1) {
+        if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+          BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(peer), nullptr);
+          char* hex = BN_bn2hex(bn);
+          serial = hex;
+          OPENSSL_free(hex);
+          BN_free(bn);
+          X509_free(peer);
+        }
+        if (answer) {
+          std::string options =
+              "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKt1\r\n"
+              "Max-Forwards: 70\r\nFrom: <sip:t@example.com>;tag=1\r\nTo: <sip:example.com>\r\n"
+              "Call-ID: tls-unit-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+          SSL_write(ssl, options.data(), static_cast<int>(options.size()));
+          char buf[4096];
+          while (answer->find("\r\n\r\n") == std::string::npos) {
+            int n = SSL_read(ssl, buf, sizeof buf);
+            if (n <= 0) break;
+            answer->append(buf, static_cast<std::size_t>(n));
+          }
+        }
+      }
+      SSL_free(ssl);
+    }
+    ::close(fd);
+    SSL_CTX_free(ctx);
+    return serial;
+  }
+
+  double handshakes(const char* result) {
+    double v = 0;
+    loop_.invoke([&] { v = metrics_->tlsHandshakes(result); });
+    return v;
+  }
+
+  GatewayConfig config_;
+  prometheus::Registry registry_;
+  std::unique_ptr<GatewayMetrics> metrics_;
+  GatewayState state_;
+  SipLoop loop_;
+  std::unique_ptr<GrpcRegistrarClient> client_;
+  std::unique_ptr<Gateway> gateway_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(TlsGateway, ServesOptionsOverTls12And13Only) {
+  std::string answer;
+  EXPECT_EQ(connect(TLS1_3_VERSION, TLS1_3_VERSION, &answer), "2A");
+  EXPECT_EQ(answer.rfind("SIP/2.0 200 OK\r\n", 0), 0u) << answer;
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_2_VERSION), "2A");
+  EXPECT_EQ(connect(TLS1_VERSION, TLS1_1_VERSION), "");
+  // Counted on the loop, once per connection.
+  for (int i = 0; i < 50 && handshakes("protocol_version") < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(handshakes("ok"), 2);
+  EXPECT_EQ(handshakes("protocol_version"), 1);
+}
+
+TEST_F(TlsGateway, ReloadServesTheNewCertificateToNewConnections) {
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "2A");
+  bool reloaded = false;
+  loop_.invoke([&] { reloaded = gateway_->reloadTls(false); });
+  EXPECT_FALSE(reloaded);  // nothing changed
+  // Bad new files: refused, the old certificate stays.
+  auto otherKey = makeKey();
+  writeKey("gw.key", otherKey.get());
+  loop_.invoke([&] { reloaded = gateway_->reloadTls(true); });
+  EXPECT_FALSE(reloaded);
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "2A");
+  // A renewed certificate (serial 0x43) for the new key.
+  auto renewed = makeCert(otherKey.get(), "renewed.example.com", caKey_.get(), ca_.get(), -3600,
+                          86400, 0x43);
+  writeCert("gw.pem", renewed.get());
+  loop_.invoke([&] { reloaded = gateway_->reloadTls(false); });
+  EXPECT_TRUE(reloaded);
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "43");
 }
 
 }  // namespace
