@@ -284,8 +284,31 @@ class TlsListener(TlsCase):
         os.makedirs(directory, exist_ok=True)
         other_ca, _ = make_ca(directory, "other-ca")
         before = self.handshakes("peer_alert")
-        with self.assertRaises(ssl.SSLCertVerificationError):
-            tls_client(self.cluster.tls_port, other_ca)
+        # The handshake through memory BIOs, so that the client's alert goes out and the
+        # connection stays open until the gateway has read it: Sofia handles a hang-up
+        # before reading, so an alert that arrives with the FIN is never seen (metrics.md).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(other_ca)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        raw = socket.create_connection(("127.0.0.1", self.cluster.tls_port), timeout=5)
+        self.addCleanup(raw.close)
+        refused = False
+        for _ in range(20):
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                data = raw.recv(65536)
+                if not data:
+                    break
+                incoming.write(data)
+            except ssl.SSLCertVerificationError:
+                raw.sendall(outgoing.read())  # the alert "unknown CA"
+                refused = True
+                break
+        self.assertTrue(refused, "the client accepted a certificate of another CA")
         self.wait_handshakes("peer_alert", before + 1)
 
     def test_bad_certificate_files_stop_the_start(self):
@@ -492,6 +515,52 @@ class TlsBaresipCalls(baresip.DumpsAgentsOnFailure, CallTestCase):
         self.assertTrue(invite_200, "no 200 to the INVITE")
         self.assertRegex(invite_200[0], r"(?mi)^Contact: <sip:medius@127\.0\.0\.1:%d;transport=tls>"
                          % self.cluster.tls_port)
+
+    def test_a_sips_call_gets_a_sips_contact(self):
+        """baresip 1.0 cannot dial a sips: URI (it makes it sip:sips:...): a Python TLS
+        client INVITEs sips:2200@example.com as alice (digest), ACKs the 200, sends BYE."""
+        sock = tls_client(self.cluster.tls_port, os.path.join(self.cluster.certs_dir, "ca.pem"))
+        sip = TlsSip(sock)
+        self.addCleanup(sip.close)
+        uri = "sips:2200@%s" % DOMAIN
+        from_tag = secrets.token_hex(4)
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 7990 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+               "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
+
+        def send(method, ruri, cseq, to_tag="", extra=(), body=""):
+            lines = ["%s %s SIP/2.0" % (method, ruri),
+                     "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (
+                         sip.host, sip.port, secrets.token_hex(8)),
+                     "Max-Forwards: 70",
+                     "From: <sip:alice@%s>;tag=%s" % (DOMAIN, from_tag),
+                     "To: <%s>%s" % (uri, ";tag=" + to_tag if to_tag else ""),
+                     "Call-ID: %s" % sip.call_id, "CSeq: %d %s" % (cseq, method),
+                     "Contact: <sips:alice@%s:%d>" % (sip.host, sip.port)]
+            lines += list(extra)
+            if body:
+                lines.append("Content-Type: application/sdp")
+            lines += ["Content-Length: %d" % len(body), "", body]
+            sip.sock.sendall("\r\n".join(lines).encode())
+            return None if method == "ACK" else sip.final_response(timeout=10)
+
+        first = send("INVITE", uri, 1, body=sdp)
+        self.assertEqual(first.status, 407, first.raw)
+        to_tag = re.search(r"tag=([^;>\s]+)", first.get("to")).group(1)
+        send("ACK", uri, 1, to_tag=to_tag)
+        challenge = harness.parse_challenge(first.get("proxy-authenticate"))
+        auth = harness.SipClient.authorization(None, "alice", harness.user_password("alice"),
+                                               challenge, method="INVITE", uri=uri)
+        ok = send("INVITE", uri, 2, extra=["Proxy-Authorization: " + auth], body=sdp)
+        self.assertEqual(ok.status, 200, ok.raw)
+        # RFC 3261 12.1.1: a dialog started with a SIPS Request-URI gets a SIPS Contact.
+        contact = ok.get("contact")
+        self.assertEqual(contact, "<sips:medius@127.0.0.1:%d>" % self.cluster.tls_port)
+        to_tag = re.search(r"tag=([^;>\s]+)", ok.get("to")).group(1)
+        target = contact.strip("<>")
+        send("ACK", target, 2, to_tag=to_tag)
+        bye = send("BYE", target, 3, to_tag=to_tag)
+        self.assertEqual(bye.status, 200, bye.raw)
 
     def test_a_call_in_reaches_the_client_over_its_tls_connection(self):
         ua = self.tls_client("bob", "127.0.0.22", answer=True)

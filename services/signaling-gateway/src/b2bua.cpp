@@ -192,19 +192,22 @@ std::string sessionHeaders(const SessionTimer& st) {
 
 std::string LocalContacts::contact(Side side, const std::string& proto,
                                    const std::string& user) const {
-  std::string key = std::string(identOf(side)) + "/" + proto;
+  // "sips": a dialog its peer started with a sips: Request-URI, over TLS.
+  bool sips = proto == "sips";
+  std::string key = std::string(identOf(side)) + "/" + (sips ? "tls" : proto);
   auto it = hostPort.find(key);
   if (it == hostPort.end()) it = hostPort.find(std::string(identOf(side)) + "/udp");
   std::string hp = it != hostPort.end() ? it->second : "127.0.0.1";
-  std::string uri = "<sip:" + user + "@" + hp;
-  // Over TLS the Contact says so (RFC 3261 19.1.5 ";transport=tls"): the peer's
-  // requests in the dialog then come back over TLS, to the TLS listener.
+  // RFC 3261 12.1.1: a dialog started with a SIPS Request-URI gets a SIPS Contact; over
+  // TLS otherwise the Contact says ";transport=tls" (19.1.5), so that the peer's requests
+  // in the dialog come back over TLS, to the TLS listener.
+  std::string uri = (sips ? "<sips:" : "<sip:") + user + "@" + hp;
   if (proto == "tcp" || proto == "tls") uri += ";transport=" + proto;
   return uri + ">";
 }
 
 std::string LocalContacts::hostOf(Side side, const std::string& proto) const {
-  auto it = hostPort.find(std::string(identOf(side)) + "/" + proto);
+  auto it = hostPort.find(std::string(identOf(side)) + "/" + (proto == "sips" ? "tls" : proto));
   if (it == hostPort.end()) it = hostPort.find(std::string(identOf(side)) + "/udp");
   if (it == hostPort.end()) return "127.0.0.1";
   const std::string& hp = it->second;
@@ -327,6 +330,7 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
   call.id = idPrefix_ + std::to_string(nextCall_++);
   call.aSide = side;
   call.aProto = transportName(source.transport);
+  if (call.aProto == "tls" && sip->sip_request->rq_url->url_type == url_sips) call.aProto = "sips";
   call.maxForwards = *next;
   call.aCallId = sip->sip_call_id->i_id;
   call.stA.call = &call;
@@ -642,8 +646,9 @@ B2bua::Fork* B2bua::sendFork(Call& call, const v1::RouteTarget& target,
     f.failoverCodes.assign(target.trunk().failover_codes().begin(),
                            target.trunk().failover_codes().end());
     if (target.trunk().address().transport() == v1::TRANSPORT_TCP) f.proto = "tcp";
-  } else if (requestUri.rfind("sips:", 0) == 0 || nextHop.rfind("sips:", 0) == 0 ||
-             requestUri.find("transport=tls") != std::string::npos) {
+  } else if (requestUri.rfind("sips:", 0) == 0) {
+    f.proto = "sips";  // a SIPS Contact for a SIPS target (RFC 3261 12.1.1)
+  } else if (nextHop.rfind("sips:", 0) == 0 || requestUri.find("transport=tls") != std::string::npos) {
     // A user registered over TLS: its binding's received address is a TLS connection
     // (nextHopOf gives "sips:"), and the INVITE goes back over it.
     f.proto = "tls";

@@ -69,6 +69,8 @@ namespace medius::gateway {
 struct LocalContacts {
   // key: side ("internal"/"trunk") + "/" + proto ("udp", "tcp", "tls")
   std::map<std::string, std::string> hostPort;
+  // proto: "udp", "tcp", "tls" (";transport=tls") or "sips" (a sips: Contact on the TLS
+  // listener, for a dialog started with a sips: Request-URI).
   std::string contact(Side side, const std::string& proto, const std::string& user) const;
   // The host (no port) the side listens on, for From headers toward trunks.
   std::string hostOf(Side side, const std::string& proto) const;
