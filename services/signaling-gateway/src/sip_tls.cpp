@@ -1,18 +1,22 @@
 #include "medius/gateway/sip_tls.hpp"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <sofia-sip/su_alloc.h>
 
 #include "medius/common/logging.hpp"
 #include "medius/gateway/metrics.hpp"
@@ -119,7 +123,63 @@ std::string_view alertResult(int alert) {
   }
 }
 
+// The contexts SipTls manages (any SIP loop of the process; tls_free below reads it).
+std::mutex gManagedMutex;
+std::vector<SSL_CTX*> gManaged;
+
+bool managed(SSL_CTX* ctx) {
+  std::lock_guard lock(gManagedMutex);
+  return std::find(gManaged.begin(), gManaged.end(), ctx) != gManaged.end();
+}
+
+// The first members of Sofia's struct tls_s (tport_tls.c), as Debian's 1.12.11 binary
+// uses them (tls_free: ctx at +0x18, con at +0x20, bio_con at +0x28, the type bit at
+// +0x30 bit 0: 0 = "master", whose tls_free also does SSL_CTX_free).
+struct SofiaTlsHead {
+  su_home_t home[1];
+  SSL_CTX* ctx;
+  SSL* con;
+  BIO* bio_con;
+  unsigned int type : 1;
+};
+
 }  // namespace
+
+// Sofia-SIP 1.12.11's tls_free() shuts a connection's SSL down and frees its BIO but never
+// calls SSL_free(): every TLS connection leaked its SSL object and buffers (about 60 KB;
+// LeakSanitizer on tests/gateway/sip_tls_test.cpp; Debian's binary does SSL_shutdown,
+// SSL_CTX_free for the master, BIO_free, su_home_unref, and SSL_free only in its STUN
+// code). Sofia calls tls_free through its PLT and the executable exports this definition
+// (CMake: --export-dynamic-symbol=tls_free), so this one runs: for a connection of a
+// context SipTls manages (recognised by pointer comparison before anything is read
+// through the pointers) it takes one more reference on the BIO, lets Sofia's tls_free do
+// its part (its BIO_free then drops only that reference), and frees the SSL, which frees
+// the BIO. Sofia's tls_init_secondary copies the master's type into each connection, so
+// its tls_free also drops one reference on the shared SSL_CTX per connection (which
+// balanced the reference the leaked SSL kept): one more reference is taken for that too.
+// Anything else goes to Sofia's unchanged.
+extern "C" void tls_free(void* tls) {
+  using Fn = void (*)(void*);
+  static const Fn real = [] {
+    void* symbol = dlsym(RTLD_NEXT, "tls_free");
+    Fn fn = nullptr;
+    std::memcpy(&fn, &symbol, sizeof fn);
+    return fn;
+  }();
+  if (!real) std::abort();  // only Sofia calls this, so Sofia's is there
+  SSL* con = nullptr;
+  if (tls) {
+    auto* head = static_cast<SofiaTlsHead*>(tls);
+    if (head->con && head->bio_con && managed(head->ctx) &&
+        SSL_get_SSL_CTX(head->con) == head->ctx && SSL_get_rbio(head->con) == head->bio_con) {
+      con = head->con;
+      BIO_up_ref(head->bio_con);
+      if ((head->type & 1U) == 0) SSL_CTX_up_ref(head->ctx);  // Sofia's SSL_CTX_free takes it
+    }
+  }
+  real(tls);
+  if (con) SSL_free(con);
+}
 
 TlsCredentials loadTlsCredentials(const SipTlsSettings& s, std::time_t now) {
   TlsCredentials c;
@@ -271,6 +331,8 @@ SipTls::SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
     for (SSL_CTX* ctx : created) {
       SSL_CTX_up_ref(ctx);
       contexts_.push_back(ctx);
+      std::lock_guard lock(gManagedMutex);
+      gManaged.push_back(ctx);
     }
   }  // Sofia read the directory while binding: it is removed here
   for (SSL_CTX* ctx : contexts_) {
@@ -298,6 +360,10 @@ SipTls::SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
 
 SipTls::~SipTls() {
   for (SSL_CTX* ctx : contexts_) {
+    {
+      std::lock_guard lock(gManagedMutex);
+      gManaged.erase(std::remove(gManaged.begin(), gManaged.end(), ctx), gManaged.end());
+    }
     SSL_CTX_set_info_callback(ctx, nullptr);
     SSL_CTX_set_ex_data(ctx, contextIndex(), nullptr);
     SSL_CTX_free(ctx);
