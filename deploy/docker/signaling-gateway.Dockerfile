@@ -4,7 +4,10 @@
 #   docker build -f deploy/docker/signaling-gateway.Dockerfile -t medius/signaling-gateway:0.1.0 .
 #
 # Runs as uid 10001 with --config /etc/medius/gateway.json (the reference topology's file is the
-# default; docker-compose and the Helm chart mount their own). The health check is
+# default; docker-compose and the Helm chart mount their own). That default also listens for
+# SIP over TLS on 5061 and needs its certificate files: mount them and set
+# MEDIUS_INTERNAL_TLS_CERT/_KEY/_CA (deploy/certs/make-certs.sh makes throwaway ones), or
+# mount a config without internal.tls. The health check is
 # grpc.health.v1 through medctl on the gRPC port; with mutual TLS (service.grpc_tls), set
 # MEDIUS_GRPC_TLS_CA/_CERT/_KEY in the environment so medctl presents a certificate.
 FROM medius-build AS build
