@@ -194,6 +194,14 @@ TEST_F(TlsFiles, FilesWithoutPemAreRefused) {
   EXPECT_NE(failure("ca").find("no PEM certificate"), std::string::npos);
 }
 
+TEST_F(TlsFiles, DevicesAndDirectoriesAreRefusedUnread) {
+  settings_.certFile = "/dev/zero";
+  EXPECT_NE(failure("cert").find("/dev/zero: not a regular file"), std::string::npos);
+  settings_.certFile = path("gw.pem");
+  settings_.caFile = dir_;
+  EXPECT_NE(failure("ca").find("not a regular file"), std::string::npos);
+}
+
 TEST_F(TlsFiles, TheSofiaDirectoryIsPrivateAndRemoved) {
   auto c = loadTlsCredentials(settings_, std::time(nullptr));
   std::string where;

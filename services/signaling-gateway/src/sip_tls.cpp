@@ -49,7 +49,16 @@ struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
 };
 
+// PEM files are small: a path to a device, a directory or a huge file is refused before
+// OpenSSL reads it (a PEM reader fed /dev/zero would never return).
+constexpr off_t kMaxPemBytes = 1 << 20;
+
 std::unique_ptr<BIO, BioDeleter> openPem(const std::string& field, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) throw TlsFileError(field, path + ": not a regular file");
+    if (st.st_size > kMaxPemBytes) throw TlsFileError(field, path + ": larger than 1 MiB");
+  }
   errno = 0;
   std::unique_ptr<BIO, BioDeleter> bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
