@@ -8,13 +8,6 @@ namespace medius::gateway {
 
 namespace {
 
-SipReply make(int status, std::string phrase) {
-  SipReply r;
-  r.status = status;
-  r.phrase = std::move(phrase);
-  return r;
-}
-
 // A reason phrase is one line of text (RFC 3261 25.1 Reason-Phrase): no CR/LF, bounded.
 std::string phraseFrom(std::string_view text, std::string_view fallback) {
   std::string out;
@@ -30,26 +23,26 @@ std::string phraseFrom(std::string_view text, std::string_view fallback) {
 SipReply routeOutcomeReply(const v1::RoutePlan& plan, std::int64_t retryAfterSeconds) {
   switch (plan.outcome()) {
     case v1::RoutePlan::OUTCOME_NOT_FOUND:
-      return make(404, phraseFrom(plan.reason(), "Not Found"));
+      return SipReply::of(404, phraseFrom(plan.reason(), "Not Found"));
     case v1::RoutePlan::OUTCOME_FORBIDDEN:
-      return make(403, phraseFrom(plan.reason(), "Forbidden"));
+      return SipReply::of(403, phraseFrom(plan.reason(), "Forbidden"));
     case v1::RoutePlan::OUTCOME_INCOMPLETE:
-      return make(484, phraseFrom(plan.reason(), "Address Incomplete"));
+      return SipReply::of(484, phraseFrom(plan.reason(), "Address Incomplete"));
     case v1::RoutePlan::OUTCOME_UNAVAILABLE:
-      return make(480, phraseFrom(plan.reason(), "Temporarily Unavailable"));
+      return SipReply::of(480, phraseFrom(plan.reason(), "Temporarily Unavailable"));
     case v1::RoutePlan::OUTCOME_ALL_TRUNKS_DOWN: {
-      SipReply r = make(503, phraseFrom(plan.reason(), "Service Unavailable"));
+      SipReply r = SipReply::of(503, phraseFrom(plan.reason(), "Service Unavailable"));
       r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));
       return r;
     }
     default:
-      return make(500, "Routing Returned No Decision");
+      return SipReply::of(500, "Routing Returned No Decision");
   }
 }
 
 SipReply dependencyFailureReply(std::string_view service, const grpc::Status& status,
                                 std::int64_t retryAfterSeconds) {
-  SipReply r = make(503, std::string(service) +
+  SipReply r = SipReply::of(503, std::string(service) +
                              (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                                   ? " Timeout"
                               : status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED

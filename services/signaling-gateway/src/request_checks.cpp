@@ -18,13 +18,6 @@ namespace medius::gateway {
 
 namespace {
 
-SipReply make(int status, std::string phrase) {
-  SipReply r;
-  r.status = status;
-  r.phrase = std::move(phrase);
-  return r;
-}
-
 // The raw text of a header as received, without its line end; "" when Sofia has none
 // (a header made by us, or one of a comma list after the first).
 std::string_view rawText(const msg_common_t* common) {
@@ -90,10 +83,10 @@ std::optional<SipReply> addressError(const char* name, const msg_common_t* commo
                                      const char* display, const url_t* url) {
   std::string_view raw = rawText(common);
   std::string what = std::string("Malformed ") + name + " header";
-  if (!displayOk(display)) return make(400, what + ": display name is not a token or quoted");
-  if (!angleBracketsOk(raw)) return make(400, what + ": white space inside <>");
+  if (!displayOk(display)) return SipReply::of(400, what + ": display name is not a token or quoted");
+  if (!angleBracketsOk(raw)) return SipReply::of(400, what + ": white space inside <>");
   if (url && url->url_headers && !raw.empty() && raw.find('<') == std::string_view::npos) {
-    return make(400, what + ": a URI with headers must be enclosed in <>");
+    return SipReply::of(400, what + ": a URI with headers must be enclosed in <>");
   }
   return std::nullopt;
 }
@@ -132,24 +125,24 @@ bool acceptsSdp(const sip_accept_t* accept) {
 }  // namespace
 
 std::optional<SipReply> requestErrorReply(const sip_t* sip, const RequestCheckOptions& options) {
-  if (!sip || !sip->sip_request) return make(400, "Malformed Request");
+  if (!sip || !sip->sip_request) return SipReply::of(400, "Malformed Request");
   const sip_request_t* rq = sip->sip_request;
   if (!rq->rq_version || strcasecmp(rq->rq_version, "SIP/2.0") != 0) {
-    SipReply r = make(505, "Version Not Supported");
+    SipReply r = SipReply::of(505, "Version Not Supported");
     r.headers.emplace_back("Warning", "399 medius \"Only SIP/2.0 is supported\"");
     return r;
   }
   if (!requestLineOk(rawText(rq->rq_common))) {
-    return make(400, "Malformed Request-Line (Method SP Request-URI SP SIP/2.0)");
+    return SipReply::of(400, "Malformed Request-Line (Method SP Request-URI SP SIP/2.0)");
   }
   if (auto bad = headerErrorReply(sip)) return bad;
-  if (!sip->sip_via) return make(400, "Missing Via header");
-  if (!sip->sip_call_id) return make(400, "Missing Call-ID header");
-  if (!sip->sip_from) return make(400, "Missing From header");
-  if (!sip->sip_to) return make(400, "Missing To header");
-  if (!sip->sip_cseq) return make(400, "Missing CSeq header");
-  if (!sameMethod(rq, sip->sip_cseq)) return make(400, "CSeq Method Does Not Match The Request");
-  if (rq->rq_url->url_headers) return make(400, "Request-URI Must Not Have Headers");
+  if (!sip->sip_via) return SipReply::of(400, "Missing Via header");
+  if (!sip->sip_call_id) return SipReply::of(400, "Missing Call-ID header");
+  if (!sip->sip_from) return SipReply::of(400, "Missing From header");
+  if (!sip->sip_to) return SipReply::of(400, "Missing To header");
+  if (!sip->sip_cseq) return SipReply::of(400, "Missing CSeq header");
+  if (!sameMethod(rq, sip->sip_cseq)) return SipReply::of(400, "CSeq Method Does Not Match The Request");
+  if (rq->rq_url->url_headers) return SipReply::of(400, "Request-URI Must Not Have Headers");
   if (auto bad = addressError("From", sip->sip_from->a_common, sip->sip_from->a_display,
                               sip->sip_from->a_url)) {
     return bad;
@@ -163,7 +156,7 @@ std::optional<SipReply> requestErrorReply(const sip_t* sip, const RequestCheckOp
   bool ackOrCancel = rq->rq_method == sip_method_ack || rq->rq_method == sip_method_cancel;
   auto scheme = rq->rq_url->url_type;
   if (!ackOrCancel && scheme != url_sip && scheme != url_sips && scheme != url_tel) {
-    SipReply r = make(416, "Unsupported URI Scheme");
+    SipReply r = SipReply::of(416, "Unsupported URI Scheme");
     r.headers.emplace_back("Warning", "399 medius \"Only sip, sips and tel URIs are served\"");
     return r;
   }
@@ -179,19 +172,19 @@ std::optional<SipReply> requestErrorReply(const sip_t* sip, const RequestCheckOp
       }
     }
     if (!unsupported.empty()) {
-      SipReply r = make(420, "Bad Extension");
+      SipReply r = SipReply::of(420, "Bad Extension");
       r.headers.emplace_back("Unsupported", unsupported);
       return r;
     }
   }
   bool offerCarrier = rq->rq_method == sip_method_invite || rq->rq_method == sip_method_update;
   if (offerCarrier && !bodyTypeOk(sip)) {
-    SipReply r = make(415, "Unsupported Media Type");
+    SipReply r = SipReply::of(415, "Unsupported Media Type");
     r.headers.emplace_back("Accept", "application/sdp");
     return r;
   }
   if (rq->rq_method == sip_method_invite && !acceptsSdp(sip->sip_accept)) {
-    SipReply r = make(406, "Not Acceptable");
+    SipReply r = SipReply::of(406, "Not Acceptable");
     r.headers.emplace_back("Accept", "application/sdp");
     r.headers.emplace_back("Warning", "399 medius \"Answers carry application/sdp\"");
     return r;

@@ -26,13 +26,6 @@ std::string phraseOr(const std::string& reason, const char* fallback) {
   return reason;
 }
 
-SipReply make(int status, std::string phrase) {
-  SipReply r;
-  r.status = status;
-  r.phrase = std::move(phrase);
-  return r;
-}
-
 // "0.5"-style q from millis (RFC 3261 qvalue, at most three decimals).
 std::string qValue(std::uint32_t millis) {
   if (millis >= 1000) return "1";
@@ -80,7 +73,7 @@ SipReply registerReply(const v1::RegisterResponse& response, std::time_t now) {
   switch (response.result()) {
     case R::RESULT_OK: {
       // RFC 3261 10.3 step 8: every current binding, each with its own expires.
-      SipReply r = make(200, "OK");
+      SipReply r = SipReply::of(200, "OK");
       for (const auto& b : response.bindings()) {
         std::string value = "<" + b.contact_uri() + ">;expires=" + std::to_string(b.expires_in());
         if (b.q_millis() != 0 && b.q_millis() != 1000) value += ";q=" + qValue(b.q_millis());
@@ -92,39 +85,39 @@ SipReply registerReply(const v1::RegisterResponse& response, std::time_t now) {
       return r;
     }
     case R::RESULT_UNAUTHORIZED: {
-      SipReply r = make(401, "Unauthorized");
+      SipReply r = SipReply::of(401, "Unauthorized");
       for (const auto& c : response.challenges()) {
         if (!c.header_value().empty()) r.headers.emplace_back("WWW-Authenticate", c.header_value());
       }
       return r;
     }
     case R::RESULT_FORBIDDEN:
-      return make(403, phraseOr(response.reason(), "Forbidden"));
+      return SipReply::of(403, phraseOr(response.reason(), "Forbidden"));
     case R::RESULT_INTERVAL_TOO_BRIEF: {
-      SipReply r = make(423, "Interval Too Brief");
+      SipReply r = SipReply::of(423, "Interval Too Brief");
       r.headers.emplace_back("Min-Expires", std::to_string(response.min_expires()));
       return r;
     }
     case R::RESULT_OUT_OF_ORDER:
-      return make(500, phraseOr(response.reason(), "Out of Order Request"));
+      return SipReply::of(500, phraseOr(response.reason(), "Out of Order Request"));
     case R::RESULT_NOT_FOUND:
-      return make(404, phraseOr(response.reason(), "Not Found"));
+      return SipReply::of(404, phraseOr(response.reason(), "Not Found"));
     case R::RESULT_BAD_REQUEST:
-      return make(400, phraseOr(response.reason(), "Bad Request"));
+      return SipReply::of(400, phraseOr(response.reason(), "Bad Request"));
     case R::RESULT_TOO_MANY_CONTACTS:
-      return make(403, phraseOr(response.reason(), "Too Many Contacts"));
+      return SipReply::of(403, phraseOr(response.reason(), "Too Many Contacts"));
     case R::RESULT_UNSPECIFIED:
     case v1::RegisterResponse_Result_RegisterResponse_Result_INT_MIN_SENTINEL_DO_NOT_USE_:
     case v1::RegisterResponse_Result_RegisterResponse_Result_INT_MAX_SENTINEL_DO_NOT_USE_:
       break;
   }
-  return make(500, "Unexpected Registrar Result");
+  return SipReply::of(500, "Unexpected Registrar Result");
 }
 
 SipReply registrarFailureReply(const grpc::Status& status, std::int64_t retryAfterSeconds) {
   // UNAVAILABLE / DEADLINE_EXCEEDED and every other failure: the dependency is not
   // usable right now; the client should retry later (DESIGN.md: 503 with Retry-After).
-  SipReply r = make(503, status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+  SipReply r = SipReply::of(503, status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                              ? "Registrar Timeout"
                              : "Registrar Unavailable");
   r.headers.emplace_back("Retry-After", std::to_string(retryAfterSeconds));

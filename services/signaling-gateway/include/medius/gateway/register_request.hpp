@@ -27,6 +27,10 @@ struct SipReply {
   std::string phrase;
   std::vector<std::pair<std::string, std::string>> headers;
 
+  // A reply without extra headers.
+  static SipReply of(int status, std::string phrase) {
+    return SipReply{status, std::move(phrase), {}};
+  }
   // "Name: value\r\n..." for SIPTAG_HEADER_STR; header values with CR/LF are dropped.
   std::string headerText() const;
   // The first header with this name (case-insensitive), or nullopt.
