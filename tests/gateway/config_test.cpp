@@ -18,6 +18,17 @@ GatewayConfig parse(std::string_view text) {
   return loadConfig(config::Document::parse(text, "gateway.json"));
 }
 
+// `text` is refused with an error naming gateway.json and containing `fragment`.
+void expectError(std::string_view text, const std::string& fragment) {
+  try {
+    parse(text);
+    ADD_FAILURE() << "accepted: " << text;
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
+  }
+}
+
 TEST(GatewayConfig, CallDefaults) {
   auto c = parse(R"({"domain": "example.com"})");
   EXPECT_EQ(c.sessionExpiresS, 1800);
@@ -38,15 +49,6 @@ TEST(GatewayConfig, ReadsTheCallKeys) {
 }
 
 TEST(GatewayConfig, BadCallKeysNameTheirPath) {
-  auto expectError = [](std::string_view text, const std::string& fragment) {
-    try {
-      parse(text);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const config::ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
-    }
-  };
   expectError(R"({"domain": "example.com", "calls": {"rel100": "yes"}})", "calls.rel100");
   // Session-Expires may not be below Min-SE.
   expectError(R"({"domain": "example.com", "calls": {"min_se_s": 600, "session_expires_s": 300}})",
@@ -220,15 +222,6 @@ TEST(GatewayConfig, ReadsTheFloodKeys) {
 }
 
 TEST(GatewayConfig, BadFloodKeysNameTheirPath) {
-  auto expectError = [](std::string_view text, const std::string& fragment) {
-    try {
-      parse(text);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const config::ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
-    }
-  };
   expectError(R"({"domain": "example.com", "security": {"flood": {"window_ms": 0}}})",
               "security.flood.window_ms");
   expectError(R"({"domain": "example.com", "security": {"flood": {"max_requests": "many"}}})",
@@ -276,15 +269,6 @@ TEST(GatewayConfig, AuthLimitDefaultsAndKeys) {
 }
 
 TEST(GatewayConfig, BadAuthLimitKeysNameTheirPath) {
-  auto expectError = [](std::string_view text, const std::string& fragment) {
-    try {
-      parse(text);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const config::ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("gateway.json"), std::string::npos) << e.what();
-    }
-  };
   expectError(R"({"domain": "example.com", "security": {"auth": {"max_failures_per_source": 0}}})",
               "security.auth.max_failures_per_source");
   expectError(R"({"domain": "example.com", "security": {"auth": {"user_lock_s": 100000}}})",
