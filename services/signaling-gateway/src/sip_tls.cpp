@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <sofia-sip/su_alloc.h>
 
 #include "medius/common/logging.hpp"
@@ -188,6 +190,75 @@ extern "C" void tls_free(void* tls) {
   }
   real(tls);
   if (con) SSL_free(con);
+}
+
+namespace {
+
+// The subjectAltName method as libcrypto has it, and the copy Sofia is handed instead.
+const X509V3_EXT_METHOD* gSanMethod = nullptr;
+X509V3_EXT_METHOD gSanForSofia{};
+std::once_flag gSanOnce;
+
+struct ConfValuesFree {
+  void operator()(STACK_OF(CONF_VALUE) * values) const {
+    sk_CONF_VALUE_pop_free(values, X509V3_conf_free);
+  }
+};
+// The name list Sofia is reading: freed at its next one, or when the thread ends.
+thread_local std::unique_ptr<STACK_OF(CONF_VALUE), ConfValuesFree> tSofiaSanValues;
+
+STACK_OF(CONF_VALUE) * sofiaSanI2v(const X509V3_EXT_METHOD* /*copy*/, void* names,
+                                   STACK_OF(CONF_VALUE) * list) {
+  STACK_OF(CONF_VALUE)* values = gSanMethod->i2v(gSanMethod, names, list);
+  // Sofia passes what X509V3_EXT_d2i decoded and never reads it again.
+  ASN1_item_free(static_cast<ASN1_VALUE*>(names), ASN1_ITEM_ptr(gSanMethod->it));
+  if (!list) tSofiaSanValues.reset(values);
+  return values;
+}
+
+bool calledFromSofia(const void* returnAddress) {
+  static const void* sofiaBase = [] {
+    void* symbol = dlsym(RTLD_DEFAULT, "tls_connect");
+    Dl_info info{};
+    return symbol && dladdr(symbol, &info) ? info.dli_fbase : nullptr;
+  }();
+  Dl_info info{};
+  return sofiaBase && dladdr(returnAddress, &info) && info.dli_fbase == sofiaBase;
+}
+
+}  // namespace
+
+// Sofia-SIP 1.12.11's tls_post_connection_check (tls_connect runs it when a handshake
+// ends) copies the peer certificate's subjectAltName names into the connection's subject
+// list (what tport_delivered_from_subjects gives Gateway::fromTrustedPeer) through
+// X509V3_EXT_get, X509V3_EXT_d2i and the method's i2v, and frees neither the decoded
+// GENERAL_NAMES nor the CONF_VALUE list i2v makes: about 150 bytes for every connection
+// whose peer sent a certificate (LeakSanitizer, e2e test_tls MutualTls). Exported like
+// tls_free above (--export-dynamic-symbol=X509V3_EXT_get), this X509V3_EXT_get hands a
+// caller inside Sofia's library a copy of the subjectAltName method whose i2v frees the
+// GENERAL_NAMES once converted (Sofia's next statement is its loop over the list) and
+// keeps the list until the same thread's next one, or its end: Sofia reads it only in that
+// loop. Every other caller, OpenSSL's own included, gets libcrypto's method unchanged.
+extern "C" const X509V3_EXT_METHOD* X509V3_EXT_get(X509_EXTENSION* ext) {
+  using Fn = const X509V3_EXT_METHOD* (*)(X509_EXTENSION*);
+  static const Fn real = [] {
+    void* symbol = dlsym(RTLD_NEXT, "X509V3_EXT_get");
+    Fn fn = nullptr;
+    std::memcpy(&fn, &symbol, sizeof fn);
+    return fn;
+  }();
+  if (!real) std::abort();  // libcrypto is linked in, so it is there
+  const X509V3_EXT_METHOD* method = real(ext);
+  if (method && method->ext_nid == NID_subject_alt_name && method->it && method->i2v &&
+      calledFromSofia(__builtin_return_address(0))) {
+    std::call_once(gSanOnce, [method] {
+      gSanMethod = method;
+      gSanForSofia = *method;
+      gSanForSofia.i2v = &sofiaSanI2v;
+    });
+    if (method == gSanMethod) return &gSanForSofia;
+  }
+  return method;
 }
 
 TlsCredentials loadTlsCredentials(const SipTlsSettings& s, std::time_t now) {
