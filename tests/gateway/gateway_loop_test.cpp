@@ -141,7 +141,12 @@ class FakeLocator final : public TrunkLocator {
   std::uint32_t maxCalls(const std::string&) const override { return 0; }
   v1::TrunkMedia media(const std::string&) const override { return {}; }
   bool trusted(const std::string&) const override { return false; }
+  std::optional<std::string> tlsName(const std::string& trunk) const override {
+    if (tls.empty() || trunk != "pstn") return std::nullopt;
+    return tls;
+  }
   std::uint32_t allowed = 0;
+  std::string tls;  // set: "pstn" is a TLS trunk with this certificate name
 };
 
 std::string proxyAuth(const std::string& user, const std::string& response) {
@@ -686,6 +691,27 @@ TEST_F(GatewayLoopTest, TrunkSideRequestsFromUnknownAddressesAre403AndCounted) {
   r = sip_.exchange(trunkPort_, request("OPTIONS", "pstn", ""));
   EXPECT_EQ(statusOf(r), 200) << r;
   EXPECT_EQ(m("medius_gateway_requests_refused_total{reason=\"unknown_trunk\"}"), 4);
+  loop_->invoke([&] { gateway_->setTrunkLocator(nullptr); });
+}
+
+TEST_F(GatewayLoopTest, ATlsTrunkIsRefusedOverUdp) {
+  // Its address is right, but a TLS trunk is its certificate: over UDP it is no one.
+  FakeLocator locator;
+  locator.tls = "sip.pstn.example.net";
+  loop_->invoke([&] {
+    locator.allowed = sip_.port();
+    gateway_->setTrunkLocator(&locator);
+  });
+  for (const char* method : {"OPTIONS", "INVITE"}) {
+    std::string r = sip_.exchange(trunkPort_, request(method, "pstn", ""));
+    EXPECT_EQ(statusOf(r), 403) << method << "\n" << r;
+    EXPECT_NE(r.find("Trunk Requires TLS"), std::string::npos) << r;
+  }
+  EXPECT_EQ(m("medius_gateway_requests_refused_total{reason=\"trunk_tls\"}"), 2);
+  loop_->invoke([&] {
+    locator.tls.clear();  // the same trunk over UDP: served
+  });
+  EXPECT_EQ(statusOf(sip_.exchange(trunkPort_, request("OPTIONS", "pstn", ""))), 200);
   loop_->invoke([&] { gateway_->setTrunkLocator(nullptr); });
 }
 

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -37,6 +38,8 @@
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
 #include "medius/gateway/sip_tls.hpp"
+#include "medius/gateway/trunk_locator.hpp"
+#include "medius/gateway/trunk_monitor.hpp"
 
 namespace medius::gateway {
 namespace {
@@ -308,6 +311,69 @@ TEST_F(TlsConfig, ProblemsNameFileAndPath) {
          "internal.tls.tls13", "");
 }
 
+TEST_F(TlsConfig, TheTrunkSideVerifiesEveryTrunk) {
+  auto trunk = [&](const std::string& tls) {
+    return loadConfig(config::Document::parse(
+        R"({"domain": "example.com", "trunk": {"listen": ["sip:127.0.0.1:5060"], "tls": )" + tls +
+            "}}",
+        path("gateway.json")));
+  };
+  auto c = trunk(R"({"listen": "sips:127.0.0.1:5065", "cert": "gw.pem", "key": "gw.key",
+                     "ca": "ca.pem"})");
+  EXPECT_FALSE(c.internalTls);
+  ASSERT_TRUE(c.trunkTls);
+  EXPECT_EQ(c.trunkTls->listen, "sips:127.0.0.1:5065");
+  EXPECT_EQ(c.trunkTls->caFile, path("ca.pem"));
+  EXPECT_TRUE(c.trunkTls->requireClientCert);  // a trunk connecting in shows its certificate
+  EXPECT_FALSE(trunk(R"({"listen": "sips:127.0.0.1:5065", "cert": "gw.pem", "key": "gw.key",
+                         "ca": "ca.pem", "require_client_cert": false})")
+                   .trunkTls->requireClientCert);
+  auto expect = [&](const std::string& tls, const std::string& where, const std::string& what) {
+    try {
+      trunk(tls);
+      ADD_FAILURE() << "accepted: " << tls;
+    } catch (const config::ConfigError& e) {
+      std::string text = e.what();
+      EXPECT_NE(text.find(where), std::string::npos) << text;
+      EXPECT_NE(text.find(what), std::string::npos) << text;
+    }
+  };
+  expect(R"({"listen": "sips:127.0.0.1:5065", "cert": "gw.pem", "key": "gw.key"})",
+         "trunk.tls.ca", "required");
+  expect(R"({"listen": "sips:127.0.0.1:5065", "cert": "gw.pem", "key": "gw.key", "ca": "ca.pem",
+             "trusted_names": ["carrier.example.net"]})",
+         "trunk.tls.trusted_names", "tls_name");
+  expect(R"({"listen": "sip:127.0.0.1:5065", "cert": "gw.pem", "key": "gw.key", "ca": "ca.pem"})",
+         "trunk.tls.listen", "not a sips: URL");
+  try {
+    loadConfig(config::Document::parse(
+        R"({"domain": "example.com", "trunk": {"listen": ["sips:127.0.0.1:5065"]}})", "gateway.json"));
+    ADD_FAILURE() << "accepted";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("trunk.tls.listen"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TlsFiles, CertificateNamesFollowRfc6125) {
+  auto key = makeKey();
+  auto named = makeCert(key.get(), "cn.example.net", caKey_.get(), ca_.get(), -3600, 86400, 7,
+                        "DNS:sip.carrier.example.net,DNS:*.pstn.example.net,IP:127.0.0.21");
+  EXPECT_TRUE(certificateNames(named.get(), "sip.carrier.example.net"));
+  EXPECT_TRUE(certificateNames(named.get(), "SIP.Carrier.Example.NET"));
+  EXPECT_TRUE(certificateNames(named.get(), "sip2.pstn.example.net"));  // one label
+  EXPECT_FALSE(certificateNames(named.get(), "a.b.pstn.example.net"));
+  EXPECT_FALSE(certificateNames(named.get(), "pstn.example.net"));
+  EXPECT_TRUE(certificateNames(named.get(), "127.0.0.21"));
+  EXPECT_FALSE(certificateNames(named.get(), "127.0.0.22"));
+  EXPECT_FALSE(certificateNames(named.get(), "carrier.example.net"));
+  // With SANs, the CN is not looked at; without, it is.
+  EXPECT_FALSE(certificateNames(named.get(), "cn.example.net"));
+  auto cnOnly = makeCert(key.get(), "cn.example.net", caKey_.get(), ca_.get());
+  EXPECT_TRUE(certificateNames(cnOnly.get(), "cn.example.net"));
+  EXPECT_FALSE(certificateNames(cnOnly.get(), ""));
+  EXPECT_FALSE(certificateNames(nullptr, "cn.example.net"));
+}
+
 TEST_F(TlsConfig, SipsListenersBelongToTheTlsBlock) {
   try {
     loadConfig(config::Document::parse(
@@ -321,6 +387,7 @@ TEST_F(TlsConfig, SipsListenersBelongToTheTlsBlock) {
 
 // The client side of a connection: a certificate to present, a request to send.
 struct TlsClient {
+  std::uint16_t port = 0;  // 0: the internal side's TLS port
   X509* cert = nullptr;
   EVP_PKEY* key = nullptr;
   std::string request =
@@ -380,7 +447,7 @@ class TlsGateway : public TlsFiles {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
+    a.sin_port = htons(client.port ? client.port : port_);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -516,6 +583,234 @@ TEST_F(TrustedTlsPeer, TheSubjectAltNameMakesThePeerTrusted) {
   // the registrar (none here).
   EXPECT_EQ(messageFrom("DNS:stranger.example.com", 0x52), "SIP/2.0 503 Registrar Unavailable");
   EXPECT_EQ(trustedRequests(), 1);
+}
+
+// The trunk side over TLS: one trunk, "carrier", at 127.0.0.1, whose certificate must name
+// sip.carrier.example.net, in both directions.
+class CarrierLocator final : public TrunkLocator {
+ public:
+  std::string trunkAt(const std::string& host, std::uint32_t) const override {
+    return host == "127.0.0.1" ? "carrier" : "";
+  }
+  std::uint32_t maxCalls(const std::string&) const override { return 0; }
+  v1::TrunkMedia media(const std::string&) const override { return {}; }
+  bool trusted(const std::string&) const override { return false; }
+  std::optional<std::string> tlsName(const std::string& trunk) const override {
+    if (trunk != "carrier") return std::nullopt;
+    return std::string("sip.carrier.example.net");
+  }
+};
+
+class TrunkTls : public TlsGateway {
+ protected:
+  void configure() override {
+    SipTlsSettings trunk = settings_;
+    trunk.requireClientCert = true;
+    config_.trunkTls = trunk;
+  }
+  void SetUp() override {
+    TlsGateway::SetUp();
+    loop_.invoke([&] {
+      gateway_->setTrunkLocator(&locator_);
+      trunkPort_ = gateway_->tlsPort(Side::Trunk);
+    });
+    ASSERT_NE(trunkPort_, 0);
+    ASSERT_NE(trunkPort_, port_);
+  }
+
+  // A certificate from the CA (or `issuer`), for the trunk's side of a connection.
+  struct Peer {
+    PkeyPtr key;
+    X509Ptr cert;
+  };
+  Peer peer(const char* san, long serial, EVP_PKEY* issuerKey = nullptr, X509* issuer = nullptr) {
+    Peer p;
+    p.key = makeKey();
+    p.cert = makeCert(p.key.get(), "carrier", issuerKey ? issuerKey : caKey_.get(),
+                      issuer ? issuer : ca_.get(), -3600, 86400, serial, san);
+    return p;
+  }
+
+  // The answer to an OPTIONS sent over the trunk-side TLS port with `p`'s certificate
+  // ("" when the gateway refused the connection).
+  std::string optionsFrom(const Peer* p) {
+    TlsClient client;
+    client.port = trunkPort_;
+    if (p) {
+      client.cert = p->cert.get();
+      client.key = p->key.get();
+    }
+    std::string answer;
+    connect(TLS1_2_VERSION, TLS1_3_VERSION, &answer, client);
+    return answer.substr(0, answer.find("\r\n"));
+  }
+
+  CarrierLocator locator_;
+  std::uint16_t trunkPort_ = 0;
+};
+
+TEST_F(TrunkTls, ATrunkConnectingInMustShowItsName) {
+  auto good = peer("DNS:sip.carrier.example.net", 0x61);
+  EXPECT_EQ(optionsFrom(&good), "SIP/2.0 200 OK");
+  // A wildcard for the name's first label is the same name.
+  auto wildcard = peer("DNS:*.carrier.example.net", 0x62);
+  EXPECT_EQ(optionsFrom(&wildcard), "SIP/2.0 200 OK");
+  // Signed by the same CA but naming another peer; no certificate; another CA's.
+  auto other = peer("DNS:sip.other.example.net", 0x63);
+  EXPECT_EQ(optionsFrom(&other), "");
+  EXPECT_EQ(optionsFrom(nullptr), "");
+  auto rogueKey = makeKey();
+  auto rogueCa = makeCert(rogueKey.get(), "Rogue CA", nullptr, nullptr);
+  auto rogue = peer("DNS:sip.carrier.example.net", 0x64, rogueKey.get(), rogueCa.get());
+  EXPECT_EQ(optionsFrom(&rogue), "");
+  for (int i = 0; i < 50 && handshakes("ok") + handshakes("bad_certificate") +
+                                    handshakes("no_certificate") + handshakes("handshake_failure") <
+                                5;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(handshakes("ok"), 2);
+  EXPECT_EQ(handshakes("bad_certificate"), 2);
+}
+
+TEST_F(TrunkTls, TheInternalSideIsNotPinned) {
+  // The same gateway's internal TLS port knows nothing of trunks.
+  std::string answer;
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION, &answer), "2A");
+  EXPECT_EQ(answer.rfind("SIP/2.0 200 OK\r\n", 0), 0u) << answer;
+}
+
+// A trunk's TLS server on 127.0.0.1: accepts one connection, asks for the client's
+// certificate, and answers one request with 200.
+class TrunkServer {
+ public:
+  TrunkServer(X509* cert, EVP_PKEY* key, X509* ca) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(ctx_, cert);
+    SSL_CTX_use_PrivateKey(ctx_, key);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), ca);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 4);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~TrunkServer() {
+    wait();
+    ::close(fd_);
+    SSL_CTX_free(ctx_);
+  }
+  std::uint16_t port() const { return port_; }
+  // After the thread ended (join through the destructor, or wait()).
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string sni, request, clientSubject;
+  bool handshakeOk = false;
+
+ private:
+  void serve() {
+    int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    timeval tv{5, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL* ssl = SSL_new(ctx_);
+    SSL_set_fd(ssl, c);
+    if (SSL_accept(ssl) == 1) {
+      handshakeOk = true;
+      if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) sni = name;
+      if (X509* x = SSL_get0_peer_certificate(ssl)) {
+        char line[256];
+        X509_NAME_oneline(X509_get_subject_name(x), line, sizeof line);
+        clientSubject = line;
+      }
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        int n = SSL_read(ssl, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<std::size_t>(n));
+      }
+      auto header = [&](const char* name) {
+        auto at = request.find(std::string("\r\n") + name + ":");
+        if (at == std::string::npos) return std::string();
+        auto end = request.find("\r\n", at + 2);
+        return request.substr(at + 2, end - at - 2);
+      };
+      std::string answer = "SIP/2.0 200 OK\r\n" + header("Via") + "\r\n" + header("From") +
+                           "\r\n" + header("To") + ";tag=t1\r\n" + header("Call-ID") + "\r\n" +
+                           header("CSeq") + "\r\nContent-Length: 0\r\n\r\n";
+      if (!request.empty()) SSL_write(ssl, answer.data(), static_cast<int>(answer.size()));
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    ::close(c);
+  }
+  SSL_CTX* ctx_ = nullptr;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+class TrunkTlsOutgoing : public TrunkTls {
+ protected:
+  // Probes the trunk server with an OPTIONS over TLS; returns the final status. The
+  // probe is cancelled once `server` has ended when it has no answer by then (Sofia
+  // 1.12.11 closes a connection whose handshake failed without failing the request on
+  // it: the transaction would end only at its timer F).
+  std::uint32_t probe(TrunkServer& server) {
+    std::uint16_t port = server.port();
+    std::atomic<bool> done{false};
+    std::atomic<std::uint32_t> code{0};
+    v1::SocketAddress address;
+    address.set_host("127.0.0.1");
+    address.set_port(port);
+    address.set_transport(v1::TRANSPORT_TLS);
+    std::uint64_t handle = 0;
+    loop_.invoke([&] {
+      handle = gateway_->probe(address, [&](ProbeResult, std::uint32_t c) {
+        code = c;
+        done = true;
+      });
+    });
+    EXPECT_NE(handle, 0u);
+    server.wait();
+    for (int i = 0; i < 200 && !done && server.handshakeOk; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    loop_.invoke([&] {
+      if (!done) gateway_->cancel(handle);
+    });
+    return code;
+  }
+};
+
+TEST_F(TrunkTlsOutgoing, TheTrunkMustShowItsNameAndHearsItAsSni) {
+  auto good = peer("DNS:sip.carrier.example.net", 0x71);
+  TrunkServer server(good.cert.get(), good.key.get(), ca_.get());
+  EXPECT_EQ(probe(server), 200u);
+  EXPECT_TRUE(server.handshakeOk);
+  EXPECT_EQ(server.sni, "sip.carrier.example.net");
+  EXPECT_NE(server.clientSubject.find("CN=gw.example.com"), std::string::npos)
+      << server.clientSubject;  // mutual: the gateway showed its own certificate
+  EXPECT_EQ(server.request.rfind("OPTIONS sips:127.0.0.1:", 0), 0u) << server.request;
+}
+
+TEST_F(TrunkTlsOutgoing, ATrunkNamedOtherwiseHearsNothing) {
+  auto other = peer("DNS:sip.other.example.net", 0x72);
+  TrunkServer server(other.cert.get(), other.key.get(), ca_.get());
+  EXPECT_EQ(probe(server), 0u);
+  // Refused in the handshake (TLS 1.3: before the client's Finished), so not a byte of
+  // SIP was sent.
+  EXPECT_FALSE(server.handshakeOk);
+  EXPECT_EQ(server.request, "");
 }
 
 }  // namespace

@@ -102,6 +102,30 @@ TEST(RoutingConfig, TrustedTrunks) {
   EXPECT_NE(error.find("bad.json: $.trunks[2].trusted: "), std::string::npos) << error;
 }
 
+void expectError(const std::function<void(json&)>& edit, const std::string& path,
+                 const std::string& problem);
+
+TEST(RoutingConfig, TlsTrunksPinTheirCertificateName) {
+  // A TLS trunk's certificate must carry its tls_name, by default its address's host.
+  auto cfg = variant([](json& j) {
+    j["trunks"][0]["transport"] = "tls";
+    j["trunks"][1]["transport"] = "tls";
+    j["trunks"][1]["tls_name"] = "sip.carrier.example.net";
+  });
+  EXPECT_EQ(trunkInfo(*cfg, "pstn-primary").address().transport(), v1::TRANSPORT_TLS);
+  EXPECT_EQ(trunkInfo(*cfg, "pstn-primary").tls_name(), "127.0.0.11");
+  EXPECT_EQ(trunkInfo(*cfg, "pstn-backup").tls_name(), "sip.carrier.example.net");
+  EXPECT_EQ(trunkInfo(*cfg, "pbx").tls_name(), "");
+  expectError([](json& j) { j["trunks"][2]["tls_name"] = "pbx.example.net"; },
+              "$.trunks[2].tls_name", "only for a trunk whose transport is \"tls\"");
+  expectError(
+      [](json& j) {
+        j["trunks"][0]["transport"] = "tls";
+        j["trunks"][0]["tls_name"] = "*.carrier.example.net";
+      },
+      "$.trunks[0].tls_name", "no wildcard");
+}
+
 TEST(RoutingConfig, RegistrarAddressFromEnvironment) {
   ::setenv("MEDIUS_REGISTRAR_ADDRESS", "127.0.0.5:6000", 1);
   auto cfg = exampleConfig();

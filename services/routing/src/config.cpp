@@ -145,6 +145,15 @@ void readTrunks(config::Object& root, Config& cfg) {
     trunk.transport = transport == "udp"   ? v1::TRANSPORT_UDP
                       : transport == "tcp" ? v1::TRANSPORT_TCP
                                            : v1::TRANSPORT_TLS;
+    if (trunk.transport == v1::TRANSPORT_TLS) {
+      trunk.tlsName = t.string("tls_name", trunk.address.host);
+      if (trunk.tlsName.empty() || trunk.tlsName.find_first_of("* \t") != std::string::npos) {
+        t.fail("tls_name", "expected the exact name the trunk's certificate carries (a DNS "
+                           "name or an IP address, no wildcard), got " + quote(trunk.tlsName));
+      }
+    } else if (t.has("tls_name")) {
+      t.fail("tls_name", "is only for a trunk whose transport is \"tls\"");
+    }
     trunk.maxConcurrentCalls =
         static_cast<std::uint32_t>(t.integer("max_concurrent_calls", 0, 0, 1'000'000));
     trunk.failoverCodes.clear();
@@ -496,6 +505,7 @@ v1::TrunkInfo trunkInfo(const Config& config, const std::string& trunk) {
   info.mutable_address()->set_transport(t->transport);
   info.set_max_concurrent_calls(t->maxConcurrentCalls);
   info.set_trusted(t->trusted);
+  info.set_tls_name(t->tlsName);
   trunkMedia(*t, *info.mutable_media());
   return info;
 }

@@ -137,6 +137,8 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
 
 SipReply unknownTrunkReply() { return SipReply{403, "Not A Configured Trunk", {}}; }
 
+SipReply trunkTlsRequiredReply() { return SipReply{403, "Trunk Requires TLS", {}}; }
+
 SipReply userLockedReply() { return SipReply{403, "Too Many Failed Authentications", {}}; }
 
 std::string assertedIdentity(const sip_t* sip) {

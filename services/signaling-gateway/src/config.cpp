@@ -35,9 +35,9 @@ std::vector<std::string> splitComma(const std::string& text) {
 }
 
 // "listen": [...] of a side block, with a comma-separated env override.
-std::string notListenUrl(const std::string& url) {
+std::string notListenUrl(const std::string& url, const char* side) {
   if (url.rfind("sips:", 0) == 0) {
-    return "\"" + url + "\" is a sips: URL: TLS listens through internal.tls.listen";
+    return "\"" + url + "\" is a sips: URL: TLS listens through " + side + ".tls.listen";
   }
   return "\"" + url + "\" is not a sip: URL with a host";
 }
@@ -58,7 +58,7 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
       for (const auto& url : urls) {
         if (!isListenUrl(url)) {
           throw config::ConfigError(std::string("environment variable ") + env, "",
-                                    notListenUrl(url));
+                                    notListenUrl(url, side));
         }
       }
       block->finish();
@@ -66,7 +66,7 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
     }
     if (urls.empty()) block->fail("listen", "at least one URL is required");
     for (const auto& url : urls) {
-      if (!isListenUrl(url)) block->fail("listen", notListenUrl(url));
+      if (!isListenUrl(url)) block->fail("listen", notListenUrl(url, side));
     }
     block->finish();
     return urls;
@@ -76,33 +76,45 @@ std::vector<std::string> readListen(config::Object& root, const char* side,
     for (const auto& url : urls) {
       if (!isListenUrl(url)) {
         throw config::ConfigError(std::string("environment variable ") + env, "",
-                                  notListenUrl(url));
+                                  notListenUrl(url, side));
       }
     }
   }
   return urls;
 }
 
-// internal.tls: every file is read and checked here, so that a bad one stops the start
-// with the file and the problem (Sofia would listen and fail every handshake silently).
-SipTlsSettings readTls(config::Object& tls, const std::string& baseDir) {
+// internal.tls and trunk.tls: every file is read and checked here, so that a bad one stops
+// the start with the file and the problem (Sofia would listen and fail every handshake
+// silently). On the trunk side the peers are trunks: their certificates are always
+// verified (ca is required, client certificates are required unless turned off) and
+// pinned per trunk (routing.json's tls_name), so trusted_names has no place there.
+SipTlsSettings readTls(config::Object& tls, const std::string& baseDir, bool trunkSide) {
   SipTlsSettings t;
-  auto path = [&](const char* key, const char* env, bool required) {
-    std::string value = tls.string(key, "", env);
+  const std::string envPrefix = trunkSide ? "MEDIUS_TRUNK_TLS_" : "MEDIUS_INTERNAL_TLS_";
+  auto env = [&](const char* suffix) { return envPrefix + suffix; };
+  auto path = [&](const char* key, const std::string& envName, bool required) {
+    std::string value = tls.string(key, "", envName.c_str());
     if (required && value.empty()) tls.fail(key, "is required");
     std::filesystem::path p(value);
     if (!value.empty() && p.is_relative() && !baseDir.empty()) p = std::filesystem::path(baseDir) / p;
     return value.empty() ? std::string() : p.string();
   };
-  t.listen = tls.string("listen", "", "MEDIUS_INTERNAL_TLS_LISTEN");
+  t.listen = tls.string("listen", "", env("LISTEN").c_str());
   if (!isTlsListenUrl(t.listen)) {
     tls.fail("listen", "\"" + t.listen + "\" is not a sips: URL with a host (\"sips:127.0.0.1:5061\")");
   }
-  t.certFile = path("cert", "MEDIUS_INTERNAL_TLS_CERT", true);
-  t.keyFile = path("key", "MEDIUS_INTERNAL_TLS_KEY", true);
-  t.caFile = path("ca", "MEDIUS_INTERNAL_TLS_CA", false);
-  t.requireClientCert = tls.boolean("require_client_cert", false);
-  t.trustedNames = tls.strings("trusted_names", {});
+  t.certFile = path("cert", env("CERT"), true);
+  t.keyFile = path("key", env("KEY"), true);
+  t.caFile = path("ca", env("CA"), trunkSide);
+  t.requireClientCert = tls.boolean("require_client_cert", trunkSide);
+  if (trunkSide) {
+    if (tls.has("trusted_names")) {
+      tls.fail("trusted_names", "belongs to internal.tls: a trunk is trusted through routing.json "
+                                "(its \"trusted\" flag), its certificate pinned by its tls_name");
+    }
+  } else {
+    t.trustedNames = tls.strings("trusted_names", {});
+  }
   for (const auto& name : t.trustedNames) {
     if (name.empty() || name.find('*') != std::string::npos) {
       tls.fail("trusted_names", "\"" + name + "\": names are exact (no empty names, no wildcards)");
@@ -202,10 +214,15 @@ GatewayConfig loadConfig(const config::Document& doc) {
   c.internalListen = readListen(root, "internal", c.internalListen, "MEDIUS_INTERNAL_LISTEN",
                                 [&](config::Object& internal) {
                                   if (auto tls = internal.optionalObject("tls")) {
-                                    c.internalTls = readTls(*tls, baseDir);
+                                    c.internalTls = readTls(*tls, baseDir, false);
                                   }
                                 });
-  c.trunkListen = readListen(root, "trunk", c.trunkListen, "MEDIUS_TRUNK_LISTEN");
+  c.trunkListen = readListen(root, "trunk", c.trunkListen, "MEDIUS_TRUNK_LISTEN",
+                             [&](config::Object& trunk) {
+                               if (auto tls = trunk.optionalObject("tls")) {
+                                 c.trunkTls = readTls(*tls, baseDir, true);
+                               }
+                             });
   if (auto registrar = root.optionalObject("registrar")) {
     c.registrarAddress = registrar->string("address", c.registrarAddress, "MEDIUS_REGISTRAR_ADDRESS");
     try {

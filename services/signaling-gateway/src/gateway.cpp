@@ -100,39 +100,61 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
     addTport(config_.internalListen[i], kInternal);
   }
   for (const auto& url : config_.trunkListen) addTport(url, kTrunk);
-  if (config_.internalTls) {
-    // SIP over TLS (sip_tls.hpp): the files are checked, Sofia binds with a directory made
-    // from them, and SipTls takes over the SSL_CTX Sofia created. Client certificates are
-    // verified by SipTls's own callback; Sofia's policy only adds its post-handshake check
-    // (a certificate is required, and must verify) when mutual TLS is required.
-    const SipTlsSettings& tls = *config_.internalTls;
+  // SIP over TLS (sip_tls.hpp): the files are checked, Sofia binds with a directory made
+  // from them, and SipTls takes over the SSL_CTX Sofia created. Peer certificates are
+  // verified by SipTls's own callback; Sofia's policy only adds its post-handshake check
+  // (a certificate is required, and must verify) when client certificates are required.
+  auto bindTls = [this](const SipTlsSettings& tls, const char* ident, SipTlsSide tlsSide) {
+    std::unique_ptr<SipTls> made;
     try {
-      tls_ = std::make_unique<SipTls>(tls, metrics_, [&](const char* dir) {
-        return nta_agent_add_tport(
-            agent_, URL_STRING_MAKE(tls.listen.c_str()), TPTAG_IDENT(kInternal),
-            TPTAG_CERTIFICATE(dir),
-            TPTAG_TLS_VERIFY_POLICY(tls.requireClientCert ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE),
-            TAG_END());
-      });
+      made = std::make_unique<SipTls>(
+          tls, metrics_,
+          [&](const char* dir) {
+            return nta_agent_add_tport(
+                agent_, URL_STRING_MAKE(tls.listen.c_str()), TPTAG_IDENT(ident),
+                TPTAG_CERTIFICATE(dir),
+                TPTAG_TLS_VERIFY_POLICY(tls.requireClientCert ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE),
+                TAG_END());
+          },
+          tlsSide);
     } catch (const std::exception& e) {
       std::string why = e.what();
       nta_agent_destroy(agent_);
       agent_ = nullptr;
-      throw std::runtime_error("cannot listen on " + tls.listen + " (internal side, TLS): " + why);
+      throw std::runtime_error("cannot listen on " + tls.listen + " (" + ident + " side, TLS): " +
+                               why);
     }
-    log::get("sip")->info("TLS certificate {} (serial {}), client certificates {}{}",
-                          tls_->credentials().subject, tls_->credentials().serial,
-                          tls.caFile.empty() ? "not asked for"
-                          : tls.requireClientCert ? "required"
-                                                  : "verified when presented",
-                          tls.trustedNames.empty() ? "" : ", trusted peers named in trusted_names");
-    if (tls.reloadIntervalS > 0) {
-      tlsTimer_ = su_timer_create(su_root_task(loop_.root()),
-                                  static_cast<su_duration_t>(tls.reloadIntervalS * 1000));
-      if (tlsTimer_) {
-        su_timer_set_for_ever(tlsTimer_, &Gateway::tlsReloadTimer,
-                              reinterpret_cast<su_timer_arg_t*>(this));
-      }
+    log::get("sip")->info(
+        "TLS on the {} side: certificate {} (serial {}), client certificates {}{}", ident,
+        made->credentials().subject, made->credentials().serial,
+        tls.caFile.empty()         ? "not asked for"
+        : tls.requireClientCert    ? "required"
+                                   : "verified when presented",
+        tlsSide == SipTlsSide::Trunk ? ", each trunk's pinned to its tls_name"
+        : tls.trustedNames.empty()   ? ""
+                                     : ", trusted peers named in trusted_names");
+    return made;
+  };
+  if (config_.internalTls) tls_ = bindTls(*config_.internalTls, kInternal, SipTlsSide::Internal);
+  if (config_.trunkTls) {
+    try {
+      trunkTls_ = bindTls(*config_.trunkTls, kTrunk, SipTlsSide::Trunk);
+    } catch (...) {
+      tls_.reset();  // the agent is gone
+      throw;
+    }
+  }
+  std::int64_t reloadS = 0;
+  for (const auto* tls : {&config_.internalTls, &config_.trunkTls}) {
+    if (*tls && (*tls)->reloadIntervalS > 0) {
+      reloadS = reloadS == 0 ? (*tls)->reloadIntervalS : std::min(reloadS, (*tls)->reloadIntervalS);
+    }
+  }
+  if (reloadS > 0) {
+    tlsTimer_ = su_timer_create(su_root_task(loop_.root()), static_cast<su_duration_t>(reloadS * 1000));
+    if (tlsTimer_) {
+      su_timer_set_for_ever(tlsTimer_, &Gateway::tlsReloadTimer,
+                            reinterpret_cast<su_timer_arg_t*>(this));
     }
   }
 
@@ -177,6 +199,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
 
 void Gateway::setTrunkLocator(const TrunkLocator* locator) {
   trunks_ = locator;
+  if (trunkTls_) trunkTls_->setTrunkLocator(locator);
   if (b2bua_) b2bua_->setTrunkLocator(locator);
 }
 
@@ -204,11 +227,14 @@ Gateway::~Gateway() {
   // the leg and before the root.
   if (agent_) nta_agent_destroy(agent_);
   tls_.reset();  // after the agent: no handshake can call into it any more
+  trunkTls_.reset();
 }
 
 bool Gateway::reloadTls(bool force) {
   assert(loop_.isLoopThread());
-  return tls_ ? tls_->reload(force) : false;
+  bool internal = tls_ && tls_->reload(force);
+  bool trunk = trunkTls_ && trunkTls_->reload(force);
+  return internal || trunk;
 }
 
 void Gateway::tlsReloadTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
@@ -219,22 +245,26 @@ void Gateway::tlsReloadTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg)
   }
 }
 
-std::uint16_t Gateway::tlsPort() const {
+std::uint16_t Gateway::tlsPort(Side side) const {
+  const char* ident = side == Side::Internal ? kInternal : kTrunk;
   for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
     const tp_name_t* name = tport_name(tp);
-    if (name->tpn_proto && strcasecmp(name->tpn_proto, "tls") == 0 && name->tpn_port) {
+    if (name->tpn_proto && strcasecmp(name->tpn_proto, "tls") == 0 && name->tpn_port &&
+        name->tpn_ident && std::strcmp(name->tpn_ident, ident) == 0) {
       return static_cast<std::uint16_t>(std::atoi(name->tpn_port));
     }
   }
   return 0;
 }
 
-bool Gateway::fromTrustedPeer(msg_t* msg) const {
-  if (!config_.internalTls || config_.internalTls->trustedNames.empty()) return false;
+Gateway::TlsPeer Gateway::tlsPeerOf(msg_t* msg, Side side) const {
+  TlsPeer peer;
   tport_t* tp = nta_incoming_transport(agent_, nullptr, msg);
-  if (!tp) return false;
-  bool trusted = false;
-  if (tport_has_tls(tp) && tport_is_verified(tp)) {
+  if (!tp) return peer;
+  peer.tls = tport_has_tls(tp);
+  peer.verified = peer.tls && tport_is_verified(tp);
+  if (peer.verified && side == Side::Internal && config_.internalTls &&
+      !config_.internalTls->trustedNames.empty()) {
     // The connection's certificate names (CN, SAN DNS), valid while msg is being delivered.
     std::vector<std::string> subjects;
     if (const su_strlst_t* list = tport_delivered_from_subjects(tp, msg)) {
@@ -242,10 +272,10 @@ bool Gateway::fromTrustedPeer(msg_t* msg) const {
         if (const char* item = su_strlst_item(list, i)) subjects.emplace_back(item);
       }
     }
-    trusted = subjectsTrusted(subjects, config_.internalTls->trustedNames);
+    peer.trusted = subjectsTrusted(subjects, config_.internalTls->trustedNames);
   }
   tport_unref(tp);
-  return trusted;
+  return peer;
 }
 
 void Gateway::startDraining() {
@@ -395,12 +425,12 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
     nta_msg_discard(agent_, msg);
     return;
   }
-  if (!admit(msg, sip, method, side)) return;
+  // Asked now: the certificate names are readable only while msg is being delivered.
+  TlsPeer peer = tlsPeerOf(msg, side);
+  if (!admit(msg, sip, method, side, peer.trusted)) return;
 
   // From here on as nta's leg_recv does for a leg callback: a server transaction, our
   // handler, then the returned status answered and the transaction released.
-  // Asked now: the certificate names are readable only while msg is being delivered.
-  bool trustedPeer = side == Side::Internal && fromTrustedPeer(msg);
   nta_incoming_t* irq = nta_incoming_create(agent_, nullptr, msg, sip, TAG_END());
   if (!irq) {  // msg is consumed even on failure
     log::get("sip")->warn("cannot create a server transaction for {}", methodLabel(method));
@@ -408,7 +438,7 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
   }
   int status = 500;
   try {
-    status = onRequest(irq, sip, trustedPeer);
+    status = onRequest(irq, sip, peer);
   } catch (const std::exception& e) {
     log::get("sip")->error("request handling failed: {}", e.what());
   } catch (...) {
@@ -423,7 +453,7 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
   if (status >= 200) nta_incoming_destroy(irq);
 }
 
-bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side) {
+bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side, bool trustedPeer) {
   FloodRequest request;
   std::string host;
   std::uint32_t port = 0;
@@ -452,7 +482,7 @@ bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side) {
   request.newDialog = sip->sip_request->rq_method == sip_method_invite && !request.inDialog;
   // Trunks and peers with a trusted TLS client certificate are never banned per source.
   request.trusted = (trunks_ && !host.empty() && !trunks_->trunkAt(host, port).empty()) ||
-                    (side == Side::Internal && fromTrustedPeer(msg));
+                    trustedPeer;
   request.activeDialogs = b2bua_ ? b2bua_->activeCalls() : 0;
   FloodVerdict verdict = flood_.check(request);
   metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
@@ -582,7 +612,7 @@ void Gateway::respond(nta_incoming_t* irq, Method method, Side side, const SipRe
   metrics_.countResponse(method, reply.status, side);
 }
 
-int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer) {
+int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer) {
   const sip_request_t* rq = sip->sip_request;
   Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
   Side side = sideOf(irq);  // counted in admit()
@@ -605,6 +635,21 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer) 
     SipReply reply = unknownTrunkReply();
     respond(irq, method, side, reply);
     return reply.status;
+  }
+  if (side == Side::Trunk && trunks_) {
+    // A TLS trunk is its certificate: its requests come over a connection whose handshake
+    // verified the certificate and found its tls_name (SipTls), never over UDP or TCP.
+    std::string trunk = trunks_->trunkAt(source.host, source.port);
+    if (auto name = trunks_->tlsName(trunk); name && !peer.verified) {
+      metrics_.countRefused(Refusal::TrunkTls);
+      log::get("sip")->warn("{} from trunk {} ({}:{}) refused: the trunk uses TLS (certificate "
+                            "name {}), this came {}",
+                            rq->rq_method_name, trunk, source.host, source.port, *name,
+                            peer.tls ? "without a verified certificate" : "without TLS");
+      SipReply reply = trunkTlsRequiredReply();
+      respond(irq, method, side, reply);
+      return reply.status;
+    }
   }
   // RFC 3261 8.2 and the RFC 4475 verdicts (request_checks.hpp): before credentials are
   // asked for, so a malformed request costs no registrar round trip.
@@ -632,6 +677,7 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer) 
     return reply.status;
   }
   if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
+  bool trustedPeer = side == Side::Internal && peer.trusted;
   if (trustedPeer && needsCredentials(sip, side, config_.authCalls, false)) {
     metrics_.countTrustedPeerRequest();
     log::get("sip")->debug("{} {} from a trusted TLS peer: no digest credentials needed",

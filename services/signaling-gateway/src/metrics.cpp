@@ -44,6 +44,7 @@ std::string_view refusalLabel(Refusal refusal) {
     case Refusal::UnknownTrunk: return "unknown_trunk";
     case Refusal::Malformed: return "malformed";
     case Refusal::UserLocked: return "user_locked";
+    case Refusal::TrunkTls: return "trunk_tls";
   }
   return "unknown_trunk";
 }

@@ -1,5 +1,8 @@
 #include "medius/gateway/sip_tls.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <strings.h>
@@ -22,6 +25,7 @@
 
 #include "medius/common/logging.hpp"
 #include "medius/gateway/metrics.hpp"
+#include "medius/gateway/trunk_locator.hpp"
 
 namespace medius::gateway {
 
@@ -385,8 +389,8 @@ bool SipTls::FileStamp::operator==(const FileStamp& o) const {
 }
 
 SipTls::SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
-               const std::function<int(const char* dir)>& bind)
-    : settings_(settings), metrics_(metrics) {
+               const std::function<int(const char* dir)>& bind, SipTlsSide side)
+    : settings_(settings), metrics_(metrics), side_(side) {
   stamps_ = stamps();
   current_ = loadTlsCredentials(settings_, std::time(nullptr));
   {
@@ -518,19 +522,121 @@ bool SipTls::reload(bool force) {
 }
 
 int SipTls::verifyCallback(int ok, X509_STORE_CTX* store) {
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  const auto* self =
+      ssl ? static_cast<SipTls*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), contextIndex()))
+          : nullptr;
+  const char* whose = ssl && !SSL_is_server(ssl) ? "server" : "client";
   if (!ok) {
     int err = X509_STORE_CTX_get_error(store);
-    log::get("sip")->debug("TLS client certificate refused at depth {}: {}",
+    log::get("sip")->debug("TLS {} certificate refused at depth {}: {}", whose,
                            X509_STORE_CTX_get_error_depth(store), X509_verify_cert_error_string(err));
+    return ok;
+  }
+  if (self && self->side_ == SipTlsSide::Trunk && X509_STORE_CTX_get_error_depth(store) == 0) {
+    std::string why;
+    if (!self->trunkCertificateNamed(ssl, X509_STORE_CTX_get_current_cert(store), why)) {
+      X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
+      log::get("sip")->warn("TLS {} certificate refused on the trunk side: {}", whose, why);
+      return 0;
+    }
   }
   return ok;
 }
 
+namespace {
+
+// The connection's peer address, as the gateway writes a request's source.
+bool peerOf(SSL* ssl, std::string& host, std::uint32_t& port) {
+  int fd = SSL_get_fd(ssl);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  char text[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &ss, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+    port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+    port = ntohs(sin6.sin6_port);
+  } else {
+    return false;
+  }
+  host = text;
+  return true;
+}
+
+bool isIpLiteral(const std::string& name) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+bool certificateNames(X509* leaf, const std::string& name) {
+  if (!leaf || name.empty()) return false;
+  if (isIpLiteral(name)) return X509_check_ip_asc(leaf, name.c_str(), 0) == 1;
+  return X509_check_host(leaf, name.data(), name.size(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                         nullptr) == 1;
+}
+
+bool SipTls::trunkCertificateNamed(SSL* ssl, X509* leaf, std::string& why) const {
+  std::string host;
+  std::uint32_t port = 0;
+  if (!peerOf(ssl, host, port)) {
+    why = "the connection's peer address is unknown";
+    return false;
+  }
+  std::string where = host + ":" + std::to_string(port);
+  if (!trunks_) {
+    why = "the trunk list is not known yet (" + where + ")";
+    return false;
+  }
+  std::string trunk = trunks_->trunkAt(host, port);
+  if (trunk.empty()) {
+    why = where + " is not a configured trunk";
+    return false;
+  }
+  auto name = trunks_->tlsName(trunk);
+  if (!name) {
+    why = "trunk " + trunk + " (" + where + ") is not configured for TLS (routing.json transport)";
+    return false;
+  }
+  if (!certificateNames(leaf, *name)) {
+    why = "trunk " + trunk + " (" + where + ") presented " +
+          oneLine(X509_get_subject_name(leaf)) + ", which does not name " + *name;
+    return false;
+  }
+  return true;
+}
+
+void SipTls::setServerName(SSL* ssl) const {
+  std::string host;
+  std::uint32_t port = 0;
+  if (side_ != SipTlsSide::Trunk || !trunks_ || !peerOf(ssl, host, port)) return;
+  std::string trunk = trunks_->trunkAt(host, port);
+  auto name = trunk.empty() ? std::nullopt : trunks_->tlsName(trunk);
+  if (name && !isIpLiteral(*name)) {
+    // SSL_set_tlsext_host_name, without its C cast.
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(name->c_str()));
+  }
+}
+
 void SipTls::infoCallback(const SSL* ssl, int where, int ret) {
-  if (!SSL_is_server(const_cast<SSL*>(ssl))) return;
   auto* self = static_cast<SipTls*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), contextIndex()));
   if (!self) return;
   SSL* s = const_cast<SSL*>(ssl);
+  if (!SSL_is_server(s)) {
+    // Our connection toward a trunk: the ClientHello is written after this.
+    if (where & SSL_CB_HANDSHAKE_START) self->setServerName(s);
+    return;
+  }
   if (SSL_get_ex_data(s, connectionIndex())) return;  // counted already
   std::string_view result;
   if (where & SSL_CB_HANDSHAKE_DONE) {

@@ -8,6 +8,12 @@ namespace medius::gateway {
 
 namespace {
 
+// A TLS trunk's pinned certificate name: routing's tls_name, else its address's host.
+std::string pinnedName(const v1::TrunkInfo& info) {
+  if (info.address().transport() != v1::TRANSPORT_TLS) return {};
+  return info.tls_name().empty() ? info.address().host() : info.tls_name();
+}
+
 std::string addressText(const v1::SocketAddress& a) {
   return a.host() + ":" + std::to_string(a.port());
 }
@@ -144,6 +150,7 @@ void TrunkMonitor::onTrunkList(const grpc::Status& status, const v1::ListTrunksR
         it->second.maxCalls = info->max_concurrent_calls();
         it->second.media = info->media();
         it->second.trusted = info->trusted();
+        it->second.tlsName = pinnedName(*info);
       }
       if (it == trunks_.end()) {
         Trunk trunk;
@@ -151,6 +158,7 @@ void TrunkMonitor::onTrunkList(const grpc::Status& status, const v1::ListTrunksR
         trunk.maxCalls = info->max_concurrent_calls();
         trunk.media = info->media();
         trunk.trusted = info->trusted();
+        trunk.tlsName = pinnedName(*info);
         trunk.address = info->address();
         trunk.health.up = info->up();
         trunk.health.lastChangeMs = clock_.nowMs();
@@ -302,6 +310,12 @@ std::uint32_t TrunkMonitor::maxCalls(const std::string& trunk) const {
 v1::TrunkMedia TrunkMonitor::media(const std::string& trunk) const {
   auto it = trunks_.find(trunk);
   return it == trunks_.end() ? v1::TrunkMedia() : it->second.media;
+}
+
+std::optional<std::string> TrunkMonitor::tlsName(const std::string& trunk) const {
+  auto it = trunks_.find(trunk);
+  if (it == trunks_.end() || it->second.tlsName.empty()) return std::nullopt;
+  return it->second.tlsName;
 }
 
 bool TrunkMonitor::trusted(const std::string& trunk) const {

@@ -103,6 +103,9 @@ struct Trunk {
   std::vector<std::string> codecs{"PCMU", "PCMA"};  // normalized names, preference order
   // In our RFC 3325 trust domain: the gateway sends it P-Asserted-Identity (TrunkInfo.trusted).
   bool trusted = false;
+  // transport "tls" only: the name the trunk's certificate must carry (TrunkInfo.tls_name);
+  // "tls_name" in routing.json, the address's host by default.
+  std::string tlsName;
 };
 
 struct RouteTrunk {

@@ -79,6 +79,9 @@ AuthVerdict verifyVerdict(const grpc::Status& status, const v1::VerifyDigestResp
 
 // The 403 of a trunk-side request from an address that is no configured trunk.
 SipReply unknownTrunkReply();
+// The 403 to a request from a TLS trunk's address that did not come over a TLS connection
+// whose certificate verified and named the trunk.
+SipReply trunkTlsRequiredReply();
 
 // The 403 of credentials for a username locked after failed attempts (auth_guard.hpp),
 // the same whether the user exists or not.

@@ -27,6 +27,15 @@
 //     reload_interval_s  60 (0..86400, 0 = only on SIGHUP): how often the files are
 //                      checked for a change; a changed certificate is used by new
 //                      connections without a restart.
+//   trunk.tls          absent (no TLS toward trunks): SIP over TLS on the trunk side, for
+//                      trunks whose routing.json transport is "tls" (docs/security.md).
+//                      The keys of internal.tls (environment MEDIUS_TRUNK_TLS_*), except:
+//     ca               required: the CAs that sign the trunks' certificates (a trunk's
+//                      certificate is verified both when it connects and when we do).
+//     require_client_cert  true: a trunk connecting in must present its certificate.
+//     trusted_names    refused: each TLS trunk's certificate must carry its tls_name
+//                      (routing.json), checked in the handshake against the trunk at
+//                      the connection's address; trust comes from the trunk's "trusted".
 //   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
 //   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
 //   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
@@ -150,6 +159,7 @@ struct GatewayConfig {
   std::vector<std::string> internalListen{"sip:127.0.0.1:5062"};
   std::vector<std::string> trunkListen{"sip:127.0.0.1:5060"};
   std::optional<SipTlsSettings> internalTls;
+  std::optional<SipTlsSettings> trunkTls;
   std::string registrarAddress = "127.0.0.1:50051";
   std::int64_t registrarTimeoutMs = 2000;
   std::int64_t retryAfterSeconds = 5;

@@ -118,8 +118,8 @@ class Gateway final : public OptionsProber {
 
   // The bound port of the first listener of a side ("udp"), for tests using port 0.
   std::uint16_t boundPort(Side side) const;
-  // The bound port of the internal side's TLS listener (0 without internal.tls).
-  std::uint16_t tlsPort() const;
+  // The bound port of a side's TLS listener (0 without its tls block).
+  std::uint16_t tlsPort(Side side = Side::Internal) const;
   // Re-reads the TLS certificate files now (SIGHUP), or only when they changed.
   // Returns true when a new certificate is in use. Loop thread.
   bool reloadTls(bool force);
@@ -163,9 +163,14 @@ class Gateway final : public OptionsProber {
   static int probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                            const sip_t* sip) noexcept;
 
-  // True when msg (being delivered now) came over a TLS connection whose client
-  // certificate verified and names one of internal.tls.trusted_names.
-  bool fromTrustedPeer(msg_t* msg) const;
+  // What the connection that delivered a message (being delivered now) says of its peer.
+  struct TlsPeer {
+    bool tls = false;       // it is a TLS connection
+    bool verified = false;  // whose peer certificate verified (on the trunk side: and
+                            // named the trunk at its address)
+    bool trusted = false;   // internal side: and names one of internal.tls.trusted_names
+  };
+  TlsPeer tlsPeerOf(msg_t* msg, Side side) const;
   static void tlsReloadTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
 
   // nta's message callback: out-of-dialog requests (and stray responses) as bare msgs.
@@ -176,10 +181,10 @@ class Gateway final : public OptionsProber {
   // Takes msg: the flood guard's verdict, then a server transaction for onRequest.
   void onMessage(msg_t* msg, sip_t* sip);
   // Asks the guard; false when the message was dropped or answered (and consumed).
-  bool admit(msg_t* msg, const sip_t* sip, Method method, Side side);
+  bool admit(msg_t* msg, const sip_t* sip, Method method, Side side, bool trustedPeer);
   Side sideOfMessage(msg_t* msg) const;
-  // trustedPeer: fromTrustedPeer() of its message.
-  int onRequest(nta_incoming_t* irq, const sip_t* sip, bool trustedPeer);
+  // peer: tlsPeerOf() its message.
+  int onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer);
   int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
   // What a request becomes once nothing (any more) stands in its way: a new call, or
   // the answer to the rest. Returns what the leg callback returns (0: answered later).
@@ -222,7 +227,8 @@ class Gateway final : public OptionsProber {
   // a default leg would take every request before the message callback.
   nta_leg_t* leg_ = nullptr;
   // The internal side's TLS (internal.tls), and the timer that checks its files.
-  std::unique_ptr<SipTls> tls_;
+  std::unique_ptr<SipTls> tls_;       // internal.tls
+  std::unique_ptr<SipTls> trunkTls_;  // trunk.tls
   su_timer_t* tlsTimer_ = nullptr;
   FloodGuard flood_;
   AuthGuard authGuard_;

@@ -83,8 +83,8 @@ std::string_view authFailureLabel(AuthFailure failure);
 // UnknownTrunk, a trunk-side request from an address that is no configured trunk;
 // Malformed, a request that fails the RFC 3261/4475 checks (request_checks.hpp);
 // UserLocked, credentials for a username locked after failures (auth_guard.hpp).
-enum class Refusal { UnknownTrunk, Malformed, UserLocked };
-inline constexpr std::size_t kRefusalCount = 3;
+enum class Refusal { UnknownTrunk, Malformed, UserLocked, TrunkTls };
+inline constexpr std::size_t kRefusalCount = 4;
 
 // medius_gateway_auth_bans_total{scope}: "source" or "user".
 enum class AuthBanScope { Source, User };

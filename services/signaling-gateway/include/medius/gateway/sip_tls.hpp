@@ -37,6 +37,14 @@
 namespace medius::gateway {
 
 class GatewayMetrics;
+class TrunkLocator;
+
+// Which side a TLS listener serves. On the trunk side every peer is a trunk reached over
+// TLS: the handshake (either direction) succeeds only when the peer's certificate
+// verifies against the CA and names the tls_name of the trunk at the connection's address
+// (X509_check_host / X509_check_ip_asc: SAN DNS or IP, CN only without SANs, a wildcard
+// for one label); our outgoing connections send that name as SNI.
+enum class SipTlsSide { Internal, Trunk };
 
 // A problem with one of the files; field() is its config key ("cert", "key", "ca").
 class TlsFileError : public std::runtime_error {
@@ -96,6 +104,11 @@ class SofiaCertDir {
 bool subjectsTrusted(const std::vector<std::string>& subjects,
                      const std::vector<std::string>& trusted);
 
+// True when the certificate `leaf` names `name`: an IP literal against its SAN IP
+// addresses, a DNS name against its SAN DNS names (its CN only when it has none), a
+// certificate wildcard covering one whole label (X509_check_host).
+bool certificateNames(X509* leaf, const std::string& name);
+
 // Label values of medius_gateway_tls_handshakes_total{result}.
 inline constexpr const char* kTlsHandshakeResults[] = {
     "ok", "protocol_version", "no_certificate", "bad_certificate", "handshake_failure",
@@ -107,7 +120,8 @@ class SipTls {
   // TPTAG_CERTIFICATE(dir) and return nta_agent_add_tport's result) and takes over the
   // SSL_CTX Sofia made. Throws TlsFileError or std::runtime_error.
   SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
-         const std::function<int(const char* dir)>& bind);
+         const std::function<int(const char* dir)>& bind,
+         SipTlsSide side = SipTlsSide::Internal);
   ~SipTls();
   SipTls(const SipTls&) = delete;
   SipTls& operator=(const SipTls&) = delete;
@@ -117,6 +131,9 @@ class SipTls {
   // Returns true when a new certificate was installed.
   bool reload(bool force);
   const TlsCredentials& credentials() const { return current_; }
+  // The trunks whose names the trunk side pins (null: every trunk-side handshake fails).
+  // Loop thread, like the handshakes that read it.
+  void setTrunkLocator(const TrunkLocator* trunks) { trunks_ = trunks; }
 
  private:
   struct FileStamp {
@@ -130,9 +147,17 @@ class SipTls {
   void install(const TlsCredentials& c);
   static void infoCallback(const SSL* ssl, int where, int ret);
   static int verifyCallback(int ok, X509_STORE_CTX* store);
+  // Trunk side: whether `leaf`, presented on ssl's connection, carries the tls_name of the
+  // trunk at the connection's peer address; `why` says what failed.
+  bool trunkCertificateNamed(SSL* ssl, X509* leaf, std::string& why) const;
+  // Trunk side, our outgoing connection: the SNI name (the trunk's tls_name when it is a
+  // DNS name).
+  void setServerName(SSL* ssl) const;
 
   SipTlsSettings settings_;
   GatewayMetrics& metrics_;
+  SipTlsSide side_;
+  const TrunkLocator* trunks_ = nullptr;
   std::vector<SSL_CTX*> contexts_;  // one reference each (SSL_CTX_up_ref)
   TlsCredentials current_;
   std::vector<FileStamp> stamps_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "medius/v1/routing.pb.h"
@@ -25,6 +26,10 @@ class TrunkLocator {
   // The trunk's "trusted" flag from routing (RFC 3325 trust domain: it gets
   // P-Asserted-Identity, and its own is believed); false when unknown.
   virtual bool trusted(const std::string& trunk) const = 0;
+  // For a trunk reached over TLS (routing's transport "tls"): the name its certificate must
+  // carry (routing's tls_name, else its address's host). nullopt for other trunks and
+  // unknown ones.
+  virtual std::optional<std::string> tlsName(const std::string& trunk) const = 0;
 };
 
 }  // namespace medius::gateway

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,6 +103,7 @@ class TrunkMonitor final : public TrunkLocator {
   std::uint32_t maxCalls(const std::string& trunk) const override;
   v1::TrunkMedia media(const std::string& trunk) const override;
   bool trusted(const std::string& trunk) const override;
+  std::optional<std::string> tlsName(const std::string& trunk) const override;
 
  private:
   struct Trunk {
@@ -110,6 +112,7 @@ class TrunkMonitor final : public TrunkLocator {
     std::uint32_t maxCalls = 0;  // routing's max_concurrent_calls (0: no limit)
     v1::TrunkMedia media;        // routing's srtp and codecs of the trunk
     bool trusted = false;        // routing's "trusted" (P-Asserted-Identity toward it)
+    std::string tlsName;         // a TLS trunk's pinned certificate name; "" otherwise
     TrunkHealthState health;
     std::uint64_t probe = 0;  // outstanding probe handle, 0 when none
   };
