@@ -298,12 +298,15 @@ class Cluster:
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
                  with_routing=False, gateway_uses_routing=False, with_media=False, calls=False,
                  trunk_overrides=None, gateway_extra=None, keepalive_interval_ms=1000,
-                 tls=None):
+                 tls=None, trunk_tls=None):
         # tls: a dict turns on the internal side's SIP over TLS (internal.tls) on
         # self.tls_port, with the throwaway certificates of deploy/certs/make-certs.sh in
         # self.certs_dir (gateway.pem/.key as the server's, ca.pem, client.pem/.key); the
         # dict's keys are merged into the block, "{certs}" in a value is self.certs_dir.
+        # trunk_tls: likewise for the trunk side (trunk.tls on self.trunk_tls_port, the
+        # gateway's certificate; the dict must name its "ca", the trunks' CA).
         self.tls = tls
+        self.trunk_tls = trunk_tls
         self.calls = calls
         if calls:
             with_routing = gateway_uses_routing = with_media = True
@@ -315,7 +318,7 @@ class Cluster:
         self.trunk_ports = {}
         self.dir = tempfile.mkdtemp(prefix="medius-e2e-%s-" % name)
         self.certs_dir = os.path.join(self.dir, "certs")
-        if tls is not None:
+        if tls is not None or trunk_tls is not None:
             make_certs(self.certs_dir)
         # Extra environment of the gateway (a test pointing at example files).
         self.gateway_env_extra = {}
@@ -351,6 +354,7 @@ class Cluster:
         self.internal_port = free_port()
         self.trunk_port = free_port()
         self.tls_port = free_port()
+        self.trunk_tls_port = free_port()
         with open(os.path.join(self.dir, "registrar.json"), "w") as f:
             json.dump(registrar_config(self.registrar_grpc, self.registrar_metrics,
                                        self.algorithms, self.nonce_ttl), f, indent=2)
@@ -404,14 +408,17 @@ class Cluster:
             json.dump(gateway, f, indent=2)
 
     def _with_tls(self, gateway):
-        if self.tls is not None:
-            block = {"listen": "sips:127.0.0.1:%d" % self.tls_port,
+        for side, settings, port in (("internal", self.tls, self.tls_port),
+                                     ("trunk", self.trunk_tls, self.trunk_tls_port)):
+            if settings is None:
+                continue
+            block = {"listen": "sips:127.0.0.1:%d" % port,
                      "cert": os.path.join(self.certs_dir, "gateway.pem"),
                      "key": os.path.join(self.certs_dir, "gateway.key")}
-            for key, value in self.tls.items():
+            for key, value in settings.items():
                 block[key] = value.format(certs=self.certs_dir) if isinstance(value, str) \
                     else value
-            gateway["internal"]["tls"] = block
+            gateway.setdefault(side, {})["tls"] = block
         return gateway
 
     def trunk_address(self, name):
@@ -449,6 +456,7 @@ class Cluster:
                 "MEDIUS_TRUNK_LISTEN": "sip:127.0.0.1:%d" % self.trunk_port,
                 # Used only by a gateway config with an internal.tls block.
                 "MEDIUS_INTERNAL_TLS_LISTEN": "sips:127.0.0.1:%d" % self.tls_port,
+                "MEDIUS_TRUNK_TLS_LISTEN": "sips:127.0.0.1:%d" % self.trunk_tls_port,
                 "MEDIUS_REGISTRAR_ADDRESS": "127.0.0.1:%d" % self.registrar_grpc,
                 "MEDIUS_ROUTING_ADDRESS": "127.0.0.1:%d" % (
                     self.routing_grpc if self.gateway_uses_routing else self.no_routing_port)}

@@ -26,11 +26,14 @@ made here with the openssl CLI (another CA, a reloaded server certificate).
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -586,6 +589,243 @@ class TlsBaresipCalls(baresip.DumpsAgentsOnFailure, CallTestCase):
         self.assertTrue([t for transport, src, d, t in ua.sip_messages()
                          if d == gateway and t.startswith("SIP/2.0 200 ")
                          and re.search(r"(?m)^CSeq: \d+ INVITE", t)], "bob sent no 200")
+
+
+class TlsTrunkPeer:
+    """A trunk reached over TLS: a TLS server on the trunk's address (its certificate
+    `cert`, asking for the gateway's, verified against `client_ca`) that answers OPTIONS
+    with 200 and an INVITE with 100 and 200 (an SDP), ACK with nothing and BYE with 200.
+    Records what it saw: the SNI names, the client certificates' subjects, the requests."""
+
+    def __init__(self, host, port, cert, key, client_ca):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.load_verify_locations(client_ca)
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sni, self.subjects, self.requests, self.failed_handshakes = [], [], [], 0
+        self.ctx.sni_callback = lambda sock, name, ctx: self.sni.append(name) and None
+        self.listener = socket.create_server((host, port))
+        self.listener.settimeout(0.2)
+        self.host = host
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(10)
+        self.listener.close()
+
+    def methods(self):
+        return [r.split(" ", 1)[0] for r in self.requests]
+
+    def _serve(self):
+        workers = []
+        while not self.stopping:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                continue
+            worker = threading.Thread(target=self._connection, args=(raw,), daemon=True)
+            worker.start()
+            workers.append(worker)
+        for worker in workers:
+            worker.join(5)
+
+    def _connection(self, raw):
+        raw.settimeout(1.0)
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.failed_handshakes += 1
+            raw.close()
+            return
+        cert = conn.getpeercert()
+        self.subjects.append(dict(x[0] for x in cert.get("subject", ())).get("commonName"))
+        buffer = b""
+        with conn:
+            while not self.stopping:
+                try:
+                    data = conn.recv(65535)
+                except socket.timeout:
+                    continue
+                except (ssl.SSLError, OSError):
+                    return
+                if not data:
+                    return
+                buffer += data
+                while True:
+                    head, sep, rest = buffer.partition(b"\r\n\r\n")
+                    if not sep:
+                        break
+                    m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+                    length = int(m.group(1)) if m else 0
+                    if len(rest) < length:
+                        break
+                    buffer = rest[length:]
+                    self._answer(conn, head.decode(errors="replace"))
+
+    def _answer(self, conn, head):
+        self.requests.append(head)
+        lines = head.split("\r\n")
+        method = lines[0].split(" ", 1)[0]
+        if method == "ACK" or lines[0].startswith("SIP/2.0"):
+            return
+        keep = [l for l in lines[1:] if re.match(r"(?i)(via|from|call-id|cseq|v|f|i)\s*:", l)]
+        to = next((l for l in lines[1:] if re.match(r"(?i)(to|t)\s*:", l)), "To: <sip:x>")
+        if ";tag=" not in to:
+            to += ";tag=" + secrets.token_hex(4)
+
+        def send(status, extra=(), body=""):
+            out = [status] + keep + [to] + list(extra)
+            if body:
+                out.append("Content-Type: application/sdp")
+            out += ["Content-Length: %d" % len(body), "", body]
+            conn.sendall("\r\n".join(out).encode())
+
+        if method == "INVITE":
+            send("SIP/2.0 100 Trying")
+            sdp = ("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+                   "m=audio 7992 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+                   % (self.host, self.host))
+            send("SIP/2.0 200 OK", ["Contact: <sips:pbx@%s:%d>" % self.listener.getsockname()],
+                 sdp)
+        else:
+            send("SIP/2.0 200 OK")
+
+
+class TrunkTls(harness.E2ETestCase):
+    """The PBX trunk over TLS (routing.json transport "tls", tls_name pbx.example.net; the
+    gateway's trunk.tls with the trunks' own CA): a Python TLS server is the PBX, the
+    caller is alice over the internal side's TLS."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.trunk_ca_dir = tempfile.mkdtemp(prefix="medius-e2e-trunk-ca-")
+        cls.trunk_ca, cls.trunk_ca_key = make_ca(cls.trunk_ca_dir, "carriers-ca")
+        cls.cluster = harness.Cluster(
+            name="trunktls", calls=True, tls={}, trunk_tls={"ca": cls.trunk_ca},
+            trunk_overrides={"pbx": {"transport": "tls", "tls_name": "pbx.example.net",
+                                     "failover_timeout_ms": 2000}})
+        try:
+            cls.cluster.start()
+            host, port = cls.cluster.trunk_address("pbx").split(":")
+            cls.pbx_host, cls.pbx_port = host, int(port)
+            pem, key = make_leaf(cls.trunk_ca_dir, "pbx", "pbx.example.net", cls.trunk_ca,
+                                 cls.trunk_ca_key)
+            cls.pbx_cert = (pem, key)
+            cls.pbx = TlsTrunkPeer(host, int(port), pem, key,
+                                   os.path.join(cls.cluster.certs_dir, "ca.pem"))
+        except Exception:
+            cls.cluster.dump_logs()
+            cls.cluster.cleanup()
+            cls.cluster = None
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "pbx", None):
+            cls.pbx.stop()
+        super().tearDownClass()
+        shutil.rmtree(cls.trunk_ca_dir, ignore_errors=True)
+
+    def trunk_client(self, cert, key, source):
+        """A TLS connection from `source` to the gateway's trunk-side TLS port."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(self.cluster.certs_dir, "ca.pem"))
+        ctx.load_cert_chain(cert, key)
+        raw = socket.create_connection(("127.0.0.1", self.cluster.trunk_tls_port), timeout=5,
+                                       source_address=(source, 0))
+        try:
+            return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        except Exception:
+            raw.close()
+            raise
+
+    def test_1_the_pbx_is_probed_and_called_over_tls(self):
+        wait_until(lambda: "OPTIONS" in self.pbx.methods(), 10, "an OPTIONS probe over TLS")
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("routing"),
+                                                "medius_routing_trunk_up", {"trunk": "pbx"}) == 1.0,
+                   10, "pbx up in routing")
+        # Every connection the gateway made named the PBX (SNI) and showed the gateway's
+        # own certificate.
+        self.assertEqual(set(self.pbx.sni), {"pbx.example.net"})
+        self.assertEqual(set(self.pbx.subjects), {"gateway.example.com"})
+        sock = tls_client(self.cluster.tls_port, os.path.join(self.cluster.certs_dir, "ca.pem"))
+        sip = TlsSip(sock)
+        self.addCleanup(sip.close)
+        uri = "sip:2200@%s" % DOMAIN
+        from_tag = secrets.token_hex(4)
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 7994 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n")
+
+        def send(method, ruri, cseq, to_tag="", extra=(), body=""):
+            lines = ["%s %s SIP/2.0" % (method, ruri),
+                     "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (
+                         sip.host, sip.port, secrets.token_hex(8)),
+                     "Max-Forwards: 70",
+                     "From: <sip:alice@%s>;tag=%s" % (DOMAIN, from_tag),
+                     "To: <%s>%s" % (uri, ";tag=" + to_tag if to_tag else ""),
+                     "Call-ID: %s" % sip.call_id, "CSeq: %d %s" % (cseq, method),
+                     "Contact: <sip:alice@%s:%d;transport=tls>" % (sip.host, sip.port)]
+            lines += list(extra)
+            if body:
+                lines.append("Content-Type: application/sdp")
+            lines += ["Content-Length: %d" % len(body), "", body]
+            sip.sock.sendall("\r\n".join(lines).encode())
+            return None if method == "ACK" else sip.final_response(timeout=10)
+
+        first = send("INVITE", uri, 1, body=sdp)
+        self.assertEqual(first.status, 407, first.raw)
+        send("ACK", uri, 1, to_tag=re.search(r"tag=([^;>\s]+)", first.get("to")).group(1))
+        challenge = harness.parse_challenge(first.get("proxy-authenticate"))
+        auth = harness.SipClient.authorization(None, "alice", harness.user_password("alice"),
+                                               challenge, method="INVITE", uri=uri)
+        ok = send("INVITE", uri, 2, extra=["Proxy-Authorization: " + auth], body=sdp)
+        self.assertEqual(ok.status, 200, ok.raw)
+        invites = [r for r in self.pbx.requests if r.startswith("INVITE ")]
+        self.assertEqual(len(invites), 1, self.pbx.requests)
+        self.assertTrue(invites[0].startswith("INVITE sips:"), invites[0])
+        self.assertRegex(invites[0], r"(?im)^Via: SIP/2.0/TLS ")
+        to_tag = re.search(r"tag=([^;>\s]+)", ok.get("to")).group(1)
+        target = ok.get("contact").strip("<>")
+        send("ACK", target, 2, to_tag=to_tag)
+        bye = send("BYE", target, 3, to_tag=to_tag)
+        self.assertEqual(bye.status, 200, bye.raw)
+        wait_until(lambda: "BYE" in self.pbx.methods(), 5, "the BYE at the PBX, over TLS")
+
+    def test_2_the_pbx_calling_in_must_show_its_name(self):
+        pem, key = self.pbx_cert
+        sip = TlsSip(self.trunk_client(pem, key, self.pbx_host))
+        self.addCleanup(sip.close)
+        self.assertEqual(sip.request("OPTIONS", user="pbx", contact=False).status, 200)
+        # Another name from the same CA: the handshake is refused (TLS 1.3 completes on the
+        # client first, so the refusal shows as no SIP answer).
+        other_pem, other_key = make_leaf(self.trunk_ca_dir, "other", "other.example.net",
+                                         self.trunk_ca, self.trunk_ca_key)
+        before = harness.metric_value(self.cluster.metrics("gateway"),
+                                      "medius_gateway_tls_handshakes_total",
+                                      {"result": "bad_certificate"})
+        try:
+            other = TlsSip(self.trunk_client(other_pem, other_key, self.pbx_host))
+            self.addCleanup(other.close)
+            response = other.request("OPTIONS", user="pbx", contact=False)
+        except (ssl.SSLError, OSError):
+            response = None
+        self.assertIsNone(response, response.raw if response else "")
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
+                                                "medius_gateway_tls_handshakes_total",
+                                                {"result": "bad_certificate"}) >= before + 1,
+                   5, "the refused handshake counted")
+        # The PBX's address over UDP: not the PBX (it is its certificate).
+        client = harness.SipClient(self.cluster.trunk_port, local=(self.pbx_host, 0))
+        self.addCleanup(client.close)
+        response = client.request("OPTIONS", user="pbx", contact=False, expires=None)
+        self.assertEqual(response.status, 403, response.raw)
+        self.assertEqual(response.reason, "Trunk Requires TLS")
+        self.assertEqual(harness.metric_value(self.cluster.metrics("gateway"),
+                                              "medius_gateway_requests_refused_total",
+                                              {"reason": "trunk_tls"}), 1)
 
 
 class TlsBaresip(baresip.Baresip):
