@@ -90,6 +90,34 @@ TEST(FloodGuard, BansASourceOverItsRateAndDropsItUntilTheBanEnds) {
   EXPECT_EQ(guard.bansTotal(), 1u);
 }
 
+TEST(FloodGuard, TlsHandshakesCountAsTheSourcesRequests) {
+  ManualClock clock;
+  FloodSettings settings = small();
+  settings.maxRequestsPerSecond = 1;  // never applies to a connection
+  FloodGuard guard(settings, clock);
+  // Handshakes and requests share the window: 6 + 4 pass, the next of either is banned.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(guard.checkConnection(ip("127.0.0.50"), false), FloodVerdict::Pass) << i;
+  }
+  for (int i = 0; i < 4; ++i) {
+    FloodRequest inDialog = from("127.0.0.50");
+    inDialog.inDialog = true;
+    EXPECT_EQ(guard.check(inDialog), FloodVerdict::Pass) << i;
+  }
+  EXPECT_EQ(guard.checkConnection(ip("127.0.0.50"), false), FloodVerdict::DropBanned);
+  EXPECT_EQ(guard.bansTotal(), 1u);
+  EXPECT_EQ(guard.check(from("127.0.0.50")), FloodVerdict::DropBanned);
+  // A trunk's address is never counted or banned.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(guard.checkConnection(ip("127.0.0.11"), true), FloodVerdict::Pass) << i;
+  }
+  settings.enabled = false;
+  FloodGuard off(settings, clock);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(off.checkConnection(ip("127.0.0.50"), false), FloodVerdict::Pass) << i;
+  }
+}
+
 TEST(FloodGuard, ASteadyRateUnderTheLimitIsNeverBanned) {
   ManualClock clock;
   FloodGuard guard(small(), clock);

@@ -531,6 +531,32 @@ TEST_F(TlsGateway, ReloadServesTheNewCertificateToNewConnections) {
   EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "43");
 }
 
+// A source opening TLS connections faster than security.flood allows is banned like one
+// sending requests: its next ClientHello is refused before any crypto.
+class TlsHandshakeFlood : public TlsGateway {
+ protected:
+  void configure() override {
+    config_.flood.windowMs = 60000;
+    config_.flood.maxRequests = 3;
+  }
+};
+
+TEST_F(TlsHandshakeFlood, AFloodingSourceIsRefusedAtItsClientHello) {
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "2A") << i;
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "");
+  EXPECT_EQ(connect(TLS1_2_VERSION, TLS1_3_VERSION), "");
+  EXPECT_EQ(handshakes("ok"), 3);
+  EXPECT_EQ(handshakes("banned_source"), 2);
+  double bans = 0;
+  loop_.invoke([&] {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != "medius_gateway_flood_bans_total") continue;
+      for (const auto& m : family.metric) bans += m.counter.value;
+    }
+  });
+  EXPECT_EQ(bans, 1);
+}
+
 // Mutual TLS: a peer whose certificate the CA signed and whose subjectAltName names a
 // trusted peer sends calls without digest credentials. The names come from Sofia's reading
 // of the certificate, which sip_tls.cpp's X509V3_EXT_get keeps from leaking (the ASan build

@@ -236,4 +236,12 @@ FloodVerdict FloodGuard::check(const FloodRequest& request) {
   return FloodVerdict::Pass;
 }
 
+FloodVerdict FloodGuard::checkConnection(const IpAddress& source, bool trusted) {
+  FloodRequest request;
+  request.source = source;
+  request.trusted = trusted;
+  request.inDialog = true;  // not a request of its own: no global limit applies
+  return check(request);
+}
+
 }  // namespace medius::gateway

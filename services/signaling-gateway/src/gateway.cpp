@@ -133,6 +133,9 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
         tlsSide == SipTlsSide::Trunk ? ", each trunk's pinned to its tls_name"
         : tls.trustedNames.empty()   ? ""
                                      : ", trusted peers named in trusted_names");
+    made->setConnectionGate([this](const std::string& host, std::uint32_t port) {
+      return admitConnection(host, port);
+    });
     return made;
   };
   if (config_.internalTls) tls_ = bindTls(*config_.internalTls, kInternal, SipTlsSide::Internal);
@@ -453,6 +456,29 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
   if (status >= 200) nta_incoming_destroy(irq);
 }
 
+void Gateway::noteFloodBans(const std::string& host) {
+  metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
+  if (flood_.bansTotal() != floodBans_) {
+    metrics_.countFloodBans(flood_.bansTotal() - floodBans_);
+    floodBans_ = flood_.bansTotal();
+    log::get("sip")->warn("flood: source {} banned for {} s ({} requests or TLS handshakes in "
+                          "{} ms)",
+                          host, flood_.settings().banSeconds, flood_.settings().maxRequests,
+                          flood_.settings().windowMs);
+  }
+}
+
+bool Gateway::admitConnection(const std::string& host, std::uint32_t port) {
+  auto ip = IpAddress::parse(host);
+  if (!ip) return true;
+  bool trusted = trunks_ && !trunks_->trunkAt(host, port).empty();
+  FloodVerdict verdict = flood_.checkConnection(*ip, trusted);
+  noteFloodBans(host);
+  if (verdict == FloodVerdict::Pass) return true;
+  log::get("sip")->debug("TLS handshake from {}:{} refused: the source is banned", host, port);
+  return false;
+}
+
 bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side, bool trustedPeer) {
   FloodRequest request;
   std::string host;
@@ -485,14 +511,7 @@ bool Gateway::admit(msg_t* msg, const sip_t* sip, Method method, Side side, bool
                     trustedPeer;
   request.activeDialogs = b2bua_ ? b2bua_->activeCalls() : 0;
   FloodVerdict verdict = flood_.check(request);
-  metrics_.setFloodSources(flood_.sources(), flood_.bannedSources());
-  if (flood_.bansTotal() != floodBans_) {
-    metrics_.countFloodBans(flood_.bansTotal() - floodBans_);
-    floodBans_ = flood_.bansTotal();
-    log::get("sip")->warn("flood: source {} banned for {} s ({} requests in {} ms)", host,
-                          flood_.settings().banSeconds, flood_.settings().maxRequests,
-                          flood_.settings().windowMs);
-  }
+  noteFloodBans(host);
   metrics_.countRequest(method, side);
   switch (verdict) {
     case FloodVerdict::Pass:

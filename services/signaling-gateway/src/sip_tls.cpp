@@ -438,6 +438,7 @@ SipTls::SipTls(const SipTlsSettings& settings, GatewayMetrics& metrics,
     }
     SSL_CTX_set_verify(ctx, mode, &SipTls::verifyCallback);
     SSL_CTX_set_info_callback(ctx, &SipTls::infoCallback);
+    SSL_CTX_set_client_hello_cb(ctx, &SipTls::clientHelloCallback, nullptr);
   }
   install(current_);
 }
@@ -449,6 +450,7 @@ SipTls::~SipTls() {
       gManaged.erase(std::remove(gManaged.begin(), gManaged.end(), ctx), gManaged.end());
     }
     SSL_CTX_set_info_callback(ctx, nullptr);
+    SSL_CTX_set_client_hello_cb(ctx, nullptr, nullptr);
     SSL_CTX_set_ex_data(ctx, contextIndex(), nullptr);
     SSL_CTX_free(ctx);
   }
@@ -626,6 +628,20 @@ void SipTls::setServerName(SSL* ssl) const {
     SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(name->c_str()));
   }
+}
+
+int SipTls::clientHelloCallback(SSL* ssl, int* alert, void*) {
+  auto* self = static_cast<SipTls*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), contextIndex()));
+  std::string host;
+  std::uint32_t port = 0;
+  if (!self || !self->gate_ || !peerOf(ssl, host, port) || self->gate_(host, port)) {
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  // Counted here, not as the alert the refusal sends.
+  SSL_set_ex_data(ssl, connectionIndex(), reinterpret_cast<void*>(1));
+  self->metrics_.countTlsHandshake("banned_source");
+  *alert = SSL_AD_HANDSHAKE_FAILURE;
+  return SSL_CLIENT_HELLO_ERROR;
 }
 
 void SipTls::infoCallback(const SSL* ssl, int where, int ret) {

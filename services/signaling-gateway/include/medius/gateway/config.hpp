@@ -78,8 +78,8 @@
 //   security.flood     flood and scan protection (flood_guard.hpp, docs/security.md):
 //     enabled          true
 //     window_ms        2000 (100..60000): the per-source counting window.
-//     max_requests     400 (1..1000000): out-of-dialog requests one source address may send
-//                      per window; more bans it.
+//     max_requests     400 (1..1000000): out-of-dialog requests (and new TLS connections)
+//                      one source address may send per window; more bans it.
 //     ban_s            60 (1..86400): how long a banned source's requests are dropped.
 //     max_sources      16384 (16..1000000): bound of the source table (least recently
 //                      seen sources are forgotten first).

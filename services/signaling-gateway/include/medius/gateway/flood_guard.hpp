@@ -96,6 +96,11 @@ class FloodGuard {
   FloodGuard& operator=(const FloodGuard&) = delete;
 
   FloodVerdict check(const FloodRequest& request);
+  // A new TLS connection from `source` (asked at its ClientHello, before any crypto): one
+  // event against the source's window, as a request, so a handshake flood bans its source
+  // like a request flood; a banned source's handshakes are refused (DropBanned). Trusted
+  // sources pass uncounted. Never subject to the global limits.
+  FloodVerdict checkConnection(const IpAddress& source, bool trusted);
 
   // Bans `ip` for `seconds` from now (failed authentication, auth_guard.hpp): its requests
   // are dropped as a flooding source's are. Exempt addresses are never banned; a ban in

@@ -182,6 +182,10 @@ class Gateway final : public OptionsProber {
   void onMessage(msg_t* msg, sip_t* sip);
   // Asks the guard; false when the message was dropped or answered (and consumed).
   bool admit(msg_t* msg, const sip_t* sip, Method method, Side side, bool trustedPeer);
+  // The flood guard's word on a new TLS connection (SipTls's gate, at its ClientHello).
+  bool admitConnection(const std::string& host, std::uint32_t port);
+  // The flood guard's gauges, and the log line and counter of a ban that just started.
+  void noteFloodBans(const std::string& host);
   Side sideOfMessage(msg_t* msg) const;
   // peer: tlsPeerOf() its message.
   int onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer);

@@ -112,7 +112,7 @@ bool certificateNames(X509* leaf, const std::string& name);
 // Label values of medius_gateway_tls_handshakes_total{result}.
 inline constexpr const char* kTlsHandshakeResults[] = {
     "ok", "protocol_version", "no_certificate", "bad_certificate", "handshake_failure",
-    "peer_alert", "other"};
+    "peer_alert", "banned_source", "other"};
 
 class SipTls {
  public:
@@ -134,6 +134,10 @@ class SipTls {
   // The trunks whose names the trunk side pins (null: every trunk-side handshake fails).
   // Loop thread, like the handshakes that read it.
   void setTrunkLocator(const TrunkLocator* trunks) { trunks_ = trunks; }
+  // Asked at every incoming connection's ClientHello with the peer's address, before any
+  // crypto: false refuses the handshake (a banned or flooding source: the flood guard).
+  using ConnectionGate = std::function<bool(const std::string& host, std::uint32_t port)>;
+  void setConnectionGate(ConnectionGate gate) { gate_ = std::move(gate); }
 
  private:
   struct FileStamp {
@@ -147,6 +151,7 @@ class SipTls {
   void install(const TlsCredentials& c);
   static void infoCallback(const SSL* ssl, int where, int ret);
   static int verifyCallback(int ok, X509_STORE_CTX* store);
+  static int clientHelloCallback(SSL* ssl, int* alert, void* arg);
   // Trunk side: whether `leaf`, presented on ssl's connection, carries the tls_name of the
   // trunk at the connection's peer address; `why` says what failed.
   bool trunkCertificateNamed(SSL* ssl, X509* leaf, std::string& why) const;
@@ -158,6 +163,7 @@ class SipTls {
   GatewayMetrics& metrics_;
   SipTlsSide side_;
   const TrunkLocator* trunks_ = nullptr;
+  ConnectionGate gate_;
   std::vector<SSL_CTX*> contexts_;  // one reference each (SSL_CTX_up_ref)
   TlsCredentials current_;
   std::vector<FileStamp> stamps_;
