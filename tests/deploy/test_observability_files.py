@@ -153,6 +153,39 @@ class MetricsAreExported(unittest.TestCase):
         self.assertEqual(metric_names('up{job=~"medius-.+"} == 0'), {"up"})
 
 
+def adapter_rule():
+    """The prometheus-adapter rule that serves the media HPA's custom metric."""
+    with open(os.path.join(ROOT, "deploy", "k8s", "prometheus-adapter-values.yaml")) as f:
+        doc = yaml.safe_load(f)
+    rules = doc["rules"]["custom"]
+    if len(rules) != 1:
+        raise AssertionError("one custom rule expected, got %d" % len(rules))
+    return rules[0]
+
+
+class AutoscalingMetric(unittest.TestCase):
+
+    def test_the_adapter_serves_the_metric_the_hpa_scales_on(self):
+        rule = adapter_rule()
+        with open(os.path.join(ROOT, "helm", "medius", "templates",
+                               "media-transcoder.yaml")) as f:
+            template = f.read()
+        hpa = re.findall(r"type: Pods\s+pods:\s+metric:\s+name: (\S+)", template)
+        self.assertEqual(hpa, [rule["name"]["as"]])
+        self.assertRegex(rule["name"]["matches"], "medius_media_load")
+        for key in ("namespace", "pod"):
+            self.assertEqual(rule["resources"]["overrides"][key], {"resource": key})
+
+    def test_its_query_uses_exported_metrics_with_the_adapters_placeholders(self):
+        query = adapter_rule()["metricsQuery"]
+        self.assertIn("<<.LabelMatchers>>", query)
+        self.assertIn("<<.GroupBy>>", query)
+        plain = query.replace("<<.LabelMatchers>>", "").replace("<<.GroupBy>>", "pod")
+        used = metric_names(plain)
+        self.assertEqual(used, {"medius_media_load", "medius_media_load_limit"})
+        self.assertLessEqual(used, documented_metrics())
+
+
 class AlertTests(unittest.TestCase):
 
     def test_every_alert_has_a_firing_and_a_quiet_unit_test(self):

@@ -6,6 +6,9 @@ whole call path of harness.Cluster(calls=True) after SIPp placed a call through 
 - every Medius job is up, and its targets are the cluster's;
 - every query of every Grafana dashboard (deploy/grafana/dashboards/*.json) evaluates in
   Prometheus, and each metric it uses has series on the live cluster;
+- the prometheus-adapter rule the media HPA scales on (deploy/k8s/prometheus-adapter-values.yaml)
+  evaluates per worker to its load over its load limit (the adapter's placeholders filled
+  as it would, with this cluster's job instead of a namespace and pods);
 - a media worker killed with SIGKILL fires MediusServiceDown for its instance (the alert's
   own `for: 30s`), and no other alert is firing.
 """
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import harness  # noqa: E402
 from harness import wait_until  # noqa: E402
 from test_calls import CallTestCase  # noqa: E402
-from test_observability_files import dashboards, metric_names  # noqa: E402
+from test_observability_files import adapter_rule, dashboards, metric_names  # noqa: E402
 
 PROMETHEUS_DIR = os.path.join(harness.ROOT, "deploy", "prometheus")
 # Series that exist only after an event this test does not cause (documented in
@@ -210,6 +213,26 @@ class ObservedCluster(CallTestCase):
                                        "series of %s (%s)" % (metric, self.down_targets()))
                             checked.add(metric)
         self.assertGreater(len(checked), 40)
+
+    def test_hpa_load_ratio_rule_evaluates_per_worker(self):
+        wait_until(lambda: len(self.scraped('medius_media_load_limit{job="medius-media"}')) == 2,
+                   30, "both workers' load limits in Prometheus")
+        query = (adapter_rule()["metricsQuery"]
+                 .replace("<<.LabelMatchers>>", 'job="medius-media"')
+                 .replace("<<.GroupBy>>", "instance"))
+
+        def by_instance(expr):
+            data = self.prometheus.query(expr)
+            self.assertEqual(data["status"], "success", data)
+            return {r["metric"]["instance"]: float(r["value"][1]) for r in data["data"]["result"]}
+        ratios = by_instance(query)
+        loads = by_instance('medius_media_load{job="medius-media"}')
+        limits = by_instance('medius_media_load_limit{job="medius-media"}')
+        self.assertEqual(sorted(ratios), sorted(limits))
+        self.assertEqual(len(ratios), 2, ratios)
+        for instance, ratio in ratios.items():
+            self.assertGreater(limits[instance], 0)
+            self.assertAlmostEqual(ratio, loads[instance] / limits[instance], places=6)
 
     def test_killed_media_worker_fires_service_down(self):
         wait_until(lambda: self.scraped(
