@@ -169,6 +169,54 @@ class TlsSip:
         return self.request("REGISTER", user=user, extra=["Authorization: " + auth])
 
 
+
+class TlsCall:
+    """alice's call to `uri` over a TlsSip connection: the INVITE, its 407, the INVITE with
+    digest credentials; then ACK and BYE to the answer's Contact."""
+
+    def __init__(self, sip, uri, contact):
+        self.sip, self.uri, self.contact = sip, uri, contact
+        self.from_tag = secrets.token_hex(4)
+
+    def send(self, method, ruri, cseq, to_tag="", extra=(), body=""):
+        sip = self.sip
+        lines = ["%s %s SIP/2.0" % (method, ruri),
+                 "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (
+                     sip.host, sip.port, secrets.token_hex(8)),
+                 "Max-Forwards: 70",
+                 "From: <sip:alice@%s>;tag=%s" % (DOMAIN, self.from_tag),
+                 "To: <%s>%s" % (self.uri, ";tag=" + to_tag if to_tag else ""),
+                 "Call-ID: %s" % sip.call_id, "CSeq: %d %s" % (cseq, method),
+                 "Contact: " + self.contact]
+        lines += list(extra)
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines += ["Content-Length: %d" % len(body), "", body]
+        sip.sock.sendall("\r\n".join(lines).encode())
+        return None if method == "ACK" else sip.final_response(timeout=10)
+
+    def invite(self, sdp):
+        """(the first answer, the answer with credentials: None unless the first was 407)."""
+        first = self.send("INVITE", self.uri, 1, body=sdp)
+        if first is None or first.status != 407:
+            return first, None
+        self.send("ACK", self.uri, 1, to_tag=to_tag_of(first))
+        challenge = harness.parse_challenge(first.get("proxy-authenticate"))
+        auth = harness.SipClient.authorization(None, "alice", harness.user_password("alice"),
+                                               challenge, method="INVITE", uri=self.uri)
+        return first, self.send("INVITE", self.uri, 2,
+                                extra=["Proxy-Authorization: " + auth], body=sdp)
+
+    def hang_up(self, ok):
+        """ACK of the 200 `ok`, then BYE; the BYE's answer."""
+        target = ok.get("contact").strip("<>")
+        self.send("ACK", target, 2, to_tag=to_tag_of(ok))
+        return self.send("BYE", target, 3, to_tag=to_tag_of(ok))
+
+
+def to_tag_of(response):
+    return re.search(r"tag=([^;>\s]+)", response.get("to")).group(1)
+
 def s_client(port, request, *args, timeout=10):
     """`openssl s_client` sending request (bytes) and printing what came back."""
     argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-ign_eof",
@@ -525,44 +573,16 @@ class TlsBaresipCalls(baresip.DumpsAgentsOnFailure, CallTestCase):
         sock = tls_client(self.cluster.tls_port, os.path.join(self.cluster.certs_dir, "ca.pem"))
         sip = TlsSip(sock)
         self.addCleanup(sip.close)
-        uri = "sips:2200@%s" % DOMAIN
-        from_tag = secrets.token_hex(4)
         sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                "m=audio 7990 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
                "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
-
-        def send(method, ruri, cseq, to_tag="", extra=(), body=""):
-            lines = ["%s %s SIP/2.0" % (method, ruri),
-                     "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (
-                         sip.host, sip.port, secrets.token_hex(8)),
-                     "Max-Forwards: 70",
-                     "From: <sip:alice@%s>;tag=%s" % (DOMAIN, from_tag),
-                     "To: <%s>%s" % (uri, ";tag=" + to_tag if to_tag else ""),
-                     "Call-ID: %s" % sip.call_id, "CSeq: %d %s" % (cseq, method),
-                     "Contact: <sips:alice@%s:%d>" % (sip.host, sip.port)]
-            lines += list(extra)
-            if body:
-                lines.append("Content-Type: application/sdp")
-            lines += ["Content-Length: %d" % len(body), "", body]
-            sip.sock.sendall("\r\n".join(lines).encode())
-            return None if method == "ACK" else sip.final_response(timeout=10)
-
-        first = send("INVITE", uri, 1, body=sdp)
+        call = TlsCall(sip, "sips:2200@%s" % DOMAIN, "<sips:alice@%s:%d>" % (sip.host, sip.port))
+        first, ok = call.invite(sdp)
         self.assertEqual(first.status, 407, first.raw)
-        to_tag = re.search(r"tag=([^;>\s]+)", first.get("to")).group(1)
-        send("ACK", uri, 1, to_tag=to_tag)
-        challenge = harness.parse_challenge(first.get("proxy-authenticate"))
-        auth = harness.SipClient.authorization(None, "alice", harness.user_password("alice"),
-                                               challenge, method="INVITE", uri=uri)
-        ok = send("INVITE", uri, 2, extra=["Proxy-Authorization: " + auth], body=sdp)
         self.assertEqual(ok.status, 200, ok.raw)
         # RFC 3261 12.1.1: a dialog started with a SIPS Request-URI gets a SIPS Contact.
-        contact = ok.get("contact")
-        self.assertEqual(contact, "<sips:medius@127.0.0.1:%d>" % self.cluster.tls_port)
-        to_tag = re.search(r"tag=([^;>\s]+)", ok.get("to")).group(1)
-        target = contact.strip("<>")
-        send("ACK", target, 2, to_tag=to_tag)
-        bye = send("BYE", target, 3, to_tag=to_tag)
+        self.assertEqual(ok.get("contact"), "<sips:medius@127.0.0.1:%d>" % self.cluster.tls_port)
+        bye = call.hang_up(ok)
         self.assertEqual(bye.status, 200, bye.raw)
 
     def test_a_call_in_reaches_the_client_over_its_tls_connection(self):
@@ -754,43 +774,18 @@ class TrunkTls(harness.E2ETestCase):
         sock = tls_client(self.cluster.tls_port, os.path.join(self.cluster.certs_dir, "ca.pem"))
         sip = TlsSip(sock)
         self.addCleanup(sip.close)
-        uri = "sip:2200@%s" % DOMAIN
-        from_tag = secrets.token_hex(4)
         sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                "m=audio 7994 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n")
-
-        def send(method, ruri, cseq, to_tag="", extra=(), body=""):
-            lines = ["%s %s SIP/2.0" % (method, ruri),
-                     "Via: SIP/2.0/TLS %s:%d;branch=z9hG4bK%s;rport" % (
-                         sip.host, sip.port, secrets.token_hex(8)),
-                     "Max-Forwards: 70",
-                     "From: <sip:alice@%s>;tag=%s" % (DOMAIN, from_tag),
-                     "To: <%s>%s" % (uri, ";tag=" + to_tag if to_tag else ""),
-                     "Call-ID: %s" % sip.call_id, "CSeq: %d %s" % (cseq, method),
-                     "Contact: <sip:alice@%s:%d;transport=tls>" % (sip.host, sip.port)]
-            lines += list(extra)
-            if body:
-                lines.append("Content-Type: application/sdp")
-            lines += ["Content-Length: %d" % len(body), "", body]
-            sip.sock.sendall("\r\n".join(lines).encode())
-            return None if method == "ACK" else sip.final_response(timeout=10)
-
-        first = send("INVITE", uri, 1, body=sdp)
+        call = TlsCall(sip, "sip:2200@%s" % DOMAIN,
+                       "<sip:alice@%s:%d;transport=tls>" % (sip.host, sip.port))
+        first, ok = call.invite(sdp)
         self.assertEqual(first.status, 407, first.raw)
-        send("ACK", uri, 1, to_tag=re.search(r"tag=([^;>\s]+)", first.get("to")).group(1))
-        challenge = harness.parse_challenge(first.get("proxy-authenticate"))
-        auth = harness.SipClient.authorization(None, "alice", harness.user_password("alice"),
-                                               challenge, method="INVITE", uri=uri)
-        ok = send("INVITE", uri, 2, extra=["Proxy-Authorization: " + auth], body=sdp)
         self.assertEqual(ok.status, 200, ok.raw)
         invites = [r for r in self.pbx.requests if r.startswith("INVITE ")]
         self.assertEqual(len(invites), 1, self.pbx.requests)
         self.assertTrue(invites[0].startswith("INVITE sips:"), invites[0])
         self.assertRegex(invites[0], r"(?im)^Via: SIP/2.0/TLS ")
-        to_tag = re.search(r"tag=([^;>\s]+)", ok.get("to")).group(1)
-        target = ok.get("contact").strip("<>")
-        send("ACK", target, 2, to_tag=to_tag)
-        bye = send("BYE", target, 3, to_tag=to_tag)
+        bye = call.hang_up(ok)
         self.assertEqual(bye.status, 200, bye.raw)
         wait_until(lambda: "BYE" in self.pbx.methods(), 5, "the BYE at the PBX, over TLS")
 
