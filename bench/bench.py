@@ -19,7 +19,7 @@ Rows (docs/performance.md, "./medius bench"):
   transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load; no peer yet)
   latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
-             per registration: not measured yet (the row says so)
+             per registration (distinct users registered once each, PSS growth)
 
   bench.py [--quick | --smoke] [--rows calls,register,relay,transcode,latency,memory]
            [--target HOST:PORT --rate N [--number 2200]] [--out DIR] [--bin-dir DIR]
@@ -61,19 +61,19 @@ PEERS = os.path.join(HERE, "peers")
 # the fixed-rate run (CPU per call, latency). Full: ~12 minutes when nothing fails, within
 # 20 when the ramps fail and wait for SIPp's timeouts.
 PRESETS = {
-    "smoke": {"call_start": 5, "call_steps": 1, "call_step_s": 2, "call_ms": 200,
+    "smoke": {"bindings": 200, "binding_rate": 100, "call_start": 5, "call_steps": 1, "call_step_s": 2, "call_ms": 200,
               "call_fixed_s": 2, "mem_calls": 10, "call_budget_s": 60, "reg_budget_s": 30, "reg_start": 20, "reg_steps": 1, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [10], "relay_paths": ["relay-rtp"],
               "media_warmup": 1, "media_s": 2, "transcode_paths": ["pcmu-g722"],
               "transcode_sessions": 10},
-    "quick": {"call_start": 20, "call_steps": 3, "call_step_s": 3, "call_ms": 500,
+    "quick": {"bindings": 1000, "binding_rate": 250, "call_start": 20, "call_steps": 3, "call_step_s": 3, "call_ms": 500,
               "call_fixed_s": 3, "mem_calls": 50, "call_budget_s": 40, "reg_budget_s": 20, "reg_start": 200, "reg_steps": 3, "reg_step_s": 2,
               "reg_fixed_s": 2, "relay_sessions": [20], "relay_paths": ["relay-rtp",
                                                                         "relay-srtp-rtp"],
               "media_warmup": 1, "media_s": 2,
               "transcode_paths": ["pcmu-g722", "pcmu-opus", "pcmu-g729"],
               "transcode_sessions": 10},
-    "full": {"call_start": 50, "call_steps": 7, "call_step_s": 10, "call_ms": 1000,
+    "full": {"bindings": 10000, "binding_rate": 500, "call_start": 50, "call_steps": 7, "call_step_s": 10, "call_ms": 1000,
              "call_fixed_s": 20, "mem_calls": 1000, "call_budget_s": 200, "reg_budget_s": 90, "reg_start": 500, "reg_steps": 7, "reg_step_s": 5,
              "reg_fixed_s": 10, "relay_sessions": [50, 200, 1000],
              "relay_paths": ["relay-rtp", "relay-srtp-rtp"], "media_warmup": 3, "media_s": 10,
@@ -471,8 +471,8 @@ def latency_figures(step):
 class MediusRegistrar:
     name = "Medius"
 
-    def __init__(self, workdir, opts):
-        self.cluster = harness.Cluster(algorithms=("MD5",), name="bench-register",
+    def __init__(self, workdir, opts, users=None):
+        self.cluster = harness.Cluster(algorithms=("MD5",), name="bench-register", users=users,
                                        gateway_extra={"security": {"flood": {
                                            "exempt": [REGISTER_HOST]}}})
 
@@ -745,6 +745,46 @@ def register_rows(opts, p, workdir):
                                   failures_note({"Medius": fm, "peer": fp}))))
     return rows, {"register_ramp": {k: v["history"] for k, v in results.items()},
                   "register_fixed": {"medius": fm, "peer": fp}}
+
+
+def binding_rows(p, workdir):
+    """Memory per registration: `bindings` distinct users register once each (digest, 3600
+    s), at a rate both systems sustain; the growth of the system's PSS over the bindings
+    it holds, in bytes."""
+    n, rate = p["bindings"], p["binding_rate"]
+    users = ["m%05d" % i for i in range(n)]
+    csv = harness.write_users_csv(os.path.join(workdir, "bindings.csv"), users)
+
+    def body(system):
+        time.sleep(1)
+        before = pss_kib(system.pids)
+        step = register_step(system, workdir, csv, harness.free_port(REGISTER_HOST), rate,
+                             n / float(rate))
+        time.sleep(1)
+        after = pss_kib(system.pids)
+        step.update(pss_before_kib=before, pss_after_kib=after,
+                    bytes_per_binding=(after - before) * 1024.0 / n
+                    if step["ok"] == n and not step["failed"] else None)
+        return step
+    log("memory per registration: %d bindings into Medius, then Kamailio" % n)
+    results, reasons = run_pair(lambda w, o: MediusRegistrar(w, o, users=users), PeerRegistrar,
+                                body, workdir)
+
+    def value(key):
+        r = results.get(key)
+        if r is None:
+            return None, reasons.get(key)
+        if r["bytes_per_binding"] is None:
+            return None, "not measured: %d of %d registrations succeeded" % (r["ok"], n)
+        return round(r["bytes_per_binding"]), None
+    (vm, rm), (vp, rp) = value("medius"), value("peer")
+    return [row("memory", "memory per registration (%d bindings)" % n, "bytes", "lower",
+                medius=vm, peer=vp, medius_reason=rm, peer_reason=rp,
+                conditions="%d users registered once each at %d/s (digest MD5, Expires 3600); "
+                           "growth of the processes' PSS (smaps_rollup) over the run, 1 s after "
+                           "it; Medius: gateway + registrar, memory store (%d users configured "
+                           "before the baseline); peer: Kamailio usrloc in shared memory "
+                           "(preallocated, only touched pages count)" % (n, rate, n))], results
 
 
 def media_load(opts, path, sessions, peer, p):
@@ -1071,11 +1111,15 @@ def main():
             got, raw = fn(opts, p)
             result["rows"] += got
             result["raw"][name] = raw
-        # Memory per binding (issue 9), not built yet: said in the table, not left out.
         if "memory" in rows:
-            result["rows"].append(row("memory", "memory per registration (10,000 bindings)",
-                                      "KiB", "lower", medius_reason="not measured yet",
-                                      peer_reason="peer unavailable: not measured yet"))
+            if opts.target:
+                result["rows"].append(row("memory", "memory per registration", "bytes", "lower",
+                                          medius_reason="not measured: not run with --target",
+                                          peer_reason="peer unavailable: not run with --target"))
+            else:
+                got, raw = binding_rows(p, workdir)
+                result["rows"] += got
+                result["raw"]["bindings"] = raw
     finally:
         result["seconds"] = round(time.monotonic() - t0, 1)
         base = os.path.join(opts.out, stamp)

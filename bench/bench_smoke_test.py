@@ -34,6 +34,12 @@ class BenchSmoke(unittest.TestCase):
         kinds = {r["row"] for r in result["rows"]}
         self.assertEqual(kinds, {"calls", "register", "relay", "transcode", "latency",
                                  "memory"})
+        # Measured on both sides here: distinct users registered once each.
+        bindings = [r for r in result["rows"]
+                    if r["metric"].startswith("memory per registration")]
+        self.assertEqual(len(bindings), 1, result["rows"])
+        self.assertIsNotNone(bindings[0]["medius"], bindings[0])
+        self.assertIsNotNone(bindings[0]["peer"], bindings[0])
         for r in result["rows"]:
             what = "%s / %s" % (r["row"], r["metric"])
             self.assertTrue(r["medius"] is not None or r["medius_unavailable"], what)

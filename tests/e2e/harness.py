@@ -298,13 +298,16 @@ class Cluster:
     def __init__(self, algorithms=("MD5",), nonce_ttl=300, with_gateway=True, name="cluster",
                  with_routing=False, gateway_uses_routing=False, with_media=False, calls=False,
                  trunk_overrides=None, gateway_extra=None, keepalive_interval_ms=1000,
-                 tls=None, trunk_tls=None):
+                 tls=None, trunk_tls=None, users=None):
         # tls: a dict turns on the internal side's SIP over TLS (internal.tls) on
         # self.tls_port, with the throwaway certificates of deploy/certs/make-certs.sh in
         # self.certs_dir (gateway.pem/.key as the server's, ca.pem, client.pem/.key); the
         # dict's keys are merged into the block, "{certs}" in a value is self.certs_dir.
         # trunk_tls: likewise for the trunk side (trunk.tls on self.trunk_tls_port, the
         # gateway's certificate; the dict must name its "ca", the trunks' CA).
+        # users: the registrar's users (harness.test_users() when None), passwords
+        # user_password()'s.
+        self.users = users
         self.tls = tls
         self.trunk_tls = trunk_tls
         self.calls = calls
@@ -357,7 +360,7 @@ class Cluster:
         self.trunk_tls_port = free_port()
         with open(os.path.join(self.dir, "registrar.json"), "w") as f:
             json.dump(registrar_config(self.registrar_grpc, self.registrar_metrics,
-                                       self.algorithms, self.nonce_ttl), f, indent=2)
+                                       self.algorithms, self.nonce_ttl, self.users), f, indent=2)
         with open(os.path.join(self.dir, "gateway.json"), "w") as f:
             json.dump(self._with_tls(_merge(gateway_config(
                 self.gateway_grpc, self.gateway_metrics, self.internal_port, self.trunk_port,
