@@ -5,8 +5,9 @@
 #   deploy/k8s/render.sh [HELM [OUT]]   (HELM: a helm binary, default `helm` on PATH;
 #                                        OUT: default deploy/k8s/medius.yaml)
 #
-# Before applying it, create the namespace and the gRPC TLS Secrets it mounts
-# (docs/deploy.md, "TLS material"):
+# Before applying it, create the namespace, the gRPC TLS Secrets it mounts (docs/deploy.md,
+# "gRPC TLS material") and the gateways' SIP over TLS Secret medius-sip-tls (docs/deploy.md,
+# "SIP over TLS"):
 #   kubectl create namespace medius
 #   deploy/docker/gen-grpc-certs.sh --kubernetes medius medius tls/ | kubectl apply -f -
 set -eu

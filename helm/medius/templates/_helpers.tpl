@@ -156,3 +156,43 @@ spec:
     matchLabels:
       {{- include "medius.selectorLabels" . | nindent 6 }}
 {{- end -}}
+
+{{/* SIP over TLS (sipTls): the Service clients connect to, the Secret the gateways mount
+     at /etc/medius/sip-tls (tls.crt, tls.key, ca.crt), and the certificate's names. */}}
+{{- define "medius.sipTlsHost" -}}{{ include "medius.fullname" . }}-sip-tls{{- end -}}
+{{- define "medius.sipTlsSecret" -}}
+{{- if eq .Values.sipTls.mode "existing" -}}
+{{- .Values.sipTls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-sip-tls" (include "medius.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+{{/* The certificate's names: the SIP domain and sipTls.dnsNames/ipAddresses (what clients
+     connect to); for a generated certificate also the Service's cluster names, localhost
+     and 127.0.0.1 (a public ACME issuer would refuse those, so certManager gets only the
+     names given). Argument: dict "root" . "internal" bool. */}}
+{{- define "medius.sipTlsDnsNames" -}}
+{{- $names := concat (list .root.Values.domain) .root.Values.sipTls.dnsNames -}}
+{{- if .internal -}}
+{{- $names = concat $names (include "medius.certDnsNames" (dict "root" .root "host" (include "medius.sipTlsHost" .root)) | fromJsonArray) -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
+{{- end -}}
+{{- define "medius.sipTlsIpAddresses" -}}
+{{- $ips := .root.Values.sipTls.ipAddresses -}}
+{{- if .internal -}}{{- $ips = prepend $ips "127.0.0.1" -}}{{- end -}}
+{{- $ips | uniq | toJson -}}
+{{- end -}}
+{{/* internal.tls of gateway.json. */}}
+{{- define "medius.sipTlsConfig" -}}
+{{- $t := .Values.sipTls -}}
+{{- if and (or $t.requireClientCert $t.trustedNames) (not $t.verifyClientCerts) -}}
+{{- fail "sipTls.requireClientCert and sipTls.trustedNames need sipTls.verifyClientCerts (the CA that verifies client certificates)" -}}
+{{- end -}}
+{{- $c := dict "listen" "sips:0.0.0.0:5061" "cert" "/etc/medius/sip-tls/tls.crt" "key" "/etc/medius/sip-tls/tls.key"
+      "require_client_cert" $t.requireClientCert "trusted_names" $t.trustedNames
+      "reload_interval_s" $t.reloadIntervalSeconds -}}
+{{- if $t.verifyClientCerts -}}{{- $_ := set $c "ca" "/etc/medius/sip-tls/ca.crt" -}}{{- end -}}
+{{- if $t.ciphers -}}{{- $_ := set $c "ciphers" $t.ciphers -}}{{- end -}}
+{{- $c | toJson -}}
+{{- end -}}
