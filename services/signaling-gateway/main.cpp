@@ -7,7 +7,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -31,17 +33,42 @@
 using namespace medius;
 using namespace medius::gateway;
 
+namespace {
+
+std::string joinListen(const std::vector<std::string>& urls) {
+  std::string out;
+  for (const auto& u : urls) out += (out.empty() ? "" : " ") + u;
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   ShutdownSignals signals;  // first: every thread started later inherits the mask
 
   CLI::App app{"Medius signaling gateway"};
   std::string configFile;
+  bool checkOnly = false;
   app.add_option("--config", configFile, "gateway.json")->required();
+  app.add_flag("--check-config", checkOnly,
+               "load and check the config (MEDIUS_* variables applied, TLS files read and "
+               "verified) and exit: 0 when it is good, 2 with the file and field when not; "
+               "nothing listens and nothing is contacted");
   CLI11_PARSE(app, argc, argv);
 
   auto loaded = loadConfigOrReport([&] { return loadConfig(config::Document::load(configFile)); });
   if (!loaded) return 2;
   const GatewayConfig& cfg = *loaded;
+  if (checkOnly) {
+    // Everything a start would refuse before listening has been checked by now (config.cpp
+    // reads and verifies internal.tls's files and service.grpc_tls's); binding is not tried.
+    std::printf("config ok: %s (gateway %s, internal %s%s%s, trunk %s)\n", configFile.c_str(),
+                cfg.gatewayId.c_str(), joinListen(cfg.internalListen).c_str(),
+                cfg.internalTls ? ", TLS " : "",
+                cfg.internalTls ? cfg.internalTls->listen.c_str() : "",
+                joinListen(cfg.trunkListen).c_str());
+    return 0;
+  }
   log::init("signaling-gateway", cfg.service.log);
   setClientTls(cfg.service.grpcTls);
   auto logger = log::get("main");
