@@ -43,7 +43,11 @@ COMPOSE_COMPONENT = {
     "routing": "routing", "registrar-1": "registrar", "registrar-2": "registrar",
     "media-1": "media-transcoder", "media-2": "media-transcoder", "redis": "redis",
 }
-COMPOSE_ONLY = {"certs", "prometheus", "grafana"}  # the chart leaves these to the cluster
+COMPOSE_ONLY = {"certs", "sip-certs", "prometheus", "grafana"}  # the chart leaves these to the cluster
+CERT_SERVICES = {"certs", "sip-certs"}  # one-shot: the others wait for them to complete
+# SIP over TLS on the gateways' internal side (internal.tls): the port, and where each
+# deployment mounts the certificate files.
+SIPS_PORT = 5061
 
 failures = []
 
@@ -130,6 +134,10 @@ def check_helm_lint():
     # values.schema.json refuses what it should.
     for bad in (["--set", "media.advertise=nodeName"], ["--set", "redis.enabled=false"],
                 ["--set", "surprise=1"], ["--set", "tls.mode=self"], ["--set", "gateway.replicas=0"],
+                ["--set", "sipTls.mode=self"], ["--set", "sipTls.surprise=1"],
+                ["--set", "sipTls.verifyClientCerts=false", "--set", "sipTls.requireClientCert=true"],
+                ["--set", "sipTls.verifyClientCerts=false", "--set", "sipTls.trustedNames={peer.example.com}"],
+                ["--set", "sipTls.ipAddresses={sip.example.com}"], ["--set", "sipTls.reloadIntervalSeconds=-1"],
                 ["--set", "media.portRange.min=30000", "--set", "media.portRange.max=20000"]):
         r = run([HELM, "template", "x", CHART, *bad], env=helm_env())
         expect(r.returncode != 0, f"helm template {' '.join(bad)} was accepted")
@@ -287,7 +295,7 @@ def check_notes(values):
         out, docs = helm_template(*values, "--show-only", "templates/notes-render.yaml", chart=chart)
         if docs:
             notes = docs[0]["data"]["notes"]
-            for words in ("Place a first call", "medctl", "kubectl"):
+            for words in ("Place a first call", "medctl", "kubectl", "SIP over TLS (sips:", "-sip-tls"):
                 expect(words in notes, f"NOTES.txt lacks {words!r}")
     finally:
         shutil.rmtree(tmp)
@@ -308,11 +316,13 @@ def check_helm_render():
                 f.write(out)
             paths.append(path)
             check_rendered_cluster(docs, label, nondefault=(label == "nondefault"))
+            check_chart_sip_tls(docs, label)
             if label == "default":
                 check_generated_certs(docs)
             if label == "nondefault":
                 certs = by_kind(docs, "Certificate")
-                expect(len(certs) == 4, f"certManager: {len(certs)} Certificates")
+                grpc = [c for c in certs if c["metadata"]["name"].endswith("-grpc")]
+                expect(len(grpc) == 4 and len(certs) == 5, f"certManager: {len(grpc)} gRPC Certificates of {len(certs)}")
             if label == "existing":
                 expect(not by_kind(docs, "Secret") or all(s.get("type") != "kubernetes.io/tls" for s in by_kind(docs, "Secret")),
                        "existing: the chart rendered TLS Secrets")
@@ -352,7 +362,7 @@ def check_compose_config():
     expect(set(services) == set(COMPOSE_COMPONENT) | COMPOSE_ONLY, f"compose services {sorted(services)}")
     for name, s in services.items():
         for dep, cond in (s.get("depends_on") or {}).items():
-            want = "service_completed_successfully" if dep == "certs" else "service_healthy"
+            want = "service_completed_successfully" if dep in CERT_SERVICES else "service_healthy"
             if name != "grafana":
                 expect(cond.get("condition") == want, f"compose {name} depends on {dep} with {cond}")
         for vol in volumes(s):
@@ -700,6 +710,269 @@ def check_kamailio_sync():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def gateway_binary():
+    build = os.environ.get("MEDIUS_BUILD_DIR", os.path.join(ROOT, "build"))
+    path = os.path.join(build, "bin", "signaling-gateway")
+    return path if os.access(path, os.X_OK) else None
+
+
+def localize(cfg, mounts):
+    """cfg with every path under a container directory of `mounts` ({container dir: local
+    dir}) moved to the local copy of that directory."""
+    def walk(v):
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, str):
+            for inside, local in mounts.items():
+                if v.startswith(inside.rstrip("/") + "/"):
+                    return os.path.join(local, v[len(inside.rstrip("/")) + 1:])
+        return v
+    return walk(json.loads(json.dumps(cfg)))
+
+
+def under(path, dirs):
+    """The directory of `dirs` that holds `path`, or None."""
+    for d in dirs:
+        if path.startswith(d.rstrip("/") + "/"):
+            return d
+    return None
+
+
+def write_secret(secret, directory):
+    """A rendered Secret's files, as the kubelet writes them into a mounted directory."""
+    os.makedirs(directory, exist_ok=True)
+    for key, value in (secret.get("data") or {}).items():
+        with open(os.path.join(directory, key), "wb") as f:
+            f.write(base64.b64decode(value))
+
+
+def gateway_check_config(cfg, env, label, tmp):
+    """`signaling-gateway --check-config` on cfg (already localized) with env: what the
+    gateway would say at start, without listening. Returns True when it was run."""
+    binary = gateway_binary()
+    if not binary:
+        return False
+    path = os.path.join(tmp, f"{label}-gateway.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDIUS_")}
+    r = run([binary, "--config", path, "--check-config"], env=dict(clean, **env), timeout=30)
+    expect(r.returncode == 0 and r.stdout.startswith("config ok: ") and "TLS sips:" in r.stdout,
+           f"{label}: signaling-gateway --check-config refused the gateway config (exit {r.returncode}): "
+           f"{r.stdout}{r.stderr}")
+    return True
+
+
+def cert_sans(path):
+    out = run(["openssl", "x509", "-in", path, "-noout", "-ext", "subjectAltName"]).stdout
+    return {n.strip().replace("IP Address:", "IP:") for n in out.split("\n", 1)[-1].split(",") if n.strip()}
+
+
+def check_chart_sip_tls(docs, label):
+    """The chart turns on the gateways' SIP over TLS (internal.tls): its files come from a
+    Secret mounted as a directory (no subPath: renewals reach the pod), the container
+    serves 5061 and a Service carries TCP 5061 to the gateway pods, the listen address is
+    the pod's; generated certificates are signed by their CA and name the domain and the
+    Service."""
+    gw = config_of(docs, "signaling-gateway")
+    tls = gw.get("internal", {}).get("tls")
+    if not expect(tls, f"{label}: the gateway config has no internal.tls"):
+        return
+    dep = [d for d in by_kind(docs, "Deployment") if component(d) == "signaling-gateway"][0]
+    spec = dep["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    mounts = {m["mountPath"]: m for m in main.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    files = {k: tls.get(k) for k in ("cert", "key", "ca") if tls.get(k)}
+    expect({"cert", "key"} <= set(files), f"{label}: internal.tls without cert/key: {tls}")
+    secret_name = None
+    for key, path in files.items():
+        d = under(path, mounts)
+        if not expect(d, f"{label}: internal.tls.{key} {path} is not in a mounted directory {sorted(mounts)}"):
+            continue
+        m = mounts[d]
+        expect("subPath" not in m and m.get("readOnly"), f"{label}: {d} must be a read-only directory mount (no subPath)")
+        vol = vols.get(m["name"], {})
+        if expect("secret" in vol, f"{label}: {d} is not a Secret volume"):
+            secret_name = vol["secret"]["secretName"]
+            items = vol["secret"].get("items")
+            expect(not items or os.path.basename(path) in {i["path"] for i in items},
+                   f"{label}: {path} not among the Secret's items")
+            expect(os.path.basename(path) in ("tls.crt", "tls.key", "ca.crt"),
+                   f"{label}: {path} is not a kubernetes.io/tls Secret key")
+    ports = {p.get("name"): p for p in main["ports"]}
+    expect(ports.get("sips", {}).get("containerPort") == SIPS_PORT and ports["sips"].get("protocol") == "TCP",
+           f"{label}: the gateway container does not declare TCP {SIPS_PORT} (sips)")
+    env = container_env(main)
+    expect(env.get("MEDIUS_INTERNAL_TLS_LISTEN") == f"sips:$(POD_IP):{SIPS_PORT}",
+           f"{label}: MEDIUS_INTERNAL_TLS_LISTEN {env.get('MEDIUS_INTERNAL_TLS_LISTEN')}")
+    selector = dep["spec"]["selector"]["matchLabels"]
+    tls_services = [s for s in by_kind(docs, "Service")
+                    if s["spec"].get("selector") == selector and s["spec"].get("clusterIP") != "None"
+                    and any(p.get("targetPort") in ("sips", SIPS_PORT) for p in s["spec"]["ports"])]
+    if expect(len(tls_services) == 1, f"{label}: {len(tls_services)} Services carry sips to the gateways"):
+        svc = tls_services[0]["spec"]
+        expect([(p["protocol"], p["targetPort"]) for p in svc["ports"]] == [("TCP", "sips")],
+               f"{label}: the SIP TLS Service's ports {svc['ports']}")
+        if svc.get("type") in ("LoadBalancer", "NodePort"):
+            expect(svc.get("externalTrafficPolicy") == "Local",
+                   f"{label}: the SIP TLS Service hides the clients' addresses")
+    # Where the Secret comes from.
+    mode = "existing"
+    if any(s["metadata"]["name"] == secret_name for s in by_kind(docs, "Secret")):
+        mode = "generate"
+    elif any(c["spec"]["secretName"] == secret_name for c in by_kind(docs, "Certificate")):
+        mode = "certManager"
+    expect(mode == {"default": "generate", "nondefault": "certManager", "existing": "existing"}.get(label, mode),
+           f"{label}: the SIP TLS Secret {secret_name} comes from {mode}")
+    if mode == "existing":
+        expect(secret_name == "medius-sip-tls", f"{label}: SIP TLS Secret {secret_name}")
+    if mode == "certManager":
+        cert = [c for c in by_kind(docs, "Certificate") if c["spec"]["secretName"] == secret_name][0]["spec"]
+        expect("example.com" in cert["dnsNames"] and "sip.example.com" in cert["dnsNames"],
+               f"{label}: SIP Certificate names {cert['dnsNames']}")
+        expect(tls.get("require_client_cert") is True and tls.get("trusted_names") == ["pbx.example.com"],
+               f"{label}: sipTls.requireClientCert/trustedNames not in the config: {tls}")
+    if mode == "generate":
+        secret = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == secret_name][0]
+        tmp = tempfile.mkdtemp(prefix="medius-chart-sip-")
+        try:
+            write_secret(secret, tmp)
+            r = run(["openssl", "verify", "-CAfile", os.path.join(tmp, "ca.crt"), os.path.join(tmp, "tls.crt")])
+            expect(r.returncode == 0, f"{label}: SIP certificate not signed by its CA: {r.stdout}{r.stderr}")
+            sans = cert_sans(os.path.join(tmp, "tls.crt"))
+            host = tls_services[0]["metadata"]["name"] if tls_services else "?"
+            for name in ("DNS:example.com", f"DNS:{host}", f"DNS:{host}.medius.svc.cluster.local", "IP:127.0.0.1"):
+                expect(name in sans, f"{label}: SIP certificate lacks {name}: {sorted(sans)}")
+        finally:
+            shutil.rmtree(tmp)
+
+
+def chart_gateway_check(docs, label, tmp):
+    """The chart's gateway config, with the files of the Secrets it mounts (generate mode),
+    through the gateway's own loader (--check-config)."""
+    dep = [d for d in by_kind(docs, "Deployment") if component(d) == "signaling-gateway"][0]
+    spec = dep["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    secrets = {s["metadata"]["name"]: s for s in by_kind(docs, "Secret")}
+    local = {}
+    for m in spec["containers"][0].get("volumeMounts", []):
+        secret = vols.get(m["name"], {}).get("secret", {}).get("secretName")
+        if secret in secrets:
+            local[m["mountPath"]] = os.path.join(tmp, label, m["name"])
+            write_secret(secrets[secret], local[m["mountPath"]])
+    env = {k: v.replace("$(POD_IP)", "127.0.0.1") for k, v in container_env(spec["containers"][0]).items()
+           if k.startswith("MEDIUS_") and v is not None}
+    env = localize(env, local)
+    return gateway_check_config(localize(config_of(docs, "signaling-gateway"), local), env, label, tmp)
+
+
+def check_sip_tls():
+    """docker-compose and the chart turn on the gateways' SIP over TLS, with certificates
+    that exist in the container and name what clients connect to, on a port clients reach,
+    and configs the gateway's own loader accepts (signaling-gateway --check-config)."""
+    need_tools()
+    tmp = tempfile.mkdtemp(prefix="medius-sip-tls-")
+    checked = 0
+    try:
+        # ---- docker-compose
+        doc = compose_doc()
+        services = doc.get("services", {})
+        gen = services.get("sip-certs", {})
+        vol_dirs = {}  # named volume -> local directory with what its one-shot service writes
+        grpc_dir = os.path.join(tmp, "compose-grpc")
+        r = run([os.path.join(ROOT, "deploy", "docker", "gen-grpc-certs.sh"), grpc_dir])
+        expect(r.returncode == 0, f"gen-grpc-certs.sh: {r.stderr}")
+        vol_dirs["grpc-tls"] = grpc_dir
+        entry = gen.get("entrypoint") or []
+        command = gen.get("command") or []
+        expect(entry[:1] == ["make-certs.sh"], f"compose sip-certs does not run make-certs.sh: {entry}")
+        gen_vols = {v["target"]: v["source"] for v in volumes(gen)}
+        out_dir = command[0] if command else ""
+        sip_volume = gen_vols.get(out_dir)
+        expect(sip_volume, f"compose sip-certs writes {out_dir}, which is no volume: {gen_vols}")
+        sip_dir = os.path.join(tmp, "compose-sip")
+        args = [a for a in entry[1:] + command[1:]]
+        if "--owner" in args:  # the test need not own the files as uid 10001
+            i = args.index("--owner")
+            del args[i:i + 2]
+        r = run(["bash", os.path.join(ROOT, "deploy", "certs", "make-certs.sh"), sip_dir, *args])
+        expect(r.returncode == 0, f"make-certs.sh {' '.join(args)}: {r.stdout}{r.stderr}")
+        vol_dirs[sip_volume] = sip_dir
+        dockerfile = open(os.path.join(ROOT, "deploy", "docker", "signaling-gateway.Dockerfile")).read()
+        expose = re.search(r"^EXPOSE\s+(.+)$", dockerfile, re.M)
+        expect(expose and f"{SIPS_PORT}/tcp" in expose.group(1).split(), "signaling-gateway.Dockerfile does not EXPOSE 5061/tcp")
+        published = set()
+        for name in ("gateway-1", "gateway-2"):
+            s = services.get(name, {})
+            expect(s.get("depends_on", {}).get("sip-certs", {}).get("condition") == "service_completed_successfully",
+                   f"compose {name} does not wait for sip-certs")
+            mount = [v for v in volumes(s) if v.get("target") == "/etc/medius/gateway.json"]
+            if not expect(mount, f"compose {name}: no gateway.json"):
+                continue
+            cfg = json.load(open(mount[0]["source"]))
+            tls = cfg.get("internal", {}).get("tls")
+            if not expect(tls, f"compose {name}: gateway.json has no internal.tls"):
+                continue
+            mounted = {v["target"]: v for v in volumes(s) if v.get("type") == "volume"}
+            local = {}
+            for key in ("cert", "key", "ca"):
+                path = tls.get(key, "")
+                d = under(path, mounted)
+                if expect(d, f"compose {name}: internal.tls.{key} {path} is not in a mounted volume {sorted(mounted)}"):
+                    src = mounted[d]["source"]
+                    expect(mounted[d].get("read_only"), f"compose {name}: {d} not read-only")
+                    if expect(src in vol_dirs, f"compose {name}: {d} is volume {src}, which no one-shot service fills"):
+                        local[d] = vol_dirs[src]
+                        expect(os.path.exists(os.path.join(local[d], path[len(d) + 1:])),
+                               f"compose {name}: internal.tls.{key} {path}: the certs service writes no such file")
+            for d, v in mounted.items():
+                if v["source"] in vol_dirs:
+                    local[d] = vol_dirs[v["source"]]
+            env = {k: str(v) for k, v in (s.get("environment") or {}).items() if k.startswith("MEDIUS_")}
+            ip = (s.get("networks", {}).get("sip") or {}).get("ipv4_address")
+            expect(env.get("MEDIUS_INTERNAL_TLS_LISTEN") == f"sips:{ip}:{SIPS_PORT}",
+                   f"compose {name}: MEDIUS_INTERNAL_TLS_LISTEN {env.get('MEDIUS_INTERNAL_TLS_LISTEN')}, its address {ip}")
+            sans = cert_sans(os.path.join(sip_dir, "gateway.pem"))
+            expect(f"IP:{ip}" in sans and "DNS:example.com" in sans,
+                   f"compose {name}: the SIP certificate does not name {ip}: {sorted(sans)}")
+            ports = [p for p in s.get("ports", []) if (p.get("target") if isinstance(p, dict) else
+                     int(str(p).split("/")[0].rpartition(":")[2])) == SIPS_PORT]
+            if expect(ports, f"compose {name}: {SIPS_PORT}/tcp not published"):
+                p = ports[0]
+                host = p.get("host_ip") if isinstance(p, dict) else str(p).split(":")[0]
+                expect(f"IP:{host}" in sans, f"compose {name}: published on {host}, which the certificate does not name")
+                published.add(str(p.get("published")) if isinstance(p, dict) else str(p).split(":")[1])
+            r = run(["openssl", "verify", "-CAfile", os.path.join(sip_dir, "ca.pem"), os.path.join(sip_dir, "gateway.pem")])
+            expect(r.returncode == 0, f"compose: the SIP certificate is not signed by ca.pem: {r.stdout}{r.stderr}")
+            env = localize(env, local)
+            checked += gateway_check_config(localize(cfg, local), env, f"compose-{name}", tmp)
+        expect(len(published) == 2, f"compose: the gateways' {SIPS_PORT} published on {published}")
+
+        # ---- the chart: generate (default), existing (deploy/k8s) and off
+        _, docs = helm_template()
+        if docs:
+            check_chart_sip_tls(docs, "default")
+            checked += chart_gateway_check(docs, "default", tmp)
+        _, docs = helm_template("--set", "sipTls.enabled=false")
+        if docs:
+            gw = config_of(docs, "signaling-gateway")
+            expect("tls" not in gw.get("internal", {}), "sipTls.enabled=false: the gateway config still has internal.tls")
+            expect(not [s for s in by_kind(docs, "Service") if component(s) == "sip-tls"],
+                   "sipTls.enabled=false: the SIP TLS Service is still rendered")
+        with open(os.path.join(ROOT, "deploy", "k8s", "medius.yaml")) as f:
+            docs = [d for d in yaml.safe_load_all(f) if d]
+        check_chart_sip_tls(docs, "existing")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not checked and not failures:
+        print("no signaling-gateway binary: the configs were not put through --check-config")
+        sys.exit(SKIP)
+    expect(checked == 3, f"--check-config ran on {checked} of 3 gateway configs")
+
+
 def check_configs_load():
     """Every config file compose mounts and the chart renders is one the services accept
     (unknown keys, bad values and TLS settings are config errors: exit 2 naming the file).
@@ -718,6 +991,9 @@ def check_configs_load():
         certs = os.path.join(tmp, "tls")
         r = run([os.path.join(ROOT, "deploy", "docker", "gen-grpc-certs.sh"), certs])
         expect(r.returncode == 0, f"gen-grpc-certs.sh: {r.stderr}")
+        sip = os.path.join(tmp, "sip-tls")
+        r = run(["bash", os.path.join(ROOT, "deploy", "certs", "make-certs.sh"), sip])
+        expect(r.returncode == 0, f"make-certs.sh: {r.stderr}")
         for origin in ("compose", "chart"):
             for comp, info in COMPONENTS.items():
                 if origin == "compose":
@@ -727,6 +1003,11 @@ def check_configs_load():
                 tls = cfg["service"]["grpc_tls"]
                 for key, name in (("ca", "ca.crt"), ("cert", "tls.crt"), ("key", "tls.key")):
                     tls[key] = os.path.join(certs, comp, name)
+                sip_tls = cfg.get("internal", {}).get("tls")
+                if sip_tls:  # SIP over TLS: the lab certificates (sip-tls checks the real ones)
+                    for key, name in (("ca", "ca.pem"), ("cert", "gateway.pem"), ("key", "gateway.key")):
+                        if key in sip_tls:
+                            sip_tls[key] = os.path.join(sip, name)
                 path = os.path.join(tmp, f"{origin}-{info['file']}")
                 with open(path, "w") as f:
                     json.dump(cfg, f)
@@ -737,6 +1018,7 @@ def check_configs_load():
                            MEDIUS_MEDIA_BIND_ADDRESS=host, MEDIUS_MEDIA_ADVERTISED_ADDRESS=host,
                            MEDIUS_INTERNAL_LISTEN=f"sip:{host}:{free_port(host)}",
                            MEDIUS_TRUNK_LISTEN=f"sip:{host}:{free_port(host)}",
+                           MEDIUS_INTERNAL_TLS_LISTEN=f"sips:{host}:{free_port(host)}",
                            MEDIUS_GATEWAY_ID="gw-test")
                 log = os.path.join(tmp, f"{origin}-{comp}.log")
                 with open(log, "w") as out:
@@ -772,6 +1054,7 @@ CHECKS = {
     "runtime-packages": check_runtime_packages,
     "certs-scripts": check_certs_script,
     "consistency": check_consistency,
+    "sip-tls": check_sip_tls,
 }
 
 if __name__ == "__main__":
