@@ -5,11 +5,16 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "medius/common/config.hpp"
 
@@ -63,15 +68,10 @@ std::optional<GrpcTls> readGrpcTls(config::Object& service, const std::string& b
   return tls;
 }
 
-bool isLoopbackTarget(std::string_view target) {
-  if (target.starts_with("unix:") || target.starts_with("unix-abstract:")) return true;
-  for (std::string_view scheme : {"ipv4:", "ipv6:", "dns:///", "dns:"}) {
-    if (target.starts_with(scheme)) {
-      target.remove_prefix(scheme.size());
-      break;
-    }
-  }
-  std::string_view host = target;
+namespace {
+
+// "host:port", "[v6]:port" or a bare host: inside 127.0.0.0/8, ::1 or localhost.
+bool isLoopbackHostPort(std::string_view host) {
   if (host.starts_with("[")) {
     auto close = host.find(']');
     host = close == std::string_view::npos ? host : host.substr(1, close - 1);
@@ -90,6 +90,58 @@ bool isLoopbackTarget(std::string_view target) {
     }
   }
   return dots == 3;
+}
+
+// The comma-separated addresses of an "ipv4:"/"ipv6:" target (scheme removed).
+std::vector<std::string_view> splitAddresses(std::string_view list) {
+  std::vector<std::string_view> out;
+  while (true) {
+    auto comma = list.find(',');
+    out.push_back(list.substr(0, comma));
+    if (comma == std::string_view::npos) return out;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+bool isLoopbackTarget(std::string_view target) {
+  if (target.starts_with("unix:") || target.starts_with("unix-abstract:")) return true;
+  // gRPC's static address lists: loopback only when every address is.
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (target.starts_with(scheme)) {
+      target.remove_prefix(scheme.size());
+      auto addresses = splitAddresses(target);
+      return std::all_of(addresses.begin(), addresses.end(), [](std::string_view a) {
+        return !a.empty() && isLoopbackHostPort(a);
+      });
+    }
+  }
+  for (std::string_view scheme : {"dns:///", "dns:"}) {
+    if (target.starts_with(scheme)) {
+      target.remove_prefix(scheme.size());
+      break;
+    }
+  }
+  return isLoopbackHostPort(target);
+}
+
+void checkGrpcTarget(std::string_view target) {
+  for (auto [scheme, family] : {std::pair<std::string_view, int>{"ipv4:", AF_INET},
+                                std::pair<std::string_view, int>{"ipv6:", AF_INET6}}) {
+    if (!target.starts_with(scheme)) continue;
+    for (std::string_view address : splitAddresses(target.substr(scheme.size()))) {
+      auto hostPort = config::parseHostPort(address);
+      unsigned char binary[sizeof(in6_addr)];
+      if (::inet_pton(family, hostPort.host.c_str(), binary) != 1) {
+        throw std::invalid_argument("\"" + std::string(address) + "\" in " + std::string(target) +
+                                    " is not a numeric " +
+                                    (family == AF_INET ? "IPv4" : "IPv6") + " host:port");
+      }
+    }
+    return;
+  }
+  config::parseHostPort(target);
 }
 
 void requireTlsOrLoopback(config::Object& o, std::string_view key, const std::string& target, bool tls) {

@@ -106,9 +106,27 @@ TEST(GrpcPlaintext, OnlyOnLoopback) {
                              "[::]:50051", "dns:///media.svc:50053", "128.0.0.1:5", ""}) {
     EXPECT_FALSE(isLoopbackTarget(target)) << target;
   }
+  // Replica lists: loopback only when every address is.
+  EXPECT_TRUE(isLoopbackTarget("ipv4:127.0.0.1:5,127.0.0.2:6"));
+  EXPECT_TRUE(isLoopbackTarget("ipv6:[::1]:5,[::1]:6"));
+  EXPECT_FALSE(isLoopbackTarget("ipv4:127.0.0.1:5,10.200.0.5:6"));
+  EXPECT_FALSE(isLoopbackTarget("ipv4:127.0.0.1:5,"));
   setClientTls(std::nullopt);
   EXPECT_NO_THROW(clientCredentials("127.0.0.1:50053"));
   EXPECT_THROW(clientCredentials("10.200.2.3:50053"), std::invalid_argument);
+}
+
+TEST(GrpcTarget, OneAddressOrAListOfReplicas) {
+  for (const char* target : {"127.0.0.1:50051", "registrar:50051", "[::1]:50051",
+                             "ipv4:127.0.0.1:50051", "ipv4:127.0.0.1:50051,127.0.0.2:50051",
+                             "ipv6:[::1]:50051,[::1]:50052"}) {
+    EXPECT_NO_THROW(checkGrpcTarget(target)) << target;
+  }
+  for (const char* target : {"127.0.0.1", "ipv4:", "ipv4:127.0.0.1:50051,",
+                             "ipv4:registrar:50051", "ipv4:127.0.0.1:x", "ipv6:127.0.0.1:5",
+                             "ipv4:[::1]:5"}) {
+    EXPECT_THROW(checkGrpcTarget(target), std::invalid_argument) << target;
+  }
 }
 
 ServiceSettings settingsOf(const std::string& text) {

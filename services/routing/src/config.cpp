@@ -444,7 +444,7 @@ std::shared_ptr<const Config> loadConfig(const config::Document& doc) {
     cfg->registrar.address =
         o.string("address", cfg->registrar.address, "MEDIUS_REGISTRAR_ADDRESS");
     try {
-      config::parseHostPort(cfg->registrar.address);
+      checkGrpcTarget(cfg->registrar.address);  // one registrar, or "ipv4:" replicas
     } catch (const std::invalid_argument& e) {
       o.fail("address", e.what());
     }

@@ -226,7 +226,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
   if (auto registrar = root.optionalObject("registrar")) {
     c.registrarAddress = registrar->string("address", c.registrarAddress, "MEDIUS_REGISTRAR_ADDRESS");
     try {
-      config::parseHostPort(c.registrarAddress);
+      checkGrpcTarget(c.registrarAddress);  // one registrar, or "ipv4:" replicas
     } catch (const std::invalid_argument& e) {
       registrar->fail("address", e.what());
     }

@@ -51,8 +51,15 @@ constexpr unsigned kGrpcTlsReloadSeconds = 60;
 std::optional<GrpcTls> readGrpcTls(config::Object& service, const std::string& baseDir);
 
 // True for 127.0.0.0/8, ::1 and localhost, as "host:port", "[::1]:port", "ipv4:..." or
-// "unix:..." gRPC targets.
+// "unix:..." gRPC targets; an "ipv4:"/"ipv6:" address list only when every address is.
 bool isLoopbackTarget(std::string_view target);
+
+// Checks an address a service calls: "host:port", "[v6]:port", or gRPC's static list of
+// replicas "ipv4:a.b.c.d:port,a.b.c.d:port" ("ipv6:[..]:port,..."; numeric hosts only), which
+// the channel tries in order (pick_first: the first that connects takes the calls; when it
+// goes away the next RPC connects to the next one). Throws std::invalid_argument naming the
+// problem.
+void checkGrpcTarget(std::string_view target);
 
 // Credentials for a server: TLS (client certificates verified against the CA, and
 // required unless require_client_cert is false) or, without tls, plaintext.
