@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -220,6 +222,16 @@ class Service:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL, by PID (a crash: no drain, no goodbye); waits for the exit. Cleanup
+        then takes its -9 as expected (self.killed)."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.killed = True
+        self.proc.wait()
+
+    killed = False
 
     def stop(self, timeout=10):
         """SIGTERM, wait, SIGKILL after timeout. Returns the exit code (-9 when it had to
@@ -555,11 +567,14 @@ class Cluster:
         return codes
 
     def cleanup(self):
-        """Stops everything; returns the exit codes that were not 0, and every service
+        """Stops everything; returns the exit codes that were not 0 (but -9 of a service a
+        test killed with Service.kill), and every service
         whose log holds a sanitizer report whatever its exit code (the logs are kept and
         printed when there are any)."""
         codes = self.stop()
-        bad = {name: code for name, code in codes.items() if code != 0}
+        killed = {"%s.%d" % (svc.name, i) for i, svc in enumerate(self.services) if svc.killed}
+        bad = {name: code for name, code in codes.items()
+               if code != 0 and not (name in killed and code == -signal.SIGKILL)}
         for i, svc in enumerate(self.services):
             reports = sanitizer_reports(svc.log_text())
             if reports:
@@ -680,9 +695,8 @@ class GatewayReplica:
 
     def kill(self):
         """SIGKILL, by PID: a crashed gateway (no drain, no goodbye)."""
-        if self.service is not None and self.service.alive():
-            os.kill(self.service.pid, signal.SIGKILL)
-            self.service.proc.wait()
+        if self.service is not None:
+            self.service.kill()
         return self.service.stop() if self.service is not None else None
 
     def stop(self):
@@ -702,6 +716,48 @@ class GatewayReplica:
 
     def log_text(self):
         return self.service.log_text() if self.service is not None else ""
+
+
+class TwoWorkerCluster(Cluster):
+    """A calls cluster with a second media worker (self.media2, same config, its own ports
+    and a 200-port RTP window next to the first's); every gateway (the cluster's and its
+    replicas) uses both workers."""
+
+    def pick_ports(self):
+        super().pick_ports()
+        self.media2_grpc = free_port()
+        self.media2_metrics = free_port()
+        # A 200-port RTP window next to the first worker's (10000-19999, see pick_ports).
+        base = self.media_port_min + 200 if self.media_port_min < 19600 \
+            else self.media_port_min - 200
+        self.media2_port_min, self.media2_port_max = base, base + 199
+
+    @property
+    def media2_address(self):
+        return "127.0.0.1:%d" % self.media2_grpc
+
+    def media2_env(self):
+        env = self.media_env()
+        env.update({"MEDIUS_GRPC_LISTEN": self.media2_address,
+                    "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.media2_metrics,
+                    "MEDIUS_MEDIA_PORT_MIN": str(self.media2_port_min),
+                    "MEDIUS_MEDIA_PORT_MAX": str(self.media2_port_max)})
+        return env
+
+    def start_media(self):
+        super().start_media()
+        self.media2 = self._start("media-transcoder", self.media_config, self.media2_env(),
+                                  self.media2_grpc)
+
+    def gateway_env(self):
+        env = super().gateway_env()
+        env["MEDIUS_MEDIA_WORKERS"] = "%s,%s" % (self.media_address, self.media2_address)
+        return env
+
+    def media2_metrics_text(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.media2_metrics,
+                                    timeout=5) as r:
+            return r.read().decode()
 
 
 class Kamailio:
@@ -763,6 +819,109 @@ class Kamailio:
 
     def stop(self):
         return self.service.stop()
+
+
+class RedisServer:
+    """Debian's redis-server on a free 127.0.0.1 port, in the foreground, no persistence,
+    in workdir. Stopped (or killed) by its PID."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, "redis-%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
+        self.service = Service("redis-server", [
+            shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
+            {}, os.path.join(self.dir, "redis.log"))
+        wait_tcp("127.0.0.1", self.port, 30, self.service.proc)
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        return self.service.stop()
+
+
+PROMETHEUS_DIR = os.path.join(ROOT, "deploy", "prometheus")
+
+
+def prometheus_config(targets, interval="1s"):
+    """deploy/prometheus/prometheus.yml with other targets: the same jobs (targets must name
+    every job: {job_name: ["host:port", ...]}), the same rule files (alerts.yml, unchanged),
+    scrapes and rule evaluations every `interval`."""
+    import yaml  # python3-yaml; only the tests that run Prometheus need it
+    with open(os.path.join(PROMETHEUS_DIR, "prometheus.yml")) as f:
+        config = yaml.safe_load(f)
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    assert sorted(jobs) == sorted(targets), "jobs of prometheus.yml changed: %s" % jobs
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": list(targets[job["job_name"]])}]
+    # A busy machine (CI builds beside) may take a while to answer a scrape.
+    config["global"].update({"scrape_interval": interval, "scrape_timeout": interval,
+                             "evaluation_interval": interval})
+    config["rule_files"] = [os.path.join(PROMETHEUS_DIR, name) for name in config["rule_files"]]
+    return config
+
+
+class Prometheus:
+    """Debian's prometheus on a free 127.0.0.1 port with the given config (a dict, e.g.
+    prometheus_config(...)), its TSDB in a temp dir under workdir."""
+
+    def __init__(self, workdir, config):
+        import yaml
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="prometheus-", dir=workdir)
+        path = os.path.join(self.dir, "prometheus.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        self.log_path = os.path.join(self.dir, "prometheus.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", "--config.file=" + path, "--storage.tsdb.path=" + self.dir + "/data",
+             "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        wait_tcp("127.0.0.1", self.port, 30, self.proc)
+        wait_until(self.ready, 60, "prometheus ready (%s)" % self.log_path)
+
+    def ready(self):
+        """/-/ready answers 200 once the TSDB is open (503 before)."""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
+                                        timeout=5) as r:
+                return r.status == 200
+        except OSError:  # urllib.error.URLError is an OSError
+            return False
+
+    def api(self, path, **params):
+        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:  # 400/422 carry the error as JSON
+            return json.loads(e.read().decode())
+
+    def query(self, expr):
+        return self.api("query", query=expr)
+
+    def targets(self):
+        return self.api("targets")["data"]["activeTargets"]
+
+    def firing(self):
+        return [a for a in self.api("alerts")["data"]["alerts"] if a["state"] == "firing"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
 
 
 def metric_value(text, name, labels=None):
@@ -1384,6 +1543,91 @@ class E2ETestCase(unittest.TestCase):
             if bad:
                 raise AssertionError("services did not exit cleanly on SIGTERM (or a "
                                      "sanitizer reported): %s" % bad)
+
+
+class LoadBalancedTestCase(E2ETestCase):
+    """Kamailio in front of two gateways of one calls cluster: the cluster's own ("gw-e2e",
+    gw_a_uri) and the replica cls.gw_b ("gw-b"); the PBX trunk (127.0.0.13) is a SIPp UAS
+    that answers every call and echoes RTP (cls.pbx). make_cluster() builds the (not yet
+    started) cluster; a test starts Kamailio itself (self.lb, stopped in tearDown, which
+    expects exit 0). A failing test also prints Kamailio's and gateway b's logs."""
+
+    PBX = "pbx"
+
+    @classmethod
+    def make_cluster(cls):
+        return Cluster(name="lb", calls=True)
+
+    @classmethod
+    def setUpClass(cls):
+        cluster = cls.make_cluster()
+        cls.cluster = cluster.start()
+        cls.gw_b = None
+        cls.pbx = None
+        cls.lb = None
+        try:
+            cls.gw_b = cluster.gateway_replica("gw-b").start()
+            cls.pbx = SippProcess(
+                "uas_answer.xml", cluster.dir, local_ip=TRUNK_HOSTS[cls.PBX],
+                port=cluster.trunk_ports[cls.PBX], rtp_echo=True, timeout=3600, name="pbx")
+            wait_until(lambda: metric_value(
+                cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": cls.PBX}) == 1.0,
+                20, "pbx up in routing")
+        except Exception:
+            cls.tear_down_extras()
+            cluster.dump_logs()
+            cluster.cleanup()
+            cls.cluster = None
+            raise
+
+    @classmethod
+    def tear_down_extras(cls):
+        """Stops the PBX and gateway b; gateway b's exit code (on SIGTERM; -9 when a test
+        killed it)."""
+        if cls.pbx is not None:
+            cls.pbx.stop()
+        return cls.gw_b.stop() if cls.gw_b is not None else 0
+
+    def tearDown(self):
+        if self.lb is not None:
+            code = self.lb.stop()
+            self.assertEqual(code, 0, "kamailio exited %s on SIGTERM" % code)
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for name, text in (("kamailio", self.lb.log_text() if self.lb else ""),
+                               ("gw-b", self.gw_b.log_text() if self.gw_b else "")):
+                print("\n===== %s log =====\n%s" % (name, text[-20000:]), file=sys.stderr)
+        return out
+
+    @property
+    def gw_a_uri(self):
+        return "sip:127.0.0.1:%d" % self.cluster.internal_port
+
+    def gateway_calls(self, port=None):
+        """The calls in progress on gateway `port` (gRPC), or on both; a gateway that is
+        down counts as none."""
+        calls = []
+        for p in ([port] if port else (self.cluster.gateway_grpc, self.gw_b.grpc)):
+            rc = self.cluster.medctl("calls", "--gateway", "127.0.0.1:%d" % p, "--json",
+                                     check=False)
+            if rc.returncode == 0:
+                calls += json.loads(rc.stdout).get("calls") or []
+        return calls
+
+    def lb_hops(self, since=0):
+        """From the LB's log (WITH_DEBUG) after offset `since`: {Call-ID: [(method,
+        "host:port")]}: where each INVITE was dispatched and each in-dialog request
+        (ACK, BYE) was relayed."""
+        hops = {}
+        for kind, method, call_id, uri in re.findall(
+                r"(dispatch|in-dialog) (\S+) Call-ID (\S+) to (\S+)", self.lb.log_text()[since:]):
+            host = re.match(r"sips?:(?:[^@]*@)?([^;>]+)", uri).group(1)
+            hops.setdefault(call_id, []).append((method, host))
+        return hops
 
 
 def main():

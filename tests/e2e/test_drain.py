@@ -44,51 +44,18 @@ RATE = 5
 DURATION_MS = 8000
 
 
-class DrainCluster(harness.Cluster):
-    """A calls cluster with a second media worker; both gateways use both workers and a
-    long drain limit."""
-
-    def pick_ports(self):
-        super().pick_ports()
-        self.media2_grpc = harness.free_port()
-        self.media2_metrics = harness.free_port()
-        # A 200-port RTP window next to the first worker's (harness: 10000-19999).
-        base = self.media_port_min + 200 if self.media_port_min < 19600 else self.media_port_min - 200
-        self.media2_port_min, self.media2_port_max = base, base + 199
-
-    @property
-    def media2_address(self):
-        return "127.0.0.1:%d" % self.media2_grpc
+class DrainCluster(harness.TwoWorkerCluster):
+    """Two media workers, both known to both gateways, and a long drain limit."""
 
     def media_env(self):
         env = super().media_env()
         env["MEDIUS_DRAIN_TIMEOUT_SECONDS"] = str(DRAIN_LIMIT_S)
         return env
 
-    def media2_env(self):
-        env = self.media_env()
-        env.update({"MEDIUS_GRPC_LISTEN": self.media2_address,
-                    "MEDIUS_METRICS_LISTEN": "127.0.0.1:%d" % self.media2_metrics,
-                    "MEDIUS_MEDIA_PORT_MIN": str(self.media2_port_min),
-                    "MEDIUS_MEDIA_PORT_MAX": str(self.media2_port_max)})
-        return env
-
-    def start_media(self):
-        super().start_media()
-        self.media2 = self._start("media-transcoder", self.media_config, self.media2_env(),
-                                  self.media2_grpc)
-
     def gateway_env(self):
         env = super().gateway_env()
-        env["MEDIUS_MEDIA_WORKERS"] = "%s,%s" % (self.media_address, self.media2_address)
         env["MEDIUS_DRAIN_TIMEOUT_SECONDS"] = str(DRAIN_LIMIT_S)
         return env
-
-    def media2_metrics_text(self):
-        import urllib.request
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.media2_metrics,
-                                    timeout=5) as r:
-            return r.read().decode()
 
 
 def started_at(record):
@@ -97,35 +64,11 @@ def started_at(record):
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
-class DrainTest(harness.E2ETestCase):
+class DrainTest(harness.LoadBalancedTestCase):
 
     @classmethod
-    def setUpClass(cls):
-        cluster = DrainCluster(name="drain", calls=True, with_media=True)
-        cls.cluster = cluster.start()
-        cls.gw_b = None
-        cls.pbx = None
-        cls.lb = None
-        try:
-            cls.gw_b = cluster.gateway_replica("gw-b").start()
-            cls.pbx = harness.SippProcess(
-                "uas_answer.xml", cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
-                port=cluster.trunk_ports[PBX], rtp_echo=True, timeout=3600, name="pbx")
-            wait_until(lambda: harness.metric_value(
-                cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": PBX}) == 1.0,
-                20, "pbx up in routing")
-        except Exception:
-            cls.tear_down_extras()
-            cluster.dump_logs()
-            cluster.cleanup()
-            cls.cluster = None
-            raise
-
-    @classmethod
-    def tear_down_extras(cls):
-        if cls.pbx is not None:
-            cls.pbx.stop()
-        return cls.gw_b.stop() if cls.gw_b is not None else 0
+    def make_cluster(cls):
+        return DrainCluster(name="drain", calls=True, with_media=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -161,34 +104,9 @@ class DrainTest(harness.E2ETestCase):
     def tearDown(self):
         if getattr(self, "uac", None) is not None and self.uac.alive():
             self.uac.stop()
-        if self.lb is not None:
-            code = self.lb.stop()
-            self.assertEqual(code, 0, "kamailio exited %s on SIGTERM" % code)
-
-    def run(self, result=None):
-        result = result or self.defaultTestResult()
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            for name, text in (("kamailio", self.lb.log_text() if self.lb else ""),
-                               ("gw-b", self.gw_b.log_text() if self.gw_b else "")):
-                print("\n===== %s log =====\n%s" % (name, text[-20000:]), file=sys.stderr)
-        return out
+        super().tearDown()
 
     # ---- helpers
-
-    @property
-    def gw_a_uri(self):
-        return "sip:127.0.0.1:%d" % self.cluster.internal_port
-
-    def gateway_calls(self, port=None):
-        calls = []
-        for p in ([port] if port else (self.cluster.gateway_grpc, self.gw_b.grpc)):
-            rc = self.cluster.medctl("calls", "--gateway", "127.0.0.1:%d" % p, "--json",
-                                     check=False)
-            if rc.returncode == 0:
-                calls += json.loads(rc.stdout).get("calls") or []
-        return calls
 
     def sessions(self, address):
         rc = self.cluster.medctl("sessions", "--media", address, "--json", check=False)

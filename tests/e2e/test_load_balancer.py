@@ -99,35 +99,13 @@ class SilentGateway:
         self.sock.close()
 
 
-class LoadBalancerTest(harness.E2ETestCase):
+class LoadBalancerTest(harness.LoadBalancedTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        cluster = harness.Cluster(name="lb", calls=True)
-        cls.cluster = cluster.start()
-        cls.gw_b = None
-        cls.pbx = None
-        try:
-            cls.gw_b = cluster.gateway_replica("gw-b").start()
-            cls.pbx = harness.SippProcess(
-                "uas_answer.xml", cluster.dir, local_ip=harness.TRUNK_HOSTS[PBX],
-                port=cluster.trunk_ports[PBX], rtp_echo=True, timeout=3600, name="pbx")
-            wait_until(lambda: harness.metric_value(
-                cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": PBX}) == 1.0,
-                20, "pbx up in routing")
-        except Exception:
-            cls.tear_down_extras()
-            cluster.dump_logs()
-            cluster.cleanup()
-            cls.cluster = None
-            raise
-
-    @classmethod
-    def tear_down_extras(cls):
-        """Stops the PBX and gateway b; gateway b's exit code on SIGTERM."""
-        if cls.pbx is not None:
-            cls.pbx.stop()
-        return cls.gw_b.stop() if cls.gw_b is not None else 0
+    def setUp(self):
+        self.lb = None
+        # No call of an earlier test left on either gateway: its CDR would land in this
+        # test's counts.
+        wait_until(lambda: not self.gateway_calls(), 60, "no call left on the gateways")
 
     @classmethod
     def tearDownClass(cls):
@@ -136,41 +114,7 @@ class LoadBalancerTest(harness.E2ETestCase):
         if code != 0:
             raise AssertionError("gateway b exited %s on SIGTERM" % code)
 
-    def setUp(self):
-        self.lb = None
-        # No call of an earlier test left on either gateway: its CDR would land in this
-        # test's counts.
-        wait_until(lambda: not self.gateway_calls(), 60, "no call left on the gateways")
-
-    def gateway_calls(self):
-        calls = []
-        for port in (self.cluster.gateway_grpc, self.gw_b.grpc):
-            rc = self.cluster.medctl("calls", "--gateway", "127.0.0.1:%d" % port, "--json",
-                                     check=False)
-            if rc.returncode == 0:  # gateway b may be down (a failed kill test)
-                calls += json.loads(rc.stdout).get("calls") or []
-        return calls
-
-    def tearDown(self):
-        if self.lb is not None:
-            code = self.lb.stop()
-            self.assertEqual(code, 0, "kamailio exited %s on SIGTERM" % code)
-
-    def run(self, result=None):
-        result = result or self.defaultTestResult()
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            for name, text in (("kamailio", self.lb.log_text() if self.lb else ""),
-                               ("gw-b", self.gw_b.log_text() if self.gw_b else "")):
-                print("\n===== %s log =====\n%s" % (name, text[-20000:]), file=sys.stderr)
-        return out
-
     # ---- helpers
-
-    @property
-    def gw_a_uri(self):
-        return "sip:127.0.0.1:%d" % self.cluster.internal_port
 
     def start_lb(self, gateways):
         self.lb = harness.Kamailio(self.cluster.dir, gateways, host=LB_HOST)
@@ -252,17 +196,6 @@ class LoadBalancerTest(harness.E2ETestCase):
         for r in records:
             self.assertEqual(r.get("final_status"), 200, "%s: %s" % (what, r))
             self.assertEqual(r.get("end_cause"), "caller-bye", "%s: %s" % (what, r))
-
-    def lb_hops(self, since=0):
-        """From the LB's log (WITH_DEBUG) after offset `since`: {Call-ID: [(method,
-        "host:port")]}: where each INVITE was dispatched and each in-dialog request
-        (ACK, BYE) was relayed."""
-        hops = {}
-        for kind, method, call_id, uri in re.findall(
-                r"(dispatch|in-dialog) (\S+) Call-ID (\S+) to (\S+)", self.lb.log_text()[since:]):
-            host = re.match(r"sips?:(?:[^@]*@)?([^;>]+)", uri).group(1)
-            hops.setdefault(call_id, []).append((method, host))
-        return hops
 
     def assert_dialogs_stay(self, since, prefix, count, what):
         """Every dialog's ACK and BYE went where its INVITE was dispatched (both INVITEs: the

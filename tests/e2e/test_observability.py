@@ -16,15 +16,8 @@ whole call path of harness.Cluster(calls=True) after SIPp placed a call through 
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -34,68 +27,9 @@ from harness import wait_until  # noqa: E402
 from test_calls import CallTestCase  # noqa: E402
 from test_observability_files import adapter_rule, dashboards, metric_names  # noqa: E402
 
-PROMETHEUS_DIR = os.path.join(harness.ROOT, "deploy", "prometheus")
 # Series that exist only after an event this test does not cause (documented in
 # docs/metrics.md as created on their first event).
 EVENT_ONLY = {"medius_gateway_grpc_client_errors_total"}
-
-
-class Prometheus:
-    """Debian's prometheus on a free 127.0.0.1 port with the given config."""
-
-    def __init__(self, workdir, config):
-        self.port = harness.free_port()
-        self.dir = tempfile.mkdtemp(prefix="prometheus-", dir=workdir)
-        path = os.path.join(self.dir, "prometheus.yml")
-        with open(path, "w") as f:
-            yaml.safe_dump(config, f)
-        self.log_path = os.path.join(self.dir, "prometheus.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            ["prometheus", "--config.file=" + path, "--storage.tsdb.path=" + self.dir + "/data",
-             "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        harness.wait_tcp("127.0.0.1", self.port, 30, self.proc)
-        wait_until(self.ready, 60, "prometheus ready (%s)" % self.log_path)
-
-    def ready(self):
-        """/-/ready answers 200 once the TSDB is open (503 before)."""
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
-                                        timeout=5) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def api(self, path, **params):
-        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                return json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:  # 400/422 carry the error as JSON
-            return json.loads(e.read().decode())
-
-    def query(self, expr):
-        return self.api("query", query=expr)
-
-    def targets(self):
-        return self.api("targets")["data"]["activeTargets"]
-
-    def firing(self):
-        return [a for a in self.api("alerts")["data"]["alerts"] if a["state"] == "firing"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 class ObservedCluster(CallTestCase):
@@ -107,7 +41,7 @@ class ObservedCluster(CallTestCase):
         cls.extra_worker = None
         try:
             cls.start_extra_worker()
-            cls.prometheus = Prometheus(cls.cluster.dir, cls.prometheus_config())
+            cls.prometheus = harness.Prometheus(cls.cluster.dir, cls.prometheus_config())
             wait_until(lambda: len(cls.prometheus.query('up{job=~"medius-.+"} == 1')
                                    ["data"]["result"]) == 5, 60, "five Medius targets up")
         except Exception:
@@ -150,25 +84,13 @@ class ObservedCluster(CallTestCase):
     def prometheus_config(cls):
         """deploy/prometheus/prometheus.yml with this cluster's targets: same jobs, same
         rule file, 1 s intervals."""
-        with open(os.path.join(PROMETHEUS_DIR, "prometheus.yml")) as f:
-            config = yaml.safe_load(f)
         c = cls.cluster
-        targets = {
+        return harness.prometheus_config({
             "medius-registrar": ["127.0.0.1:%d" % c.registrar_metrics],
             "medius-routing": ["127.0.0.1:%d" % c.routing_metrics],
             "medius-media": ["127.0.0.1:%d" % c.media_metrics, cls.extra_metrics],
             "medius-gateway": ["127.0.0.1:%d" % c.gateway_metrics],
-        }
-        jobs = [job["job_name"] for job in config["scrape_configs"]]
-        assert sorted(jobs) == sorted(targets), "jobs of prometheus.yml changed: %s" % jobs
-        for job in config["scrape_configs"]:
-            job["static_configs"] = [{"targets": targets[job["job_name"]]}]
-        # Scrapes every second; a busy machine (CI builds beside) may take a while to answer.
-        config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s",
-                                 "evaluation_interval": "1s"})
-        config["rule_files"] = [os.path.join(PROMETHEUS_DIR, name)
-                                for name in config["rule_files"]]
-        return config
+        })
 
     def place_call(self):
         pbx = self.far("pbx", "uas_answer.xml", duration_ms=0)
