@@ -9,6 +9,9 @@ Logs stay in the temp dir; E2ETestCase prints them when a test fails. SIPp runs 
 timeout (run_sipp waits for it; SippProcess runs it in the background, e.g. as a trunk, and
 parses its message trace); a tiny UDP SIP client (SipClient) covers what SIPp cannot do
 (stale nonces, replayed nonce-counts, malformed requests); LoopbackCapture counts RTP on lo.
+Kamailio (deploy/kamailio/kamailio.cfg), Prometheus (deploy/prometheus/) and RedisServer run
+the real Debian programs; LoadBalancedTestCase is the base of the tests with two gateways
+behind Kamailio, TwoWorkerCluster a calls cluster with two media workers.
 
 Environment: MEDIUS_BIN_DIR (the build's bin/ dir, required), MEDIUS_E2E_KEEP=1 keeps the
 temp dirs, SIPP (path of sipp, default "sipp").
