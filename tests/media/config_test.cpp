@@ -73,6 +73,18 @@ TEST(MediaConfig, DrainTimeout) {
   EXPECT_NE(errorOf(R"({"drain": {"limit": 5}})").find("$.drain.limit"), std::string::npos);
 }
 
+TEST(MediaConfig, OrphanGrace) {
+  EXPECT_EQ(parse(R"({})", "media.json").orphanGraceMs, 15000u);
+  EXPECT_EQ(parse(R"({"orphan_grace_ms": 2000})", "media.json").orphanGraceMs, 2000u);
+  EXPECT_EQ(errorOf(R"({"orphan_grace_ms": 0})"),
+            "media.json: $.orphan_grace_ms: expected an integer between 100 and 3600000, got 0");
+  EXPECT_NE(errorOf(R"({"orphan_grace_ms": "15s"})").find("$.orphan_grace_ms"), std::string::npos);
+  ::setenv("MEDIUS_MEDIA_ORPHAN_GRACE_MS", "30000", 1);
+  auto c = parse(R"({"orphan_grace_ms": 2000})", "media.json");
+  ::unsetenv("MEDIUS_MEDIA_ORPHAN_GRACE_MS");
+  EXPECT_EQ(c.orphanGraceMs, 30000u);
+}
+
 TEST(MediaConfig, ErrorsNameFileAndPath) {
   EXPECT_EQ(errorOf(R"({"advertised_address": "media.example.com"})"),
             "media.json: $.advertised_address: expected an IPv4 address, got \"media.example.com\"");

@@ -74,6 +74,8 @@ MediaConfig fromDocument(const config::Document& doc) {
   c.maxSessions = static_cast<std::uint32_t>(root.integer("max_sessions", c.maxSessions, 1, 1'000'000));
   c.loadLimit = static_cast<double>(root.integer("load_limit", 0, 0, 100'000, "MEDIUS_MEDIA_LOAD_LIMIT"));
   if (c.loadLimit == 0) c.loadLimit = 80.0 * c.workers;
+  c.orphanGraceMs = static_cast<std::uint32_t>(root.integer("orphan_grace_ms", c.orphanGraceMs, 100,
+                                                            3'600'000, "MEDIUS_MEDIA_ORPHAN_GRACE_MS"));
   {
     std::optional<config::Object> drain = root.optionalObject("drain");
     config::Object& d = drain ? *drain : fallback;
@@ -95,7 +97,8 @@ std::string MediaConfig::summary() const {
          std::to_string(mediaTimeoutMs) + " strict_source=" + (strictSource ? "true" : "false") +
          " max_sessions=" + std::to_string(maxSessions) +
          " load_limit=" + std::to_string(static_cast<long>(loadLimit)) + "%" +
-         " drain_timeout_s=" + std::to_string(drainTimeoutSeconds);
+         " drain_timeout_s=" + std::to_string(drainTimeoutSeconds) +
+         " orphan_grace_ms=" + std::to_string(orphanGraceMs);
 }
 
 MediaConfig load(const std::string& path) { return fromDocument(config::Document::load(path)); }

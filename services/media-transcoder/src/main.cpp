@@ -13,6 +13,7 @@
 #include "medius/media/config.hpp"
 #include "medius/media/grpc_service.hpp"
 #include "medius/media/metrics.hpp"
+#include "medius/media/orphan_sweeper.hpp"
 #include "medius/media/session_manager.hpp"
 
 int main(int argc, char** argv) {
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
     metrics::MetricsServer metricsServer(config.service.metricsListen);
     media::MediaMetrics metrics(metricsServer.registry());
     media::SessionManager manager(config, metrics);
+    // Deletes the sessions of a gateway that stopped watching (crashed) and the sessions
+    // whose media timeout nobody acted on, orphan_grace_ms later (session_manager.hpp).
+    media::OrphanSweeper sweeper(manager, media::OrphanSweeper::intervalFor(config.orphanGraceMs));
     media::MediaService service(manager);
     GrpcServer server(config.service.grpcListen, {&service}, {"medius.v1.MediaTranscoder"}, config.service.grpcTls);
     // Draining (medius/common/drain.hpp): the first SIGTERM/SIGINT or a Drain RPC refuses
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
     hooks.what = "sessions";
     runDrain(signals, drain, hooks);
     server.setServing(false);
+    sweeper.stop();  // before the watches end: a gateway's stream ending here is no crash
     service.stopWatches();
     server.shutdown(std::chrono::milliseconds(config.service.shutdownTimeoutMs));
     manager.shutdown();

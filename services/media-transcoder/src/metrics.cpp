@@ -77,6 +77,12 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
       droppedSrtpReplay(droppedFamily.Add({{"reason", "srtp_replay"}})),
       droppedMalformed(droppedFamily.Add({{"reason", "malformed"}})),
       droppedPayloadType(droppedFamily.Add({{"reason", "payload_type"}})),
+      orphanedFamily(prometheus::BuildCounter()
+                         .Name("medius_media_sessions_orphaned_total")
+                         .Help("Sessions the worker deleted itself because nobody else would, by reason")
+                         .Register(registry)),
+      orphanedOwnerGone(orphanedFamily.Add({{"reason", "owner_gone"}})),
+      orphanedTimeoutUnhandled(orphanedFamily.Add({{"reason", "timeout_unhandled"}})),
       traffic{packetsFamily.Add({{"direction", "a_to_b"}}), packetsFamily.Add({{"direction", "b_to_a"}}),
               bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}}),
               {&droppedSrtpAuth, &droppedSrtpReplay, &droppedMalformed, &droppedPayloadType}},

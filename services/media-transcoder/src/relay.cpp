@@ -466,8 +466,8 @@ void Worker::tick(std::int64_t nowMs) {
     flushDropped(*session);
     if (!session->timeoutArmed || session->timedOut.load(std::memory_order_relaxed)) continue;
     if (nowMs - session->lastRtpMs >= static_cast<std::int64_t>(session->timeoutMs)) {
-      session->timedOut.store(true, std::memory_order_relaxed);
       if (onTimeout_) onTimeout_(*session);
+      session->timedOut.store(true, std::memory_order_release);
     }
   }
 }

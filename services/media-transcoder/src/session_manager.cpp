@@ -58,12 +58,6 @@ namespace {
 
 using Code = MediaError::Code;
 
-std::int64_t wallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 RemoteSpec remoteOf(const sdp::AudioStream& audio) {
   return RemoteSpec{audio.address, audio.rtpPort, audio.rtcpAddress, audio.rtcpPort};
 }
@@ -159,11 +153,13 @@ void fillLeg(medius::v1::LegStats& out, const RelayLeg& leg, const std::string& 
 
 }  // namespace
 
-SessionManager::SessionManager(const MediaConfig& config, MediaMetrics& metrics)
+SessionManager::SessionManager(const MediaConfig& config, MediaMetrics& metrics, const Clock& clock)
     : config_(config),
       metrics_(metrics),
+      clock_(clock),
       pool_(config.portRange.min, config.portRange.max),
       loadLimit_(config.loadLimit > 0 ? config.loadLimit : 80.0 * std::max<std::uint32_t>(config.workers, 1)),
+      events_(clock),
       nextOrigin_(std::random_device{}() | 1u) {
   for (std::uint32_t i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(
@@ -231,7 +227,7 @@ medius::v1::CreateSessionResponse SessionManager::create(
   auto session = std::make_shared<Session>();
   session->id = request.session_id();
   session->gatewayId = request.gateway_id();
-  session->createdAtMs = wallMs();
+  session->createdAtMs = clock_.nowMs();
   sdp::AudioOverride towardB;
   std::vector<sdp::AudioOverride> alternatives;
   try {
@@ -529,17 +525,84 @@ medius::v1::SessionStats SessionManager::remove(const std::string& sessionId) {
     metrics_.sessionsActive.Set(static_cast<double>(sessions_.size()));
   }
   std::lock_guard lock(session->mutex);
-  destroy(*session);
-  medius::v1::SessionStats stats = statsOf(*session);
-  metrics_.observeSession(stats);
-  medius::v1::MediaEvent event;
-  event.set_kind(medius::v1::MediaEvent::KIND_SESSION_DELETED);
-  event.set_session_id(session->id);
-  events_.publish(session->gatewayId, event);
+  medius::v1::SessionStats stats = retire(*session);
   log::get("media")->info("session {}: deleted (A in {} out {}, B in {} out {})", session->id,
                           stats.leg_a().packets_in(), stats.leg_a().packets_out(),
                           stats.leg_b().packets_in(), stats.leg_b().packets_out());
   return stats;
+}
+
+medius::v1::SessionStats SessionManager::retire(Session& session) {
+  destroy(session);
+  medius::v1::SessionStats stats = statsOf(session);
+  metrics_.observeSession(stats);
+  medius::v1::MediaEvent event;
+  event.set_kind(medius::v1::MediaEvent::KIND_SESSION_DELETED);
+  event.set_session_id(session.id);
+  events_.publish(session.gatewayId, event);
+  return stats;
+}
+
+SessionManager::Reaped SessionManager::reapOrphans() {
+  const std::int64_t now = clock_.nowMs();
+  const std::int64_t grace = config_.orphanGraceMs;
+  // Gone for longer than the grace: every session they own goes.
+  std::map<std::string, std::int64_t> gone = events_.goneOwners();
+  std::erase_if(gone, [&](const auto& owner) { return now - owner.second < grace; });
+  enum class Reason { OwnerGone, TimeoutUnhandled };
+  std::vector<std::pair<std::shared_ptr<Session>, Reason>> orphans;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return {};
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      const Session& session = *it->second;
+      const RelaySession& relay = *session.relay;
+      std::optional<Reason> reason;
+      if (gone.contains(session.gatewayId)) {
+        reason = Reason::OwnerGone;
+      } else if (relay.timedOut.load(std::memory_order_acquire) &&
+                 now - relay.timedOutAtMs.load(std::memory_order_relaxed) >= grace) {
+        reason = Reason::TimeoutUnhandled;
+      }
+      if (!reason) {
+        ++it;
+        continue;
+      }
+      // Out of the table under the table's lock, as remove() does: whoever erases it
+      // retires it, exactly once.
+      orphans.emplace_back(it->second, *reason);
+      it = sessions_.erase(it);
+    }
+    if (!orphans.empty()) metrics_.sessionsActive.Set(static_cast<double>(sessions_.size()));
+  }
+  Reaped reaped;
+  for (auto& [session, reason] : orphans) {
+    std::lock_guard lock(session->mutex);
+    medius::v1::SessionStats stats = retire(*session);
+    if (reason == Reason::OwnerGone) {
+      ++reaped.ownerGone;
+      metrics_.orphanedOwnerGone.Increment();
+      log::get("media")->warn(
+          "session {}: deleted by the worker: gateway {} stopped watching {} ms ago (owner_gone; "
+          "A in {} out {}, B in {} out {})",
+          session->id, session->gatewayId, now - gone.at(session->gatewayId),
+          stats.leg_a().packets_in(), stats.leg_a().packets_out(), stats.leg_b().packets_in(),
+          stats.leg_b().packets_out());
+    } else {
+      ++reaped.timeoutUnhandled;
+      metrics_.orphanedTimeoutUnhandled.Increment();
+      log::get("media")->warn(
+          "session {}: deleted by the worker: its media timeout fired {} ms ago and gateway {} "
+          "did not delete it (timeout_unhandled; A in {} out {}, B in {} out {})",
+          session->id, now - session->relay->timedOutAtMs.load(std::memory_order_relaxed),
+          session->gatewayId, stats.leg_a().packets_in(), stats.leg_a().packets_out(),
+          stats.leg_b().packets_in(), stats.leg_b().packets_out());
+    }
+  }
+  // A gone gateway's sessions are all deleted now: its record goes (a gateway_id coming
+  // back later starts a new one).
+  for (const auto& [gatewayId, since] : gone) events_.forget(gatewayId, since);
+  return reaped;
 }
 
 medius::v1::SessionStats SessionManager::statsOf(const Session& session) const {
@@ -590,7 +653,8 @@ std::uint32_t SessionManager::drain() {
 }
 
 void SessionManager::onTimeout(RelaySession& relay) {
-  // Worker thread, once per timeout (not per packet).
+  // Worker thread, once per timeout (not per packet); before the worker sets timedOut.
+  relay.timedOutAtMs.store(clock_.nowMs(), std::memory_order_relaxed);
   metrics_.timeouts.Increment();
   medius::v1::MediaEvent event;
   event.set_kind(medius::v1::MediaEvent::KIND_MEDIA_TIMEOUT);

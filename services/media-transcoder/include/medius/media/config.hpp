@@ -23,10 +23,17 @@
 //                                           sessions in progress may go on (new ones are
 //                                           refused) before they are deleted and the process
 //                                           exits 0 (1..86400). Env MEDIUS_DRAIN_TIMEOUT_SECONDS
-//     "load_limit": 0                       estimated load (percent of one core, load.hpp)
+//     "load_limit": 0,                      estimated load (percent of one core, load.hpp)
 //                                           above which CreateSession is refused with
 //                                           RESOURCE_EXHAUSTED; 0 = 80 x workers.
 //                                           Env MEDIUS_MEDIA_LOAD_LIMIT
+//     "orphan_grace_ms": 15000              the worker deletes a session itself when nobody
+//                                           will: its gateway's last WatchEvents stream
+//                                           ended this long ago and none came back, or its
+//                                           media timeout fired this long ago
+//                                           (100..3600000; keep it above the gateways'
+//                                           5 s watch reconnect backoff).
+//                                           Env MEDIUS_MEDIA_ORPHAN_GRACE_MS
 //   }
 //
 // Thread: plain values; share a const reference between threads.
@@ -60,6 +67,8 @@ struct MediaConfig {
   // Percent of one core; 0 = 80 x workers (resolved when loaded from a file).
   double loadLimit = 0;
   std::int64_t drainTimeoutSeconds = 600;
+  // Orphaned sessions (SessionManager::reapOrphans) are deleted after this long.
+  std::uint32_t orphanGraceMs = 15000;
 
   // One line describing the effective config.
   std::string summary() const;

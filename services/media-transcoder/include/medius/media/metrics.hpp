@@ -51,6 +51,14 @@ struct MediaMetrics {
   prometheus::Counter& droppedMalformed;
   prometheus::Counter& droppedPayloadType;
 
+  // medius_media_sessions_orphaned_total{reason}: sessions the worker deleted itself
+  // because nobody else would (SessionManager::reapOrphans): "owner_gone" (the owning
+  // gateway's WatchEvents streams ended and none came back within orphan_grace_ms),
+  // "timeout_unhandled" (still there orphan_grace_ms after its media timeout fired).
+  prometheus::Family<prometheus::Counter>& orphanedFamily;
+  prometheus::Counter& orphanedOwnerGone;
+  prometheus::Counter& orphanedTimeoutUnhandled;
+
   void observeSession(const medius::v1::SessionStats& stats);
   // medius_media_packets_total / medius_media_bytes_total {direction="a_to_b"|"b_to_a"}.
   TrafficCounters traffic;

@@ -123,8 +123,12 @@ struct RelaySession {
   // (tests of the bare relay) leave it false and relay byte for byte.
   bool holdUntilPipeline = false;
   std::uint32_t timeoutMs = 30000;
-  // Fired (once until RTP flows again) by the worker after timeoutMs without RTP.
+  // Fired (once until RTP flows again) by the worker after timeoutMs without RTP. Set
+  // (release) after the timeout handler ran, so a reader that sees it true (acquire) sees
+  // what the handler stored for this timeout (timedOutAtMs).
   std::atomic<bool> timedOut{false};
+  // For the timeout handler (SessionManager: when the timeout fired, on its clock).
+  std::atomic<std::int64_t> timedOutAtMs{0};
 
   // ---- worker thread only ----
   std::array<Endpoint, 4> endpoints{};

@@ -11,6 +11,15 @@
 // timeout, so a call may ring in silence for as long as it likes; remove() detaches the sockets on the worker, closes them and
 // returns the ports.
 //
+// Orphans: only the owning gateway deletes a session (remove()); the media timeout only
+// tells it. A session nobody will delete is deleted by reapOrphans() (the OrphanSweeper
+// calls it) like remove() does, once orphan_grace_ms passed since either
+//  - owner_gone: the last WatchEvents stream of its gateway_id ended (a crashed gateway;
+//    EventHub::goneOwners) and none came back. A gateway_id that never watched is
+//    never taken for gone.
+//  - timeout_unhandled: its media timeout fired and RTP did not resume (the owner is
+//    alive but does not know the session, or did not act).
+//
 // Ownership: owns the workers, the port pool and every session. Thread: thread-safe
 // (control calls from gRPC threads; one mutex for the table and one per session, never
 // taken on the packet path).
@@ -25,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "medius/common/clock.hpp"
 #include "medius/media/config.hpp"
 #include "medius/media/event_hub.hpp"
 #include "medius/media/metrics.hpp"
@@ -48,8 +58,10 @@ class MediaError : public std::runtime_error {
 
 class SessionManager {
  public:
-  // Starts config.workers relay workers.
-  SessionManager(const MediaConfig& config, MediaMetrics& metrics);
+  // Starts config.workers relay workers. `clock` (borrowed) times sessions, the gone
+  // owners and the media timeouts for reapOrphans().
+  SessionManager(const MediaConfig& config, MediaMetrics& metrics,
+                 const Clock& clock = SystemClock::instance());
   ~SessionManager();  // shutdown()
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
@@ -68,6 +80,15 @@ class SessionManager {
   EventHub& events() { return events_; }
   std::size_t sessionCount() const;
 
+  // Deletes the orphaned sessions (see the top of this file): ports released, load and
+  // gauges updated, stats observed, KIND_SESSION_DELETED published, a log line per session
+  // and medius_media_sessions_orphaned_total{reason}. Returns how many, per reason.
+  struct Reaped {
+    std::size_t ownerGone = 0;
+    std::size_t timeoutUnhandled = 0;
+  };
+  Reaped reapOrphans();
+
   // Deletes every session and stops the workers. Idempotent.
   void shutdown();
 
@@ -80,10 +101,14 @@ class SessionManager {
   medius::v1::SessionStats statsOf(const Session& session) const;
   void onTimeout(RelaySession& relay);
   void destroy(Session& session);
+  // destroy(), then the final stats observed and KIND_SESSION_DELETED published; the
+  // session is out of the table and its mutex held.
+  medius::v1::SessionStats retire(Session& session);
   void updatePoolGauge();
 
   const MediaConfig& config_;
   MediaMetrics& metrics_;
+  const Clock& clock_;
   PortPool pool_;
   // config.loadLimit, or 80 % of each worker's core when it is 0.
   const double loadLimit_;
