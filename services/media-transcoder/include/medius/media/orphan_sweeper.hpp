@@ -8,11 +8,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 
+#include "medius/common/periodic_task.hpp"
 #include "medius/media/session_manager.hpp"
 
 namespace medius::media {
@@ -26,21 +24,17 @@ class OrphanSweeper {
   OrphanSweeper& operator=(const OrphanSweeper&) = delete;
 
   // Ends the thread (waits for a round in progress). Idempotent.
-  void stop();
+  void stop() { task_.stop(); }
 
   // The interval for a grace: a quarter of it, within 50 ms .. 1 s (a crashed gateway's
   // sessions go within 1.25 x the grace, at most grace + 1 s).
   static std::chrono::milliseconds intervalFor(std::uint32_t orphanGraceMs);
 
  private:
-  void run();
+  void round();
 
   SessionManager& manager_;
-  const std::chrono::milliseconds interval_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;  // last: starts once the members above exist
+  PeriodicTask task_;  // last: its thread starts once manager_ is set
 };
 
 }  // namespace medius::media

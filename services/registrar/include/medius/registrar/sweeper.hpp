@@ -4,10 +4,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "medius/common/periodic_task.hpp"
 #include "medius/registrar/registrar.hpp"
 
 namespace medius::registrar {
@@ -20,17 +18,14 @@ class Sweeper {
   Sweeper& operator=(const Sweeper&) = delete;
 
   // Stops and joins the thread; idempotent.
-  void stop();
+  void stop() { task_.stop(); }
 
  private:
-  void run();
+  void round();
 
   Registrar& registrar_;
-  std::chrono::milliseconds interval_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  bool failing_ = false;  // the last round's store access failed (the task's thread only)
+  PeriodicTask task_;     // last: its thread starts once the members above exist
 };
 
 }  // namespace medius::registrar
