@@ -645,20 +645,20 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
     return 0;
   }
   RequestSource source = sourceOf(irq);
-  if (side == Side::Trunk && trunks_ && trunks_->trunkAt(source.host, source.port).empty()) {
-    // The trunk ACL, for every request (not only INVITE): a scanner on the trunk port
-    // learns nothing but this, and nothing acts on what it sent.
-    metrics_.countRefused(Refusal::UnknownTrunk);
-    log::get("sip")->info("{} from {}:{} on the trunk side refused: not a configured trunk",
-                          rq->rq_method_name, source.host, source.port);
-    SipReply reply = unknownTrunkReply();
-    respond(irq, method, side, reply);
-    return reply.status;
-  }
   if (side == Side::Trunk && trunks_) {
+    std::string trunk = trunks_->trunkAt(source.host, source.port);
+    if (trunk.empty()) {
+      // The trunk ACL, for every request (not only INVITE): a scanner on the trunk port
+      // learns nothing but this, and nothing acts on what it sent.
+      metrics_.countRefused(Refusal::UnknownTrunk);
+      log::get("sip")->info("{} from {}:{} on the trunk side refused: not a configured trunk",
+                            rq->rq_method_name, source.host, source.port);
+      SipReply reply = unknownTrunkReply();
+      respond(irq, method, side, reply);
+      return reply.status;
+    }
     // A TLS trunk is its certificate: its requests come over a connection whose handshake
     // verified the certificate and found its tls_name (SipTls), never over UDP or TCP.
-    std::string trunk = trunks_->trunkAt(source.host, source.port);
     if (auto name = trunks_->tlsName(trunk); name && !peer.verified) {
       metrics_.countRefused(Refusal::TrunkTls);
       log::get("sip")->warn("{} from trunk {} ({}:{}) refused: the trunk uses TLS (certificate "
