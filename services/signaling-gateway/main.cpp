@@ -61,12 +61,13 @@ int main(int argc, char** argv) {
   const GatewayConfig& cfg = *loaded;
   if (checkOnly) {
     // Everything a start would refuse before listening has been checked by now (config.cpp
-    // reads and verifies internal.tls's files and service.grpc_tls's); binding is not tried.
-    std::printf("config ok: %s (gateway %s, internal %s%s%s, trunk %s)\n", configFile.c_str(),
+    // reads and verifies the tls blocks' files and service.grpc_tls's); binding is not tried.
+    std::printf("config ok: %s (gateway %s, internal %s%s%s, trunk %s%s%s)\n", configFile.c_str(),
                 cfg.gatewayId.c_str(), joinListen(cfg.internalListen).c_str(),
                 cfg.internalTls ? ", TLS " : "",
                 cfg.internalTls ? cfg.internalTls->listen.c_str() : "",
-                joinListen(cfg.trunkListen).c_str());
+                joinListen(cfg.trunkListen).c_str(), cfg.trunkTls ? ", TLS " : "",
+                cfg.trunkTls ? cfg.trunkTls->listen.c_str() : "");
     return 0;
   }
   log::init("signaling-gateway", cfg.service.log);
