@@ -8,13 +8,13 @@
 #include <prometheus/registry.h>
 
 #include <optional>
-#include <random>
 #include <thread>
 
 #include "medius/common/clock.hpp"
 #include "medius/common/service.hpp"
 #include "medius/media/grpc_service.hpp"
 #include "medius/media/orphan_sweeper.hpp"
+#include "test_config.hpp"
 #include "medius/media/sdp.hpp"
 #include "medius/media/session_manager.hpp"
 #include "udp_peer.hpp"
@@ -60,13 +60,7 @@ TEST(EventHub, AGatewayIsGoneWhenItsLastStreamEndsUntilOneComesBack) {
 }
 
 MediaConfig orphanConfig() {
-  MediaConfig c;
-  static std::mt19937 rng{std::random_device{}()};
-  auto base = static_cast<std::uint16_t>(10000 + 100 * std::uniform_int_distribution<int>(0, 98)(rng));
-  c.portRange = {base, static_cast<std::uint16_t>(base + 99)};
-  c.workers = 2;
-  c.mediaTimeoutMs = 60000;
-  c.maxSessions = 100;
+  MediaConfig c = test::sessionTestConfig();
   c.orphanGraceMs = static_cast<std::uint32_t>(kGraceMs);
   return c;
 }

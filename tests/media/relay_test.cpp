@@ -11,13 +11,13 @@
 #include <unistd.h>
 
 #include <optional>
-#include <random>
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "medius/common/service.hpp"
 #include "medius/media/grpc_service.hpp"
 #include "medius/media/sdp.hpp"
+#include "test_config.hpp"
 #include "udp_peer.hpp"
 
 namespace medius::media {
@@ -63,18 +63,7 @@ std::uint16_t portIn(const std::string& sdp) {
   return sdp::Description::parse(sdp).audio().rtpPort;
 }
 
-MediaConfig testConfig() {
-  MediaConfig c;
-  // A random window below the ephemeral range and away from the 20000-31999 of the other
-  // tests' free ports; a port held by someone else is skipped by the manager.
-  static std::mt19937 rng{std::random_device{}()};
-  auto base = static_cast<std::uint16_t>(10000 + 100 * std::uniform_int_distribution<int>(0, 98)(rng));
-  c.portRange = {base, static_cast<std::uint16_t>(base + 99)};
-  c.workers = 2;
-  c.mediaTimeoutMs = 60000;
-  c.maxSessions = 100;
-  return c;
-}
+MediaConfig testConfig() { return test::sessionTestConfig(); }
 
 class RelayTest : public ::testing::Test {
  protected:
