@@ -59,6 +59,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       authRealm_(config.authRealm.empty() ? config.domain : config.authRealm),
       flood_(config.flood, SystemClock::instance()),
       authGuard_(config.authLimits, SystemClock::instance()),
+      registerTx_(SystemClock::instance()),
       self_(std::make_shared<Gateway*>(this)) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
@@ -431,6 +432,10 @@ void Gateway::onMessage(msg_t* msg, sip_t* sip) {
   // Asked now: the certificate names are readable only while msg is being delivered.
   TlsPeer peer = tlsPeerOf(msg, side);
   if (!admit(msg, sip, method, side, peer.trusted)) return;
+  if (rq->rq_method == sip_method_register) {
+    onRegister(msg, sip, side, peer);
+    return;
+  }
 
   // From here on as nta's leg_recv does for a leg callback: a server transaction, our
   // handler, then the returned status answered and the transaction released.
@@ -564,9 +569,17 @@ Side Gateway::sideOf(nta_incoming_t* irq) const {
 }
 
 RequestSource Gateway::sourceOf(nta_incoming_t* irq) const {
-  RequestSource source;
   msg_t* msg = nta_incoming_getrequest(irq);
-  if (!msg) return source;
+  if (!msg) return RequestSource{};
+  tport_t* tp = nta_incoming_transport(agent_, irq, nullptr);
+  RequestSource source = sourceOfMessage(msg, tp);
+  if (tp) tport_unref(tp);
+  msg_destroy(msg);
+  return source;
+}
+
+RequestSource Gateway::sourceOfMessage(msg_t* msg, tport_t* tp) const {
+  RequestSource source;
   if (su_addrinfo_t* ai = msg_addrinfo(msg); ai && ai->ai_addr) {
     char host[INET6_ADDRSTRLEN] = "";
     if (ai->ai_addr->sa_family == AF_INET) {
@@ -583,14 +596,12 @@ RequestSource Gateway::sourceOf(nta_incoming_t* irq) const {
     source.host = host;
     source.transport = ai->ai_protocol == IPPROTO_TCP ? v1::TRANSPORT_TCP : v1::TRANSPORT_UDP;
   }
-  if (tport_t* tp = nta_incoming_transport(agent_, irq, nullptr)) {
+  if (tp) {
     if (const tp_name_t* name = tport_name(tp); name && name->tpn_proto) {
       v1::Transport t = transportOf(name->tpn_proto);
       if (t != v1::TRANSPORT_UNSPECIFIED) source.transport = t;
     }
-    tport_unref(tp);
   }
-  msg_destroy(msg);
   return source;
 }
 
@@ -631,20 +642,25 @@ void Gateway::respond(nta_incoming_t* irq, Method method, Side side, const SipRe
   metrics_.countResponse(method, reply.status, side);
 }
 
-int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer) {
-  const sip_request_t* rq = sip->sip_request;
-  Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
-  Side side = sideOf(irq);  // counted in admit()
-  log::get("sip")->debug("{} from the {} side, Call-ID {}", rq->rq_method_name, sideName(side),
-                         sip->sip_call_id ? sip->sip_call_id->i_id : "-");
-
-  if (rq->rq_method == sip_method_ack) {
-    // Never answered. An ACK transaction is already terminated: destroying it here
-    // frees it when the callback returns (nta leg_recv).
-    nta_incoming_destroy(irq);
-    return 0;
+void Gateway::respondStateless(msg_t* msg, tport_t* tport, Method method, Side side,
+                               const SipReply& reply) {
+  std::string extra = reply.headerText();
+  // nta_msg_treply consumes msg. NTATAG_TPORT: the connection (or socket) that delivered
+  // the request; nta would look it up only while the request is being delivered.
+  int rc = nta_msg_treply(agent_, msg, reply.status, reply.phrase.c_str(),
+                          TAG_IF(tport, NTATAG_TPORT(tport)),
+                          SIPTAG_SERVER_STR(config_.userAgent.c_str()),
+                          TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
+  if (rc < 0) {
+    log::get("sip")->warn("could not send {} to {}", reply.status, methodLabel(method));
+    return;
   }
-  RequestSource source = sourceOf(irq);
+  metrics_.countResponse(method, reply.status, side);
+}
+
+std::optional<SipReply> Gateway::refusal(const sip_t* sip, Side side, const RequestSource& source,
+                                         const TlsPeer& peer) {
+  const sip_request_t* rq = sip->sip_request;
   if (side == Side::Trunk && trunks_) {
     std::string trunk = trunks_->trunkAt(source.host, source.port);
     if (trunk.empty()) {
@@ -653,9 +669,7 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
       metrics_.countRefused(Refusal::UnknownTrunk);
       log::get("sip")->info("{} from {}:{} on the trunk side refused: not a configured trunk",
                             rq->rq_method_name, source.host, source.port);
-      SipReply reply = unknownTrunkReply();
-      respond(irq, method, side, reply);
-      return reply.status;
+      return unknownTrunkReply();
     }
     // A TLS trunk is its certificate: its requests come over a connection whose handshake
     // verified the certificate and found its tls_name (SipTls), never over UDP or TCP.
@@ -665,9 +679,7 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
                             "name {}), this came {}",
                             rq->rq_method_name, trunk, source.host, source.port, *name,
                             peer.tls ? "without a verified certificate" : "without TLS");
-      SipReply reply = trunkTlsRequiredReply();
-      respond(irq, method, side, reply);
-      return reply.status;
+      return trunkTlsRequiredReply();
     }
   }
   // RFC 3261 8.2 and the RFC 4475 verdicts (request_checks.hpp): before credentials are
@@ -676,8 +688,7 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
     metrics_.countRefused(Refusal::Malformed);
     log::get("sip")->info("{} from {}:{} refused: {} {}", rq->rq_method_name, source.host,
                           source.port, bad->status, bad->phrase);
-    respond(irq, method, side, *bad);
-    return bad->status;
+    return bad;
   }
   if (draining_ && !(sip->sip_to && sip->sip_to->a_tag) &&
       (rq->rq_method == sip_method_invite || rq->rq_method == sip_method_options)) {
@@ -692,10 +703,29 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
       log::get("call")->info("INVITE {} refused: draining",
                              sip->sip_call_id ? sip->sip_call_id->i_id : "-");
     }
-    respond(irq, method, side, reply);
-    return reply.status;
+    return reply;
   }
-  if (rq->rq_method == sip_method_register) return onRegister(irq, sip, side);
+  return std::nullopt;
+}
+
+int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer) {
+  const sip_request_t* rq = sip->sip_request;
+  Method method = methodFromName(rq->rq_method_name ? rq->rq_method_name : "");
+  Side side = sideOf(irq);  // counted in admit()
+  log::get("sip")->debug("{} from the {} side, Call-ID {}", rq->rq_method_name, sideName(side),
+                         sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+
+  if (rq->rq_method == sip_method_ack) {
+    // Never answered. An ACK transaction is already terminated: destroying it here
+    // frees it when the callback returns (nta leg_recv).
+    nta_incoming_destroy(irq);
+    return 0;
+  }
+  RequestSource source = sourceOf(irq);
+  if (auto refused = refusal(sip, side, source, peer)) {
+    respond(irq, method, side, *refused);
+    return refused->status;
+  }
   bool trustedPeer = side == Side::Internal && peer.trusted;
   if (trustedPeer && needsCredentials(sip, side, config_.authCalls, false)) {
     metrics_.countTrustedPeerRequest();
@@ -731,63 +761,104 @@ int Gateway::dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method m
   return reply.status;
 }
 
-int Gateway::onRegister(nta_incoming_t* irq, const sip_t* sip, Side side) {
+void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer) {
+  log::get("sip")->debug("REGISTER from the {} side, Call-ID {}", sideName(side),
+                         sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+  // During delivery nta knows the transport; the reference is kept until the answer.
+  tport_t* tport = nta_incoming_transport(agent_, nullptr, msg);
+  struct TportRef {
+    tport_t* tp;
+    ~TportRef() {
+      if (tp) tport_unref(tp);
+    }
+  } held{tport};
+  RequestSource source = sourceOfMessage(msg, tport);
+  std::string key = RegisterTransactions::keyOf(sip);
+  if (!key.empty()) {
+    RegisterTransactions::Arrival arrival = registerTx_.arrive(key);
+    if (arrival.seen == RegisterTransactions::Seen::Pending) {
+      // A retransmission while the registrar works (RFC 3261 17.2.2, Trying): dropped.
+      metrics_.countRegisterRetransmission(false);
+      nta_msg_discard(agent_, msg);
+      return;
+    }
+    if (arrival.seen == RegisterTransactions::Seen::Answered) {
+      // A retransmission after the answer (Completed): the same answer again.
+      metrics_.countRegisterRetransmission(true);
+      respondStateless(msg, tport, Method::Register, side, *arrival.reply);
+      return;
+    }
+  }
+  // From here on the request is pending in registerTx_ until answered (or forgotten).
+  auto answerNow = [&](const SipReply& reply) {
+    respondStateless(msg, tport, Method::Register, side, reply);
+    if (!key.empty()) {
+      registerTx_.answered(key, reply, source.transport != v1::TRANSPORT_UDP);
+    }
+  };
+  if (auto refused = refusal(sip, side, source, peer)) {
+    answerNow(*refused);
+    return;
+  }
   SipReply reply;
   if (side == Side::Trunk) {
     reply.status = 403;
     reply.phrase = "Registration not accepted on the trunk side";
-  } else if (!accepting_) {
+    answerNow(reply);
+    return;
+  }
+  if (!accepting_) {
     reply.status = 503;
     reply.phrase = "Shutting Down";
     reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
-  } else {
-    RegisterContext ctx{sourceOf(irq), config_.gatewayId, config_.domain};
-    auto parsed = buildRegisterRequest(sip, ctx);
-    if (auto* rejection = std::get_if<SipReply>(&parsed)) {
-      log::get("sip")->info("REGISTER rejected: {} {}", rejection->status, rejection->phrase);
-      reply = std::move(*rejection);
-    } else {
-      auto& request = std::get<v1::RegisterRequest>(parsed);
-      std::string username = request.has_credentials() ? request.credentials().username() : "";
-      if (request.has_credentials() &&
-          !authAllowed(ctx.source.host, username, "REGISTER")) {
-        reply = userLockedReply();
-        respond(irq, Method::Register, side, reply);
-        return reply.status;
-      }
-      std::uint64_t id = nextId_++;
-      pending_.emplace(id, Pending{irq, side, ctx.source.host, std::move(username)});
-      state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
-      metrics_.registerPending().Increment();
-      log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
-      std::weak_ptr<Gateway*> weak = self_;
-      SipLoop* loop = &loop_;
-      registrar_.registerAsync(
-          std::move(request),
-          [weak, loop, id](const grpc::Status& status, v1::RegisterResponse response) {
-            // gRPC thread: only hand the result over; a stopped loop drops it.
-            loop->post([weak, id, status, response = std::move(response)] {
-              if (auto self = weak.lock()) (*self)->completeRegister(id, status, response);
-            });
-          });
-      return 0;  // answered in completeRegister
-    }
+    answerNow(reply);
+    return;
   }
-  respond(irq, Method::Register, side, reply);
-  return reply.status;
+  RegisterContext ctx{source, config_.gatewayId, config_.domain};
+  auto parsed = buildRegisterRequest(sip, ctx);
+  if (auto* rejection = std::get_if<SipReply>(&parsed)) {
+    log::get("sip")->info("REGISTER rejected: {} {}", rejection->status, rejection->phrase);
+    answerNow(*rejection);
+    return;
+  }
+  auto& request = std::get<v1::RegisterRequest>(parsed);
+  std::string username = request.has_credentials() ? request.credentials().username() : "";
+  if (request.has_credentials() && !authAllowed(ctx.source.host, username, "REGISTER")) {
+    answerNow(userLockedReply());
+    return;
+  }
+  std::uint64_t id = nextId_++;
+  held.tp = nullptr;  // now Pending's
+  pending_.emplace(id, Pending{msg, tport, side, ctx.source.host, std::move(username),
+                               std::move(key), source.transport != v1::TRANSPORT_UDP});
+  state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
+  metrics_.registerPending().Increment();
+  log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
+  std::weak_ptr<Gateway*> weak = self_;
+  SipLoop* loop = &loop_;
+  registrar_.registerAsync(
+      std::move(request),
+      [weak, loop, id](const grpc::Status& status, v1::RegisterResponse response) {
+        // gRPC thread: only hand the result over; a stopped loop drops it.
+        loop->post([weak, id, status, response = std::move(response)] {
+          if (auto self = weak.lock()) (*self)->completeRegister(id, status, response);
+        });
+      });
 }
 
 void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
                                const v1::RegisterResponse& response) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;  // answered already (shutdown)
-  Pending p = it->second;
+  Pending p = std::move(it->second);
   pending_.erase(it);
   state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
   metrics_.registerPending().Decrement();
   SipReply reply = status.ok() ? registerReply(response, std::time(nullptr))
                                : registrarFailureReply(status, config_.retryAfterSeconds);
-  respond(p.irq, Method::Register, p.side, reply);
+  respondStateless(p.msg, p.tport, Method::Register, p.side, reply);
+  if (p.tport) tport_unref(p.tport);
+  if (!p.key.empty()) registerTx_.answered(p.key, std::move(reply), p.reliable);
   if (status.ok() && !p.username.empty()) {
     if (response.result() == v1::RegisterResponse::RESULT_UNAUTHORIZED &&
         response.credentials_rejected()) {
@@ -796,7 +867,6 @@ void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
       authSucceeded(p.source, p.username);
     }
   }
-  nta_incoming_destroy(p.irq);
 }
 
 int Gateway::authenticate(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
@@ -1002,8 +1072,9 @@ void Gateway::failPending() {
     reply.status = 503;
     reply.phrase = "Shutting Down";
     reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
-    respond(p.irq, Method::Register, p.side, reply);
-    nta_incoming_destroy(p.irq);
+    respondStateless(p.msg, p.tport, Method::Register, p.side, reply);
+    if (p.tport) tport_unref(p.tport);
+    if (!p.key.empty()) registerTx_.answered(p.key, std::move(reply), p.reliable);
     metrics_.registerPending().Decrement();
   }
   pending_.clear();

@@ -206,6 +206,14 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                       .Help("Requests dropped without an answer by the flood guard, by reason")
                       .Register(registry);
   floodDropped_ = {&dropped.Add({{"reason", "banned"}}), &dropped.Add({{"reason", "scanner"}})};
+  auto& retransmissions =
+      prometheus::BuildCounter()
+          .Name("medius_gateway_register_retransmissions_total")
+          .Help("Retransmitted REGISTERs: absorbed while the registrar works, or answered "
+                "again with the answer already sent")
+          .Register(registry);
+  registerRetransmissions_ = {&retransmissions.Add({{"result", "absorbed"}}),
+                              &retransmissions.Add({{"result", "answered_again"}})};
   auto& rejected = prometheus::BuildCounter()
                        .Name("medius_gateway_flood_rejected_total")
                        .Help("Requests answered 503 by the flood guard's global limits, by reason")

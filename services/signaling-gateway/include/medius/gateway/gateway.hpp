@@ -9,7 +9,8 @@
 // Then:
 //   anything (trunk)     403 "Not A Configured Trunk" when the source address is no trunk
 //                        routing lists (counted in requests_refused_total), ACK dropped
-//   REGISTER (internal)  validated, relayed to the registrar (async gRPC), answered later
+//   REGISTER (internal)  validated, relayed to the registrar (async gRPC), answered later,
+//                        statelessly: no nta transaction (register_transactions.hpp)
 //   REGISTER (trunk)     403
 //   out of dialog (internal), not REGISTER/OPTIONS/ACK/CANCEL: digest credentials first
 //                        (call_auth.hpp: Registrar.Challenge -> 407, Registrar.VerifyDigest
@@ -31,9 +32,10 @@
 // peer is Ok (any code); nta's locally made 408 is Timeout, its locally made 503 (or any
 // other local answer: ICMP unreachable, no transport) is Error.
 //
-// Life of a REGISTER: messageCallback (loop) -> FloodGuard::check -> onRequest ->
-// buildRegisterRequest -> RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post ->
-// completeRegister (loop) -> registerReply -> nta_incoming_treply.
+// Life of a REGISTER: messageCallback (loop) -> FloodGuard::check -> RegisterTransactions
+// (a retransmission is absorbed or answered again) -> onRegister -> buildRegisterRequest ->
+// RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post -> completeRegister (loop)
+// -> registerReply -> nta_msg_treply (stateless: no nta server transaction for REGISTER).
 //
 // Thread: construct, use and destroy on the SipLoop thread only (SipLoop::invoke). The
 // few values other threads read are in GatewayState (atomics).
@@ -48,6 +50,7 @@
 #include <vector>
 
 #include <sofia-sip/nta.h>
+#include <sofia-sip/tport.h>
 
 #include "medius/gateway/auth_guard.hpp"
 #include "medius/gateway/b2bua.hpp"
@@ -56,6 +59,7 @@
 #include "medius/gateway/flood_guard.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/register_request.hpp"
+#include "medius/gateway/register_transactions.hpp"
 #include "medius/gateway/registrar_client.hpp"
 #include "medius/gateway/sip_loop.hpp"
 #include "medius/gateway/sip_tls.hpp"
@@ -133,11 +137,16 @@ class Gateway final : public OptionsProber {
   std::size_t serverTransactions() const;
 
  private:
+  // A REGISTER waiting for the registrar. No nta transaction: it is answered statelessly
+  // (register_transactions.hpp says why), over the transport that delivered it.
   struct Pending {
-    nta_incoming_t* irq;
-    Side side;
+    msg_t* msg = nullptr;      // the request, owned (nta_msg_treply consumes it)
+    tport_t* tport = nullptr;  // a reference to the transport that delivered it
+    Side side = Side::Internal;
     std::string source;    // the request's source address (failed-authentication limits)
     std::string username;  // the digest username of its credentials; "" without any
+    std::string key;       // RegisterTransactions::keyOf
+    bool reliable = false;  // TCP or TLS: no retransmission to absorb
   };
 
   // A request waiting for Registrar.Challenge or VerifyDigest. Owns a reference to the
@@ -189,7 +198,19 @@ class Gateway final : public OptionsProber {
   Side sideOfMessage(msg_t* msg) const;
   // peer: tlsPeerOf() its message.
   int onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& peer);
-  int onRegister(nta_incoming_t* irq, const sip_t* sip, Side side);
+  // What stands in the way of any request before its method is looked at: the trunk ACL,
+  // a TLS trunk's request without TLS, a malformed request (RFC 3261 8.2, RFC 4475), a
+  // new INVITE or OPTIONS while draining. Logged and counted; the caller answers it.
+  std::optional<SipReply> refusal(const sip_t* sip, Side side, const RequestSource& source,
+                                  const TlsPeer& peer);
+  // A REGISTER, without a server transaction: retransmissions are absorbed or answered
+  // again by registerTx_, the rest relayed to the registrar and answered statelessly.
+  // Takes msg.
+  void onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer);
+  // Sends `reply` (plus Server) to the request `msg` statelessly over `tport` (nullptr:
+  // the transport delivering msg now), counts it. Takes msg.
+  void respondStateless(msg_t* msg, tport_t* tport, Method method, Side side,
+                        const SipReply& reply);
   // What a request becomes once nothing (any more) stands in its way: a new call, or
   // the answer to the rest. Returns what the leg callback returns (0: answered later).
   int dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,
@@ -215,6 +236,8 @@ class Gateway final : public OptionsProber {
   void respond(nta_incoming_t* irq, Method method, Side side, const SipReply& reply);
   Side sideOf(nta_incoming_t* irq) const;
   RequestSource sourceOf(nta_incoming_t* irq) const;
+  // tport: the transport that delivered msg (its protocol names TLS), or nullptr.
+  RequestSource sourceOfMessage(msg_t* msg, tport_t* tport) const;
   SipReply optionsReply(Side side) const;
   SipReply notImplementedReply(Side side) const;
   std::string allowFor(Side side) const;
@@ -242,6 +265,7 @@ class Gateway final : public OptionsProber {
   bool draining_ = false;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  RegisterTransactions registerTx_;
   std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>> authPending_;
   std::uint64_t nextProbe_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Probe>> probes_;

@@ -19,6 +19,8 @@
 //   medius_gateway_flood_rejected_total{reason}                 503s of the global limits:
 //                                                               dialogs|rate
 //   medius_gateway_flood_bans_total                             per-source bans started
+//   medius_gateway_register_retransmissions_total{result}       REGISTER retransmissions:
+//                                                               absorbed|answered_again
 //   medius_gateway_flood_banned_sources                         sources banned now
 //   medius_gateway_flood_sources                                sources in the flood table
 //   medius_gateway_auth_failures_total{reason}                  call/request digest failures
@@ -129,6 +131,11 @@ class GatewayMetrics {
   void countFloodDrop(std::string_view reason);
   void countFloodReject(std::string_view reason);
   void countFloodBans(std::uint64_t bans) { floodBans_.Increment(static_cast<double>(bans)); }
+  // A retransmitted REGISTER (RegisterTransactions): dropped while the registrar works, or
+  // answered again with the answer already sent. SIP loop.
+  void countRegisterRetransmission(bool answeredAgain) {
+    registerRetransmissions_[answeredAgain ? 1 : 0]->Increment();
+  }
   void setFloodSources(std::size_t sources, std::size_t banned);
   // Security (SIP loop).
   void countAuthFailure(AuthFailure failure);
@@ -180,6 +187,7 @@ class GatewayMetrics {
   prometheus::Gauge& floodSources_;
   // [banned, scanner] and [dialogs, rate], created in the constructor.
   std::array<prometheus::Counter*, 2> floodDropped_{};
+  std::array<prometheus::Counter*, 2> registerRetransmissions_{};
   std::array<prometheus::Counter*, 2> floodRejected_{};
   std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
   std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
