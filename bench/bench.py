@@ -172,7 +172,12 @@ def start_kamailio(workdir, config, host, extra_defines):
     ctl = os.path.join(kdir, "ctl.sock")
     argv = [binary, "-f", config, "-DD", "-E", "-P", os.path.join(kdir, "kamailio.pid"),
             "-w", kdir, "-Y", kdir, "-A", "PEER_ADDR=%s" % host, "-A", "PEER_PORT=%d" % port,
-            "-A", 'CTL_SOCKET="unix:%s"' % ctl, "-A", "PEER_CHILDREN=%d" % os.cpu_count()]
+            "-A", 'CTL_SOCKET="unix:%s"' % ctl, "-A", "PEER_CHILDREN=%d" % os.cpu_count(),
+            # Shared memory as an operator sizes it for load (the default 64 MB runs out
+            # within a minute at a few hundred calls/s: tm keeps its transactions
+            # there, and Kamailio then answers 500 and crashes); only touched pages count in
+            # the memory rows.
+            "-m", str(KAMAILIO_SHM_MB), "-M", str(KAMAILIO_PKG_MB)]
     for key, value in extra_defines.items():
         argv += ["-A", '%s="%s"' % (key, value)]
     d = Daemon(name, argv, kdir)
@@ -186,6 +191,10 @@ def start_kamailio(workdir, config, host, extra_defines):
         time.sleep(0.1)
     time.sleep(0.3)
     return d, "%s:%d" % (host, port)
+
+
+KAMAILIO_SHM_MB = 1024  # -m: shared memory of the peer Kamailio
+KAMAILIO_PKG_MB = 16    # -M: private memory per Kamailio process
 
 
 class PeerUnavailable(Exception):
@@ -211,8 +220,12 @@ def rtt_by_name(workdir):
     return {k: sorted(v) for k, v in out.items()}
 
 
-def run_sipp_step(argv, workdir, expected, pids, timeout):
-    """Runs SIPp to its end; CPU of pids (trees) over the run, the stat file's counters."""
+def run_sipp_step(argv, workdir, expected, pids, timeout, paced_s=None, tail_s=0.0):
+    """Runs SIPp to its end; CPU of pids (trees) over the run, the stat file's counters.
+    paced_s: the seconds the arrivals should take at the asked rate (count / rate); a step
+    is clean only if SIPp also kept that pace, i.e. it ended within 15 % of paced_s plus
+    tail_s (the last call's own length) and 1.5 s of start and finish: a step that
+    completes every call but at half the asked rate did not reach that rate."""
     os.makedirs(workdir, exist_ok=True)
     cpu_before = cpu_of(pids) if pids else None
     started = time.monotonic()
@@ -229,8 +242,10 @@ def run_sipp_step(argv, workdir, expected, pids, timeout):
     stats = bench_calls.last_stats(workdir)
     ok = int(stats.get("SuccessfulCall(C)", 0) or 0)
     failed = int(stats.get("FailedCall(C)", 0) or 0)
-    return {"rc": rc, "ok": ok, "failed": failed, "expected": expected,
-            "clean": rc == 0 and failed == 0 and ok == expected, "elapsed_s": round(elapsed, 2),
+    kept_up = paced_s is None or elapsed <= paced_s * 1.15 + tail_s + 1.5
+    return {"rc": rc, "ok": ok, "failed": failed, "expected": expected, "kept_up": kept_up,
+            "clean": rc == 0 and failed == 0 and ok == expected and kept_up,
+            "elapsed_s": round(elapsed, 2),
             "cpu_s": cpu, "cpu_us_per": (1e6 * cpu / ok) if (cpu is not None and ok) else None,
             "argv": " ".join(argv)}
 
@@ -261,9 +276,10 @@ def ramp(run_step, start, steps, limit, budget_s):
         step = run_step(rate)
         step["rate"] = rate
         history.append(step)
-        log("  %d/s: %d ok, %d failed of %d%s" % (rate, step["ok"], step["failed"],
-                                                  step["expected"],
-                                                  "" if step["clean"] else "  (not clean)"))
+        log("  %d/s: %d ok, %d failed of %d in %.1f s%s" % (
+            rate, step["ok"], step["failed"], step["expected"], step.get("elapsed_s", 0),
+            "" if step["clean"] else "  (not clean%s)" % (
+                "" if step.get("kept_up", True) else ": SIPp could not keep the pace")))
         if step["clean"]:
             good = rate
             nxt = min(limit, rate * 2) if bad is None else (good + bad) // 2
@@ -315,20 +331,6 @@ class MediusCalls:
             log("Medius services exited badly: %s (logs in %s)" % (bad, self.cluster.dir))
 
 
-def write_topos_tables(db):
-    """topos's two tables for db_text, from Debian's schema files, with every string column
-    nullable: topos stores no value for the columns a message lacks (x_context when the
-    config sets none), which Debian's schema (NOT NULL) refuses."""
-    schema = "/usr/share/kamailio/dbtext/kamailio"
-    for table in ("topos_d", "topos_t", "version"):
-        with open(os.path.join(schema, table)) as f:
-            lines = f.read().splitlines()
-        if table != "version":
-            lines = [lines[0].replace("(string)", "(string,null)")]
-        with open(os.path.join(db, table), "w") as f:
-            f.write("\n".join(lines) + "\n")
-
-
 class PeerCalls:
     name = "Kamailio+rtpengine"
 
@@ -336,25 +338,33 @@ class PeerCalls:
         self.workdir = workdir
         self.daemons = []
         self.uas = None
+        self.redis = None
 
     def start(self):
-        if not os.path.exists("/usr/lib/x86_64-linux-gnu/kamailio/modules/topos.so"):
+        modules = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+        if not os.path.exists(modules + "topos.so"):
             raise PeerUnavailable("Kamailio's topos module is missing")
+        if not os.path.exists(modules + "topos_redis.so"):
+            raise PeerUnavailable("Kamailio's topos_redis module is missing (Debian package "
+                                  "kamailio-redis-modules)")
+        if not shutil.which("redis-server"):
+            raise PeerUnavailable("redis-server not installed (topos's storage)")
         rtp, ng = start_rtpengine(self.workdir, 50000, 59999)
         self.daemons.append(rtp)
-        db = os.path.join(self.workdir, "topos-db")
-        os.makedirs(db, exist_ok=True)
-        write_topos_tables(db)
-        kam, address = start_kamailio(self.workdir, os.path.join(PEERS, "kamailio-proxy.cfg"),
-                                      PEER_PROXY_HOST, {"RTPENGINE_SOCK": "udp:127.0.0.1:%d" % ng,
-                                                        "TOPOS_DB_URL": "text://" + db})
+        # topos keeps each dialog's and transaction's stripped headers in Redis, with their
+        # own expiry: its CPU and memory are the peer's too.
+        self.redis = harness.RedisServer(self.workdir)
+        kam, address = start_kamailio(
+            self.workdir, os.path.join(PEERS, "kamailio-proxy.cfg"), PEER_PROXY_HOST,
+            {"RTPENGINE_SOCK": "udp:127.0.0.1:%d" % ng,
+             "TOPOS_REDIS": "name=tps;addr=127.0.0.1;port=%d" % self.redis.port})
         self.daemons.append(kam)
         uas_port = harness.free_port(PEER_UAS_HOST)
         self.uas = bench_calls.Uas(PEER_UAS_HOST, uas_port, os.path.join(self.workdir, "peer-uas"),
                                    7200)
         self.target = address
         self.ruri_host = "%s:%d" % (PEER_UAS_HOST, uas_port)
-        self.pids = [d.pid for d in self.daemons]
+        self.pids = [d.pid for d in self.daemons] + [self.redis.service.proc.pid]
 
     def idle(self):
         time.sleep(1)
@@ -367,6 +377,8 @@ class PeerCalls:
             self.uas.stop()
         for d in reversed(self.daemons):
             d.stop()
+        if self.redis is not None:
+            self.redis.stop()
 
 
 class Target:
@@ -451,7 +463,8 @@ def call_step(system, workdir, rate, seconds, call_ms, number, with_pids=True):
                                  target=system.target)
     system.idle()
     step = run_sipp_step(argv, step_dir, calls, system.pids if with_pids else [],
-                         seconds + call_ms / 1000.0 + 60)
+                         seconds + call_ms / 1000.0 + 60, paced_s=calls / float(rate),
+                         tail_s=call_ms / 1000.0)
     step["rtt"] = rtt_by_name(step_dir)
     return step
 
@@ -515,7 +528,8 @@ def register_step(system, workdir, csv, port, rate, seconds):
             "-l", "500", "-nostdin", "-timeout", "%ds" % int(seconds + 30), "-timeout_error",
             "-trace_err", "-error_file", os.path.join(step_dir, "errors.log"),
             "-trace_stat", "-stf", os.path.join(step_dir, "stat.csv"), "-fd", "1"]
-    step = run_sipp_step(argv, step_dir, count, system.pids, seconds + 60)
+    step = run_sipp_step(argv, step_dir, count, system.pids, seconds + 60,
+                         paced_s=count / float(rate))
     step["achieved_per_s"] = round(step["ok"] / step["elapsed_s"], 1) if step["elapsed_s"] else 0
     return step
 
@@ -614,7 +628,7 @@ def calls_rows(opts, p, workdir, want_latency, want_memory=False):
             reasons[key] = fixed_reasons[key]
     cond = ("SIPp UAC 127.0.0.21 -> system -> SIPp UAS, calls of %d ms with SDP, no RTP; "
             "ramp from %d/s, %d s of arrivals per step, at most %d steps; Medius: the 4 "
-            "services, auth.calls off; peer: Kamailio %s (tm, rr, topos on db_text) + "
+            "services, auth.calls off; peer: Kamailio %s (tm, rr, topos on Redis) + "
             "rtpengine userspace (ng)" % (p["call_ms"], p["call_start"], p["call_step_s"],
                                           p["call_steps"], kamailio_version()))
     m, pr = results.get("medius"), results.get("peer")
