@@ -21,7 +21,21 @@
 //      received and sent (ListSessions LegStats deltas), what the peers sent and received, the
 //      worker's own load estimate (ListSessions load), the machine's busy share and load
 //      average.
-//   5. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
+//   5. Checks what arrived: every packet a side received must carry the payload type that side
+//      negotiated for its own codec (other payload types are counted, not received: a relay
+//      that passed the other side's codec through), and session 0's payloads from the
+//      measured window, decoded by the driver with that side's codec, must carry the other
+//      side's tone (A sends 400 Hz, B 1000 Hz). A failure prints "FAILED: <why>" and exits 1;
+//      so does a side receiving less than 90 % of what the other sent ("WARNING: ...").
+//   6. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
+//
+// --peer rtpengine runs the same streams through Debian's rtpengine instead (userspace,
+// --table=-1, --num-threads=1: one poller thread receives, relays, decodes and encodes, like
+// the worker's `workers: 1`; --media-num-threads=1: its send timer thread sends what it
+// transcoded), set up over its ng protocol (ng_client.hpp). On transcoded paths the
+// offer carries rtpengine's codec dictionary, mask = A's codec, transcode = B's codec: the
+// offer to B then lists only B's codec, the answer to A only A's, and rtpengine transcodes.
+// Its CPU is its process's utime+stime, its packets what the peers sent and received.
 //
 // Only 127.0.0.x addresses are used (docs/testing.md network rule).
 #include <arpa/inet.h>
@@ -47,6 +61,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <numbers>
 #include <optional>
@@ -55,6 +70,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "medius/media/codec/codec.hpp"
@@ -63,6 +79,7 @@
 #include "medius/media/srtp/session.hpp"
 #include "medius/v1/media.grpc.pb.h"
 #include "ng_client.hpp"
+#include "signal.hpp"  // tests/media/codec: Goertzel tone power (the tone check)
 
 namespace {
 
@@ -72,6 +89,7 @@ namespace srtp = medius::media::srtp;
 namespace sdp = medius::media::sdp;
 using Clock = std::chrono::steady_clock;
 using medius::bench::Bencode;
+namespace signals = medius::media::codec::test;
 using namespace std::chrono_literals;
 
 // One peer's side of a path: what it offers/answers and what the worker's LegParams say.
@@ -227,7 +245,14 @@ struct Peer {
   std::size_t frame = 0;
   std::unique_ptr<srtp::SrtpSession> out;  // protects what we send
   std::unique_ptr<srtp::SrtpSession> in;   // unprotects what the worker sends us
-  std::uint64_t sent = 0, sendErrors = 0, received = 0, rejected = 0;
+  // The payload type this peer negotiated for its own codec: whatever arrives in another one
+  // (a relay passing the other side's codec through) is counted in wrongPt, not received.
+  std::uint8_t expectPt = 0;
+  int lastWrongPt = -1;
+  // Session 0 only, from the start of the measured window: the payloads received, for the
+  // tone check (decoded with this side's codec, the other side's tone must be heard).
+  std::vector<std::vector<std::uint8_t>>* capture = nullptr;
+  std::uint64_t sent = 0, sendErrors = 0, received = 0, rejected = 0, wrongPt = 0;
 };
 
 struct Session {
@@ -252,7 +277,7 @@ std::uint64_t cpuTicks(const std::string& statFile) {
 }
 
 struct ThreadTicks {
-  std::vector<std::pair<std::string, std::uint64_t>> perThread;
+  std::vector<std::pair<std::string, std::uint64_t>> perThread;  // (tid, ticks)
 };
 
 ThreadTicks threadTicks(int pid) {
@@ -262,6 +287,14 @@ ThreadTicks threadTicks(int pid) {
     t.perThread.emplace_back(e.path().filename().string(), cpuTicks(e.path().string() + "/stat"));
   }
   return t;
+}
+
+// A thread's name (/proc/PID/task/TID/comm), "?" once it is gone.
+std::string threadName(int pid, const std::string& tid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + tid + "/comm");
+  std::string name;
+  if (!std::getline(f, name) || name.empty()) return "?";
+  return name;
 }
 
 // Machine-wide (busy, total) jiffies from the first line of /proc/stat.
@@ -391,6 +424,11 @@ void sendOne(Peer& p) {
   }
 }
 
+// Packets of session 0 kept per side for the tone check: 1 s; the last kToneFrames decoded
+// are analysed (the decoders settle in the first ones).
+constexpr std::size_t kCapturePackets = 50;
+constexpr std::size_t kToneFrames = 30;
+
 void drain(Peer& p) {
   alignas(4) std::array<std::uint8_t, 2048> buf{};
   for (;;) {
@@ -407,12 +445,27 @@ void drain(Peer& p) {
       ++p.rejected;
       continue;
     }
+    const int pt = buf[1] & 0x7f;
+    if (pt != p.expectPt) {
+      ++p.wrongPt;
+      p.lastWrongPt = pt;
+      continue;
+    }
     ++p.received;
+    if (p.capture && p.capture->size() < kCapturePackets) {
+      // The payload: after the CSRCs and a header extension, without padding.
+      std::size_t off = 12 + 4 * static_cast<std::size_t>(buf[0] & 0x0f);
+      if ((buf[0] & 0x10) && off + 4 <= len) off += 4 + 4 * ((static_cast<std::size_t>(buf[off + 2]) << 8) | buf[off + 3]);
+      std::size_t end = len;
+      if ((buf[0] & 0x20) && len > 12) end -= std::min<std::size_t>(buf[len - 1], len);
+      if (off < end) p.capture->emplace_back(buf.begin() + static_cast<std::ptrdiff_t>(off), buf.begin() + static_cast<std::ptrdiff_t>(end));
+    }
   }
 }
 
 struct PeerTotals {
-  std::uint64_t sentA = 0, sentB = 0, recvA = 0, recvB = 0, rejected = 0, sendErrors = 0;
+  std::uint64_t sentA = 0, sentB = 0, recvA = 0, recvB = 0, rejected = 0, sendErrors = 0, wrongPtA = 0, wrongPtB = 0;
+  int lastWrongPtA = -1, lastWrongPtB = -1;
 };
 
 PeerTotals totals(const std::vector<Session>& sessions) {
@@ -424,6 +477,10 @@ PeerTotals totals(const std::vector<Session>& sessions) {
     t.recvB += s.b.received;
     t.rejected += s.a.rejected + s.b.rejected;
     t.sendErrors += s.a.sendErrors + s.b.sendErrors;
+    t.wrongPtA += s.a.wrongPt;
+    t.wrongPtB += s.b.wrongPt;
+    if (s.a.lastWrongPt >= 0) t.lastWrongPtA = s.a.lastWrongPt;
+    if (s.b.lastWrongPt >= 0) t.lastWrongPtB = s.b.lastWrongPt;
   }
   return t;
 }
@@ -432,6 +489,40 @@ std::string fmt(double v, int decimals) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", decimals, v);
   return b;
+}
+
+// The tone check of one side: its captured payloads decoded with its own codec must carry
+// the other side's tone (a dominant frequency within 20 Hz of it, and not near silence).
+// Returns "" when it does, else why not.
+std::string toneCheck(const std::string& side, codec::CodecId id, const std::vector<std::vector<std::uint8_t>>& payloads,
+                      double expectHz, double& heardHz) {
+  heardHz = 0;
+  if (payloads.size() < kToneFrames) {
+    return side + " received " + std::to_string(payloads.size()) + " packets of session 0 in the measured window, " +
+           std::to_string(kToneFrames) + " needed for the tone check";
+  }
+  codec::CodecParams params;
+  params.ptimeMs = 20;
+  auto decoder = codec::makeDecoder(id, params);
+  std::vector<std::int16_t> pcm;
+  std::array<std::int16_t, codec::kMaxDecodedSamples> out{};
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    auto r = decoder->decode(payloads[i], out);
+    if (r.status != codec::CodecStatus::Ok) {
+      return side + ": packet " + std::to_string(i) + " of session 0 does not decode as " + codecParamName(id) + " (" +
+             std::string(codec::toString(r.status)) + ")";
+    }
+    if (i >= payloads.size() - kToneFrames) pcm.insert(pcm.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.samples));
+  }
+  const std::uint32_t rate = decoder->sampleRate();
+  heardHz = signals::dominantFrequency(pcm, rate, 3400);
+  const double level = signals::rms(pcm);
+  if (level < 100) return side + ": decoded " + codecParamName(id) + " is near silence (RMS " + fmt(level, 0) + ")";
+  if (std::abs(heardHz - expectHz) > 20) {
+    return side + ": decoded " + codecParamName(id) + " carries " + fmt(heardHz, 0) + " Hz, not the other side's " +
+           fmt(expectHz, 0) + " Hz tone";
+  }
+  return "";
 }
 
 }  // namespace
@@ -448,6 +539,8 @@ int main(int argc, char** argv) {
   std::string suiteName = "AES_CM_128_HMAC_SHA1_80";
   std::string addrA = "127.0.0.2", addrB = "127.0.0.3";
   std::string logLevel = "warn";
+  int rtpengineLogLevel = 4;
+  bool keepLogs = false;
   std::string peerName = "medius";
   std::string rtpengine = "/usr/bin/rtpengine";
   app.add_option("--path", pathName,
@@ -462,9 +555,12 @@ int main(int argc, char** argv) {
   app.add_option("--port-max", portMax, "");
   app.add_option("--suite", suiteName, "SRTP suite peer A offers on relay-srtp-rtp");
   app.add_option("--log-level", logLevel, "log level of the started worker");
+  app.add_option("--rtpengine-log-level", rtpengineLogLevel, "--log-level of the started rtpengine (syslog levels, 7 = debug)");
+  app.add_flag("--keep-logs", keepLogs, "keep the work directory with the started process's log");
   app.add_option("--peer", peerName,
-                 "medius (the media-transcoder) | rtpengine (Debian's rtpengine in userspace, driven over its "
-                 "ng protocol: the same streams through the established peer, relay paths only)");
+                 "medius (the media-transcoder) | rtpengine (Debian's rtpengine in userspace, one thread, driven "
+                 "over its ng protocol: the same streams through the established peer; on transcoded paths its "
+                 "codec dictionary masks A's codec and transcodes to B's)");
   app.add_option("--rtpengine", rtpengine, "rtpengine binary (--peer rtpengine)");
   CLI11_PARSE(app, argc, argv);
 
@@ -483,8 +579,8 @@ int main(int argc, char** argv) {
     std::cerr << "unknown --peer " << peerName << " (medius or rtpengine)\n";
     return 2;
   }
-  if (useRtpengine && (path->transcoded || !attach.empty())) {
-    std::cerr << "--peer rtpengine: relay paths only (Debian's rtpengine build is measured relaying), no --grpc\n";
+  if (useRtpengine && !attach.empty()) {
+    std::cerr << "--peer rtpengine starts its own rtpengine: no --grpc\n";
     return 2;
   }
   if (!attach.empty() && attachPid <= 0) {
@@ -503,13 +599,17 @@ int main(int argc, char** argv) {
       if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
       dir = tmpl;
       std::uint16_t ngPort = freeUdpPort();
-      // Userspace only (--table=-1: no kernel forwarding), one relay thread like our
-      // worker's `workers: 1`, no config file of the machine's.
+      // Userspace only (--table=-1: no kernel forwarding), one worker thread like our
+      // worker's `workers: 1` (--num-threads=1: the poller thread receives, relays, decodes
+      // and encodes) and one set of timer threads (--media-num-threads=1, the default for
+      // one worker: its "send timer" thread sends the transcoded packets at their time; with
+      // 0 they are never sent), no config file of the machine's.
       child = std::make_unique<Child>(
           std::vector<std::string>{rtpengine, "--config-file=none", "--foreground", "--log-stderr", "--table=-1",
                                    "--interface=127.0.0.1", "--listen-ng=127.0.0.1:" + std::to_string(ngPort),
                                    "--port-min=" + std::to_string(portMin), "--port-max=" + std::to_string(portMax),
-                                   "--num-threads=1", "--log-level=4", "--delete-delay=0", "--timeout=600"},
+                                   "--num-threads=1", "--media-num-threads=1", "--log-level=" + std::to_string(rtpengineLogLevel), "--delete-delay=0",
+                                   "--timeout=600"},
           (dir / "rtpengine.log").string());
       pid = child->pid();
       ng = std::make_unique<medius::bench::NgClient>(ngPort);
@@ -584,6 +684,12 @@ int main(int argc, char** argv) {
         medius::bench::NgClient::Request offer{{"command", "offer"}, {"call-id", s.id}, {"from-tag", "a" + std::to_string(i)},
                                                {"sdp", offerA}, {"ICE", "remove"}, {"replace", std::vector<std::string>{"origin", "session-connection"}}};
         if (path->a.srtp) offer["transport-protocol"] = std::string("RTP/AVP");
+        // Transcoded: rtpengine's codec dictionary (README "codec"): mask A's codec (kept for
+        // A's side, gone from the offer to B) and transcode to B's (added to the offer).
+        if (path->transcoded) {
+          offer["codec"] = std::map<std::string, std::vector<std::string>>{
+              {"mask", {codecParamName(path->a.codec)}}, {"transcode", {codecParamName(path->b.codec)}}};
+        }
         Bencode reply{ng->call(offer)};
         offerToB = reply.stringAt("sdp");
       }
@@ -613,6 +719,15 @@ int main(int argc, char** argv) {
         }
       }
       if (!ptB) throw std::runtime_error("the offer to B lacks " + codecParamName(path->b.codec) + ":\n" + offerToB);
+      if (useRtpengine && path->transcoded) {
+        for (const auto& f : offerB.formatInfo) {
+          auto id = codec::codecFromName(f.name, f.clock);
+          if (id && *id == path->a.codec) {
+            throw std::runtime_error("rtpengine's offer to B still carries A's " + codecParamName(path->a.codec) +
+                                     " (it would not transcode):\n" + offerToB);
+          }
+        }
+      }
       s.b.dest = inetAddress(offerB.address, offerB.rtpPort);
 
       const std::string answerB = peerSdp(addrB, s.b.port, "RTP/AVP", *ptB, fb, "");
@@ -634,6 +749,15 @@ int main(int argc, char** argv) {
       }
       auto answerA = sdp::Description::parse(answerToA).audio();
       s.a.dest = inetAddress(answerA.address, answerA.rtpPort);
+      std::optional<int> ptA;
+      for (const auto& f : answerA.formatInfo) {
+        auto id = codec::codecFromName(f.name, f.clock);
+        if (id && *id == path->a.codec) {
+          ptA = f.pt;
+          break;
+        }
+      }
+      if (!ptA) throw std::runtime_error("the answer to A lacks A's " + codecParamName(path->a.codec) + ":\n" + answerToA);
       if (path->a.srtp) {
         if (answerA.cryptos.empty()) throw std::runtime_error("no a=crypto in the answer to A:\n" + answerToA);
         auto parsed = srtp::parseCryptoAttribute(answerA.cryptos.front());
@@ -647,6 +771,8 @@ int main(int argc, char** argv) {
       }
       s.a.pt = static_cast<std::uint8_t>(fa.pt);
       s.b.pt = static_cast<std::uint8_t>(*ptB);
+      s.a.expectPt = static_cast<std::uint8_t>(*ptA);
+      s.b.expectPt = static_cast<std::uint8_t>(*ptB);
       s.a.frames = &framesA;
       s.b.frames = &framesB;
       s.a.tsStep = tsStepA;
@@ -674,7 +800,7 @@ int main(int argc, char** argv) {
     std::cout << "path " << path->name << ": " << sessionCount << " sessions set up in " << setupMs
               << " ms; worker: " << initial.sessions << " sessions, " << initial.transcoding
               << " transcoding, load " << fmt(initial.load, 2) << " (limit " << fmt(initial.loadLimit, 0) << ")\n";
-    if (initial.transcoding != (path->transcoded ? sessionCount : 0)) {
+    if (stub && initial.transcoding != (path->transcoded ? sessionCount : 0)) {
       std::cout << "WARNING: expected " << (path->transcoded ? sessionCount : 0) << " transcoding sessions\n";
     }
 
@@ -708,6 +834,7 @@ int main(int argc, char** argv) {
     PeerTotals peers0;
     double self0 = 0;
     std::string loadBefore;
+    std::vector<std::vector<std::uint8_t>> capturedA, capturedB;
     Clock::time_point t0;
     const std::string statFile = "/proc/" + std::to_string(pid) + "/stat";
     std::array<epoll_event, 256> events{};
@@ -729,6 +856,8 @@ int main(int argc, char** argv) {
           machine0 = machineTicks();
           worker0 = counters();
           peers0 = totals(sessions);
+          sessions[0].a.capture = &capturedA;
+          sessions[0].b.capture = &capturedB;
           self0 = selfCpuSeconds();
           loadBefore = loadAverage();
         }
@@ -754,14 +883,21 @@ int main(int argc, char** argv) {
     const std::string loadAfter = loadAverage();
     close(ep);
 
+    sessions[0].a.capture = nullptr;
+    sessions[0].b.capture = nullptr;
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
     const double cpuPct = 100.0 * static_cast<double>(ticks1 - ticks0) / hz / elapsed;
     double busiestPct = 0;
+    std::vector<std::pair<double, std::string>> busyThreads;  // (% of a core, name)
     for (const auto& [tid, t1] : threads1.perThread) {
       for (const auto& [tid0, tb] : threads0.perThread) {
-        if (tid0 == tid) busiestPct = std::max(busiestPct, 100.0 * static_cast<double>(t1 - tb) / hz / elapsed);
+        if (tid0 != tid) continue;
+        const double pct = 100.0 * static_cast<double>(t1 - tb) / hz / elapsed;
+        busiestPct = std::max(busiestPct, pct);
+        busyThreads.emplace_back(pct, threadName(pid, tid));
       }
     }
+    std::sort(busyThreads.begin(), busyThreads.end(), std::greater<>());
     const double machinePct = 100.0 * static_cast<double>(machine1.first - machine0.first) /
                               static_cast<double>(std::max<std::uint64_t>(1, machine1.second - machine0.second));
     const double inPerS = static_cast<double>(worker1.in - worker0.in) / elapsed;
@@ -781,7 +917,40 @@ int main(int argc, char** argv) {
               << ", late 2 ms slots " << lateSlots << "; driver CPU " << fmt(100.0 * (self1 - self0) / elapsed, 1) << " %\n"
               << (stub ? "worker (ListSessions): received " : "rtpengine (from the peers' counts): received ") << fmt(inPerS, 0) << " pkt/s, sent " << fmt(outPerS, 0)
               << " pkt/s, dropped " << (worker1.dropped - worker0.dropped) << "; estimated load "
-              << fmt(worker1.load, 2) << " % of a core\n\n";
+              << fmt(worker1.load, 2) << " % of a core\n";
+    // Threads: both systems are measured as a whole process (every thread's CPU), each with
+    // one media thread: the worker's `workers: 1`, rtpengine's --num-threads=1.
+    std::cout << "threads: " << threads1.perThread.size() << " in the process ("
+              << (useRtpengine ? "rtpengine --num-threads=1 --media-num-threads=1" : "media-transcoder workers: 1")
+              << "; CPU counted for all of them); busiest:";
+    for (std::size_t i = 0; i < busyThreads.size() && i < 3; ++i) {
+      std::cout << (i ? ", " : " ") << busyThreads[i].second << " " << fmt(busyThreads[i].first, 1) << " %";
+    }
+    std::cout << "\n";
+
+    // Each side must receive its own codec (the payload type it negotiated) and, decoded with
+    // that codec, hear the other side's tone: proof that the system transcoded (or relayed)
+    // rather than passed the other side's codec through or sent silence.
+    std::vector<std::string> failures;
+    const std::uint64_t wrongA = peers1.wrongPtA - peers0.wrongPtA, wrongB = peers1.wrongPtB - peers0.wrongPtB;
+    std::cout << "payload types: A expects " << int{sessions[0].a.expectPt} << " (" << codecParamName(path->a.codec)
+              << "), B expects " << int{sessions[0].b.expectPt} << " (" << codecParamName(path->b.codec)
+              << "); in other payload types in the measured window: A " << wrongA << ", B " << wrongB << " packets\n";
+    for (auto [side, wrong, last, expect] : {std::tuple{"A", wrongA, peers1.lastWrongPtA, int{sessions[0].a.expectPt}},
+                                            std::tuple{"B", wrongB, peers1.lastWrongPtB, int{sessions[0].b.expectPt}}}) {
+      if (wrong > 0) {
+        failures.push_back(std::string(side) + " received " + std::to_string(wrong) + " packets in payload type " +
+                           std::to_string(last) + ", not its own " + std::to_string(expect) +
+                           " (the other side's codec passed through, not transcoded)");
+      }
+    }
+    double heardA = 0, heardB = 0;
+    const std::string toneA = toneCheck("A", path->a.codec, capturedA, 1000, heardA);
+    const std::string toneB = toneCheck("B", path->b.codec, capturedB, 400, heardB);
+    std::cout << "tone check (session 0, " << kToneFrames << " frames decoded by the driver): A hears " << fmt(heardA, 0)
+              << " Hz (B sends 1000 Hz), B hears " << fmt(heardB, 0) << " Hz (A sends 400 Hz)\n\n";
+    if (!toneA.empty()) failures.push_back("tone check: " + toneA);
+    if (!toneB.empty()) failures.push_back("tone check: " + toneB);
     std::cout << "| path | sessions | pkt/s into worker | pkt/s out | worker CPU % (process) | relay thread % | CPU per call (% of a core) | calls per core | us per relayed packet | packets/s per core | worker's estimated load % |\n"
               << "|---|---|---|---|---|---|---|---|---|---|---|\n"
               << "| " << path->name << (stub ? "" : " (rtpengine)") << " | " << sessionCount << " | " << fmt(inPerS, 0) << " | " << fmt(outPerS, 0) << " | "
@@ -806,10 +975,12 @@ int main(int argc, char** argv) {
       close(s.b.fd);
     }
     if (child) child->stop();
-    if (!dir.empty()) std::filesystem::remove_all(dir);
+    if (!dir.empty() && !keepLogs) std::filesystem::remove_all(dir);
+    if (keepLogs) std::cout << "logs kept in " << dir.string() << "\n";
     const bool broken = recvAPerS < 0.9 * sentPerS / 2 || recvBPerS < 0.9 * sentPerS / 2;
     if (broken) std::cout << "WARNING: peers received less than 90 % of what was sent the other way\n";
-    return broken ? 1 : 0;
+    for (const auto& f : failures) std::cout << "FAILED: " << f << "\n";
+    return broken || !failures.empty() ? 1 : 0;
   } catch (const std::exception& e) {
     std::cerr << "media_load: " << e.what() << "\n";
     if (child) child->stop();

@@ -97,15 +97,30 @@ std::string Bencode::stringAt(const std::string& key) const {
   return *it->second.string();
 }
 
-std::string encodeDict(const std::map<std::string, std::variant<std::string, std::vector<std::string>>>& dict) {
+namespace {
+
+void appendList(std::string& out, const std::vector<std::string>& list) {
+  out += 'l';
+  for (const auto& item : list) appendString(out, item);
+  out += 'e';
+}
+
+}  // namespace
+
+std::string encodeDict(const std::map<std::string, NgValue>& dict) {
   std::string out = "d";
   for (const auto& [key, value] : dict) {
     appendString(out, key);
     if (const auto* s = std::get_if<std::string>(&value)) {
       appendString(out, *s);
+    } else if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
+      appendList(out, *list);
     } else {
-      out += 'l';
-      for (const auto& item : std::get<std::vector<std::string>>(value)) appendString(out, item);
+      out += 'd';
+      for (const auto& [inner, items] : std::get<std::map<std::string, std::vector<std::string>>>(value)) {
+        appendString(out, inner);
+        appendList(out, items);
+      }
       out += 'e';
     }
   }

@@ -1,7 +1,8 @@
 // A minimal client of rtpengine's "ng" control protocol (bencoded dictionaries over UDP,
 // each datagram "<cookie> <dictionary>"), for the benchmarks that run rtpengine as the
 // peer of the media worker (bench/media_load.cpp --peer rtpengine). It speaks only what
-// those benchmarks need: offer, answer and delete with string-valued keys and string lists.
+// those benchmarks need: offer, answer and delete with string-valued keys, string lists and
+// dictionaries of string lists (the `codec` dictionary: transcode, mask, strip).
 //
 // Thread: one NgClient per thread; calls block until the reply or the timeout.
 #pragma once
@@ -30,8 +31,11 @@ struct Bencode {
   std::string stringAt(const std::string& key) const;
 };
 
-// Encodes a dictionary of strings and string lists (bencode keys are sorted, as required).
-std::string encodeDict(const std::map<std::string, std::variant<std::string, std::vector<std::string>>>& dict);
+// A request value: a string, a list of strings, or a dictionary of string lists.
+using NgValue = std::variant<std::string, std::vector<std::string>, std::map<std::string, std::vector<std::string>>>;
+
+// Encodes a dictionary of request values (bencode keys are sorted, as required).
+std::string encodeDict(const std::map<std::string, NgValue>& dict);
 
 // Parses one bencoded value that spans the whole input; throws std::runtime_error naming
 // the offset of the first malformed octet.
@@ -45,7 +49,7 @@ class NgClient {
   NgClient(const NgClient&) = delete;
   NgClient& operator=(const NgClient&) = delete;
 
-  using Request = std::map<std::string, std::variant<std::string, std::vector<std::string>>>;
+  using Request = std::map<std::string, NgValue>;
   // Sends the request and returns the reply's dictionary; throws std::runtime_error on a
   // timeout, a malformed reply or "result" other than "ok" (with rtpengine's error-reason).
   // expectedResult: "pong" for a ping.
