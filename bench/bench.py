@@ -16,7 +16,11 @@ Rows (docs/performance.md, "./medius bench"):
              Peer: Kamailio registrar + auth, in-memory usrloc (kamailio-registrar.cfg)
   relay      RTP packets/s per core of relay CPU, plain RTP and SRTP<->RTP (bench/media_load,
              --peer medius / --peer rtpengine, rtpengine userspace)
-  transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load; no peer yet)
+  transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load --peer medius /
+             --peer rtpengine: rtpengine userspace, one thread (--num-threads=1, like the
+             worker's workers: 1), transcoding through its ng codec dictionary (mask A's
+             codec, transcode to B's); each side must receive its own codec and hear the
+             other side's tone, or the run has no figure)
   latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
              per registration (distinct users registered once each, PSS growth)
@@ -843,9 +847,15 @@ def media_load(opts, path, sessions, peer, p):
         except ValueError:
             return None
     # media_load exits 1 when the peers got less than 90 % of what was sent the other way
-    # (an overloaded machine): the figure stands, with the warning beside it.
-    warning = next((l for l in proc.stdout.splitlines() if l.startswith("WARNING")), None)
+    # (an overloaded machine): on relay rows the figure stands, with the warning beside it.
+    # It also exits 1 with "FAILED: <why>" lines when a side received another codec than its
+    # own or did not hear the other side's tone (not transcoded, or broken): no figure then.
+    lines = proc.stdout.splitlines()
+    warning = next((l for l in lines if l.startswith("WARNING")), None)
+    failed = [l[len("FAILED: "):] for l in lines if l.startswith("FAILED: ")]
+    threads = next((l for l in lines if l.startswith("threads: ")), None)
     return {"argv": " ".join(argv), "exit": proc.returncode, "warning": warning,
+            "failed": failed, "threads": threads,
             "packets_per_core": num("packets/s per core"),
             "calls_per_core": num("calls per core"), "us_per_packet": num("us per relayed packet"),
             "pps_in": num("pkt/s into worker"), "cpu_pct": num("worker CPU % (process)")}
@@ -865,11 +875,15 @@ def relay_rows(opts, p):
                                                 else "unavailable", e)
                 except Exception as e:
                     reasons[peer] = "run failed: %s" % e
-            for k, r in got.items():
-                if r["packets_per_core"] is None:
+            runs = dict(got)
+            for k, r in list(got.items()):
+                if r["failed"]:
+                    reasons[k] = "run failed: %s" % "; ".join(r["failed"])
+                    del got[k]
+                elif r["packets_per_core"] is None:
                     reasons[k] = ("not measured: too little CPU used to measure (a longer run "
                                   "is needed)")
-            raw.append({"path": path, "sessions": n, "results": got, "reasons": reasons})
+            raw.append({"path": path, "sessions": n, "results": runs, "reasons": reasons})
             value = lambda k: got[k]["packets_per_core"] if k in got else None
             warnings = "; ".join("%s: %s" % (k, r["warning"]) for k, r in got.items()
                                  if r["warning"])
@@ -890,28 +904,50 @@ TRANSCODE_NAMES = {"pcmu-g722": "PCMU<->G.722", "pcmu-opus": "PCMU<->Opus",
 
 
 def transcode_rows(opts, p):
+    """Medius, then rtpengine, on each transcoded path. A run counts only when it proved it
+    transcoded: each side received its own codec only and heard the other side's tone
+    (media_load's FAILED lines), and each received >= 90 % of what the other sent (its
+    WARNING line: a transcoder that drops is not measured, unlike a relay on a busy machine)."""
     rows, raw = [], []
     for path in p["transcode_paths"]:
         n = p["transcode_sessions"]
-        log("transcode: %s, %d sessions, Medius" % (path, n))
-        reason, value, warning = None, None, None
-        try:
-            got = media_load(opts, path, n, "medius", p)
-            value = got["calls_per_core"]
-            if value is None:
-                reason = "not measured: too little CPU used to measure (a longer run is needed)"
-            warning = got["warning"]
-            raw.append({"path": path, "sessions": n, "result": got})
-        except Exception as e:
-            reason = "run failed: %s" % e
+        got, reasons = {}, {}
+        for peer in ("medius", "rtpengine"):
+            log("transcode: %s, %d sessions, %s" % (path, n, peer))
+            unavailable = "peer unavailable" if peer == "rtpengine" else "unavailable"
+            try:
+                r = media_load(opts, path, n, peer, p)
+            except PeerUnavailable as e:
+                reasons[peer] = "%s: %s" % (unavailable, e)
+                continue
+            except Exception as e:
+                reasons[peer] = "run failed: %s" % e
+                continue
+            raw.append({"path": path, "sessions": n, "peer": peer, "result": r})
+            if r["failed"]:
+                # rtpengine could not do it (passed the codec through, sent silence): the
+                # path has no peer figure; Medius failing it is a broken run.
+                reasons[peer] = "%s: %s" % (unavailable if peer == "rtpengine" else "run failed",
+                                            "; ".join(r["failed"]))
+            elif r["warning"]:
+                reasons[peer] = "not measured: %s" % r["warning"][len("WARNING: "):]
+            elif r["calls_per_core"] is None:
+                reasons[peer] = ("not measured: too little CPU used to measure (a longer run "
+                                 "is needed)")
+            else:
+                got[peer] = r["calls_per_core"]
         rows.append(row("transcode", "%s: calls per core" % TRANSCODE_NAMES[path], "calls",
-                        "higher", medius=value, medius_reason=reason,
-                        peer_reason="peer unavailable: not measured yet (bench/media_load "
-                                    "drives rtpengine on relay paths only; rtpengine's "
-                                    "transcoding, where Debian's build has the codec, is not "
-                                    "wired in)",
-                        conditions="bench/media_load --path %s -n %d, 50 packets/s each way"
-                                   % (path, n) + ("; " + warning if warning else "")))
+                        "higher", medius=got.get("medius"), peer=got.get("rtpengine"),
+                        medius_reason=reasons.get("medius"), peer_reason=reasons.get("rtpengine"),
+                        conditions="bench/media_load --path %s -n %d --warmup %s --seconds %s: "
+                                   "50 packets/s each way per call, CPU of the whole process "
+                                   "from /proc; Medius: one worker (workers: 1); peer: rtpengine "
+                                   "%s userspace (--table=-1), --num-threads=1 (one thread "
+                                   "receives, decodes, encodes, sends), ng codec mask=A's codec, "
+                                   "transcode=B's; both checked: own codec received, other "
+                                   "side's tone heard"
+                                   % (path, n, p["media_warmup"], p["media_s"],
+                                      rtpengine_version())))
     return rows, raw
 
 
