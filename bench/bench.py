@@ -17,10 +17,12 @@ Rows (docs/performance.md, "./medius bench"):
   relay      RTP packets/s per core of relay CPU, plain RTP and SRTP<->RTP (bench/media_load,
              --peer medius / --peer rtpengine, rtpengine userspace)
   transcode  calls per core, PCMU<->G.722 / Opus / G.729 (bench/media_load --peer medius /
-             --peer rtpengine: rtpengine userspace, one thread (--num-threads=1, like the
-             worker's workers: 1), transcoding through its ng codec dictionary (mask A's
-             codec, transcode to B's); each side must receive its own codec and hear the
-             other side's tone, or the run has no figure)
+             --peer rtpengine: rtpengine userspace, --num-threads=1 (one poller thread
+             receives, decodes and encodes, like the worker's workers: 1) and
+             --media-num-threads=1 (its send timer thread sends the transcoded packets), CPU
+             of all threads of both; rtpengine transcodes through its ng codec dictionary
+             (mask A's codec, transcode to B's); each side must receive its own codec and
+             hear the other side's tone, or the run has no figure)
   latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
              per registration (distinct users registered once each, PSS growth)
@@ -942,8 +944,9 @@ def transcode_rows(opts, p):
                         conditions="bench/media_load --path %s -n %d --warmup %s --seconds %s: "
                                    "50 packets/s each way per call, CPU of the whole process "
                                    "from /proc; Medius: one worker (workers: 1); peer: rtpengine "
-                                   "%s userspace (--table=-1), --num-threads=1 (one thread "
-                                   "receives, decodes, encodes, sends), ng codec mask=A's codec, "
+                                   "%s userspace (--table=-1), --num-threads=1 (one poller "
+                                   "thread receives, decodes, encodes) --media-num-threads=1 "
+                                   "(its send timer thread sends), ng codec mask=A's codec, "
                                    "transcode=B's; both checked: own codec received, other "
                                    "side's tone heard"
                                    % (path, n, p["media_warmup"], p["media_s"],
