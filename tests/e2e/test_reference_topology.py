@@ -121,7 +121,13 @@ class ReferenceTopology(harness.E2ETestCase):
         self.cluster.stop_registrar()
         client = harness.SipClient(self.cluster.internal_port)
         self.addCleanup(client.close)
-        response = client.request("REGISTER", user="alice")
+        # With credentials: only the registrar can check them (a REGISTER without any may be
+        # challenged by the gateway from the sets the registrar issued in advance).
+        response = client.request(
+            "REGISTER", user="alice",
+            authorization='Digest username="alice", realm="%s", nonce="n", uri="sip:%s", '
+                          'response="00", qop=auth, nc=00000001, cnonce="c"'
+                          % (harness.DOMAIN, harness.DOMAIN))
         self.assertIsNotNone(response)
         self.assertEqual(response.status, 503, response.raw)
         gateway = exported_metrics(self.cluster.metrics("gateway"))

@@ -15,6 +15,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <set>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -91,7 +92,31 @@ class FakeRegistrar final : public v1::Registrar::Service {
     }
     resp->add_challenges()->set_header_value(
         "Digest realm=\"example.com\", nonce=\"c1\", algorithm=MD5, qop=\"auth\"");
+    // Sets for the gateway's ChallengePool only when a test asks for them ("p<N>" nonces).
+    std::lock_guard lock(mutex_);
+    ++challenges_;
+    if (issueRegisterSets_) {
+      resp->set_nonce_ttl_seconds(300);
+      for (std::uint32_t i = 0; i < req->register_sets(); ++i) {
+        std::string nonce = "p" + std::to_string(++issued_);
+        auto* set = resp->add_register_sets();
+        for (const char* alg : {"SHA-256", "MD5"}) {
+          auto* c = set->add_challenges();
+          c->set_nonce(nonce);
+          c->set_header_value("Digest realm=\"example.com\", nonce=\"" + nonce +
+                              "\", algorithm=" + alg + ", qop=\"auth\"");
+        }
+      }
+    }
     return grpc::Status::OK;
+  }
+  void issueRegisterSets() {
+    std::lock_guard lock(mutex_);
+    issueRegisterSets_ = true;
+  }
+  int challenges() {
+    std::lock_guard lock(mutex_);
+    return challenges_;
   }
   grpc::Status VerifyDigest(grpc::ServerContext*, const v1::VerifyDigestRequest* req,
                             v1::VerifyDigestResponse* resp) override {
@@ -139,6 +164,9 @@ class FakeRegistrar final : public v1::Registrar::Service {
   v1::DigestCredentials verified_;
   int verifications_ = 0;
   int registers_ = 0;
+  int challenges_ = 0;
+  bool issueRegisterSets_ = false;
+  std::uint32_t issued_ = 0;
 };
 
 // Trunks by source: only `allowed` (127.0.0.1:port) is the trunk "pstn".
@@ -460,6 +488,55 @@ TEST_F(GatewayLoopTest, RegisterRetransmissionsAreAnsweredWithoutAnyServerTransa
   std::size_t after = 0;
   loop_->invoke([&] { after = gateway_->serverTransactions(); });
   EXPECT_EQ(after, before);
+}
+
+TEST_F(GatewayLoopTest, RegistersWithoutCredentialsAreChallengedFromThePool) {
+  fake_.issueRegisterSets();
+  // The first one goes to the registrar (the pool is empty) and starts filling it.
+  std::string first = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 3600\r\n"));
+  EXPECT_EQ(statusOf(first), 401) << first;
+  EXPECT_EQ(fake_.registers(), 1);
+  for (int i = 0; i < 50 && fake_.challenges() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // The refill's answer comes back through a gRPC thread and the loop.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  loop_->invoke([] {});
+  // Then each gets a set of its own, without a Register call: both algorithms, a nonce
+  // no other client got.
+  std::set<std::string> nonces;
+  for (int i = 0; i < 3; ++i) {
+    std::string r = sip_.exchange(internalPort_, request("REGISTER", "alice", "Expires: 3600\r\n"));
+    EXPECT_EQ(statusOf(r), 401) << r;
+    EXPECT_EQ(countHeader(r, "WWW-Authenticate"), 2u) << r;
+    EXPECT_EQ(headerValue(r, "Server").value_or(""), "Medius-Test/1");
+    auto header = headerValue(r, "WWW-Authenticate").value_or("");
+    auto at = header.find("nonce=\"p");
+    ASSERT_NE(at, std::string::npos) << r;
+    nonces.insert(header.substr(at, header.find('"', at + 7) - at));
+  }
+  EXPECT_EQ(nonces.size(), 3u);
+  EXPECT_EQ(fake_.registers(), 1);
+  EXPECT_EQ(m("medius_gateway_register_local_challenges_total"), 3);
+  // Credentials, or an AOR of another domain, still go to the registrar.
+  std::string other = sip_.exchange(
+      internalPort_, "REGISTER sip:example.com SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:" + std::to_string(sip_.port()) +
+                         ";rport;branch=z9hG4bK-other\r\n"
+                     "Max-Forwards: 70\r\nFrom: <sip:alice@elsewhere.example>;tag=o\r\n"
+                     "To: <sip:alice@elsewhere.example>\r\nCall-ID: other@test\r\n"
+                     "CSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1>\r\n"
+                     "Content-Length: 0\r\n\r\n");
+  EXPECT_EQ(statusOf(other), 404) << other;
+  EXPECT_EQ(fake_.registers(), 2);
+  std::string authed = sip_.exchange(
+      internalPort_,
+      request("REGISTER", "alice",
+              "Expires: 3600\r\nAuthorization: Digest username=\"alice\", realm=\"example.com\", "
+              "nonce=\"p2\", uri=\"sip:example.com\", response=\"0123\", qop=auth, "
+              "nc=00000001, cnonce=\"c\"\r\n"));
+  EXPECT_EQ(statusOf(authed), 200) << authed;
+  EXPECT_EQ(fake_.registers(), 3);
 }
 
 TEST_F(GatewayLoopTest, IntervalTooBriefCarriesMinExpires) {

@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
+#include <set>
+#include <string>
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -21,8 +23,8 @@ using namespace medius::v1;
 
 class GrpcTest : public ::testing::Test {
  protected:
-  GrpcTest()
-      : config_(test::testConfig(false)), metrics_(registry_),
+  explicit GrpcTest(bool auth = false)
+      : config_(test::testConfig(auth)), metrics_(registry_),
         registrar_(config_, store_, SystemClock::instance(), metrics_), service_(registrar_, store_),
         server_("127.0.0.1:0", {&service_}, {"medius.v1.Registrar"}),
         channel_(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_.port()),
@@ -106,6 +108,55 @@ TEST_F(GrpcTest, ChallengeAndVerifyDigest) {
   ASSERT_TRUE(stub_->VerifyDigest(&c2, vreq, &vresp).ok());
   EXPECT_EQ(vresp.result(), VerifyDigestResponse::RESULT_OK);
   EXPECT_EQ(vresp.aor(), "sip:alice@example.com");
+}
+
+TEST_F(GrpcTest, NoRegisterSetsWhenRegisterNeedsNoAuthentication) {
+  grpc::ClientContext ctx;
+  ChallengeRequest req;
+  req.set_register_sets(3);
+  ChallengeResponse ch;
+  ASSERT_TRUE(stub_->Challenge(&ctx, req, &ch).ok());
+  EXPECT_EQ(ch.challenges_size(), 2);  // calls are still challenged
+  EXPECT_EQ(ch.register_sets_size(), 0);
+  EXPECT_EQ(ch.nonce_ttl_seconds(), static_cast<std::uint32_t>(config_.auth.nonceTtlSeconds));
+}
+
+class AuthGrpcTest : public GrpcTest {
+ protected:
+  AuthGrpcTest() : GrpcTest(true) {}
+};
+
+TEST_F(AuthGrpcTest, RegisterSetsAreFreshChallengesAClientCanAnswer) {
+  grpc::ClientContext ctx;
+  ChallengeRequest req;
+  req.set_register_sets(3);
+  ChallengeResponse ch;
+  ASSERT_TRUE(stub_->Challenge(&ctx, req, &ch).ok());
+  ASSERT_EQ(ch.register_sets_size(), 3);
+  std::set<std::string> nonces;
+  for (const auto& set : ch.register_sets()) {
+    // As a 401 of handleRegister: every configured algorithm, in order, not stale.
+    ASSERT_EQ(set.challenges_size(), 2);
+    EXPECT_EQ(set.challenges(0).algorithm(), "SHA-256");
+    EXPECT_EQ(set.challenges(1).algorithm(), "MD5");
+    for (const auto& c : set.challenges()) {
+      EXPECT_EQ(c.realm(), config_.auth.realm);
+      EXPECT_FALSE(c.stale());
+      EXPECT_NE(c.header_value().find("nonce=\"" + c.nonce() + "\""), std::string::npos);
+      nonces.insert(c.nonce());
+    }
+  }
+  EXPECT_EQ(nonces.size(), 6u);  // never one nonce for two clients
+
+  // A REGISTER answering one of them is accepted.
+  RegisterRequest reg = test::registerRequest("sip:alice@example.com", "sip:alice@192.0.2.1");
+  *reg.mutable_credentials() =
+      test::answer(ch.register_sets(2).challenges(1), "alice", "secret-alice", 1, "REGISTER");
+  EXPECT_EQ(doRegister(reg).result(), RegisterResponse::RESULT_OK);
+
+  grpc::ClientContext tooMany;
+  req.set_register_sets(257);
+  EXPECT_EQ(stub_->Challenge(&tooMany, req, &ch).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(GrpcTest, HealthIsServing) {

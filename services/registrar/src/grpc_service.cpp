@@ -1,14 +1,19 @@
 #include "medius/registrar/grpc_service.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 
 #include "medius/common/logging.hpp"
 
 namespace medius::registrar {
 
 namespace {
+
+// Challenge: the most challenge sets one call issues in advance (ChallengeRequest).
+constexpr std::uint32_t kMaxRegisterSets = 256;
 
 // Runs `body`, mapping the registrar's exceptions to gRPC statuses.
 template <typename F>
@@ -129,6 +134,20 @@ grpc::Status RegistrarService::Challenge(grpc::ServerContext*,
       throw InvalidRequest("unknown realm \"" + request->realm() + "\"");
     }
     for (auto& c : registrar_.challenges(request->stale())) *response->add_challenges() = std::move(c);
+    if (request->register_sets() > kMaxRegisterSets) {
+      throw InvalidRequest("register_sets " + std::to_string(request->register_sets()) +
+                           " is more than " + std::to_string(kMaxRegisterSets));
+    }
+    const auto& auth = registrar_.config().auth;
+    response->set_nonce_ttl_seconds(static_cast<std::uint32_t>(auth.nonceTtlSeconds));
+    // A REGISTER without credentials is challenged exactly as handleRegister would: the
+    // registrar's realm, every algorithm, stale=false.
+    if (auth.required) {
+      for (std::uint32_t i = 0; i < request->register_sets(); ++i) {
+        auto* set = response->add_register_sets();
+        for (auto& c : registrar_.challenges(false)) *set->add_challenges() = std::move(c);
+      }
+    }
   });
 }
 

@@ -60,6 +60,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       flood_(config.flood, SystemClock::instance()),
       authGuard_(config.authLimits, SystemClock::instance()),
       registerTx_(SystemClock::instance()),
+      challengePool_(SystemClock::instance()),
       self_(std::make_shared<Gateway*>(this)) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
@@ -827,6 +828,23 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
     answerNow(userLockedReply());
     return;
   }
+  if (!request.has_credentials() && request.aor().size() > config_.domain.size() &&
+      request.aor().compare(request.aor().size() - config_.domain.size() - 1, std::string::npos,
+                            "@" + config_.domain) == 0) {
+    // RFC 3261 10.3: a REGISTER without credentials for our domain is challenged before
+    // anything else is looked at; with a set issued in advance the registrar need not be
+    // asked (challenge_pool.hpp).
+    refillChallenges();
+    if (auto set = challengePool_.take()) {
+      v1::RegisterResponse unauthorized;
+      unauthorized.set_result(v1::RegisterResponse::RESULT_UNAUTHORIZED);
+      for (auto& c : *set->mutable_challenges()) *unauthorized.add_challenges() = std::move(c);
+      metrics_.countLocalRegisterChallenge();
+      answerNow(registerReply(unauthorized, std::time(nullptr)));
+      refillChallenges();
+      return;
+    }
+  }
   std::uint64_t id = nextId_++;
   held.tp = nullptr;  // now Pending's
   pending_.emplace(id, Pending{msg, tport, side, ctx.source.host, std::move(username),
@@ -842,6 +860,28 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
         // gRPC thread: only hand the result over; a stopped loop drops it.
         loop->post([weak, id, status, response = std::move(response)] {
           if (auto self = weak.lock()) (*self)->completeRegister(id, status, response);
+        });
+      });
+}
+
+void Gateway::refillChallenges() {
+  if (!challengePool_.wantsRefill()) return;
+  challengePool_.asking();
+  std::weak_ptr<Gateway*> weak = self_;
+  SipLoop* loop = &loop_;
+  registrar_.challengeAsync(
+      challengePool_.request(),
+      [weak, loop](const grpc::Status& status, v1::ChallengeResponse response) {
+        // gRPC thread: only hand the result over; a stopped loop drops it.
+        loop->post([weak, status, response = std::move(response)] {
+          auto self = weak.lock();
+          if (!self) return;
+          if (status.ok()) {
+            (*self)->challengePool_.refilled(response);
+          } else {
+            (*self)->challengePool_.refillFailed();
+            log::get("sip")->debug("challenge sets not refilled: {}", status.error_message());
+          }
         });
       });
 }

@@ -176,6 +176,13 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                         .Help("Source addresses in the flood guard's bounded table")
                         .Register(registry)
                         .Add({})),
+      localRegisterChallenges_(
+          prometheus::BuildCounter()
+              .Name("medius_gateway_register_local_challenges_total")
+              .Help("REGISTERs without credentials answered 401 by the gateway, from challenges "
+                    "the registrar issued in advance")
+              .Register(registry)
+              .Add({})),
       tlsHandshakes_(prometheus::BuildCounter()
                          .Name("medius_gateway_tls_handshakes_total")
                          .Help("TLS handshakes on the internal side's TLS listener, by result "

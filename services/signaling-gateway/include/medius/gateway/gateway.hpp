@@ -34,6 +34,7 @@
 //
 // Life of a REGISTER: messageCallback (loop) -> FloodGuard::check -> RegisterTransactions
 // (a retransmission is absorbed or answered again) -> onRegister -> buildRegisterRequest ->
+// (no credentials, our domain: a 401 from the ChallengePool when it has a set, done) ->
 // RegistrarClient::registerAsync -> gRPC thread -> SipLoop::post -> completeRegister (loop)
 // -> registerReply -> nta_msg_treply (stateless: no nta server transaction for REGISTER).
 //
@@ -55,6 +56,7 @@
 #include "medius/gateway/auth_guard.hpp"
 #include "medius/gateway/b2bua.hpp"
 #include "medius/gateway/call_auth.hpp"
+#include "medius/gateway/challenge_pool.hpp"
 #include "medius/gateway/config.hpp"
 #include "medius/gateway/flood_guard.hpp"
 #include "medius/gateway/metrics.hpp"
@@ -226,6 +228,8 @@ class Gateway final : public OptionsProber {
   void releaseAuth(std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>>::iterator it);
   void completeRegister(std::uint64_t id, const grpc::Status& status,
                         const v1::RegisterResponse& response);
+  // Asks the registrar for more challenge sets when the pool wants them.
+  void refillChallenges();
   // Failed-authentication limits (auth_guard.hpp) by source host and digest username.
   // authAllowed counts and logs a refusal; authFailed bans the source (FloodGuard::ban)
   // and locks the user when they reach their limits.
@@ -266,6 +270,8 @@ class Gateway final : public OptionsProber {
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
   RegisterTransactions registerTx_;
+  // 401s for REGISTERs without credentials, issued in advance by the registrar.
+  ChallengePool challengePool_;
   std::unordered_map<std::uint64_t, std::unique_ptr<AuthPending>> authPending_;
   std::uint64_t nextProbe_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Probe>> probes_;

@@ -21,6 +21,7 @@
 //   medius_gateway_flood_bans_total                             per-source bans started
 //   medius_gateway_register_retransmissions_total{result}       REGISTER retransmissions:
 //                                                               absorbed|answered_again
+//   medius_gateway_register_local_challenges_total              401s from the ChallengePool
 //   medius_gateway_flood_banned_sources                         sources banned now
 //   medius_gateway_flood_sources                                sources in the flood table
 //   medius_gateway_auth_failures_total{reason}                  call/request digest failures
@@ -136,6 +137,8 @@ class GatewayMetrics {
   void countRegisterRetransmission(bool answeredAgain) {
     registerRetransmissions_[answeredAgain ? 1 : 0]->Increment();
   }
+  // A REGISTER without credentials answered 401 from the ChallengePool. SIP loop.
+  void countLocalRegisterChallenge() { localRegisterChallenges_.Increment(); }
   void setFloodSources(std::size_t sources, std::size_t banned);
   // Security (SIP loop).
   void countAuthFailure(AuthFailure failure);
@@ -188,6 +191,7 @@ class GatewayMetrics {
   // [banned, scanner] and [dialogs, rate], created in the constructor.
   std::array<prometheus::Counter*, 2> floodDropped_{};
   std::array<prometheus::Counter*, 2> registerRetransmissions_{};
+  prometheus::Counter& localRegisterChallenges_;
   std::array<prometheus::Counter*, 2> floodRejected_{};
   std::array<prometheus::Counter*, kMethodCount * 2> requestCache_{};
   std::array<prometheus::Counter*, kMethodCount * 6 * 2> responseCache_{};
