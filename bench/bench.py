@@ -23,7 +23,13 @@ Rows (docs/performance.md, "./medius bench"):
              of all threads of both; rtpengine transcodes through its ng codec dictionary
              (mask A's codec, transcode to B's); each side must receive its own codec and
              hear the other side's tone, or the run has no figure)
-  latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row
+  latency    INVITE->100 and INVITE->180 p50/p99 at the fixed rate of the calls row; and,
+             from the relay and transcode runs (no extra run), the media added latency p50/p99
+             in us (one way, sending peer's socket -> receiving peer's socket, every packet of
+             the measured window, both directions): relay RTP<->RTP and SRTP<->RTP at 200
+             streams (the largest count when 200 is not run), paired by a packet index in the
+             payload; each transcoded path at the calls its calls-per-core figure came from,
+             the k-th packet out (by RTP timestamp and sequence number) paired with the k-th in
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
              per registration (distinct users registered once each, PSS growth)
 
@@ -856,15 +862,48 @@ def media_load(opts, path, sessions, peer, p):
     warning = next((l for l in lines if l.startswith("WARNING")), None)
     failed = [l[len("FAILED: "):] for l in lines if l.startswith("FAILED: ")]
     threads = next((l for l in lines if l.startswith("threads: ")), None)
+    no_latency = next((l[len("added latency: no figure: "):] for l in lines
+                       if l.startswith("added latency: no figure: ")), None)
+    latency_line = next((l for l in lines if l.startswith("added latency (")), None)
     return {"argv": " ".join(argv), "exit": proc.returncode, "warning": warning,
             "failed": failed, "threads": threads,
+            "latency_us": {q: num("added latency %s us" % q) for q in ("p50", "p99", "max")},
+            "latency_reason": no_latency, "latency_line": latency_line,
             "packets_per_core": num("packets/s per core"),
             "calls_per_core": num("calls per core"), "us_per_packet": num("us per relayed packet"),
             "pps_in": num("pkt/s into worker"), "cpu_pct": num("worker CPU % (process)")}
 
 
+def media_latency_rows(label, runs, reasons, cond):
+    """The "media added latency" p50/p99 rows (us, lower is better) of one media_load run per
+    system: runs {"medius": result, "rtpengine": result} of the runs that counted, reasons
+    why a system has none."""
+    rows = []
+    for q in ("p50", "p99"):
+        values, why = {}, {}
+        for k in ("medius", "rtpengine"):
+            r = runs.get(k)
+            if r is None:
+                why[k] = reasons.get(k) or "not measured: no run"
+            elif r["latency_us"][q] is None:
+                why[k] = "not measured: %s" % (r["latency_reason"] or "no added latency in "
+                                               "media_load's output")
+            else:
+                values[k] = r["latency_us"][q]
+        rows.append(row("latency", "media added latency, %s %s" % (label, q), "us", "lower",
+                        medius=values.get("medius"), peer=values.get("rtpengine"),
+                        medius_reason=why.get("medius"), peer_reason=why.get("rtpengine"),
+                        conditions=cond))
+    return rows
+
+
 def relay_rows(opts, p):
     rows, raw = [], []
+    # The added latency rows come from one stream count: 200 when it is run (full mode),
+    # else the largest.
+    sizes = p["relay_sessions"]
+    latency_n = 200 if 200 in sizes else max(sizes)
+    latency = []
     for path in p["relay_paths"]:
         for n in p["relay_sessions"]:
             got, reasons = {}, {}
@@ -898,7 +937,16 @@ def relay_rows(opts, p):
                            "rtpengine %s userspace (--table=-1), one thread"
                            % (path, n, p["media_warmup"], p["media_s"], rtpengine_version())
                            + ("; " + warnings if warnings else "")))
-    return rows, raw
+            if n == latency_n:
+                latency += media_latency_rows(
+                    "relay %s, %d streams" % ("SRTP<->RTP" if "srtp" in path else "RTP<->RTP", n),
+                    got, reasons,
+                    "the same bench/media_load --path %s -n %d runs: one way, from the sending "
+                    "peer's socket to the receiving one's, every packet of every stream sent in "
+                    "the measured window, both directions; paired exactly by a packet index the "
+                    "driver writes into the first 4 payload octets; includes the driver's own "
+                    "read delay (one thread)" % (path, n))
+    return rows + latency, raw
 
 
 TRANSCODE_NAMES = {"pcmu-g722": "PCMU<->G.722", "pcmu-opus": "PCMU<->Opus",
@@ -911,10 +959,11 @@ def transcode_rows(opts, p):
     (media_load's FAILED lines), and each received >= 90 % of what the other sent (its
     WARNING line: a transcoder that drops is not measured, unlike a relay on a busy machine;
     it is measured again at half the calls, down to 5, and the row says so)."""
-    rows, raw = [], []
+    rows, raw, latency = [], [], []
     for path in p["transcode_paths"]:
         n = p["transcode_sessions"]
         got, reasons, notes = {}, {}, []
+        counted = {}  # the runs the calls-per-core figures come from
         for peer in ("medius", "rtpengine"):
             unavailable = "peer unavailable" if peer == "rtpengine" else "unavailable"
             # A system that drops at n calls (one thread saturated: rtpengine's Opus at 48 kHz
@@ -952,6 +1001,8 @@ def transcode_rows(opts, p):
                                  "is needed)")
             else:
                 got[peer] = r["calls_per_core"]
+            if peer not in reasons:
+                counted[peer] = dict(r, sessions=sessions)
         rows.append(row("transcode", "%s: calls per core" % TRANSCODE_NAMES[path], "calls",
                         "higher", medius=got.get("medius"), peer=got.get("rtpengine"),
                         medius_reason=reasons.get("medius"), peer_reason=reasons.get("rtpengine"),
@@ -966,7 +1017,17 @@ def transcode_rows(opts, p):
                                    % (path, n, p["media_warmup"], p["media_s"],
                                       rtpengine_version())
                                    + "".join("; " + x for x in notes)))
-    return rows, raw
+        latency += media_latency_rows(
+            "transcode %s" % TRANSCODE_NAMES[path], counted, reasons,
+            "the same bench/media_load --path %s runs (%s): one way, from the sending peer's "
+            "socket to the receiving one's, every packet of every call sent in the measured "
+            "window, both directions; the k-th packet out (counted from the first received, by "
+            "RTP timestamp in frames, the sequence number agreeing) paired with the k-th in, a "
+            "stream unpaired from its first gap; includes jitter buffer and packetisation in "
+            "the system and the driver's own read delay"
+            % (path, ", ".join("%s %d calls" % (k, r["sessions"]) for k, r in counted.items())
+               or "none counted"))
+    return rows + latency, raw
 
 
 # ---------------------------------------------------------------- machine, output
@@ -1092,7 +1153,8 @@ def plots(result, out_base):
         fig.savefig(path, dpi=90)
         plt.close(fig)
         made.append(path)
-    lat = [r for r in result["rows"] if r["row"] == "latency"]
+    # The SIP latencies (ms, peer Kamailio); the media added latencies (us) are table only.
+    lat = [r for r in result["rows"] if r["row"] == "latency" and r["unit"] == "ms"]
     if lat:
         fig, ax = plt.subplots(figsize=(8, 4))
         labels = [r["metric"] for r in lat]

@@ -27,7 +27,19 @@
 //      measured window, decoded by the driver with that side's codec, must carry the other
 //      side's tone (A sends 400 Hz, B 1000 Hz). A failure prints "FAILED: <why>" and exits 1;
 //      so does a side receiving less than 90 % of what the other sent ("WARNING: ...").
-//   6. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
+//   6. Measures the added latency (issue 9): for every packet of every session sent in the
+//      measured window, both ways, the time from its departure at the sending peer's socket
+//      (just before sendto) to the arrival of the packet made of it at the other peer's
+//      socket (just after recv), on this process's steady clock; p50, p99 and max in
+//      microseconds, both directions together, in the table ("added latency: no figure:
+//      <why>" instead when packets could not be paired). Relay paths pair exactly: the
+//      driver writes the packet's index (inverted) into the first 4 payload octets and reads
+//      it back. Transcoded paths pair the k-th packet out (counted from the first one the
+//      side received, by RTP timestamp in frames of its codec, the sequence number agreeing)
+//      with the k-th packet in; a stream stops pairing at the first gap, out-of-order or
+//      skipped frame (see pairPacket). Jitter-buffer and packetisation delay inside the
+//      system count; so does the driver's own delay in reading (one thread, epoll).
+//   7. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
 //
 // --peer rtpengine runs the same streams through Debian's rtpengine instead (userspace,
 // --table=-1, --num-threads=1: one poller thread receives, relays, decodes and encodes, like
@@ -253,6 +265,19 @@ struct Peer {
   // tone check (decoded with this side's codec, the other side's tone must be heard).
   std::vector<std::vector<std::uint8_t>>* capture = nullptr;
   std::uint64_t sent = 0, sendErrors = 0, received = 0, rejected = 0, wrongPt = 0;
+  // Added latency (issue 9). sentAt: when each packet left this peer's socket (index = the
+  // packets sendOne was called for, from 0). On the receiving side: `from` is the peer whose
+  // packets arrive here, and each packet received is paired with the one it sent (pairPacket).
+  std::vector<Clock::time_point> sentAt;
+  bool indexInPayload = false;  // relay paths: the first 4 payload octets carry ~index
+  const Peer* from = nullptr;
+  std::vector<std::int64_t>* latencyNs = nullptr;  // set in the measured window
+  Clock::time_point windowFrom;                    // only packets sent from then on count
+  bool pairStarted = false;
+  std::uint32_t firstTs = 0;
+  std::uint16_t firstSeq = 0;
+  std::uint64_t lastIndex = 0;
+  std::string unpaired;  // why this stream stopped pairing ("" while it pairs)
 };
 
 struct Session {
@@ -410,13 +435,20 @@ void sendOne(Peer& p) {
     buf[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(p.ssrc >> (24 - 8 * i));
   }
   std::memcpy(buf.data() + 12, payload.data(), payload.size());
+  const std::uint32_t index = static_cast<std::uint32_t>(p.sentAt.size());
+  if (p.indexInPayload && payload.size() >= 4) {
+    // Inverted, so that the high octets of a small index are 0xff: PCMU silence, not a click.
+    for (int i = 0; i < 4; ++i) buf[12 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(~index >> (24 - 8 * i));
+  }
   std::size_t len = 12 + payload.size();
   ++p.seq;
   p.ts += p.tsStep;
   if (p.out && p.out->protectRtp(buf, len) != srtp::Status::Ok) {
     ++p.sendErrors;
+    p.sentAt.push_back(Clock::now());  // the index stays that of the sendOne call
     return;
   }
+  p.sentAt.push_back(Clock::now());
   if (sendto(p.fd, buf.data(), len, 0, reinterpret_cast<const sockaddr*>(&p.dest), sizeof p.dest) < 0) {
     ++p.sendErrors;
   } else {
@@ -429,11 +461,77 @@ void sendOne(Peer& p) {
 constexpr std::size_t kCapturePackets = 50;
 constexpr std::size_t kToneFrames = 30;
 
+std::uint32_t be32(const std::uint8_t* b) {
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
+}
+
+// Pairs a packet received at p (RTP header at pkt, payload [off, end)) with the packet the
+// other peer sent, and records the one-way added latency (arrival - departure, both taken
+// on this process's steady clock) when that packet left in the measured window.
+//  - relay paths: the payload arrives unchanged, so its first 4 octets carry the index the
+//    sender wrote (exact, loss and reordering do not matter);
+//  - transcoded paths: the payload changes; a system numbers its outbound packets
+//    consecutively and advances their timestamp by one frame each (media-transcoder:
+//    pipeline.cpp emitTranscoded), so the k-th packet out (counted from the first one
+//    received, by RTP timestamp in frames of this side's codec) pairs with the k-th packet
+//    in. A packet whose timestamp is not a whole number of frames on, whose sequence number
+//    disagrees with its timestamp (a frame skipped, lost or concealed by silence), or that
+//    comes out of order ends the pairing of that stream: no guess across a gap.
+void pairPacket(Peer& p, const std::uint8_t* pkt, std::size_t off, std::size_t end, Clock::time_point arrived) {
+  std::uint64_t k = 0;
+  if (p.indexInPayload) {
+    if (end < off + 4) {
+      p.unpaired = "a relayed payload shorter than its 4-octet packet index";
+      return;
+    }
+    k = ~be32(pkt + off);
+  } else {
+    const std::uint32_t ts = be32(pkt + 4);
+    const auto seq = static_cast<std::uint16_t>((pkt[2] << 8) | pkt[3]);
+    if (!p.pairStarted) {
+      p.pairStarted = true;
+      p.firstTs = ts;
+      p.firstSeq = seq;
+    } else {
+      const std::uint32_t span = ts - p.firstTs;
+      if (span % p.tsStep != 0) {
+        p.unpaired = "a timestamp " + std::to_string(span) + " after the first, not a whole number of " +
+                     std::to_string(p.tsStep) + "-tick frames";
+        return;
+      }
+      k = span / p.tsStep;
+      if (static_cast<std::uint16_t>(k) != static_cast<std::uint16_t>(seq - p.firstSeq)) {
+        p.unpaired = "sequence number and timestamp disagree at packet " + std::to_string(k) +
+                     " (a frame skipped, lost or not sent): not paired across the gap";
+        return;
+      }
+      if (k <= p.lastIndex) {
+        p.unpaired = "packet " + std::to_string(k) + " out of order or repeated";
+        return;
+      }
+    }
+    p.lastIndex = k;
+  }
+  if (k >= p.from->sentAt.size()) {
+    p.unpaired = "packet " + std::to_string(k) + " received, only " + std::to_string(p.from->sentAt.size()) + " sent";
+    return;
+  }
+  const Clock::time_point left = p.from->sentAt[k];
+  if (arrived < left) {
+    p.unpaired = "packet " + std::to_string(k) + " received before it was sent (mispaired)";
+    return;
+  }
+  if (p.latencyNs && left >= p.windowFrom) {
+    p.latencyNs->push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(arrived - left).count());
+  }
+}
+
 void drain(Peer& p) {
   alignas(4) std::array<std::uint8_t, 2048> buf{};
   for (;;) {
     ssize_t n = recv(p.fd, buf.data(), buf.size(), 0);
     if (n < 0) return;
+    const Clock::time_point arrived = Clock::now();
     if (n < 12) {
       ++p.rejected;
       continue;
@@ -452,13 +550,15 @@ void drain(Peer& p) {
       continue;
     }
     ++p.received;
-    if (p.capture && p.capture->size() < kCapturePackets) {
-      // The payload: after the CSRCs and a header extension, without padding.
-      std::size_t off = 12 + 4 * static_cast<std::size_t>(buf[0] & 0x0f);
-      if ((buf[0] & 0x10) && off + 4 <= len) off += 4 + 4 * ((static_cast<std::size_t>(buf[off + 2]) << 8) | buf[off + 3]);
-      std::size_t end = len;
-      if ((buf[0] & 0x20) && len > 12) end -= std::min<std::size_t>(buf[len - 1], len);
-      if (off < end) p.capture->emplace_back(buf.begin() + static_cast<std::ptrdiff_t>(off), buf.begin() + static_cast<std::ptrdiff_t>(end));
+    // The payload: after the CSRCs and a header extension, without padding.
+    std::size_t off = 12 + 4 * static_cast<std::size_t>(buf[0] & 0x0f);
+    if ((buf[0] & 0x10) && off + 4 <= len) off += 4 + 4 * ((static_cast<std::size_t>(buf[off + 2]) << 8) | buf[off + 3]);
+    std::size_t end = len;
+    if ((buf[0] & 0x20) && len > 12) end -= std::min<std::size_t>(buf[len - 1], len);
+    if (end < off) end = off;
+    if (p.from && p.unpaired.empty()) pairPacket(p, buf.data(), off, end, arrived);
+    if (p.capture && p.capture->size() < kCapturePackets && off < end) {
+      p.capture->emplace_back(buf.begin() + static_cast<std::ptrdiff_t>(off), buf.begin() + static_cast<std::ptrdiff_t>(end));
     }
   }
 }
@@ -783,6 +883,7 @@ int main(int argc, char** argv) {
       s.b.seq = static_cast<std::uint16_t>(rng());
       s.a.frame = i % framesA.size();
       s.b.frame = i % framesB.size();
+      s.a.indexInPayload = s.b.indexInPayload = !path->transcoded;
     }
     auto setupMs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - setupStart).count();
     // rtpengine has no per-leg counters we read: what goes in is what the peers sent, what
@@ -804,6 +905,11 @@ int main(int argc, char** argv) {
       std::cout << "WARNING: expected " << (path->transcoded ? sessionCount : 0) << " transcoding sessions\n";
     }
 
+    // Pointers into `sessions`, which no longer grows.
+    for (auto& s : sessions) {
+      s.a.from = &s.b;
+      s.b.from = &s.a;
+    }
     int ep = epoll_create1(EPOLL_CLOEXEC);
     std::vector<Peer*> peers;
     for (auto& s : sessions) {
@@ -835,6 +941,7 @@ int main(int argc, char** argv) {
     double self0 = 0;
     std::string loadBefore;
     std::vector<std::vector<std::uint8_t>> capturedA, capturedB;
+    std::vector<std::int64_t> latencyAtA, latencyAtB;  // ns, B->A and A->B
     Clock::time_point t0;
     const std::string statFile = "/proc/" + std::to_string(pid) + "/stat";
     std::array<epoll_event, 256> events{};
@@ -858,6 +965,11 @@ int main(int argc, char** argv) {
           peers0 = totals(sessions);
           sessions[0].a.capture = &capturedA;
           sessions[0].b.capture = &capturedB;
+          for (auto& s : sessions) {
+            s.a.latencyNs = &latencyAtA;
+            s.b.latencyNs = &latencyAtB;
+            s.a.windowFrom = s.b.windowFrom = t0;
+          }
           self0 = selfCpuSeconds();
           loadBefore = loadAverage();
         }
@@ -885,6 +997,7 @@ int main(int argc, char** argv) {
 
     sessions[0].a.capture = nullptr;
     sessions[0].b.capture = nullptr;
+    for (auto& s : sessions) s.a.latencyNs = s.b.latencyNs = nullptr;
     const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
     const double cpuPct = 100.0 * static_cast<double>(ticks1 - ticks0) / hz / elapsed;
     double busiestPct = 0;
@@ -951,12 +1064,70 @@ int main(int argc, char** argv) {
               << " Hz (B sends 1000 Hz), B hears " << fmt(heardB, 0) << " Hz (A sends 400 Hz)\n\n";
     if (!toneA.empty()) failures.push_back("tone check: " + toneA);
     if (!toneB.empty()) failures.push_back("tone check: " + toneB);
-    std::cout << "| path | sessions | pkt/s into worker | pkt/s out | worker CPU % (process) | relay thread % | CPU per call (% of a core) | calls per core | us per relayed packet | packets/s per core | worker's estimated load % |\n"
-              << "|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+    // Added latency: every packet of every session sent in the measured window and received
+    // before its end, both directions, paired as pairPacket says. A stream that stopped
+    // pairing contributes its packets up to the gap; more than 10 % of them stopped: no figure.
+    std::size_t streamsUnpaired = 0;
+    std::string unpairedWhy;
+    for (const auto& s : sessions) {
+      for (const Peer* p : {&s.a, &s.b}) {
+        if (p->unpaired.empty()) continue;
+        ++streamsUnpaired;
+        if (unpairedWhy.empty()) unpairedWhy = std::string(p == &s.a ? "at A" : "at B") + " of session " + s.id + ": " + p->unpaired;
+      }
+    }
+    const std::size_t streams = 2 * sessions.size();
+    struct Quantiles {
+      std::size_t n = 0;
+      double p50 = 0, p99 = 0, max = 0;  // us
+    };
+    auto quantiles = [](std::vector<std::int64_t> v) {
+      Quantiles q;
+      q.n = v.size();
+      if (v.empty()) return q;
+      std::sort(v.begin(), v.end());
+      auto rank = [&](double f) {  // nearest rank
+        auto i = static_cast<std::size_t>(std::ceil(f * static_cast<double>(v.size())));
+        return static_cast<double>(v[std::min(v.size() - 1, i > 0 ? i - 1 : 0)]) / 1e3;
+      };
+      q.p50 = rank(0.50);
+      q.p99 = rank(0.99);
+      q.max = static_cast<double>(v.back()) / 1e3;
+      return q;
+    };
+    std::vector<std::int64_t> latencyBoth(latencyAtA);
+    latencyBoth.insert(latencyBoth.end(), latencyAtB.begin(), latencyAtB.end());
+    const Quantiles toB = quantiles(latencyAtB), toA = quantiles(latencyAtA), both = quantiles(latencyBoth);
+    const std::string pairing =
+        path->transcoded ? "k-th packet out (by RTP timestamp, sequence number agreeing) with the k-th in"
+                         : "packet index in the first 4 payload octets";
+    std::string latencyWhy;
+    if (10 * streamsUnpaired > streams) {
+      latencyWhy = std::to_string(streamsUnpaired) + " of " + std::to_string(streams) +
+                   " streams could not be paired (first: " + unpairedWhy + ")";
+    } else if (toA.n == 0 || toB.n == 0) {
+      latencyWhy = "no packet paired in the measured window " + std::string(toB.n == 0 ? "A->B" : "B->A") +
+                   (unpairedWhy.empty() ? "" : " (" + unpairedWhy + ")");
+    }
+    if (!latencyWhy.empty()) {
+      std::cout << "added latency: no figure: " << latencyWhy << "\n";
+    } else {
+      std::cout << "added latency (one way, departure from the sending peer's socket to arrival at the other's, "
+                << "pairing: " << pairing << "): A->B " << toB.n << " packets p50 " << fmt(toB.p50, 0) << " us, p99 "
+                << fmt(toB.p99, 0) << " us, max " << fmt(toB.max, 0) << " us; B->A " << toA.n << " packets p50 "
+                << fmt(toA.p50, 0) << " us, p99 " << fmt(toA.p99, 0) << " us, max " << fmt(toA.max, 0) << " us; "
+                << streamsUnpaired << " of " << streams << " streams stopped pairing"
+                << (unpairedWhy.empty() ? "" : " (first: " + unpairedWhy + ")") << "\n";
+    }
+    auto latencyCell = [&](double v) { return latencyWhy.empty() ? fmt(v, 0) : std::string("-"); };
+    std::cout << "| path | sessions | pkt/s into worker | pkt/s out | worker CPU % (process) | relay thread % | CPU per call (% of a core) | calls per core | us per relayed packet | packets/s per core | worker's estimated load % | added latency p50 us | added latency p99 us | added latency max us |\n"
+              << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
               << "| " << path->name << (stub ? "" : " (rtpengine)") << " | " << sessionCount << " | " << fmt(inPerS, 0) << " | " << fmt(outPerS, 0) << " | "
               << fmt(cpuPct, 1) << " | " << fmt(busiestPct, 1) << " | " << fmt(perCall, 4) << " | "
               << (perCall > 0 ? fmt(100.0 / perCall, 0) : "-") << " | " << fmt(usPerPacket, 2) << " | "
-              << (usPerPacket > 0 ? fmt(1e6 / usPerPacket, 0) : "-") << " | " << fmt(worker1.load, 1) << " |\n";
+              << (usPerPacket > 0 ? fmt(1e6 / usPerPacket, 0) : "-") << " | " << fmt(worker1.load, 1) << " | "
+              << latencyCell(both.p50) << " | " << latencyCell(both.p99) << " | " << latencyCell(both.max) << " |\n";
 
     for (auto& s : sessions) {
       if (stub) {
