@@ -62,6 +62,19 @@ class BenchSmoke(unittest.TestCase):
             for r in transcode:
                 if r["peer"] is None:
                     self.assertTrue(r["peer_unavailable"].startswith("not measured"), r)
+        # The media added latency rows (issue 9), from the relay and transcode runs: the relay
+        # pairs packets exactly (an index in the payload), so Medius always has its figure.
+        media = {r["metric"]: r for r in result["rows"]
+                 if r["metric"].startswith("media added latency")}
+        self.assertEqual(sorted(media), sorted(
+            ["media added latency, relay RTP<->RTP, 10 streams p50",
+             "media added latency, relay RTP<->RTP, 10 streams p99",
+             "media added latency, transcode PCMU<->G.722 p50",
+             "media added latency, transcode PCMU<->G.722 p99"]), result["rows"])
+        for metric, r in media.items():
+            self.assertEqual((r["row"], r["unit"], r["better"]), ("latency", "us", "lower"), r)
+            if "relay" in metric:
+                self.assertIsNotNone(r["medius"], r)
         # The Markdown table was printed too.
         self.assertIn("| row | what | Medius | peer | ratio |", proc.stdout)
 
