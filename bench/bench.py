@@ -32,13 +32,24 @@ Rows (docs/performance.md, "./medius bench"):
              the k-th packet out (by RTP timestamp and sequence number) paired with the k-th in
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
              per registration (distinct users registered once each, PSS growth)
+  soak       optional (--soak [MINUTES], 30), after the other rows, Medius only: the calls
+             row's scenario for MINUTES at half the calls row's highest clean rate of this
+             run (or --rate N). Start figures after a minute's warm-up at the rate, end
+             figures after the last call ended, both at idle 35 s after the calls and
+             sessions were gone: memory growth (PSS of the 4 services) per 100,000 calls, open
+             fds per service (/proc/PID/fd, must not change), media sessions and gateway calls
+             in progress (medctl and their gauges, must equal the start), failed calls; PSS
+             and fds sampled every minute (JSON, <time>-soak.png). With --check a soak whose
+             fds, calls or sessions did not come back fails the run
 
   bench.py [--quick | --smoke] [--rows calls,register,relay,transcode,latency,memory]
+           [--soak [MINUTES] [--rate N]]
            [--target HOST:PORT --rate N [--number 2200]] [--out DIR] [--bin-dir DIR]
 
 --target measures a running deployment (a gateway's internal side, or a load balancer in
 front of it) at a bounded rate: only the calls and latency rows, no peer, no CPU figures.
---check exits non-zero unless every row has a number or an explicit reason (the smoke test).
+--check exits non-zero unless every row has a number or an explicit reason (the smoke test)
+and the soak, when run, passed.
 """
 
 import argparse
@@ -309,8 +320,9 @@ def ramp(run_step, start, steps, limit, budget_s):
 class MediusCalls:
     name = "Medius"
 
-    def __init__(self, workdir, opts):
+    def __init__(self, workdir, opts, uas_timeout=7200):
         self.workdir = workdir
+        self.uas_timeout = uas_timeout  # s: the SIPp UAS's own -timeout (a soak is long)
         # auth.calls off: the peer authenticates no INVITE either (same scenario for both).
         self.cluster = bench_calls.BenchCluster(
             (40000, 49999), name="bench-calls", calls=True,
@@ -321,7 +333,8 @@ class MediusCalls:
     def start(self):
         self.cluster.start()
         self.uas = bench_calls.Uas(harness.TRUNK_HOSTS["pbx"], self.cluster.trunk_ports["pbx"],
-                                   os.path.join(self.workdir, "medius-uas"), 7200)
+                                   os.path.join(self.workdir, "medius-uas"),
+                                   self.uas_timeout)
         harness.wait_until(lambda: harness.metric_value(
             self.cluster.metrics("routing"), "medius_routing_trunk_up", {"trunk": "pbx"}) == 1.0,
             30, "the pbx trunk up in routing")
@@ -412,21 +425,22 @@ class Target:
         pass
 
 
+def pss_of(pid):
+    """Proportional set size of one process, KiB (/proc/PID/smaps_rollup); 0 when gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def pss_kib(pids):
     """Proportional set size of these processes and their descendants, KiB (smaps_rollup):
     memory shared between Kamailio's processes is counted once, not once per process."""
-    total = 0
-    for pid in pids:
-        for p in tree_pids(pid):
-            try:
-                with open("/proc/%d/smaps_rollup" % p) as f:
-                    for line in f:
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1])
-                            break
-            except OSError:
-                pass
-    return total
+    return sum(pss_of(p) for pid in pids for p in tree_pids(pid))
 
 
 def hold_step(system, workdir, calls, rate):
@@ -461,23 +475,29 @@ def rss_kib(pid):
     return 0
 
 
-def call_step(system, workdir, rate, seconds, call_ms, number, with_pids=True):
+def call_step(system, workdir, rate, seconds, call_ms, number, with_pids=True, rtt=True,
+              step_dir=None, slack_s=30):
+    """`rate` calls/s for `seconds` of arrivals, calls of call_ms, to `number`. rtt: SIPp's
+    response times of every call (step["rtt"]); step_dir: where SIPp writes (its stat file
+    can be read while it runs); slack_s: what SIPp's -timeout allows beyond the arrivals."""
     calls = max(1, int(rate * seconds))
-    step_dir = tempfile.mkdtemp(prefix="calls-%d-" % rate, dir=workdir)
+    step_dir = step_dir or tempfile.mkdtemp(prefix="calls-%d-" % rate, dir=workdir)
     extra = ["-s", number, "-m", str(calls), "-r", str(rate), "-d", str(call_ms),
              "-l", str(max(50, int(rate * (call_ms / 1000.0 + 5) * 2))),
-             "-timeout", "%ds" % int(seconds + call_ms / 1000.0 + 30), "-timeout_error",
-             "-recv_timeout", "10000", "-trace_rtt", "-rtt_freq", "1",
-             "-key", "caller", "alice", "-key", "from_host", harness.DOMAIN,
-             "-key", "ruri_host", system.ruri_host, "-key", "domain", harness.DOMAIN]
+             "-timeout", "%ds" % int(seconds + call_ms / 1000.0 + slack_s), "-timeout_error",
+             "-recv_timeout", "10000"]
+    if rtt:
+        extra += ["-trace_rtt", "-rtt_freq", "1"]
+    extra += ["-key", "caller", "alice", "-key", "from_host", harness.DOMAIN,
+              "-key", "ruri_host", system.ruri_host, "-key", "domain", harness.DOMAIN]
     argv = bench_calls.sipp_argv(SCENARIO, CALLER_HOST, harness.free_port(CALLER_HOST),
                                  harness.free_media_port(CALLER_HOST), step_dir, extra,
                                  target=system.target)
     system.idle()
     step = run_sipp_step(argv, step_dir, calls, system.pids if with_pids else [],
-                         seconds + call_ms / 1000.0 + 60, paced_s=calls / float(rate),
-                         tail_s=call_ms / 1000.0)
-    step["rtt"] = rtt_by_name(step_dir)
+                         seconds + call_ms / 1000.0 + slack_s + 30,
+                         paced_s=calls / float(rate), tail_s=call_ms / 1000.0)
+    step["rtt"] = rtt_by_name(step_dir) if rtt else {}
     return step
 
 
@@ -680,8 +700,8 @@ def calls_rows(opts, p, workdir, want_latency, want_memory=False):
                                    "calls are held, divided by the calls; Kamailio's shared "
                                    "memory is preallocated, so only the pages it touches count"))
     ramps = {k: v["history"] for k, v in results.items()}
-    return rows, {"calls_ramp": ramps, "fixed": {"medius": fm, "peer": fp},
-                  "fixed_rate": fixed_rate,
+    return rows, {"calls_ramp": ramps, "max": {k: v["max"] for k, v in results.items()},
+                  "fixed": {"medius": fm, "peer": fp}, "fixed_rate": fixed_rate,
                   "hold": {k: v.get("hold") for k, v in fixed.items()}}
 
 
@@ -1030,6 +1050,279 @@ def transcode_rows(opts, p):
     return rows + latency, raw
 
 
+# ---------------------------------------------------------------- soak
+
+SOAK_PEER = "peer unavailable: soak measures Medius only"
+
+
+def fd_count(pid):
+    """Open file descriptors of a process (entries of /proc/PID/fd); None when it is gone."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def process_figures(named_pids):
+    """{name: {"pid", "pss_kib", "rss_kib", "fds"}} of these processes (not their children:
+    Medius's services fork none)."""
+    return {name: {"pid": pid, "pss_kib": pss_of(pid), "rss_kib": rss_kib(pid),
+                   "fds": fd_count(pid)} for name, pid in named_pids.items()}
+
+
+def gauges(cluster):
+    """The gateway's calls in progress, the worker's sessions, the registrar's bindings, from
+    their Prometheus gauges (docs/metrics.md); None for a gauge that could not be read."""
+    out = {}
+    for key, which, name in (("calls_active", "gateway", "medius_gateway_calls_active"),
+                             ("sessions_active", "media", "medius_media_sessions_active"),
+                             ("bindings", "registrar", "medius_registrar_bindings")):
+        try:
+            out[key] = harness.metric_value(cluster.metrics(which), name)
+        except Exception:
+            out[key] = None
+    return out
+
+
+def soak_snapshot(system):
+    """What a soak compares at its start and end: every service's PSS, RSS and open fds, the
+    gateway's calls (medctl calls) and the worker's sessions (medctl sessions), and the
+    gauges of the same."""
+    cluster = system.cluster
+    snap = {"procs": process_figures({s.name: s.pid for s in cluster.services}),
+            "gauges": gauges(cluster)}
+    snap["pss_total_kib"] = sum(p["pss_kib"] for p in snap["procs"].values())
+    for key, fetch, field in (("calls", cluster.active_calls, "calls"),
+                              ("sessions", cluster.sessions, "sessions")):
+        try:
+            snap[key] = len(fetch().get(field) or [])
+        except Exception as e:  # a service that no longer answers is a finding, not a crash
+            snap[key] = None
+            snap[key + "_error"] = str(e).splitlines()[0][:200] if str(e) else repr(e)
+    return snap
+
+
+def soak_problems(start, end):
+    """Why a soak failed: a process whose open fds at the end differ from the start (or that
+    is gone), gateway calls or media sessions at the end other than at the start (the
+    listings and the gauges both). [] when it passed."""
+    problems = []
+    for name, before in sorted(start["procs"].items()):
+        after = end["procs"].get(name, {})
+        if after.get("fds") is None:
+            problems.append("%s (pid %s) gone at the end" % (name, before["pid"]))
+        elif after["fds"] != before["fds"]:
+            problems.append("%s: %d open file descriptors at the end, %d at the start"
+                            % (name, after["fds"], before["fds"]))
+    for key, what in (("calls", "gateway calls in progress (medctl calls)"),
+                      ("sessions", "media sessions (medctl sessions)")):
+        if end.get(key) is None:
+            problems.append("%s at the end unknown: %s" % (what, end.get(key + "_error", "?")))
+        elif end[key] != start.get(key):
+            problems.append("%s: %d at the end, %s at the start" % (what, end[key],
+                                                                    start.get(key)))
+    for key in ("calls_active", "sessions_active", "bindings"):
+        a, b = start["gauges"].get(key), end["gauges"].get(key)
+        if a is not None and b != a:
+            problems.append("gauge %s: %s at the end, %s at the start" % (key, b, a))
+    return problems
+
+
+def soak_plan(seconds):
+    """(warm-up s, settle s, sample interval s) of a soak of `seconds`: a minute of warm-up at
+    the soak's rate (the allocators' peaks reached before the start figures), 35 s of settling
+    before each idle figure (the SIP stack keeps a transaction 32 s after its answer: RFC 3261
+    timer J), a memory sample every minute; shorter for a soak shorter than 5 minutes."""
+    return (min(60, max(2, int(seconds // 5))), min(35, max(2, int(seconds // 5))),
+            min(60.0, max(1.0, seconds / 10.0)))
+
+
+def sipp_progress(step_dir):
+    """Calls SIPp ended so far (successful + failed), from its stat file (-fd 1)."""
+    stats = bench_calls.last_stats(step_dir)
+    try:
+        return int(stats.get("SuccessfulCall(C)", 0) or 0) + int(
+            stats.get("FailedCall(C)", 0) or 0)
+    except ValueError:
+        return None
+
+
+def trend_kib_per_100k(samples):
+    """Least-squares slope of the total PSS sampled while calls ran, KiB per 100,000 calls
+    (None with fewer than 3 samples or no calls between them)."""
+    pts = [(s["calls_done"], s["pss_total_kib"]) for s in samples
+           if s["phase"] == "running" and s["calls_done"] is not None]
+    if len(pts) < 3:
+        return None
+    mx = sum(x for x, _ in pts) / float(len(pts))
+    my = sum(y for _, y in pts) / float(len(pts))
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    if not sxx:
+        return None
+    return 1e5 * sum((x - mx) * (y - my) for x, y in pts) / sxx
+
+
+def soak_run(system, workdir, rate, seconds, call_ms):
+    """Warm-up, start figures, `seconds` of calls at `rate` with a sample every interval, end
+    figures (after the last call ended and the settle period)."""
+    warmup_s, settle_s, interval = soak_plan(seconds)
+    out = {"rate": rate, "seconds": seconds, "warmup_s": warmup_s, "settle_s": settle_s,
+           "sample_interval_s": interval, "call_ms": call_ms}
+    log("  soak: warm-up, %d s at %d calls/s" % (warmup_s, rate))
+    out["warmup"] = call_step(system, workdir, rate, warmup_s, call_ms, "2200", rtt=False)
+    out["idle_at_start"] = bench_calls.wait_idle(system.cluster, 60)
+    time.sleep(settle_s)
+    start = soak_snapshot(system)
+    out["start"] = start
+    names = {s.name: s.pid for s in system.cluster.services}
+
+    def sample(t, phase, calls_done):
+        procs = process_figures(names)
+        return {"t_s": round(t, 1), "phase": phase, "calls_done": calls_done,
+                "pss_total_kib": sum(p["pss_kib"] for p in procs.values()),
+                "procs": {n: {k: p[k] for k in ("pss_kib", "rss_kib", "fds")}
+                          for n, p in procs.items()},
+                "gauges": gauges(system.cluster)}
+    samples = [sample(0, "idle", 0)]
+    log("  soak: %d s at %d calls/s (start: PSS %d KiB, fds %s, %s calls, %s sessions)"
+        % (seconds, rate, start["pss_total_kib"],
+           ", ".join("%s %s" % (n, p["fds"]) for n, p in sorted(start["procs"].items())),
+           start.get("calls"), start.get("sessions")))
+    step_dir = tempfile.mkdtemp(prefix="soak-%d-" % rate, dir=workdir)
+    done = {}
+
+    def run():
+        try:
+            # SIPp falls behind its schedule on a busy machine: a long run gets more slack.
+            done["step"] = call_step(system, workdir, rate, seconds, call_ms, "2200",
+                                     rtt=False, step_dir=step_dir,
+                                     slack_s=30 + int(seconds // 20))
+        except Exception as e:
+            done["error"] = e
+    worker = threading.Thread(target=run, daemon=True)
+    t0 = time.monotonic()
+    worker.start()
+    next_at = t0 + interval
+    while worker.is_alive():
+        worker.join(max(0.0, min(1.0, next_at - time.monotonic())))
+        now = time.monotonic()
+        if now >= next_at and worker.is_alive():
+            s = sample(now - t0, "running", sipp_progress(step_dir))
+            samples.append(s)
+            next_at += interval
+            if len(samples) % max(1, int(60 // interval)) == 0:
+                log("    %4.0f s: %d calls ended, PSS %d KiB, %s calls / %s sessions active"
+                    % (s["t_s"], s["calls_done"] or 0, s["pss_total_kib"],
+                       s["gauges"].get("calls_active"), s["gauges"].get("sessions_active")))
+    if "error" in done:
+        raise done["error"]
+    step = done["step"]
+    out["step"] = step
+    out["idle_at_end"] = bench_calls.wait_idle(system.cluster, 60)
+    time.sleep(settle_s)
+    end = soak_snapshot(system)
+    out["end"] = end
+    samples.append(sample(time.monotonic() - t0, "idle", step["ok"] + step["failed"]))
+    out["samples"] = samples
+    out["calls_made"] = step["ok"] + step["failed"]
+    out["calls_failed"] = step["failed"] + max(0, step["expected"] - step["ok"] - step["failed"])
+    growth = end["pss_total_kib"] - start["pss_total_kib"]
+    out["growth_kib"] = growth
+    out["growth_kib_per_100k"] = (1e5 * growth / out["calls_made"]) if out["calls_made"] else None
+    out["trend_kib_per_100k"] = trend_kib_per_100k(samples)
+    out["problems"] = soak_problems(start, end)
+    return out
+
+
+def soak_rows(opts, p, workdir, rate, rate_note):
+    """The soak (issue 9): Medius only, `opts.soak_seconds` at `rate`; its rows, its raw data
+    and the problems that fail it (fds or sessions not back to the start)."""
+    seconds = opts.soak_seconds
+    rows, problems = [], []
+    if not rate:
+        why = "not measured: no rate (%s)" % rate_note
+        problems.append("soak did not run: %s" % why)
+        for metric, unit in (("memory growth per 100,000 calls", "KiB"),):
+            rows.append(row("soak", metric, unit, "lower", medius_reason=why,
+                            peer_reason=SOAK_PEER))
+        return rows, {"reason": why}, problems
+    log("soak: Medius, %s at %d calls/s (%s)" % (
+        "%g min" % (seconds / 60.0) if seconds >= 60 else "%g s" % seconds, rate, rate_note))
+    results, reasons = run_pair(
+        lambda w, o: MediusCalls(w, o, uas_timeout=max(7200, int(seconds) + 1200)), None,
+        lambda system: soak_run(system, workdir, rate, seconds, p["call_ms"]), workdir)
+    r = results.get("medius")
+    warmup_s, settle_s, interval = soak_plan(seconds)
+    base = ("%s at %d calls/s (%s), calls of %d ms, the calls row's scenario (SIPp UAC -> "
+            "the 4 services -> SIPp UAS, media anchored, no RTP); start and end figures at "
+            "idle: after a %d s warm-up at the rate and after the last call ended, each %d s "
+            "after the calls and sessions were gone"
+            % ("%g min" % (seconds / 60.0) if seconds >= 60 else "%g s" % seconds, rate,
+               rate_note, p["call_ms"], warmup_s, settle_s))
+    if r is None:
+        why = reasons.get("medius", "run failed: no result")
+        problems.append("soak did not run: %s" % why)
+        rows.append(row("soak", "memory growth per 100,000 calls", "KiB", "lower",
+                        medius_reason=why, peer_reason=SOAK_PEER, conditions=base))
+        return rows, {"reason": why}, problems
+    problems += r["problems"]
+    start, end = r["start"], r["end"]
+
+    def failed_note(*words):
+        """The soak's problems about this row (its words), for its conditions."""
+        mine = [x for x in r["problems"] if any(w in x for w in words)]
+        return "; FAILED: " + "; ".join(mine) if mine else ""
+    per_proc = ", ".join("%s {:+,}".format(end["procs"][n]["pss_kib"] - s["pss_kib"]) % n
+                         for n, s in sorted(start["procs"].items()) if n in end["procs"])
+    trend = r["trend_kib_per_100k"]
+    rows.append(row(
+        "soak", "memory growth per 100,000 calls", "KiB", "lower",
+        medius=r["growth_kib_per_100k"], peer_reason=SOAK_PEER,
+        medius_reason=None if r["growth_kib_per_100k"] is not None
+        else "not measured: no call made",
+        conditions="%s; PSS (smaps_rollup) of the 4 services, %s KiB at the start -> %s KiB at "
+                   "the end over %s calls (KiB per service: %s); trend of the %d samples "
+                   "while calls ran (every %g s, least squares): %s KiB per 100,000 calls"
+                   % (base, "{:,}".format(start["pss_total_kib"]),
+                      "{:,}".format(end["pss_total_kib"]), "{:,}".format(r["calls_made"]),
+                      per_proc, sum(1 for s in r["samples"] if s["phase"] == "running"),
+                      interval, "{:+,.0f}".format(trend) if trend is not None else "-")))
+    fd_delta = sum(abs((end["procs"].get(n, {}).get("fds") or 0) - s["fds"])
+                   for n, s in start["procs"].items())
+    rows.append(row(
+        "soak", "open file descriptors gained or lost, all services (must be 0)", "fds",
+        "lower", medius=fd_delta, peer_reason=SOAK_PEER,
+        conditions="/proc/PID/fd at the start -> at the end: %s%s" % (", ".join(
+            "%s %s -> %s" % (n, s["fds"], end["procs"].get(n, {}).get("fds"))
+            for n, s in sorted(start["procs"].items())),
+            failed_note("file descriptors", "gone"))))
+    for key, metric, gauge, words in (
+            ("sessions", "media sessions at the end (must equal the start)", "sessions_active",
+             ("sessions",)),
+            ("calls", "gateway calls in progress at the end (must equal the start)",
+             "calls_active", ("calls", "bindings"))):
+        rows.append(row(
+            "soak", metric, key, "lower", medius=end.get(key), peer_reason=SOAK_PEER,
+            medius_reason=None if end.get(key) is not None
+            else "not measured: %s" % end.get(key + "_error", "?"),
+            conditions="medctl %s: %s at the start, %s at the end; gauge "
+                       "medius_%s_%s: %s -> %s; registrar bindings (gauge): %s -> %s%s"
+                       % (key, start.get(key), end.get(key),
+                          "media" if key == "sessions" else "gateway", gauge,
+                          start["gauges"].get(gauge), end["gauges"].get(gauge),
+                          start["gauges"].get("bindings"), end["gauges"].get("bindings"),
+                          failed_note(*words))))
+    step = r["step"]
+    rows.append(row(
+        "soak", "failed calls of %d made" % r["calls_made"], "calls", "lower",
+        medius=r["calls_failed"], peer_reason=SOAK_PEER,
+        conditions="SIPp: %d successful, %d failed, %d asked (%d/s x %g s); CPU of the 4 "
+                   "services %s us per call over the soak"
+                   % (step["ok"], step["failed"], step["expected"], rate, seconds,
+                      "%.0f" % step["cpu_us_per"] if step.get("cpu_us_per") else "-")))
+    return rows, r, problems
+
+
 # ---------------------------------------------------------------- machine, output
 
 def first_line(argv):
@@ -1110,6 +1403,8 @@ def markdown(result):
         lines.append("| %s | %s (%s) | %s | %s | %s | %s | %s |" % (
             r["row"], r["metric"], r["unit"], medius, peer, ratio, r["better"],
             r["conditions"].replace("|", "/")))
+    if result.get("soak_problems"):
+        lines += ["", "**SOAK FAILED**:"] + ["- %s" % x for x in result["soak_problems"]]
     return "\n".join(lines) + "\n"
 
 
@@ -1172,6 +1467,29 @@ def plots(result, out_base):
         fig.savefig(path, dpi=90)
         plt.close(fig)
         made.append(path)
+    samples = (result["raw"].get("soak") or {}).get("samples")
+    if samples:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        minutes = [s["t_s"] / 60.0 for s in samples]
+        ax1.plot(minutes, [s["pss_total_kib"] / 1024.0 for s in samples], "k.-", label="total")
+        for name in sorted(samples[0]["procs"]):
+            ax1.plot(minutes, [s["procs"].get(name, {}).get("pss_kib", 0) / 1024.0
+                               for s in samples], ".-", label=name)
+            ax2.plot(minutes, [s["procs"].get(name, {}).get("fds") or 0 for s in samples],
+                     ".-", label=name)
+        ax1.set_xlabel("minutes since the soak's start (first and last points: idle)")
+        ax1.set_ylabel("PSS, MiB")
+        ax1.set_title("soak: memory of the Medius services")
+        ax1.legend(fontsize=7)
+        ax2.set_xlabel("minutes since the soak's start")
+        ax2.set_ylabel("open file descriptors")
+        ax2.set_title("soak: file descriptors")
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        path = "%s-soak.png" % out_base
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(path)
     return made
 
 
@@ -1184,6 +1502,8 @@ def check(result):
             problems.append("%s: no Medius figure and no reason" % name)
         if r["peer"] is None and not r["peer_unavailable"]:
             problems.append("%s: no peer figure and no reason" % name)
+    # A soak whose fds, calls or sessions did not come back to the start (or that did not run).
+    problems += ["soak: %s" % x for x in result.get("soak_problems") or []]
     return problems
 
 
@@ -1196,8 +1516,15 @@ def main():
                       help="smaller still (the ctest smoke test): checks the harness works")
     parser.add_argument("--rows", default=",".join(ROWS),
                         help="comma separated, of: %s" % ",".join(ROWS))
+    parser.add_argument("--soak", type=float, nargs="?", const=30.0, metavar="MINUTES",
+                        help="after the other rows, a soak of Medius: MINUTES (30) of calls at "
+                             "half the calls row's highest clean rate (or --rate); memory "
+                             "growth per 100,000 calls, fds and sessions back to the start")
+    parser.add_argument("--soak-seconds", type=float, help=argparse.SUPPRESS)  # tests
     parser.add_argument("--target", help="HOST:PORT of a running deployment (needs --rate)")
-    parser.add_argument("--rate", type=int, help="calls/s against --target")
+    parser.add_argument("--rate", type=int,
+                        help="calls/s against --target, or of the soak (instead of half the "
+                             "calls row's highest rate)")
     parser.add_argument("--number", default="2200", help="number dialled at --target")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     parser.add_argument("--bin-dir", default=os.environ.get("MEDIUS_BIN_DIR",
@@ -1206,11 +1533,29 @@ def main():
                         help="exit 1 unless every row has a number or an explicit reason")
     opts = parser.parse_args()
     rows = [r.strip() for r in opts.rows.split(",") if r.strip()]
-    unknown = [r for r in rows if r not in ROWS]
+    unknown = [r for r in rows if r not in ROWS + ("soak",)]
     if unknown:
-        parser.error("unknown rows: %s (known: %s)" % (",".join(unknown), ",".join(ROWS)))
+        parser.error("unknown rows: %s (known: %s, and soak)" % (",".join(unknown),
+                                                                 ",".join(ROWS)))
+    # The soak: --soak [MINUTES], or "soak" among the rows (30 minutes unless --soak says).
+    if opts.soak_seconds is None and (opts.soak is not None or "soak" in rows):
+        opts.soak_seconds = 60.0 * (opts.soak if opts.soak is not None else 30.0)
+    if opts.soak_seconds is not None:
+        if opts.soak_seconds <= 0:
+            parser.error("--soak needs a positive number of minutes")
+        rows = [r for r in rows if r != "soak"] + ["soak"]
+        if opts.target:
+            parser.error("--soak measures the processes the bench starts itself (memory, "
+                         "fds, sessions), not a --target deployment")
+        if not opts.rate and not set(rows) & {"calls", "latency", "memory"}:
+            parser.error("--soak needs a rate: run the calls row too (the soak runs at half "
+                         "its highest clean rate) or give --rate N")
+    if opts.rate is not None and opts.rate <= 0:
+        parser.error("--rate needs a positive number of calls/s")
     if opts.target and not opts.rate:
         parser.error("--target needs --rate (a bounded rate for a real deployment)")
+    if opts.rate and not opts.target and opts.soak_seconds is None:
+        parser.error("--rate is the rate of --target or of --soak")
     opts.bin_dir = os.path.abspath(opts.bin_dir)
     os.environ["MEDIUS_BIN_DIR"] = opts.bin_dir
     mode_name = "smoke" if opts.smoke else "quick" if opts.quick else "full"
@@ -1263,6 +1608,19 @@ def main():
                 got, raw = binding_rows(p, workdir)
                 result["rows"] += got
                 result["raw"]["bindings"] = raw
+        if opts.soak_seconds is not None:
+            if opts.rate:
+                rate, note = opts.rate, "--rate"
+            else:
+                best = (result["raw"].get("calls", {}).get("max") or {}).get("medius")
+                rate = max(1, best // 2) if best else None
+                note = ("half of %d/s, Medius's highest clean rate in this run" % best
+                        if best else "the calls row found no clean rate for Medius; give "
+                        "--rate N")
+            got, raw, problems = soak_rows(opts, p, workdir, rate, note)
+            result["rows"] += got
+            result["raw"]["soak"] = raw
+            result["soak_problems"] = problems
     finally:
         result["seconds"] = round(time.monotonic() - t0, 1)
         base = os.path.join(opts.out, stamp)
@@ -1278,6 +1636,8 @@ def main():
             base, base, "".join(", " + x for x in result["plots"]), result["seconds"]))
         if not os.environ.get("MEDIUS_E2E_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
+    for problem in result.get("soak_problems") or []:
+        print("SOAK FAILED: %s" % problem, file=sys.stderr)
     if opts.check:
         problems = check(result)
         if not result["rows"]:
