@@ -36,10 +36,11 @@ Rows (docs/performance.md, "./medius bench"):
              row's scenario for MINUTES at half the calls row's highest clean rate of this
              run (or --rate N). Start figures after a minute's warm-up at the rate, end
              figures after the last call ended, both at idle 35 s after the calls and
-             sessions were gone: memory growth (PSS of the 4 services) per 100,000 calls, open
-             fds per service (/proc/PID/fd, must not change), media sessions and gateway calls
-             in progress (medctl and their gauges, must equal the start), failed calls; PSS
-             and fds sampled every minute (JSON, <time>-soak.png). With --check a soak whose
+             sessions were gone: memory growth (anonymous memory of the 4 services; PSS and
+             RSS beside it) per 100,000 calls, open fds per service (/proc/PID/fd, must not
+             change), media sessions and gateway calls in progress (medctl and their gauges,
+             must equal the start), failed calls; memory and fds sampled every minute (JSON,
+             <time>-soak.png). With --check a soak whose
              fds, calls or sessions did not come back fails the run
 
   bench.py [--quick | --smoke] [--rows calls,register,relay,transcode,latency,memory]
@@ -1063,11 +1064,36 @@ def fd_count(pid):
         return None
 
 
+SMAPS_FIELDS = {"Rss:": "rss_kib", "Pss:": "pss_kib", "Anonymous:": "anon_kib"}
+
+
+def memory_of(pid):
+    """{"rss_kib", "pss_kib", "anon_kib"} of one process from /proc/PID/smaps_rollup (0s when
+    it is gone). anon: its anonymous memory (heap, malloc arenas, stacks), what a leak grows;
+    unlike PSS it does not move when another program maps the same shared libraries."""
+    out = dict.fromkeys(SMAPS_FIELDS.values(), 0)
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] in SMAPS_FIELDS:
+                    out[SMAPS_FIELDS[parts[0]]] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
 def process_figures(named_pids):
-    """{name: {"pid", "pss_kib", "rss_kib", "fds"}} of these processes (not their children:
-    Medius's services fork none)."""
-    return {name: {"pid": pid, "pss_kib": pss_of(pid), "rss_kib": rss_kib(pid),
-                   "fds": fd_count(pid)} for name, pid in named_pids.items()}
+    """{name: {"pid", "rss_kib", "pss_kib", "anon_kib", "fds"}} of these processes (not their
+    children: Medius's services fork none)."""
+    return {name: dict(memory_of(pid), pid=pid, fds=fd_count(pid))
+            for name, pid in named_pids.items()}
+
+
+def totals(procs):
+    """{"anon_total_kib", "pss_total_kib", "rss_total_kib"}: sums over process_figures()."""
+    return {"%s_total_kib" % k: sum(p["%s_kib" % k] for p in procs.values())
+            for k in ("anon", "pss", "rss")}
 
 
 def gauges(cluster):
@@ -1085,13 +1111,14 @@ def gauges(cluster):
 
 
 def soak_snapshot(system):
-    """What a soak compares at its start and end: every service's PSS, RSS and open fds, the
-    gateway's calls (medctl calls) and the worker's sessions (medctl sessions), and the
-    gauges of the same."""
+    """What a soak compares at its start and end: every service's memory (anonymous, PSS,
+    RSS) and open fds, the gateway's calls (medctl calls) and the worker's sessions (medctl
+    sessions), and the gauges of the same. The fds are counted first: medctl's and the
+    metrics scrape's connections come after."""
     cluster = system.cluster
     snap = {"procs": process_figures({s.name: s.pid for s in cluster.services}),
             "gauges": gauges(cluster)}
-    snap["pss_total_kib"] = sum(p["pss_kib"] for p in snap["procs"].values())
+    snap.update(totals(snap["procs"]))
     for key, fetch, field in (("calls", cluster.active_calls, "calls"),
                               ("sessions", cluster.sessions, "sessions")):
         try:
@@ -1148,9 +1175,9 @@ def sipp_progress(step_dir):
 
 
 def trend_kib_per_100k(samples):
-    """Least-squares slope of the total PSS sampled while calls ran, KiB per 100,000 calls
-    (None with fewer than 3 samples or no calls between them)."""
-    pts = [(s["calls_done"], s["pss_total_kib"]) for s in samples
+    """Least-squares slope of the total anonymous memory sampled while calls ran, KiB per
+    100,000 calls (None with fewer than 3 samples or no calls between them)."""
+    pts = [(s["calls_done"], s["anon_total_kib"]) for s in samples
            if s["phase"] == "running" and s["calls_done"] is not None]
     if len(pts) < 3:
         return None
@@ -1178,14 +1205,13 @@ def soak_run(system, workdir, rate, seconds, call_ms):
 
     def sample(t, phase, calls_done):
         procs = process_figures(names)
-        return {"t_s": round(t, 1), "phase": phase, "calls_done": calls_done,
-                "pss_total_kib": sum(p["pss_kib"] for p in procs.values()),
-                "procs": {n: {k: p[k] for k in ("pss_kib", "rss_kib", "fds")}
-                          for n, p in procs.items()},
-                "gauges": gauges(system.cluster)}
+        return dict(totals(procs), t_s=round(t, 1), phase=phase, calls_done=calls_done,
+                    procs={n: {k: v for k, v in p.items() if k != "pid"}
+                           for n, p in procs.items()},
+                    gauges=gauges(system.cluster))
     samples = [sample(0, "idle", 0)]
-    log("  soak: %d s at %d calls/s (start: PSS %d KiB, fds %s, %s calls, %s sessions)"
-        % (seconds, rate, start["pss_total_kib"],
+    log("  soak: %d s at %d calls/s (start: anonymous memory {:,} KiB, fds %s, %s calls, "
+        "%s sessions)".format(start["anon_total_kib"]) % (seconds, rate,
            ", ".join("%s %s" % (n, p["fds"]) for n, p in sorted(start["procs"].items())),
            start.get("calls"), start.get("sessions")))
     step_dir = tempfile.mkdtemp(prefix="soak-%d-" % rate, dir=workdir)
@@ -1211,8 +1237,9 @@ def soak_run(system, workdir, rate, seconds, call_ms):
             samples.append(s)
             next_at += interval
             if len(samples) % max(1, int(60 // interval)) == 0:
-                log("    %4.0f s: %d calls ended, PSS %d KiB, %s calls / %s sessions active"
-                    % (s["t_s"], s["calls_done"] or 0, s["pss_total_kib"],
+                log("    %4.0f s: %d calls ended, anonymous memory {:,} KiB, %s calls / %s "
+                    "sessions active".format(s["anon_total_kib"]) % (
+                        s["t_s"], s["calls_done"] or 0,
                        s["gauges"].get("calls_active"), s["gauges"].get("sessions_active")))
     if "error" in done:
         raise done["error"]
@@ -1226,9 +1253,12 @@ def soak_run(system, workdir, rate, seconds, call_ms):
     out["samples"] = samples
     out["calls_made"] = step["ok"] + step["failed"]
     out["calls_failed"] = step["failed"] + max(0, step["expected"] - step["ok"] - step["failed"])
-    growth = end["pss_total_kib"] - start["pss_total_kib"]
-    out["growth_kib"] = growth
-    out["growth_kib_per_100k"] = (1e5 * growth / out["calls_made"]) if out["calls_made"] else None
+    made = out["calls_made"]
+    for kind in ("anon", "pss", "rss"):
+        growth = end["%s_total_kib" % kind] - start["%s_total_kib" % kind]
+        out["%s_growth_kib" % kind] = growth
+        out["%s_growth_kib_per_100k" % kind] = (1e5 * growth / made) if made else None
+    out["growth_kib_per_100k"] = out["anon_growth_kib_per_100k"]
     out["trend_kib_per_100k"] = trend_kib_per_100k(samples)
     out["problems"] = soak_problems(start, end)
     return out
@@ -1272,20 +1302,27 @@ def soak_rows(opts, p, workdir, rate, rate_note):
         """The soak's problems about this row (its words), for its conditions."""
         mine = [x for x in r["problems"] if any(w in x for w in words)]
         return "; FAILED: " + "; ".join(mine) if mine else ""
-    per_proc = ", ".join("%s {:+,}".format(end["procs"][n]["pss_kib"] - s["pss_kib"]) % n
+    per_proc = ", ".join("%s {:+,}".format(end["procs"][n]["anon_kib"] - s["anon_kib"]) % n
                          for n, s in sorted(start["procs"].items()) if n in end["procs"])
     trend = r["trend_kib_per_100k"]
+
+    def per_100k(kind):
+        v = r["%s_growth_kib_per_100k" % kind]
+        return "{:+,.0f}".format(v) if v is not None else "-"
     rows.append(row(
         "soak", "memory growth per 100,000 calls", "KiB", "lower",
         medius=r["growth_kib_per_100k"], peer_reason=SOAK_PEER,
         medius_reason=None if r["growth_kib_per_100k"] is not None
         else "not measured: no call made",
-        conditions="%s; PSS (smaps_rollup) of the 4 services, %s KiB at the start -> %s KiB at "
-                   "the end over %s calls (KiB per service: %s); trend of the %d samples "
-                   "while calls ran (every %g s, least squares): %s KiB per 100,000 calls"
-                   % (base, "{:,}".format(start["pss_total_kib"]),
-                      "{:,}".format(end["pss_total_kib"]), "{:,}".format(r["calls_made"]),
-                      per_proc, sum(1 for s in r["samples"] if s["phase"] == "running"),
+        conditions="%s; anonymous memory (heap, arenas, stacks: smaps_rollup's Anonymous) of "
+                   "the 4 services, %s KiB at the start -> %s KiB at the end over %s calls "
+                   "(KiB per service: %s); PSS %s, RSS %s KiB per 100,000 calls; trend of the "
+                   "%d samples while calls ran (every %g s, least squares): %s KiB per "
+                   "100,000 calls"
+                   % (base, "{:,}".format(start["anon_total_kib"]),
+                      "{:,}".format(end["anon_total_kib"]), "{:,}".format(r["calls_made"]),
+                      per_proc, per_100k("pss"), per_100k("rss"),
+                      sum(1 for s in r["samples"] if s["phase"] == "running"),
                       interval, "{:+,.0f}".format(trend) if trend is not None else "-")))
     fd_delta = sum(abs((end["procs"].get(n, {}).get("fds") or 0) - s["fds"])
                    for n, s in start["procs"].items())
@@ -1314,7 +1351,7 @@ def soak_rows(opts, p, workdir, rate, rate_note):
                           failed_note(*words))))
     step = r["step"]
     rows.append(row(
-        "soak", "failed calls of %d made" % r["calls_made"], "calls", "lower",
+        "soak", "failed calls of {:,} made".format(r["calls_made"]), "calls", "lower",
         medius=r["calls_failed"], peer_reason=SOAK_PEER,
         conditions="SIPp: %d successful, %d failed, %d asked (%d/s x %g s); CPU of the 4 "
                    "services %s us per call over the soak"
@@ -1471,15 +1508,19 @@ def plots(result, out_base):
     if samples:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         minutes = [s["t_s"] / 60.0 for s in samples]
-        ax1.plot(minutes, [s["pss_total_kib"] / 1024.0 for s in samples], "k.-", label="total")
-        for name in sorted(samples[0]["procs"]):
-            ax1.plot(minutes, [s["procs"].get(name, {}).get("pss_kib", 0) / 1024.0
+        # Change since the start: a leak is a rising line; the levels are in the JSON.
+        first = samples[0]
+        ax1.plot(minutes, [(s["anon_total_kib"] - first["anon_total_kib"]) / 1024.0
+                           for s in samples], "k.-", label="total")
+        for name in sorted(first["procs"]):
+            ax1.plot(minutes, [(s["procs"].get(name, {}).get("anon_kib", 0)
+                                - first["procs"][name]["anon_kib"]) / 1024.0
                                for s in samples], ".-", label=name)
             ax2.plot(minutes, [s["procs"].get(name, {}).get("fds") or 0 for s in samples],
                      ".-", label=name)
         ax1.set_xlabel("minutes since the soak's start (first and last points: idle)")
-        ax1.set_ylabel("PSS, MiB")
-        ax1.set_title("soak: memory of the Medius services")
+        ax1.set_ylabel("anonymous memory minus at the start, MiB")
+        ax1.set_title("soak: memory growth of the Medius services")
         ax1.legend(fontsize=7)
         ax2.set_xlabel("minutes since the soak's start")
         ax2.set_ylabel("open file descriptors")

@@ -123,7 +123,8 @@ class SoakEndToEnd(unittest.TestCase):
         self.assertGreater(soak["calls_made"], 0)
         running = [s for s in soak["samples"] if s["phase"] == "running"]
         self.assertGreaterEqual(len(running), 3, soak["samples"])
-        self.assertTrue(all(s["pss_total_kib"] > 0 for s in soak["samples"]))
+        self.assertTrue(all(s["anon_total_kib"] > 0 and s["pss_total_kib"] > 0
+                            for s in soak["samples"]))
         # The table was printed, with the soak's rows.
         self.assertIn("| soak | memory growth per 100,000 calls (KiB) |", proc.stdout)
         try:
