@@ -1175,10 +1175,14 @@ def sipp_progress(step_dir):
 
 
 def trend_kib_per_100k(samples):
-    """Least-squares slope of the total anonymous memory sampled while calls ran, KiB per
-    100,000 calls (None with fewer than 3 samples or no calls between them)."""
+    """Least-squares slope of the total anonymous memory sampled in the second half of the
+    run (all of it with fewer than 6 samples), KiB per 100,000 calls; None with fewer than 3
+    samples or no calls between them. The second half: a step early in the run (the allocator
+    reaching a higher peak after a burst) is not growth with the calls, a leak is."""
     pts = [(s["calls_done"], s["anon_total_kib"]) for s in samples
            if s["phase"] == "running" and s["calls_done"] is not None]
+    if len(pts) >= 6:
+        pts = pts[len(pts) // 2:]
     if len(pts) < 3:
         return None
     mx = sum(x for x, _ in pts) / float(len(pts))
@@ -1317,13 +1321,12 @@ def soak_rows(opts, p, workdir, rate, rate_note):
         conditions="%s; anonymous memory (heap, arenas, stacks: smaps_rollup's Anonymous) of "
                    "the 4 services, %s KiB at the start -> %s KiB at the end over %s calls "
                    "(KiB per service: %s); PSS %s, RSS %s KiB per 100,000 calls; trend of the "
-                   "%d samples while calls ran (every %g s, least squares): %s KiB per "
+                   "second half of the run (samples every %g s, least squares): %s KiB per "
                    "100,000 calls"
                    % (base, "{:,}".format(start["anon_total_kib"]),
                       "{:,}".format(end["anon_total_kib"]), "{:,}".format(r["calls_made"]),
-                      per_proc, per_100k("pss"), per_100k("rss"),
-                      sum(1 for s in r["samples"] if s["phase"] == "running"),
-                      interval, "{:+,.0f}".format(trend) if trend is not None else "-")))
+                      per_proc, per_100k("pss"), per_100k("rss"), interval,
+                      "{:+,.0f}".format(trend) if trend is not None else "-")))
     fd_delta = sum(abs((end["procs"].get(n, {}).get("fds") or 0) - s["fds"])
                    for n, s in start["procs"].items())
     rows.append(row(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of ./medius bench's soak (ctest bench_soak, labels bench and e2e).
 
-- The soak's verdict on its own: a process that opens file descriptors between the start
+- The soak's verdict and memory trend on their own: a process that opens file descriptors between the start
   and the end figures, calls or sessions left at the end, a process gone, each fails it;
   unchanged figures pass (no cluster, a child process that opens /dev/null on demand).
 - A short soak end to end (bench.py --smoke --rows soak --soak-seconds N --rate N --check):
@@ -90,6 +90,26 @@ class SoakVerdict(unittest.TestCase):
             problems = bench.soak_problems(start, end)
             self.assertEqual(len(problems), 1, problems)
             self.assertIn(word, problems[0])
+
+
+class SoakTrend(unittest.TestCase):
+    @staticmethod
+    def samples(anon):
+        """Samples 1,000 calls apart with these total anonymous memory figures, KiB."""
+        return [{"phase": "running", "calls_done": 1000 * i, "anon_total_kib": a}
+                for i, a in enumerate(anon)]
+
+    def test_linear_growth_is_its_slope(self):
+        # 10 KiB per 1,000 calls: 1,000 KiB per 100,000.
+        self.assertAlmostEqual(bench.trend_kib_per_100k(self.samples(
+            [100 + 10 * i for i in range(10)])), 1000.0)
+
+    def test_an_early_step_is_not_a_trend(self):
+        self.assertAlmostEqual(bench.trend_kib_per_100k(self.samples(
+            [100, 100, 4000, 4000, 4000, 4000, 4000, 4000, 4000, 4000])), 0.0)
+
+    def test_too_few_samples(self):
+        self.assertIsNone(bench.trend_kib_per_100k(self.samples([1, 2])))
 
 
 class SoakEndToEnd(unittest.TestCase):
