@@ -1356,9 +1356,10 @@ def soak_rows(opts, p, workdir, rate, rate_note):
     rows.append(row(
         "soak", "failed calls of {:,} made".format(r["calls_made"]), "calls", "lower",
         medius=r["calls_failed"], peer_reason=SOAK_PEER,
-        conditions="SIPp: %d successful, %d failed, %d asked (%d/s x %g s); CPU of the 4 "
-                   "services %s us per call over the soak"
+        conditions="SIPp: %d successful, %d failed, %d asked (%d/s x %g s), %s the asked "
+                   "pace; CPU of the 4 services %s us per call over the soak"
                    % (step["ok"], step["failed"], step["expected"], rate, seconds,
+                      "kept" if step.get("kept_up", True) else "did NOT keep",
                       "%.0f" % step["cpu_us_per"] if step.get("cpu_us_per") else "-")))
     return rows, r, problems
 
