@@ -78,6 +78,7 @@
 #include <numbers>
 #include <optional>
 #include <random>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -86,6 +87,7 @@
 #include <vector>
 
 #include "medius/media/codec/codec.hpp"
+#include "medius/media/rtp/packet.hpp"
 #include "medius/media/sdp.hpp"
 #include "medius/media/srtp/crypto_attribute.hpp"
 #include "medius/media/srtp/session.hpp"
@@ -97,6 +99,7 @@ namespace {
 
 namespace v1 = medius::v1;
 namespace codec = medius::media::codec;
+namespace rtp = medius::media::rtp;
 namespace srtp = medius::media::srtp;
 namespace sdp = medius::media::sdp;
 using Clock = std::chrono::steady_clock;
@@ -465,7 +468,15 @@ std::uint32_t be32(const std::uint8_t* b) {
   return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
 }
 
-// Pairs a packet received at p (RTP header at pkt, payload [off, end)) with the packet the
+// The payload type an SDP stream gives `codec` (the first of its formats that is it), if any.
+std::optional<int> payloadTypeOf(const sdp::AudioStream& stream, codec::CodecId codec) {
+  for (const auto& f : stream.formatInfo) {
+    if (codec::codecFromName(f.name, f.clock) == codec) return f.pt;
+  }
+  return std::nullopt;
+}
+
+// Pairs a packet received at p (parsed: view) with the packet the
 // other peer sent, and records the one-way added latency (arrival - departure, both taken
 // on this process's steady clock) when that packet left in the measured window.
 //  - relay paths: the payload arrives unchanged, so its first 4 octets carry the index the
@@ -477,17 +488,17 @@ std::uint32_t be32(const std::uint8_t* b) {
 //    in. A packet whose timestamp is not a whole number of frames on, whose sequence number
 //    disagrees with its timestamp (a frame skipped, lost or concealed by silence), or that
 //    comes out of order ends the pairing of that stream: no guess across a gap.
-void pairPacket(Peer& p, const std::uint8_t* pkt, std::size_t off, std::size_t end, Clock::time_point arrived) {
+void pairPacket(Peer& p, const rtp::RtpView& view, Clock::time_point arrived) {
   std::uint64_t k = 0;
   if (p.indexInPayload) {
-    if (end < off + 4) {
+    if (view.payload.size() < 4) {
       p.unpaired = "a relayed payload shorter than its 4-octet packet index";
       return;
     }
-    k = ~be32(pkt + off);
+    k = ~be32(view.payload.data());
   } else {
-    const std::uint32_t ts = be32(pkt + 4);
-    const auto seq = static_cast<std::uint16_t>((pkt[2] << 8) | pkt[3]);
+    const std::uint32_t ts = view.timestamp;
+    const std::uint16_t seq = view.sequence;
     if (!p.pairStarted) {
       p.pairStarted = true;
       p.firstTs = ts;
@@ -543,22 +554,20 @@ void drain(Peer& p) {
       ++p.rejected;
       continue;
     }
-    const int pt = buf[1] & 0x7f;
-    if (pt != p.expectPt) {
+    auto view = rtp::parseRtp(std::span<const std::uint8_t>(buf.data(), len));
+    if (!view) {
+      ++p.rejected;
+      continue;
+    }
+    if (view->payloadType != p.expectPt) {
       ++p.wrongPt;
-      p.lastWrongPt = pt;
+      p.lastWrongPt = view->payloadType;
       continue;
     }
     ++p.received;
-    // The payload: after the CSRCs and a header extension, without padding.
-    std::size_t off = 12 + 4 * static_cast<std::size_t>(buf[0] & 0x0f);
-    if ((buf[0] & 0x10) && off + 4 <= len) off += 4 + 4 * ((static_cast<std::size_t>(buf[off + 2]) << 8) | buf[off + 3]);
-    std::size_t end = len;
-    if ((buf[0] & 0x20) && len > 12) end -= std::min<std::size_t>(buf[len - 1], len);
-    if (end < off) end = off;
-    if (p.from && p.unpaired.empty()) pairPacket(p, buf.data(), off, end, arrived);
-    if (p.capture && p.capture->size() < kCapturePackets && off < end) {
-      p.capture->emplace_back(buf.begin() + static_cast<std::ptrdiff_t>(off), buf.begin() + static_cast<std::ptrdiff_t>(end));
+    if (p.from && p.unpaired.empty()) pairPacket(p, *view, arrived);
+    if (p.capture && p.capture->size() < kCapturePackets && !view->payload.empty()) {
+      p.capture->emplace_back(view->payload.begin(), view->payload.end());
     }
   }
 }
@@ -810,23 +819,11 @@ int main(int argc, char** argv) {
       offerToB = created.offer_sdp();
       }
       auto offerB = sdp::Description::parse(offerToB).audio();
-      std::optional<int> ptB;
-      for (const auto& f : offerB.formatInfo) {
-        auto id = codec::codecFromName(f.name, f.clock);
-        if (id && *id == path->b.codec) {
-          ptB = f.pt;
-          break;
-        }
-      }
+      std::optional<int> ptB = payloadTypeOf(offerB, path->b.codec);
       if (!ptB) throw std::runtime_error("the offer to B lacks " + codecParamName(path->b.codec) + ":\n" + offerToB);
-      if (useRtpengine && path->transcoded) {
-        for (const auto& f : offerB.formatInfo) {
-          auto id = codec::codecFromName(f.name, f.clock);
-          if (id && *id == path->a.codec) {
-            throw std::runtime_error("rtpengine's offer to B still carries A's " + codecParamName(path->a.codec) +
-                                     " (it would not transcode):\n" + offerToB);
-          }
-        }
+      if (useRtpengine && path->transcoded && payloadTypeOf(offerB, path->a.codec)) {
+        throw std::runtime_error("rtpengine's offer to B still carries A's " + codecParamName(path->a.codec) +
+                                 " (it would not transcode):\n" + offerToB);
       }
       s.b.dest = inetAddress(offerB.address, offerB.rtpPort);
 
@@ -849,14 +846,7 @@ int main(int argc, char** argv) {
       }
       auto answerA = sdp::Description::parse(answerToA).audio();
       s.a.dest = inetAddress(answerA.address, answerA.rtpPort);
-      std::optional<int> ptA;
-      for (const auto& f : answerA.formatInfo) {
-        auto id = codec::codecFromName(f.name, f.clock);
-        if (id && *id == path->a.codec) {
-          ptA = f.pt;
-          break;
-        }
-      }
+      std::optional<int> ptA = payloadTypeOf(answerA, path->a.codec);
       if (!ptA) throw std::runtime_error("the answer to A lacks A's " + codecParamName(path->a.codec) + ":\n" + answerToA);
       if (path->a.srtp) {
         if (answerA.cryptos.empty()) throw std::runtime_error("no a=crypto in the answer to A:\n" + answerToA);
