@@ -133,11 +133,11 @@ grpc::Status RegistrarService::Challenge(grpc::ServerContext*,
     if (!request->realm().empty() && request->realm() != registrar_.config().auth.realm) {
       throw InvalidRequest("unknown realm \"" + request->realm() + "\"");
     }
-    for (auto& c : registrar_.challenges(request->stale())) *response->add_challenges() = std::move(c);
     if (request->register_sets() > kMaxRegisterSets) {
       throw InvalidRequest("register_sets " + std::to_string(request->register_sets()) +
                            " is more than " + std::to_string(kMaxRegisterSets));
     }
+    for (auto& c : registrar_.challenges(request->stale())) *response->add_challenges() = std::move(c);
     const auto& auth = registrar_.config().auth;
     response->set_nonce_ttl_seconds(static_cast<std::uint32_t>(auth.nonceTtlSeconds));
     // A REGISTER without credentials is challenged exactly as handleRegister would: the

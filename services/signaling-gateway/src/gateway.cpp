@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <string_view>
 
 #include <sofia-sip/msg.h>
 #include <sofia-sip/msg_addr.h>
@@ -791,11 +792,9 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
     }
   }
   // From here on the request is pending in registerTx_ until answered (or forgotten).
-  auto answerNow = [&](const SipReply& reply) {
-    respondStateless(msg, tport, Method::Register, side, reply);
-    if (!key.empty()) {
-      registerTx_.answered(key, reply, source.transport != v1::TRANSPORT_UDP);
-    }
+  const bool reliable = source.transport != v1::TRANSPORT_UDP;
+  auto answerNow = [&](SipReply reply) {
+    answerRegister(msg, tport, side, key, reliable, std::move(reply));
   };
   if (auto refused = refusal(sip, side, source, peer)) {
     answerNow(*refused);
@@ -828,27 +827,26 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
     answerNow(userLockedReply());
     return;
   }
-  if (!request.has_credentials() && request.aor().size() > config_.domain.size() &&
-      request.aor().compare(request.aor().size() - config_.domain.size() - 1, std::string::npos,
-                            "@" + config_.domain) == 0) {
+  if (!request.has_credentials() &&
+      std::string_view(request.aor()).ends_with("@" + config_.domain)) {
     // RFC 3261 10.3: a REGISTER without credentials for our domain is challenged before
     // anything else is looked at; with a set issued in advance the registrar need not be
     // asked (challenge_pool.hpp).
-    refillChallenges();
-    if (auto set = challengePool_.take()) {
+    auto set = challengePool_.take();
+    refillChallenges();  // an empty pool starts filling, a low one fills up
+    if (set) {
       v1::RegisterResponse unauthorized;
       unauthorized.set_result(v1::RegisterResponse::RESULT_UNAUTHORIZED);
       for (auto& c : *set->mutable_challenges()) *unauthorized.add_challenges() = std::move(c);
       metrics_.countLocalRegisterChallenge();
       answerNow(registerReply(unauthorized, std::time(nullptr)));
-      refillChallenges();
       return;
     }
   }
   std::uint64_t id = nextId_++;
   held.tp = nullptr;  // now Pending's
   pending_.emplace(id, Pending{msg, tport, side, ctx.source.host, std::move(username),
-                               std::move(key), source.transport != v1::TRANSPORT_UDP});
+                               std::move(key), reliable});
   state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
   metrics_.registerPending().Increment();
   log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
@@ -862,6 +860,12 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
           if (auto self = weak.lock()) (*self)->completeRegister(id, status, response);
         });
       });
+}
+
+void Gateway::answerRegister(msg_t* msg, tport_t* tport, Side side, const std::string& key,
+                             bool reliable, SipReply reply) {
+  respondStateless(msg, tport, Method::Register, side, reply);
+  if (!key.empty()) registerTx_.answered(key, std::move(reply), reliable);
 }
 
 void Gateway::refillChallenges() {
@@ -896,9 +900,8 @@ void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
   metrics_.registerPending().Decrement();
   SipReply reply = status.ok() ? registerReply(response, std::time(nullptr))
                                : registrarFailureReply(status, config_.retryAfterSeconds);
-  respondStateless(p.msg, p.tport, Method::Register, p.side, reply);
+  answerRegister(p.msg, p.tport, p.side, p.key, p.reliable, std::move(reply));
   if (p.tport) tport_unref(p.tport);
-  if (!p.key.empty()) registerTx_.answered(p.key, std::move(reply), p.reliable);
   if (status.ok() && !p.username.empty()) {
     if (response.result() == v1::RegisterResponse::RESULT_UNAUTHORIZED &&
         response.credentials_rejected()) {
@@ -1112,9 +1115,8 @@ void Gateway::failPending() {
     reply.status = 503;
     reply.phrase = "Shutting Down";
     reply.headers.emplace_back("Retry-After", std::to_string(config_.retryAfterSeconds));
-    respondStateless(p.msg, p.tport, Method::Register, p.side, reply);
+    answerRegister(p.msg, p.tport, p.side, p.key, p.reliable, std::move(reply));
     if (p.tport) tport_unref(p.tport);
-    if (!p.key.empty()) registerTx_.answered(p.key, std::move(reply), p.reliable);
     metrics_.registerPending().Decrement();
   }
   pending_.clear();

@@ -68,10 +68,9 @@ void RegisterTransactions::answered(const std::string& key, SipReply reply, bool
   }
   Entry& e = it->second;
   e.pending = false;
-  e.expiresMs = clock_.nowMs() + settings_.windowMs;
   e.generation = nextGeneration_++;
   e.reply = std::move(reply);
-  expiries_.push_back(Expiry{e.expiresMs, e.generation, key});
+  expiries_.push_back(Expiry{clock_.nowMs() + settings_.windowMs, e.generation, key});
   expire();
 }
 

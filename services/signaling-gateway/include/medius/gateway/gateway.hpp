@@ -213,6 +213,10 @@ class Gateway final : public OptionsProber {
   // the transport delivering msg now), counts it. Takes msg.
   void respondStateless(msg_t* msg, tport_t* tport, Method method, Side side,
                         const SipReply& reply);
+  // A REGISTER's final answer: sent statelessly (takes msg) and recorded in registerTx_
+  // under `key` ("" : not recorded) for its retransmissions.
+  void answerRegister(msg_t* msg, tport_t* tport, Side side, const std::string& key,
+                      bool reliable, SipReply reply);
   // What a request becomes once nothing (any more) stands in its way: a new call, or
   // the answer to the rest. Returns what the leg callback returns (0: answered later).
   int dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method method,

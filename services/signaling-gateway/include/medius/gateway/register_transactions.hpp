@@ -73,8 +73,7 @@ class RegisterTransactions {
  private:
   struct Entry {
     bool pending = true;
-    std::int64_t expiresMs = 0;  // answered only
-    std::uint64_t generation = 0;  // which expiry record is this entry's
+    std::uint64_t generation = 0;  // answered: which expiry record is this entry's
     SipReply reply;
   };
   struct Expiry {
