@@ -428,14 +428,7 @@ class Target:
 
 def pss_of(pid):
     """Proportional set size of one process, KiB (/proc/PID/smaps_rollup); 0 when gone."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return memory_of(pid)["pss_kib"]
 
 
 def pss_kib(pids):
