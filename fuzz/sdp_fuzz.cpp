@@ -1,6 +1,7 @@
 // The media-transcoder's SDP parser and rewriter on arbitrary text: parse() either accepts or
 // throws SdpError (nothing else, no crash); what render() writes is accepted again and
-// carries the worker's port on the anchored stream and no ICE candidate. An accepted SDP
+// carries the worker's port on the anchored stream and no ICE candidate (with our ICE-lite
+// lines: exactly ours). An accepted SDP
 // then goes through the offer/answer negotiation (issue 6) as an offer from leg A and as
 // leg B's answer: it is either refused with NegotiationError or rendered into an SDP that
 // parses again with exactly the negotiated formats.
@@ -67,6 +68,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (out.find("\r\na=candidate:") != std::string::npos) std::abort();
     // The same description again leaves the origin version alone.
     if (d.render({"203.0.113.5", 20000}, origin) != out) std::abort();
+    // With our ICE-lite lines: they parse back as exactly ours (the peer's are dropped).
+    sdp::IceAdvert ice{"ufrag123", "password-of-24-chars-xyz"};
+    sdp::OriginState iceOrigin{43, 0, {}};
+    sdp::Description withIce = sdp::Description::parse(d.render({"203.0.113.5", 20000, nullptr, &ice}, iceOrigin));
+    if (withIce.audio().iceUfrag != ice.ufrag || withIce.audio().icePwd != ice.pwd || !withIce.audio().iceLite) {
+      std::abort();
+    }
+    if (withIce.audio().iceCandidates != (d.audio().rtcpMux ? 1u : 2u)) std::abort();
     negotiate(d, SrtpMode::Optional, SrtpMode::Off);
     negotiate(d, SrtpMode::Required, SrtpMode::Required);
   } catch (const sdp::SdpError&) {

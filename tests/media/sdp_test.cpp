@@ -168,6 +168,43 @@ TEST(Sdp, OtherStreamsAreDeclinedAndIceAndCryptoHandled) {
   }
 }
 
+TEST(Sdp, ReadsIceCredentialsAndWritesOursInstead) {
+  const char* offer =
+      "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\na=ice-ufrag:sess\r\na=ice-pwd:session-level-password-22\r\n"
+      "c=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP 0\r\n"
+      "a=ice-ufrag:F7gI\r\na=ice-pwd:x9cml/YzichV2+XlhiMu8g\r\n"
+      "a=candidate:1 1 UDP 2130706431 192.0.2.10 40000 typ host\r\n"
+      "a=candidate:2 1 UDP 1694498815 198.51.100.3 61000 typ srflx raddr 192.0.2.10 rport 40000\r\n"
+      "a=rtcp-mux\r\n";
+  auto d = Description::parse(offer);
+  EXPECT_EQ(d.audio().iceUfrag, "F7gI");  // the stream's own over the session's
+  EXPECT_EQ(d.audio().icePwd, "x9cml/YzichV2+XlhiMu8g");
+  EXPECT_EQ(d.audio().iceCandidates, 2u);
+  EXPECT_FALSE(d.audio().iceLite);
+  EXPECT_TRUE(d.audio().ice());
+  EXPECT_FALSE(Description::parse(kOffer).audio().ice());
+
+  IceAdvert ours{"OURSufrag", "our-password-is-24-chars"};
+  OriginState origin{1, 0, {}};
+  std::string text = d.render({"203.0.113.5", 20000, nullptr, &ours}, origin);
+  auto out = lines(text);
+  EXPECT_TRUE(has(out, "a=ice-lite"));
+  EXPECT_TRUE(has(out, "a=ice-ufrag:OURSufrag"));
+  EXPECT_TRUE(has(out, "a=ice-pwd:our-password-is-24-chars"));
+  // rtcp-mux: one component.
+  EXPECT_TRUE(has(out, "a=candidate:1 1 UDP 2130706431 203.0.113.5 20000 typ host"));
+  for (const auto& line : out) {
+    EXPECT_EQ(line.find("F7gI"), std::string::npos) << line;
+    EXPECT_EQ(line.find("sess"), std::string::npos) << line;
+    EXPECT_EQ(line.find("srflx"), std::string::npos) << line;
+  }
+  auto again = Description::parse(text);
+  EXPECT_TRUE(again.audio().iceLite);
+  EXPECT_EQ(again.audio().iceCandidates, 1u);
+  EXPECT_LT(text.find("a=ice-lite"), text.find("m=audio"));
+}
+
 void expectError(const std::string& sdp, const std::string& expected) {
   try {
     Description::parse(sdp);

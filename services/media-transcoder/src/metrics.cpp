@@ -83,9 +83,26 @@ MediaMetrics::MediaMetrics(prometheus::Registry& registry)
                          .Register(registry)),
       orphanedOwnerGone(orphanedFamily.Add({{"reason", "owner_gone"}})),
       orphanedTimeoutUnhandled(orphanedFamily.Add({{"reason", "timeout_unhandled"}})),
+      iceChecksFamily(prometheus::BuildCounter()
+                          .Name("medius_media_ice_checks_total")
+                          .Help("STUN connectivity checks received on ICE legs, by result")
+                          .Register(registry)),
+      iceChecksOk(iceChecksFamily.Add({{"result", "ok"}})),
+      iceChecksBadIntegrity(iceChecksFamily.Add({{"result", "bad_integrity"}})),
+      iceChecksUnknownUser(iceChecksFamily.Add({{"result", "unknown_user"}})),
+      iceChecksMalformed(iceChecksFamily.Add({{"result", "malformed"}})),
+      iceChecksRoleConflict(iceChecksFamily.Add({{"result", "role_conflict"}})),
+      iceNominations(prometheus::BuildCounter()
+                         .Name("medius_media_ice_nominations_total")
+                         .Help("ICE nominations (USE-CANDIDATE) that set or moved a leg's remote")
+                         .Register(registry)
+                         .Add({})),
       traffic{packetsFamily.Add({{"direction", "a_to_b"}}), packetsFamily.Add({{"direction", "b_to_a"}}),
               bytesFamily.Add({{"direction", "a_to_b"}}), bytesFamily.Add({{"direction", "b_to_a"}}),
-              {&droppedSrtpAuth, &droppedSrtpReplay, &droppedMalformed, &droppedPayloadType}},
+              {&droppedSrtpAuth, &droppedSrtpReplay, &droppedMalformed, &droppedPayloadType},
+              {&iceChecksOk, &iceChecksBadIntegrity, &iceChecksUnknownUser, &iceChecksMalformed,
+               &iceChecksRoleConflict},
+              &iceNominations},
       sessions{sessionsFamily.Add({{"result", "ok"}}),
                sessionsFamily.Add({{"result", "invalid_argument"}}),
                sessionsFamily.Add({{"result", "already_exists"}}),

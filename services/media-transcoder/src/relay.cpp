@@ -12,9 +12,14 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <span>
+#include <string_view>
 #include <system_error>
 
 #include <prometheus/counter.h>
+
+#include "medius/common/logging.hpp"
+#include "medius/common/stun.hpp"
 
 namespace medius::media {
 
@@ -48,6 +53,19 @@ bool toSockaddr(const std::string& address, std::uint16_t port, sockaddr_in& out
   if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) return false;
   out = a;
   return true;
+}
+
+bool iceChecked(const IceLeg& ice, std::size_t component, const sockaddr_in& source) {
+  for (std::size_t i = 0; i < std::min(ice.validatedCount[component], IceLeg::kValidated); ++i) {
+    if (sameSource(ice.validated[component][i], source)) return true;
+  }
+  return false;
+}
+
+std::string addressText(const sockaddr_in& a) {
+  char ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
 }
 
 }  // namespace
@@ -219,8 +237,12 @@ void Worker::setRemote(RelaySession& session, int legIndex, const RemoteSpec& sp
   leg.spec = spec;
   sockaddr_in rtp{};
   sockaddr_in rtcp{};
-  bool haveRtp = toSockaddr(spec.address, spec.rtpPort, rtp);
-  bool haveRtcp = toSockaddr(spec.rtcpAddress, spec.rtcpPort, rtcp);
+  // An ICE leg's remote is where the checks came from, not the SDP's default candidate.
+  auto iceDecided = [&](std::size_t c) {
+    return leg.ice.enabled && (leg.ice.nominated[c] || leg.ice.validatedCount[c] != 0);
+  };
+  bool haveRtp = !iceDecided(0) && toSockaddr(spec.address, spec.rtpPort, rtp);
+  bool haveRtcp = !iceDecided(1) && toSockaddr(spec.rtcpAddress, spec.rtcpPort, rtcp);
   if (haveRtp) {
     leg.rtpRemote = rtp;
     leg.rtpKnown = true;
@@ -233,6 +255,108 @@ void Worker::setRemote(RelaySession& session, int legIndex, const RemoteSpec& sp
     leg.rtcpLatched = false;
   }
   // On hold (0.0.0.0 / port 0) the latched remote, if any, stays: the peer may still send.
+}
+
+void Worker::setIce(RelaySession& session, int legIndex, const IceConfig& config) {
+  IceLeg& ice = session.legs[static_cast<std::size_t>(legIndex)].ice;
+  if (!config.enabled) {
+    ice = IceLeg{};  // the latch as it stands goes on as symmetric RTP
+    return;
+  }
+  if (ice.localUfrag != config.localUfrag || ice.localPwd != config.localPwd) {
+    // ICE restart (or the first credentials): checks start over.
+    ice.nominated = {};
+    ice.validatedCount = {};
+  }
+  ice.enabled = true;
+  ice.localUfrag = config.localUfrag;
+  ice.localPwd = config.localPwd;
+  ice.remoteUfrag = config.remoteUfrag;
+}
+
+void Worker::countIce(IceResult result) {
+  prometheus::Counter* counter = totals_.iceChecks[static_cast<std::size_t>(result)];
+  if (counter != nullptr) counter->Increment();
+}
+
+void Worker::handleStun(const RelaySession::Endpoint& endpoint, const unsigned char* packet, std::size_t length,
+                        const sockaddr_in& source) {
+  RelaySession& session = *endpoint.session;
+  RelayLeg& leg = session.legs[static_cast<std::size_t>(endpoint.leg)];
+  IceLeg& ice = leg.ice;
+  const std::size_t component = endpoint.rtcp ? 1 : 0;
+  std::span<const std::uint8_t> bytes(packet, length);
+  stun::ParseResult parsed = stun::parse(bytes);
+  if (!parsed.message) {
+    countIce(IceResult::Malformed);
+    return;
+  }
+  const stun::Message& m = *parsed.message;
+  if (m.fingerprintOffset && !stun::verifyFingerprint(bytes, m)) {
+    countIce(IceResult::Malformed);
+    return;
+  }
+  // Indications (keepalives) and responses: nothing to answer (a lite agent sends no
+  // requests). Not checks: not counted.
+  if (m.method != stun::kBinding || m.cls != stun::Class::Request) return;
+  // USERNAME "<our ufrag>:<their ufrag>" (RFC 8445 7.2.2); their part is checked once
+  // their SDP told it (their checks may overtake their answer).
+  std::string_view user = m.username.value_or(std::string_view());
+  std::size_t colon = user.find(':');
+  if (colon == std::string_view::npos || user.substr(0, colon) != ice.localUfrag ||
+      (!ice.remoteUfrag.empty() && user.substr(colon + 1) != ice.remoteUfrag)) {
+    countIce(IceResult::UnknownUser);
+    return;
+  }
+  if (!stun::verifyIntegrity(bytes, m, ice.localPwd)) {
+    countIce(IceResult::BadIntegrity);
+    return;
+  }
+  int fd = endpoint.rtcp ? leg.rtcp.get() : leg.rtp.get();
+  auto reply = [&](const std::vector<std::uint8_t>& response) {
+    ::sendto(fd, response.data(), response.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&source),
+             sizeof source);
+  };
+  if (m.iceControlled) {
+    // Both sides controlled: a lite agent cannot take the controlling role (RFC 8445
+    // 6.1.1, 7.3.1.1): the full agent must switch.
+    reply(stun::bindingError(m.transactionId, 487, "Role Conflict", ice.localPwd));
+    countIce(IceResult::RoleConflict);
+    return;
+  }
+  if (!m.priority) {
+    reply(stun::bindingError(m.transactionId, 400, "Bad Request", ice.localPwd));  // RFC 8445 7.1.1
+    countIce(IceResult::Malformed);
+    return;
+  }
+  stun::Address mapped = stun::Address::v4(ntohl(source.sin_addr.s_addr), ntohs(source.sin_port));
+  reply(stun::bindingSuccess(m.transactionId, mapped, ice.localPwd));
+  countIce(IceResult::Ok);
+
+  if (!iceChecked(ice, component, source)) {
+    ice.validated[component][ice.validatedCount[component] % IceLeg::kValidated] = source;
+    ++ice.validatedCount[component];
+  }
+  sockaddr_in& remote = endpoint.rtcp ? leg.rtcpRemote : leg.rtpRemote;
+  bool& latched = endpoint.rtcp ? leg.rtcpLatched : leg.rtpLatched;
+  bool& known = endpoint.rtcp ? leg.rtcpKnown : leg.rtpKnown;
+  bool first = ice.validatedCount[component] == 1 && !ice.nominated[component];
+  bool moved = !known || !sameSource(remote, source);
+  if (m.useCandidate) {
+    bool renominated = !ice.nominated[component] || moved;
+    ice.nominated[component] = true;
+    if (renominated) {
+      if (totals_.iceNominations != nullptr) totals_.iceNominations->Increment();
+      log::get("media")->info("session {}: leg {} ICE nominated {} for {}", session.id,
+                              endpoint.leg == 0 ? "A" : "B", addressText(source), endpoint.rtcp ? "RTCP" : "RTP");
+    }
+  } else if (!first) {
+    return;  // a later check before nomination: the remote stays
+  }
+  remote = source;
+  known = true;
+  latched = true;
+  if (!endpoint.rtcp) leg.counters.remote.store(pack(source), std::memory_order_relaxed);
 }
 
 void Worker::armTimeout(RelaySession& session) {
@@ -382,13 +506,26 @@ void Worker::relay(const RelaySession::Endpoint& endpoint, unsigned char* packet
   RelaySession& session = *endpoint.session;
   RelayLeg& in = session.legs[static_cast<std::size_t>(endpoint.leg)];
   const unsigned char* p = packet;
+  // RFC 7983: 0..3 is STUN (RTP and RTCP start with 128..191). Only an ICE leg looks.
+  if (in.ice.enabled && length != 0 && p[0] <= 3) {
+    handleStun(endpoint, packet, length, source);
+    return;
+  }
   // RFC 5761 section 4: on a multiplexed port, RTCP packet types 192-223 in byte 1.
   bool rtcp = endpoint.rtcp || (length >= 2 && p[1] >= 192 && p[1] <= 223);
 
   sockaddr_in& remote = endpoint.rtcp ? in.rtcpRemote : in.rtpRemote;
   bool& latched = endpoint.rtcp ? in.rtcpLatched : in.rtpLatched;
   bool& known = endpoint.rtcp ? in.rtcpKnown : in.rtpKnown;
-  if (!latched) {
+  const std::size_t component = endpoint.rtcp ? 1 : 0;
+  if (in.ice.enabled && (in.ice.nominated[component] || in.ice.validatedCount[component] != 0)) {
+    // The checks decided the remote: media never moves it; a strict leg takes media only
+    // from sources that passed a check.
+    if (in.strict && !iceChecked(in.ice, component, source)) {
+      bump(in.counters.strangerDrops);
+      return;
+    }
+  } else if (!latched) {
     remote = source;
     known = true;
     latched = true;

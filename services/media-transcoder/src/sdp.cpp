@@ -204,6 +204,20 @@ Description Description::parse(std::string_view text) {
         }
       } else if (value == "rtcp-mux") {
         if (inAnchored) d.audio_.rtcpMux = true;
+      } else if (value.starts_with("ice-ufrag:") || value.starts_with("ice-pwd:")) {
+        // Session level, overridden by the anchored stream's own (RFC 8839 5.4).
+        bool isUfrag = value.starts_with("ice-ufrag:");
+        std::string_view credential = value.substr(isUfrag ? 10 : 8);
+        if (credential.empty() || credential.size() > 256) {
+          ref.fail(isUfrag ? "expected a=ice-ufrag:<4 to 256 characters>" : "expected a=ice-pwd:<22 to 256 characters>");
+        }
+        if (d.media_.empty() || inAnchored) {
+          (isUfrag ? d.audio_.iceUfrag : d.audio_.icePwd) = std::string(credential);
+        }
+      } else if (value == "ice-lite") {
+        if (d.media_.empty()) d.audio_.iceLite = true;
+      } else if (inAnchored && value.starts_with("candidate:")) {
+        ++d.audio_.iceCandidates;
       } else if (inAnchored && (value.starts_with("rtpmap:") || value.starts_with("fmtp:"))) {
         // a=rtpmap:<pt> <name>/<clock>[/<channels>], a=fmtp:<pt> <parameters>
         bool isMap = value.starts_with("rtpmap:");
@@ -319,6 +333,7 @@ std::string Description::render(const RewriteParams& params, OriginState& origin
       append(line.type, line.value);
     }
   }
+  if (params.ice) append('a', "ice-lite");
   for (const auto& media : media_) {
     auto f = fields(media.lines[0].value);
     std::string mline = std::string(f[0]) + " ";
@@ -375,6 +390,19 @@ std::string Description::render(const RewriteParams& params, OriginState& origin
       }
     }
     appendNegotiated();
+    if (media.anchored && params.ice) {
+      append('a', "ice-ufrag:" + params.ice->ufrag);
+      append('a', "ice-pwd:" + params.ice->pwd);
+      // One host candidate per component (RFC 8445 5.1.2.1 priority, type preference 126,
+      // local preference 65535); RTCP on its own port unless rtcp-mux.
+      int components = audio_.rtcpMux ? 1 : 2;
+      for (int component = 1; component <= components; ++component) {
+        std::uint32_t priority = (126u << 24) | (65535u << 8) | static_cast<std::uint32_t>(256 - component);
+        auto port = static_cast<std::uint16_t>(params.rtpPort + component - 1);
+        append('a', "candidate:1 " + std::to_string(component) + " UDP " + std::to_string(priority) + " " +
+                        params.address + " " + std::to_string(port) + " typ host");
+      }
+    }
   }
   if (origin.sessionId == 0) {
     origin.sessionId = 1;  // callers seed it; never 0 on the wire

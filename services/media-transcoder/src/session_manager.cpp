@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "medius/common/logging.hpp"
+#include "medius/common/stun.hpp"
 #include "medius/media/load.hpp"
 #include "medius/media/negotiation.hpp"
 #include "medius/media/pipeline.hpp"
@@ -52,6 +53,19 @@ struct SessionManager::Session {
     bool strict = false;
   };
   std::optional<NewPeer> newPeer;
+  // ICE-lite per leg (relay.hpp): our credentials toward the leg's peer (made when it
+  // first offers ICE or we first offer it ICE; new ones only when it offers a new ufrag,
+  // an ICE restart), its ufrag (from its last SDP), and whether the leg is internal (our
+  // offers toward an internal side carry ICE-lite lines) or awaits the answer to such an
+  // offer.
+  struct Ice {
+    sdp::IceAdvert local;
+    std::string remoteUfrag;
+    bool remote = false;   // its last SDP did ICE
+    bool offered = false;  // we offered it ICE; its answer has not come
+    bool internal = false;
+  };
+  std::array<Ice, 2> ice;
 };
 
 namespace {
@@ -60,6 +74,54 @@ using Code = MediaError::Code;
 
 RemoteSpec remoteOf(const sdp::AudioStream& audio) {
   return RemoteSpec{audio.address, audio.rtpPort, audio.rtcpAddress, audio.rtcpPort};
+}
+
+// ICE credentials of RFC 8839's minimum sizes and more: ufrag 8 ice-chars, pwd 24.
+constexpr std::size_t kIceUfragChars = 8;
+constexpr std::size_t kIcePwdChars = 24;
+
+void newIceCredentials(sdp::IceAdvert& local) {
+  local.ufrag = stun::randomIceString(kIceUfragChars);
+  local.pwd = stun::randomIceString(kIcePwdChars);
+}
+
+// What an SDP from the leg says of its ICE (an answer or an offer, see Session::Ice).
+template <typename Ice>
+void learnIce(Ice& ice, const sdp::AudioStream& audio, bool isAnswer) {
+  ice.offered = false;
+  if (!audio.ice()) {
+    ice.remote = false;
+    ice.remoteUfrag.clear();
+    return;
+  }
+  // An offer with another ufrag than its last SDP's is an ICE restart (RFC 8445 9): new
+  // credentials of ours too. An answer answers our offer: its credentials stay.
+  bool restart = !isAnswer && !ice.remoteUfrag.empty() && ice.remoteUfrag != audio.iceUfrag;
+  if (ice.local.ufrag.empty() || restart) newIceCredentials(ice.local);
+  ice.remote = true;
+  ice.remoteUfrag = audio.iceUfrag;
+}
+
+// Our ICE lines in an SDP toward the leg: in answers when its offer did ICE; in offers when
+// it did ICE before or is internal (a client that does no ICE ignores them).
+template <typename Ice>
+const sdp::IceAdvert* iceToward(Ice& ice, bool offer) {
+  if (!ice.remote && !(offer && ice.internal)) return nullptr;
+  if (ice.local.ufrag.empty()) newIceCredentials(ice.local);
+  if (offer) ice.offered = true;
+  return &ice.local;
+}
+
+template <typename Ice>
+IceConfig iceConfigOf(const Ice& ice) {
+  IceConfig config;
+  config.enabled = (ice.remote || ice.offered) && !ice.local.ufrag.empty();
+  if (config.enabled) {
+    config.localUfrag = ice.local.ufrag;
+    config.localPwd = ice.local.pwd;
+    config.remoteUfrag = ice.remoteUfrag;
+  }
+  return config;
 }
 
 // The negotiation policy of one leg: the side's defaults (internal: SRTP required, Opus,
@@ -313,9 +375,17 @@ medius::v1::CreateSessionResponse SessionManager::create(
   }
   session->worker = worker;
   RemoteSpec remoteA = remoteOf(offer->audio());
+  session->ice[0].internal = request.leg_a().side() == medius::v1::SIDE_INTERNAL;
+  session->ice[1].internal = request.leg_b().side() == medius::v1::SIDE_INTERNAL;
+  learnIce(session->ice[0], offer->audio(), false);
+  const sdp::IceAdvert* iceTowardB = iceToward(session->ice[1], true);
+  IceConfig iceA = iceConfigOf(session->ice[0]);
+  IceConfig iceB = iceConfigOf(session->ice[1]);
   try {
     worker->run([&] {
       worker->attach(relay);
+      worker->setIce(relay, 0, iceA);
+      worker->setIce(relay, 1, iceB);
       worker->setRemote(relay, 0, remoteA);
     });
   } catch (const std::exception& e) {
@@ -338,10 +408,11 @@ medius::v1::CreateSessionResponse SessionManager::create(
   auto& offers = session->offersToB;
   offers.assign(alternatives.size() + 1, {session->origins[1], relay.legs[1].strict});
   response.set_offer_sdp(offer->render(
-      {config_.advertisedAddress, relay.legs[1].localPort, &towardB}, offers[0].origin));
+      {config_.advertisedAddress, relay.legs[1].localPort, &towardB, iceTowardB}, offers[0].origin));
   for (std::size_t i = 0; i < alternatives.size(); ++i) {
     response.add_alternative_offer_sdp(offer->render(
-        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i]}, offers[i + 1].origin));
+        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i], iceTowardB},
+        offers[i + 1].origin));
     offers[i + 1].strict =
         config_.strictSource || request.leg_b_alternatives(static_cast<int>(i)).strict_source();
   }
@@ -428,9 +499,17 @@ medius::v1::UpdateSessionResponse SessionManager::update(
     session->origins[1] = session->offersToB[offerId].origin;
     session->offersToB.clear();
   }
+  // ICE: what the leg's SDP says, and our lines toward the other leg (an answer to its
+  // offer, or an offer of ours).
+  learnIce(session->ice[static_cast<std::size_t>(from)], description->audio(), request.is_answer());
+  const sdp::IceAdvert* iceTowardTo = iceToward(session->ice[static_cast<std::size_t>(to)], !request.is_answer());
+  IceConfig iceFrom = iceConfigOf(session->ice[static_cast<std::size_t>(from)]);
+  IceConfig iceTo = iceConfigOf(session->ice[static_cast<std::size_t>(to)]);
   session->worker->run([&] {
     if (strictB) relay.legs[1].strict = *strictB;
     if (newPeer) relay.legs[static_cast<std::size_t>(from)].strict = newPeer->strict;
+    session->worker->setIce(relay, from, iceFrom);
+    session->worker->setIce(relay, to, iceTo);
     session->worker->setRemote(relay, from, remote);
     if (pipeline) session->worker->setPipeline(relay, std::move(pipeline));
     if (established) session->worker->armTimeout(relay);
@@ -450,7 +529,7 @@ medius::v1::UpdateSessionResponse SessionManager::update(
   }
   medius::v1::UpdateSessionResponse response;
   response.set_sdp(description->render(
-      {config_.advertisedAddress, relay.legs[static_cast<std::size_t>(to)].localPort, &toward},
+      {config_.advertisedAddress, relay.legs[static_cast<std::size_t>(to)].localPort, &toward, iceTowardTo},
       session->origins[static_cast<std::size_t>(to)]));
   log::get("media")->debug("session {}: {} from leg {} ({}{}), remote {}:{}", session->id,
                            request.is_answer() ? "answer" : "offer", from == 0 ? "A" : "B",
@@ -484,9 +563,18 @@ medius::v1::UpdateSessionResponse SessionManager::offerToNewPeer(
   static const sdp::Description base = sdp::Description::parse(
       "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
       "m=audio 9 RTP/AVP 0\r\na=sendrecv\r\n");
+  // A new peer is a new ICE agent: fresh credentials (if its side is internal or it does
+  // ICE, which its answer tells).
+  auto& ice = session.ice[static_cast<std::size_t>(leg)];
+  ice = Session::Ice{};
+  ice.internal = request.new_peer().side() == medius::v1::SIDE_INTERNAL;
+  const sdp::IceAdvert* iceTowardPeer = iceToward(ice, true);
+  IceConfig iceConfig = iceConfigOf(ice);
+  session.worker->run([&] { session.worker->setIce(*session.relay, leg, iceConfig); });
   medius::v1::UpdateSessionResponse response;
   response.set_sdp(base.render(
-      {config_.advertisedAddress, session.relay->legs[static_cast<std::size_t>(leg)].localPort, &toward},
+      {config_.advertisedAddress, session.relay->legs[static_cast<std::size_t>(leg)].localPort, &toward,
+       iceTowardPeer},
       peer.origin));
   session.newPeer = peer;
   log::get("media")->info("session {}: offer to a new peer of leg {} (srtp {})", session.id, leg == 0 ? "A" : "B",

@@ -59,6 +59,19 @@ struct MediaMetrics {
   prometheus::Counter& orphanedOwnerGone;
   prometheus::Counter& orphanedTimeoutUnhandled;
 
+  // medius_media_ice_checks_total{result}: STUN Binding requests (and undecodable STUN) on
+  // ICE-lite legs: "ok" (answered), "bad_integrity", "unknown_user", "malformed" (ignored;
+  // an authenticated request without PRIORITY is answered 400), "role_conflict" (answered
+  // 487). medius_media_ice_nominations_total: USE-CANDIDATE checks that set or moved a
+  // leg's remote (relay.hpp).
+  prometheus::Family<prometheus::Counter>& iceChecksFamily;
+  prometheus::Counter& iceChecksOk;
+  prometheus::Counter& iceChecksBadIntegrity;
+  prometheus::Counter& iceChecksUnknownUser;
+  prometheus::Counter& iceChecksMalformed;
+  prometheus::Counter& iceChecksRoleConflict;
+  prometheus::Counter& iceNominations;
+
   void observeSession(const medius::v1::SessionStats& stats);
   // medius_media_packets_total / medius_media_bytes_total {direction="a_to_b"|"b_to_a"}.
   TrafficCounters traffic;

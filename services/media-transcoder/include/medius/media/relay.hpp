@@ -10,6 +10,17 @@
 // not move the remote, or are dropped when the leg is strict. A new address in the SDP
 // (re-offer, final answer after early media) re-arms the latch.
 //
+// ICE-lite (RFC 8445 2.5, setIce): on a leg whose peer does ICE, datagrams whose first byte
+// is 0..3 (RFC 7983) are STUN and never relayed. A Binding request whose USERNAME is
+// "<our ufrag>:<their ufrag>" and whose MESSAGE-INTEGRITY checks with our pwd is answered
+// (XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY, FINGERPRINT) from the socket it came to; its
+// source has passed a check. Requests with a bad integrity or another username get no
+// answer (counted; no oracle for guessing). The first source that passes a check becomes
+// the remote if none was latched; a check with USE-CANDIDATE (the peer is controlling, we
+// are lite) makes its source the remote for good (nominated), replacing any earlier one,
+// and neither the SDP address nor media from elsewhere moves it; a strict ICE leg drops
+// media from sources that never passed a check. Legs without ICE keep symmetric latching.
+//
 // With a MediaPipeline (pipeline.hpp, set by setPipeline once SDP negotiation produced a
 // MediaPlan) every datagram goes through it instead (SRTP, PT rewriting, transcoding, RTCP)
 // and what it emits is sent with sendmmsg; sessions with a transcoding pipeline get a
@@ -84,6 +95,21 @@ struct RemoteSpec {
   bool operator==(const RemoteSpec&) const = default;
 };
 
+// A leg's ICE-lite state (worker thread only; set by Worker::setIce).
+struct IceLeg {
+  bool enabled = false;
+  std::string localUfrag;
+  std::string localPwd;
+  // "" until the peer's SDP arrived (its checks may come first: then any is taken).
+  std::string remoteUfrag;
+  // Per socket (0 = RTP, 1 = RTCP): the nominated source, and the last sources that
+  // passed a check (a small ring).
+  static constexpr std::size_t kValidated = 4;
+  std::array<bool, 2> nominated{};
+  std::array<std::array<sockaddr_in, kValidated>, 2> validated{};
+  std::array<std::size_t, 2> validatedCount{};
+};
+
 struct RelayLeg {
   Fd rtp;
   Fd rtcp;
@@ -99,6 +125,7 @@ struct RelayLeg {
   bool rtcpKnown = false;
   bool rtpLatched = false;
   bool rtcpLatched = false;
+  IceLeg ice;
   // RTP sequence tracking of what this leg receives.
   bool seqStarted = false;
   std::uint16_t maxSeq = 0;
@@ -152,6 +179,28 @@ struct TrafficCounters {
   // srtp_auth, srtp_replay, malformed, payload_type. Added as they happen (every tick and
   // at detach), not at the session's end.
   std::array<prometheus::Counter*, 4> dropped{};
+  // medius_media_ice_checks_total{result}, in IceResult order, and
+  // medius_media_ice_nominations_total; null in tests of the bare relay.
+  std::array<prometheus::Counter*, 5> iceChecks{};
+  prometheus::Counter* iceNominations = nullptr;
+};
+
+// What became of a STUN datagram on an ICE leg (TrafficCounters::iceChecks).
+enum class IceResult : std::uint8_t {
+  Ok,            // a Binding success response sent
+  BadIntegrity,  // our ufrag, but MESSAGE-INTEGRITY missing or not with our pwd: ignored
+  UnknownUser,   // USERNAME missing or not "<our ufrag>:<their ufrag>": ignored
+  Malformed,     // not parseable STUN or a bad FINGERPRINT (ignored), or an authenticated
+                 // request without PRIORITY (answered 400)
+  RoleConflict,  // an authenticated request with ICE-CONTROLLED: answered 487
+};
+
+// The ICE-lite credentials of one leg (Worker::setIce).
+struct IceConfig {
+  bool enabled = false;
+  std::string localUfrag;
+  std::string localPwd;
+  std::string remoteUfrag;
 };
 
 class Worker {
@@ -180,6 +229,10 @@ class Worker {
   // Applies a remote from SDP; a change re-arms latching. Hold (0.0.0.0) or port 0 stops
   // sending to the SDP address but keeps a latched remote.
   void setRemote(RelaySession& session, int leg, const RemoteSpec& spec);
+  // Turns ICE-lite on or off for a leg. New local credentials (an ICE restart) forget the
+  // checks passed so far; the nominated remote keeps receiving media until a new
+  // nomination.
+  void setIce(RelaySession& session, int leg, const IceConfig& config);
   // Starts the media timeout (at the final answer); the silence is counted from now.
   void armTimeout(RelaySession& session);
   // Replaces the session's pipeline (null: back to the byte-for-byte relay). The new one
@@ -198,6 +251,10 @@ class Worker {
   void readSocket(const RelaySession::Endpoint& endpoint);
   void relay(const RelaySession::Endpoint& endpoint, unsigned char* packet, std::size_t length,
              const sockaddr_in& source);
+  // An ICE leg's STUN datagram: checks, answers, latches.
+  void handleStun(const RelaySession::Endpoint& endpoint, const unsigned char* packet, std::size_t length,
+                  const sockaddr_in& source);
+  void countIce(IceResult result);
   void tick(std::int64_t nowMs);
   void playout(std::uint64_t nowNanos);
   // Sends what the session's pipeline put in sink_ (sendmmsg per run of one socket) and

@@ -10,7 +10,10 @@
 //     port + 1, or the RTP port itself with a=rtcp-mux (RFC 5761 section 5.1.3);
 //   - any other m= line -> port 0 (declined: this slice anchors one audio stream);
 //   - ICE lines (a=candidate, a=remote-candidates, a=ice-*) are dropped: they carry the
-//     peer's own addresses and would take the media around the worker;
+//     peer's own addresses and would take the media around the worker. With
+//     RewriteParams::ice the worker's own ICE-lite lines (RFC 8445 lite, RFC 8839) are
+//     written instead: a=ice-lite at session level, a=ice-ufrag, a=ice-pwd and one host
+//     candidate per component (RTP, and RTCP unless rtcp-mux) with the advertised address;
 //   - everything else (rtpmap, fmtp, ptime, direction, crypto, rtcp-mux, ...) passes as text.
 // The media itself is never rewritten, so SSRC, sequence numbers and timestamps stay
 // continuous across re-offers: the relay forwards packets byte for byte.
@@ -18,6 +21,7 @@
 // Thread: values; no shared state.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -70,6 +74,20 @@ struct AudioStream {
   std::vector<std::string> cryptos;
   // "RTP/AVP", "RTP/SAVP", ...
   std::string protocol;
+  // ICE (RFC 8839): a=ice-ufrag / a=ice-pwd (media level over session level), "" when
+  // absent; a=ice-lite at session level; how many a=candidate lines the stream has.
+  std::string iceUfrag;
+  std::string icePwd;
+  bool iceLite = false;
+  std::size_t iceCandidates = 0;
+  // Both credentials are there: the peer does ICE.
+  bool ice() const { return !iceUfrag.empty() && !icePwd.empty(); }
+};
+
+// The worker's ICE-lite credentials toward one leg (RewriteParams::ice).
+struct IceAdvert {
+  std::string ufrag;  // 4..256 ice-chars (RFC 8839 5.4)
+  std::string pwd;    // 22..256 ice-chars
 };
 
 // What negotiation puts in place of the anchored stream's own formats, protocol, rtpmap,
@@ -97,6 +115,8 @@ struct RewriteParams {
   std::uint16_t rtpPort = 0;
   // Negotiated formats and crypto for that peer; nullptr renders the stream's own.
   const AudioOverride* audio = nullptr;
+  // Our ICE-lite lines for that peer; nullptr: none (the peer's own are dropped anyway).
+  const IceAdvert* ice = nullptr;
 };
 
 class Description {
