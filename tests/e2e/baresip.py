@@ -293,9 +293,13 @@ class Baresip(BaresipProcess):
     """One baresip media peer (see the module docstring). `account` may contain {port}, the
     SIP port chosen at start (a trunk passes its fixed port instead)."""
 
-    def __init__(self, workdir, name, host, account, tone_hz, port=None):
+    def __init__(self, workdir, name, host, account, tone_hz, port=None, extra_modules=(),
+                 extra_settings=()):
         super().__init__(os.path.join(workdir, "baresip-%s-%d" % (name, time.monotonic_ns())),
                          name, host, port=port)
+        # More "module x.so" lines (ice.so for a client doing ICE) and config lines.
+        self.extra_modules = tuple(extra_modules)
+        self.extra_settings = tuple(extra_settings)
         self.rec_dir = os.path.join(self.dir, "rec")
         os.makedirs(self.rec_dir)
         self.account_template = account
@@ -330,8 +334,9 @@ class Baresip(BaresipProcess):
                                "ausrc_srate 48000",
                                "ausrc_channels 2",
                                "snd_path %s" % self.rec_dir,
-                               "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port],
-                     modules=["module %s" % m for m in MODULES]
+                               "ctrl_tcp_listen 127.0.0.1:%d" % self.ctrl_port]
+                     + list(self.extra_settings),
+                     modules=["module %s" % m for m in MODULES + self.extra_modules]
                      + ["module_tmp account.so", "module_app menu.so",
                         "module_app ctrl_tcp.so"])
 

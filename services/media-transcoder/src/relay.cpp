@@ -320,19 +320,17 @@ void Worker::handleStun(const RelaySession::Endpoint& endpoint, const unsigned c
   if (m.iceControlled) {
     // Both sides controlled: a lite agent cannot take the controlling role (RFC 8445
     // 6.1.1, 7.3.1.1): the full agent must switch.
+    countIce(IceResult::RoleConflict);  // counted before the answer leaves, as the latch below
     reply(stun::bindingError(m.transactionId, 487, "Role Conflict", ice.localPwd));
-    countIce(IceResult::RoleConflict);
     return;
   }
   if (!m.priority) {
-    reply(stun::bindingError(m.transactionId, 400, "Bad Request", ice.localPwd));  // RFC 8445 7.1.1
     countIce(IceResult::Malformed);
+    reply(stun::bindingError(m.transactionId, 400, "Bad Request", ice.localPwd));  // RFC 8445 7.1.1
     return;
   }
-  stun::Address mapped = stun::Address::v4(ntohl(source.sin_addr.s_addr), ntohs(source.sin_port));
-  reply(stun::bindingSuccess(m.transactionId, mapped, ice.localPwd));
-  countIce(IceResult::Ok);
-
+  // The latch moves (and the check is counted) before the answer leaves: whoever sees the
+  // answer sees the new remote.
   if (!iceChecked(ice, component, source)) {
     ice.validated[component][ice.validatedCount[component] % IceLeg::kValidated] = source;
     ++ice.validatedCount[component];
@@ -340,23 +338,29 @@ void Worker::handleStun(const RelaySession::Endpoint& endpoint, const unsigned c
   sockaddr_in& remote = endpoint.rtcp ? leg.rtcpRemote : leg.rtpRemote;
   bool& latched = endpoint.rtcp ? leg.rtcpLatched : leg.rtpLatched;
   bool& known = endpoint.rtcp ? leg.rtcpKnown : leg.rtpKnown;
+  // The first address to pass a check takes the media until a nomination (RFC 8445 lite:
+  // a valid pair may carry media before); a nomination takes it for good.
   bool first = ice.validatedCount[component] == 1 && !ice.nominated[component];
   bool moved = !known || !sameSource(remote, source);
+  bool latch = first;
   if (m.useCandidate) {
-    bool renominated = !ice.nominated[component] || moved;
-    ice.nominated[component] = true;
-    if (renominated) {
+    latch = true;
+    if (!ice.nominated[component] || moved) {
+      ice.nominated[component] = true;
       if (totals_.iceNominations != nullptr) totals_.iceNominations->Increment();
       log::get("media")->info("session {}: leg {} ICE nominated {} for {}", session.id,
                               endpoint.leg == 0 ? "A" : "B", addressText(source), endpoint.rtcp ? "RTCP" : "RTP");
     }
-  } else if (!first) {
-    return;  // a later check before nomination: the remote stays
   }
-  remote = source;
-  known = true;
-  latched = true;
-  if (!endpoint.rtcp) leg.counters.remote.store(pack(source), std::memory_order_relaxed);
+  if (latch) {
+    remote = source;
+    known = true;
+    latched = true;
+    if (!endpoint.rtcp) leg.counters.remote.store(pack(source), std::memory_order_relaxed);
+  }
+  stun::Address mapped = stun::Address::v4(ntohl(source.sin_addr.s_addr), ntohs(source.sin_port));
+  countIce(IceResult::Ok);
+  reply(stun::bindingSuccess(m.transactionId, mapped, ice.localPwd));
 }
 
 void Worker::armTimeout(RelaySession& session) {
