@@ -351,5 +351,28 @@ TEST_F(IceTest, OffersTowardTheInternalSideCarryIceLiteAndTheAnswerersChecksWork
   EXPECT_EQ(manager_.stats("ice").leg_b().remote().port(), client.port());
 }
 
+TEST_F(IceTest, AnInternalAlternativeOfferCarriesIceLiteAndATrunkOneDoesNot) {
+  // A dual fork: the PBX trunk (leg_b) and alice's devices on the internal side.
+  Peer a;
+  v1::CreateSessionRequest req;
+  req.set_session_id("ice");
+  req.set_gateway_id("gw1");
+  req.set_offer_sdp(sdpFor(a.port()));
+  req.mutable_leg_a()->set_side(v1::SIDE_TRUNK);
+  req.mutable_leg_b()->set_side(v1::SIDE_TRUNK);
+  auto* device = req.add_leg_b_alternatives();
+  device->set_side(v1::SIDE_INTERNAL);
+  device->set_srtp(v1::SRTP_POLICY_OFF);
+  auto response = manager_.create(req);
+  EXPECT_TRUE(iceOf(response.offer_sdp()).ufrag.empty());
+  ASSERT_EQ(response.alternative_offer_sdp_size(), 1);
+  IceLines ice = iceOf(response.alternative_offer_sdp(0));
+  EXPECT_TRUE(ice.lite);
+  ASSERT_FALSE(ice.ufrag.empty());
+  std::uint16_t portB = sdp::Description::parse(response.alternative_offer_sdp(0)).audio().rtpPort;
+  Peer device1;
+  EXPECT_TRUE(check(device1, portB, {ice.ufrag + ":dev1", ice.pwd}));
+}
+
 }  // namespace
 }  // namespace medius::media

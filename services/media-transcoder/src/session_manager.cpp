@@ -379,6 +379,18 @@ medius::v1::CreateSessionResponse SessionManager::create(
   session->ice[1].internal = request.leg_b().side() == medius::v1::SIDE_INTERNAL;
   learnIce(session->ice[0], offer->audio(), false);
   const sdp::IceAdvert* iceTowardB = iceToward(session->ice[1], true);
+  // An alternative offer toward an internal target (a dual fork's devices next to a trunk)
+  // carries ICE-lite too, with leg B's one set of credentials (one port for all offers).
+  std::vector<const sdp::IceAdvert*> iceAlternatives;
+  for (int i = 0; i < request.leg_b_alternatives_size(); ++i) {
+    Session::Ice& iceB = session->ice[1];
+    bool internal = request.leg_b_alternatives(i).side() == medius::v1::SIDE_INTERNAL;
+    if (internal && iceTowardB == nullptr) {
+      if (iceB.local.ufrag.empty()) newIceCredentials(iceB.local);
+      iceB.offered = true;
+    }
+    iceAlternatives.push_back(internal || iceTowardB != nullptr ? &iceB.local : nullptr);
+  }
   IceConfig iceA = iceConfigOf(session->ice[0]);
   IceConfig iceB = iceConfigOf(session->ice[1]);
   try {
@@ -411,7 +423,7 @@ medius::v1::CreateSessionResponse SessionManager::create(
       {config_.advertisedAddress, relay.legs[1].localPort, &towardB, iceTowardB}, offers[0].origin));
   for (std::size_t i = 0; i < alternatives.size(); ++i) {
     response.add_alternative_offer_sdp(offer->render(
-        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i], iceTowardB},
+        {config_.advertisedAddress, relay.legs[1].localPort, &alternatives[i], iceAlternatives[i]},
         offers[i + 1].origin));
     offers[i + 1].strict =
         config_.strictSource || request.leg_b_alternatives(static_cast<int>(i)).strict_source();
