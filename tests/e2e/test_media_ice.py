@@ -17,7 +17,9 @@ baresip-core), a full ICE agent (libre's icem) that is controlling against our l
 - during the call a STUN Binding request with a wrong MESSAGE-INTEGRITY (right USERNAME) is
   sent to leg A's port: no answer, medius_media_ice_checks_total{result="bad_integrity"}
   moves, the call's audio is unaffected (the tone test still passes and the remote stays);
-- the trunk (no ICE) gets no ICE lines and keeps plain latching.
+- the trunk (no ICE) gets no ICE lines and keeps plain latching;
+- inbound: the PBX calls alice's extension; the offer alice gets carries our ICE-lite lines
+  (offers toward the internal side do), she answers with ICE and checks leg B's port.
 
 Runs with /usr/bin/python3 (numpy), like test_media_calls.py.
 """
@@ -113,10 +115,11 @@ class IceLiteCalls(MediaCallTestCase):
 
     cluster_options = {"trunk_overrides": {"pbx": {"srtp": "off", "codecs": ["PCMU"]}}}
 
-    def ice_client(self, stun):
+    def ice_client(self, stun, answer=False):
         account = baresip.client_account(
             "alice", self.cluster.internal_port, codecs=[PCMU],
-            extra=";medianat=ice;stunserver=stun:127.0.0.1:%d" % stun.port)
+            extra=";medianat=ice;stunserver=stun:127.0.0.1:%d%s"
+            % (stun.port, ";answermode=auto" if answer else ""))
         ua = baresip.Baresip(self.cluster.dir, "client-alice-ice", CLIENT_HOST, account, CLIENT_HZ,
                              extra_modules=("ice.so",))
         self.agents.append(ua)
@@ -225,6 +228,57 @@ class IceLiteCalls(MediaCallTestCase):
         # Audio both ways, through the nominated pair.
         self.assertHears(alice, TRUNK_HZ, "alice (ICE) hears the PBX")
         self.assertHears(pbx, CLIENT_HZ, "the PBX hears alice (ICE)")
+        self.assertNoLeftovers()
+
+
+    def test_inbound_call_to_an_ice_client_the_offer_carries_ice_lite(self):
+        """The PBX (a baresip UAS on the pbx trunk, no ICE) calls extension 100, alice's
+        line (examples/local/routing.json: coexistence): the offer alice gets is ours, with
+        ICE-lite (the internal side is offered ICE, docs/media.md); alice answers with ICE,
+        checks leg B's port and nominates; audio both ways."""
+        stun = StunServer()
+        self.addCleanup(stun.stop)
+        pbx = self.trunk("pbx", "2200", [PCMU])
+        alice = self.ice_client(stun, answer=True)
+        alice.is_caller = False
+        ok_before, nominations_before = self.ice_metric("ok"), self.ice_metric()
+        started = time.time()
+        pbx.dial("sip:100@127.0.0.1:%d" % self.cluster.trunk_port)
+        for ua in (pbx, alice):
+            ua.wait_event("CALL_ESTABLISHED", 10, after=started)
+        time.sleep(1.0)
+        sessions = self.cluster.sessions().get("sessions", [])
+        time.sleep(max(0.0, started + 4.0 - time.time()))
+        pbx.hangup()
+        for ua in (pbx, alice):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
+        session = self.one_session(sessions)
+
+        offer = baresip.sdp_body(alice.received_requests("INVITE")[0])
+        ice = ice_lines(offer)
+        audio = baresip.sdp_audio(offer)
+        print("ICE offered to alice: %s" % ice)
+        self.assertTrue(ice["lite"] and ice["ufrag"] and ice["pwd"], offer)
+        self.assertRegex(ice["candidates"][0],
+                         r"^1 1 UDP \d+ %s %d typ host$" % (re.escape(audio["address"]), audio["port"]))
+        answer = [t for _, src, _, t in alice.sip_messages()
+                  if src == "%s:%d" % (alice.host, alice.port) and t.startswith("SIP/2.0 200 ")
+                  and re.search(r"^CSeq:\s*\d+ INVITE\s*$", t, re.M)]
+        self.assertTrue(answer and ice_lines(baresip.sdp_body(answer[0]))["ufrag"],
+                        "alice answered without ICE")
+        to_pbx = ice_lines(baresip.sdp_body(pbx.received_responses(200, "INVITE")[0]))
+        self.assertFalse(to_pbx["lite"] or to_pbx["ufrag"] or to_pbx["candidates"], to_pbx)
+        log = alice.log()
+        print("baresip ICE: %s" % [l.strip() for l in log.splitlines() if l.startswith("ice:")][:12])
+        self.assertRegex(log, r"ice: \S+: connectivity check is complete", "baresip's ICE did not complete")
+        self.assertGreater(self.ice_metric("ok"), ok_before)
+        self.assertGreater(self.ice_metric(), nominations_before)
+        nominated = re.findall(r"leg B ICE nominated (127\.0\.0\.1):(\d+) for RTP",
+                               self.cluster.media.log_text())
+        self.assertTrue(nominated, "no nomination of leg B in the media worker's log")
+        self.assertEqual(int(session["leg_b"]["remote"]["port"]), int(nominated[-1][1]), session)
+        self.assertHears(alice, TRUNK_HZ, "alice (ICE, called) hears the PBX")
+        self.assertHears(pbx, CLIENT_HZ, "the PBX hears alice (ICE, called)")
         self.assertNoLeftovers()
 
 
