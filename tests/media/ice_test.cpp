@@ -305,6 +305,27 @@ TEST_F(IceTest, CredentialsStayFromEarlyMediaToTheFinalAnswerAndChangeOnRestart)
   EXPECT_TRUE(check(client, portA, {restarted.ufrag + ":cli2", restarted.pwd}));
 }
 
+TEST_F(IceTest, AnotherForksFinalAnswerStartsTheChecksOver) {
+  // Trunk -> internal: fork 1 sends early media with ICE and nominates; fork 2 answers for
+  // good with another ufrag: its first check takes the media, fork 1's nomination is gone.
+  Peer trunk, fork1, fork2, fork2Sdp;  // fork 2's SDP names another port than it checks from
+  std::string offerForB = create(sdpFor(trunk.port()), v1::SIDE_INTERNAL);
+  IceLines ice = iceOf(offerForB);
+  std::uint16_t portB = sdp::Description::parse(offerForB).audio().rtpPort;
+  std::string answerForA = update(v1::LEG_B, sdpFor(fork1.port(), "frk1"), true, true);
+  std::uint16_t portA = sdp::Description::parse(answerForA).audio().rtpPort;
+  ASSERT_TRUE(check(fork1, portB, {ice.ufrag + ":frk1", ice.pwd, true}));
+  update(v1::LEG_B, sdpFor(fork2Sdp.port(), "frk2"), true);
+  EXPECT_FALSE(check(fork1, portB, {ice.ufrag + ":frk1", ice.pwd, true}));  // not its ufrag any more
+  ASSERT_TRUE(check(fork2, portB, {ice.ufrag + ":frk2", ice.pwd}));
+  trunk.sendTo(portA, rtp(1));
+  auto got = fork2.receive();
+  ASSERT_TRUE(got) << "media still goes to the first fork";
+  EXPECT_EQ(got->data, rtp(1));
+  EXPECT_TRUE(fork1.drain().empty());
+  EXPECT_TRUE(fork2Sdp.drain().empty());
+}
+
 TEST_F(IceTest, RtcpMuxAdvertisesOneComponent) {
   Peer a, b;
   create(sdpFor(a.port(), kClientUfrag, kClientPwd, true));

@@ -263,8 +263,10 @@ void Worker::setIce(RelaySession& session, int legIndex, const IceConfig& config
     ice = IceLeg{};  // the latch as it stands goes on as symmetric RTP
     return;
   }
-  if (ice.localUfrag != config.localUfrag || ice.localPwd != config.localPwd) {
-    // ICE restart (or the first credentials): checks start over.
+  bool otherAgent = !ice.remoteUfrag.empty() && ice.remoteUfrag != config.remoteUfrag;
+  if (ice.localUfrag != config.localUfrag || ice.localPwd != config.localPwd || otherAgent) {
+    // ICE restart, the first credentials, or another agent (a fork's final answer after
+    // another's early media): checks start over.
     ice.nominated = {};
     ice.validatedCount = {};
   }

@@ -229,9 +229,9 @@ class Worker {
   // Applies a remote from SDP; a change re-arms latching. Hold (0.0.0.0) or port 0 stops
   // sending to the SDP address but keeps a latched remote.
   void setRemote(RelaySession& session, int leg, const RemoteSpec& spec);
-  // Turns ICE-lite on or off for a leg. New local credentials (an ICE restart) forget the
-  // checks passed so far; the nominated remote keeps receiving media until a new
-  // nomination.
+  // Turns ICE-lite on or off for a leg. New local credentials (an ICE restart) or another
+  // remote ufrag than a known one (another agent: a fork's final answer) forget the checks
+  // passed so far; the remote as it stands keeps receiving media until a new check.
   void setIce(RelaySession& session, int leg, const IceConfig& config);
   // Starts the media timeout (at the final answer); the silence is counted from now.
   void armTimeout(RelaySession& session);
