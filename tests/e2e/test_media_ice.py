@@ -3,7 +3,8 @@ whole cluster, with an independent ICE agent: baresip 1.0.0's `ice` module (Debi
 baresip-core), a full ICE agent (libre's icem) that is controlling against our lite worker.
 
 - alice (baresip on 127.0.0.21, `;medianat=ice`) registers through the gateway's internal
-  side and dials 2200 (the pbx trunk, a baresip UAS without ICE) with PCMU;
+  side and dials 2200 (the pbx trunk, a baresip UAS without ICE) with PCMU, and again with
+  SRTP (SDES) and Opus, transcoded to the trunk's PCMU (the Teams-like client);
 - baresip's ice module wants a STUN server to gather its server-reflexive candidate: the
   test runs a tiny one (StunServer below, RFC 5389 Binding without authentication) on
   127.0.0.1. baresip's host candidates are its non-loopback addresses; it sends its checks
@@ -38,8 +39,8 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import baresip  # noqa: E402
 import harness  # noqa: E402
-from test_media_calls import (CLIENT_HOST, CLIENT_HZ, TRUNK_HZ, MediaCallTestCase,  # noqa: E402
-                              PCMU)
+from test_media_calls import (CLIENT_HOST, CLIENT_HZ, OPUS, PCMU, TRUNK_HZ,  # noqa: E402
+                              MediaCallTestCase)
 
 MAGIC = 0x2112A442
 
@@ -115,9 +116,9 @@ class IceLiteCalls(MediaCallTestCase):
 
     cluster_options = {"trunk_overrides": {"pbx": {"srtp": "off", "codecs": ["PCMU"]}}}
 
-    def ice_client(self, stun, answer=False):
+    def ice_client(self, stun, answer=False, codec=PCMU, mediaenc=None):
         account = baresip.client_account(
-            "alice", self.cluster.internal_port, codecs=[PCMU],
+            "alice", self.cluster.internal_port, codecs=[codec], mediaenc=mediaenc,
             extra=";medianat=ice;stunserver=stun:127.0.0.1:%d%s"
             % (stun.port, ";answermode=auto" if answer else ""))
         ua = baresip.Baresip(self.cluster.dir, "client-alice-ice", CLIENT_HOST, account, CLIENT_HZ,
@@ -137,10 +138,20 @@ class IceLiteCalls(MediaCallTestCase):
                                     {"result": result}) or 0.0
 
     def test_ice_client_checks_nomination_and_audio_both_ways(self):
+        self.outbound(PCMU, None)
+
+    def test_ice_with_srtp_and_opus_transcoded_to_the_pcmu_trunk(self):
+        """The Teams-like client: ICE with SRTP (SDES) and Opus, transcoded to PCMU."""
+        session = self.outbound(OPUS, "srtp-mand")
+        self.assertTrue(session.get("transcoding"), session)
+        self.assertTrue(session["leg_a"].get("srtp"), session)
+
+    def outbound(self, codec, mediaenc):
+        """alice (ICE) calls the PBX; a bad check during the call; returns the session."""
         stun = StunServer()
         self.addCleanup(stun.stop)
         pbx = self.trunk("pbx", "2200", [PCMU])
-        alice = self.ice_client(stun)
+        alice = self.ice_client(stun, codec=codec, mediaenc=mediaenc)
         ok_before, nominations_before = self.ice_metric("ok"), self.ice_metric()
         bad_before = self.ice_metric("bad_integrity")
         probe = {}
@@ -229,6 +240,7 @@ class IceLiteCalls(MediaCallTestCase):
         self.assertHears(alice, TRUNK_HZ, "alice (ICE) hears the PBX")
         self.assertHears(pbx, CLIENT_HZ, "the PBX hears alice (ICE)")
         self.assertNoLeftovers()
+        return session
 
 
     def test_inbound_call_to_an_ice_client_the_offer_carries_ice_lite(self):
