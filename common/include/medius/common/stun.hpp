@@ -135,7 +135,8 @@ std::string randomIceString(std::size_t chars);
 
 // Writes a message attribute by attribute; finish() (or addFingerprint) completes it.
 // MESSAGE-INTEGRITY and FINGERPRINT cover what was added before them, so add them last, in
-// that order.
+// that order. The header's length is 16 bits: keep a message under 64 KiB (a value longer
+// than 65531 bytes is cut there); UDP STUN stays far below (RFC 5389 7.1: under the MTU).
 class Builder {
  public:
   Builder(std::uint16_t method, Class cls, const TransactionId& transactionId);
