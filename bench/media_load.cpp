@@ -34,11 +34,14 @@
 //      microseconds, both directions together, in the table ("added latency: no figure:
 //      <why>" instead when packets could not be paired). Relay paths pair exactly: the
 //      driver writes the packet's index (inverted) into the first 4 payload octets and reads
-//      it back. Transcoded paths pair the k-th packet out (counted from the first one the
-//      side received, by RTP timestamp in frames of its codec, the sequence number agreeing)
-//      with the k-th packet in; a stream stops pairing at the first gap, out-of-order or
-//      skipped frame (see pairPacket). Jitter-buffer and packetisation delay inside the
-//      system count; so does the driver's own delay in reading (one thread, epoll).
+//      it back. Transcoded paths change the payload and may legitimately drop a frame (an
+//      adaptive jitter buffer shedding depth keeps its output numbering continuous), so
+//      counting packets would pair the wrong ones: there, sessions 1..kProbeSessions send a
+//      probe tone instead, loud for 5 frames then quiet (-30 dB) for 20, and the receiver
+//      decodes those sessions' packets: the first loud packet after quiet ones is paired
+//      with the departure of the loud onset sent last before it arrived (probePacket; one
+//      sample per stream every 500 ms). Jitter-buffer, codec and packetisation delay inside
+//      the system count; so does the driver's own delay in reading (one thread, epoll).
 //   7. Deletes the sessions and stops the process it started (SIGTERM, then SIGKILL), by PID.
 //
 // --peer rtpengine runs the same streams through Debian's rtpengine instead (userspace,
@@ -63,6 +66,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <utility>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -181,8 +185,24 @@ std::string peerSdp(const std::string& address, std::uint16_t port, const std::s
   return s;
 }
 
-// One second of a tone, encoded once: the payloads a peer replays.
-std::vector<std::vector<std::uint8_t>> encodeTone(codec::CodecId id, double hz, std::uint32_t& tsStep) {
+// The latency probe of transcoded paths (see probePacket): sessions 1..kProbeSessions send
+// a tone loud for the first kProbeLoud frames of every kProbePeriod, quiet for the rest.
+constexpr std::size_t kProbeSessions = 8;
+constexpr std::size_t kProbePeriod = 25;  // frames: an onset every 500 ms
+constexpr std::size_t kProbeLoud = 5;
+constexpr double kLoud = 8000;        // the tone's peak amplitude (16-bit PCM)
+constexpr double kProbeQuiet = 250;   // -30 dB: above any silence detector, far below loud
+constexpr double kProbeThreshold = 1000;  // a decoded packet's RMS above it: loud (the loud
+                                          // tone's is 5,657, the quiet one's 177)
+constexpr int kProbeQuietRun = 5;         // quiet packets before a loud one make an onset
+
+// One second of a tone, encoded once: the payloads a peer replays. onsets: the latency
+// probe's loud/quiet pattern instead of a steady tone, and which payloads start a loud part
+// (an encoder with VAD sends nothing for some quiet frames, so the payloads are not 50).
+std::vector<std::vector<std::uint8_t>> encodeTone(codec::CodecId id, double hz, std::uint32_t& tsStep,
+                                                  std::vector<bool>* onsets = nullptr) {
+  const bool probe = onsets != nullptr;
+  bool onsetPending = false;
   codec::CodecParams params;
   params.ptimeMs = 20;
   params.opus.useInbandFec = true;
@@ -193,14 +213,19 @@ std::vector<std::vector<std::uint8_t>> encodeTone(codec::CodecId id, double hz, 
   std::array<std::uint8_t, codec::kMaxPayloadBytes> out{};
   std::vector<std::vector<std::uint8_t>> frames;
   std::size_t t = 0;
-  for (int f = 0; f < 50; ++f) {
+  for (std::size_t f = 0; f < 50; ++f) {
+    const double amplitude = !probe || f % kProbePeriod < kProbeLoud ? kLoud : kProbeQuiet;
+    if (probe && f % kProbePeriod == 0) onsetPending = true;
     for (std::size_t i = 0; i < n; ++i, ++t) {
-      pcm[i] = static_cast<std::int16_t>(8000.0 * std::sin(2.0 * std::numbers::pi * hz * static_cast<double>(t) /
+      pcm[i] = static_cast<std::int16_t>(amplitude * std::sin(2.0 * std::numbers::pi * hz * static_cast<double>(t) /
                                                            static_cast<double>(encoder->sampleRate())));
     }
     auto r = encoder->encode(pcm, out);
     if (r.status != codec::CodecStatus::Ok) throw std::runtime_error("encode failed: " + std::string(codec::toString(r.status)));
-    if (r.bytes > 0) frames.emplace_back(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+    if (r.bytes > 0) {
+      frames.emplace_back(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+      if (probe) onsets->push_back(std::exchange(onsetPending, false));
+    }
   }
   if (frames.empty()) throw std::runtime_error("encoder produced nothing");
   return frames;
@@ -281,6 +306,12 @@ struct Peer {
   std::uint16_t firstSeq = 0;
   std::uint64_t lastIndex = 0;
   std::string unpaired;  // why this stream stopped pairing ("" while it pairs)
+  // Transcoded paths, probe sessions: when each loud onset left (sending side), and the
+  // decoder of what arrives with the quiet packets seen in a row (receiving side).
+  const std::vector<bool>* onsetAt = nullptr;  // per payload of `frames`
+  std::vector<Clock::time_point> onsetsSent;
+  std::unique_ptr<codec::Decoder> probeDecoder;
+  int quietRun = 0;
 };
 
 struct Session {
@@ -428,6 +459,7 @@ WorkerCounters listSessions(v1::MediaTranscoder::Stub& stub) {
 void sendOne(Peer& p) {
   alignas(4) std::array<std::uint8_t, 1600> buf{};
   const auto& payload = (*p.frames)[p.frame];
+  const bool onset = p.onsetAt && (*p.onsetAt)[p.frame];
   p.frame = (p.frame + 1) % p.frames->size();
   buf[0] = 0x80;
   buf[1] = p.pt;
@@ -452,6 +484,7 @@ void sendOne(Peer& p) {
     return;
   }
   p.sentAt.push_back(Clock::now());
+  if (onset) p.onsetsSent.push_back(p.sentAt.back());
   if (sendto(p.fd, buf.data(), len, 0, reinterpret_cast<const sockaddr*>(&p.dest), sizeof p.dest) < 0) {
     ++p.sendErrors;
   } else {
@@ -476,53 +509,17 @@ std::optional<int> payloadTypeOf(const sdp::AudioStream& stream, codec::CodecId 
   return std::nullopt;
 }
 
-// Pairs a packet received at p (parsed: view) with the packet the
-// other peer sent, and records the one-way added latency (arrival - departure, both taken
-// on this process's steady clock) when that packet left in the measured window.
-//  - relay paths: the payload arrives unchanged, so its first 4 octets carry the index the
-//    sender wrote (exact, loss and reordering do not matter);
-//  - transcoded paths: the payload changes; a system numbers its outbound packets
-//    consecutively and advances their timestamp by one frame each (media-transcoder:
-//    pipeline.cpp emitTranscoded), so the k-th packet out (counted from the first one
-//    received, by RTP timestamp in frames of this side's codec) pairs with the k-th packet
-//    in. A packet whose timestamp is not a whole number of frames on, whose sequence number
-//    disagrees with its timestamp (a frame skipped, lost or concealed by silence), or that
-//    comes out of order ends the pairing of that stream: no guess across a gap.
+// Relay paths: pairs a packet received at p (parsed: view) with the packet the other peer
+// sent, and records the one-way added latency (arrival - departure, both taken on this
+// process's steady clock) when that packet left in the measured window. The payload arrives
+// unchanged, so its first 4 octets carry the index the sender wrote (exact: loss and
+// reordering do not matter).
 void pairPacket(Peer& p, const rtp::RtpView& view, Clock::time_point arrived) {
-  std::uint64_t k = 0;
-  if (p.indexInPayload) {
-    if (view.payload.size() < 4) {
-      p.unpaired = "a relayed payload shorter than its 4-octet packet index";
-      return;
-    }
-    k = ~be32(view.payload.data());
-  } else {
-    const std::uint32_t ts = view.timestamp;
-    const std::uint16_t seq = view.sequence;
-    if (!p.pairStarted) {
-      p.pairStarted = true;
-      p.firstTs = ts;
-      p.firstSeq = seq;
-    } else {
-      const std::uint32_t span = ts - p.firstTs;
-      if (span % p.tsStep != 0) {
-        p.unpaired = "a timestamp " + std::to_string(span) + " after the first, not a whole number of " +
-                     std::to_string(p.tsStep) + "-tick frames";
-        return;
-      }
-      k = span / p.tsStep;
-      if (static_cast<std::uint16_t>(k) != static_cast<std::uint16_t>(seq - p.firstSeq)) {
-        p.unpaired = "sequence number and timestamp disagree at packet " + std::to_string(k) +
-                     " (a frame skipped, lost or not sent): not paired across the gap";
-        return;
-      }
-      if (k <= p.lastIndex) {
-        p.unpaired = "packet " + std::to_string(k) + " out of order or repeated";
-        return;
-      }
-    }
-    p.lastIndex = k;
+  if (view.payload.size() < 4) {
+    p.unpaired = "a relayed payload shorter than its 4-octet packet index";
+    return;
   }
+  const std::uint64_t k = ~be32(view.payload.data());
   if (k >= p.from->sentAt.size()) {
     p.unpaired = "packet " + std::to_string(k) + " received, only " + std::to_string(p.from->sentAt.size()) + " sent";
     return;
@@ -532,6 +529,41 @@ void pairPacket(Peer& p, const rtp::RtpView& view, Clock::time_point arrived) {
     p.unpaired = "packet " + std::to_string(k) + " received before it was sent (mispaired)";
     return;
   }
+  if (p.latencyNs && left >= p.windowFrom) {
+    p.latencyNs->push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(arrived - left).count());
+  }
+}
+
+// Transcoded paths, probe sessions: decodes a packet received at p; the first loud one after
+// kProbeQuietRun quiet ones is the other peer's latest onset coming out, so the added
+// latency is its arrival minus the departure of the last onset sent before it (an onset
+// leaves every 500 ms: a latency beyond that would alias, and the jitter buffer's 200 ms
+// maximum keeps it far below). A frame dropped or concealed inside the system moves no
+// pairing: the audio itself is followed.
+void probePacket(Peer& p, const rtp::RtpView& view, Clock::time_point arrived) {
+  std::array<std::int16_t, codec::kMaxDecodedSamples> pcm{};
+  auto r = p.probeDecoder->decode(view.payload, pcm);
+  if (r.status != codec::CodecStatus::Ok) {
+    p.unpaired = "a probe packet does not decode (" + std::string(codec::toString(r.status)) + ")";
+    return;
+  }
+  double energy = 0;
+  for (std::size_t i = 0; i < r.samples; ++i) energy += static_cast<double>(pcm[i]) * pcm[i];
+  const double rms = r.samples > 0 ? std::sqrt(energy / static_cast<double>(r.samples)) : 0;
+  if (rms < kProbeThreshold) {
+    ++p.quietRun;
+    return;
+  }
+  const bool onset = p.quietRun >= kProbeQuietRun;
+  p.quietRun = 0;
+  if (!onset) return;
+  const auto& sent = p.from->onsetsSent;
+  auto after = std::upper_bound(sent.begin(), sent.end(), arrived);
+  if (after == sent.begin()) {
+    p.unpaired = "a loud onset received before any was sent (mispaired)";
+    return;
+  }
+  const Clock::time_point left = *(after - 1);
   if (p.latencyNs && left >= p.windowFrom) {
     p.latencyNs->push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(arrived - left).count());
   }
@@ -565,7 +597,13 @@ void drain(Peer& p) {
       continue;
     }
     ++p.received;
-    if (p.from && p.unpaired.empty()) pairPacket(p, *view, arrived);
+    if (p.from && p.unpaired.empty()) {
+      if (p.indexInPayload) {
+        pairPacket(p, *view, arrived);
+      } else if (p.probeDecoder) {
+        probePacket(p, *view, arrived);
+      }
+    }
     if (p.capture && p.capture->size() < kCapturePackets && !view->payload.empty()) {
       p.capture->emplace_back(view->payload.begin(), view->payload.end());
     }
@@ -767,6 +805,9 @@ int main(int argc, char** argv) {
     std::uint32_t tsStepA = 0, tsStepB = 0;
     const auto framesA = encodeTone(path->a.codec, 400, tsStepA);
     const auto framesB = encodeTone(path->b.codec, 1000, tsStepB);
+    std::vector<bool> onsetsA, onsetsB;
+    const auto probeA = encodeTone(path->a.codec, 400, tsStepA, &onsetsA);
+    const auto probeB = encodeTone(path->b.codec, 1000, tsStepB, &onsetsB);
     const PeerFormat fa = peerFormat(path->a.codec), fb = peerFormat(path->b.codec);
 
     std::mt19937 rng{std::random_device{}()};
@@ -874,6 +915,16 @@ int main(int argc, char** argv) {
       s.a.frame = i % framesA.size();
       s.b.frame = i % framesB.size();
       s.a.indexInPayload = s.b.indexInPayload = !path->transcoded;
+      if (path->transcoded && i >= 1 && i <= kProbeSessions) {
+        s.a.frames = &probeA;
+        s.b.frames = &probeB;
+        s.a.onsetAt = &onsetsA;
+        s.b.onsetAt = &onsetsB;
+        codec::CodecParams decoding;
+        decoding.ptimeMs = 20;
+        s.a.probeDecoder = codec::makeDecoder(path->a.codec, decoding);  // A receives A's codec
+        s.b.probeDecoder = codec::makeDecoder(path->b.codec, decoding);
+      }
     }
     auto setupMs = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - setupStart).count();
     // rtpengine has no per-leg counters we read: what goes in is what the peers sent, what
@@ -1055,9 +1106,10 @@ int main(int argc, char** argv) {
     if (!toneA.empty()) failures.push_back("tone check: " + toneA);
     if (!toneB.empty()) failures.push_back("tone check: " + toneB);
 
-    // Added latency: every packet of every session sent in the measured window and received
-    // before its end, both directions, paired as pairPacket says. A stream that stopped
-    // pairing contributes its packets up to the gap; more than 10 % of them stopped: no figure.
+    // Added latency: relay paths, every packet of every session sent in the measured window
+    // and received before its end, both directions, paired as pairPacket says; transcoded
+    // paths, every onset of the probe sessions (probePacket). A stream that stopped pairing
+    // contributes its packets up to then; more than 10 % of them stopped: no figure.
     std::size_t streamsUnpaired = 0;
     std::string unpairedWhy;
     for (const auto& s : sessions) {
@@ -1067,7 +1119,8 @@ int main(int argc, char** argv) {
         if (unpairedWhy.empty()) unpairedWhy = std::string(p == &s.a ? "at A" : "at B") + " of session " + s.id + ": " + p->unpaired;
       }
     }
-    const std::size_t streams = 2 * sessions.size();
+    const std::size_t streams =
+        2 * (path->transcoded ? std::min(kProbeSessions, sessions.size() - 1) : sessions.size());
     struct Quantiles {
       std::size_t n = 0;
       double p50 = 0, p99 = 0, max = 0;  // us
@@ -1090,8 +1143,9 @@ int main(int argc, char** argv) {
     latencyBoth.insert(latencyBoth.end(), latencyAtB.begin(), latencyAtB.end());
     const Quantiles toB = quantiles(latencyAtB), toA = quantiles(latencyAtA), both = quantiles(latencyBoth);
     const std::string pairing =
-        path->transcoded ? "k-th packet out (by RTP timestamp, sequence number agreeing) with the k-th in"
-                         : "packet index in the first 4 payload octets";
+        path->transcoded ? "decoded loud onsets of " + std::to_string(streams / 2) +
+                               " probe sessions with the onset sent last before each arrived"
+                         : std::string("packet index in the first 4 payload octets");
     std::string latencyWhy;
     if (10 * streamsUnpaired > streams) {
       latencyWhy = std::to_string(streamsUnpaired) + " of " + std::to_string(streams) +

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace medius::media::rtp {
@@ -239,6 +241,117 @@ TEST(JitterBuffer, ShedsOneFrameAfterASecondTooDeep) {
   EXPECT_EQ(jb.counters().dropped, 1u);
   EXPECT_EQ(jb.counters().missing, 0u);
   EXPECT_EQ(jb.bufferedMs(), 100u);
+}
+
+// The adaptive buffer converges to less than one frame of waiting on a clean link: it
+// starts at depthMs (60 ms) and sheds by slack, one frame per second, instead of keeping the
+// start-up depth for good (whole-frame depth cannot tell 21 ms buffered from 40 ms).
+TEST(JitterBuffer, CleanLinkShedsTheStartupDepthBySlack) {
+  JitterBufferConfig c;
+  c.clockRate = 8000;
+  c.frameMs = 20;
+  c.depthMs = 60;
+  c.minDepthMs = 20;
+  c.maxDepthMs = 200;
+  c.adaptive = true;
+  JitterBuffer jb(c);
+  const auto p = frameFor(0);
+  // Packets every 20 ms, arriving 7 ms before the playout tick (a fixed phase).
+  std::uint64_t worstWaitLast = 0;
+  std::uint16_t next = 0;
+  for (std::uint64_t tick = 0; tick < 400; ++tick) {  // 8 s of playout clock
+    const std::uint64_t now = kT0 + tick * 20 * kMs;
+    jb.put(kSsrc, next, 160u * next, 0, false, p, now - 7 * kMs);
+    ++next;
+    const JitterFrame f = jb.get(now);
+    if (tick >= 300 && f.status == FrameStatus::Frame) {
+      // The packet played now is the one put (highest - buffered frames) ago.
+      const std::uint64_t waited = (static_cast<std::uint16_t>(next - 1 - f.sequence)) * 20 + 7;
+      worstWaitLast = std::max(worstWaitLast, waited);
+    }
+  }
+  EXPECT_EQ(jb.counters().missing, 0u);
+  EXPECT_EQ(jb.counters().underruns, 0u);
+  EXPECT_LE(jb.counters().dropped, 3u);  // 60 ms start-up depth -> one frame: two or three
+  EXPECT_GE(jb.counters().dropped, 2u);
+  EXPECT_EQ(worstWaitLast, 7u);  // every packet of the last 2 s waited only the phase
+}
+
+// Under a frame of spare slack, the buffer asks its caller to move the playout clock earlier
+// by it (less the reserve): applied, every packet then waits about the reserve.
+TEST(JitterBuffer, SubFrameSlackMovesThePlayoutClock) {
+  JitterBufferConfig c;
+  c.clockRate = 8000;
+  c.frameMs = 20;
+  c.depthMs = 60;
+  c.minDepthMs = 20;
+  c.maxDepthMs = 200;
+  c.adaptive = true;
+  JitterBuffer jb(c);
+  const auto p = frameFor(0);
+  std::uint64_t playAt = kT0 + 13 * kMs;  // packets arrive 13 ms before the first tick
+  std::uint64_t shifts = 0;
+  std::uint64_t worstWaitLast = 0;
+  std::uint16_t next = 0;
+  std::uint64_t arrive = kT0;
+  for (int tick = 0; tick < 500; ++tick) {  // 10 s
+    while (arrive <= playAt) {
+      jb.put(kSsrc, next, 160u * next, 0, false, p, arrive);
+      ++next;
+      arrive += 20 * kMs;
+    }
+    const JitterFrame f = jb.get(playAt);
+    if (tick >= 400 && f.status == FrameStatus::Frame) {
+      const std::uint64_t arrived = kT0 + std::uint64_t{f.sequence} * 20 * kMs;
+      worstWaitLast = std::max(worstWaitLast, playAt - arrived);
+    }
+    playAt += 20 * kMs;
+    if (const std::uint64_t shift = jb.takePlayoutAdvance()) {
+      playAt -= shift;
+      ++shifts;
+    }
+  }
+  EXPECT_EQ(jb.counters().missing, 0u);
+  EXPECT_EQ(jb.counters().underruns, 0u);
+  EXPECT_GE(shifts, 1u);
+  EXPECT_GE(worstWaitLast, 2 * kMs);  // the reserve is kept
+  EXPECT_LE(worstWaitLast, 4 * kMs);  // and not much more
+  EXPECT_EQ(jb.takePlayoutAdvance(), 0u);
+}
+
+// Slack shedding never cuts into what jitter needs: delays alternating 0 / 30 ms keep a
+// reserve of 3 x jitter, so nothing is concealed once the estimate has settled.
+TEST(JitterBuffer, SlackSheddingKeepsTheJitterReserve) {
+  JitterBufferConfig c;
+  c.clockRate = 8000;
+  c.frameMs = 20;
+  c.depthMs = 60;
+  c.minDepthMs = 20;
+  c.maxDepthMs = 200;
+  c.adaptive = true;
+  JitterBuffer jb(c);
+  const auto p = frameFor(0);
+  std::uint64_t missingAfterWarmup = 0;
+  for (std::uint32_t i = 0; i < 1000; ++i) {  // 20 s
+    jb.put(kSsrc, static_cast<std::uint16_t>(i), 160 * i, 0, false, p,
+           kT0 + 20 * kMs * i + (i % 2) * 30 * kMs);
+    const std::uint64_t before = jb.counters().missing + jb.counters().underruns;
+    jb.get(kT0 + 20 * kMs * i + 5 * kMs);
+    if (i >= 200) missingAfterWarmup += jb.counters().missing + jb.counters().underruns - before;
+  }
+  EXPECT_EQ(missingAfterWarmup, 0u);
+}
+
+// Fixed mode keeps its depth: no slack shedding.
+TEST(JitterBuffer, FixedModeDoesNotShedBySlack) {
+  JitterBuffer jb(fixed60());
+  const auto p = frameFor(0);
+  for (std::uint16_t i = 0; i < 300; ++i) {
+    jb.put(kSsrc, i, 160u * i, 0, false, p, kT0 + 20 * kMs * i);
+    jb.get(kT0 + 20 * kMs * i + 7 * kMs);
+  }
+  EXPECT_EQ(jb.counters().dropped, 0u);
+  EXPECT_GE(jb.bufferedMs(), 60u);
 }
 
 TEST(JitterBuffer, TimestampJumpWithoutSequenceGapIsNotLoss) {

@@ -14,6 +14,10 @@ constexpr std::int32_t kSequenceJump = 1000;
 constexpr std::uint64_t kNanosPerSecond = 1'000'000'000;
 // Jitter samples before the adaptive target trusts the estimate over depthMs.
 constexpr std::uint32_t kWarmupSamples = 50;
+// The least slack kept beyond one frame when shedding by slack (adaptive mode).
+constexpr std::uint64_t kMinReserveNanos = 2'000'000;
+// Slack beyond the reserve below which the playout clock is not moved.
+constexpr std::uint64_t kMinShiftNanos = 1'000'000;
 
 std::int32_t seqDiff(std::uint16_t a, std::uint16_t b) noexcept {
   return static_cast<std::int16_t>(static_cast<std::uint16_t>(a - b));
@@ -52,6 +56,14 @@ void JitterBuffer::clear() noexcept {
   startedSinceBase_ = false;
   haveTransit_ = false;
   overTicks_ = 0;
+  restartSlackWindow();
+  shiftNanos_ = 0;
+}
+
+void JitterBuffer::restartSlackWindow() noexcept {
+  slackTicks_ = 0;
+  slackSamples_ = 0;
+  minSlackNanos_ = 0;
 }
 
 void JitterBuffer::reset() noexcept {
@@ -194,7 +206,26 @@ PutResult JitterBuffer::put(std::uint32_t ssrc, std::uint16_t seq, std::uint32_t
   return result;
 }
 
-JitterFrame JitterBuffer::get(std::uint64_t nowNanos) noexcept {
+// Adaptive mode, once per second of playout: drops the frame at the playout point when
+// every packet played during that second waited more than a frame plus the reserve.
+void JitterBuffer::shedBySlack(std::uint32_t targetTs) noexcept {
+  if (!config_.adaptive) return;
+  if (++slackTicks_ < 1000 / config_.frameMs) return;
+  const std::uint64_t frameNanos = std::uint64_t{frameTs_} * kNanosPerSecond / config_.clockRate;
+  const std::uint64_t targetNanos = std::uint64_t{targetTs} * kNanosPerSecond / config_.clockRate;
+  const std::uint64_t reserve =
+      std::max(targetNanos > frameNanos ? targetNanos - frameNanos : 0, kMinReserveNanos);
+  // Most of the window played real packets (not concealment) and the next one is here too.
+  const bool enough = slackSamples_ * 2 >= slackTicks_;
+  if (enough && count_ > 1 && minSlackNanos_ > frameNanos + reserve) {
+    discardNext();
+  } else if (enough && minSlackNanos_ > reserve + kMinShiftNanos) {
+    shiftNanos_ = minSlackNanos_ - reserve;
+  }
+  restartSlackWindow();
+}
+
+JitterFrame JitterBuffer::get(std::uint64_t nowNanos, std::uint64_t dueNanos) noexcept {
   JitterFrame frame;
   if (count_ == 0) {
     if (playing_) {
@@ -216,7 +247,9 @@ JitterFrame JitterBuffer::get(std::uint64_t nowNanos) noexcept {
     playing_ = true;
     startedSinceBase_ = true;
     overTicks_ = 0;
+    restartSlackWindow();
   } else {
+    shedBySlack(target);
     const std::int64_t buffered = bufferedTs();
     if (buffered > static_cast<std::int64_t>(msToTs(config_.maxDepthMs))) {
       while (count_ > 1 && bufferedTs() > static_cast<std::int64_t>(target)) discardNext();
@@ -239,6 +272,12 @@ JitterFrame JitterBuffer::get(std::uint64_t nowNanos) noexcept {
     frame.payloadType = s.payloadType;
     frame.marker = s.marker;
     frame.payload = {data(nextSeq_), s.size};
+    if (config_.adaptive) {
+      const std::uint64_t due = std::min(dueNanos, nowNanos);
+      const std::uint64_t slack = due > s.arrival ? due - s.arrival : 0;
+      minSlackNanos_ = slackSamples_ == 0 ? slack : std::min(minSlackNanos_, slack);
+      ++slackSamples_;
+    }
     s.used = false;
     --count_;
   } else {

@@ -62,6 +62,9 @@ struct LegCounters {
   std::atomic<std::uint64_t> concealedFrames{0};
   std::atomic<std::uint64_t> decodeErrors{0};
   std::atomic<std::uint64_t> jitterBufferDrops{0};
+  // Buffered frames the jitter buffer discarded unplayed to shrink its depth (a past delay
+  // spike, clock drift, or the start-up depth shed once the link proved clean).
+  std::atomic<std::uint64_t> jitterFramesShed{0};
   std::atomic<std::uint64_t> comfortNoiseFrames{0};
   // Transcoded flows, on the leg we send to: RFC 3389 CN packets we generated for its
   // peer in place of silent audio frames (FlowPlan::targetCnPt).

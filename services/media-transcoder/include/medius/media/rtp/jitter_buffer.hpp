@@ -20,6 +20,19 @@
 // above the target for one second, one frame is dropped; beyond maxDepth, frames are dropped
 // down to the target at once.
 //
+// Adaptive mode also sheds by slack: every played packet waited some time between its
+// arrival and its playout. Counting whole frames cannot tell 21 ms of buffered audio from
+// 40 ms (the arrival phase against the playout clock is invisible to it), so a clean link
+// kept the start-up depth for good. When the least any packet waited during one second is
+// more than a frame plus the reserve (the target minus one frame: 3 x jitter, or what
+// minDepth asks for; at least 2 ms), every packet could have been played one frame
+// sooner, and one frame is dropped. When it is less than that but still more than the
+// reserve plus 1 ms, the playout clock should move earlier by the difference (a fraction of
+// a frame, which no frame drop can take back): takePlayoutAdvance() says by how much, once,
+// and the caller makes its next get() that much sooner (its peer sees one packet that much
+// early, like one packet of jitter). On a clean 20 ms stream each packet then waits about
+// the reserve, a few ms.
+//
 // Why not speexdsp's JitterBuffer: jitter_buffer_put() mallocs a copy of every packet
 // unless a destroy callback is set (then it keeps our pointer and we would need a pool
 // anyway), its playout decisions use timestamps only (it carries but does not use sequence
@@ -82,11 +95,23 @@ class JitterBuffer {
   PutResult put(std::uint32_t ssrc, std::uint16_t sequence, std::uint32_t timestamp, std::uint8_t payloadType,
                 bool marker, std::span<const std::uint8_t> payload, std::uint64_t arrivalNanos) noexcept;
 
-  // The frame to play now (call once per frame period).
-  JitterFrame get(std::uint64_t nowNanos) noexcept;
+  // The frame to play now (call once per frame period). dueNanos: when the caller's
+  // playout clock wanted this frame (a caller that runs on a coarser tick calls a little
+  // after it); the slack of a packet is counted to it, so that moving the clock earlier
+  // never takes back the tick's own lateness.
+  JitterFrame get(std::uint64_t nowNanos, std::uint64_t dueNanos) noexcept;
+  JitterFrame get(std::uint64_t nowNanos) noexcept { return get(nowNanos, nowNanos); }
 
   // Drops everything (e.g. on a re-INVITE that changes the codec).
   void reset() noexcept;
+
+  // Nanoseconds the caller's playout clock should move earlier (0: none), once: the next call
+  // returns 0 until the next slack window asks again. Adaptive mode only.
+  std::uint64_t takePlayoutAdvance() noexcept {
+    const std::uint64_t shift = shiftNanos_;
+    shiftNanos_ = 0;
+    return shift;
+  }
 
   std::uint32_t targetDepthMs() const noexcept;
   // Buffered audio from the playout point to the newest packet, in ms (0 when empty):
@@ -112,6 +137,8 @@ class JitterBuffer {
   }
   void clear() noexcept;
   void discardNext() noexcept;
+  void restartSlackWindow() noexcept;
+  void shedBySlack(std::uint32_t targetTs) noexcept;
   std::uint32_t nextTimestamp() const noexcept;
   std::uint32_t targetDepthTs() const noexcept;
   std::int64_t bufferedTs() const noexcept;
@@ -136,6 +163,11 @@ class JitterBuffer {
   std::size_t count_ = 0;
   std::uint32_t frameTs_;  // timestamp units per frame (learned)
   std::uint32_t overTicks_ = 0;
+  // The slack window: gets while playing, and the least wait of a played packet in it.
+  std::uint32_t slackTicks_ = 0;
+  std::uint32_t slackSamples_ = 0;
+  std::uint64_t minSlackNanos_ = 0;
+  std::uint64_t shiftNanos_ = 0;
   // A.8 jitter estimate of arrivals, in timestamp units x 16.
   bool haveTransit_ = false;
   std::uint32_t transit_ = 0;
