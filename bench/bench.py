@@ -29,7 +29,8 @@ Rows (docs/performance.md, "./medius bench"):
              the measured window, both directions): relay RTP<->RTP and SRTP<->RTP at 200
              streams (the largest count when 200 is not run), paired by a packet index in the
              payload; each transcoded path at the calls its calls-per-core figure came from,
-             the k-th packet out (by RTP timestamp and sequence number) paired with the k-th in
+             8 probe calls sending a tone loud for 100 ms every 500 ms: each decoded loud
+             onset paired with the departure of the onset that caused it
   memory     memory (PSS) per active call, calls held at once after the fixed-rate run;
              per registration (distinct users registered once each, PSS growth)
   soak       optional (--soak [MINUTES], 30), after the other rows, Medius only: the calls
@@ -1035,10 +1036,11 @@ def transcode_rows(opts, p):
             "transcode %s" % TRANSCODE_NAMES[path], counted, reasons,
             "the same bench/media_load --path %s runs (%s): one way, from the sending peer's "
             "socket to the receiving one's, every packet of every call sent in the measured "
-            "window, both directions; the k-th packet out (counted from the first received, by "
-            "RTP timestamp in frames, the sequence number agreeing) paired with the k-th in, a "
-            "stream unpaired from its first gap; includes jitter buffer and packetisation in "
-            "the system and the driver's own read delay"
+            "window, both directions; 8 of the calls send a probe tone (loud 100 ms, quiet "
+            "500 ms, -30 dB) and every decoded loud onset is paired with the departure of the "
+            "onset sent last before it arrived (the audio itself is followed: a frame dropped or "
+            "concealed inside the system moves no pairing); includes jitter buffer, codec and "
+            "packetisation delay in the system and the driver's own read delay"
             % (path, ", ".join("%s %d calls" % (k, r["sessions"]) for k, r in counted.items())
                or "none counted"))
     return rows + latency, raw
