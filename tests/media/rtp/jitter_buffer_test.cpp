@@ -27,6 +27,15 @@ JitterBufferConfig fixed60() {
   return c;
 }
 
+// Adaptive, 20 ms frames at 8 kHz, starting at 60 ms (the pipeline's defaults).
+JitterBufferConfig adaptive60() {
+  JitterBufferConfig c = fixed60();
+  c.minDepthMs = 20;
+  c.maxDepthMs = 200;
+  c.adaptive = true;
+  return c;
+}
+
 // A payload whose first octet is the low byte of the sequence number (to check identity).
 std::array<std::uint8_t, 160> frameFor(std::uint16_t seq) {
   std::array<std::uint8_t, 160> p{};
@@ -247,14 +256,7 @@ TEST(JitterBuffer, ShedsOneFrameAfterASecondTooDeep) {
 // starts at depthMs (60 ms) and sheds by slack, one frame per second, instead of keeping the
 // start-up depth for good (whole-frame depth cannot tell 21 ms buffered from 40 ms).
 TEST(JitterBuffer, CleanLinkShedsTheStartupDepthBySlack) {
-  JitterBufferConfig c;
-  c.clockRate = 8000;
-  c.frameMs = 20;
-  c.depthMs = 60;
-  c.minDepthMs = 20;
-  c.maxDepthMs = 200;
-  c.adaptive = true;
-  JitterBuffer jb(c);
+  JitterBuffer jb(adaptive60());
   const auto p = frameFor(0);
   // Packets every 20 ms, arriving 7 ms before the playout tick (a fixed phase).
   std::uint64_t worstWaitLast = 0;
@@ -280,14 +282,7 @@ TEST(JitterBuffer, CleanLinkShedsTheStartupDepthBySlack) {
 // Under a frame of spare slack, the buffer asks its caller to move the playout clock earlier
 // by it (less the reserve): applied, every packet then waits about the reserve.
 TEST(JitterBuffer, SubFrameSlackMovesThePlayoutClock) {
-  JitterBufferConfig c;
-  c.clockRate = 8000;
-  c.frameMs = 20;
-  c.depthMs = 60;
-  c.minDepthMs = 20;
-  c.maxDepthMs = 200;
-  c.adaptive = true;
-  JitterBuffer jb(c);
+  JitterBuffer jb(adaptive60());
   const auto p = frameFor(0);
   std::uint64_t playAt = kT0 + 13 * kMs;  // packets arrive 13 ms before the first tick
   std::uint64_t shifts = 0;
@@ -322,14 +317,7 @@ TEST(JitterBuffer, SubFrameSlackMovesThePlayoutClock) {
 // Slack shedding never cuts into what jitter needs: delays alternating 0 / 30 ms keep a
 // reserve of 3 x jitter, so nothing is concealed once the estimate has settled.
 TEST(JitterBuffer, SlackSheddingKeepsTheJitterReserve) {
-  JitterBufferConfig c;
-  c.clockRate = 8000;
-  c.frameMs = 20;
-  c.depthMs = 60;
-  c.minDepthMs = 20;
-  c.maxDepthMs = 200;
-  c.adaptive = true;
-  JitterBuffer jb(c);
+  JitterBuffer jb(adaptive60());
   const auto p = frameFor(0);
   std::uint64_t missingAfterWarmup = 0;
   for (std::uint32_t i = 0; i < 1000; ++i) {  // 20 s
