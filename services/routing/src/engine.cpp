@@ -112,6 +112,9 @@ class Decision {
       : cfg_(cfg), health_(health), devices_(devices), req_(req), ex_(steps), plan_(plan) {}
 
   void run();
+  // The PBX phone of a co-existence user as a trunk target (ControlLine); false when the
+  // PBX trunk is down.
+  bool pbxPhoneTarget(const User& user, v1::TargetGroup& group);
 
  private:
   void fromTrunk(const Trunk& trunk, std::size_t trunkIndex);
@@ -678,7 +681,69 @@ void Decision::run() {
   fromInternal(caller, who);
 }
 
+bool Decision::pbxPhoneTarget(const User& user, v1::TargetGroup& group) {
+  const Trunk& pbx = cfg_.trunks[user.pbxTrunk];
+  if (!usable(pbx, "PBX phone of " + user.uri)) return false;
+  addTrunkTarget(group, pbx, user.pbxNumber, user.number, nullptr, true,
+                 "remote call control: PBX phone of " + user.uri);
+  return true;
+}
+
+// No registered devices are ever looked up by ControlLine.
+class NoDevices final : public DeviceLookup {
+ public:
+  bool hasDevices(const std::string&) override { return false; }
+};
+
 }  // namespace
+
+v1::ControlLineResponse controlLine(const Config& config, const TrunkHealth& health,
+                                    const v1::ControlLineRequest& request) {
+  v1::ControlLineResponse response;
+  response.set_config_hash(config.hash);
+  using R = v1::ControlLineResponse;
+  auto finish = [&](R::Outcome outcome, std::string reason) {
+    response.set_outcome(outcome);
+    response.set_reason(std::move(reason));
+    return response;
+  };
+  const User* owner = nullptr;
+  Dialled device = parseDialled(request.device(), config.domain);
+  if (device.kind == Dialled::Kind::Number) {
+    owner = config.findUserByNumber(device.number);
+  } else if (device.kind == Dialled::Kind::Uri) {
+    owner = config.findUserByUri(device.uri);
+  }
+  if (!owner) {
+    return finish(R::OUTCOME_UNKNOWN_DEVICE, quote(request.device()) + " is no user's line");
+  }
+  const User* user = config.findUserByUri(request.user_aor());
+  if (!user) {
+    Dialled d = parseDialled(request.user_aor(), config.domain);
+    if (d.kind == Dialled::Kind::Uri) user = config.findUserByUri(d.uri);
+  }
+  if (user != owner) {
+    return finish(R::OUTCOME_NOT_OWNER,
+                  quote(request.device()) + " is not a line of " + quote(request.user_aor()));
+  }
+  response.set_line_number(owner->number);
+  if (owner->pbxTrunk == kNone) {
+    return finish(R::OUTCOME_NO_PBX_PHONE, owner->uri + " has no PBX phone (no co-existence)");
+  }
+  v1::RouteCallRequest none;
+  v1::RoutePlan plan;
+  NoDevices devices;
+  v1::TargetGroup group;
+  Decision decision(config, health, devices, none, nullptr, plan);
+  if (!decision.pbxPhoneTarget(*owner, group)) {
+    return finish(R::OUTCOME_NO_PBX_PHONE,
+                  "PBX trunk " + config.trunks[owner->pbxTrunk].name + " of " + owner->uri +
+                      " is down");
+  }
+  *response.mutable_pbx_phone() = group.targets(0).trunk();
+  return finish(R::OUTCOME_ALLOWED, "PBX phone of " + owner->uri + " on trunk " +
+                                        response.pbx_phone().trunk());
+}
 
 v1::RoutePlan route(const Config& config, const TrunkHealth& health, DeviceLookup& devices,
                     const v1::RouteCallRequest& request, std::vector<v1::ExplainStep>* steps) {

@@ -99,6 +99,20 @@ grpc::Status RoutingService::ExplainRoute(grpc::ServerContext*,
   return status;
 }
 
+grpc::Status RoutingService::ControlLine(grpc::ServerContext*,
+                                         const v1::ControlLineRequest* request,
+                                         v1::ControlLineResponse* response) {
+  if (request->user_aor().empty() || request->device().empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "user_aor and device are required"};
+  }
+  const std::shared_ptr<const Config> config = config_.current();
+  *response = controlLine(*config, health_, *request);
+  logger()->info("rcc {}: {} controls {}: {}: {}", request->call_id(), request->user_aor(),
+                 request->device(), v1::ControlLineResponse::Outcome_Name(response->outcome()),
+                 response->reason());
+  return grpc::Status::OK;
+}
+
 grpc::Status RoutingService::Reload(grpc::ServerContext*, const v1::ReloadRequest*,
                                     v1::ReloadResponse* response) {
   try {

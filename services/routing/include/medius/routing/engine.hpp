@@ -81,4 +81,11 @@ class DeviceLookup {
 v1::RoutePlan route(const Config& config, const TrunkHealth& health, DeviceLookup& devices,
                     const v1::RouteCallRequest& request, std::vector<v1::ExplainStep>* steps);
 
+// Remote call control (ControlLine): may request.user_aor() control request.device()? The
+// device (a tel:/sip: URI, a number or an AOR) must be a line of that very user, with a
+// PBX phone (co-existence) whose trunk is up; then pbx_phone is that phone as a trunk
+// target, as RouteCall rings it. A pure function of its arguments.
+v1::ControlLineResponse controlLine(const Config& config, const TrunkHealth& health,
+                                    const v1::ControlLineRequest& request);
+
 }  // namespace medius::routing

@@ -5,6 +5,7 @@
 //   ExplainRoute  the same computation plus its steps; a dry run, not counted
 //   Reload        re-reads the config file: FAILED_PRECONDITION with "FILE: $.path: problem"
 //                 when it is bad (the old config keeps serving)
+//   ControlLine   may a user control a line (remote call control): engine's controlLine()
 //   ReportTrunkHealth / ListTrunks  trunk health as seen by the gateways
 // Errors: empty callee or no source -> INVALID_ARGUMENT; the registrar unreachable
 // (DeviceLookupUnavailable) -> UNAVAILABLE, so the gateway answers 503.
@@ -29,6 +30,8 @@ class RoutingService final : public v1::Routing::Service {
                          v1::RoutePlan* response) override;
   grpc::Status ExplainRoute(grpc::ServerContext* context, const v1::RouteCallRequest* request,
                             v1::RouteExplanation* response) override;
+  grpc::Status ControlLine(grpc::ServerContext* context, const v1::ControlLineRequest* request,
+                           v1::ControlLineResponse* response) override;
   grpc::Status Reload(grpc::ServerContext* context, const v1::ReloadRequest* request,
                       v1::ReloadResponse* response) override;
   grpc::Status ReportTrunkHealth(grpc::ServerContext* context,
