@@ -1,0 +1,196 @@
+#include "medius/gateway/rcc_session.hpp"
+
+#include <utility>
+
+namespace medius::gateway {
+
+using csta::EventKind;
+using csta::RequestKind;
+
+RccSession::RccSession(std::string user, std::string crossRefId)
+    : user_(std::move(user)), crossRefId_(std::move(crossRefId)) {}
+
+RccReply RccSession::error(const std::string& value, const std::string& outcome,
+                           csta::ErrorCategory category) {
+  RccReply r;
+  r.body = csta::errorResponse(ns_, csta::Error{category, value});
+  r.outcome = outcome;
+  return r;
+}
+
+RccReply RccSession::onBadRequest(const csta::BadRequest& bad) {
+  ns_ = bad.request.ns;
+  RccReply r;
+  r.body = csta::errorResponse(ns_, bad.error);
+  r.outcome = "refused";
+  return r;
+}
+
+RccReply RccSession::onRequest(const csta::Request& request) {
+  ns_ = request.ns;
+  RccReply r;
+  switch (request.kind) {
+    case RequestKind::RequestSystemStatus:
+    case RequestKind::MonitorStop:
+      if (request.kind == RequestKind::MonitorStop) {
+        if (!monitoring_ || request.crossRefId != crossRefId_) {
+          return error("invalidCrossRefID", "refused");
+        }
+        monitoring_ = false;
+      }
+      r.body = csta::response(request.kind, ns_);
+      r.outcome = "ok";
+      return r;
+    case RequestKind::MakeCall:
+      r.outcome = "pending";
+      r.action.kind = RccAction::Kind::Authorize;
+      r.action.device = request.callingDevice;
+      return r;
+    case RequestKind::MonitorStart:
+      r.outcome = "pending";
+      r.action.kind = RccAction::Kind::Authorize;
+      r.action.device = request.monitorDevice;
+      return r;
+    case RequestKind::ClearConnection:
+    case RequestKind::HoldCall:
+    case RequestKind::RetrieveCall:
+    case RequestKind::SingleStepTransfer: {
+      auto it = calls_.find(request.connection.callId);
+      if (it == calls_.end()) return error("invalidCallIdentifier", "refused");
+      CallInfo& call = it->second;
+      r.action.callId = call.callId;
+      if (request.kind == RequestKind::ClearConnection) {
+        r.action.kind = RccAction::Kind::ClearCall;
+        r.body = csta::response(request.kind, ns_);
+        r.outcome = "ok";
+        return r;
+      }
+      constexpr auto kState = csta::ErrorCategory::StateIncompatibility;
+      if (!call.connected) return error("invalidObjectState", "refused", kState);
+      if (request.kind == RequestKind::HoldCall) {
+        if (call.held) return error("invalidObjectState", "refused", kState);
+        r.action.kind = RccAction::Kind::Hold;
+      } else if (request.kind == RequestKind::RetrieveCall) {
+        if (!call.held) return error("noHeldCall", "refused", kState);
+        r.action.kind = RccAction::Kind::Retrieve;
+      } else {
+        r.action.kind = RccAction::Kind::Transfer;
+        r.action.called = request.transferredTo;
+      }
+      r.outcome = "pending";
+      return r;
+    }
+    case RequestKind::AnswerCall:
+    case RequestKind::Unknown:
+      break;
+  }
+  return error("invalidFeature", "unsupported");
+}
+
+RccReply RccSession::authorized(const csta::Request& request, const std::string& lineNumber,
+                                const std::string& err) {
+  if (!err.empty()) return error(err, "refused");
+  RccReply r;
+  r.outcome = "ok";
+  if (request.kind == RequestKind::MonitorStart) {
+    monitoring_ = true;
+    csta::ResponseInfo info;
+    info.crossRefId = crossRefId_;
+    r.body = csta::response(request.kind, ns_, info);
+    return r;
+  }
+  CallInfo call;
+  call.callId = crossRefId_ + "-" + std::to_string(nextCall_++);
+  call.device = lineNumber;
+  call.called = request.calledDirectoryNumber;
+  csta::ResponseInfo info;
+  info.callingDevice = {call.callId, call.device};
+  r.body = csta::response(request.kind, ns_, info);
+  r.action.kind = RccAction::Kind::StartCall;
+  r.action.callId = call.callId;
+  r.action.device = lineNumber;
+  r.action.called = call.called;
+  calls_.emplace(call.callId, std::move(call));
+  return r;
+}
+
+RccReply RccSession::actionDone(const csta::Request& request, int sipStatus) {
+  if (sipStatus >= 300 || sipStatus < 200) {
+    // 405/501: the PBX does not do it at all.
+    bool unsupported = sipStatus == 405 || sipStatus == 501 || sipStatus == 420;
+    return error(unsupported ? "requestIncompatibleWithObject" : "generic",
+                 unsupported ? "unsupported" : "failed");
+  }
+  RccReply r;
+  r.outcome = "ok";
+  csta::ResponseInfo info;
+  if (request.kind == RequestKind::SingleStepTransfer) {
+    info.transferredCall = {request.connection.callId, request.transferredTo};
+  }
+  r.body = csta::response(request.kind, ns_, info);
+  return r;
+}
+
+std::string RccSession::eventBody(EventKind kind, const CallInfo& call, const std::string& cause) {
+  csta::Event e;
+  e.kind = kind;
+  e.crossRefId = crossRefId_;
+  e.connection = {call.callId, call.device};
+  e.callingDevice = call.device;
+  e.calledDevice = call.called;
+  e.cause = cause;
+  return csta::event(ns_, e);
+}
+
+std::vector<std::string> RccSession::progress(const std::string& callId, RccProgress step) {
+  auto it = calls_.find(callId);
+  if (it == calls_.end()) return {};
+  CallInfo& call = it->second;
+  switch (step) {
+    case RccProgress::DeskRinging:
+      return {eventBody(EventKind::ServiceInitiated, call, "makeCall")};
+    case RccProgress::DeskAnswered:
+      return {eventBody(EventKind::Originated, call, "makeCall")};
+    case RccProgress::FarRinging:
+      return {eventBody(EventKind::Delivered, call, "newCall")};
+    case RccProgress::FarAnswered:
+      if (call.connected) return {};
+      call.connected = true;
+      return {eventBody(EventKind::Established, call, "newCall")};
+    case RccProgress::Held:
+      call.held = true;
+      return {eventBody(EventKind::Held, call, "")};
+    case RccProgress::Retrieved:
+      call.held = false;
+      return {eventBody(EventKind::Retrieved, call, "")};
+  }
+  return {};
+}
+
+std::vector<std::string> RccSession::cleared(const std::string& callId, int sipStatus) {
+  auto it = calls_.find(callId);
+  if (it == calls_.end()) return {};
+  std::string body = eventBody(EventKind::ConnectionCleared, it->second, clearCause(sipStatus));
+  calls_.erase(it);
+  return {body};
+}
+
+std::string clearCause(int sipStatus) {
+  switch (sipStatus) {
+    case 0: return "normalClearing";
+    case 486:
+    case 600: return "busy";
+    case 408:
+    case 480:
+    case 487: return "callNotAnswered";
+    case 404:
+    case 484:
+    case 604: return "destNotObtainable";
+    case 403:
+    case 603: return "blocked";
+    default: break;
+  }
+  return sipStatus >= 500 && sipStatus < 600 ? "networkCongestion" : "normalClearing";
+}
+
+}  // namespace medius::gateway
