@@ -139,3 +139,34 @@ TEST(RccSession, ClearCauses) {
 
 }  // namespace
 }  // namespace medius::gateway
+
+namespace medius::gateway {
+namespace {
+
+const char* kOffer =
+    "v=0\r\no=phone 1 5 IN IP4 127.0.0.13\r\ns=-\r\nc=IN IP4 127.0.0.13\r\nt=0 0\r\n"
+    "m=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+
+TEST(RccSdp, HoldAndRetrieveOffers) {
+  std::string hold = rccDirectionOffer(kOffer, true, 7);
+  EXPECT_NE(hold.find("o=phone 1 7 IN IP4 127.0.0.13\r\n"), std::string::npos) << hold;
+  EXPECT_NE(hold.find("a=inactive\r\n"), std::string::npos);
+  EXPECT_EQ(hold.find("a=sendrecv"), std::string::npos);
+  EXPECT_LT(hold.find("a=inactive"), hold.find("m=audio"));
+  std::string back = rccDirectionOffer(hold, false, 8);
+  EXPECT_NE(back.find("a=sendrecv\r\n"), std::string::npos);
+  EXPECT_EQ(back.find("a=inactive"), std::string::npos);
+  EXPECT_NE(back.find("m=audio 6000 RTP/AVP 0 8 101\r\n"), std::string::npos);
+}
+
+TEST(RccSdp, RejectAnswerAndNumbers) {
+  std::string r = rccRejectAnswer(kOffer);
+  EXPECT_NE(r.find("m=audio 0 RTP/AVP 0\r\n"), std::string::npos) << r;
+  EXPECT_EQ(r.find("a=rtpmap"), std::string::npos);
+  EXPECT_EQ(rccNumberOf("tel:+14155550199;phone-context=example.com"), "+14155550199");
+  EXPECT_EQ(rccNumberOf("<sip:2200@pbx.example.com;user=phone>"), "2200");
+  EXPECT_EQ(rccNumberOf("+14155550199"), "+14155550199");
+}
+
+}  // namespace
+}  // namespace medius::gateway

@@ -199,7 +199,10 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   if (calls) {
     b2bua_ = std::make_unique<B2bua>(B2bua::Deps{loop_, agent_, config_, calls->routing, registrar_,
                                                  calls->media, metrics_, calls->directory,
-                                                 calls->cdr, std::move(contacts)});
+                                                 calls->cdr, contacts});
+    rcc_ = std::make_unique<Rcc>(
+        Rcc::Deps{loop_, agent_, config_, calls->routing, metrics_, calls->directory,
+                  std::move(contacts)});
   }
 }
 
@@ -212,6 +215,7 @@ void Gateway::setTrunkLocator(const TrunkLocator* locator) {
 void Gateway::endAllCalls() {
   assert(loop_.isLoopThread());
   if (b2bua_) b2bua_->endAll("shutdown");
+  if (rcc_) rcc_->endAll();
 }
 
 void Gateway::onMediaEvent(const std::string& worker, const v1::MediaEvent& event) {
@@ -223,6 +227,7 @@ void Gateway::onMediaEvent(const std::string& worker, const v1::MediaEvent& even
 Gateway::~Gateway() {
   assert(loop_.isLoopThread());
   if (tlsTimer_) su_timer_destroy(tlsTimer_);
+  rcc_.reset();
   b2bua_.reset();
   failPending();
   self_.reset();
@@ -744,6 +749,10 @@ int Gateway::dispatch(nta_incoming_t* irq, const sip_t* sip, Side side, Method m
                       const RequestSource& source, const CallerIdentity& caller) {
   const sip_request_t* rq = sip->sip_request;
   bool newInvite = rq->rq_method == sip_method_invite && !(sip->sip_to && sip->sip_to->a_tag);
+  // Remote call control (uaCSTA): a control dialog from an internal client, not a call.
+  if (newInvite && rcc_ && side == Side::Internal && Rcc::isControlInvite(sip)) {
+    return rcc_->onInvite(irq, sip, source, caller);
+  }
   if (newInvite && b2bua_) return b2bua_->onInvite(irq, sip, side, source, caller);
 
   SipReply reply;

@@ -204,7 +204,17 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                                .Help("Requests let in without digest credentials because their "
                                      "TLS client certificate names a trusted peer")
                                .Register(registry)
-                               .Add({})) {
+                               .Add({})),
+      cstaRequests_(prometheus::BuildCounter()
+                        .Name("medius_gateway_csta_requests_total")
+                        .Help("uaCSTA requests of remote call control sessions, by request and "
+                              "outcome")
+                        .Register(registry)),
+      rccSessions_(prometheus::BuildGauge()
+                       .Name("medius_gateway_rcc_sessions")
+                       .Help("Remote call control (uaCSTA) sessions open now")
+                       .Register(registry)
+                       .Add({})) {
   for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
     tlsHandshakeSeries_[i] = &tlsHandshakes_.Add({{"result", kTlsHandshakeResults[i]}});
   }
@@ -420,6 +430,28 @@ void GatewayMetrics::countTrunkFailure(const std::string& trunk) {
 
 void GatewayMetrics::setTrunkActiveCalls(const std::string& trunk, std::uint32_t calls) {
   trunkCallSeries(trunk).active->Set(static_cast<double>(calls));
+}
+
+namespace {
+constexpr std::array<std::string_view, 11> kCstaRequests{
+    "make_call",   "answer_call",          "clear_connection", "hold_call",
+    "retrieve_call", "single_step_transfer", "monitor_start",    "monitor_stop",
+    "request_system_status", "unknown",    "malformed"};
+constexpr std::array<std::string_view, 4> kCstaOutcomes{"ok", "refused", "unsupported", "failed"};
+
+template <std::size_t N>
+bool oneOf(const std::array<std::string_view, N>& values, std::string_view v) {
+  for (auto x : values) {
+    if (x == v) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void GatewayMetrics::countCstaRequest(std::string_view request, std::string_view outcome) {
+  if (!oneOf(kCstaRequests, request) || !oneOf(kCstaOutcomes, outcome)) return;
+  cstaRequests_.Add({{"request", std::string(request)}, {"outcome", std::string(outcome)}})
+      .Increment();
 }
 
 }  // namespace medius::gateway

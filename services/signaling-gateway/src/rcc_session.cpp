@@ -1,5 +1,6 @@
 #include "medius/gateway/rcc_session.hpp"
 
+#include <sstream>
 #include <utility>
 
 namespace medius::gateway {
@@ -191,6 +192,85 @@ std::string clearCause(int sipStatus) {
     default: break;
   }
   return sipStatus >= 500 && sipStatus < 600 ? "networkCongestion" : "normalClearing";
+}
+
+namespace {
+
+std::vector<std::string> lines(const std::string& sdp) {
+  std::vector<std::string> out;
+  std::istringstream in(sdp);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+bool isDirection(const std::string& line) {
+  return line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" ||
+         line == "a=inactive";
+}
+
+}  // namespace
+
+std::string rccDirectionOffer(const std::string& sdp, bool hold, std::uint64_t version) {
+  std::string out;
+  bool added = false;
+  for (const std::string& line : lines(sdp)) {
+    if (isDirection(line)) continue;
+    if (!added && line.rfind("m=", 0) == 0) {
+      out += hold ? "a=inactive\r\n" : "a=sendrecv\r\n";
+      added = true;
+    }
+    if (line.rfind("o=", 0) == 0) {
+      // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <address>
+      std::istringstream fields(line.substr(2));
+      std::string user, id, oldVersion, rest;
+      fields >> user >> id >> oldVersion;
+      std::getline(fields, rest);
+      out += "o=" + user + " " + id + " " + std::to_string(version) + rest + "\r\n";
+      continue;
+    }
+    out += line + "\r\n";
+  }
+  if (!added) out += hold ? "a=inactive\r\n" : "a=sendrecv\r\n";
+  return out;
+}
+
+std::string rccRejectAnswer(const std::string& offer) {
+  std::string out;
+  for (const std::string& line : lines(offer)) {
+    if (line.rfind("m=", 0) == 0) {
+      // m=<media> <port> <proto> <fmt> ...: port 0, the first format kept.
+      std::istringstream fields(line.substr(2));
+      std::string media, port, proto, fmt;
+      fields >> media >> port >> proto >> fmt;
+      out += "m=" + media + " 0 " + proto + " " + (fmt.empty() ? "0" : fmt) + "\r\n";
+    } else if (line.rfind("v=", 0) == 0 || line.rfind("o=", 0) == 0 ||
+               line.rfind("s=", 0) == 0 || line.rfind("c=", 0) == 0 ||
+               line.rfind("t=", 0) == 0) {
+      out += line + "\r\n";
+    }
+  }
+  return out;
+}
+
+std::string rccNumberOf(const std::string& device) {
+  std::string s = device;
+  if (auto lt = s.find('<'); lt != std::string::npos) {
+    s = s.substr(lt + 1);
+    if (auto gt = s.find('>'); gt != std::string::npos) s.resize(gt);
+  }
+  for (const char* scheme : {"tel:", "sip:", "sips:"}) {
+    std::string_view sv(scheme);
+    if (s.size() >= sv.size() && s.compare(0, sv.size(), sv) == 0) {
+      s = s.substr(sv.size());
+      if (auto cut = s.find_first_of(";@?"); cut != std::string::npos) s.resize(cut);
+      break;
+    }
+  }
+  return s;
 }
 
 }  // namespace medius::gateway

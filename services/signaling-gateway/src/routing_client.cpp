@@ -10,7 +10,7 @@ struct GrpcRoutingClient::Call {
   const char* method = "";
   prometheus::Histogram* seconds = nullptr;
   std::chrono::steady_clock::time_point started;
-  // One of the three is used, by `method`.
+  // One of the four is used, by `method`.
   v1::RouteCallRequest routeRequest;
   v1::RoutePlan routePlan;
   RouteDone routeDone;
@@ -20,6 +20,9 @@ struct GrpcRoutingClient::Call {
   v1::TrunkHealthReport report;
   v1::TrunkHealthAck ack;
   ReportDone reportDone;
+  v1::ControlLineRequest controlRequest;
+  v1::ControlLineResponse controlResponse;
+  ControlLineDone controlDone;
 };
 
 GrpcRoutingClient::GrpcRoutingClient(const std::string& address,
@@ -74,6 +77,15 @@ void GrpcRoutingClient::reportTrunkHealthAsync(v1::TrunkHealthReport report, Rep
                                     [this, call](grpc::Status status) { finish(call, status); });
 }
 
+void GrpcRoutingClient::controlLineAsync(v1::ControlLineRequest request, ControlLineDone done) {
+  Call* call = begin("ControlLine");
+  call->seconds = &metrics_.grpcClientSeconds("routing", "ControlLine");
+  call->controlRequest = std::move(request);
+  call->controlDone = std::move(done);
+  stub_->async()->ControlLine(&call->context, &call->controlRequest, &call->controlResponse,
+                              [this, call](grpc::Status status) { finish(call, status); });
+}
+
 void GrpcRoutingClient::finish(Call* call, const grpc::Status& status) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - call->started).count();
@@ -88,6 +100,7 @@ void GrpcRoutingClient::finish(Call* call, const grpc::Status& status) {
     if (call->routeDone) call->routeDone(status, std::move(call->routePlan));
     if (call->listDone) call->listDone(status, std::move(call->listResponse));
     if (call->reportDone) call->reportDone(status);
+    if (call->controlDone) call->controlDone(status, std::move(call->controlResponse));
   } catch (const std::exception& e) {
     log::get("grpc")->error("{} completion threw: {}", call->method, e.what());
   }

@@ -55,6 +55,7 @@
 
 #include "medius/gateway/auth_guard.hpp"
 #include "medius/gateway/b2bua.hpp"
+#include "medius/gateway/rcc.hpp"
 #include "medius/gateway/call_auth.hpp"
 #include "medius/gateway/challenge_pool.hpp"
 #include "medius/gateway/config.hpp"
@@ -117,6 +118,8 @@ class Gateway final : public OptionsProber {
   // of every trunk-side request (none is checked before it is set).
   void setTrunkLocator(const TrunkLocator* locator);
   std::size_t activeCalls() const { return b2bua_ ? b2bua_->activeCalls() : 0; }
+  // Remote call control (loop thread): sessions and third-party calls.
+  const Rcc* rcc() const { return rcc_.get(); }
   // Ends every call now (BYE/CANCEL/503), after the drain grace period.
   void endAllCalls();
   // A media worker's event (any thread).
@@ -282,6 +285,7 @@ class Gateway final : public OptionsProber {
   // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after
   // the Gateway is gone finds it expired (checked and used on the loop thread only).
   std::shared_ptr<Gateway*> self_;
+  std::unique_ptr<Rcc> rcc_;      // remote call control; destroyed with b2bua_
   std::unique_ptr<B2bua> b2bua_;  // destroyed first (in ~Gateway), before leg_ and agent_
 };
 

@@ -35,6 +35,11 @@
 //   medius_gateway_tls_reloads_total{result}                    certificate reloads: ok|error
 //   medius_gateway_tls_certificate_expiry_timestamp_seconds     notAfter of the TLS certificate
 //   medius_gateway_trusted_peer_requests_total                  requests let in by mutual TLS
+//   medius_gateway_csta_requests_total{request,outcome}         uaCSTA requests (rcc.hpp):
+//                                                               request make_call|...|unknown|
+//                                                               malformed, outcome ok|refused|
+//                                                               unsupported|failed
+//   medius_gateway_rcc_sessions                                 remote call control sessions
 // Labels are bounded: methods outside the known list are "other", sides are
 // "internal"/"trunk", codes are gRPC code names. Every direction x outcome series of
 // calls_total exists from the start (at 0); the per-trunk series exist once the trunk is
@@ -154,6 +159,10 @@ class GatewayMetrics {
   void countTlsReload(bool ok) { (ok ? tlsReloadOk_ : tlsReloadError_).Increment(); }
   void setTlsCertificateExpiry(double unixSeconds) { tlsExpiry_.Set(unixSeconds); }
   void countTrustedPeerRequest() { trustedPeerRequests_.Increment(); }
+  // Remote call control (SIP loop). `request`: csta::requestName() or "malformed";
+  // `outcome`: "ok", "refused", "unsupported", "failed" (others are not counted).
+  void countCstaRequest(std::string_view request, std::string_view outcome);
+  void setRccSessions(std::size_t sessions) { rccSessions_.Set(static_cast<double>(sessions)); }
   double tlsHandshakes(std::string_view result) const;
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
@@ -212,6 +221,8 @@ class GatewayMetrics {
   prometheus::Counter& tlsReloadError_;
   prometheus::Gauge& tlsExpiry_;
   prometheus::Counter& trustedPeerRequests_;
+  prometheus::Family<prometheus::Counter>& cstaRequests_;
+  prometheus::Gauge& rccSessions_;
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

@@ -138,4 +138,16 @@ class RccSession {
 // 403/603 -> "blocked", 5xx -> "networkCongestion", others -> "normalClearing".
 std::string clearCause(int sipStatus);
 
+// SDP for the 3PCC legs (plain text rewrites; the phone and the far end negotiate).
+// `sdp` with every a=sendrecv/sendonly/recvonly/inactive line replaced by one session-level
+// direction (a=inactive to hold, a=sendrecv to retrieve) and the o= version set to
+// `version`: the re-offer to the PBX phone. Lines end in CRLF.
+std::string rccDirectionOffer(const std::string& sdp, bool hold, std::uint64_t version);
+// An answer refusing every stream of `offer` (its m= lines with port 0): what the PBX
+// phone's ACK carries when the far end failed, before its BYE (RFC 3725 flow I).
+std::string rccRejectAnswer(const std::string& offer);
+// The user part of a device or number as a client gives it ("tel:+14155550199;phone-context=x"
+// -> "+14155550199", "sip:2200@pbx" -> "2200", "+1 (415)" unchanged).
+std::string rccNumberOf(const std::string& device);
+
 }  // namespace medius::gateway

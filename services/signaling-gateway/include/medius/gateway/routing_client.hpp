@@ -1,5 +1,6 @@
 // The gateway's view of the routing service: RouteCall (one per new call, see call.hpp),
-// ListTrunks and ReportTrunkHealth (the trunk keepalive, see trunk_monitor.hpp).
+// ListTrunks and ReportTrunkHealth (the trunk keepalive, see trunk_monitor.hpp), and
+// ControlLine (remote call control, rcc.hpp).
 //
 // RoutingClient is the seam tests may fake; GrpcRoutingClient is the real one (gRPC
 // callback API, a deadline on every call, latency histogram
@@ -30,7 +31,12 @@ class RoutingClient {
   using ListTrunksDone = std::function<void(const grpc::Status&, v1::ListTrunksResponse)>;
   using ReportDone = std::function<void(const grpc::Status&)>;
   using RouteDone = std::function<void(const grpc::Status&, v1::RoutePlan)>;
+  using ControlLineDone = std::function<void(const grpc::Status&, v1::ControlLineResponse)>;
   virtual ~RoutingClient() = default;
+  // Remote call control (rcc.hpp). Fakes that do not need it answer UNIMPLEMENTED.
+  virtual void controlLineAsync(v1::ControlLineRequest, ControlLineDone done) {
+    done(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "ControlLine"), {});
+  }
   virtual void routeCallAsync(v1::RouteCallRequest request, RouteDone done) = 0;
   virtual void listTrunksAsync(ListTrunksDone done) = 0;
   virtual void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) = 0;
@@ -47,6 +53,7 @@ class GrpcRoutingClient final : public RoutingClient {
   void routeCallAsync(v1::RouteCallRequest request, RouteDone done) override;
   void listTrunksAsync(ListTrunksDone done) override;
   void reportTrunkHealthAsync(v1::TrunkHealthReport report, ReportDone done) override;
+  void controlLineAsync(v1::ControlLineRequest request, ControlLineDone done) override;
 
  private:
   struct Call;

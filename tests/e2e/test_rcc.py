@@ -1,0 +1,116 @@
+"""Remote call control (uaCSTA, issue 10; docs/rcc.md) end to end: real registrar, routing,
+media-transcoder and signaling-gateway (harness.Cluster(calls=True)). SIPp plays the UC
+client (INVITE + INFO with application/csta+xml, digest-authenticated as the user), alice's
+PBX phone on the pbx trunk (it must get an INVITE without SDP and put its offer in the 200)
+and the far end on pstn-primary.
+
+MakeCall: the phone rings first, then the far end gets the phone's offer, and the far end's
+answer reaches the phone in its ACK (RFC 3725 flow I); the client sees Delivered then
+Established; ClearConnection hangs both up (BYE) and the client sees ConnectionCleared.
+A MakeCall for someone else's line, or for a line without a PBX phone, is a CSTA error and
+no INVITE leaves the gateway.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import wait_until  # noqa: E402
+from test_calls import CallTestCase  # noqa: E402
+
+ALICE_LINE = "tel:+14255550100"
+BOB_LINE = "tel:+14255550101"
+# A local number (route "local": pstn-primary only), no user's line.
+FAR_NUMBER = "tel:+14255550177"
+
+
+def csta_metric(cluster, request, outcome):
+    return harness.metric_value(cluster.metrics("gateway"), "medius_gateway_csta_requests_total",
+                                {"request": request, "outcome": outcome}) or 0.0
+
+
+class RemoteCallControlTest(CallTestCase):
+
+    def client(self, scenario, device, number=FAR_NUMBER, user="alice", duration_ms=1500):
+        return self.caller(scenario, number, caller=user, duration_ms=duration_ms,
+                           extra_keys={"device": device})
+
+    def test_make_call_rings_phone_then_far_end_and_clear_connection_ends_it(self):
+        before_make = csta_metric(self.cluster, "make_call", "ok")
+        before_clear = csta_metric(self.cluster, "clear_connection", "ok")
+        phone = self.far("pbx", "rcc_phone.xml")
+        far = self.far("pstn-primary", "uas_answer.xml")
+        client = self.client("rcc_client.xml", ALICE_LINE)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        phone_result = self.finish_uas(phone, what="PBX phone")
+        far_result = self.finish_uas(far, what="far end")
+
+        # The phone: an INVITE without SDP, to alice's PBX number.
+        invite = self.first(phone_result, "INVITE", "PBX phone")
+        self.assertEqual(invite.body.strip(), "", invite.text)
+        self.assertEqual(invite.uri_user, "+14255550100", invite.text)
+        # The far end: the phone's offer (its media port) ...
+        far_invite = self.first(far_result, "INVITE", "far end")
+        self.assertIn("m=audio %d " % phone.media_port, far_invite.body)
+        self.assertEqual(far_invite.uri_user, "+14255550177", far_invite.text)
+        # ... only after the phone answered; and the phone's ACK carries the far end's answer.
+        acks = [m for m in phone_result.received("ACK") if "m=audio" in m.body]
+        self.assertTrue(acks, "no ACK with SDP at the phone: %s" % phone_result.received("ACK"))
+        self.assertIn("m=audio %d " % far.media_port, acks[0].body)
+        # ClearConnection: both got a BYE from the gateway.
+        self.assertTrue(phone_result.received("BYE"), "no BYE at the phone")
+        self.assertTrue(far_result.received("BYE"), "no BYE at the far end")
+
+        # The client saw the call's events in order.
+        events = []
+        for m in result.received("INFO"):
+            for name in ("ServiceInitiated", "Originated", "Delivered", "Established",
+                         "ConnectionCleared"):
+                if "<%sEvent" % name in m.body:
+                    events.append(name)
+        self.assertIn("Delivered", events)
+        self.assertLess(events.index("Delivered"), events.index("Established"), events)
+        self.assertEqual(events[-1], "ConnectionCleared", events)
+        response = [m for m in result.received(200) if "<MakeCallResponse" in m.body]
+        self.assertTrue(response, "no MakeCallResponse")
+        self.assertIn("application/csta+xml", response[0].get("Content-Type") or "")
+
+        wait_until(lambda: csta_metric(self.cluster, "make_call", "ok") >= before_make + 1, 5,
+                   "make_call ok counted")
+        wait_until(lambda: csta_metric(self.cluster, "clear_connection", "ok") >= before_clear + 1,
+                   5, "clear_connection ok counted")
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
+                                                "medius_gateway_rcc_sessions") == 0.0,
+                   5, "no RCC session left")
+
+    def refused(self, user, device, expected_error):
+        phone = self.far("pbx", "rcc_phone.xml")
+        client = self.client("rcc_client_refused.xml", device, user=user)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        bodies = [m.body for m in result.received(200) if "<CSTAErrorCode" in m.body]
+        self.assertTrue(bodies, "no CSTA error in %s" % result.received(200))
+        self.assertIn("<operation>%s</operation>" % expected_error, bodies[0])
+        time.sleep(0.5)
+        phone_result = phone.finish(calls=0)
+        self.assertFalse(phone_result.received("INVITE"), "the PBX phone was called anyway")
+
+    def test_make_call_for_another_users_line_is_refused(self):
+        before = csta_metric(self.cluster, "make_call", "refused")
+        self.refused("alice", BOB_LINE, "privilegeViolationOnSpecifiedDevice")
+        wait_until(lambda: csta_metric(self.cluster, "make_call", "refused") >= before + 1, 5,
+                   "make_call refused counted")
+
+    def test_make_call_for_a_line_without_pbx_phone_is_refused(self):
+        self.refused("bob", BOB_LINE, "requestIncompatibleWithObject")
+
+    def test_make_call_for_an_unknown_device_is_refused(self):
+        self.refused("alice", "tel:+19995550123", "invalidCallingDevice")
+
+
+if __name__ == "__main__":
+    unittest.main()
