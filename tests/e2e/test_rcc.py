@@ -35,8 +35,18 @@ def csta_metric(cluster, request, outcome):
 class RemoteCallControlTest(CallTestCase):
 
     def client(self, scenario, device, number=FAR_NUMBER, user="alice", duration_ms=1500):
-        return self.caller(scenario, number, caller=user, duration_ms=duration_ms,
-                           extra_keys={"device": device})
+        """The UC client: a SIPp on the internal side as `user` (digest with its password).
+        Without -aa: every event INFO must be one the scenario expects."""
+        keys = {"caller": user, "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
+                "device": device}
+        uac = harness.SippProcess(scenario, self.cluster.dir, "-s", number, "-au", user,
+                                  "-ap", harness.user_password(user),
+                                  target="127.0.0.1:%d" % self.cluster.internal_port,
+                                  local_ip="127.0.0.21", keys=keys, calls=1,
+                                  duration_ms=duration_ms, timeout=60, auto_answer=False,
+                                  name="rcc-%s-%d" % (scenario[:-4], time.monotonic_ns()))
+        self.addCleanup(uac.stop)
+        return uac
 
     def test_make_call_rings_phone_then_far_end_and_clear_connection_ends_it(self):
         before_make = csta_metric(self.cluster, "make_call", "ok")
@@ -49,14 +59,16 @@ class RemoteCallControlTest(CallTestCase):
         phone_result = self.finish_uas(phone, what="PBX phone")
         far_result = self.finish_uas(far, what="far end")
 
-        # The phone: an INVITE without SDP, to alice's PBX number.
+        # The phone: an INVITE without SDP, to alice's PBX number in the PBX's format (the
+        # pbx trunk's outbound translation: extension 100).
         invite = self.first(phone_result, "INVITE", "PBX phone")
         self.assertEqual(invite.body.strip(), "", invite.text)
-        self.assertEqual(invite.uri_user, "+14255550100", invite.text)
+        self.assertEqual(invite.uri_user, "100", invite.text)
         # The far end: the phone's offer (its media port) ...
         far_invite = self.first(far_result, "INVITE", "far end")
         self.assertIn("m=audio %d " % phone.media_port, far_invite.body)
-        self.assertEqual(far_invite.uri_user, "+14255550177", far_invite.text)
+        # pstn-primary's outbound format: E.164 without "+".
+        self.assertEqual(far_invite.uri_user, "14255550177", far_invite.text)
         # ... only after the phone answered; and the phone's ACK carries the far end's answer.
         acks = [m for m in phone_result.received("ACK") if "m=audio" in m.body]
         self.assertTrue(acks, "no ACK with SDP at the phone: %s" % phone_result.received("ACK"))
@@ -86,6 +98,24 @@ class RemoteCallControlTest(CallTestCase):
         wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
                                                 "medius_gateway_rcc_sessions") == 0.0,
                    5, "no RCC session left")
+
+    def test_hold_and_retrieve_reinvite_the_phone(self):
+        phone = self.far("pbx", "rcc_phone.xml")
+        far = self.far("pstn-primary", "uas_answer.xml")
+        client = self.client("rcc_client_hold.xml", ALICE_LINE, duration_ms=500)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        phone_result = self.finish_uas(phone, what="PBX phone")
+        self.finish_uas(far, what="far end")
+        invites = phone_result.received("INVITE")
+        self.assertEqual(len(invites), 3, [m.first_line for m in invites])
+        self.assertIn("a=inactive", invites[1].body)
+        self.assertIn("m=audio %d " % far.media_port, invites[1].body)
+        self.assertIn("a=sendrecv", invites[2].body)
+        self.assertNotIn("a=inactive", invites[2].body)
+        events = [m.body for m in result.received("INFO")]
+        self.assertTrue(any("<HeldEvent" in b for b in events))
+        self.assertTrue(any("<RetrievedEvent" in b for b in events))
 
     def refused(self, user, device, expected_error):
         phone = self.far("pbx", "rcc_phone.xml")

@@ -39,11 +39,11 @@ std::string request(const std::string& line, const std::string& extra = "",
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-std::optional<SipReply> check(const std::string& text, bool rel100 = true) {
+std::optional<SipReply> check(const std::string& text, bool rel100 = true, bool csta = false) {
   MsgPtr msg = parse(text);
   EXPECT_TRUE(msg) << text;
   if (!msg) return SipReply{};
-  return requestErrorReply(sip_object(msg.get()), RequestCheckOptions{rel100});
+  return requestErrorReply(sip_object(msg.get()), RequestCheckOptions{rel100, csta});
 }
 
 int status(const std::string& text) {
@@ -135,6 +135,22 @@ TEST(RequestChecks, BodyAndAcceptOfAnInvite) {
   EXPECT_EQ(a->status, 406);
   EXPECT_EQ(status(request("INVITE sip:bob@example.com SIP/2.0",
                            "Content-Type: application/sdp\r\nAccept: application/*\r\n", "INVITE", kSdp)), 0);
+}
+
+TEST(RequestChecks, CstaInviteOnlyWhereRemoteCallControlRuns) {
+  const std::string invite = "INVITE sip:csta@example.com SIP/2.0";
+  const std::string headers =
+      "Content-Type: application/csta+xml\r\nAccept: application/csta+xml\r\n";
+  const std::string body = "<RequestSystemStatus/>";
+  auto trunk = check(request(invite, headers, "INVITE", body), true, false);
+  ASSERT_TRUE(trunk);
+  EXPECT_EQ(trunk->status, 415);
+  EXPECT_FALSE(check(request(invite, headers, "INVITE", body), true, true));
+  // Only INVITE: an UPDATE with a CSTA body is still refused.
+  auto update = check(request("UPDATE sip:csta@example.com SIP/2.0", headers, "UPDATE", body),
+                      true, true);
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->status, 415);
 }
 
 TEST(RequestChecks, MissingEssentialHeadersAre400) {

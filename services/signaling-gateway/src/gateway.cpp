@@ -691,7 +691,8 @@ std::optional<SipReply> Gateway::refusal(const sip_t* sip, Side side, const Requ
   }
   // RFC 3261 8.2 and the RFC 4475 verdicts (request_checks.hpp): before credentials are
   // asked for, so a malformed request costs no registrar round trip.
-  if (auto bad = requestErrorReply(sip, RequestCheckOptions{config_.rel100})) {
+  if (auto bad = requestErrorReply(
+          sip, RequestCheckOptions{config_.rel100, side == Side::Internal && rcc_ != nullptr})) {
     metrics_.countRefused(Refusal::Malformed);
     log::get("sip")->info("{} from {}:{} refused: {} {}", rq->rq_method_name, source.host,
                           source.port, bad->status, bad->phrase);

@@ -178,6 +178,10 @@ std::optional<SipReply> requestErrorReply(const sip_t* sip, const RequestCheckOp
     }
   }
   bool offerCarrier = rq->rq_method == sip_method_invite || rq->rq_method == sip_method_update;
+  const bool csta = options.csta && rq->rq_method == sip_method_invite && sip->sip_content_type &&
+                    sip->sip_content_type->c_type &&
+                    strcasecmp(sip->sip_content_type->c_type, "application/csta+xml") == 0;
+  if (csta) return std::nullopt;  // a remote call control dialog (rcc.hpp): no SDP at all
   if (offerCarrier && !bodyTypeOk(sip)) {
     SipReply r = SipReply::of(415, "Unsupported Media Type");
     r.headers.emplace_back("Accept", "application/sdp");

@@ -13,10 +13,12 @@
 //   416 a Request-URI scheme other than sip, sips and tel (8.2.2.1; 3.3.2, 3.3.3)
 //   420 a Require option the gateway does not support, listed in Unsupported (8.2.2.3;
 //       3.3.5); never for ACK and CANCEL
-//   415 an INVITE or UPDATE body that is not application/sdp (nor multipart), with
-//       Accept: application/sdp (8.2.3; 3.3.6)
+//   415 an INVITE or UPDATE body that is not application/sdp (nor multipart; nor
+//       application/csta+xml in an INVITE with options.csta), with Accept: application/sdp
+//       (8.2.3; 3.3.6)
 //   406 an INVITE whose Accept excludes application/sdp: its answer would carry SDP
-//       (3.3.15)
+//       (3.3.15); with options.csta, an INVITE with a CSTA body may accept only
+//       application/csta+xml
 //
 // Thread: any (pure function of the parsed message).
 #pragma once
@@ -32,6 +34,9 @@ namespace medius::gateway {
 struct RequestCheckOptions {
   // Require options accepted besides "timer" and "path": "100rel" when calls.rel100.
   bool rel100 = true;
+  // Remote call control (rcc.hpp, the internal side): an INVITE may carry
+  // application/csta+xml instead of SDP, and accept it in the answer.
+  bool csta = false;
 };
 
 // The refusal for a request the gateway must not act on, or nullopt when it may go on.
