@@ -708,7 +708,10 @@ v1::ControlLineResponse controlLine(const Config& config, const TrunkHealth& hea
     return response;
   };
   const User* owner = nullptr;
-  Dialled device = parseDialled(request.device(), config.domain);
+  // A bare line as configured ("+14255550100;ext=100"): its parameters are not dialled.
+  std::string_view text = request.device();
+  if (text.find(':') == std::string_view::npos) text = text.substr(0, text.find(';'));
+  Dialled device = parseDialled(text, config.domain);
   if (device.kind == Dialled::Kind::Number) {
     owner = config.findUserByNumber(device.number);
   } else if (device.kind == Dialled::Kind::Uri) {
