@@ -53,7 +53,17 @@ class RemoteCallControlTest(CallTestCase):
         before_clear = csta_metric(self.cluster, "clear_connection", "ok")
         phone = self.far("pbx", "rcc_phone.xml")
         far = self.far("pstn-primary", "uas_answer.xml")
-        client = self.client("rcc_client.xml", ALICE_LINE)
+        client = self.client("rcc_client.xml", ALICE_LINE, duration_ms=3000)
+        # While connected, medctl calls lists the session and its call.
+        def rcc_entries():
+            calls = self.cluster.active_calls().get("calls", [])
+            session = [c for c in calls if c.get("callee") == "uaCSTA session"]
+            call = [c for c in calls if c.get("callee") == FAR_NUMBER
+                    and "remote call control by sip:alice@example.com" in c.get("caller", "")]
+            return (session, call) if session and call and len(call[0].get("legs", [])) == 2 \
+                else None
+        session, call = wait_until(rcc_entries, 15, "the RCC session and call in medctl calls")
+        self.assertEqual(session[0]["caller"], "sip:alice@example.com")
         result = client.wait()
         self.assertSippOk(result, "rcc client")
         phone_result = self.finish_uas(phone, what="PBX phone")
@@ -116,6 +126,24 @@ class RemoteCallControlTest(CallTestCase):
         events = [m.body for m in result.received("INFO")]
         self.assertTrue(any("<HeldEvent" in b for b in events))
         self.assertTrue(any("<RetrievedEvent" in b for b in events))
+
+    def test_single_step_transfer_refused_by_the_pbx_is_a_csta_error(self):
+        before = csta_metric(self.cluster, "single_step_transfer", "unsupported")
+        phone = self.far("pbx", "rcc_phone.xml")
+        far = self.far("pstn-primary", "uas_answer.xml")
+        client = self.client("rcc_client_transfer.xml", ALICE_LINE, duration_ms=300)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        phone_result = self.finish_uas(phone, what="PBX phone")
+        self.finish_uas(far, what="far end")
+        refer = self.first(phone_result, "REFER", "PBX phone")
+        self.assertIn("14255550188@", refer.get("Refer-To") or "", refer.text)
+        bodies = [m.body for m in result.received(200) if "<CSTAErrorCode" in m.body]
+        self.assertTrue(bodies)
+        self.assertIn("<operation>requestIncompatibleWithObject</operation>", bodies[0])
+        wait_until(lambda: csta_metric(self.cluster, "single_step_transfer", "unsupported")
+                   >= before + 1, 5, "single_step_transfer unsupported counted")
+        self.assertIn("answered 501 to REFER", self.cluster.gateway.log_text())
 
     def refused(self, user, device, expected_error):
         phone = self.far("pbx", "rcc_phone.xml")
