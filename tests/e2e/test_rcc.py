@@ -109,6 +109,18 @@ class RemoteCallControlTest(CallTestCase):
                                                 "medius_gateway_rcc_sessions") == 0.0,
                    5, "no RCC session left")
 
+    def test_far_end_hangup_clears_the_phone_and_reports_connection_cleared(self):
+        phone = self.far("pbx", "rcc_phone.xml")
+        far = self.far("pstn-primary", "uas_answer_bye.xml", duration_ms=1000)
+        client = self.client("rcc_client_far_hangup.xml", ALICE_LINE)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        phone_result = self.finish_uas(phone, what="PBX phone")
+        self.finish_uas(far, what="far end")
+        self.assertTrue(phone_result.received("BYE"), "the phone was not hung up")
+        cleared = [m.body for m in result.received("INFO") if "<ConnectionClearedEvent" in m.body]
+        self.assertIn("<cause>normalClearing</cause>", cleared[0])
+
     def test_hold_and_retrieve_reinvite_the_phone(self):
         phone = self.far("pbx", "rcc_phone.xml")
         far = self.far("pstn-primary", "uas_answer.xml")

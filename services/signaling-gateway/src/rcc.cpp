@@ -232,6 +232,8 @@ int Rcc::onInvite(nta_incoming_t* irq, const sip_t* sip, const RequestSource& so
   nta_leg_tag(s.leg, nullptr);
   nta_incoming_tag(irq, nta_leg_get_tag(s.leg));
   s.inviteIrq = irq;
+  // nta reports the INVITE transaction's end without an ACK (sip NULL): the client is gone.
+  nta_incoming_bind(irq, &Rcc::inviteIrqCallback, reinterpret_cast<nta_incoming_magic_t*>(&s));
   s.startedAtMs = nowMs();
   s.sipCallId = sip->sip_call_id && sip->sip_call_id->i_id ? sip->sip_call_id->i_id : "";
   sessions_.emplace(id, std::move(owned));
@@ -240,6 +242,17 @@ int Rcc::onInvite(nta_incoming_t* irq, const sip_t* sip, const RequestSource& so
   log::get("call")->info("rcc {}: control session of {} (Call-ID {})", id, user,
                          sip->sip_call_id ? sip->sip_call_id->i_id : "-");
   onCsta(s, irq, payloadOf(sip), true);
+  return 0;
+}
+
+int Rcc::inviteIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t*, const sip_t* sip) noexcept {
+  auto* s = reinterpret_cast<Session*>(magic);
+  if (sip || s->ended) return 0;
+  try {
+    s->rcc->endSession(*s, "no ACK for the 200 of its INVITE");
+  } catch (const std::exception& e) {
+    log::get("call")->error("rcc {}: {}", s->id, e.what());
+  }
   return 0;
 }
 

@@ -86,6 +86,8 @@ class Rcc {
  private:
   static int sessionLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
                                 const sip_t* sip) noexcept;
+  static int inviteIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                               const sip_t* sip) noexcept;
   static int callLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
                              const sip_t* sip) noexcept;
   static int txResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
