@@ -157,6 +157,15 @@ class RemoteCallControlTest(CallTestCase):
                    >= before + 1, 5, "single_step_transfer unsupported counted")
         self.assertIn("answered 501 to REFER", self.cluster.gateway.log_text())
 
+    def test_bad_bodies_get_400_or_a_csta_error_and_the_session_lives_on(self):
+        before = csta_metric(self.cluster, "malformed", "refused")
+        client = self.client("rcc_client_bad_bodies.xml", ALICE_LINE)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        wait_until(lambda: csta_metric(self.cluster, "malformed", "refused") >= before + 1, 5,
+                   "malformed counted")
+        self.assertTrue(self.cluster.gateway.alive())
+
     def refused(self, user, device, expected_error):
         phone = self.far("pbx", "rcc_phone.xml")
         client = self.client("rcc_client_refused.xml", device, user=user)
