@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/tport_tag.h>
 
@@ -109,6 +110,8 @@ struct Rcc::Call {
   std::string farUri;
   std::int64_t startedAtMs = 0;
   std::int64_t answeredAtMs = 0;
+  // calls.no_answer_timeout_ms for each ringing phase (the phone, then the far end).
+  su_timer_t* ringTimer = nullptr;
 };
 
 Rcc::Rcc(Deps deps) : d_(std::move(deps)), self_(std::make_shared<Rcc*>(this)) {}
@@ -576,6 +579,7 @@ void Rcc::startCall(Session& s, const std::string& callId, const v1::TrunkTarget
     endCall(c, 503, "cannot send");
     return;
   }
+  armRingTimer(c);
   log::get("call")->info("rcc {}: call {}: INVITE (no SDP) -> PBX phone {} on trunk {}, then {}",
                          s.id, callId, phone.request_uri(), phone.trunk(), called);
 }
@@ -712,6 +716,7 @@ void Rcc::onTxResponse(Tx& tx, nta_outgoing_t* orq, const sip_t* sip) {
       c.phoneAcked = true;
       c.state = Call::State::Connected;
       c.answeredAtMs = nowMs();
+      if (c.ringTimer) su_timer_reset(c.ringTimer);
       publish(c);
       c.sdpVersion = 1000;
       log::get("call")->info("rcc call {}: connected: PBX phone <-> {}", c.id, c.called);
@@ -816,6 +821,7 @@ void Rcc::onFarRoute(const std::string& callId, const grpc::Status& status,
     return;
   }
   c->farUri = t.request_uri();
+  armRingTimer(*c);
   publish(*c);
   log::get("call")->info("rcc call {}: INVITE -> {} on trunk {} with the phone's offer", callId,
                          t.request_uri(), t.trunk());
@@ -992,6 +998,29 @@ void Rcc::transfer(Session& s, Call& c, nta_incoming_t* irq, const csta::Request
   c.txs.push_back(std::move(tx));
 }
 
+void Rcc::armRingTimer(Call& c) {
+  if (!c.ringTimer) {
+    c.ringTimer = su_timer_create(su_root_task(d_.loop.root()),
+                                  static_cast<su_duration_t>(d_.config.noAnswerTimeoutMs));
+  }
+  if (c.ringTimer) {
+    su_timer_set(c.ringTimer, &Rcc::onRingTimer, reinterpret_cast<su_timer_arg_t*>(&c));
+  }
+}
+
+void Rcc::onRingTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+  auto* c = reinterpret_cast<Call*>(arg);
+  try {
+    if (c->state == Call::State::PhoneRinging || c->state == Call::State::FarCalling) {
+      c->rcc->endCall(*c, 480, c->state == Call::State::PhoneRinging
+                                   ? "the PBX phone did not answer in time"
+                                   : "the far end did not answer in time");
+    }
+  } catch (const std::exception& e) {
+    log::get("call")->error("rcc call {}: ring timeout handling failed: {}", c->id, e.what());
+  }
+}
+
 // Sofia objects are destroyed from a posted task, never inside their own callbacks.
 void Rcc::reap() {
   if (shuttingDown_ || reapPosted_) return;
@@ -1014,6 +1043,7 @@ void Rcc::sweep() {
     c.phoneInvite.reset();
     c.farInvite.reset();
     for (nta_outgoing_t* cancel : c.cancels) nta_outgoing_destroy(cancel);
+    if (c.ringTimer) su_timer_destroy(c.ringTimer);
     if (c.phoneLeg) nta_leg_destroy(c.phoneLeg);
     if (c.farLeg) nta_leg_destroy(c.farLeg);
     it = calls_.erase(it);

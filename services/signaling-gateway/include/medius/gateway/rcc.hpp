@@ -122,6 +122,10 @@ class Rcc {
   // Destroys ended calls and sessions (and finished transactions) from a posted task.
   void reap();
   void sweep();
+  // calls.no_answer_timeout_ms while the phone, then the far end, rings: ended with
+  // ConnectionCleared (callNotAnswered).
+  void armRingTimer(Call& c);
+  static void onRingTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
   // medctl calls: a session as one entry (caller: the user, callee "uaCSTA session"), a
   // call as another (caller: the controlled line, callee: the far end, legs: phone, far).
   void publish(const Session& s);
