@@ -191,5 +191,31 @@ class RemoteCallControlTest(CallTestCase):
         self.refused("alice", "tel:+19995550123", "invalidCallingDevice")
 
 
+class RemoteCallControlNoAnswerTest(CallTestCase):
+    """A PBX phone that rings and never answers: the call ends after
+    calls.no_answer_timeout_ms (CANCEL), the client gets ConnectionCleared; nothing hangs."""
+
+    cluster_options = {"gateway_extra": {"calls": {"no_answer_timeout_ms": 2000}}}
+
+    def test_a_phone_that_never_answers_is_cancelled(self):
+        phone = self.far("pbx", "uas_ringing.xml")
+        keys = {"caller": "alice", "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
+                "device": ALICE_LINE}
+        client = harness.SippProcess("rcc_client_no_answer.xml", self.cluster.dir, "-s",
+                                     FAR_NUMBER, "-au", "alice", "-ap",
+                                     harness.user_password("alice"),
+                                     target="127.0.0.1:%d" % self.cluster.internal_port,
+                                     local_ip="127.0.0.21", keys=keys, calls=1, timeout=60,
+                                     auto_answer=False, name="rcc-no-answer")
+        self.addCleanup(client.stop)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        phone_result = self.finish_uas(phone, what="PBX phone")
+        self.assertTrue(phone_result.received("CANCEL"), "the phone was not CANCELled")
+        cleared = [m.body for m in result.received("INFO") if "<ConnectionClearedEvent" in m.body]
+        self.assertIn("<cause>callNotAnswered</cause>", cleared[0])
+        self.assertIn("the PBX phone did not answer in time", self.cluster.gateway.log_text())
+
+
 if __name__ == "__main__":
     unittest.main()
