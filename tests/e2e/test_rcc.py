@@ -57,7 +57,7 @@ class RemoteCallControlTest(CallTestCase):
         # While connected, medctl calls lists the session and its call.
         def rcc_entries():
             calls = self.cluster.active_calls().get("calls", [])
-            session = [c for c in calls if c.get("callee") == "uaCSTA session"]
+            session = [c for c in calls if c.get("callee") == "uaCSTA session (monitoring)"]
             call = [c for c in calls if c.get("callee") == FAR_NUMBER
                     and "remote call control by sip:alice@example.com" in c.get("caller", "")]
             return (session, call) if session and call and len(call[0].get("legs", [])) == 2 \
@@ -97,6 +97,12 @@ class RemoteCallControlTest(CallTestCase):
         self.assertIn("Delivered", events)
         self.assertLess(events.index("Delivered"), events.index("Established"), events)
         self.assertEqual(events[-1], "ConnectionCleared", events)
+        # MonitorStart's cross reference is the one every event carries.
+        monitor = [m for m in result.received(200) if "<MonitorStartResponse" in m.body]
+        self.assertTrue(monitor, "no MonitorStartResponse")
+        cross_ref = monitor[0].body.split("<monitorCrossRefID>")[1].split("<")[0]
+        for m in result.received("INFO"):
+            self.assertIn("<monitorCrossRefID>%s</monitorCrossRefID>" % cross_ref, m.body)
         response = [m for m in result.received(200) if "<MakeCallResponse" in m.body]
         self.assertTrue(response, "no MakeCallResponse")
         self.assertIn("application/csta+xml", response[0].get("Content-Type") or "")
