@@ -32,6 +32,7 @@ DOMAIN = harness.DOMAIN
 PBX_HOST = harness.TRUNK_HOSTS["pbx"]
 CLIENT_HZ = 440
 PBX_HZ = 1000
+LAN_HZ = 660
 TALK_S = 4.0
 TONE_TOLERANCE_HZ = 5.0
 MIN_LEVEL_DBFS = -15.0
@@ -75,6 +76,7 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
 
     topology = None
     _inside = None
+    gateway_extra = None
 
     @classmethod
     def setUpClass(cls):
@@ -84,7 +86,12 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
         cls._inside = nat.entered(cls.topology.public)
         cls._inside.__enter__()
         try:
-            cls.cluster = NatCluster(name="nat-" + cls.__name__.lower()).start()
+            # The clients are baresips with SRTP (mediaenc=srtp-mand): the gateway's own
+            # default internal_srtp "required" (the harness lowers it for SIPp callers).
+            extra = {"media": {"internal_srtp": "required"}}
+            extra.update(cls.gateway_extra or {})
+            cls.cluster = NatCluster(name="nat-" + cls.__name__.lower(),
+                                     gateway_extra=extra).start()
         except Exception:
             cls._leave()
             raise
@@ -122,6 +129,30 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
             ua.start()
         ua.wait_registered()
         return ua
+
+    def lan_client(self, user, host, tone_hz):
+        """A baresip on the gateway's own network (public ns, a loopback host): its Contact
+        is its source, no NAT."""
+        account = baresip.client_account(user, self.cluster.internal_port,
+                                         gateway_host=nat.PUBLIC_ADDRESS,
+                                         mediaenc="srtp-mand", codecs=["opus/48000/2"],
+                                         extra=";answermode=auto")
+        ua = baresip.Baresip(self.cluster.dir, "lan-" + user, host, account, tone_hz)
+        self.agents.append(ua)
+        self.addCleanup(ua.stop)
+        ua.start()
+        ua.wait_registered()
+        return ua
+
+    def flow_state(self, aor, host):
+        """The flow of aor's binding registered from `host` ({} when there is none)."""
+        for b in self.cluster.registrations(aor)["bindings"]:
+            if b["source"]["host"] == host:
+                return b["flow"]
+        return {}
+
+    def gateway_metric(self, name, labels):
+        return harness.metric_value(self.cluster.metrics("gateway"), name, labels) or 0.0
 
     def pbx(self, user="2200", tone_hz=PBX_HZ):
         """A baresip on the pbx trunk's address (public ns), plain RTP, PCMU."""
@@ -205,6 +236,154 @@ class NatCalls(NatTestCase):
         self.assertHears(alice, PBX_HZ, "alice behind the NAT hears the PBX")
         self.assertHears(pbx, CLIENT_HZ, "the PBX hears alice behind the NAT")
         self.assertEqual(alice.stop(signal.SIGTERM), 0)
+
+    def test_3_tcp_client_behind_nat_is_called_over_its_own_connection(self):
+        """Over TCP the NAT forwards no port to the client: the INVITE can only come back
+        over the connection its REGISTER came over (and does: same ports in the trace)."""
+        aor = "sip:bob@%s" % DOMAIN
+        bob = self.home_client("bob", transport="tcp")
+        binding = self.binding_of(aor)[0]
+        self.assertEqual(binding["source"]["host"], nat.ROUTER_OUTSIDE, binding)
+        self.assertEqual(binding["source"]["transport"], "tcp", binding)
+        registers = [m for m in bob.sip_messages() if m[3].startswith("REGISTER ")]
+        self.assertTrue(registers)
+        self.assertEqual(registers[-1][0], "TCP")
+        connection = registers[-1][1]   # bob's side of the connection (home ns address)
+        pbx = self.pbx()
+        started = time.time()
+        pbx.dial("sip:101@127.0.0.1:%d" % self.cluster.trunk_port)   # bob's extension
+        for ua in (pbx, bob):
+            ua.wait_event("CALL_ESTABLISHED", 15, after=started)
+        invites = [m for m in bob.sip_messages() if m[3].startswith("INVITE ")]
+        self.assertTrue(invites, "bob got no INVITE")
+        self.assertEqual(invites[0][0], "TCP", invites[0][:3])
+        self.assertEqual(invites[0][2], connection,
+                         "the INVITE came over another connection: %s" % (invites[0][:3],))
+        time.sleep(TALK_S)
+        pbx.hangup()
+        for ua in (pbx, bob):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
+        self.assertHears(bob, PBX_HZ, "bob behind the NAT (TCP) hears the PBX")
+        self.assertHears(pbx, CLIENT_HZ, "the PBX hears bob behind the NAT (TCP)")
+        self.assertEqual(bob.stop(signal.SIGTERM), 0)
+
+    def test_9_services_alive(self):
+        for svc in self.cluster.services:
+            self.assertTrue(svc.alive(), "%s exited" % svc.name)
+
+
+class NatFlows(NatTestCase):
+    """Flows (issue 10): short timers (OPTIONS ping after 0.5 s of silence, dead after 2.5 s)
+    so that a client whose keepalives stop is noticed within seconds."""
+
+    gateway_extra = {"flows": {"ping_interval_ms": 500, "udp_timeout_ms": 2500}}
+
+    def test_1_dead_nat_flow_is_unreachable_and_calls_reach_only_the_other_device(self):
+        aor = "sip:alice@%s" % DOMAIN
+        home = self.home_client("alice")
+        lan = self.lan_client("alice", "127.0.0.22", LAN_HZ)
+        self.binding_of(aor, 2)
+        flow = self.flow_state(aor, nat.ROUTER_OUTSIDE)
+        self.assertTrue(flow["nat"], flow)
+        self.assertEqual(flow["state"], "active", flow)
+        self.assertFalse(self.flow_state(aor, "127.0.0.22")["nat"])
+        # Alive: the gateway's pings are answered through the NAT, for longer than the
+        # timeout.
+        time.sleep(4)
+        self.assertEqual(self.flow_state(aor, nat.ROUTER_OUTSIDE)["state"], "active")
+        self.assertGreaterEqual(self.gateway_metric("medius_gateway_flow_keepalives_total",
+                                                    {"kind": "ping_answered"}), 2)
+        self.assertEqual(self.gateway_metric("medius_gateway_flows", {"state": "active"}), 1)
+
+        # Its keepalives stop: the client dies without un-REGISTERing.
+        self.assertEqual(home.stop(signal.SIGKILL), -signal.SIGKILL)
+        dead = baresip.wait_for(lambda: self.flow_state(aor, nat.ROUTER_OUTSIDE).get("state")
+                                == "unreachable", 10, 0.2)
+        self.assertTrue(dead, "the dead flow was never marked unreachable: %s"
+                        % self.flow_state(aor, nat.ROUTER_OUTSIDE))
+        flow = self.flow_state(aor, nat.ROUTER_OUTSIDE)
+        self.assertEqual(flow["reason"], "keepalive timeout", flow)
+        self.assertEqual(self.gateway_metric("medius_gateway_flow_failures_total",
+                                             {"reason": "keepalive_timeout"}), 1)
+        self.assertEqual(self.gateway_metric("medius_gateway_flows", {"state": "unreachable"}), 1)
+        table = self.cluster.medctl("flows", aor, "--registrar",
+                                    "127.0.0.1:%d" % self.cluster.registrar_grpc).stdout
+        self.assertRegex(table, r"%s:\d+/udp\s+gw-e2e\s+yes\s+no\s+unreachable\s+\d+\s+"
+                         r"keepalive timeout" % re.escape(nat.ROUTER_OUTSIDE), table)
+
+        # A call to alice forks only to the device that is still there.
+        cdr_before = len(self.cluster.cdr_records())
+        pbx = self.pbx()
+        started = time.time()
+        pbx.dial("sip:100@127.0.0.1:%d" % self.cluster.trunk_port)
+        for ua in (pbx, lan):
+            ua.wait_event("CALL_ESTABLISHED", 10, after=started)
+        time.sleep(1.0)
+        pbx.hangup()
+        for ua in (pbx, lan):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
+        records = baresip.wait_for(lambda: self.cluster.cdr_records()[cdr_before:], 5)
+        self.assertEqual(len(records), 1, records)
+        targets = [f["target"] for f in records[0]["forks"]]
+        self.assertEqual(len(targets), 1, records[0])
+        self.assertIn("127.0.0.22", targets[0], records[0])
+
+    def test_2_closed_tcp_connection_marks_its_binding_unreachable(self):
+        aor = "sip:bob@%s" % DOMAIN
+        bob = self.home_client("bob", transport="tcp")
+        self.binding_of(aor, 1)
+        self.assertEqual(self.flow_state(aor, nat.ROUTER_OUTSIDE)["state"], "active")
+        before = self.gateway_metric("medius_gateway_flow_failures_total",
+                                     {"reason": "connection_closed"})
+        self.assertEqual(bob.stop(signal.SIGKILL), -signal.SIGKILL)   # the kernel closes it
+        dead = baresip.wait_for(lambda: self.flow_state(aor, nat.ROUTER_OUTSIDE).get("state")
+                                == "unreachable", 10, 0.2)
+        self.assertTrue(dead, self.flow_state(aor, nat.ROUTER_OUTSIDE))
+        self.assertEqual(self.flow_state(aor, nat.ROUTER_OUTSIDE)["reason"], "connection closed")
+        self.assertEqual(self.gateway_metric("medius_gateway_flow_failures_total",
+                                             {"reason": "connection_closed"}), before + 1)
+
+    def test_3_crlf_keepalive_ping_gets_a_pong(self):
+        """RFC 5626 4.4.1 over TCP, from behind the NAT."""
+        import socket
+        with nat.entered(self.topology.home):
+            conn = socket.create_connection((nat.PUBLIC_ADDRESS, self.cluster.internal_port),
+                                            timeout=5)
+        self.addCleanup(conn.close)
+        conn.sendall(b"\r\n\r\n")
+        self.assertEqual(conn.recv(16), b"\r\n")
+
+    def test_4_stun_binding_request_on_the_sip_port_gets_the_mapped_address(self):
+        """RFC 5626 4.4.2 over UDP, from behind the NAT: a STUN Binding request on the
+        gateway's SIP port is answered with the NAT's address (what the client needs to
+        notice a changed mapping)."""
+        import socket
+        import struct
+        with nat.entered(self.topology.home):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(5)
+        txid = os.urandom(12)
+        sock.sendto(struct.pack("!HHI", 0x0001, 0, 0x2112A442) + txid,
+                    (nat.PUBLIC_ADDRESS, self.cluster.internal_port))
+        data, _ = sock.recvfrom(2048)
+        kind, length, cookie = struct.unpack("!HHI", data[:8])
+        self.assertEqual(kind, 0x0101, "not a Binding success response: %r" % data)
+        self.assertEqual(data[8:20], txid)
+        mapped = None
+        offset = 20
+        while offset + 4 <= 20 + length:
+            atype, alen = struct.unpack("!HH", data[offset:offset + 4])
+            value = data[offset + 4:offset + 4 + alen]
+            if atype == 0x0020:   # XOR-MAPPED-ADDRESS
+                port = struct.unpack("!H", value[2:4])[0] ^ 0x2112
+                ip = bytes(b ^ c for b, c in zip(value[4:8], struct.pack("!I", 0x2112A442)))
+                mapped = (socket.inet_ntoa(ip), port)
+            elif atype == 0x0001 and mapped is None:   # MAPPED-ADDRESS
+                mapped = (socket.inet_ntoa(value[4:8]), struct.unpack("!H", value[2:4])[0])
+            offset += 4 + ((alen + 3) & ~3)
+        self.assertIsNotNone(mapped, "no (XOR-)MAPPED-ADDRESS in %r" % data)
+        self.assertEqual(mapped[0], nat.ROUTER_OUTSIDE)
 
     def test_9_services_alive(self):
         for svc in self.cluster.services:

@@ -145,6 +145,43 @@ TEST(SipUtil, TextHelpers) {
   su_home_deinit(home);
 }
 
+TEST(SipUtil, FlowOnOtherGatewayOnlyForNatBindingsWithoutPath) {
+  v1::Binding b;
+  b.set_gateway_id("gw-a");
+  b.mutable_flow()->set_nat(true);
+  EXPECT_TRUE(flowOnOtherGateway(b, "gw-b"));
+  EXPECT_FALSE(flowOnOtherGateway(b, "gw-a"));  // ours
+  b.add_path("<sip:lb.example.com;lr>");
+  EXPECT_FALSE(flowOnOtherGateway(b, "gw-b"));  // the edge proxy holds the flow
+  b.clear_path();
+  b.mutable_flow()->set_nat(false);
+  EXPECT_FALSE(flowOnOtherGateway(b, "gw-b"));  // reachable from anywhere
+  b.mutable_flow()->set_nat(true);
+  b.clear_gateway_id();
+  EXPECT_FALSE(flowOnOtherGateway(b, "gw-b"));
+}
+
+TEST(SipUtil, ContactAtFlowRewritesOnlyAContactBehindNat) {
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  sip_contact_t* contact = sip_contact_make(home, "<sip:alice@10.200.10.2:5060;transport=tcp>;expires=60");
+  ASSERT_NE(contact, nullptr);
+  v1::SocketAddress flow;
+  flow.set_host("203.0.113.7");
+  flow.set_port(40112);
+  flow.set_transport(v1::TRANSPORT_TCP);
+  const sip_contact_t* fixed = contactAtFlow(home, contact, flow);
+  ASSERT_NE(fixed, contact);
+  EXPECT_EQ(urlText(fixed->m_url, false), "sip:alice@203.0.113.7:40112;transport=tcp");
+  EXPECT_STREQ(contact->m_url->url_host, "10.200.10.2");  // the original is untouched
+  // A Contact that is the flow itself, or no flow: unchanged.
+  flow.set_host("10.200.10.2");
+  flow.set_transport(v1::TRANSPORT_TCP);
+  EXPECT_EQ(contactAtFlow(home, contact, flow), contact);
+  EXPECT_EQ(contactAtFlow(home, contact, v1::SocketAddress{}), contact);
+  EXPECT_EQ(contactAtFlow(home, nullptr, flow), nullptr);
+  su_home_deinit(home);
+}
+
 // --- each leg's media policy (CreateSessionRequest leg_a / leg_b) ---
 
 const std::vector<std::string> kInternalCodecs{"opus", "G722", "PCMU", "PCMA"};

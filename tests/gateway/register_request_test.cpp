@@ -109,6 +109,76 @@ TEST(RegisterRequest, ConvertsAValidRegister) {
   EXPECT_EQ(c.method(), "REGISTER");
 }
 
+v1::RegisterRequest builtWith(const std::string& text, const RegisterContext& ctx) {
+  MsgPtr msg = parse(text);
+  EXPECT_TRUE(msg);
+  auto r = buildRegisterRequest(sip_object(msg.get()), ctx);
+  EXPECT_TRUE(std::holds_alternative<v1::RegisterRequest>(r)) << text;
+  if (auto* req = std::get_if<v1::RegisterRequest>(&r)) return *req;
+  return {};
+}
+
+TEST(RegisterRequest, FlowIsNatWhenTheContactIsNotTheSource) {
+  RegisterContext ctx = context();  // from 192.0.2.7:40000 over UDP
+  ctx.flowTimerSeconds = 120;
+  // The Contact's private address: NAT.
+  auto req = builtWith(registerText("", "<sip:alice@10.0.0.5:5060>"), ctx);
+  EXPECT_TRUE(req.flow().nat());
+  EXPECT_FALSE(req.flow().outbound());
+  // The source itself: no NAT.
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7:40000>"), ctx).flow().nat());
+  // Same address, another port over UDP (a port-translating NAT): NAT; 5060 is the default.
+  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@192.0.2.7>"), ctx).flow().nat());
+  ctx.source.port = 5060;
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7>"), ctx).flow().nat());
+  // Over TCP the source port is ephemeral: only the address counts.
+  ctx.source = {"192.0.2.7", 51234, v1::TRANSPORT_TCP};
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7:5060;transport=tcp>"), ctx)
+                   .flow()
+                   .nat());
+  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@10.0.0.5:5060;transport=tcp>"), ctx)
+                  .flow()
+                  .nat());
+  // Behind an edge proxy (Path) the proxy deals with the NAT.
+  EXPECT_FALSE(builtWith(registerText("Path: <sip:edge.example.com;lr>\r\n",
+                                      "<sip:alice@10.0.0.5:5060>"),
+                         ctx)
+                   .flow()
+                   .nat());
+}
+
+TEST(RegisterRequest, FlowIsOutboundOnlyWhenAskedForCompletely) {
+  RegisterContext ctx = context();
+  ctx.flowTimerSeconds = 120;
+  const std::string rfc5626 = "<sip:alice@10.0.0.5:5060>;+sip.instance=\"<urn:uuid:1>\";reg-id=1";
+  auto req = builtWith(registerText("Supported: path, outbound\r\n", rfc5626), ctx);
+  EXPECT_TRUE(req.flow().outbound());
+  EXPECT_EQ(req.flow().flow_timer_seconds(), 120u);
+  SipReply ok = SipReply::of(200, "OK");
+  addOutboundHeaders(ok, req.flow());
+  EXPECT_EQ(ok.header("Require"), "outbound");
+  EXPECT_EQ(ok.header("Flow-Timer"), "120");
+  SipReply unauthorized = SipReply::of(401, "Unauthorized");
+  addOutboundHeaders(unauthorized, req.flow());
+  EXPECT_TRUE(unauthorized.headers.empty());
+  // No Supported: outbound, no reg-id, outbound off, or through a proxy: not outbound.
+  EXPECT_FALSE(builtWith(registerText("", rfc5626), ctx).flow().outbound());
+  EXPECT_FALSE(builtWith(registerText("Supported: outbound\r\n",
+                                      "<sip:alice@10.0.0.5:5060>;+sip.instance=\"<urn:uuid:1>\""),
+                         ctx)
+                   .flow()
+                   .outbound());
+  EXPECT_FALSE(builtWith(registerText("Supported: outbound\r\nPath: <sip:lb;lr>\r\n", rfc5626), ctx)
+                   .flow()
+                   .outbound());
+  ctx.flowTimerSeconds = 0;
+  auto off = builtWith(registerText("Supported: outbound\r\n", rfc5626), ctx);
+  EXPECT_FALSE(off.flow().outbound());
+  SipReply plain = SipReply::of(200, "OK");
+  addOutboundHeaders(plain, off.flow());
+  EXPECT_TRUE(plain.headers.empty());
+}
+
 TEST(RegisterRequest, NoExpiresNoContactIsAQuery) {
   auto r = build(registerText("", ""));
   ASSERT_TRUE(std::holds_alternative<v1::RegisterRequest>(r));

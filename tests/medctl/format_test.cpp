@@ -20,6 +20,31 @@ medius::v1::Binding makeBinding(const std::string& user, const std::string& host
   return b;
 }
 
+TEST(FormatTest, FlowsTableShowsNatStateAndKeepaliveAge) {
+  auto nated = makeBinding("alice", "203.0.113.7", 40112, medius::v1::TRANSPORT_UDP, 600);
+  nated.set_gateway_id("gw-a");
+  nated.mutable_flow()->set_state(medius::v1::Flow::STATE_UNREACHABLE);
+  nated.mutable_flow()->set_nat(true);
+  nated.mutable_flow()->set_reason("keepalive timeout");
+  nated.mutable_flow()->set_last_keepalive_ms(1700000000000);
+  auto lan = makeBinding("alice", "192.0.2.5", 5060, medius::v1::TRANSPORT_TCP, 600);
+  lan.set_gateway_id("gw-b");
+  lan.mutable_flow()->set_state(medius::v1::Flow::STATE_ACTIVE);
+  lan.mutable_flow()->set_outbound(true);
+  lan.add_path("<sip:lb.example.com;lr>");
+  EXPECT_EQ(formatFlowsTable({nated, lan}, 1700000065000),
+            "AOR                    FLOW                          GATEWAY  NAT  OUTBOUND  STATE        KEEPALIVE-AGE(s)  REASON\n"
+            "sip:alice@example.com  203.0.113.7:40112/udp         gw-a     yes  no        unreachable  65                keepalive timeout\n"
+            "sip:alice@example.com  path <sip:lb.example.com;lr>  gw-b     no   yes       active       -                 -\n"
+            "2 flow(s) of binding(s), 1 behind NAT, 1 unreachable\n");
+  EXPECT_EQ(formatFlowsTable({}, 0), "no flows\n");
+  auto doc = bindingToJson(nated);
+  EXPECT_EQ(doc["flow"]["state"], "unreachable");
+  EXPECT_EQ(doc["flow"]["nat"], true);
+  EXPECT_EQ(doc["flow"]["reason"], "keepalive timeout");
+  EXPECT_EQ(doc["flow"]["last_keepalive_ms"], 1700000000000);
+}
+
 TEST(FormatTest, TransportNames) {
   EXPECT_EQ(transportName(medius::v1::TRANSPORT_UDP), "udp");
   EXPECT_EQ(transportName(medius::v1::TRANSPORT_TCP), "tcp");

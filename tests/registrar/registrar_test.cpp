@@ -334,6 +334,86 @@ TEST_F(OpenRegistrarTest, LookupOrdersByQThenRecency) {
   EXPECT_EQ(b[2].contact_uri(), "sip:low@1");
 }
 
+medius::v1::ReportFlowRequest flowReport(const std::string& host, std::uint32_t port,
+                                         medius::v1::Flow::State state,
+                                         const std::string& gateway = "gw1") {
+  medius::v1::ReportFlowRequest r;
+  r.set_aor(kAlice);
+  r.mutable_received()->set_host(host);
+  r.mutable_received()->set_port(port);
+  r.mutable_received()->set_transport(medius::v1::TRANSPORT_UDP);
+  r.set_gateway_id(gateway);
+  r.set_state(state);
+  r.set_reason("keepalive timeout");
+  return r;
+}
+
+TEST_F(OpenRegistrarTest, ADeadFlowHidesItsBindingsFromLookupUntilTheNextRegister) {
+  auto nated = test::registerRequest(kAlice, "sip:alice@10.0.0.5:5060", 1, "c1");
+  nated.mutable_flow()->set_nat(true);
+  ASSERT_EQ(registrar_.handleRegister(nated).result(), RegisterResponse::RESULT_OK);
+  auto other = test::registerRequest(kAlice, "sip:alice@192.0.2.20:5060", 1, "c2");
+  other.mutable_received()->set_host("192.0.2.20");
+  other.mutable_received()->set_port(5060);
+  ASSERT_EQ(registrar_.handleRegister(other).result(), RegisterResponse::RESULT_OK);
+  auto both = registrar_.lookup(kAlice);
+  ASSERT_EQ(both.size(), 2u);
+  for (const auto& b : both) EXPECT_EQ(b.flow().state(), medius::v1::Flow::STATE_ACTIVE);
+
+  // Another gateway's flow with the same address, or another port: nothing changes.
+  EXPECT_EQ(registrar_.reportFlow(flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_UNREACHABLE,
+                                             "gw2")),
+            0u);
+  EXPECT_EQ(registrar_.reportFlow(flowReport("192.0.2.10", 5071, medius::v1::Flow::STATE_UNREACHABLE)),
+            0u);
+  clock_.advanceMs(5000);
+  events_.clear();
+  EXPECT_EQ(registrar_.reportFlow(flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_UNREACHABLE)),
+            1u);
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].kind(), BindingEvent::KIND_REFRESHED);
+  EXPECT_EQ(events_[0].binding().flow().state(), medius::v1::Flow::STATE_UNREACHABLE);
+  auto left = registrar_.lookup(kAlice);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].contact_uri(), "sip:alice@192.0.2.20:5060");
+  auto all = registrar_.lookup(kAlice, true);
+  ASSERT_EQ(all.size(), 2u);
+  auto listed = registrar_.list("");
+  ASSERT_EQ(listed.size(), 2u);
+  const auto& dead = listed[0].contact_uri() == "sip:alice@10.0.0.5:5060" ? listed[0] : listed[1];
+  EXPECT_EQ(dead.flow().state(), medius::v1::Flow::STATE_UNREACHABLE);
+  EXPECT_EQ(dead.flow().reason(), "keepalive timeout");
+  EXPECT_TRUE(dead.flow().nat());
+  EXPECT_EQ(dead.flow().state_changed_at_ms(), clock_.nowMs());
+  EXPECT_EQ(metric("medius_registrar_flows_unreachable_total"), 1);
+  // Reported again: no change, no event.
+  events_.clear();
+  EXPECT_EQ(registrar_.reportFlow(flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_UNREACHABLE)),
+            0u);
+  EXPECT_TRUE(events_.empty());
+
+  // A REGISTER over a live flow makes it reachable again.
+  nated.set_cseq(2);
+  ASSERT_EQ(registrar_.handleRegister(nated).result(), RegisterResponse::RESULT_OK);
+  EXPECT_EQ(registrar_.lookup(kAlice).size(), 2u);
+  // So does the gateway's report that the flow is alive.
+  registrar_.reportFlow(flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_UNREACHABLE));
+  EXPECT_EQ(registrar_.lookup(kAlice).size(), 1u);
+  EXPECT_EQ(registrar_.reportFlow(flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_ACTIVE)), 1u);
+  EXPECT_EQ(registrar_.lookup(kAlice).size(), 2u);
+}
+
+TEST_F(OpenRegistrarTest, ReportFlowRefusesIncompleteReports) {
+  auto r = flowReport("192.0.2.10", 5070, medius::v1::Flow::STATE_UNSPECIFIED);
+  EXPECT_THROW(registrar_.reportFlow(r), InvalidRequest);
+  r.set_state(medius::v1::Flow::STATE_UNREACHABLE);
+  r.clear_gateway_id();
+  EXPECT_THROW(registrar_.reportFlow(r), InvalidRequest);
+  r.set_gateway_id("gw1");
+  r.clear_aor();
+  EXPECT_THROW(registrar_.reportFlow(r), InvalidRequest);
+}
+
 TEST_F(OpenRegistrarTest, SweepExpiresBindingsAndUpdatesGauge) {
   auto req = test::registerRequest(kAlice, "sip:a@1");
   req.set_expires(60);

@@ -54,8 +54,16 @@ grpc::Status RegistrarService::Register(grpc::ServerContext*,
 grpc::Status RegistrarService::Lookup(grpc::ServerContext*, const medius::v1::LookupRequest* request,
                                       medius::v1::LookupResponse* response) {
   return guarded("Lookup", [&] {
-    for (auto& b : registrar_.lookup(request->aor())) *response->add_bindings() = std::move(b);
+    for (auto& b : registrar_.lookup(request->aor(), request->include_unreachable())) {
+      *response->add_bindings() = std::move(b);
+    }
   });
+}
+
+grpc::Status RegistrarService::ReportFlow(grpc::ServerContext*,
+                                          const medius::v1::ReportFlowRequest* request,
+                                          medius::v1::ReportFlowResponse* response) {
+  return guarded("ReportFlow", [&] { response->set_updated(registrar_.reportFlow(*request)); });
 }
 
 grpc::Status RegistrarService::ListBindings(grpc::ServerContext*,

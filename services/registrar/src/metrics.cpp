@@ -30,6 +30,12 @@ RegistrarMetrics::RegistrarMetrics(prometheus::Registry& registry)
                    authFamily.Add({{"reason", "bad_response"}}),
                    authFamily.Add({{"reason", "stale"}}),
                    authFamily.Add({{"reason", "replayed"}}),
-                   authFamily.Add({{"reason", "malformed"}})} {}
+                   authFamily.Add({{"reason", "malformed"}})},
+      flowsUnreachable(prometheus::BuildCounter()
+                           .Name("medius_registrar_flows_unreachable_total")
+                           .Help("Bindings marked unreachable because their flow died "
+                                 "(ReportFlow from a gateway)")
+                           .Register(registry)
+                           .Add({})) {}
 
 }  // namespace medius::registrar

@@ -346,6 +346,17 @@ RegisterResponse Registrar::handleRegister(const RegisterRequest& req) {
         it->set_cseq(req.cseq());
         it->set_gateway_id(req.gateway_id());
         it->set_updated_at_ms(now);
+        // A REGISTER came over this flow: it is alive, whatever was reported before.
+        {
+          medius::v1::Flow flow = req.flow();
+          flow.set_state(medius::v1::Flow::STATE_ACTIVE);
+          flow.set_last_keepalive_ms(now);
+          flow.clear_reason();
+          flow.set_state_changed_at_ms(it->flow().state() == medius::v1::Flow::STATE_ACTIVE
+                                           ? it->flow().state_changed_at_ms()
+                                           : now);
+          *it->mutable_flow() = std::move(flow);
+        }
         events.emplace_back(added ? BindingEvent::KIND_ADDED : BindingEvent::KIND_REFRESHED, *it);
       }
       if (bindings.size() > config_.maxContactsPerAor) {
@@ -382,17 +393,22 @@ RegisterResponse Registrar::handleRegister(const RegisterRequest& req) {
   }
 }
 
-Bindings Registrar::lookup(const std::string& aor) {
+Bindings Registrar::lookup(const std::string& aor, bool includeUnreachable) {
   if (aor.empty()) throw InvalidRequest("aor is empty");
   std::int64_t now = clock_.nowMs();
   Bindings out = store_.lookup(aor, now);
+  if (!includeUnreachable) {
+    std::erase_if(out, [](const Binding& b) {
+      return b.flow().state() == medius::v1::Flow::STATE_UNREACHABLE;
+    });
+  }
   sortBindings(out);
   fillExpiresIn(out, now);
   return out;
 }
 
 Bindings Registrar::list(const std::string& aor) {
-  if (!aor.empty()) return lookup(aor);
+  if (!aor.empty()) return lookup(aor, true);
   std::int64_t now = clock_.nowMs();
   Bindings out = store_.list(now);
   sortBindings(out);
@@ -416,6 +432,48 @@ std::uint32_t Registrar::removeBindings(const std::string& aor, const std::strin
   for (const auto& b : u.expired) publish(BindingEvent::KIND_EXPIRED, b);
   for (const auto& b : removed) publish(BindingEvent::KIND_REMOVED, b);
   return static_cast<std::uint32_t>(removed.size());
+}
+
+std::uint32_t Registrar::reportFlow(const medius::v1::ReportFlowRequest& req) {
+  if (req.aor().empty()) throw InvalidRequest("aor is empty");
+  if (req.gateway_id().empty()) throw InvalidRequest("gateway_id is empty");
+  if (req.state() != medius::v1::Flow::STATE_ACTIVE &&
+      req.state() != medius::v1::Flow::STATE_UNREACHABLE) {
+    throw InvalidRequest("state must be ACTIVE or UNREACHABLE");
+  }
+  std::int64_t now = clock_.nowMs();
+  const auto& r = req.received();
+  std::vector<Binding> changed;
+  auto u = store_.update(req.aor(), now, [&](Bindings& bindings) {
+    changed.clear();
+    for (auto& b : bindings) {
+      const auto& br = b.received();
+      if (b.gateway_id() != req.gateway_id() || br.host() != r.host() || br.port() != r.port() ||
+          br.transport() != r.transport()) {
+        continue;
+      }
+      auto* flow = b.mutable_flow();
+      if (req.last_keepalive_ms() > flow->last_keepalive_ms()) {
+        flow->set_last_keepalive_ms(req.last_keepalive_ms());
+      }
+      if (flow->state() == req.state()) continue;
+      flow->set_state(req.state());
+      flow->set_reason(req.state() == medius::v1::Flow::STATE_ACTIVE ? "" : req.reason());
+      flow->set_state_changed_at_ms(now);
+      changed.push_back(b);
+    }
+    return true;
+  });
+  for (const auto& b : u.expired) publish(BindingEvent::KIND_EXPIRED, b);
+  for (const auto& b : changed) {
+    Binding copy = b;
+    copy.set_expires_in(secondsLeft(b.expires_at_ms(), now));
+    publish(BindingEvent::KIND_REFRESHED, copy);
+    if (b.flow().state() == medius::v1::Flow::STATE_UNREACHABLE) {
+      metrics_.flowsUnreachable.Increment();
+    }
+  }
+  return static_cast<std::uint32_t>(changed.size());
 }
 
 std::size_t Registrar::sweep() {

@@ -77,6 +77,9 @@ struct B2bua::Fork {
   std::string nextHop;
   std::string route;
   std::string contact;
+  // The flow of a registered device without Path (its binding's received address): where
+  // requests in its dialog go when its Contact is behind NAT (contactAtFlow).
+  v1::SocketAddress flow;
   std::string offer;
   std::uint32_t offerId = 0;       // which of the worker's offers toward B (its answer says it)
   std::string assertedIdentity;    // P-Asserted-Identity value (trusted trunks only), or ""
@@ -105,6 +108,8 @@ struct B2bua::Call {
   Side aSide = Side::Internal;
   std::string aProto = "udp";
   nta_leg_t* aLeg = nullptr;       // owned
+  // An internal caller without Record-Route: where its requests come from (contactAtFlow).
+  v1::SocketAddress aFlow;
   nta_incoming_t* aIrq = nullptr;  // the caller's INVITE, owned until reaped
   bool aAnswered = false;          // a final response went to the INVITE
   std::string aCallId;
@@ -388,7 +393,17 @@ int B2bua::onInvite(nta_incoming_t* irq, const sip_t* sip, Side side,
                               SIPTAG_TO(sip->sip_from),
                               NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq), TAG_END());
   if (!call.aLeg) return refuse(500, "Cannot Create Dialog");
-  nta_leg_server_route(call.aLeg, sip->sip_record_route, sip->sip_contact);
+  if (side == Side::Internal && !sip->sip_record_route) {
+    call.aFlow.set_host(source.host);
+    call.aFlow.set_port(source.port);
+    call.aFlow.set_transport(source.transport);
+  }
+  {
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    nta_leg_server_route(call.aLeg, sip->sip_record_route,
+                         contactAtFlow(home, sip->sip_contact, call.aFlow));
+    su_home_deinit(home);
+  }
   nta_leg_tag(call.aLeg, nullptr);
   nta_incoming_tag(irq, nta_leg_get_tag(call.aLeg));
   call.aIrq = irq;
@@ -613,12 +628,21 @@ void B2bua::onLookup(const std::string& id, std::uint32_t generation, const v1::
   } else {
     std::string to = "<" + target.user_aor() + ">";
     for (const auto& binding : response.bindings()) {
+      if (flowOnOtherGateway(binding, d_.config.gatewayId)) {
+        log::get("call")->warn(
+            "call {}: {} ({}) is behind a NAT whose flow is on gateway {} (no Path): not "
+            "reachable from here, fork skipped (503)",
+            id, binding.contact_uri(), target.user_aor(), binding.gateway_id());
+        call.failures.push_back(503);
+        continue;
+      }
       std::string hop;
       if (binding.path_size() == 0 && binding.has_received() && !binding.received().host().empty()) {
         hop = nextHopOf(binding.received());
       }
       std::vector<std::string> path(binding.path().begin(), binding.path().end());
-      sendFork(call, target, binding.contact_uri(), to, hop, Side::Internal, path);
+      Fork* f = sendFork(call, target, binding.contact_uri(), to, hop, Side::Internal, path);
+      if (f && !hop.empty()) f->flow = binding.received();
     }
     if (response.bindings_size() == 0) call.failures.push_back(480);
   }
@@ -810,7 +834,14 @@ void B2bua::onForkResponse(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
   }
   if (status < 300) {
     if (sip && sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
-    if (sip) nta_leg_client_reroute(fork.leg, sip->sip_record_route, sip->sip_contact, 1);
+    if (sip) {
+      su_home_t home[1] = {SU_HOME_INIT(home)};
+      nta_leg_client_reroute(fork.leg, sip->sip_record_route,
+                             sip->sip_record_route ? sip->sip_contact
+                                                   : contactAtFlow(home, sip->sip_contact, fork.flow),
+                             1);
+      su_home_deinit(home);
+    }
     // ACK at once: each leg is its own dialog (the caller's ACK is not waited for).
     fork.ack = nta_outgoing_tcreate(fork.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
                                     SIPTAG_CSEQ(sip ? sip->sip_cseq : nullptr),
@@ -848,7 +879,14 @@ void B2bua::prack(Fork& fork, nta_outgoing_t* orq, const sip_t* sip) {
   // The early dialog: remote tag, route set and target from this 18x (RFC 3262 4: the
   // PRACK goes in it). nta drops retransmissions of an 18x already PRACKed (RSeq).
   nta_leg_rtag(fork.leg, sip->sip_to->a_tag);
-  nta_leg_client_reroute(fork.leg, sip->sip_record_route, sip->sip_contact, 0);
+  {
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    nta_leg_client_reroute(fork.leg, sip->sip_record_route,
+                           sip->sip_record_route ? sip->sip_contact
+                                                 : contactAtFlow(home, sip->sip_contact, fork.flow),
+                           0);
+    su_home_deinit(home);
+  }
   nta_outgoing_t* pr = nta_outgoing_prack(
       fork.leg, orq, nullptr, nullptr, nullptr, nullptr, NTATAG_RSEQ(sip->sip_rseq->rs_response),
       SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT(identOf(fork.side)),
@@ -1314,8 +1352,16 @@ void B2bua::onReinvite(Call& call, bool fromA, nta_incoming_t* irq, const sip_t*
     armSessionTimer(sessionTimer);
   }
   std::string timerHeaders = sessionHeaders(sessionTimer);
-  if (fromA && sip->sip_contact) nta_leg_server_route(call.aLeg, nullptr, sip->sip_contact);
-  if (!fromA && sip->sip_contact) nta_leg_server_route(call.winner->leg, nullptr, sip->sip_contact);
+  if (sip->sip_contact) {
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    if (fromA) {
+      nta_leg_server_route(call.aLeg, nullptr, contactAtFlow(home, sip->sip_contact, call.aFlow));
+    } else {
+      nta_leg_server_route(call.winner->leg, nullptr,
+                           contactAtFlow(home, sip->sip_contact, call.winner->flow));
+    }
+    su_home_deinit(home);
+  }
   std::string sdp = sdpBody(sip);
   std::string contact = fromA ? d_.contacts.contact(call.aSide, call.aProto, "medius")
                               : d_.contacts.contact(call.winner->side, call.winner->proto, "medius");
@@ -1949,9 +1995,11 @@ void B2bua::onTransferLookup(const std::string& id, const v1::RouteTarget& targe
   }
   std::vector<std::string> path(binding.path().begin(), binding.path().end());
   std::string contact = binding.contact_uri();
-  offerToTransferTarget(call, target, [this, target, contact, hop, path](Call& now, const std::string& offer) {
+  v1::SocketAddress flow = binding.received();
+  offerToTransferTarget(call, target, [this, target, contact, hop, path, flow](Call& now, const std::string& offer) {
     Fork* f = sendFork(now, target, contact, "<" + target.user_aor() + ">", hop, Side::Internal, path,
                        &offer, now.transfer.fromA ? 1 : 2);
+    if (f && !hop.empty()) f->flow = flow;
     if (!f) {
       transferFailed(now, 503, "Service Unavailable");
       return;
@@ -2049,6 +2097,7 @@ void B2bua::completeTransfer(Call& call, Fork& fork, const std::string& sdpForOt
     call.aOwnCallId = true;
     call.aSide = fork.side;
     call.aProto = fork.proto;
+    call.aFlow = fork.flow;
     call.aCallId = fork.callId;
   } else {
     if (call.winner->counted) {

@@ -318,6 +318,12 @@ GatewayConfig loadConfig(const config::Document& doc) {
         d.integer("timeout_seconds", c.drainTimeoutSeconds, 1, 86400, "MEDIUS_DRAIN_TIMEOUT_SECONDS");
     d.finish();
   }
+  if (auto flows = root.optionalObject("flows")) {
+    c.flowTimerSeconds = flows->integer("flow_timer_s", c.flowTimerSeconds, 0, 3600);
+    c.flowPingIntervalMs = flows->integer("ping_interval_ms", c.flowPingIntervalMs, 100, 600000);
+    c.flowUdpTimeoutMs = flows->integer("udp_timeout_ms", c.flowUdpTimeoutMs, 200, 3600000);
+    flows->finish();
+  }
   c.flood.maxDialogs = c.maxCalls;
   c.flood.retryAfterSeconds = c.retryAfterSeconds;
   if (auto security = root.optionalObject("security")) {

@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 
@@ -62,7 +65,10 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       authGuard_(config.authLimits, SystemClock::instance()),
       registerTx_(SystemClock::instance()),
       challengePool_(SystemClock::instance()),
-      self_(std::make_shared<Gateway*>(this)) {
+      self_(std::make_shared<Gateway*>(this)),
+      flows_(FlowSettings{static_cast<std::uint32_t>(config.flowTimerSeconds),
+                          config.flowPingIntervalMs, config.flowUdpTimeoutMs,
+                          std::max<std::int64_t>(600000, config.flowUdpTimeoutMs)}) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
   const std::string& first = config_.internalListen.at(0);
@@ -70,6 +76,10 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   // if it had asked for rport (RFC 3581). Internal clients sit behind NATs and the load
   // balancer; the sent-by port in their Via is often unreachable. nta already does this
   // on TCP. The default (1) would only do it for clients that asked.
+  // TPTAG_PONG2PING(1): a CRLFCRLF keepalive ping on a TCP/TLS connection (RFC 5626 section
+  // 4.4.1) gets its CRLF pong. TPTAG_STUN_SERVER(1): a STUN Binding request on a UDP SIP
+  // socket (RFC 5626 section 4.4.2 keepalive) is answered by Sofia's built-in STUN server
+  // with the mapped address (without it Sofia answers an error).
   // NTATAG_BAD_REQ_MASK(0): requests with unparsable headers reach us instead of getting
   // nta's stateless "400 Bad X Header" (no Server header, not counted). Fatal errors and
   // missing essential headers (sip_sanity_check) are still answered by nta.
@@ -85,6 +95,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
   agent_ = nta_agent_create(loop_.root(), URL_STRING_MAKE(first.c_str()), &Gateway::messageCallback,
                             reinterpret_cast<nta_agent_magic_t*>(this),
                             TPTAG_IDENT(kInternal), NTATAG_SERVER_RPORT(2),
+                            TPTAG_PONG2PING(1), TPTAG_STUN_SERVER(1),
                             NTATAG_BAD_REQ_MASK(0), NTATAG_UA(1),
                             NTATAG_SIPFLAGS(MSG_DO_CANONIC | MSG_DO_EXTRACT_COPY), TAG_END());
   if (!agent_) {
@@ -164,6 +175,14 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
     }
   }
 
+  // Flows of registered clients: one round a second (flow_table.hpp).
+  flowTimer_ = su_timer_create(su_root_task(loop_.root()),
+                               static_cast<su_duration_t>(std::min<std::int64_t>(
+                                   1000, config_.flowPingIntervalMs)));
+  if (flowTimer_) {
+    su_timer_set_for_ever(flowTimer_, &Gateway::flowTimer, reinterpret_cast<su_timer_arg_t*>(this));
+  }
+
   // The probes' leg. Without a URL it would become nta's default leg, which takes every
   // request before the message callback; with this URL and method it matches no request
   // that a peer sends in practice (and one that does gets 501).
@@ -227,12 +246,15 @@ void Gateway::onMediaEvent(const std::string& worker, const v1::MediaEvent& even
 Gateway::~Gateway() {
   assert(loop_.isLoopThread());
   if (tlsTimer_) su_timer_destroy(tlsTimer_);
+  if (flowTimer_) su_timer_destroy(flowTimer_);
   rcc_.reset();
   b2bua_.reset();
   failPending();
   self_.reset();
   for (auto& [id, p] : probes_) nta_outgoing_destroy(p->orq);
   probes_.clear();
+  for (auto& [key, tp] : flowTports_) tport_unref(tp);
+  flowTports_.clear();
   if (leg_) nta_leg_destroy(leg_);
   // Destroying the agent drops transactions still retransmitting; it must come after
   // the leg and before the root.
@@ -323,6 +345,11 @@ std::size_t Gateway::serverTransactions() const {
 }
 
 std::uint64_t Gateway::probe(const v1::SocketAddress& address, Done done) {
+  return sendOptions(address, kTrunk, "", std::move(done));
+}
+
+std::uint64_t Gateway::sendOptions(const v1::SocketAddress& address, const char* ident,
+                                   const std::string& requestUri, Done done) {
   assert(loop_.isLoopThread());
   const char* transport = address.transport() == v1::TRANSPORT_TCP   ? "tcp"
                           : address.transport() == v1::TRANSPORT_TLS ? "tls"
@@ -339,12 +366,16 @@ std::uint64_t Gateway::probe(const v1::SocketAddress& address, Done done) {
   p->done = std::move(done);
   // nta adds the From tag, To (from the Request-URI), Call-ID, CSeq and Via. The default
   // leg (NTATAG_NO_DIALOG) is only the vehicle: nta_outgoing_tcreate needs a leg.
+  // A flow's ping names the client's Contact and goes to the flow's address (the route).
+  const bool routed = !requestUri.empty();
   p->orq = nta_outgoing_tcreate(leg_, &Gateway::probeCallback,
-                                reinterpret_cast<nta_outgoing_magic_t*>(p.get()), nullptr,
-                                SIP_METHOD_OPTIONS, URL_STRING_MAKE(uri.c_str()),
+                                reinterpret_cast<nta_outgoing_magic_t*>(p.get()),
+                                routed ? URL_STRING_MAKE(uri.c_str()) : nullptr,
+                                SIP_METHOD_OPTIONS,
+                                URL_STRING_MAKE(routed ? requestUri.c_str() : uri.c_str()),
                                 SIPTAG_FROM_STR(from.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
                                 SIPTAG_USER_AGENT_STR(config_.userAgent.c_str()),
-                                SIPTAG_ACCEPT_STR("application/sdp"), TPTAG_IDENT(kTrunk),
+                                SIPTAG_ACCEPT_STR("application/sdp"), TPTAG_IDENT(ident),
                                 TAG_END());
   if (!p->orq) {
     log::get("sip")->warn("cannot send OPTIONS to {}", uri);
@@ -730,6 +761,7 @@ int Gateway::onRequest(nta_incoming_t* irq, const sip_t* sip, const TlsPeer& pee
     return 0;
   }
   RequestSource source = sourceOf(irq);
+  if (side == Side::Internal) flowHeard(source);
   if (auto refused = refusal(sip, side, source, peer)) {
     respond(irq, method, side, *refused);
     return refused->status;
@@ -824,7 +856,9 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
     answerNow(reply);
     return;
   }
-  RegisterContext ctx{source, config_.gatewayId, config_.domain};
+  if (side == Side::Internal) flowHeard(source);
+  RegisterContext ctx{source, config_.gatewayId, config_.domain,
+                      static_cast<std::uint32_t>(config_.flowTimerSeconds)};
   auto parsed = buildRegisterRequest(sip, ctx);
   if (auto* rejection = std::get_if<SipReply>(&parsed)) {
     log::get("sip")->info("REGISTER rejected: {} {}", rejection->status, rejection->phrase);
@@ -856,7 +890,10 @@ void Gateway::onRegister(msg_t* msg, sip_t* sip, Side side, const TlsPeer& peer)
   std::uint64_t id = nextId_++;
   held.tp = nullptr;  // now Pending's
   pending_.emplace(id, Pending{msg, tport, side, ctx.source.host, std::move(username),
-                               std::move(key), reliable});
+                               std::move(key), reliable,
+                               FlowKey{source.transport, source.host, source.port},
+                               request.flow(), request.path_size() == 0, request.aor(),
+                               request.contacts_size() > 0 ? request.contacts(0).uri() : ""});
   state_.pendingRegisters = static_cast<std::uint32_t>(pending_.size());
   metrics_.registerPending().Increment();
   log::get("sip")->debug("REGISTER {} relayed to the registrar", request.aor());
@@ -910,7 +947,10 @@ void Gateway::completeRegister(std::uint64_t id, const grpc::Status& status,
   metrics_.registerPending().Decrement();
   SipReply reply = status.ok() ? registerReply(response, std::time(nullptr))
                                : registrarFailureReply(status, config_.retryAfterSeconds);
+  bool accepted = status.ok() && response.result() == v1::RegisterResponse::RESULT_OK;
+  if (accepted) addOutboundHeaders(reply, p.flow);
   answerRegister(p.msg, p.tport, p.side, p.key, p.reliable, std::move(reply));
+  if (accepted) noteRegistered(p, response);
   if (p.tport) tport_unref(p.tport);
   if (status.ok() && !p.username.empty()) {
     if (response.result() == v1::RegisterResponse::RESULT_UNAUTHORIZED &&
@@ -1131,6 +1171,130 @@ void Gateway::failPending() {
   }
   pending_.clear();
   state_.pendingRegisters = 0;
+}
+
+namespace {
+
+std::int64_t epochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void Gateway::noteRegistered(const Pending& p, const v1::RegisterResponse& response) {
+  if (p.side != Side::Internal || !FlowTable::watched(p.flowKey, p.flow, p.direct)) return;
+  bool bound = false;
+  for (const auto& b : response.bindings()) {
+    const auto& r = b.received();
+    if (b.gateway_id() == config_.gatewayId && r.host() == p.flowKey.host &&
+        r.port() == p.flowKey.port && r.transport() == p.flowKey.transport) {
+      bound = true;
+    }
+  }
+  if (flows_.registered(p.flowKey, p.aor, p.contact, p.flow, bound, epochMs())) {
+    log::get("sip")->info("flow {} of {} watched ({}{})", p.flowKey.text(), p.aor,
+                          p.flowKey.reliable() ? "connection" : "NAT",
+                          p.flow.outbound() ? ", RFC 5626 outbound" : "");
+  }
+  if (bound && p.flowKey.reliable() && p.tport && !flowTports_.contains(p.flowKey)) {
+    flowTports_.emplace(p.flowKey, tport_ref(p.tport));
+  }
+  releaseForgottenFlows();
+  metrics_.setFlows(flows_.activeCount(), flows_.unreachableCount());
+}
+
+void Gateway::flowHeard(const RequestSource& source) {
+  FlowKey key{source.transport, source.host, source.port};
+  if (!flows_.contains(key)) return;
+  metrics_.countFlowRequest();
+  reportFlows(flows_.heard(key, epochMs()));
+}
+
+void Gateway::reportFlows(const std::vector<FlowReport>& reports) {
+  if (reports.empty()) return;
+  for (const auto& r : reports) {
+    bool dead = r.state == v1::Flow::STATE_UNREACHABLE;
+    log::get("sip")->info("flow {} of {} {}{}", r.key.text(), r.aor,
+                          dead ? "unreachable: " : "reachable again", dead ? r.reason : "");
+    v1::ReportFlowRequest req;
+    req.set_aor(r.aor);
+    req.mutable_received()->set_host(r.key.host);
+    req.mutable_received()->set_port(r.key.port);
+    req.mutable_received()->set_transport(r.key.transport);
+    req.set_gateway_id(config_.gatewayId);
+    req.set_state(r.state);
+    req.set_reason(r.reason);
+    req.set_last_keepalive_ms(r.lastHeardMs);
+    std::string what = r.key.text() + " of " + r.aor;
+    registrar_.reportFlowAsync(std::move(req), [what](const grpc::Status& st,
+                                                      v1::ReportFlowResponse) {
+      // gRPC thread: only a log line.
+      if (!st.ok()) {
+        log::get("sip")->warn("flow {}: the registrar was not told ({})", what,
+                              grpcCodeName(st.error_code()));
+      }
+    });
+  }
+  metrics_.setFlows(flows_.activeCount(), flows_.unreachableCount());
+}
+
+void Gateway::releaseForgottenFlows() {
+  for (const auto& key : flows_.forgotten()) {
+    auto it = flowTports_.find(key);
+    if (it == flowTports_.end()) continue;
+    tport_unref(it->second);
+    flowTports_.erase(it);
+  }
+}
+
+void Gateway::checkFlows() {
+  assert(loop_.isLoopThread());
+  std::int64_t now = epochMs();
+  for (const auto& key : flows_.streamKeys()) {
+    auto it = flowTports_.find(key);
+    tport_t* tp = it == flowTports_.end() ? nullptr : it->second;
+    if (!tp || tport_is_closed(tp) || tport_is_shutdown(tp)) {
+      metrics_.countFlowFailure(true);
+      reportFlows(flows_.closed(key, now));
+      if (tp) {
+        tport_unref(tp);
+        flowTports_.erase(it);
+      }
+    }
+  }
+  for (const auto& ping : flows_.duePings(now)) {
+    v1::SocketAddress address;
+    address.set_host(ping.key.host);
+    address.set_port(ping.key.port);
+    address.set_transport(ping.key.transport);
+    std::weak_ptr<Gateway*> weak = self_;
+    FlowKey key = ping.key;
+    sendOptions(address, kInternal, ping.contact, [weak, key](ProbeResult result, std::uint32_t) {
+      auto self = weak.lock();
+      if (!self) return;
+      Gateway& gw = **self;
+      bool answered = result == ProbeResult::Ok;
+      gw.metrics_.countFlowPing(answered);
+      if (answered) gw.reportFlows(gw.flows_.heard(key, epochMs()));
+    });
+  }
+  auto expired = flows_.expire(now);
+  std::set<FlowKey> died;
+  for (const auto& r : expired) died.insert(r.key);
+  for (std::size_t i = 0; i < died.size(); ++i) metrics_.countFlowFailure(false);
+  reportFlows(expired);
+  releaseForgottenFlows();
+  metrics_.setFlows(flows_.activeCount(), flows_.unreachableCount());
+}
+
+void Gateway::flowTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+  try {
+    reinterpret_cast<Gateway*>(arg)->checkFlows();
+  } catch (const std::exception& e) {
+    log::get("sip")->error("flow check failed: {}", e.what());
+  }
 }
 
 }  // namespace medius::gateway

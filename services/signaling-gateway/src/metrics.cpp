@@ -214,7 +214,29 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                        .Name("medius_gateway_rcc_sessions")
                        .Help("Remote call control (uaCSTA) sessions open now")
                        .Register(registry)
-                       .Add({})) {
+                       .Add({})),
+      flows_(prometheus::BuildGauge()
+                 .Name("medius_gateway_flows")
+                 .Help("Watched flows of registered clients (TCP/TLS connections, UDP from "
+                       "behind NAT or with RFC 5626 outbound), by state")
+                 .Register(registry)),
+      flowsActive_(flows_.Add({{"state", "active"}})),
+      flowsUnreachable_(flows_.Add({{"state", "unreachable"}})),
+      flowKeepalives_(prometheus::BuildCounter()
+                          .Name("medius_gateway_flow_keepalives_total")
+                          .Help("Signs of life on watched flows by kind: a request over the "
+                                "flow, an answered OPTIONS ping; and unanswered pings")
+                          .Register(registry)),
+      flowKeepaliveRequest_(flowKeepalives_.Add({{"kind", "request"}})),
+      flowKeepalivePingAnswered_(flowKeepalives_.Add({{"kind", "ping_answered"}})),
+      flowKeepalivePingUnanswered_(flowKeepalives_.Add({{"kind", "ping_unanswered"}})),
+      flowFailures_(prometheus::BuildCounter()
+                        .Name("medius_gateway_flow_failures_total")
+                        .Help("Flows that died (their bindings reported unreachable), by "
+                              "reason")
+                        .Register(registry)),
+      flowFailureClosed_(flowFailures_.Add({{"reason", "connection_closed"}})),
+      flowFailureTimeout_(flowFailures_.Add({{"reason", "keepalive_timeout"}})) {
   for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
     tlsHandshakeSeries_[i] = &tlsHandshakes_.Add({{"result", kTlsHandshakeResults[i]}});
   }

@@ -14,13 +14,17 @@
 #include "medius/gateway/register_request.hpp"
 
 #include <algorithm>
+#include <strings.h>
+
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/msg_protos.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_protos.h>
+#include <sofia-sip/sip_util.h>
 #include <sofia-sip/su_alloc.h>
 #include <sofia-sip/url.h>
 
@@ -179,6 +183,7 @@ std::variant<v1::RegisterRequest, SipReply> buildRegisterRequest(const sip_t* si
 
   su_home_t home[1] = {SU_HOME_INIT(home)};
   std::optional<SipReply> reject;
+  bool behindNat = false;
   for (const sip_contact_t* m = sip->sip_contact; m && !reject; m = m->m_next) {
     if (m->m_url->url_type == url_any) {
       req.set_wildcard(true);
@@ -188,6 +193,7 @@ std::variant<v1::RegisterRequest, SipReply> buildRegisterRequest(const sip_t* si
       reject = badRequest("Contact URI without host");
       break;
     }
+    if (contactBehindNat(m->m_url, ctx.source)) behindNat = true;
     auto* c = req.add_contacts();
     url_t copy = *m->m_url;
     copy.url_headers = nullptr;  // RFC 3261 10.3: header parts are not part of the binding
@@ -249,8 +255,48 @@ std::variant<v1::RegisterRequest, SipReply> buildRegisterRequest(const sip_t* si
   received->set_port(ctx.source.port);
   received->set_transport(ctx.source.transport);
   req.set_gateway_id(ctx.gatewayId);
+  // The flow (issue 10): NAT when a Contact is not where the REGISTER came from; RFC 5626
+  // outbound (section 6) when the client asks for it (Supported: outbound, every Contact
+  // with +sip.instance and reg-id), it came straight from the client (no Path: an edge
+  // proxy keeps the flow then) and outbound is on (a Flow-Timer).
+  auto* flow = req.mutable_flow();
+  flow->set_nat(behindNat && req.path_size() == 0);
+  bool asksOutbound = sip_has_feature(sip->sip_supported, "outbound") && req.contacts_size() > 0;
+  for (const auto& c : req.contacts()) {
+    if (c.instance_id().empty() || c.reg_id() == 0) asksOutbound = false;
+  }
+  if (asksOutbound && req.path_size() == 0 && ctx.flowTimerSeconds > 0) {
+    flow->set_outbound(true);
+    flow->set_flow_timer_seconds(ctx.flowTimerSeconds);
+  }
   readCredentials(sip, ctx.domain, req);
   return req;
+}
+
+bool contactBehindNat(const url_t* contact, const RequestSource& source) {
+  if (!contact || !contact->url_host || source.host.empty()) return false;
+  std::string host = contact->url_host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (strcasecmp(host.c_str(), source.host.c_str()) != 0) return true;
+  // Same address: over UDP the port must match too (a NAT that kept the address but not
+  // the port); over TCP/TLS the source port is an ephemeral one anyway.
+  if (source.transport != v1::TRANSPORT_UDP) return false;
+  std::uint32_t port = 5060;
+  if (contact->url_type == url_sips) port = 5061;
+  if (contact->url_port && *contact->url_port) {
+    port = static_cast<std::uint32_t>(std::strtoul(contact->url_port, nullptr, 10));
+  }
+  return port != source.port;
+}
+
+void addOutboundHeaders(SipReply& reply, const v1::Flow& flow) {
+  if (reply.status < 200 || reply.status >= 300 || !flow.outbound()) return;
+  reply.headers.emplace_back("Require", "outbound");
+  if (flow.flow_timer_seconds() > 0) {
+    reply.headers.emplace_back("Flow-Timer", std::to_string(flow.flow_timer_seconds()));
+  }
 }
 
 }  // namespace medius::gateway

@@ -22,6 +22,9 @@ struct GrpcRegistrarClient::Call {
   v1::VerifyDigestRequest verifyRequest;
   v1::VerifyDigestResponse verifyResponse;
   VerifyDone verifyDone;
+  v1::ReportFlowRequest flowRequest;
+  v1::ReportFlowResponse flowResponse;
+  ReportFlowDone flowDone;
   std::chrono::steady_clock::time_point started;
 };
 
@@ -102,6 +105,22 @@ void GrpcRegistrarClient::verifyDigestAsync(v1::VerifyDigestRequest request, Ver
                                [this, call](grpc::Status status) { finish(call, status); });
 }
 
+void GrpcRegistrarClient::reportFlowAsync(v1::ReportFlowRequest request, ReportFlowDone done) {
+  auto* call = new Call;
+  call->method = "ReportFlow";
+  call->seconds = &metrics_.grpcClientSeconds("registrar", "ReportFlow");
+  call->flowRequest = std::move(request);
+  call->flowDone = std::move(done);
+  call->started = std::chrono::steady_clock::now();
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout_);
+  {
+    std::lock_guard lock(mutex_);
+    inFlight_.insert(call);
+  }
+  stub_->async()->ReportFlow(&call->context, &call->flowRequest, &call->flowResponse,
+                             [this, call](grpc::Status status) { finish(call, status); });
+}
+
 void GrpcRegistrarClient::finish(Call* call, const grpc::Status& status) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - call->started).count();
@@ -116,6 +135,7 @@ void GrpcRegistrarClient::finish(Call* call, const grpc::Status& status) {
     if (call->lookupDone) call->lookupDone(status, std::move(call->lookupResponse));
     if (call->challengeDone) call->challengeDone(status, std::move(call->challengeResponse));
     if (call->verifyDone) call->verifyDone(status, std::move(call->verifyResponse));
+    if (call->flowDone) call->flowDone(status, std::move(call->flowResponse));
   } catch (const std::exception& e) {
     log::get("grpc")->error("{} completion threw: {}", call->method, e.what());
   }

@@ -1,5 +1,7 @@
 #include "medius/gateway/sip_util.hpp"
 
+#include "medius/gateway/register_request.hpp"
+
 #include <array>
 #include <cctype>
 #include <cstring>
@@ -111,6 +113,26 @@ std::string transportName(v1::Transport transport) {
     case v1::TRANSPORT_TLS: return "tls";
     default: return "udp";
   }
+}
+
+bool flowOnOtherGateway(const v1::Binding& binding, const std::string& gatewayId) {
+  return binding.path_size() == 0 && binding.flow().nat() && !binding.gateway_id().empty() &&
+         binding.gateway_id() != gatewayId;
+}
+
+const sip_contact_t* contactAtFlow(su_home_t* home, const sip_contact_t* contact,
+                                   const v1::SocketAddress& flow) {
+  if (!contact || flow.host().empty() || flow.port() == 0) return contact;
+  RequestSource source{flow.host(), flow.port(), flow.transport()};
+  if (!contactBehindNat(contact->m_url, source)) return contact;
+  sip_contact_t* copy = sip_contact_copy(home, contact);
+  if (!copy) return contact;
+  copy->m_next = nullptr;
+  bool ipv6 = flow.host().find(':') != std::string::npos;
+  std::string host = ipv6 ? "[" + flow.host() + "]" : flow.host();
+  copy->m_url->url_host = su_strdup(home, host.c_str());
+  copy->m_url->url_port = su_strdup(home, std::to_string(flow.port()).c_str());
+  return copy;
 }
 
 std::string nextHopOf(const v1::SocketAddress& address) {

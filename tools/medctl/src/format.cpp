@@ -95,7 +95,65 @@ nlohmann::json bindingToJson(const medius::v1::Binding& b) {
       {"gateway_id", b.gateway_id()},
       {"created_at_ms", b.created_at_ms()},
       {"updated_at_ms", b.updated_at_ms()},
+      {"flow", flowToJson(b.flow())},
   };
+}
+
+std::string flowStateName(medius::v1::Flow::State state) {
+  switch (state) {
+    case medius::v1::Flow::STATE_ACTIVE: return "active";
+    case medius::v1::Flow::STATE_UNREACHABLE: return "unreachable";
+    default: return "unknown";
+  }
+}
+
+nlohmann::json flowToJson(const medius::v1::Flow& f) {
+  return nlohmann::json{{"state", flowStateName(f.state())},
+                        {"nat", f.nat()},
+                        {"outbound", f.outbound()},
+                        {"flow_timer_s", f.flow_timer_seconds()},
+                        {"last_keepalive_ms", f.last_keepalive_ms()},
+                        {"reason", f.reason()},
+                        {"state_changed_at_ms", f.state_changed_at_ms()}};
+}
+
+std::string formatFlowsTable(const std::vector<medius::v1::Binding>& bindings, std::int64_t nowMs) {
+  if (bindings.empty()) return "no flows\n";
+  constexpr std::size_t kColumns = 8;
+  using Row = std::array<std::string, kColumns>;
+  std::vector<Row> rows;
+  rows.push_back({"AOR", "FLOW", "GATEWAY", "NAT", "OUTBOUND", "STATE", "KEEPALIVE-AGE(s)",
+                  "REASON"});
+  std::size_t nat = 0, unreachable = 0;
+  for (const auto& b : bindings) {
+    const auto& f = b.flow();
+    nat += f.nat() ? 1 : 0;
+    unreachable += f.state() == medius::v1::Flow::STATE_UNREACHABLE ? 1 : 0;
+    std::string age = "-";
+    if (f.last_keepalive_ms() > 0) {
+      age = std::to_string(std::max<std::int64_t>(0, nowMs - f.last_keepalive_ms()) / 1000);
+    }
+    std::string flow = formatSource(b.received());
+    if (b.path_size() > 0) flow = "path " + b.path(0);
+    rows.push_back({b.aor(), flow, orDash(b.gateway_id()), f.nat() ? "yes" : "no",
+                    f.outbound() ? "yes" : "no", flowStateName(f.state()), age,
+                    orDash(f.reason())});
+  }
+  std::array<std::size_t, kColumns> width{};
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < kColumns; ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < kColumns; ++i) {
+      line += row[i];
+      if (i + 1 < kColumns) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + '\n';
+  }
+  return out + std::to_string(bindings.size()) + " flow(s) of binding(s), " + std::to_string(nat) +
+         " behind NAT, " + std::to_string(unreachable) + " unreachable\n";
 }
 
 std::string formatBindingsJson(const std::vector<medius::v1::Binding>& bindings) {

@@ -1,5 +1,6 @@
 // medctl: operator CLI for Medius. Thin: flags here, logic in medius_medctl.
 //   medctl registrations [AOR] [--registrar HOST:PORT] [--json]
+//   medctl flows [AOR] [--registrar HOST:PORT] [--json]
 //   medctl health [--target HOST:PORT] [--service NAME]
 //   medctl watch [AOR] [--registrar HOST:PORT] [--snapshot] [--json] [--count N]
 //   medctl route --from USER --to NUMBER [--from-trunk NAME] [--routing HOST:PORT] [--json]
@@ -64,6 +65,13 @@ int main(int argc, char** argv) {
   registrations->add_option("--registrar", registrar,
                             "Registrar gRPC address (env MEDIUS_REGISTRAR_ADDRESS)");
   registrations->add_flag("--json", json, "Print JSON instead of a table");
+
+  auto* flows = app.add_subcommand(
+      "flows", "Flows of registered clients (NAT, outbound, state, keepalive age)");
+  flows->add_option("aor", aor, "Only this address-of-record");
+  flows->add_option("--registrar", registrar,
+                    "Registrar gRPC address (env MEDIUS_REGISTRAR_ADDRESS)");
+  flows->add_flag("--json", json, "Print the bindings (with their flow) as JSON");
 
   std::string target = "127.0.0.1:50051";
   std::string service;
@@ -238,6 +246,14 @@ int main(int argc, char** argv) {
     if (registrations->parsed()) {
       const auto bindings = listBindings(registrar, aor, timeout);
       std::cout << (json ? formatBindingsJson(bindings) : formatBindingsTable(bindings));
+      return 0;
+    }
+    if (flows->parsed()) {
+      const auto bindings = listBindings(registrar, aor, timeout);
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+      std::cout << (json ? formatBindingsJson(bindings) : formatFlowsTable(bindings, now));
       return 0;
     }
     if (health->parsed()) {

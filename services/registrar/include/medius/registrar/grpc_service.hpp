@@ -31,6 +31,9 @@ class RegistrarService final : public medius::v1::Registrar::Service {
   grpc::Status ListBindings(grpc::ServerContext* context,
                             const medius::v1::ListBindingsRequest* request,
                             medius::v1::ListBindingsResponse* response) override;
+  grpc::Status ReportFlow(grpc::ServerContext* context,
+                          const medius::v1::ReportFlowRequest* request,
+                          medius::v1::ReportFlowResponse* response) override;
   grpc::Status RemoveBindings(grpc::ServerContext* context,
                               const medius::v1::RemoveBindingsRequest* request,
                               medius::v1::RemoveBindingsResponse* response) override;

@@ -40,6 +40,10 @@ struct RegistrarMetrics {
     prometheus::Counter& replayed;
     prometheus::Counter& malformed;
   } authFailures;
+
+  // medius_registrar_flows_unreachable_total: bindings a gateway's ReportFlow marked
+  // unreachable (their flow died).
+  prometheus::Counter& flowsUnreachable;
 };
 
 }  // namespace medius::registrar

@@ -44,12 +44,17 @@ class Registrar {
   // Applies one REGISTER. Throws InvalidRequest, StoreUnavailable.
   medius::v1::RegisterResponse handleRegister(const medius::v1::RegisterRequest& request);
 
-  // Unexpired bindings of one AOR, highest q first, then most recently refreshed first.
-  Bindings lookup(const std::string& aor);
+  // Unexpired bindings of one AOR, highest q first, then most recently refreshed first;
+  // bindings whose flow is unreachable only with includeUnreachable.
+  Bindings lookup(const std::string& aor, bool includeUnreachable = false);
   // All bindings (aor == "") or one AOR's, sorted by AOR then as lookup().
   Bindings list(const std::string& aor);
   // Removes one contact (contactUri != "") or every binding of `aor`; returns how many.
   std::uint32_t removeBindings(const std::string& aor, const std::string& contactUri);
+  // A gateway's report on a flow: the AOR's bindings registered over req.received through
+  // req.gateway_id take req.state (REFRESHED events for those that changed); returns how
+  // many changed. Throws InvalidRequest, StoreUnavailable.
+  std::uint32_t reportFlow(const medius::v1::ReportFlowRequest& request);
   // Removes expired bindings, publishes EXPIRED for each, updates the bindings gauge.
   std::size_t sweep();
 

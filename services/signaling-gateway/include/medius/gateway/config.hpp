@@ -39,6 +39,13 @@
 //   registrar.address  "127.0.0.1:50051"; MEDIUS_REGISTRAR_ADDRESS.
 //   registrar.timeout_ms  2000 (1..60000): deadline of every Register call.
 //   retry_after_seconds   5 (0..86400): Retry-After of the 503 sent when the registrar fails.
+//   flows              flows of registered clients (flow_table.hpp, docs/registrar.md):
+//     flow_timer_s     120 (0..3600): Flow-Timer in the 200 to an RFC 5626 REGISTER
+//                      (Require: outbound); 0 turns outbound off.
+//     ping_interval_ms 15000 (100..600000): OPTIONS over a UDP flow from behind NAT (or
+//                      with outbound) when nothing was heard from it for this long.
+//     udp_timeout_ms   60000 (200..3600000): such a flow silent for this long is dead:
+//                      its bindings are reported unreachable (calls skip them).
 //   drain.timeout_seconds 600 (1..86400); MEDIUS_DRAIN_TIMEOUT_SECONDS: after SIGTERM/SIGINT
 //                      or a Drain RPC, how long calls in progress may go on (new INVITEs
 //                      and out-of-dialog OPTIONS get 503); then the rest are ended with BYE
@@ -189,6 +196,10 @@ struct GatewayConfig {
   CallAuthMode authCalls = CallAuthMode::Required;
   std::string authRealm;  // loadConfig sets it (the domain by default); "" means the domain
   bool authFromMustMatch = true;
+  // flows.* (flow_table.hpp).
+  std::int64_t flowTimerSeconds = 120;
+  std::int64_t flowPingIntervalMs = 15000;
+  std::int64_t flowUdpTimeoutMs = 60000;
 };
 
 // Reads and validates a document; throws config::ConfigError naming file and path.

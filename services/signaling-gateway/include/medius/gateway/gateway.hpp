@@ -43,6 +43,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -59,6 +60,7 @@
 #include "medius/gateway/call_auth.hpp"
 #include "medius/gateway/challenge_pool.hpp"
 #include "medius/gateway/config.hpp"
+#include "medius/gateway/flow_table.hpp"
 #include "medius/gateway/flood_guard.hpp"
 #include "medius/gateway/metrics.hpp"
 #include "medius/gateway/register_request.hpp"
@@ -133,6 +135,11 @@ class Gateway final : public OptionsProber {
   // Returns true when a new certificate is in use. Loop thread.
   bool reloadTls(bool force);
 
+  // Flows of registered clients (loop thread; medctl flows and tests).
+  const FlowTable& flows() const { return flows_; }
+  // One round of the flow timer now: closed connections, pings, timeouts.
+  void checkFlows();
+
   // OptionsProber (loop thread).
   std::uint64_t probe(const v1::SocketAddress& address, Done done) override;
   void cancel(std::uint64_t handle) override;
@@ -152,6 +159,13 @@ class Gateway final : public OptionsProber {
     std::string username;  // the digest username of its credentials; "" without any
     std::string key;       // RegisterTransactions::keyOf
     bool reliable = false;  // TCP or TLS: no retransmission to absorb
+    // The flow it came over (flow_table.hpp): its key, the classification the registrar
+    // got, whether it came straight from the client (no Path), and the AOR.
+    FlowKey flowKey;
+    v1::Flow flow;
+    bool direct = false;
+    std::string aor;
+    std::string contact;  // the first Contact (the flow's pings go to it)
   };
 
   // A request waiting for Registrar.Challenge or VerifyDigest. Owns a reference to the
@@ -176,6 +190,17 @@ class Gateway final : public OptionsProber {
   };
   static int probeCallback(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                            const sip_t* sip) noexcept;
+  // OPTIONS to `address` from the side named by ident (probe(): the trunk side).
+  // requestUri: "" names the address itself; otherwise it is the Request-URI and the
+  // request is sent to `address` (a flow's ping to the client's Contact).
+  std::uint64_t sendOptions(const v1::SocketAddress& address, const char* ident,
+                            const std::string& requestUri, Done done);
+  // Flows: a REGISTER's answer, something heard, the registrar told of a state change.
+  void noteRegistered(const Pending& p, const v1::RegisterResponse& response);
+  void flowHeard(const RequestSource& source);
+  void reportFlows(const std::vector<FlowReport>& reports);
+  void releaseForgottenFlows();
+  static void flowTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
 
   // What the connection that delivered a message (being delivered now) says of its peer.
   struct TlsPeer {
@@ -285,6 +310,11 @@ class Gateway final : public OptionsProber {
   // Completions posted from gRPC threads hold a weak_ptr: a completion arriving after
   // the Gateway is gone finds it expired (checked and used on the loop thread only).
   std::shared_ptr<Gateway*> self_;
+  FlowTable flows_;
+  // A reference to the connection of each stream flow in flows_ (polled for its close;
+  // held, the connection is not closed as idle while the client is registered).
+  std::map<FlowKey, tport_t*> flowTports_;
+  su_timer_t* flowTimer_ = nullptr;
   std::unique_ptr<Rcc> rcc_;      // remote call control; destroyed with b2bua_
   std::unique_ptr<B2bua> b2bua_;  // destroyed first (in ~Gateway), before leg_ and agent_
 };

@@ -164,6 +164,21 @@ class GatewayMetrics {
   void countCstaRequest(std::string_view request, std::string_view outcome);
   void setRccSessions(std::size_t sessions) { rccSessions_.Set(static_cast<double>(sessions)); }
   double tlsHandshakes(std::string_view result) const;
+  // Flows of registered clients (flow_table.hpp; SIP loop).
+  void setFlows(std::size_t active, std::size_t unreachable) {
+    flowsActive_.Set(static_cast<double>(active));
+    flowsUnreachable_.Set(static_cast<double>(unreachable));
+  }
+  // A sign of life on a watched flow: "request" (a request arrived over it),
+  // "ping_answered"; or "ping_unanswered" (an OPTIONS ping got no answer).
+  void countFlowRequest() { flowKeepaliveRequest_.Increment(); }
+  void countFlowPing(bool answered) {
+    (answered ? flowKeepalivePingAnswered_ : flowKeepalivePingUnanswered_).Increment();
+  }
+  // A flow died: its connection closed, or keepalives stopped.
+  void countFlowFailure(bool connectionClosed) {
+    (connectionClosed ? flowFailureClosed_ : flowFailureTimeout_).Increment();
+  }
   // For CdrWriter (any thread).
   prometheus::Counter& cdrWriteErrors() { return cdrWriteErrors_; }
 
@@ -223,6 +238,16 @@ class GatewayMetrics {
   prometheus::Counter& trustedPeerRequests_;
   prometheus::Family<prometheus::Counter>& cstaRequests_;
   prometheus::Gauge& rccSessions_;
+  prometheus::Family<prometheus::Gauge>& flows_;
+  prometheus::Gauge& flowsActive_;
+  prometheus::Gauge& flowsUnreachable_;
+  prometheus::Family<prometheus::Counter>& flowKeepalives_;
+  prometheus::Counter& flowKeepaliveRequest_;
+  prometheus::Counter& flowKeepalivePingAnswered_;
+  prometheus::Counter& flowKeepalivePingUnanswered_;
+  prometheus::Family<prometheus::Counter>& flowFailures_;
+  prometheus::Counter& flowFailureClosed_;
+  prometheus::Counter& flowFailureTimeout_;
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

@@ -50,7 +50,13 @@ struct RegisterContext {
   std::string gatewayId;
   // Credentials are taken from the Authorization header whose realm equals this.
   std::string domain;
+  // RFC 5626 outbound's Flow-Timer (flows.flow_timer_seconds); 0: outbound is off.
+  std::uint32_t flowTimerSeconds = 0;
 };
+
+// Whether a Contact points elsewhere than where its REGISTER came from (the client is
+// behind a NAT): another host, or over UDP another port.
+bool contactBehindNat(const url_t* contact, const RequestSource& source);
 
 // 400 naming the first header Sofia failed to parse (or a duplicated single header);
 // nullopt when every header parsed.
@@ -60,6 +66,10 @@ std::optional<SipReply> headerErrorReply(const sip_t* sip);
 // the 4xx reply to send (RFC 3261 10.3 steps 1-6 for what the gateway can check).
 std::variant<v1::RegisterRequest, SipReply> buildRegisterRequest(const sip_t* sip,
                                                                  const RegisterContext& ctx);
+
+// The 200's headers for an RFC 5626 REGISTER whose flow is outbound: Require: outbound and
+// Flow-Timer (section 6); nothing otherwise.
+void addOutboundHeaders(SipReply& reply, const v1::Flow& flow);
 
 // The reply for a registrar result (200 with the bindings, 401 with the challenges...).
 // `now` fills the Date header of the 200.

@@ -32,11 +32,18 @@ class RegistrarClient {
   using LookupDone = std::function<void(const grpc::Status&, v1::LookupResponse)>;
   using ChallengeDone = std::function<void(const grpc::Status&, v1::ChallengeResponse)>;
   using VerifyDone = std::function<void(const grpc::Status&, v1::VerifyDigestResponse)>;
+  using ReportFlowDone = std::function<void(const grpc::Status&, v1::ReportFlowResponse)>;
   virtual ~RegistrarClient() = default;
   virtual void registerAsync(v1::RegisterRequest request, RegisterDone done) = 0;
   virtual void lookupAsync(v1::LookupRequest request, LookupDone done) = 0;
   virtual void challengeAsync(v1::ChallengeRequest request, ChallengeDone done) = 0;
   virtual void verifyDigestAsync(v1::VerifyDigestRequest request, VerifyDone done) = 0;
+  // A flow's state (flow_table.hpp). The default (test doubles that do not care) answers
+  // UNIMPLEMENTED at once.
+  virtual void reportFlowAsync(v1::ReportFlowRequest request, ReportFlowDone done) {
+    (void)request;
+    done(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "ReportFlow"), {});
+  }
 };
 
 class GrpcRegistrarClient final : public RegistrarClient {
@@ -52,6 +59,7 @@ class GrpcRegistrarClient final : public RegistrarClient {
   void lookupAsync(v1::LookupRequest request, LookupDone done) override;
   void challengeAsync(v1::ChallengeRequest request, ChallengeDone done) override;
   void verifyDigestAsync(v1::VerifyDigestRequest request, VerifyDone done) override;
+  void reportFlowAsync(v1::ReportFlowRequest request, ReportFlowDone done) override;
 
  private:
   struct Call;

@@ -10,6 +10,7 @@
 #include <sofia-sip/url.h>
 
 #include "medius/v1/common.pb.h"
+#include "medius/v1/registrar.pb.h"
 
 namespace medius::gateway {
 
@@ -38,6 +39,20 @@ std::string headerValue(const sip_t* sip, const sip_header_t* header);
 std::string transportName(v1::Transport transport);
 // "sip:host:port;transport=tcp" for an address (the next hop of an outgoing request).
 std::string nextHopOf(const v1::SocketAddress& address);
+
+// A binding only another gateway can reach (docs/registrar.md, "Several gateways"): its
+// client is behind a NAT (Flow.nat) and registered straight to that gateway (no Path), so
+// the NAT's mapping (or the connection) is that gateway's. Calls through this gateway
+// skip such a fork (answered 503 for it, logged) instead of sending into the NAT.
+bool flowOnOtherGateway(const v1::Binding& binding, const std::string& gatewayId);
+
+// The remote target of a dialog with a client behind NAT (issue 10): `contact` (its first
+// Contact) copied into `home` with host and port replaced by the flow's (`flow`, where its
+// requests come from), when the Contact names another address (contactBehindNat, as
+// nathelper's fix_nated_contact); otherwise `contact` itself. Requests in the dialog then
+// go back over the flow (the same connection for TCP/TLS) instead of the private address.
+const sip_contact_t* contactAtFlow(su_home_t* home, const sip_contact_t* contact,
+                                   const v1::SocketAddress& flow);
 // `n` random characters from [0-9a-z] (a Call-ID's local part).
 std::string randomToken(std::size_t n);
 

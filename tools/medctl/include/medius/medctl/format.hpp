@@ -4,6 +4,7 @@
 // them byte for byte. Thread: any.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,19 @@ std::string formatBindingsTable(const std::vector<medius::v1::Binding>& bindings
 // expires_at_ms, q, instance_id, reg_id, path, user_agent, source{host,port,transport},
 // call_id, cseq, gateway_id, created_at_ms, updated_at_ms.
 nlohmann::json bindingToJson(const medius::v1::Binding& binding);
+
+// "active", "unreachable" or "unknown".
+std::string flowStateName(medius::v1::Flow::State state);
+
+// A binding's flow as JSON: state, nat, outbound, flow_timer_s, last_keepalive_ms, reason,
+// state_changed_at_ms (bindingToJson's "flow").
+nlohmann::json flowToJson(const medius::v1::Flow& flow);
+
+// The `medctl flows` table: one line per binding (columns AOR, FLOW (source/transport, or
+// "path <first Path>" behind an edge proxy), GATEWAY, NAT, OUTBOUND, STATE,
+// KEEPALIVE-AGE(s) (nowMs minus the flow's last keepalive, "-" when never), REASON), then
+// "N flow(s) of binding(s), M behind NAT, K unreachable"; "no flows" when empty.
+std::string formatFlowsTable(const std::vector<medius::v1::Binding>& bindings, std::int64_t nowMs);
 
 // {"bindings": [...], "total": N, "aors": M}, pretty-printed (2 spaces) plus '\n'.
 std::string formatBindingsJson(const std::vector<medius::v1::Binding>& bindings);
