@@ -70,6 +70,27 @@ class NatCluster(harness.Cluster):
         harness.wait_tcp(nat.PUBLIC_ADDRESS, self.internal_port, 20, self.gateway.proc)
 
 
+class NatReplica(harness.GatewayReplica):
+    """A second gateway in the public ns, its internal side on nat.PUBLIC_ADDRESS too."""
+
+    def env(self):
+        env = super().env()
+        env["MEDIUS_INTERNAL_LISTEN"] = "sip:%s:%d" % (nat.PUBLIC_ADDRESS, self.internal_port)
+        return env
+
+    def start(self):
+        self.runs += 1
+        log = os.path.join(self.cluster.dir, "signaling-gateway-%s.%d.log"
+                           % (self.gateway_id, self.runs))
+        self.service = harness.Service(
+            "signaling-gateway-%s" % self.gateway_id,
+            [os.path.join(harness.bin_dir(), "signaling-gateway"), "--config",
+             self.cluster.gateway_config], self.env(), log)
+        harness.wait_tcp("127.0.0.1", self.grpc, 30, self.service.proc)
+        harness.wait_tcp(nat.PUBLIC_ADDRESS, self.internal_port, 20, self.service.proc)
+        return self
+
+
 class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
     """One topology and one cluster per class; the test process sits in the public ns
     from setUpClass to tearDownClass."""
@@ -384,6 +405,37 @@ class NatFlows(NatTestCase):
             offset += 4 + ((alen + 3) & ~3)
         self.assertIsNotNone(mapped, "no (XOR-)MAPPED-ADDRESS in %r" % data)
         self.assertEqual(mapped[0], nat.ROUTER_OUTSIDE)
+
+    def test_5_a_second_gateway_skips_a_nat_binding_whose_flow_is_on_the_first(self):
+        """docs/registrar.md "Several gateways": without a Path, only the gateway that holds
+        a NAT'd client's flow can reach it; another one skips that fork (503, logged)
+        instead of sending into the NAT."""
+        aor = "sip:alice@%s" % DOMAIN
+        alice = self.home_client("alice")
+        ours = [b for b in self.cluster.registrations(aor)["bindings"]
+                if b["flow"]["state"] == "active"]
+        self.assertEqual(len(ours), 1, ours)
+        self.assertEqual(ours[0]["gateway_id"], "gw-e2e")
+        self.assertTrue(ours[0]["flow"]["nat"])
+        gw_b = NatReplica(self.cluster, "gw-b")
+        self.addCleanup(gw_b.stop)
+        gw_b.start()
+        pbx = self.pbx()
+        started = time.time()
+        pbx.dial("sip:100@127.0.0.1:%d" % gw_b.trunk_port)
+        pbx.wait_event("CALL_CLOSED", 10, after=started)
+        self.assertFalse([m for m in alice.sip_messages() if m[3].startswith("INVITE ")],
+                         "alice got an INVITE through gateway b")
+        self.assertRegex(gw_b.log_text(), r"is behind a NAT whose flow is on gateway gw-e2e "
+                                          r"\(no Path\): not reachable from here")
+        # Through the gateway that holds the flow, the same call reaches her.
+        started = time.time()
+        pbx.dial("sip:100@127.0.0.1:%d" % self.cluster.trunk_port)
+        for ua in (pbx, alice):
+            ua.wait_event("CALL_ESTABLISHED", 10, after=started)
+        pbx.hangup()
+        for ua in (pbx, alice):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
 
     def test_9_services_alive(self):
         for svc in self.cluster.services:
