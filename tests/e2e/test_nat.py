@@ -437,6 +437,35 @@ class NatFlows(NatTestCase):
         for ua in (pbx, alice):
             ua.wait_event("CALL_CLOSED", 10, after=started)
 
+    def test_6_rfc5626_outbound_client_gets_require_outbound_and_flow_timer(self):
+        """baresip with ;sipnat=outbound and uuid.so (+sip.instance, reg-id, Supported:
+        outbound) behind the NAT: the 200 says Require: outbound and Flow-Timer, and the
+        binding's flow is outbound and NAT'd."""
+        import uuid as uuidlib
+        from test_baresip import RegisteringBaresip
+        aor = "sip:user021@%s" % DOMAIN
+        account = baresip.client_account("user021", self.cluster.internal_port,
+                                         gateway_host=nat.PUBLIC_ADDRESS,
+                                         extra=";sipnat=outbound")
+        ua = RegisteringBaresip(self.cluster.dir, "outbound", account,
+                                modules=("uuid.so", "account.so"), uuid=str(uuidlib.uuid4()),
+                                host=nat.HOME_ADDRESS)
+        self.agents.append(ua)
+        self.addCleanup(ua.stop)
+        with nat.entered(self.topology.home):
+            ua.start()
+        self.binding_of(aor, 1)
+        flow = self.flow_state(aor, nat.ROUTER_OUTSIDE)
+        self.assertTrue(flow["outbound"], flow)
+        self.assertTrue(flow["nat"], flow)
+        self.assertEqual(flow["flow_timer_s"], 120, flow)
+        traced = [m.group(4).replace("\r\n", "\n") for m in baresip.TRACE.finditer(ua.raw_log())]
+        oks = [t for t in traced if t.startswith("SIP/2.0 200") and "REGISTER" in t]
+        self.assertTrue(oks, "no 200 to the REGISTER in the trace")
+        self.assertRegex(oks[-1], r"(?mi)^Require: outbound$")
+        self.assertRegex(oks[-1], r"(?mi)^Flow-Timer: 120$")
+        self.assertEqual(ua.stop(signal.SIGTERM), 0)
+
     def test_9_services_alive(self):
         for svc in self.cluster.services:
             self.assertTrue(svc.alive(), "%s exited" % svc.name)
