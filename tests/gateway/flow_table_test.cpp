@@ -108,6 +108,20 @@ TEST(FlowTable, UnregisterLeavesTheFlowAndTheLastOneForgetsIt) {
   EXPECT_TRUE(t.heard(key, 30).empty());  // unknown: ignored
 }
 
+TEST(FlowTable, AFlowNobodyRegistersOverAnyMoreIsForgotten) {
+  FlowSettings s = settings();
+  s.registrationLifetimeMs = 100000;
+  FlowTable t(s);
+  auto key = tcp("203.0.113.7", 50000);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", v1::Flow{}, true, 0);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", v1::Flow{}, true, 60000);
+  EXPECT_TRUE(t.expire(159999).empty());
+  EXPECT_TRUE(t.contains(key));
+  EXPECT_TRUE(t.expire(160000).empty());  // forgotten without a report
+  EXPECT_FALSE(t.contains(key));
+  EXPECT_EQ(t.forgotten(), std::vector<FlowKey>{key});
+}
+
 TEST(FlowTable, RegisterRevivesAnUnreachableFlowWithoutAReport) {
   FlowTable t(settings());
   auto key = udp("203.0.113.7", 40112);

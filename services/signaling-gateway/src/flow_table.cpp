@@ -36,6 +36,7 @@ bool FlowTable::registered(const FlowKey& key, const std::string& aor,
   bool fresh = it == flows_.end();
   Entry& e = flows_[key];
   if (fresh) e.registeredAtMs = nowMs;
+  e.lastRegisterMs = nowMs;
   e.aors.insert(aor);
   if (!contact.empty()) e.contact = contact;
   e.nat = flow.nat();
@@ -101,8 +102,9 @@ std::vector<FlowReport> FlowTable::expire(std::int64_t nowMs) {
   std::vector<FlowReport> out;
   for (auto it = flows_.begin(); it != flows_.end();) {
     Entry& e = it->second;
-    if (e.state == v1::Flow::STATE_UNREACHABLE) {
-      if (nowMs - e.stateChangedMs >= settings_.forgetAfterMs) {
+    bool stale = nowMs - e.lastRegisterMs >= settings_.registrationLifetimeMs;
+    if (stale || e.state == v1::Flow::STATE_UNREACHABLE) {
+      if (stale || nowMs - e.stateChangedMs >= settings_.forgetAfterMs) {
         forgotten_.push_back(it->first);
         it = flows_.erase(it);
         continue;

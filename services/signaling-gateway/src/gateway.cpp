@@ -68,7 +68,7 @@ Gateway::Gateway(SipLoop& loop, const GatewayConfig& config, RegistrarClient& re
       self_(std::make_shared<Gateway*>(this)),
       flows_(FlowSettings{static_cast<std::uint32_t>(config.flowTimerSeconds),
                           config.flowPingIntervalMs, config.flowUdpTimeoutMs,
-                          std::max<std::int64_t>(600000, config.flowUdpTimeoutMs)}) {
+                          std::max<std::int64_t>(600000, config.flowUdpTimeoutMs), 86400000}) {
   assert(loop_.isLoopThread());
   redirectSofiaLogs();
   const std::string& first = config_.internalListen.at(0);

@@ -50,6 +50,9 @@ struct FlowSettings {
   std::int64_t udpTimeoutMs = 60000;
   // An unreachable flow is forgotten after this long (its bindings expire anyway).
   std::int64_t forgetAfterMs = 600000;
+  // A flow no REGISTER came over for this long is forgotten: its bindings have expired
+  // (the registrar's expiry.max_seconds is at most this).
+  std::int64_t registrationLifetimeMs = 86400000;
 };
 
 struct FlowReport {
@@ -102,7 +105,8 @@ class FlowTable {
   // Watched UDP flows to ping now (each at most once per ping interval).
   std::vector<FlowPing> duePings(std::int64_t nowMs);
   // UDP flows silent for udp_timeout become unreachable (their reports); flows unreachable
-  // for forget_after are dropped (listed by forgotten()).
+  // for forget_after, or not registered over for registration_lifetime, are dropped
+  // (listed by forgotten()).
   std::vector<FlowReport> expire(std::int64_t nowMs);
   // Keys dropped since the last call (the caller releases what it holds for them).
   std::vector<FlowKey> forgotten();
@@ -126,6 +130,7 @@ class FlowTable {
     std::int64_t lastHeardMs = 0;
     std::int64_t lastPingMs = 0;
     std::int64_t registeredAtMs = 0;
+    std::int64_t lastRegisterMs = 0;
     std::int64_t stateChangedMs = 0;
   };
   std::vector<FlowReport> reportsOf(const FlowKey& key, const Entry& e) const;
