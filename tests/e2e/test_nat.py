@@ -331,6 +331,12 @@ class NatFlows(NatTestCase):
                                     "127.0.0.1:%d" % self.cluster.registrar_grpc).stdout
         self.assertRegex(table, r"%s:\d+/udp\s+gw-e2e\s+yes\s+no\s+unreachable\s+\d+\s+"
                          r"keepalive timeout" % re.escape(nat.ROUTER_OUTSIDE), table)
+        # The gateway's own live view: the flow, its AOR, how long it has been silent.
+        live = self.cluster.medctl("flows", "--gateway", self.cluster.gateway_address).stdout
+        m = re.search(r"%s:\d+/udp\s+sip:alice@example\.com\s+yes\s+no\s+unreachable\s+"
+                      r"(\d+)\s+keepalive timeout" % re.escape(nat.ROUTER_OUTSIDE), live)
+        self.assertIsNotNone(m, live)
+        self.assertGreaterEqual(int(m.group(1)), 2, live)   # silent for udp_timeout at least
 
         # A call to alice forks only to the device that is still there.
         cdr_before = len(self.cluster.cdr_records())

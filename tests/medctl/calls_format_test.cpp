@@ -129,3 +129,37 @@ TEST(CallsFormatTest, JsonUsesProtoFieldNames) {
 
 }  // namespace
 }  // namespace medius::medctl
+
+namespace medius::medctl {
+namespace {
+
+TEST(GatewayFlowsTable, ListsEachFlowWithItsKeepaliveAge) {
+  medius::v1::ListFlowsResponse response;
+  EXPECT_EQ(formatGatewayFlowsTable(response, 0), "no flows\n");
+  auto* nated = response.add_flows();
+  nated->mutable_address()->set_host("203.0.113.7");
+  nated->mutable_address()->set_port(40112);
+  nated->mutable_address()->set_transport(medius::v1::TRANSPORT_UDP);
+  nated->add_aors("sip:alice@example.com");
+  nated->add_aors("sip:bob@example.com");
+  nated->set_nat(true);
+  nated->set_state("unreachable");
+  nated->set_reason("keepalive timeout");
+  nated->set_last_keepalive_ms(1000);
+  auto* tcp = response.add_flows();
+  tcp->mutable_address()->set_host("192.0.2.5");
+  tcp->mutable_address()->set_port(50000);
+  tcp->mutable_address()->set_transport(medius::v1::TRANSPORT_TCP);
+  tcp->add_aors("sip:carol@example.com");
+  tcp->set_outbound(true);
+  tcp->set_state("active");
+  tcp->set_last_keepalive_ms(20000);
+  EXPECT_EQ(formatGatewayFlowsTable(response, 21500),
+            "FLOW                   AORS                                       NAT  OUTBOUND  STATE        KEEPALIVE-AGE(s)  REASON\n"
+            "203.0.113.7:40112/udp  sip:alice@example.com,sip:bob@example.com  yes  no        unreachable  20                keepalive timeout\n"
+            "192.0.2.5:50000/tcp    sip:carol@example.com                      no   yes       active       1                 -\n"
+            "2 flow(s), 1 unreachable\n");
+}
+
+}  // namespace
+}  // namespace medius::medctl

@@ -67,6 +67,13 @@ grpc::Status GatewayAdminService::ListTrunkStatus(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status GatewayAdminService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest*,
+                                            v1::ListFlowsResponse* response) {
+  std::lock_guard lock(state_.flowsMutex);
+  *response = state_.flows;
+  return grpc::Status::OK;
+}
+
 grpc::Status GatewayAdminService::Drain(grpc::ServerContext*,
                                         const v1::GatewayDrainRequest* request,
                                         v1::GatewayDrainResponse* response) {

@@ -1287,6 +1287,28 @@ void Gateway::checkFlows() {
   reportFlows(expired);
   releaseForgottenFlows();
   metrics_.setFlows(flows_.activeCount(), flows_.unreachableCount());
+  publishFlows(now);
+}
+
+void Gateway::publishFlows(std::int64_t nowMs) {
+  v1::ListFlowsResponse snapshot;
+  snapshot.set_taken_at_ms(nowMs);
+  for (const auto& f : flows_.view()) {
+    auto* out = snapshot.add_flows();
+    out->mutable_address()->set_host(f.key.host);
+    out->mutable_address()->set_port(f.key.port);
+    out->mutable_address()->set_transport(f.key.transport);
+    for (const auto& aor : f.aors) out->add_aors(aor);
+    out->set_nat(f.nat);
+    out->set_outbound(f.outbound);
+    out->set_flow_timer_seconds(f.flowTimerSeconds);
+    out->set_state(f.state == v1::Flow::STATE_UNREACHABLE ? "unreachable" : "active");
+    out->set_reason(f.reason);
+    out->set_last_keepalive_ms(f.lastHeardMs);
+    out->set_registered_at_ms(f.registeredAtMs);
+  }
+  std::lock_guard lock(state_.flowsMutex);
+  state_.flows = std::move(snapshot);
 }
 
 void Gateway::flowTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {

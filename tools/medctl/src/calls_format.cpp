@@ -1,5 +1,7 @@
 #include "medius/medctl/calls_format.hpp"
 
+#include "medius/medctl/format.hpp"
+
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -118,6 +120,31 @@ std::string formatCallsTable(const medius::v1::ListCallsResponse& response, std:
     }
   }
   return out + total;
+}
+
+std::string formatGatewayFlowsTable(const medius::v1::ListFlowsResponse& response,
+                                    std::int64_t nowMs) {
+  if (response.flows_size() == 0) return "no flows\n";
+  std::vector<std::vector<std::string>> rows{
+      {"FLOW", "AORS", "NAT", "OUTBOUND", "STATE", "KEEPALIVE-AGE(s)", "REASON"}};
+  std::size_t unreachable = 0;
+  for (const auto& f : response.flows()) {
+    unreachable += f.state() == "unreachable" ? 1 : 0;
+    std::string aors;
+    for (const auto& aor : f.aors()) aors += (aors.empty() ? "" : ",") + printable(aor);
+    std::string age = "-";
+    if (f.last_keepalive_ms() > 0) {
+      age = std::to_string(std::max<std::int64_t>(0, nowMs - f.last_keepalive_ms()) / 1000);
+    }
+    rows.push_back({formatSource(f.address()), orDash(aors), f.nat() ? "yes" : "no",
+                    f.outbound() ? "yes" : "no", orDash(printable(f.state())), age,
+                    orDash(printable(f.reason()))});
+  }
+  const auto widths = widthsOf(rows);
+  std::string out;
+  for (const auto& row : rows) out += line("", row, widths);
+  return out + std::to_string(response.flows_size()) + " flow(s), " + std::to_string(unreachable) +
+         " unreachable\n";
 }
 
 }  // namespace medius::medctl

@@ -184,6 +184,19 @@ medius::v1::ListCallsResponse listCalls(const std::string& target,
   return response;
 }
 
+medius::v1::ListFlowsResponse listFlows(const std::string& target,
+                                        std::chrono::milliseconds timeout) {
+  auto stub = medius::v1::GatewayAdmin::NewStub(channelTo(target));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  medius::v1::ListFlowsResponse response;
+  const grpc::Status status = stub->ListFlows(&context, medius::v1::ListFlowsRequest{}, &response);
+  if (!status.ok()) {
+    throw CallError(describe("gateway", target, status), static_cast<int>(status.error_code()));
+  }
+  return response;
+}
+
 medius::v1::ListSessionsResponse listSessions(const std::string& target,
                                               std::chrono::milliseconds timeout) {
   auto stub = medius::v1::MediaTranscoder::NewStub(channelTo(target));

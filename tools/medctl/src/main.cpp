@@ -1,6 +1,7 @@
 // medctl: operator CLI for Medius. Thin: flags here, logic in medius_medctl.
 //   medctl registrations [AOR] [--registrar HOST:PORT] [--json]
 //   medctl flows [AOR] [--registrar HOST:PORT] [--json]
+//   medctl flows --gateway HOST:PORT [--json]
 //   medctl health [--target HOST:PORT] [--service NAME]
 //   medctl watch [AOR] [--registrar HOST:PORT] [--snapshot] [--json] [--count N]
 //   medctl route --from USER --to NUMBER [--from-trunk NAME] [--routing HOST:PORT] [--json]
@@ -112,6 +113,9 @@ int main(int argc, char** argv) {
   reload->add_option("--routing", routing, "Routing gRPC address (env MEDIUS_ROUTING_ADDRESS)");
 
   std::string gateway = envOr("MEDIUS_GATEWAY_ADDRESS", "127.0.0.1:50054");
+  std::string flowsGateway;
+  flows->add_option("--gateway", flowsGateway,
+                    "Instead: the live flows one gateway watches (its admin gRPC address)");
   auto* trunks = app.add_subcommand("trunks", "Trunk keepalive state as the gateway sees it");
   trunks->add_option("--gateway", gateway,
                      "Gateway admin gRPC address (env MEDIUS_GATEWAY_ADDRESS)");
@@ -247,6 +251,20 @@ int main(int argc, char** argv) {
       const auto bindings = listBindings(registrar, aor, timeout);
       std::cout << (json ? formatBindingsJson(bindings) : formatBindingsTable(bindings));
       return 0;
+    }
+    if (flows->parsed() && !flowsGateway.empty()) {
+      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      try {
+        const auto response = listFlows(flowsGateway, timeout);
+        std::cout << (json ? messageToJson(response)
+                           : formatGatewayFlowsTable(response, static_cast<std::int64_t>(now)));
+        return 0;
+      } catch (const CallError& e) {
+        std::cerr << "medctl: " << e.what() << '\n';
+        return e.unavailable() ? 3 : 1;
+      }
     }
     if (flows->parsed()) {
       const auto bindings = listBindings(registrar, aor, timeout);

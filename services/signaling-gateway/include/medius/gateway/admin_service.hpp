@@ -49,6 +49,8 @@ class GatewayAdminService final : public v1::GatewayAdmin::Service {
                                v1::ListTrunkStatusResponse* response) override;
   grpc::Status Drain(grpc::ServerContext* ctx, const v1::GatewayDrainRequest* request,
                      v1::GatewayDrainResponse* response) override;
+  grpc::Status ListFlows(grpc::ServerContext* ctx, const v1::ListFlowsRequest* request,
+                         v1::ListFlowsResponse* response) override;
 
  private:
   std::string gatewayId_;

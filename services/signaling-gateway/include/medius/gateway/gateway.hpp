@@ -46,6 +46,7 @@
 #include <map>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -70,6 +71,7 @@
 #include "medius/gateway/sip_tls.hpp"
 #include "medius/gateway/trunk_monitor.hpp"
 #include "medius/v1/common.pb.h"
+#include "medius/v1/gateway.pb.h"
 
 namespace medius::gateway {
 
@@ -79,6 +81,9 @@ struct GatewayState {
   std::atomic<std::uint32_t> pendingRegisters{0};
   // Set once by Gateway's constructor, before the admin server starts; read-only after.
   std::vector<v1::SocketAddress> listeners;
+  // The watched flows, refreshed by the SIP loop every flow round (ListFlows reads it).
+  std::mutex flowsMutex;
+  v1::ListFlowsResponse flows;  // guarded by flowsMutex
 };
 
 // What calls need besides the registrar (all must outlive the Gateway).
@@ -200,6 +205,8 @@ class Gateway final : public OptionsProber {
   void flowHeard(const RequestSource& source);
   void reportFlows(const std::vector<FlowReport>& reports);
   void releaseForgottenFlows();
+  // Copies flows_ into GatewayState::flows.
+  void publishFlows(std::int64_t nowMs);
   static void flowTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
 
   // What the connection that delivered a message (being delivered now) says of its peer.

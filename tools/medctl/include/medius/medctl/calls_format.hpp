@@ -30,4 +30,10 @@ std::string formatDuration(std::int64_t seconds);
 // line. Lines end in '\n'; a clock behind a timestamp reads as 0s.
 std::string formatCallsTable(const medius::v1::ListCallsResponse& response, std::int64_t nowMs);
 
+// `medctl flows --gateway`: one line per watched flow (FLOW address/transport, AORS
+// comma-separated, NAT, OUTBOUND, STATE, KEEPALIVE-AGE(s) = nowMs minus its last sign of
+// life, REASON), then "N flow(s), M unreachable"; "no flows" when empty.
+std::string formatGatewayFlowsTable(const medius::v1::ListFlowsResponse& response,
+                                    std::int64_t nowMs);
+
 }  // namespace medius::medctl

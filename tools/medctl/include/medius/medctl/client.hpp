@@ -73,6 +73,10 @@ medius::v1::ListTrunkStatusResponse listTrunkStatus(const std::string& target,
 medius::v1::ListCallsResponse listCalls(const std::string& target,
                                         std::chrono::milliseconds timeout);
 
+// GatewayAdmin.ListFlows. Throws CallError ("cannot reach the gateway at ...").
+medius::v1::ListFlowsResponse listFlows(const std::string& target,
+                                        std::chrono::milliseconds timeout);
+
 // MediaTranscoder.ListSessions. Throws CallError ("cannot reach the media worker at ...").
 medius::v1::ListSessionsResponse listSessions(const std::string& target,
                                               std::chrono::milliseconds timeout);
