@@ -125,15 +125,20 @@ TEST(RegisterRequest, FlowIsNatWhenTheContactIsNotTheSource) {
   auto req = builtWith(registerText("", "<sip:alice@10.0.0.5:5060>"), ctx);
   EXPECT_TRUE(req.flow().nat());
   EXPECT_FALSE(req.flow().outbound());
-  // The source itself: no NAT.
-  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7:40000>"), ctx).flow().nat());
+  // The source itself in the Contact, but the Via names another host (192.0.2.5): NAT.
+  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@192.0.2.7:40000>"), ctx).flow().nat());
+  // The source itself in both: no NAT.
+  ctx.source.host = "192.0.2.5";
+  ctx.source.port = 5070;
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.5:5070>"), ctx).flow().nat());
+  // (registerText's Via says 192.0.2.5 from here on, as the source does.)
   // Same address, another port over UDP (a port-translating NAT): NAT; 5060 is the default.
-  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@192.0.2.7>"), ctx).flow().nat());
+  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@192.0.2.5>"), ctx).flow().nat());
   ctx.source.port = 5060;
-  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7>"), ctx).flow().nat());
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.5>"), ctx).flow().nat());
   // Over TCP the source port is ephemeral: only the address counts.
-  ctx.source = {"192.0.2.7", 51234, v1::TRANSPORT_TCP};
-  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.7:5060;transport=tcp>"), ctx)
+  ctx.source = {"192.0.2.5", 51234, v1::TRANSPORT_TCP};
+  EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.5:5060;transport=tcp>"), ctx)
                    .flow()
                    .nat());
   EXPECT_TRUE(builtWith(registerText("", "<sip:alice@10.0.0.5:5060;transport=tcp>"), ctx)

@@ -259,6 +259,16 @@ std::variant<v1::RegisterRequest, SipReply> buildRegisterRequest(const sip_t* si
   // outbound (section 6) when the client asks for it (Supported: outbound, every Contact
   // with +sip.instance and reg-id), it came straight from the client (no Path: an edge
   // proxy keeps the flow then) and outbound is on (a Flow-Timer).
+  // The top Via's sent-by naming another host than the source says the same (the client
+  // put its private address there too).
+  if (sip->sip_via && sip->sip_via->v_host && !ctx.source.host.empty() &&
+      strcasecmp(sip->sip_via->v_host, ctx.source.host.c_str()) != 0) {
+    std::string viaHost = sip->sip_via->v_host;
+    if (viaHost.size() > 2 && viaHost.front() == '[' && viaHost.back() == ']') {
+      viaHost = viaHost.substr(1, viaHost.size() - 2);
+    }
+    if (strcasecmp(viaHost.c_str(), ctx.source.host.c_str()) != 0) behindNat = true;
+  }
   auto* flow = req.mutable_flow();
   flow->set_nat(behindNat && req.path_size() == 0);
   bool asksOutbound = sip_has_feature(sip->sip_supported, "outbound") && req.contacts_size() > 0;
