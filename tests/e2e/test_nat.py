@@ -472,6 +472,46 @@ class NatFlows(NatTestCase):
         self.assertRegex(oks[-1], r"(?mi)^Flow-Timer: 120$")
         self.assertEqual(ua.stop(signal.SIGTERM), 0)
 
+    def test_7_through_the_load_balancer_both_gateways_reach_a_client_behind_nat(self):
+        """docs/registrar.md "Several gateways", 1: the client registers through Kamailio
+        (deploy/kamailio/kamailio.cfg), which adds a Path with its received address; a call
+        through either gateway reaches it through Kamailio's flow, and the requests in the
+        dialog (ACK, BYE) reach it too (Contact alias)."""
+        aor = "sip:alice@%s" % DOMAIN
+        gw_b = NatReplica(self.cluster, "gw-b")
+        self.addCleanup(gw_b.stop)
+        gw_b.start()
+        lb = harness.Kamailio(self.cluster.dir, [
+            "sip:%s:%d" % (nat.PUBLIC_ADDRESS, self.cluster.internal_port),
+            "sip:%s:%d" % (nat.PUBLIC_ADDRESS, gw_b.internal_port)], host=nat.PUBLIC_ADDRESS)
+        self.addCleanup(lb.stop)
+        account = baresip.client_account("alice", lb.port, gateway_host=nat.PUBLIC_ADDRESS,
+                                         mediaenc="srtp-mand", codecs=["opus/48000/2"],
+                                         extra=";answermode=auto")
+        alice = baresip.Baresip(self.cluster.dir, "home-lb-alice", nat.HOME_ADDRESS, account,
+                                CLIENT_HZ)
+        self.agents.append(alice)
+        self.addCleanup(alice.stop)
+        with nat.entered(self.topology.home):
+            alice.start()
+        alice.wait_registered()
+        bound = [b for b in self.cluster.registrations(aor)["bindings"]
+                 if b["flow"]["state"] == "active" and b["path"]]
+        self.assertEqual(len(bound), 1, self.cluster.registrations(aor))
+        self.assertIn("received=", bound[0]["path"][0])
+        self.assertFalse(bound[0]["flow"]["nat"])   # the edge proxy holds the flow
+        pbx = self.pbx()
+        for trunk_port in (self.cluster.trunk_port, gw_b.trunk_port):
+            started = time.time()
+            pbx.dial("sip:100@127.0.0.1:%d" % trunk_port)
+            for ua in (pbx, alice):
+                ua.wait_event("CALL_ESTABLISHED", 10, after=started)
+            time.sleep(1.0)
+            pbx.hangup()
+            for ua in (pbx, alice):
+                ua.wait_event("CALL_CLOSED", 10, after=started)
+        self.assertEqual(lb.stop(), 0)
+
     def test_9_services_alive(self):
         for svc in self.cluster.services:
             self.assertTrue(svc.alive(), "%s exited" % svc.name)
