@@ -86,6 +86,14 @@ std::string_view grpcCodeName(grpc::StatusCode code) {
   return "UNKNOWN";
 }
 
+namespace {
+constexpr std::array<std::string_view, 11> kCstaRequests{
+    "make_call",   "answer_call",          "clear_connection", "hold_call",
+    "retrieve_call", "single_step_transfer", "monitor_start",    "monitor_stop",
+    "request_system_status", "unknown",    "malformed"};
+constexpr std::array<std::string_view, 4> kCstaOutcomes{"ok", "refused", "unsupported", "failed"};
+}  // namespace
+
 GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
     : requests_(prometheus::BuildCounter()
                     .Name("medius_gateway_sip_requests_total")
@@ -237,6 +245,13 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                         .Register(registry)),
       flowFailureClosed_(flowFailures_.Add({{"reason", "connection_closed"}})),
       flowFailureTimeout_(flowFailures_.Add({{"reason", "keepalive_timeout"}})) {
+  // Every request/outcome series exists from the start at 0 (rate() and the docs' check
+  // see them before the first remote call control session).
+  for (std::string_view request : kCstaRequests) {
+    for (std::string_view outcome : kCstaOutcomes) {
+      cstaRequests_.Add({{"request", std::string(request)}, {"outcome", std::string(outcome)}});
+    }
+  }
   for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
     tlsHandshakeSeries_[i] = &tlsHandshakes_.Add({{"result", kTlsHandshakeResults[i]}});
   }
@@ -455,11 +470,6 @@ void GatewayMetrics::setTrunkActiveCalls(const std::string& trunk, std::uint32_t
 }
 
 namespace {
-constexpr std::array<std::string_view, 11> kCstaRequests{
-    "make_call",   "answer_call",          "clear_connection", "hold_call",
-    "retrieve_call", "single_step_transfer", "monitor_start",    "monitor_stop",
-    "request_system_status", "unknown",    "malformed"};
-constexpr std::array<std::string_view, 4> kCstaOutcomes{"ok", "refused", "unsupported", "failed"};
 
 template <std::size_t N>
 bool oneOf(const std::array<std::string_view, N>& values, std::string_view v) {
