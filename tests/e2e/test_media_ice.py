@@ -71,11 +71,11 @@ def xor_mapped(address, port, txid):
 
 class StunServer:
     """A STUN server for baresip's srflx gathering: answers Binding requests with
-    XOR-MAPPED-ADDRESS (no authentication) on 127.0.0.1:port; counts them."""
+    XOR-MAPPED-ADDRESS (no authentication) on host:port (a free port); counts them."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", harness.free_port()))
+        self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
         self.sock.settimeout(0.2)
         self.requests = 0

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import baresip  # noqa: E402
 import harness  # noqa: E402
 import nat  # noqa: E402
+from test_media_ice import StunServer  # noqa: E402
 
 DOMAIN = harness.DOMAIN
 PBX_HOST = harness.TRUNK_HOSTS["pbx"]
@@ -135,7 +136,7 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
 
     # ---- peers
 
-    def home_client(self, user, tone_hz=CLIENT_HZ, transport="udp", extra=""):
+    def home_client(self, user, tone_hz=CLIENT_HZ, transport="udp", extra="", modules=()):
         """A baresip in the home ns registering as user through the NAT (REGISTER_OK
         awaited), answering calls at once."""
         account = baresip.client_account(user, self.cluster.internal_port,
@@ -143,7 +144,7 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
                                          mediaenc="srtp-mand", codecs=["opus/48000/2"],
                                          extra=";answermode=auto" + extra)
         ua = baresip.Baresip(self.cluster.dir, "home-" + user, nat.HOME_ADDRESS, account,
-                             tone_hz)
+                             tone_hz, extra_modules=modules)
         self.agents.append(ua)
         self.addCleanup(ua.stop)
         with nat.entered(self.topology.home):
@@ -287,6 +288,53 @@ class NatCalls(NatTestCase):
         self.assertHears(bob, PBX_HZ, "bob behind the NAT (TCP) hears the PBX")
         self.assertHears(pbx, CLIENT_HZ, "the PBX hears bob behind the NAT (TCP)")
         self.assertEqual(bob.stop(signal.SIGTERM), 0)
+
+    def test_4_ice_client_behind_nat_calls_out_audio_both_ways(self):
+        """alice behind the NAT does ICE (baresip's ice module, full agent, controlling;
+        a STUN server on the public side gives it its server-reflexive candidate) and calls
+        the PBX (extension 2200, outbound): the worker's ICE-lite answers her checks, which
+        arrive from the NAT's outside address; the nominated pair is that address (not the
+        private one in her SDP), and audio flows both ways through it."""
+        stun = StunServer(nat.PUBLIC_ADDRESS)
+        self.addCleanup(stun.stop)
+        alice = self.home_client(
+            "alice", extra=";medianat=ice;stunserver=stun:%s:%d" % (nat.PUBLIC_ADDRESS, stun.port),
+            modules=("ice.so",))
+        pbx = self.pbx()
+        nominated_before = len(re.findall(r"leg A ICE nominated", self.cluster.media.log_text()))
+        started = time.time()
+        alice.dial("sip:2200@%s" % DOMAIN)
+        for ua in (alice, pbx):
+            ua.wait_event("CALL_ESTABLISHED", 15, after=started)
+        time.sleep(1.0)
+        sessions = self.cluster.sessions().get("sessions", [])
+        time.sleep(TALK_S - 1.0)
+        alice.hangup()
+        for ua in (alice, pbx):
+            ua.wait_event("CALL_CLOSED", 10, after=started)
+        # alice offered ICE with her private address; our answer carries ICE-lite.
+        offer = baresip.sdp_body([t for _, _, _, t in alice.sip_messages()
+                                  if t.startswith("INVITE ")][0])
+        self.assertIn("a=ice-ufrag:", offer)
+        self.assertIn(nat.HOME_ADDRESS, offer)
+        answer = baresip.sdp_body(alice.received_responses(200, "INVITE")[0])
+        self.assertRegex(answer, r"(?m)^a=ice-lite\s*$")
+        self.assertRegex(alice.log(), r"ice: \S+: connectivity check is complete",
+                         "baresip's ICE did not complete")
+        self.assertGreater(stun.requests, 0, "baresip never asked the STUN server")
+        # The nomination: from the NAT's outside address, which leg A now sends to.
+        nominated = re.findall(r"leg A ICE nominated ([\d.]+):(\d+) for RTP",
+                               self.cluster.media.log_text())[nominated_before:]
+        self.assertTrue(nominated, "no nomination in the media worker's log")
+        self.assertEqual(nominated[-1][0], nat.ROUTER_OUTSIDE, nominated)
+        self.assertEqual(len(sessions), 1, sessions)
+        remote = sessions[0]["leg_a"]["remote"]
+        print("nominated %s; leg A remote %s" % (nominated, remote))
+        self.assertEqual((remote["host"], int(remote["port"])),
+                         (nominated[-1][0], int(nominated[-1][1])), sessions[0])
+        self.assertHears(alice, PBX_HZ, "alice (ICE) behind the NAT hears the PBX")
+        self.assertHears(pbx, CLIENT_HZ, "the PBX hears alice (ICE) behind the NAT")
+        self.assertEqual(alice.stop(signal.SIGTERM), 0)
 
     def test_9_services_alive(self):
         for svc in self.cluster.services:
