@@ -12,7 +12,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto \
       libsofia-sip-ua-dev libsrtp2-dev libopus-dev libspandsp-dev libbcg729-dev libspeexdsp-dev \
-      prometheus-cpp-dev nlohmann-json3-dev libhiredis-dev libre2-dev libssl-dev libpugixml-dev \
+      prometheus-cpp-dev nlohmann-json3-dev libhiredis-dev libre2-dev libssl-dev libpugixml-dev zlib1g-dev \
       libspdlog-dev libfmt-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 

@@ -14,7 +14,7 @@ FROM debian:bookworm
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libabsl20220623 libfmt9 libgrpc++1.51 libgrpc29 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libprotobuf32 libspdlog1.10 libstdc++6 libbcg729-0 libopus0 libspandsp2 libspeexdsp1 libsrtp2-1 libssl3 \
+      libprometheus-cpp-pull1.0 libprotobuf32 libspdlog1.10 libstdc++6 libbcg729-0 libopus0 libspandsp2 libspeexdsp1 libsrtp2-1 libssl3 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 medius \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin medius
