@@ -38,6 +38,8 @@ RccReply RccSession::onRequest(const csta::Request& request) {
           return error("invalidCrossRefID", "refused");
         }
         monitoring_ = false;
+        r.action.kind = RccAction::Kind::Unsubscribe;
+        phoneDialogsReset();
       }
       r.body = csta::response(request.kind, ns_);
       r.outcome = "ok";
@@ -94,10 +96,16 @@ RccReply RccSession::authorized(const csta::Request& request, const std::string&
   RccReply r;
   r.outcome = "ok";
   if (request.kind == RequestKind::MonitorStart) {
+    bool subscribe = !monitoring_ || monitoredLine_ != lineNumber;
     monitoring_ = true;
+    monitoredLine_ = lineNumber;
     csta::ResponseInfo info;
     info.crossRefId = crossRefId_;
     r.body = csta::response(request.kind, ns_, info);
+    if (subscribe) {
+      r.action.kind = RccAction::Kind::Subscribe;
+      r.action.device = lineNumber;
+    }
     return r;
   }
   CallInfo call;
@@ -271,6 +279,88 @@ std::string rccNumberOf(const std::string& device) {
     }
   }
   return s;
+}
+
+std::string RccSession::phoneEvent(EventKind kind, const PhoneDialog& d, const std::string& cause) {
+  csta::Event e;
+  e.kind = kind;
+  e.crossRefId = crossRefId_;
+  e.connection = {d.call.callId, d.call.device};
+  e.callingDevice = d.initiator ? d.call.device : d.call.called;
+  e.calledDevice = d.initiator ? d.call.called : d.call.device;
+  e.cause = cause;
+  return csta::event(ns_, e);
+}
+
+std::vector<std::string> RccSession::phoneDialogs(
+    const dialog_info::Document& doc, const std::function<bool(const std::string&)>& isOwnLeg) {
+  using dialog_info::State;
+  std::vector<std::string> out;
+  if (!monitoring_) return out;
+  bool full = doc.state == dialog_info::DocState::Full;
+  if (!full && dialogVersion_ && doc.version <= *dialogVersion_) return out;
+  dialogVersion_ = doc.version;
+  std::map<std::string, bool> seen;
+  for (const auto& d : doc.dialogs) {
+    if (!d.callId.empty() && isOwnLeg && isOwnLeg(d.callId)) continue;
+    seen[d.id] = true;
+    auto it = phoneDialogs_.find(d.id);
+    if (it == phoneDialogs_.end()) {
+      if (d.state == State::Terminated || phoneDialogs_.size() >= kMaxPhoneDialogs) continue;
+      PhoneDialog p;
+      p.call.callId = crossRefId_ + "-p" + std::to_string(nextPhoneCall_++);
+      p.call.device = monitoredLine_;
+      p.call.called = rccNumberOf(d.remote.identity.empty() ? d.remote.target : d.remote.identity);
+      p.initiator = d.direction == dialog_info::Direction::Initiator;
+      it = phoneDialogs_.emplace(d.id, std::move(p)).first;
+    }
+    PhoneDialog& p = it->second;
+    switch (d.state) {
+      case State::Trying:
+      case State::Proceeding:
+      case State::Early:
+        if (p.initiator) {
+          if (p.stage < PhoneStage::Initiated) {
+            out.push_back(phoneEvent(EventKind::ServiceInitiated, p, "newCall"));
+            p.stage = PhoneStage::Initiated;
+          }
+          if (d.state != State::Trying && p.stage < PhoneStage::Originated) {
+            out.push_back(phoneEvent(EventKind::Originated, p, "newCall"));
+            p.stage = PhoneStage::Originated;
+          }
+        } else if (p.stage < PhoneStage::Delivered) {
+          out.push_back(phoneEvent(EventKind::Delivered, p, "newCall"));
+          p.stage = PhoneStage::Delivered;
+        }
+        break;
+      case State::Confirmed:
+        if (p.stage < PhoneStage::Established) {
+          out.push_back(phoneEvent(EventKind::Established, p, "newCall"));
+          p.stage = PhoneStage::Established;
+        }
+        break;
+      case State::Terminated:
+        out.push_back(phoneEvent(EventKind::ConnectionCleared, p, clearCause(d.code)));
+        phoneDialogs_.erase(it);
+        break;
+    }
+  }
+  if (full) {
+    for (auto it = phoneDialogs_.begin(); it != phoneDialogs_.end();) {
+      if (seen.count(it->first) != 0) {
+        ++it;
+        continue;
+      }
+      out.push_back(phoneEvent(EventKind::ConnectionCleared, it->second, clearCause(0)));
+      it = phoneDialogs_.erase(it);
+    }
+  }
+  return out;
+}
+
+void RccSession::phoneDialogsReset() {
+  phoneDialogs_.clear();
+  dialogVersion_.reset();
 }
 
 }  // namespace medius::gateway

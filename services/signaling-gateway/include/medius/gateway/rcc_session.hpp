@@ -30,12 +30,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "medius/gateway/csta.hpp"
+#include "medius/gateway/dialog_info.hpp"
 
 namespace medius::gateway {
 
@@ -49,6 +51,8 @@ struct RccAction {
     Hold,       // re-INVITE the desk phone's leg on hold; then holdDone()
     Retrieve,   // re-INVITE it off hold; then holdDone()
     Transfer,   // REFER the desk phone to `called`; then transferDone()
+    Subscribe,    // MonitorStart allowed: SUBSCRIBE (Event: dialog) to the desk phone's line
+    Unsubscribe,  // MonitorStop: end that subscription (SUBSCRIBE Expires: 0)
   };
   Kind kind = Kind::None;
   std::string callId;
@@ -120,9 +124,33 @@ class RccSession {
   const std::map<std::string, CallInfo>& calls() const { return calls_; }
   bool hasCall(const std::string& callId) const { return calls_.count(callId) != 0; }
 
+  // The desk phone's own calls (RFC 4235 dialog events of its line, rcc.md): a NOTIFY body
+  // of the subscription MonitorStart started. Returns the CSTA events to send, in order:
+  //   recipient (or no direction) trying/proceeding/early -> Delivered (alertingDevice: the
+  //     line; callingDevice: the remote identity), once
+  //   initiator trying -> ServiceInitiated; proceeding/early -> Originated (ServiceInitiated
+  //     first when it was not sent), once each
+  //   confirmed -> Established, once
+  //   terminated (or gone from a full document) -> ConnectionCleared (cause from the
+  //     state's code: clearCause()), and the dialog is forgotten
+  // A dialog whose call-id `isOwnLeg` recognises (the gateway's own MakeCall leg toward the
+  // phone) is skipped: its events come from the 3PCC already. A terminated dialog never
+  // reported is skipped; a partial document not newer than the last one is ignored. Each
+  // phone dialog gets a CSTA callID "<crossRef>-p<n>". Nothing while not monitoring.
+  std::vector<std::string> phoneDialogs(const dialog_info::Document& doc,
+                                        const std::function<bool(const std::string&)>& isOwnLeg);
+  // The subscription ended (MonitorStop, refused or terminated): forget the phone's dialogs.
+  void phoneDialogsReset();
+  std::size_t phoneDialogCount() const { return phoneDialogs_.size(); }
+  // The line MonitorStart was allowed on ("" before).
+  const std::string& monitoredLine() const { return monitoredLine_; }
+  // Most phone dialogs tracked at once (more are ignored).
+  static constexpr std::size_t kMaxPhoneDialogs = 64;
+
  private:
   RccReply error(const std::string& value, const std::string& outcome,
                  csta::ErrorCategory category = csta::ErrorCategory::Operation);
+  using EventKind = csta::EventKind;
   std::string eventBody(csta::EventKind kind, const CallInfo& call, const std::string& cause);
 
   std::string user_;
@@ -131,6 +159,18 @@ class RccSession {
   bool monitoring_ = false;
   std::uint64_t nextCall_ = 1;
   std::map<std::string, CallInfo> calls_;
+
+  enum class PhoneStage { None, Initiated, Originated, Delivered, Established };
+  struct PhoneDialog {
+    CallInfo call;  // callId, device (the line), called (the other party)
+    bool initiator = false;
+    PhoneStage stage = PhoneStage::None;
+  };
+  std::string phoneEvent(EventKind kind, const PhoneDialog& d, const std::string& cause);
+  std::string monitoredLine_;
+  std::optional<std::uint64_t> dialogVersion_;
+  std::uint64_t nextPhoneCall_ = 1;
+  std::map<std::string, PhoneDialog> phoneDialogs_;  // by RFC 4235 dialog id
 };
 
 // The ECMA-269 event cause for a SIP failure ending a call: 0 -> "normalClearing",
