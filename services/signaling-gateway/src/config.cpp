@@ -284,6 +284,7 @@ GatewayConfig loadConfig(const config::Document& doc) {
   if (auto calls = root.optionalObject("calls")) {
     c.cdrFile = calls->string("cdr_file", "", "MEDIUS_CDR_FILE");
     c.noAnswerTimeoutMs = calls->integer("no_answer_timeout_ms", 60000, 1000, 600000);
+    c.rccDialogEvents = calls->boolean("rcc_dialog_events", true);
     c.maxCalls = calls->integer("max_calls", 10000, 1, 1000000);
     c.minSeS = calls->integer("min_se_s", 90, 1, 86400);
     c.sessionExpiresS = calls->integer("session_expires_s", 1800, c.minSeS, 86400);

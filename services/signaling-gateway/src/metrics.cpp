@@ -92,6 +92,8 @@ constexpr std::array<std::string_view, 11> kCstaRequests{
     "retrieve_call", "single_step_transfer", "monitor_start",    "monitor_stop",
     "request_system_status", "unknown",    "malformed"};
 constexpr std::array<std::string_view, 4> kCstaOutcomes{"ok", "refused", "unsupported", "failed"};
+constexpr std::array<std::string_view, 5> kRccDialogEvents{"subscribed", "refused", "failed", "notify",
+                                                         "notify_bad"};
 }  // namespace
 
 GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
@@ -244,7 +246,12 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                               "reason")
                         .Register(registry)),
       flowFailureClosed_(flowFailures_.Add({{"reason", "connection_closed"}})),
-      flowFailureTimeout_(flowFailures_.Add({{"reason", "keepalive_timeout"}})) {
+      flowFailureTimeout_(flowFailures_.Add({{"reason", "keepalive_timeout"}})),
+      rccDialogEvents_(prometheus::BuildCounter()
+                           .Name("medius_gateway_rcc_dialog_events_total")
+                           .Help("Dialog-event subscriptions (RFC 4235) of remote call control to "
+                                 "PBX phones and their NOTIFYs, by what happened")
+                           .Register(registry)) {
   // Every request/outcome series exists from the start at 0 (rate() and the docs' check
   // see them before the first remote call control session).
   for (std::string_view request : kCstaRequests) {
@@ -252,6 +259,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
       cstaRequests_.Add({{"request", std::string(request)}, {"outcome", std::string(outcome)}});
     }
   }
+  for (std::string_view event : kRccDialogEvents) rccDialogEvents_.Add({{"event", std::string(event)}});
   for (std::size_t i = 0; i < tlsHandshakeSeries_.size(); ++i) {
     tlsHandshakeSeries_[i] = &tlsHandshakes_.Add({{"result", kTlsHandshakeResults[i]}});
   }
@@ -484,6 +492,13 @@ void GatewayMetrics::countCstaRequest(std::string_view request, std::string_view
   if (!oneOf(kCstaRequests, request) || !oneOf(kCstaOutcomes, outcome)) return;
   cstaRequests_.Add({{"request", std::string(request)}, {"outcome", std::string(outcome)}})
       .Increment();
+}
+
+void GatewayMetrics::countRccDialogEvent(std::string_view what) {
+  bool known = false;
+  for (auto w : kRccDialogEvents) known = known || w == what;
+  if (!known) return;
+  rccDialogEvents_.Add({{"event", std::string(what)}}).Increment();
 }
 
 }  // namespace medius::gateway

@@ -1,5 +1,6 @@
 #include "medius/gateway/rcc.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstring>
@@ -42,7 +43,7 @@ int statusOf(nta_outgoing_t* orq, const sip_t* sip) {
 // An outgoing transaction of ours.
 struct Rcc::Tx {
   Rcc* rcc = nullptr;
-  enum class Kind { PhoneInvite, FarInvite, Reinvite, Refer, Event } kind = Kind::Event;
+  enum class Kind { PhoneInvite, FarInvite, Reinvite, Refer, Event, Subscribe } kind = Kind::Event;
   std::string owner;  // call id or session id
   nta_outgoing_t* orq = nullptr;
   std::uint64_t pending = 0;  // Reinvite/Refer: the client's request waiting for it
@@ -57,6 +58,27 @@ struct Pending {
   nta_incoming_t* irq = nullptr;
   bool invite = false;
   csta::Request request;
+};
+
+// The dialog-event subscription (RFC 4235) of a monitoring session on its PBX phone.
+struct Rcc::Subscription {
+  Rcc* rcc = nullptr;
+  std::string sessionId;
+  v1::TrunkTarget phone;
+  nta_leg_t* leg = nullptr;
+  std::unique_ptr<Tx> tx;                   // the SUBSCRIBE in flight
+  std::vector<std::unique_ptr<Tx>> done;    // answered ones, destroyed by sweep()
+  su_timer_t* refresh = nullptr;
+  std::string contact;
+  std::string hop;
+  bool confirmed = false;  // the PBX accepted it (2xx): in-dialog refreshes from now on
+  bool ending = false;     // unsubscribed, refused or terminated: NOTIFYs are only answered
+  ~Subscription() {
+    tx.reset();
+    done.clear();
+    if (refresh) su_timer_destroy(refresh);
+    if (leg) nta_leg_destroy(leg);
+  }
 };
 
 struct Rcc::Session {
@@ -74,6 +96,8 @@ struct Rcc::Session {
   std::int64_t startedAtMs = 0;
   std::string sipCallId;
   std::vector<std::unique_ptr<Tx>> finished;  // answered event INFOs, destroyed by sweep()
+  std::unique_ptr<Subscription> sub;          // the dialog subscription of the monitor
+  std::vector<std::unique_ptr<Subscription>> oldSubs;  // ended ones, destroyed with the session
 };
 
 struct Rcc::Call {
@@ -100,6 +124,7 @@ struct Rcc::Call {
   std::vector<nta_outgoing_t*> cancels;  // our CANCELs, destroyed with the call
   std::string phoneOffer;
   std::string farAnswer;
+  std::string phoneSipCallId;  // skipped in the phone's dialog events
   std::uint32_t phoneCseq = 0;  // the CSeq of the phone's 2xx (its ACK's)
   bool phoneAcked = false;
   bool phoneRang = false;
@@ -431,7 +456,12 @@ void Rcc::act(Session& s, nta_incoming_t* irq, bool invite, const csta::Request&
       }
       return;
     }
+    case RccAction::Kind::Unsubscribe:
+      answer(s, irq, invite, reply, name);
+      unsubscribe(s, "MonitorStop");
+      return;
     case RccAction::Kind::StartCall:
+    case RccAction::Kind::Subscribe:
       break;  // only from authorized()
   }
   answer(s, irq, invite, reply, name);
@@ -478,6 +508,9 @@ void Rcc::onControlLine(const std::string& sessionId, std::uint64_t pendingId,
   if (reply.action.kind == RccAction::Kind::StartCall) {
     startCall(*s, reply.action.callId, response.pbx_phone(), reply.action.called);
   }
+  if (reply.action.kind == RccAction::Kind::Subscribe && d_.config.rccDialogEvents) {
+    subscribe(*s, response.pbx_phone());
+  }
 }
 
 void Rcc::sendEvents(Session& s, std::vector<std::string> events) {
@@ -508,6 +541,7 @@ void Rcc::pumpEvents(Session& s) {
 
 void Rcc::endSession(Session& s, const char* why, bool bye) {
   if (s.ended) return;
+  unsubscribe(s, why);
   s.ended = true;
   publish(s);
   if (bye && s.leg) {
@@ -523,6 +557,217 @@ void Rcc::endSession(Session& s, const char* why, bool bye) {
   s.pending.clear();
   s.events.clear();
   reap();
+}
+
+// ---------------------------------------------------------------------------------------
+// The phone's own calls: a dialog-event subscription (RFC 4235) on its line
+
+namespace {
+constexpr unsigned kSubscribeExpires = 600;
+}  // namespace
+
+void Rcc::subscribe(Session& s, const v1::TrunkTarget& phone) {
+  if (s.sub) unsubscribe(s, "a new MonitorStart");
+  auto sub = std::make_unique<Subscription>();
+  sub->rcc = this;
+  sub->sessionId = s.id;
+  sub->phone = phone;
+  std::string proto = phone.address().transport() == v1::TRANSPORT_TCP ? "tcp" : "udp";
+  std::string from = "<sip:rcc@" + d_.contacts.hostOf(Side::Trunk, proto) + ">";
+  std::string to = phone.request_uri();
+  if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
+  to = "<" + to + ">";
+  std::string sipCallId = randomToken(24) + "@" + d_.config.domain;
+  sub->leg = nta_leg_tcreate(d_.agent, &Rcc::subscriptionLegCallback,
+                             reinterpret_cast<nta_leg_magic_t*>(sub.get()),
+                             SIPTAG_CALL_ID_STR(sipCallId.c_str()), SIPTAG_FROM_STR(from.c_str()),
+                             SIPTAG_TO_STR(to.c_str()), TAG_END());
+  if (sub->leg) nta_leg_tag(sub->leg, nullptr);
+  sub->contact = d_.contacts.contact(Side::Trunk, proto, "rcc");
+  sub->hop = nextHopOf(phone.address());
+  Subscription& ref = *sub;
+  s.sub = std::move(sub);
+  if (!ref.leg || !sendSubscribe(ref, kSubscribeExpires)) {
+    d_.metrics.countRccDialogEvent("failed");
+    log::get("call")->warn("rcc {}: cannot SUBSCRIBE to the dialogs of PBX phone {}: the phone's own "
+                           "calls will not be reported",
+                           s.id, phone.request_uri());
+    ref.ending = true;
+    return;
+  }
+  log::get("call")->info("rcc {}: SUBSCRIBE (Event: dialog) -> PBX phone {} on trunk {}", s.id,
+                         phone.request_uri(), phone.trunk());
+}
+
+bool Rcc::sendSubscribe(Subscription& sub, unsigned expires) {
+  auto tx = std::make_unique<Tx>();
+  tx->rcc = this;
+  tx->kind = Tx::Kind::Subscribe;
+  tx->owner = sub.sessionId;
+  tx->pending = expires;
+  std::string exp = std::to_string(expires);
+  const bool initial = !sub.confirmed;
+  tx->orq = nta_outgoing_tcreate(
+      sub.leg, &Rcc::txResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()),
+      initial ? URL_STRING_MAKE(sub.hop.c_str()) : nullptr, SIP_METHOD_SUBSCRIBE,
+      initial ? URL_STRING_MAKE(sub.phone.request_uri().c_str()) : nullptr,
+      SIPTAG_EVENT_STR("dialog"), SIPTAG_ACCEPT_STR("application/dialog-info+xml"),
+      SIPTAG_EXPIRES_STR(exp.c_str()), SIPTAG_CONTACT_STR(sub.contact.c_str()),
+      SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT("trunk"), TAG_END());
+  if (!tx->orq) return false;
+  if (sub.tx) sub.done.push_back(std::move(sub.tx));
+  sub.tx = std::move(tx);
+  return true;
+}
+
+void Rcc::unsubscribe(Session& s, const char* why) {
+  if (!s.sub) return;
+  Subscription& sub = *s.sub;
+  s.logic.phoneDialogsReset();
+  if (!sub.ending) {
+    sub.ending = true;
+    if (sub.refresh) su_timer_reset(sub.refresh);
+    if (sub.confirmed) sendSubscribe(sub, 0);
+    log::get("call")->info("rcc {}: dialog subscription to {} ended: {}", s.id,
+                           sub.phone.request_uri(), why);
+  }
+  s.oldSubs.push_back(std::move(s.sub));
+}
+
+void Rcc::onSubscribeResponse(Tx& tx, int status, const sip_t* sip) {
+  if (status < 200) return;
+  tx.final = true;
+  auto it = sessions_.find(tx.owner);
+  if (it == sessions_.end()) return;
+  Session& s = *it->second;
+  // The subscription this transaction belongs to (current or ended).
+  Subscription* sub = nullptr;
+  auto owns = [&](Subscription* x) {
+    return x && (x->tx.get() == &tx);
+  };
+  if (owns(s.sub.get())) sub = s.sub.get();
+  for (auto& old : s.oldSubs) {
+    if (owns(old.get())) sub = old.get();
+  }
+  if (!sub) return;
+  const unsigned asked = static_cast<unsigned>(tx.pending);
+  if (status < 300) {
+    if (!sub->confirmed) {
+      if (sip && sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(sub->leg, sip->sip_to->a_tag);
+      if (sip) nta_leg_client_reroute(sub->leg, sip->sip_record_route, sip->sip_contact, 1);
+      sub->confirmed = true;
+      if (!sub->ending) {
+        d_.metrics.countRccDialogEvent("subscribed");
+        log::get("call")->info("rcc {}: PBX phone {} accepted the dialog subscription ({})", s.id,
+                               sub->phone.request_uri(), status);
+      }
+    }
+    if (sub->ending) {
+      if (asked != 0) sendSubscribe(*sub, 0);  // MonitorStop came before the PBX's answer
+      return;
+    }
+    unsigned granted = sip && sip->sip_expires ? static_cast<unsigned>(sip->sip_expires->ex_delta) : asked;
+    if (granted == 0 || granted > asked) granted = asked;
+    // Refresh at three quarters of the granted time (at least 5 s away).
+    su_duration_t in = static_cast<su_duration_t>(std::max(5000u, granted * 750u));
+    if (!sub->refresh) sub->refresh = su_timer_create(su_root_task(d_.loop.root()), in);
+    if (sub->refresh) {
+      su_timer_set_interval(sub->refresh, &Rcc::onRefreshTimer,
+                            reinterpret_cast<su_timer_arg_t*>(sub), in);
+    }
+    return;
+  }
+  if (sub->ending) return;
+  sub->ending = true;
+  s.logic.phoneDialogsReset();
+  const bool refused = status == 403 || status == 405 || status == 489 || status == 501;
+  d_.metrics.countRccDialogEvent(refused ? "refused" : "failed");
+  log::get("call")->warn(
+      "rcc {}: the PBX answered {} to the dialog SUBSCRIBE for phone {}: the phone's own calls "
+      "will not be reported (the monitor reports the gateway's MakeCall calls only)",
+      s.id, status, sub->phone.request_uri());
+}
+
+void Rcc::onRefreshTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+  auto* sub = reinterpret_cast<Subscription*>(arg);
+  try {
+    if (sub->ending) return;
+    if (!sub->rcc->sendSubscribe(*sub, kSubscribeExpires)) {
+      log::get("call")->warn("rcc {}: cannot refresh the dialog subscription", sub->sessionId);
+    }
+  } catch (const std::exception& e) {
+    log::get("call")->error("rcc {}: subscription refresh failed: {}", sub->sessionId, e.what());
+  }
+}
+
+int Rcc::subscriptionLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                                 const sip_t* sip) noexcept {
+  auto* sub = reinterpret_cast<Subscription*>(magic);
+  try {
+    sub->rcc->onSubscriptionRequest(*sub, irq, sip);
+  } catch (const std::exception& e) {
+    log::get("call")->error("rcc {}: NOTIFY handling failed: {}", sub->sessionId, e.what());
+    return 500;
+  }
+  return 0;
+}
+
+void Rcc::onSubscriptionRequest(Subscription& sub, nta_incoming_t* irq, const sip_t* sip) {
+  Method label = methodFromName(sip->sip_request->rq_method_name);
+  d_.metrics.countRequest(label, Side::Trunk);
+  auto reply = [&](int status, const char* phrase = nullptr) {
+    nta_incoming_treply(irq, status, phrase ? phrase : sip_status_phrase(status),
+                        SIPTAG_SERVER_STR(d_.config.userAgent.c_str()), TAG_END());
+    d_.metrics.countResponse(label, status, Side::Trunk);
+    nta_incoming_destroy(irq);
+  };
+  if (sip->sip_request->rq_method != sip_method_notify) {
+    reply(405);
+    return;
+  }
+  Session* s = findSession(sub.sessionId);
+  if (!s || sub.ending) {
+    reply(200);  // the final NOTIFY of an ended subscription
+    return;
+  }
+  const bool terminated = sip->sip_subscription_state && sip->sip_subscription_state->ss_substate &&
+                          strcasecmp(sip->sip_subscription_state->ss_substate, "terminated") == 0;
+  std::string body = payloadOf(sip);
+  if (!body.empty()) {
+    if (!sip->sip_content_type || !sip->sip_content_type->c_type ||
+        strcasecmp(sip->sip_content_type->c_type, "application/dialog-info+xml") != 0) {
+      reply(415);
+      return;
+    }
+    dialog_info::Document doc;
+    try {
+      doc = dialog_info::parse(body);
+    } catch (const dialog_info::BadDialogInfo& e) {
+      d_.metrics.countRccDialogEvent("notify_bad");
+      log::get("call")->info("rcc {}: NOTIFY from the PBX: {}", s->id, e.what());
+      reply(400, "Bad dialog-info Body");
+      return;
+    }
+    reply(200);
+    d_.metrics.countRccDialogEvent("notify");
+    auto ownLeg = [this](const std::string& sipCallId) {
+      for (const auto& [id, c] : calls_) {
+        if (c->phoneSipCallId == sipCallId) return true;
+      }
+      return false;
+    };
+    sendEvents(*s, s->logic.phoneDialogs(doc, ownLeg));
+  } else {
+    reply(200);
+  }
+  if (terminated) {
+    log::get("call")->warn("rcc {}: the PBX terminated the dialog subscription to {}: the phone's "
+                           "own calls are no longer reported",
+                           s->id, sub.phone.request_uri());
+    sub.ending = true;
+    if (sub.refresh) su_timer_reset(sub.refresh);
+    s->logic.phoneDialogsReset();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -553,6 +798,7 @@ void Rcc::startCall(Session& s, const std::string& callId, const v1::TrunkTarget
   if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
   to = "<" + to + ">";
   std::string sipCallId = randomToken(24) + "@" + d_.config.domain;
+  c.phoneSipCallId = sipCallId;
   c.phoneLeg = nta_leg_tcreate(d_.agent, &Rcc::callLegCallback,
                                reinterpret_cast<nta_leg_magic_t*>(&c.phoneMagic),
                                SIPTAG_CALL_ID_STR(sipCallId.c_str()), SIPTAG_FROM_STR(from.c_str()),
@@ -596,6 +842,10 @@ int Rcc::txResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_
 
 void Rcc::onTxResponse(Tx& tx, nta_outgoing_t* orq, const sip_t* sip) {
   const int status = statusOf(orq, sip);
+  if (tx.kind == Tx::Kind::Subscribe) {
+    onSubscribeResponse(tx, status, sip);
+    return;
+  }
   if (tx.kind == Tx::Kind::Event) {
     if (status < 200) return;
     Session* s = findSession(tx.owner);
@@ -752,6 +1002,7 @@ void Rcc::onTxResponse(Tx& tx, nta_outgoing_t* orq, const sip_t* sip) {
       return;
     }
     case Tx::Kind::Event:
+    case Tx::Kind::Subscribe:
       return;
   }
 }
@@ -1051,11 +1302,14 @@ void Rcc::sweep() {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     Session& s = *it->second;
     s.finished.clear();
+    if (s.sub) s.sub->done.clear();
     if (!s.ended) {
       ++it;
       continue;
     }
     s.eventTx.reset();
+    s.sub.reset();
+    s.oldSubs.clear();
     if (s.leg) nta_leg_destroy(s.leg);
     if (s.inviteIrq) nta_incoming_destroy(s.inviteIrq);
     it = sessions_.erase(it);

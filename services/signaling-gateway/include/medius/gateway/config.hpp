@@ -72,6 +72,9 @@
 //   calls.cdr_file     "" (off); MEDIUS_CDR_FILE: one JSON line per finished call.
 //   calls.no_answer_timeout_ms  60000 (1000..600000): a target group that has no final
 //                      answer after this long (when routing gives it no timeout) fails.
+//   calls.rcc_dialog_events  true: a remote call control MonitorStart SUBSCRIBEs to the
+//                      PBX phone's dialog events (RFC 4235) to report its own calls (rcc.md);
+//                      false: the monitor reports the gateway's MakeCall calls only.
 //   calls.max_calls    10000 (1..1000000): new INVITEs beyond this get 503.
 //   calls.session_expires_s  1800 (90..86400): Session-Expires we ask of the called side
 //                      (RFC 4028); the caller's own request is honoured on its leg.
@@ -186,6 +189,7 @@ struct GatewayConfig {
   std::vector<std::string> internalCodecs{"opus", "G722", "PCMU", "PCMA"};
   std::string cdrFile;
   std::int64_t noAnswerTimeoutMs = 60000;
+  bool rccDialogEvents = true;
   std::int64_t maxCalls = 10000;
   std::int64_t sessionExpiresS = 1800;
   std::int64_t minSeS = 90;

@@ -163,6 +163,10 @@ class GatewayMetrics {
   // `outcome`: "ok", "refused", "unsupported", "failed" (others are not counted).
   void countCstaRequest(std::string_view request, std::string_view outcome);
   void setRccSessions(std::size_t sessions) { rccSessions_.Set(static_cast<double>(sessions)); }
+  // Dialog-event subscriptions of remote call control: "subscribed" (2xx to SUBSCRIBE),
+  // "refused" (the PBX refused it: 403/405/489/501...), "failed" (timeout, other errors,
+  // cannot send), "notify" (a NOTIFY body mapped), "notify_bad" (a body not dialog-info: 400).
+  void countRccDialogEvent(std::string_view what);
   double tlsHandshakes(std::string_view result) const;
   // Flows of registered clients (flow_table.hpp; SIP loop).
   void setFlows(std::size_t active, std::size_t unreachable) {
@@ -248,6 +252,7 @@ class GatewayMetrics {
   prometheus::Family<prometheus::Counter>& flowFailures_;
   prometheus::Counter& flowFailureClosed_;
   prometheus::Counter& flowFailureTimeout_;
+  prometheus::Family<prometheus::Counter>& rccDialogEvents_;
 };
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED" (the names gRPC uses).

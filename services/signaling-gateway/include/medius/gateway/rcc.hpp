@@ -82,6 +82,7 @@ class Rcc {
   struct Session;
   struct Call;
   struct Tx;
+  struct Subscription;
 
  private:
   static int sessionLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
@@ -106,6 +107,17 @@ class Rcc {
   void pumpEvents(Session& s);
   // `bye`: tell the client (shutdown).
   void endSession(Session& s, const char* why, bool bye = false);
+
+  // The dialog-event subscription (RFC 4235) on the PBX phone of a monitored line.
+  void subscribe(Session& s, const v1::TrunkTarget& phone);
+  // Ends it (SUBSCRIBE Expires: 0 once the PBX accepted it).
+  void unsubscribe(Session& s, const char* why);
+  bool sendSubscribe(Subscription& sub, unsigned expires);
+  void onSubscribeResponse(Tx& tx, int status, const sip_t* sip);
+  static int subscriptionLegCallback(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
+                                     const sip_t* sip) noexcept;
+  void onSubscriptionRequest(Subscription& sub, nta_incoming_t* irq, const sip_t* sip);
+  static void onRefreshTimer(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
 
   // 3PCC.
   void startCall(Session& s, const std::string& callId, const v1::TrunkTarget& phone,
