@@ -33,6 +33,9 @@ def csta_metric(cluster, request, outcome):
 
 
 class RemoteCallControlTest(CallTestCase):
+    # These PBX phones (SIPp, one dialog each) know nothing of dialog-event SUBSCRIBEs:
+    # RemoteCallControlDialogEventsTest covers the subscription MonitorStart makes.
+    cluster_options = {"gateway_extra": {"calls": {"rcc_dialog_events": False}}}
 
     def client(self, scenario, device, number=FAR_NUMBER, user="alice", duration_ms=1500):
         """The UC client: a SIPp on the internal side as `user` (digest with its password).
@@ -221,6 +224,77 @@ class RemoteCallControlNoAnswerTest(CallTestCase):
         cleared = [m.body for m in result.received("INFO") if "<ConnectionClearedEvent" in m.body]
         self.assertIn("<cause>callNotAnswered</cause>", cleared[0])
         self.assertIn("the PBX phone did not answer in time", self.cluster.gateway.log_text())
+
+
+
+def dialog_metric(cluster, event):
+    return harness.metric_value(cluster.metrics("gateway"), "medius_gateway_rcc_dialog_events_total",
+                                {"event": event}) or 0.0
+
+
+class RemoteCallControlDialogEventsTest(CallTestCase):
+    """The desk phone's own calls (RFC 4235 dialog events, docs/rcc.md): MonitorStart
+    SUBSCRIBEs (Event: dialog) to alice's PBX phone over the pbx trunk; the PBX's NOTIFYs of
+    a call the phone receives by itself reach the client as Delivered, Established,
+    ConnectionCleared; the session's end unSUBSCRIBEs (Expires: 0). A PBX refusing the
+    SUBSCRIBE (489): the monitor still stands, a log line says the phone's own calls are not
+    reported, nothing hangs."""
+
+    def client(self, scenario, duration_ms=500):
+        keys = {"caller": "alice", "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
+                "device": ALICE_LINE}
+        uac = harness.SippProcess(scenario, self.cluster.dir, "-au", "alice",
+                                  "-ap", harness.user_password("alice"),
+                                  target="127.0.0.1:%d" % self.cluster.internal_port,
+                                  local_ip="127.0.0.21", keys=keys, calls=1,
+                                  duration_ms=duration_ms, timeout=20, auto_answer=False,
+                                  name="rcc-%s-%d" % (scenario[:-4], time.monotonic_ns()))
+        self.addCleanup(uac.stop)
+        return uac
+
+    def test_phone_own_incoming_call_is_reported_from_dialog_events(self):
+        before = dialog_metric(self.cluster, "notify")
+        pbx = self.far("pbx", "rcc_pbx_dialogs.xml")
+        client = self.client("rcc_client_monitor.xml")
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        pbx_result = self.finish_uas(pbx, what="PBX (dialog events)")
+        subscribes = pbx_result.received("SUBSCRIBE")
+        self.assertEqual(len(subscribes), 2, [m.text for m in subscribes])
+        # Alice's PBX phone in the PBX's format (extension 100), over the pbx trunk.
+        self.assertEqual(subscribes[0].uri_user, "100", subscribes[0].text)
+        self.assertEqual((subscribes[1].get("Expires") or "").strip(), "0", subscribes[1].text)
+        events = [name for m in result.received("INFO")
+                  for name in ("Delivered", "Established", "ConnectionCleared")
+                  if "<%sEvent" % name in m.body]
+        self.assertEqual(events, ["Delivered", "Established", "ConnectionCleared"])
+        # One call: every event names the same callID.
+        call_ids = {m.body.split("<callID>")[1].split("<")[0] for m in result.received("INFO")}
+        self.assertEqual(len(call_ids), 1, call_ids)
+        delivered = [m.body for m in result.received("INFO") if "<DeliveredEvent" in m.body][0]
+        self.assertIn("14155550199", delivered)  # the caller, from the remote identity
+        wait_until(lambda: dialog_metric(self.cluster, "notify") >= before + 3, 5,
+                   "3 NOTIFYs counted")
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
+                                                "medius_gateway_rcc_sessions") == 0.0,
+                   5, "no RCC session left")
+
+    def test_pbx_refusing_the_subscription_leaves_the_monitor_standing(self):
+        before = dialog_metric(self.cluster, "refused")
+        pbx = self.far("pbx", "rcc_pbx_subscribe_refused.xml")
+        client = self.client("rcc_client_monitor_only.xml", duration_ms=1000)
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        self.assertFalse(result.received("INFO"), "no event expected")
+        pbx_result = pbx.finish(calls=1)
+        self.assertEqual(len(pbx_result.received("SUBSCRIBE")), 1)
+        wait_until(lambda: dialog_metric(self.cluster, "refused") >= before + 1, 5,
+                   "the refused subscription counted")
+        self.assertIn("the phone's own calls will not be reported",
+                      self.cluster.gateway.log_text())
+        wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
+                                                "medius_gateway_rcc_sessions") == 0.0,
+                   5, "no RCC session left")
 
 
 if __name__ == "__main__":
