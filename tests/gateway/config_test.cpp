@@ -36,12 +36,15 @@ TEST(GatewayConfig, CallDefaults) {
   EXPECT_TRUE(c.rel100);
   EXPECT_EQ(c.noAnswerTimeoutMs, 60000);
   EXPECT_EQ(c.maxCalls, 10000);
+  EXPECT_TRUE(c.rccDialogEvents);
 }
 
 TEST(GatewayConfig, ReadsTheCallKeys) {
   auto c = parse(R"({"domain": "example.com", "calls": {"rel100": false, "min_se_s": 120, "session_expires_s": 600,
-                               "no_answer_timeout_ms": 30000, "max_calls": 50}})");
+                               "no_answer_timeout_ms": 30000, "max_calls": 50,
+                               "rcc_dialog_events": false}})");
   EXPECT_FALSE(c.rel100);
+  EXPECT_FALSE(c.rccDialogEvents);
   EXPECT_EQ(c.minSeS, 120);
   EXPECT_EQ(c.sessionExpiresS, 600);
   EXPECT_EQ(c.noAnswerTimeoutMs, 30000);
@@ -50,6 +53,8 @@ TEST(GatewayConfig, ReadsTheCallKeys) {
 
 TEST(GatewayConfig, BadCallKeysNameTheirPath) {
   expectError(R"({"domain": "example.com", "calls": {"rel100": "yes"}})", "calls.rel100");
+  expectError(R"({"domain": "example.com", "calls": {"rcc_dialog_events": 1}})",
+              "calls.rcc_dialog_events");
   // Session-Expires may not be below Min-SE.
   expectError(R"({"domain": "example.com", "calls": {"min_se_s": 600, "session_expires_s": 300}})",
               "calls.session_expires_s");

@@ -508,7 +508,10 @@ void Rcc::onControlLine(const std::string& sessionId, std::uint64_t pendingId,
   if (reply.action.kind == RccAction::Kind::StartCall) {
     startCall(*s, reply.action.callId, response.pbx_phone(), reply.action.called);
   }
-  if (reply.action.kind == RccAction::Kind::Subscribe && d_.config.rccDialogEvents) {
+  // A MonitorStart on the monitored line again renews a subscription the PBX refused or ended.
+  const bool renew = monitor && error.empty() && reply.action.kind == RccAction::Kind::None &&
+                     (!s->sub || s->sub->ending);
+  if ((reply.action.kind == RccAction::Kind::Subscribe || renew) && d_.config.rccDialogEvents) {
     subscribe(*s, response.pbx_phone());
   }
 }
