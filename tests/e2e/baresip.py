@@ -273,6 +273,35 @@ class BaresipProcess:
         out.flush()
 
 
+# The tone verdict (MEDIA-TESTING.md). The sine is sent at -9 dBFS (ausine); a codec chain
+# that loses more than 6 dB of it, or adds so much noise that less than 80 % of the energy is
+# in the tone, is not "hearing". A call lasts TALK_S: the recordings' middle half (analysed)
+# is then ~2 s.
+TALK_S = 4.0
+TONE_TOLERANCE_HZ = 5.0
+MIN_LEVEL_DBFS = -15.0
+MIN_TONE_FRACTION = 0.8
+
+
+class HearsTones:
+    """unittest.TestCase mixin: assertHears(ua, hz, what), the tone verdict on what a
+    baresip recorded."""
+
+    def assertHears(self, ua, hz, what):
+        """ua's recording of what it received holds a tone of hz at a sane level."""
+        recordings = ua.recordings("dec")
+        self.assertEqual(len(recordings), 1, "%s: recordings %s" % (what, recordings))
+        result = analyse(recordings[0])
+        print("%s: %s" % (what, describe(result)))
+        self.assertGreater(result["seconds"], TALK_S - 1.5, describe(result))
+        self.assertAlmostEqual(result["peak_hz"], hz, delta=TONE_TOLERANCE_HZ,
+                               msg="%s: expected %d Hz: %s" % (what, hz, describe(result)))
+        self.assertGreater(result["level_dbfs"], MIN_LEVEL_DBFS, describe(result))
+        self.assertLess(result["level_dbfs"], 0.0, describe(result))
+        self.assertGreater(result["tone_fraction"], MIN_TONE_FRACTION, describe(result))
+        return result
+
+
 class DumpsAgentsOnFailure:
     """unittest.TestCase mixin (before the TestCase in the bases): self.agents, emptied
     before each test, are the baresips (BaresipProcess) whose logs are printed when the

@@ -47,13 +47,7 @@ HOSTS = harness.TRUNK_HOSTS
 CLIENT_HOST = "127.0.0.21"
 CLIENT_HZ = 440
 TRUNK_HZ = 1000
-TONE_TOLERANCE_HZ = 5.0
-# The sine is sent at -9 dBFS (ausine); a codec chain that loses more than 6 dB of it, or
-# adds so much noise that less than 80 % of the energy is in the tone, is not "hearing".
-MIN_LEVEL_DBFS = -15.0
-MIN_TONE_FRACTION = 0.8
-# How long a call lasts: the recordings' middle half (analysed) is then ~2 s.
-TALK_S = 4.0
+TALK_S = baresip.TALK_S
 OPUS = "opus/48000/2"
 G722 = "g722/16000/1"
 PCMU = "pcmu"
@@ -97,7 +91,7 @@ class PayloadCapture(harness.LoopbackCapture):
         self.payloads.append((when, seq, rtp[1] & 0x7F, bytes(rtp[header:])))
 
 
-class MediaCallTestCase(baresip.DumpsAgentsOnFailure, CallTestCase):
+class MediaCallTestCase(baresip.DumpsAgentsOnFailure, baresip.HearsTones, CallTestCase):
     """CallTestCase plus baresip peers: dumps their logs when a test fails."""
 
     @classmethod
@@ -156,21 +150,6 @@ class MediaCallTestCase(baresip.DumpsAgentsOnFailure, CallTestCase):
         return sessions
 
     # ---- verdicts
-
-    def assertHears(self, ua, hz, what):
-        """ua's recording of what it received holds a tone of hz at a sane level."""
-        recordings = ua.recordings("dec")
-        self.assertEqual(len(recordings), 1, "%s: recordings %s" % (what, recordings))
-        result = baresip.analyse(recordings[0])
-        print("%s: %s" % (what, baresip.describe(result)))
-        self.assertGreater(result["seconds"], TALK_S - 1.5, baresip.describe(result))
-        self.assertAlmostEqual(result["peak_hz"], hz, delta=TONE_TOLERANCE_HZ,
-                               msg="%s: expected %d Hz: %s" % (what, hz,
-                                                              baresip.describe(result)))
-        self.assertGreater(result["level_dbfs"], MIN_LEVEL_DBFS, baresip.describe(result))
-        self.assertLess(result["level_dbfs"], 0.0, baresip.describe(result))
-        self.assertGreater(result["tone_fraction"], MIN_TONE_FRACTION, baresip.describe(result))
-        return result
 
     def received_sdp(self, ua, message):
         """The SDP of the first message `message` ("INVITE", or 200) ua received."""

@@ -34,10 +34,7 @@ PBX_HOST = harness.TRUNK_HOSTS["pbx"]
 CLIENT_HZ = 440
 PBX_HZ = 1000
 LAN_HZ = 660
-TALK_S = 4.0
-TONE_TOLERANCE_HZ = 5.0
-MIN_LEVEL_DBFS = -15.0
-MIN_TONE_FRACTION = 0.8
+TALK_S = baresip.TALK_S
 
 
 class NatCluster(harness.Cluster):
@@ -92,7 +89,7 @@ class NatReplica(harness.GatewayReplica):
         return self
 
 
-class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
+class NatTestCase(baresip.DumpsAgentsOnFailure, baresip.HearsTones, harness.E2ETestCase):
     """One topology and one cluster per class; the test process sits in the public ns
     from setUpClass to tearDownClass."""
 
@@ -196,19 +193,6 @@ class NatTestCase(baresip.DumpsAgentsOnFailure, harness.E2ETestCase):
         baresip.wait_for(have, timeout, 0.2)
         self.assertEqual(len(last), count, "%s: bindings %s" % (aor, last))
         return last
-
-    def assertHears(self, ua, hz, what):
-        recordings = ua.recordings("dec")
-        self.assertEqual(len(recordings), 1, "%s: recordings %s" % (what, recordings))
-        result = baresip.analyse(recordings[0])
-        print("%s: %s" % (what, baresip.describe(result)))
-        self.assertGreater(result["seconds"], TALK_S - 1.5, baresip.describe(result))
-        self.assertAlmostEqual(result["peak_hz"], hz, delta=TONE_TOLERANCE_HZ,
-                               msg="%s: expected %d Hz: %s" % (what, hz,
-                                                              baresip.describe(result)))
-        self.assertGreater(result["level_dbfs"], MIN_LEVEL_DBFS, baresip.describe(result))
-        self.assertGreater(result["tone_fraction"], MIN_TONE_FRACTION, baresip.describe(result))
-
 
 class NatCalls(NatTestCase):
 

@@ -39,6 +39,29 @@ std::string transportName(medius::v1::Transport transport) {
   }
 }
 
+namespace {
+
+// Rows as columns two blanks apart; the last column is not padded (no trailing blanks).
+template <std::size_t N>
+std::string alignedColumns(const std::vector<std::array<std::string, N>>& rows) {
+  std::array<std::size_t, N> width{};
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < N; ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < N; ++i) {
+      line += row[i];
+      if (i + 1 < N) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string formatSource(const medius::v1::SocketAddress& address) {
   if (address.host().empty()) return "-";
   std::string host = address.host();
@@ -56,21 +79,7 @@ std::string formatBindingsTable(const std::vector<medius::v1::Binding>& bindings
     rows.push_back({b.aor(), b.contact_uri(), std::to_string(b.expires_in()),
                     formatSource(b.received()), orDash(b.user_agent()), orDash(b.instance_id())});
   }
-  std::array<std::size_t, kColumns> width{};
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < kColumns; ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < kColumns; ++i) {
-      line += row[i];
-      if (i + 1 < kColumns) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    // The last column is not padded, so no trailing blanks.
-    out += line + '\n';
-  }
-  return out + totalLine(bindings);
+  return alignedColumns(rows) + totalLine(bindings);
 }
 
 nlohmann::json bindingToJson(const medius::v1::Binding& b) {
@@ -139,20 +148,7 @@ std::string formatFlowsTable(const std::vector<medius::v1::Binding>& bindings, s
                     f.outbound() ? "yes" : "no", flowStateName(f.state()), age,
                     orDash(f.reason())});
   }
-  std::array<std::size_t, kColumns> width{};
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < kColumns; ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < kColumns; ++i) {
-      line += row[i];
-      if (i + 1 < kColumns) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out += line + '\n';
-  }
-  return out + std::to_string(bindings.size()) + " flow(s) of binding(s), " + std::to_string(nat) +
+  return alignedColumns(rows) + std::to_string(bindings.size()) + " flow(s) of binding(s), " + std::to_string(nat) +
          " behind NAT, " + std::to_string(unreachable) + " unreachable\n";
 }
 
