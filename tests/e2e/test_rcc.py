@@ -240,9 +240,10 @@ class RemoteCallControlDialogEventsTest(CallTestCase):
     SUBSCRIBE (489): the monitor still stands, a log line says the phone's own calls are not
     reported, nothing hangs."""
 
-    def client(self, scenario, duration_ms=500):
+    def client(self, scenario, duration_ms=500, **more):
         keys = {"caller": "alice", "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
                 "device": ALICE_LINE}
+        keys.update(more)
         uac = harness.SippProcess(scenario, self.cluster.dir, "-au", "alice",
                                   "-ap", harness.user_password("alice"),
                                   target="127.0.0.1:%d" % self.cluster.internal_port,
@@ -278,6 +279,53 @@ class RemoteCallControlDialogEventsTest(CallTestCase):
         wait_until(lambda: harness.metric_value(self.cluster.metrics("gateway"),
                                                 "medius_gateway_rcc_sessions") == 0.0,
                    5, "no RCC session left")
+
+    def pbx_answering(self, scenario):
+        """The PBX of rcc_pbx_answer*.xml on the pbx trunk's address: the dialog events of a
+        call ringing on alice's phone, and the NOTIFY (Event: talk) answered 200 or 489."""
+        trunk = "pbx"
+        self.stop_idle(trunk)
+        uas = harness.SippProcess(scenario, self.cluster.dir,
+                                  local_ip=harness.TRUNK_HOSTS[trunk],
+                                  port=self.cluster.trunk_ports[trunk], rtp_echo=False,
+                                  timeout=60,
+                                  name="pbx-answer-%d" % time.monotonic_ns())
+        self.addCleanup(self.start_idle, trunk)
+        self.addCleanup(uas.stop)
+        time.sleep(0.3)
+        return uas
+
+    def test_answer_call_makes_the_ringing_phone_answer(self):
+        """AnswerCall on the call Delivered named: the PBX gets an out-of-dialog NOTIFY
+        (Event: talk) for alice's phone, answers 200, and the client gets AnswerCallResponse;
+        the phone's answer then comes as Established (dialog events)."""
+        pbx = self.pbx_answering("rcc_pbx_answer.xml")
+        client = self.client("rcc_client_answer.xml", answer_result="AnswerCallResponse")
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        pbx_result = self.finish_uas(pbx, calls=2, what="PBX (dialog events, talk)")
+        talks = [m for m in pbx_result.received("NOTIFY") if "talk" in (m.get("Event") or "")]
+        self.assertEqual(len(talks), 1, [m.text for m in pbx_result.received("NOTIFY")])
+        self.assertEqual(talks[0].uri_user, "100", talks[0].text)  # alice's phone at the PBX
+        wait_until(lambda: harness.metric_value(
+            self.cluster.metrics("gateway"), "medius_gateway_csta_requests_total",
+            {"request": "answer_call", "outcome": "ok"}) >= 1.0, 5, "answer_call ok counted")
+
+    def test_answer_call_on_a_pbx_without_the_talk_event_is_a_clear_csta_error(self):
+        """A PBX answering 489 (Bad Event) to the talk NOTIFY: the client gets
+        requestIncompatibleWithObject, a line is logged, the session goes on (Established
+        and ConnectionCleared still come from the dialog events)."""
+        pbx = self.pbx_answering("rcc_pbx_answer_refused.xml")
+        client = self.client("rcc_client_answer.xml",
+                             answer_result="requestIncompatibleWithObject")
+        result = client.wait()
+        self.assertSippOk(result, "rcc client")
+        self.finish_uas(pbx, calls=2, what="PBX (dialog events, no talk)")
+        self.assertIn("it cannot make its phone answer", self.cluster.gateway.log_text())
+        wait_until(lambda: harness.metric_value(
+            self.cluster.metrics("gateway"), "medius_gateway_csta_requests_total",
+            {"request": "answer_call", "outcome": "unsupported"}) >= 1.0, 5,
+            "answer_call unsupported counted")
 
     def test_pbx_refusing_the_subscription_leaves_the_monitor_standing(self):
         before = dialog_metric(self.cluster, "refused")

@@ -203,5 +203,47 @@ TEST(RccPhoneDialogs, NothingWithoutMonitorAndMonitorStopUnsubscribes) {
   EXPECT_TRUE(events(s, doc(2, "partial", dialog("a", "c", "recipient", "confirmed"))).empty());
 }
 
+csta::Request answerCall(const std::string& callId) {
+  return csta::parseRequest(
+      "<AnswerCall xmlns=\"http://www.ecma-international.org/standards/ecma-323/csta/ed4\">"
+      "<callToBeAnswered><callID>" + callId + "</callID><deviceID>+14255550100</deviceID>"
+      "</callToBeAnswered></AnswerCall>");
+}
+
+// AnswerCall: only a call of the phone's own that rings on it (dialog events); carried out
+// by the gateway (Answer: NOTIFY Event: talk), answered when the PBX answered that.
+TEST(RccPhoneDialogs, AnswerCallOnlyOnTheRingingPhoneCall) {
+  RccSession s = monitoring();
+  RccReply unknown = s.onRequest(answerCall("r1-p9"));
+  EXPECT_EQ(unknown.action.kind, RccAction::Kind::None);
+  EXPECT_EQ(unknown.outcome, "refused");
+  EXPECT_NE(unknown.body.find("invalidCallIdentifier"), std::string::npos) << unknown.body;
+
+  ASSERT_EQ(events(s, doc(1, "partial", dialog("d1", "c1", "recipient", "early"))).size(), 1u);
+  RccReply ringing = s.onRequest(answerCall("r1-p1"));
+  EXPECT_EQ(ringing.action.kind, RccAction::Kind::Answer);
+  EXPECT_EQ(ringing.action.callId, "r1-p1");
+  EXPECT_EQ(ringing.action.device, "+14255550100");
+  EXPECT_EQ(ringing.outcome, "pending");
+  EXPECT_TRUE(ringing.body.empty());
+  RccReply done = s.actionDone(answerCall("r1-p1"), 200);
+  EXPECT_EQ(done.outcome, "ok");
+  EXPECT_NE(done.body.find("AnswerCallResponse"), std::string::npos) << done.body;
+  RccReply refused = s.actionDone(answerCall("r1-p1"), 489);  // Bad Event: no "talk" here
+  EXPECT_EQ(refused.outcome, "unsupported");
+  EXPECT_NE(refused.body.find("requestIncompatibleWithObject"), std::string::npos) << refused.body;
+
+  // Answered already: nothing rings any more.
+  ASSERT_EQ(events(s, doc(2, "partial", dialog("d1", "c1", "recipient", "confirmed"))).size(), 1u);
+  RccReply late = s.onRequest(answerCall("r1-p1"));
+  EXPECT_EQ(late.action.kind, RccAction::Kind::None);
+  EXPECT_NE(late.body.find("invalidObjectState"), std::string::npos) << late.body;
+  // A call the phone makes is not answered by it.
+  ASSERT_EQ(events(s, doc(3, "partial", dialog("o1", "c2", "initiator", "early"))).size(), 2u);
+  RccReply outgoing = s.onRequest(answerCall("r1-p2"));
+  EXPECT_EQ(outgoing.action.kind, RccAction::Kind::None);
+  EXPECT_NE(outgoing.body.find("invalidObjectState"), std::string::npos) << outgoing.body;
+}
+
 }  // namespace
 }  // namespace medius::gateway

@@ -43,14 +43,16 @@ int statusOf(nta_outgoing_t* orq, const sip_t* sip) {
 // An outgoing transaction of ours.
 struct Rcc::Tx {
   Rcc* rcc = nullptr;
-  enum class Kind { PhoneInvite, FarInvite, Reinvite, Refer, Event, Subscribe } kind = Kind::Event;
+  enum class Kind { PhoneInvite, FarInvite, Reinvite, Refer, Event, Subscribe, Answer } kind = Kind::Event;
   std::string owner;  // call id or session id
   nta_outgoing_t* orq = nullptr;
   std::uint64_t pending = 0;  // Reinvite/Refer: the client's request waiting for it
   bool hold = false;          // Reinvite: hold (true) or retrieve
   bool final = false;
+  nta_leg_t* leg = nullptr;  // Answer: the leg of its out-of-dialog NOTIFY
   ~Tx() {
     if (orq) nta_outgoing_destroy(orq);
+    if (leg) nta_leg_destroy(leg);
   }
 };
 
@@ -96,6 +98,7 @@ struct Rcc::Session {
   std::int64_t startedAtMs = 0;
   std::string sipCallId;
   std::vector<std::unique_ptr<Tx>> finished;  // answered event INFOs, destroyed by sweep()
+  std::vector<std::unique_ptr<Tx>> answers;   // AnswerCall NOTIFYs (Event: talk) in flight
   std::unique_ptr<Subscription> sub;          // the dialog subscription of the monitor
   std::vector<std::unique_ptr<Subscription>> oldSubs;  // ended ones, destroyed with the session
 };
@@ -459,6 +462,9 @@ void Rcc::act(Session& s, nta_incoming_t* irq, bool invite, const csta::Request&
     case RccAction::Kind::Unsubscribe:
       answer(s, irq, invite, reply, name);
       unsubscribe(s, "MonitorStop");
+      return;
+    case RccAction::Kind::Answer:
+      answerPhone(s, irq, invite, request);
       return;
     case RccAction::Kind::StartCall:
     case RccAction::Kind::Subscribe:
@@ -849,6 +855,34 @@ void Rcc::onTxResponse(Tx& tx, nta_outgoing_t* orq, const sip_t* sip) {
     onSubscribeResponse(tx, status, sip);
     return;
   }
+  if (tx.kind == Tx::Kind::Answer) {
+    if (status < 200 || tx.final) return;
+    tx.final = true;
+    Session* s = findSession(tx.owner);
+    if (!s) return;
+    auto pit = s->pending.find(tx.pending);
+    if (pit != s->pending.end()) {
+      Pending p = std::move(pit->second);
+      s->pending.erase(pit);
+      if (status >= 300) {
+        log::get("call")->warn("rcc {}: the PBX answered {} to NOTIFY (Event: talk) for AnswerCall: "
+                               "it cannot make its phone answer; CSTA error to the client",
+                               s->id, status);
+      }
+      answer(*s, p.irq, p.invite, s->logic.actionDone(p.request, status),
+             csta::requestName(p.request.kind));
+    }
+    // Destroyed by the next sweep, not inside its own callback.
+    for (auto& a : s->answers) {
+      if (a.get() == &tx) {
+        s->finished.push_back(std::move(a));
+        break;
+      }
+    }
+    std::erase(s->answers, nullptr);
+    reap();
+    return;
+  }
   if (tx.kind == Tx::Kind::Event) {
     if (status < 200) return;
     Session* s = findSession(tx.owner);
@@ -1006,6 +1040,7 @@ void Rcc::onTxResponse(Tx& tx, nta_outgoing_t* orq, const sip_t* sip) {
     }
     case Tx::Kind::Event:
     case Tx::Kind::Subscribe:
+    case Tx::Kind::Answer:
       return;
   }
 }
@@ -1252,6 +1287,51 @@ void Rcc::transfer(Session& s, Call& c, nta_incoming_t* irq, const csta::Request
   c.txs.push_back(std::move(tx));
 }
 
+// AnswerCall on a call of the phone's own that rings on it: the de facto remote-control
+// event of SIP desk phones and PBXs (Event: talk, as Broadsoft-style PBXs, Polycom and Yealink
+// phones take it), an out-of-dialog NOTIFY to the phone's line; standard SIP has no way to
+// take a phone off-hook. A PBX that does not support it answers 489 (Bad Event) or 405/501:
+// the client gets requestIncompatibleWithObject and a line is logged (rcc.md).
+void Rcc::answerPhone(Session& s, nta_incoming_t* irq, bool invite, const csta::Request& request) {
+  if (!s.sub) {  // no subscription, no phone dialogs: RccSession refuses first; be safe
+    answer(s, irq, invite, s.logic.actionDone(request, 501), csta::requestName(request.kind));
+    return;
+  }
+  const Subscription& sub = *s.sub;
+  std::uint64_t pid = nextPending_++;
+  s.pending.emplace(pid, Pending{irq, invite, request});
+  auto tx = std::make_unique<Tx>();
+  tx->rcc = this;
+  tx->kind = Tx::Kind::Answer;
+  tx->owner = s.id;
+  tx->pending = pid;
+  std::string proto = sub.phone.address().transport() == v1::TRANSPORT_TCP ? "tcp" : "udp";
+  std::string from = "<sip:rcc@" + d_.contacts.hostOf(Side::Trunk, proto) + ">";
+  std::string to = sub.phone.request_uri();
+  if (auto semi = to.find(';'); semi != std::string::npos) to.resize(semi);
+  to = "<" + to + ">";
+  std::string sipCallId = randomToken(24) + "@" + d_.config.domain;
+  tx->leg = nta_leg_tcreate(d_.agent, nullptr, nullptr, SIPTAG_CALL_ID_STR(sipCallId.c_str()),
+                            SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()), TAG_END());
+  if (tx->leg) nta_leg_tag(tx->leg, nullptr);
+  if (tx->leg) {
+    tx->orq = nta_outgoing_tcreate(
+        tx->leg, &Rcc::txResponse, reinterpret_cast<nta_outgoing_magic_t*>(tx.get()),
+        URL_STRING_MAKE(sub.hop.c_str()), SIP_METHOD_NOTIFY,
+        URL_STRING_MAKE(sub.phone.request_uri().c_str()), SIPTAG_EVENT_STR("talk"),
+        SIPTAG_SUBSCRIPTION_STATE_STR("active"), SIPTAG_CONTACT_STR(sub.contact.c_str()),
+        SIPTAG_USER_AGENT_STR(d_.config.userAgent.c_str()), TPTAG_IDENT("trunk"), TAG_END());
+  }
+  if (!tx->orq) {
+    s.pending.erase(pid);
+    answer(s, irq, invite, s.logic.actionDone(request, 500), csta::requestName(request.kind));
+    return;
+  }
+  log::get("call")->info("rcc {}: AnswerCall {}: NOTIFY (Event: talk) -> PBX phone {}", s.id,
+                         request.connection.callId, sub.phone.request_uri());
+  s.answers.push_back(std::move(tx));
+}
+
 void Rcc::armRingTimer(Call& c) {
   if (!c.ringTimer) {
     c.ringTimer = su_timer_create(su_root_task(d_.loop.root()),
@@ -1311,6 +1391,7 @@ void Rcc::sweep() {
       continue;
     }
     s.eventTx.reset();
+    s.answers.clear();
     s.sub.reset();
     s.oldSubs.clear();
     if (s.leg) nta_leg_destroy(s.leg);

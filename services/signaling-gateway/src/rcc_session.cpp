@@ -1,5 +1,6 @@
 #include "medius/gateway/rcc_session.hpp"
 
+#include <algorithm>
 #include <sstream>
 #include <utility>
 
@@ -83,7 +84,21 @@ RccReply RccSession::onRequest(const csta::Request& request) {
       r.outcome = "pending";
       return r;
     }
-    case RequestKind::AnswerCall:
+    case RequestKind::AnswerCall: {
+      // Only a call of the phone's own that rings on it (the dialog events said so).
+      auto it = std::find_if(phoneDialogs_.begin(), phoneDialogs_.end(), [&](const auto& d) {
+        return d.second.call.callId == request.connection.callId;
+      });
+      if (it == phoneDialogs_.end()) return error("invalidCallIdentifier", "refused");
+      if (it->second.initiator || it->second.stage != PhoneStage::Delivered) {
+        return error("invalidObjectState", "refused", csta::ErrorCategory::StateIncompatibility);
+      }
+      r.action.kind = RccAction::Kind::Answer;
+      r.action.callId = it->second.call.callId;
+      r.action.device = it->second.call.device;
+      r.outcome = "pending";
+      return r;
+    }
     case RequestKind::Unknown:
       break;
   }
@@ -126,7 +141,7 @@ RccReply RccSession::authorized(const csta::Request& request, const std::string&
 RccReply RccSession::actionDone(const csta::Request& request, int sipStatus) {
   if (sipStatus >= 300 || sipStatus < 200) {
     // 405/501: the PBX does not do it at all.
-    bool unsupported = sipStatus == 405 || sipStatus == 501 || sipStatus == 420;
+    bool unsupported = sipStatus == 405 || sipStatus == 501 || sipStatus == 420 || sipStatus == 489;
     return error(unsupported ? "requestIncompatibleWithObject" : "generic",
                  unsupported ? "unsupported" : "failed");
   }

@@ -131,6 +131,8 @@ class Rcc {
   void holdOrRetrieve(Session& s, Call& c, nta_incoming_t* irq, const csta::Request& request,
                       bool hold);
   void transfer(Session& s, Call& c, nta_incoming_t* irq, const csta::Request& request);
+  // AnswerCall: NOTIFY (Event: talk) to the PBX phone whose own call rings.
+  void answerPhone(Session& s, nta_incoming_t* irq, bool invite, const csta::Request& request);
   // Destroys ended calls and sessions (and finished transactions) from a posted task.
   void reap();
   void sweep();

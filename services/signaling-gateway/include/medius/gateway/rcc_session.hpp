@@ -17,7 +17,10 @@
 //                                                              with the session's cross ref
 //   MonitorStop             that cross reference               response at once
 //   RequestSystemStatus     -                                  response (normal) at once
-//   AnswerCall, others      -                                  CSTA error (not supported)
+//   AnswerCall              a call of the phone's own, ringing Answer (NOTIFY Event: talk to
+//                           on it (dialog events)              the phone); response when the
+//                                                              PBX answered it
+//   others                  -                                  CSTA error (not supported)
 //
 // Events: one per step of a session's call, always sent (with the cross reference of the
 // session's monitor, which MonitorStart returns): desk phone rings -> ServiceInitiated,
@@ -53,6 +56,8 @@ struct RccAction {
     Transfer,   // REFER the desk phone to `called`; then transferDone()
     Subscribe,    // MonitorStart allowed: SUBSCRIBE (Event: dialog) to the desk phone's line
     Unsubscribe,  // MonitorStop: end that subscription (SUBSCRIBE Expires: 0)
+    Answer,       // AnswerCall: make the ringing phone answer `callId` (NOTIFY Event: talk);
+                  // then actionDone()
   };
   Kind kind = Kind::None;
   std::string callId;
@@ -103,8 +108,9 @@ class RccSession {
   RccReply authorized(const csta::Request& request, const std::string& lineNumber,
                       const std::string& error);
 
-  // The deferred answer of a Hold/Retrieve/Transfer (`sipStatus`: the PBX phone's final
-  // answer to the re-INVITE or REFER).
+  // The deferred answer of a Hold/Retrieve/Transfer/AnswerCall (`sipStatus`: the PBX
+  // phone's final answer to the re-INVITE, REFER or NOTIFY; 405/420/489/501: it does not do
+  // that at all -> requestIncompatibleWithObject).
   RccReply actionDone(const csta::Request& request, int sipStatus);
 
   // A step of call `callId`: the events to send (possibly none).
