@@ -26,7 +26,7 @@ std::string dialog(const std::string& id, const std::string& callId, const std::
                    const std::string& stateAttrs = "") {
   return "<dialog id=\"" + id + "\" call-id=\"" + callId + "\" local-tag=\"lt\" remote-tag=\"rt\""
          " direction=\"" + direction + "\"><state" + stateAttrs + ">" + state + "</state>"
-         "<local><identity display=\"Alice\">sip:2100@pbx</identity><target uri=\"sip:2100@10.0.0.5\"/></local>"
+         "<local><identity display=\"Alice\">sip:2100@pbx</identity><target uri=\"sip:2100@10.200.10.5\"/></local>"
          "<remote><identity>" + remote + "</identity></remote></dialog>";
 }
 
@@ -46,7 +46,7 @@ TEST(DialogInfo, ParsesRfc4235Document) {
   EXPECT_EQ(d.dialogs[0].state, State::Early);
   EXPECT_EQ(d.dialogs[0].local.identity, "sip:2100@pbx");
   EXPECT_EQ(d.dialogs[0].local.display, "Alice");
-  EXPECT_EQ(d.dialogs[0].local.target, "sip:2100@10.0.0.5");
+  EXPECT_EQ(d.dialogs[0].local.target, "sip:2100@10.200.10.5");
   EXPECT_EQ(d.dialogs[0].remote.identity, "sip:+14155550199@pbx");
   EXPECT_EQ(d.dialogs[1].direction, Direction::Initiator);
   EXPECT_EQ(d.dialogs[1].state, State::Terminated);

@@ -43,13 +43,13 @@ TEST(FlowTable, WatchesStreamsNatAndOutboundUdpButNotLanUdpOrProxiedFlows) {
 TEST(FlowTable, SilentUdpFlowIsPingedThenUnreachableThenActiveWhenHeardAgain) {
   FlowTable t(settings());
   auto key = udp("203.0.113.7", 40112);
-  EXPECT_TRUE(t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", natFlow(), true, 0));
-  EXPECT_FALSE(t.registered(key, "sip:bob@example.com", "sip:c@10.0.0.5", natFlow(), true, 0));
+  EXPECT_TRUE(t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", natFlow(), true, 0));
+  EXPECT_FALSE(t.registered(key, "sip:bob@example.com", "sip:c@10.200.10.5", natFlow(), true, 0));
   EXPECT_TRUE(t.duePings(500).empty());
   auto pings = t.duePings(1000);
   ASSERT_EQ(pings.size(), 1u);
   EXPECT_EQ(pings[0].key, key);
-  EXPECT_EQ(pings[0].contact, "sip:c@10.0.0.5");
+  EXPECT_EQ(pings[0].contact, "sip:c@10.200.10.5");
   EXPECT_TRUE(t.duePings(1500).empty());  // once per interval
   EXPECT_EQ(t.duePings(2000).size(), 1u);
   // An answer resets the clock.
@@ -78,7 +78,7 @@ TEST(FlowTable, SilentUdpFlowIsPingedThenUnreachableThenActiveWhenHeardAgain) {
 TEST(FlowTable, ClosedConnectionIsUnreachableForGoodAndForgottenLater) {
   FlowTable t(settings());
   auto key = tcp("203.0.113.7", 50000);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", v1::Flow{}, true, 0);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", v1::Flow{}, true, 0);
   EXPECT_EQ(t.streamKeys(), std::vector<FlowKey>{key});
   EXPECT_TRUE(t.duePings(100000).empty());  // streams are not pinged
   EXPECT_TRUE(t.expire(50000).empty());     // nor timed out
@@ -97,12 +97,12 @@ TEST(FlowTable, ClosedConnectionIsUnreachableForGoodAndForgottenLater) {
 TEST(FlowTable, UnregisterLeavesTheFlowAndTheLastOneForgetsIt) {
   FlowTable t(settings());
   auto key = udp("203.0.113.7", 40112);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", natFlow(), true, 0);
-  t.registered(key, "sip:bob@example.com", "sip:c@10.0.0.5", natFlow(), true, 0);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", natFlow(), false, 10);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", natFlow(), true, 0);
+  t.registered(key, "sip:bob@example.com", "sip:c@10.200.10.5", natFlow(), true, 0);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", natFlow(), false, 10);
   ASSERT_TRUE(t.contains(key));
   EXPECT_EQ(t.view()[0].aors, std::vector<std::string>{"sip:bob@example.com"});
-  t.registered(key, "sip:bob@example.com", "sip:c@10.0.0.5", natFlow(), false, 20);
+  t.registered(key, "sip:bob@example.com", "sip:c@10.200.10.5", natFlow(), false, 20);
   EXPECT_FALSE(t.contains(key));
   EXPECT_EQ(t.forgotten(), std::vector<FlowKey>{key});
   EXPECT_TRUE(t.heard(key, 30).empty());  // unknown: ignored
@@ -113,8 +113,8 @@ TEST(FlowTable, AFlowNobodyRegistersOverAnyMoreIsForgotten) {
   s.registrationLifetimeMs = 100000;
   FlowTable t(s);
   auto key = tcp("203.0.113.7", 50000);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", v1::Flow{}, true, 0);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", v1::Flow{}, true, 60000);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", v1::Flow{}, true, 0);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", v1::Flow{}, true, 60000);
   EXPECT_TRUE(t.expire(159999).empty());
   EXPECT_TRUE(t.contains(key));
   EXPECT_TRUE(t.expire(160000).empty());  // forgotten without a report
@@ -125,9 +125,9 @@ TEST(FlowTable, AFlowNobodyRegistersOverAnyMoreIsForgotten) {
 TEST(FlowTable, RegisterRevivesAnUnreachableFlowWithoutAReport) {
   FlowTable t(settings());
   auto key = udp("203.0.113.7", 40112);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", natFlow(), true, 0);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", natFlow(), true, 0);
   ASSERT_EQ(t.expire(6000).size(), 1u);
-  t.registered(key, "sip:alice@example.com", "sip:c@10.0.0.5", natFlow(), true, 6500);
+  t.registered(key, "sip:alice@example.com", "sip:c@10.200.10.5", natFlow(), true, 6500);
   auto v = t.view();
   ASSERT_EQ(v.size(), 1u);
   EXPECT_EQ(v[0].state, v1::Flow::STATE_ACTIVE);

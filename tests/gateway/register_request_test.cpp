@@ -122,7 +122,7 @@ TEST(RegisterRequest, FlowIsNatWhenTheContactIsNotTheSource) {
   RegisterContext ctx = context();  // from 192.0.2.7:40000 over UDP
   ctx.flowTimerSeconds = 120;
   // The Contact's private address: NAT.
-  auto req = builtWith(registerText("", "<sip:alice@10.0.0.5:5060>"), ctx);
+  auto req = builtWith(registerText("", "<sip:alice@10.200.10.5:5060>"), ctx);
   EXPECT_TRUE(req.flow().nat());
   EXPECT_FALSE(req.flow().outbound());
   // The source itself in the Contact, but the Via names another host (192.0.2.5): NAT.
@@ -141,12 +141,12 @@ TEST(RegisterRequest, FlowIsNatWhenTheContactIsNotTheSource) {
   EXPECT_FALSE(builtWith(registerText("", "<sip:alice@192.0.2.5:5060;transport=tcp>"), ctx)
                    .flow()
                    .nat());
-  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@10.0.0.5:5060;transport=tcp>"), ctx)
+  EXPECT_TRUE(builtWith(registerText("", "<sip:alice@10.200.10.5:5060;transport=tcp>"), ctx)
                   .flow()
                   .nat());
   // Behind an edge proxy (Path) the proxy deals with the NAT.
   EXPECT_FALSE(builtWith(registerText("Path: <sip:edge.example.com;lr>\r\n",
-                                      "<sip:alice@10.0.0.5:5060>"),
+                                      "<sip:alice@10.200.10.5:5060>"),
                          ctx)
                    .flow()
                    .nat());
@@ -155,7 +155,7 @@ TEST(RegisterRequest, FlowIsNatWhenTheContactIsNotTheSource) {
 TEST(RegisterRequest, FlowIsOutboundOnlyWhenAskedForCompletely) {
   RegisterContext ctx = context();
   ctx.flowTimerSeconds = 120;
-  const std::string rfc5626 = "<sip:alice@10.0.0.5:5060>;+sip.instance=\"<urn:uuid:1>\";reg-id=1";
+  const std::string rfc5626 = "<sip:alice@10.200.10.5:5060>;+sip.instance=\"<urn:uuid:1>\";reg-id=1";
   auto req = builtWith(registerText("Supported: path, outbound\r\n", rfc5626), ctx);
   EXPECT_TRUE(req.flow().outbound());
   EXPECT_EQ(req.flow().flow_timer_seconds(), 120u);
@@ -169,7 +169,7 @@ TEST(RegisterRequest, FlowIsOutboundOnlyWhenAskedForCompletely) {
   // No Supported: outbound, no reg-id, outbound off, or through a proxy: not outbound.
   EXPECT_FALSE(builtWith(registerText("", rfc5626), ctx).flow().outbound());
   EXPECT_FALSE(builtWith(registerText("Supported: outbound\r\n",
-                                      "<sip:alice@10.0.0.5:5060>;+sip.instance=\"<urn:uuid:1>\""),
+                                      "<sip:alice@10.200.10.5:5060>;+sip.instance=\"<urn:uuid:1>\""),
                          ctx)
                    .flow()
                    .outbound());

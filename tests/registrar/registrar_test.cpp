@@ -349,7 +349,7 @@ medius::v1::ReportFlowRequest flowReport(const std::string& host, std::uint32_t 
 }
 
 TEST_F(OpenRegistrarTest, ADeadFlowHidesItsBindingsFromLookupUntilTheNextRegister) {
-  auto nated = test::registerRequest(kAlice, "sip:alice@10.0.0.5:5060", 1, "c1");
+  auto nated = test::registerRequest(kAlice, "sip:alice@10.200.10.5:5060", 1, "c1");
   nated.mutable_flow()->set_nat(true);
   ASSERT_EQ(registrar_.handleRegister(nated).result(), RegisterResponse::RESULT_OK);
   auto other = test::registerRequest(kAlice, "sip:alice@192.0.2.20:5060", 1, "c2");
@@ -380,7 +380,7 @@ TEST_F(OpenRegistrarTest, ADeadFlowHidesItsBindingsFromLookupUntilTheNextRegiste
   ASSERT_EQ(all.size(), 2u);
   auto listed = registrar_.list("");
   ASSERT_EQ(listed.size(), 2u);
-  const auto& dead = listed[0].contact_uri() == "sip:alice@10.0.0.5:5060" ? listed[0] : listed[1];
+  const auto& dead = listed[0].contact_uri() == "sip:alice@10.200.10.5:5060" ? listed[0] : listed[1];
   EXPECT_EQ(dead.flow().state(), medius::v1::Flow::STATE_UNREACHABLE);
   EXPECT_EQ(dead.flow().reason(), "keepalive timeout");
   EXPECT_TRUE(dead.flow().nat());
