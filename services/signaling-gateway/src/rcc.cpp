@@ -33,6 +33,19 @@ bool isCstaType(const sip_t* sip) {
   return strcasecmp(sip->sip_content_type->c_type, "application/csta+xml") == 0;
 }
 
+// A request callback's handler, run for Sofia: an exception is logged ("rcc <who>: <what>
+// failed: ...") and the request answered 500; nothing escapes into Sofia.
+template <class Handler>
+int guardedRequest(const std::string& who, const char* what, Handler&& handler) noexcept {
+  try {
+    handler();
+  } catch (const std::exception& e) {
+    log::get("call")->error("rcc {}: {} failed: {}", who, what, e.what());
+    return 500;
+  }
+  return 0;
+}
+
 int statusOf(nta_outgoing_t* orq, const sip_t* sip) {
   return sip && sip->sip_status ? static_cast<int>(sip->sip_status->st_status)
                                 : nta_outgoing_status(orq);
@@ -290,13 +303,7 @@ int Rcc::inviteIrqCallback(nta_incoming_magic_t* magic, nta_incoming_t*, const s
 int Rcc::sessionLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
                             const sip_t* sip) noexcept {
   auto* s = reinterpret_cast<Session*>(magic);
-  try {
-    s->rcc->onSessionRequest(*s, irq, sip);
-  } catch (const std::exception& e) {
-    log::get("call")->error("rcc {}: request handling failed: {}", s->id, e.what());
-    return 500;
-  }
-  return 0;
+  return guardedRequest(s->id, "request handling", [&] { s->rcc->onSessionRequest(*s, irq, sip); });
 }
 
 void Rcc::onSessionRequest(Session& s, nta_incoming_t* irq, const sip_t* sip) {
@@ -712,13 +719,8 @@ void Rcc::onRefreshTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noe
 int Rcc::subscriptionLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
                                  const sip_t* sip) noexcept {
   auto* sub = reinterpret_cast<Subscription*>(magic);
-  try {
-    sub->rcc->onSubscriptionRequest(*sub, irq, sip);
-  } catch (const std::exception& e) {
-    log::get("call")->error("rcc {}: NOTIFY handling failed: {}", sub->sessionId, e.what());
-    return 500;
-  }
-  return 0;
+  return guardedRequest(sub->sessionId, "NOTIFY handling",
+                        [&] { sub->rcc->onSubscriptionRequest(*sub, irq, sip); });
 }
 
 void Rcc::onSubscriptionRequest(Subscription& sub, nta_incoming_t* irq, const sip_t* sip) {
@@ -1119,13 +1121,8 @@ void Rcc::onFarRoute(const std::string& callId, const grpc::Status& status,
 int Rcc::callLegCallback(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
                          const sip_t* sip) noexcept {
   auto* m = reinterpret_cast<Call::LegMagic*>(magic);
-  try {
-    m->call->rcc->onCallRequest(*m->call, m->phone, irq, sip);
-  } catch (const std::exception& e) {
-    log::get("call")->error("rcc call {}: request handling failed: {}", m->call->id, e.what());
-    return 500;
-  }
-  return 0;
+  return guardedRequest("call " + m->call->id, "request handling",
+                        [&] { m->call->rcc->onCallRequest(*m->call, m->phone, irq, sip); });
 }
 
 void Rcc::onCallRequest(Call& c, bool fromPhone, nta_incoming_t* irq, const sip_t* sip) {
