@@ -32,6 +32,23 @@ def csta_metric(cluster, request, outcome):
                                 {"request": request, "outcome": outcome}) or 0.0
 
 
+
+def rcc_client(test, scenario, device, args, user="alice", duration_ms=1500, timeout=60, **keys):
+    """A UC client for `test`'s cluster: a SIPp on the internal side (127.0.0.21) as `user`
+    (digest with its password) running `scenario` once with the keys caller, from_host,
+    ruri_host, device (and `keys`); stopped at cleanup."""
+    all_keys = {"caller": user, "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
+                "device": device}
+    all_keys.update(keys)
+    uac = harness.SippProcess(scenario, test.cluster.dir, *args, "-au", user,
+                              "-ap", harness.user_password(user),
+                              target="127.0.0.1:%d" % test.cluster.internal_port,
+                              local_ip="127.0.0.21", keys=all_keys, calls=1,
+                              duration_ms=duration_ms, timeout=timeout, auto_answer=False,
+                              name="rcc-%s-%d" % (scenario[:-4], time.monotonic_ns()))
+    test.addCleanup(uac.stop)
+    return uac
+
 class RemoteCallControlTest(CallTestCase):
     # These PBX phones (SIPp, one dialog each) know nothing of dialog-event SUBSCRIBEs:
     # RemoteCallControlDialogEventsTest covers the subscription MonitorStart makes.
@@ -40,16 +57,8 @@ class RemoteCallControlTest(CallTestCase):
     def client(self, scenario, device, number=FAR_NUMBER, user="alice", duration_ms=1500):
         """The UC client: a SIPp on the internal side as `user` (digest with its password).
         Without -aa: every event INFO must be one the scenario expects."""
-        keys = {"caller": user, "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
-                "device": device}
-        uac = harness.SippProcess(scenario, self.cluster.dir, "-s", number, "-au", user,
-                                  "-ap", harness.user_password(user),
-                                  target="127.0.0.1:%d" % self.cluster.internal_port,
-                                  local_ip="127.0.0.21", keys=keys, calls=1,
-                                  duration_ms=duration_ms, timeout=60, auto_answer=False,
-                                  name="rcc-%s-%d" % (scenario[:-4], time.monotonic_ns()))
-        self.addCleanup(uac.stop)
-        return uac
+        return rcc_client(self, scenario, device, ["-s", number], user=user,
+                          duration_ms=duration_ms, timeout=60)
 
     def test_make_call_rings_phone_then_far_end_and_clear_connection_ends_it(self):
         before_make = csta_metric(self.cluster, "make_call", "ok")
@@ -241,17 +250,8 @@ class RemoteCallControlDialogEventsTest(CallTestCase):
     reported, nothing hangs."""
 
     def client(self, scenario, duration_ms=500, **more):
-        keys = {"caller": "alice", "from_host": harness.DOMAIN, "ruri_host": harness.DOMAIN,
-                "device": ALICE_LINE}
-        keys.update(more)
-        uac = harness.SippProcess(scenario, self.cluster.dir, "-au", "alice",
-                                  "-ap", harness.user_password("alice"),
-                                  target="127.0.0.1:%d" % self.cluster.internal_port,
-                                  local_ip="127.0.0.21", keys=keys, calls=1,
-                                  duration_ms=duration_ms, timeout=20, auto_answer=False,
-                                  name="rcc-%s-%d" % (scenario[:-4], time.monotonic_ns()))
-        self.addCleanup(uac.stop)
-        return uac
+        return rcc_client(self, scenario, ALICE_LINE, [], duration_ms=duration_ms, timeout=20,
+                          **more)
 
     def test_phone_own_incoming_call_is_reported_from_dialog_events(self):
         before = dialog_metric(self.cluster, "notify")
